@@ -1,0 +1,171 @@
+//! The stable error codes that clients, scripts and auditors rely on.
+//!
+//! A code never changes meaning once released. The provisioning refusals are those of
+//! DESIGN §4, in the order of the checks.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code, sent as `code` in every error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Check 1: no valid station identity, or the station is not of the order's factory.
+    StationNotAuthorized,
+    /// Check 1: the station was revoked.
+    StationRevoked,
+    /// Check 2: the order is not open (draft, closed or cancelled).
+    OrderNotOpen,
+    /// Check 2: the order is outside its time window.
+    OrderExpired,
+    /// Check 3: the serial is malformed or outside the order's range or pattern.
+    SerialOutOfRange,
+    /// Check 4: the CSR does not parse.
+    CsrInvalid,
+    /// Check 4: the CSR's signature does not verify.
+    CsrSignatureInvalid,
+    /// Check 4: the CSR's key is not P-256.
+    KeyTypeUnsupported,
+    /// Check 5: the test verdict is not pass.
+    TestFailed,
+    /// Check 6: the serial is already provisioned with another key (a clone suspect).
+    SerialConflict,
+    /// Check 7: the public key is already bound to another serial (a cloned secure element).
+    KeyReused,
+    /// Check 8: the order has no quota left.
+    QuotaExhausted,
+    /// The request is malformed: bad JSON, wrong types, missing or invalid fields.
+    InvalidRequest,
+    /// The request body is larger than the limit.
+    PayloadTooLarge,
+    /// No valid admin credentials.
+    Unauthorized,
+    /// The credentials do not allow this action.
+    Forbidden,
+    /// The named resource does not exist.
+    NotFound,
+    /// The resource already exists, or its state does not allow the change.
+    Conflict,
+    /// The enrollment token is unknown, used or expired.
+    EnrollmentTokenInvalid,
+    /// Something failed inside the server; the details are in its log, never in the response.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StationNotAuthorized => "station_not_authorized",
+            Self::StationRevoked => "station_revoked",
+            Self::OrderNotOpen => "order_not_open",
+            Self::OrderExpired => "order_expired",
+            Self::SerialOutOfRange => "serial_out_of_range",
+            Self::CsrInvalid => "csr_invalid",
+            Self::CsrSignatureInvalid => "csr_signature_invalid",
+            Self::KeyTypeUnsupported => "key_type_unsupported",
+            Self::TestFailed => "test_failed",
+            Self::SerialConflict => "serial_conflict",
+            Self::KeyReused => "key_reused",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::InvalidRequest => "invalid_request",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::EnrollmentTokenInvalid => "enrollment_token_invalid",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Every code, for documentation and tests.
+    pub const ALL: [ErrorCode; 20] = [
+        Self::StationNotAuthorized,
+        Self::StationRevoked,
+        Self::OrderNotOpen,
+        Self::OrderExpired,
+        Self::SerialOutOfRange,
+        Self::CsrInvalid,
+        Self::CsrSignatureInvalid,
+        Self::KeyTypeUnsupported,
+        Self::TestFailed,
+        Self::SerialConflict,
+        Self::KeyReused,
+        Self::QuotaExhausted,
+        Self::InvalidRequest,
+        Self::PayloadTooLarge,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::EnrollmentTokenInvalid,
+        Self::Internal,
+    ];
+
+    /// Parses a code from its wire form.
+    pub fn from_wire(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// Whether this code is a provisioning refusal that is recorded in the log as an event.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Self::StationNotAuthorized
+                | Self::StationRevoked
+                | Self::OrderNotOpen
+                | Self::OrderExpired
+                | Self::SerialOutOfRange
+                | Self::CsrInvalid
+                | Self::CsrSignatureInvalid
+                | Self::KeyTypeUnsupported
+                | Self::TestFailed
+                | Self::SerialConflict
+                | Self::KeyReused
+                | Self::QuotaExhausted
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A decision not to issue, with its stable code and a message fit for the station's operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What was wrong, for a human.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()));
+            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+            let json = serde_json::to_string(&code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 12);
+    }
+}

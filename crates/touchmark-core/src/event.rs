@@ -1,0 +1,480 @@
+//! Log events: one for every state change, refusal and failed test (DESIGN §6).
+//!
+//! An event's canonical bytes are the RFC 8785 form of its JSON, and those bytes are the leaf of
+//! the audit log. The schema is documented for auditors in `docs/events.md`; change it only by
+//! adding a new schema version.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::clock::{format_timestamp, parse_timestamp};
+use crate::code::ErrorCode;
+use crate::id::{FactoryId, OrderId, ProductId, StationId, TokenId};
+use crate::serial::Serial;
+
+/// The schema version written into every event as `v`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// A SHA-256 digest, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Hash(pub [u8; 32]);
+
+impl Sha256Hash {
+    /// SHA-256 of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self(Sha256::digest(data).into())
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Self(out))
+    }
+
+    /// The digest as lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Sha256Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Hash({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Sha256Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Sha256Hash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Hash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_hex(&text).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+/// The leaf hash of an RFC 6962 Merkle tree: SHA-256(0x00 ‖ bytes).
+pub fn leaf_hash(bytes: &[u8]) -> Sha256Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(bytes);
+    Sha256Hash(h.finalize().into())
+}
+
+/// Who caused an event: an API token, an enrolling station, or the system itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// `touchmark init` or another local command run with the data directory.
+    System,
+    /// An admin API token.
+    Token(TokenId),
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::System => s.serialize_str("system"),
+            Self::Token(id) => s.serialize_str(&format!("token:{id}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "system" {
+            return Ok(Self::System);
+        }
+        text.strip_prefix("token:")
+            .and_then(|id| TokenId::parse(id).ok())
+            .map(Self::Token)
+            .ok_or_else(|| serde::de::Error::custom("expected `system` or `token:<id>`"))
+    }
+}
+
+/// What happened. The `type` tag and every field name are part of the log's public schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum EventBody {
+    /// An API token was created.
+    #[serde(rename = "token.created")]
+    TokenCreated {
+        /// The token's public id.
+        token: TokenId,
+        /// Its role.
+        role: crate::entity::Role,
+        /// Who created it.
+        actor: Actor,
+    },
+    /// A product and its issuing CA were created.
+    #[serde(rename = "product.created")]
+    ProductCreated {
+        /// The product.
+        product: ProductId,
+        /// Subject O of its device certificates.
+        organization: String,
+        /// Subject CN of its device certificates.
+        common_name: String,
+        /// SHA-256 of the issuing CA certificate (DER).
+        issuing_ca_sha256: Sha256Hash,
+        /// Who created it.
+        actor: Actor,
+    },
+    /// A factory was created.
+    #[serde(rename = "factory.created")]
+    FactoryCreated {
+        /// The factory.
+        factory: FactoryId,
+        /// Who created it.
+        actor: Actor,
+    },
+    /// A station was created and given a one-time enrollment token.
+    #[serde(rename = "station.created")]
+    StationCreated {
+        /// The station.
+        station: StationId,
+        /// Its factory.
+        factory: FactoryId,
+        /// Who created it.
+        actor: Actor,
+    },
+    /// A station enrolled and received its mTLS certificate.
+    #[serde(rename = "station.enrolled")]
+    StationEnrolled {
+        /// The station.
+        station: StationId,
+        /// Its factory.
+        factory: FactoryId,
+        /// SHA-256 of its certificate (DER).
+        cert_sha256: Sha256Hash,
+        /// SHA-256 of its public key (SubjectPublicKeyInfo DER).
+        pubkey_sha256: Sha256Hash,
+    },
+    /// A station was revoked.
+    #[serde(rename = "station.revoked")]
+    StationRevoked {
+        /// The station.
+        station: StationId,
+        /// Its factory.
+        factory: FactoryId,
+        /// Who revoked it.
+        actor: Actor,
+    },
+    /// An order was created (in draft).
+    #[serde(rename = "order.created")]
+    OrderCreated {
+        /// The order.
+        order: OrderId,
+        /// The product it builds.
+        product: ProductId,
+        /// The factory that builds it.
+        factory: FactoryId,
+        /// Its quota.
+        quota: u64,
+        /// The serial rule, as text (`any`, `SN-000001..SN-000500`, `/pattern/`).
+        serial_rule: String,
+        /// Start of its window, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before: Option<String>,
+        /// End of its window, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_after: Option<String>,
+        /// Who created it.
+        actor: Actor,
+    },
+    /// An order opened.
+    #[serde(rename = "order.opened")]
+    OrderOpened {
+        /// The order.
+        order: OrderId,
+        /// Who opened it.
+        actor: Actor,
+    },
+    /// An order closed.
+    #[serde(rename = "order.closed")]
+    OrderClosed {
+        /// The order.
+        order: OrderId,
+        /// Who closed it.
+        actor: Actor,
+    },
+    /// An order was cancelled.
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled {
+        /// The order.
+        order: OrderId,
+        /// Who cancelled it.
+        actor: Actor,
+    },
+    /// An order's quota changed.
+    #[serde(rename = "order.quota_changed")]
+    QuotaChanged {
+        /// The order.
+        order: OrderId,
+        /// The quota before.
+        old_quota: u64,
+        /// The quota after.
+        new_quota: u64,
+        /// Who changed it.
+        actor: Actor,
+    },
+    /// A unit passed, was counted and received its certificate.
+    #[serde(rename = "unit.issued")]
+    UnitIssued {
+        /// The order it was counted against.
+        order: OrderId,
+        /// The product.
+        product: ProductId,
+        /// The factory.
+        factory: FactoryId,
+        /// The station that provisioned it.
+        station: StationId,
+        /// The unit's serial.
+        serial: Serial,
+        /// SHA-256 of the device certificate (DER).
+        cert_sha256: Sha256Hash,
+        /// SHA-256 of the device's public key (SubjectPublicKeyInfo DER).
+        pubkey_sha256: Sha256Hash,
+        /// SHA-256 of the normalized test record.
+        test_sha256: Sha256Hash,
+    },
+    /// A unit's test failed. The record is kept; no quota is consumed.
+    #[serde(rename = "unit.test_failed")]
+    TestFailed {
+        /// The order.
+        order: OrderId,
+        /// The factory.
+        factory: FactoryId,
+        /// The station.
+        station: StationId,
+        /// The unit's serial.
+        serial: Serial,
+        /// SHA-256 of the device's public key, when its CSR was valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pubkey_sha256: Option<Sha256Hash>,
+        /// SHA-256 of the normalized test record.
+        test_sha256: Sha256Hash,
+        /// Always `test_failed`.
+        reason: ErrorCode,
+    },
+    /// A provisioning request was refused. Nothing was counted.
+    #[serde(rename = "unit.refused")]
+    UnitRefused {
+        /// The order named in the request.
+        order: OrderId,
+        /// The station's factory, when the station is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        factory: Option<FactoryId>,
+        /// The station.
+        station: StationId,
+        /// The serial, when it was well formed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        serial: Option<Serial>,
+        /// SHA-256 of the device's public key, when its CSR was valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pubkey_sha256: Option<Sha256Hash>,
+        /// SHA-256 of the normalized test record, when it was valid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_sha256: Option<Sha256Hash>,
+        /// The refusal code.
+        reason: ErrorCode,
+    },
+}
+
+impl EventBody {
+    /// The `type` tag, such as `unit.issued`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TokenCreated { .. } => "token.created",
+            Self::ProductCreated { .. } => "product.created",
+            Self::FactoryCreated { .. } => "factory.created",
+            Self::StationCreated { .. } => "station.created",
+            Self::StationEnrolled { .. } => "station.enrolled",
+            Self::StationRevoked { .. } => "station.revoked",
+            Self::OrderCreated { .. } => "order.created",
+            Self::OrderOpened { .. } => "order.opened",
+            Self::OrderClosed { .. } => "order.closed",
+            Self::OrderCancelled { .. } => "order.cancelled",
+            Self::QuotaChanged { .. } => "order.quota_changed",
+            Self::UnitIssued { .. } => "unit.issued",
+            Self::TestFailed { .. } => "unit.test_failed",
+            Self::UnitRefused { .. } => "unit.refused",
+        }
+    }
+
+    /// The order the event concerns, if any.
+    pub fn order(&self) -> Option<&OrderId> {
+        match self {
+            Self::OrderCreated { order, .. }
+            | Self::OrderOpened { order, .. }
+            | Self::OrderClosed { order, .. }
+            | Self::OrderCancelled { order, .. }
+            | Self::QuotaChanged { order, .. }
+            | Self::UnitIssued { order, .. }
+            | Self::TestFailed { order, .. }
+            | Self::UnitRefused { order, .. } => Some(order),
+            _ => None,
+        }
+    }
+}
+
+/// An event: what happened, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// When it happened.
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// Why event bytes could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The bytes are not JSON of the event schema.
+    #[error("not an event of schema {SCHEMA_VERSION}: {0}")]
+    Schema(String),
+    /// The bytes are an event, but not in canonical form.
+    #[error("event bytes are not in RFC 8785 canonical form")]
+    NotCanonical,
+    /// The event could not be canonicalized.
+    #[error("event cannot be canonicalized: {0}")]
+    Canonical(String),
+}
+
+impl Event {
+    /// An event at `at`.
+    pub fn new(at: OffsetDateTime, body: EventBody) -> Self {
+        Self { at, body }
+    }
+
+    /// The canonical bytes: RFC 8785 JSON of `{"v":1,"time":…,"type":…, fields…}`.
+    ///
+    /// # Errors
+    /// [`EventError::Canonical`] if a field cannot be canonicalized (it cannot, for the
+    /// fields defined here: they are strings and integers below 2^53).
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, EventError> {
+        let mut value = serde_json::to_value(&self.body).map_err(|e| EventError::Canonical(e.to_string()))?;
+        let serde_json::Value::Object(map) = &mut value else {
+            return Err(EventError::Canonical("an event body must be a JSON object".into()));
+        };
+        map.insert("v".into(), SCHEMA_VERSION.into());
+        map.insert("time".into(), format_timestamp(self.at).into());
+        crate::canonical::to_canonical_vec(&value).map_err(|e| EventError::Canonical(e.to_string()))
+    }
+
+    /// Reads canonical event bytes back, refusing bytes that are not exactly canonical.
+    ///
+    /// # Errors
+    /// [`EventError`] when the bytes are not a canonical event of this schema.
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self, EventError> {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| EventError::Schema(e.to_string()))?;
+        match map.remove("v").and_then(|v| v.as_u64()) {
+            Some(SCHEMA_VERSION) => {}
+            other => return Err(EventError::Schema(format!("schema version {other:?} is not {SCHEMA_VERSION}"))),
+        }
+        let time = map.remove("time");
+        let at = parse_timestamp(time.as_ref().and_then(|t| t.as_str()).unwrap_or_default())
+            .map_err(EventError::Schema)?;
+        let body: EventBody = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| EventError::Schema(e.to_string()))?;
+        let event = Self { at, body };
+        if event.canonical_bytes()? != bytes {
+            return Err(EventError::NotCanonical);
+        }
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn issued() -> Event {
+        Event::new(
+            datetime!(2026-11-21 05:38:45.123 UTC),
+            EventBody::UnitIssued {
+                order: OrderId::parse("PO-1").unwrap(),
+                product: ProductId::parse("sensor").unwrap(),
+                factory: FactoryId::parse("acme").unwrap(),
+                station: StationId::parse("line-1").unwrap(),
+                serial: Serial::parse("SN-000001").unwrap(),
+                cert_sha256: Sha256Hash([1; 32]),
+                pubkey_sha256: Sha256Hash([2; 32]),
+                test_sha256: Sha256Hash([3; 32]),
+            },
+        )
+    }
+
+    #[test]
+    fn canonical_bytes_are_sorted_compact_json() {
+        let bytes = issued().canonical_bytes().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let expected = format!(
+            "{{\"cert_sha256\":\"{}\",\"factory\":\"acme\",\"order\":\"PO-1\",\"product\":\"sensor\",\
+             \"pubkey_sha256\":\"{}\",\"serial\":\"SN-000001\",\"station\":\"line-1\",\"test_sha256\":\"{}\",\
+             \"time\":\"2026-11-21T05:38:45.123Z\",\"type\":\"unit.issued\",\"v\":1}}",
+            "01".repeat(32),
+            "02".repeat(32),
+            "03".repeat(32)
+        );
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn events_round_trip_and_non_canonical_bytes_are_refused() {
+        let event = issued();
+        let bytes = event.canonical_bytes().unwrap();
+        assert_eq!(Event::from_canonical(&bytes).unwrap(), event);
+        let spaced = String::from_utf8(bytes).unwrap().replacen(',', ", ", 1);
+        assert!(matches!(Event::from_canonical(spaced.as_bytes()), Err(EventError::NotCanonical)));
+        let unknown = br#"{"time":"2026-11-21T05:38:45.123Z","type":"unit.exploded","v":1}"#;
+        assert!(matches!(Event::from_canonical(unknown), Err(EventError::Schema(_))));
+    }
+
+    #[test]
+    fn leaf_hash_prefixes_a_zero_byte() {
+        // specs/TLOG.md vector: leaf hash of "leaf-0".
+        assert_eq!(
+            leaf_hash(b"leaf-0").to_hex(),
+            "305df59f9590c3c9ac63d2b2743c388e3792449078cebf7fb3dbe6471643b2b7"
+        );
+    }
+
+    #[test]
+    fn optional_fields_are_omitted_not_null() {
+        let event = Event::new(
+            datetime!(2026-11-21 0:00 UTC),
+            EventBody::UnitRefused {
+                order: OrderId::parse("PO-1").unwrap(),
+                factory: None,
+                station: StationId::parse("s").unwrap(),
+                serial: None,
+                pubkey_sha256: None,
+                test_sha256: None,
+                reason: ErrorCode::SerialOutOfRange,
+            },
+        );
+        let text = String::from_utf8(event.canonical_bytes().unwrap()).unwrap();
+        assert!(!text.contains("null"), "{text}");
+        assert!(text.contains("\"reason\":\"serial_out_of_range\""));
+    }
+}

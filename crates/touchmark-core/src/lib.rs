@@ -1,0 +1,21 @@
+//! Touchmark's domain: identifiers, orders, the issuance policy, test records and log events.
+//!
+//! This crate knows nothing of HTTP or SQL. It turns raw input into checked types at the edge
+//! ([`id`], [`serial`], [`testrecord`]), decides what the policy of DESIGN §4 allows
+//! ([`policy`]), and defines the events that every state change appends to the log ([`event`]).
+
+pub mod canonical;
+pub mod clock;
+pub mod code;
+pub mod entity;
+pub mod event;
+pub mod id;
+pub mod order;
+pub mod policy;
+pub mod serial;
+pub mod testrecord;
+
+pub use clock::{Clock, SystemClock};
+pub use code::{ErrorCode, Refusal};
+pub use id::{FactoryId, OrderId, ProductId, StationId, TokenId};
+pub use serial::{Serial, SerialRule};

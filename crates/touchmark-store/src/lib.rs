@@ -1,0 +1,104 @@
+//! Touchmark's storage: one trait, [`Store`], and its backends.
+//!
+//! Every method that changes state appends its log event in the same durable transaction, so
+//! no change exists without its event and no event without its change (DESIGN I3). The
+//! provisioning checks that race with other requests (serial, key, quota: DESIGN §4 checks 6
+//! to 8) run inside [`Store::issue`]'s transaction, never in the caller.
+//!
+//! Backends:
+//! - [`sqlite::SqliteStore`]: the embedded default (WAL, `synchronous=FULL`, group commit).
+
+mod error;
+pub mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use touchmark_core::entity::{ApiToken, Factory, Product, Station};
+use touchmark_core::event::{Actor, Event, Sha256Hash};
+use touchmark_core::order::{Order, OrderState};
+use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
+
+pub use error::StoreError;
+pub use types::{
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, NewToken, OrderCounts, Receipt, Rejection,
+    StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+};
+
+/// Shorthand for storage results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage backend interface. Every backend passes the same conformance suite
+/// (`tests/conformance`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a new API token and its `token.created` event.
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt>;
+    /// Finds a token, revoked or not, by the SHA-256 of its secret.
+    async fn token_by_secret(&self, secret_sha256: Sha256Hash) -> Result<Option<ApiToken>>;
+
+    /// Stores a product and its `product.created` event. `Conflict` if the id is taken.
+    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt>;
+    /// A product by id.
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>>;
+    /// All products.
+    async fn products(&self) -> Result<Vec<Product>>;
+
+    /// Stores a factory and its `factory.created` event.
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt>;
+    /// A factory by id.
+    async fn factory(&self, id: &FactoryId) -> Result<Option<Factory>>;
+    /// All factories.
+    async fn factories(&self) -> Result<Vec<Factory>>;
+
+    /// Stores a pending station with the SHA-256 of its one-time enrollment token.
+    async fn create_station(&self, station: Station, token_sha256: Sha256Hash, event: Event) -> Result<Receipt>;
+    /// A station by id.
+    async fn station(&self, id: &StationId) -> Result<Option<Station>>;
+    /// All stations, or those of one factory.
+    async fn stations(&self, factory: Option<&FactoryId>) -> Result<Vec<Station>>;
+    /// The pending station whose enrollment token has this SHA-256, if it has not expired at `now`.
+    async fn station_for_enrollment(&self, token_sha256: Sha256Hash, now: OffsetDateTime) -> Result<Option<Station>>;
+    /// Marks the station enrolled with its certificate, consuming the token; only one caller can
+    /// win. `EnrollmentTokenInvalid` if the token was used, expired or does not match.
+    async fn enroll_station(
+        &self,
+        id: &StationId,
+        token_sha256: Sha256Hash,
+        cert_sha256: Sha256Hash,
+        now: OffsetDateTime,
+        event: Event,
+    ) -> Result<Receipt>;
+    /// Revokes a station. `Conflict` if it is revoked already.
+    async fn revoke_station(&self, id: &StationId, actor: Actor, at: OffsetDateTime) -> Result<Station>;
+
+    /// Stores an order (in draft) and its `order.created` event.
+    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt>;
+    /// An order by id.
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>>;
+    /// All orders.
+    async fn orders(&self) -> Result<Vec<Order>>;
+    /// Moves an order to `to` if its current state allows it, with `event`.
+    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order>;
+    /// Changes an order's quota, logging old and new. `Conflict` below the issued count.
+    async fn change_quota(&self, id: &OrderId, quota: u64, actor: Actor, at: OffsetDateTime) -> Result<Order>;
+    /// Counts for an order, from every table that records them.
+    async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts>;
+
+    /// Commits one issuance, or records why it was refused (checks 6 to 8, plus the station and
+    /// order state seen inside the transaction). Durable before it returns.
+    async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome>;
+    /// Records a refusal or a failed test with its event. Counts nothing.
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt>;
+    /// The issued certificate of a serial, if it has one.
+    async fn issued_unit(&self, product: &ProductId, serial: &Serial) -> Result<Option<IssuedUnit>>;
+    /// Units of an order, in serial order.
+    async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>>;
+    /// One unit by serial, in any product.
+    async fn unit(&self, serial: &Serial) -> Result<Vec<UnitSummary>>;
+
+    /// Events from `start`, at most `limit`.
+    async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// How many events the log holds.
+    async fn event_count(&self) -> Result<u64>;
+}

@@ -1,0 +1,724 @@
+//! The embedded SQLite backend: WAL, `synchronous=FULL`, one writer thread with group commit,
+//! and a small pool of read connections.
+
+mod rows;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use time::OffsetDateTime;
+use touchmark_core::clock::format_timestamp;
+use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::{ApiToken, Factory, Product, Station, StationStatus};
+use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
+use touchmark_core::order::{Order, OrderState};
+use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
+
+use self::rows::{issued_unit_from_row, ISSUED_UNIT_SQL};
+use self::writer::{WriteCtx, Writer};
+use crate::{
+    IssueOutcome, IssueRequest, IssuedUnit, NewToken, OrderCounts, Receipt, Rejection, Result, Store, StoreError,
+    StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+};
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// Read connections kept open between requests.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    // WAL lets readers run beside the writer; FULL makes every commit durable before it
+    // returns (DESIGN §10). The busy timeout covers other processes, such as a backup.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let applied = usize::try_from(applied).map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {applied}, newer than this touchmark ({}); upgrade touchmark",
+            MIGRATIONS.len()
+        )));
+    }
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (n + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the file cannot be opened, [`StoreError::Corrupt`] if its
+    /// schema is newer than this build.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let writer = Writer::start(conn)?;
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match conn {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                    conn
+                }
+            };
+            let result = f(&conn);
+            let mut idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+}
+
+fn ts(at: OffsetDateTime) -> String {
+    format_timestamp(at)
+}
+
+fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
+    Ok(conn.prepare_cached(sql)?.query_row([key], |_| Ok(())).optional()?.is_some())
+}
+
+fn insert_attempt(conn: &Connection, attempt: &TestAttempt, event_index: u64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO test_attempts (order_id, station, serial, verdict, format, sha256, record, event_index, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        attempt.order.as_str(),
+        attempt.station.as_str(),
+        attempt.serial.as_ref().map(Serial::as_str),
+        attempt.verdict,
+        attempt.format,
+        attempt.sha256.0.as_slice(),
+        attempt.record_json,
+        event_index as i64,
+        ts(attempt.at),
+    ])?;
+    Ok(())
+}
+
+/// Records a refusal decided inside the issuance transaction.
+fn refuse_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest, code: ErrorCode, message: String) -> Result<IssueOutcome> {
+    let event = Event::new(
+        req.at,
+        EventBody::UnitRefused {
+            order: req.order.clone(),
+            factory: Some(req.factory.clone()),
+            station: req.station.clone(),
+            serial: Some(req.serial.clone()),
+            pubkey_sha256: Some(req.pubkey_sha256),
+            test_sha256: Some(req.test.sha256),
+            reason: code,
+        },
+    );
+    let receipt = ctx.append(&event)?;
+    insert_attempt(ctx.conn, &req.test, receipt.index)?;
+    Ok(IssueOutcome::Refused { code, message, receipt })
+}
+
+fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcome> {
+    let conn = ctx.conn;
+    // Check 1 again, inside the transaction: a station revoked a moment ago is refused at once.
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM stations WHERE id = ?1")?
+        .query_row([req.station.as_str()], |r| r.get(0))
+        .optional()?;
+    if status.as_deref() != Some(StationStatus::Active.as_str()) {
+        let code =
+            if status.as_deref() == Some("revoked") { ErrorCode::StationRevoked } else { ErrorCode::StationNotAuthorized };
+        return refuse_in_tx(ctx, req, code, format!("station {} is not active", req.station));
+    }
+    // Check 2 again: the order may have been closed since the caller read it.
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM orders WHERE id = ?1")?
+        .query_row([req.order.as_str()], |r| r.get(0))
+        .optional()?;
+    if state.as_deref() != Some(OrderState::Open.as_str()) {
+        return refuse_in_tx(ctx, req, ErrorCode::OrderNotOpen, format!("order {} is not open", req.order));
+    }
+    // Check 6, and the retry of I2: a serial already certified.
+    let existing = conn
+        .prepare_cached(&format!("{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"))?
+        .query_row([req.product.as_str(), req.serial.as_str()], issued_unit_from_row)
+        .optional()?
+        .transpose()?;
+    if let Some(unit) = existing {
+        if unit.pubkey_sha256 == req.pubkey_sha256 && unit.order == req.order {
+            return Ok(IssueOutcome::AlreadyIssued(unit));
+        }
+        let message = format!(
+            "serial {} is already provisioned with another key or order; this unit is a clone suspect",
+            req.serial
+        );
+        return refuse_in_tx(ctx, req, ErrorCode::SerialConflict, message);
+    }
+    // Check 7: the key bound to another serial.
+    let other: Option<String> = conn
+        .prepare_cached("SELECT serial FROM certificates WHERE pubkey_sha256 = ?1")?
+        .query_row([req.pubkey_sha256.0.as_slice()], |r| r.get(0))
+        .optional()?;
+    if let Some(other) = other {
+        let message = format!("this public key is already bound to serial {other}; the secure element is a clone suspect");
+        return refuse_in_tx(ctx, req, ErrorCode::KeyReused, message);
+    }
+    // Check 8, as a conditional update: the count moves only while it is below the quota.
+    let counted = conn
+        .prepare_cached("UPDATE orders SET issued = issued + 1 WHERE id = ?1 AND state = 'open' AND issued < quota")?
+        .execute([req.order.as_str()])?;
+    if counted != 1 {
+        return refuse_in_tx(ctx, req, ErrorCode::QuotaExhausted, format!("order {} has no quota left", req.order));
+    }
+    let event = Event::new(
+        req.at,
+        EventBody::UnitIssued {
+            order: req.order.clone(),
+            product: req.product.clone(),
+            factory: req.factory.clone(),
+            station: req.station.clone(),
+            serial: req.serial.clone(),
+            cert_sha256: req.certificate.sha256,
+            pubkey_sha256: req.pubkey_sha256,
+            test_sha256: req.test.sha256,
+        },
+    );
+    let receipt = ctx.append(&event)?;
+    let at = ts(req.at);
+    conn.prepare_cached(
+        "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        req.certificate.sha256.0.as_slice(),
+        req.product.as_str(),
+        req.serial.as_str(),
+        req.order.as_str(),
+        req.station.as_str(),
+        req.pubkey_sha256.0.as_slice(),
+        req.certificate.serial_hex,
+        req.certificate.der,
+        receipt.index as i64,
+        at,
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO units (product, serial, order_id, status, station, pubkey_sha256, cert_sha256, updated_at)
+         VALUES (?1, ?2, ?3, 'provisioned', ?4, ?5, ?6, ?7)
+         ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id, status = 'provisioned',
+             station = excluded.station, pubkey_sha256 = excluded.pubkey_sha256,
+             cert_sha256 = excluded.cert_sha256, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        req.product.as_str(),
+        req.serial.as_str(),
+        req.order.as_str(),
+        req.station.as_str(),
+        req.pubkey_sha256.0.as_slice(),
+        req.certificate.sha256.0.as_slice(),
+        at,
+    ])?;
+    insert_attempt(conn, &req.test, receipt.index)?;
+    Ok(IssueOutcome::Issued(IssuedUnit {
+        order: req.order.clone(),
+        product: req.product.clone(),
+        serial: req.serial.clone(),
+        station: req.station.clone(),
+        cert_der: req.certificate.der.clone(),
+        cert_sha256: req.certificate.sha256,
+        pubkey_sha256: req.pubkey_sha256,
+        issued_at: req.at,
+        receipt,
+    }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt> {
+        self.write(move |ctx| {
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO tokens (id, secret_sha256, role, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    token.id.as_str(),
+                    token.secret_sha256.0.as_slice(),
+                    token.role.as_str(),
+                    token.label,
+                    ts(token.at)
+                ])?;
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn token_by_secret(&self, secret_sha256: Sha256Hash) -> Result<Option<ApiToken>> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id, role, label, created_at, revoked FROM tokens WHERE secret_sha256 = ?1")?
+                .query_row([secret_sha256.0.as_slice()], rows::token_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt> {
+        self.write(move |ctx| {
+            if exists(ctx.conn, "SELECT 1 FROM products WHERE id = ?1", product.id.as_str())? {
+                return Err(StoreError::Conflict(format!("product {} exists already", product.id)));
+            }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO products (id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url,
+                         cert_not_after, issuing_ca_pem, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    product.id.as_str(),
+                    product.name,
+                    product.organization,
+                    product.common_name,
+                    product.hw_type_oid,
+                    product.crl_url,
+                    product.ocsp_url,
+                    product.cert_not_after.map(ts),
+                    product.issuing_ca_pem,
+                    ts(product.created_at),
+                ])?;
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn product(&self, id: &ProductId) -> Result<Option<Product>> {
+        let id = id.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("{} WHERE id = ?1", rows::PRODUCT_SQL))?
+                .query_row([id.as_str()], rows::product_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn products(&self) -> Result<Vec<Product>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{} ORDER BY id", rows::PRODUCT_SQL))?;
+            let rows = stmt.query_map([], rows::product_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt> {
+        self.write(move |ctx| {
+            if exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", factory.id.as_str())? {
+                return Err(StoreError::Conflict(format!("factory {} exists already", factory.id)));
+            }
+            ctx.conn
+                .prepare_cached("INSERT INTO factories (id, name, created_at) VALUES (?1, ?2, ?3)")?
+                .execute(params![factory.id.as_str(), factory.name, ts(factory.created_at)])?;
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn factory(&self, id: &FactoryId) -> Result<Option<Factory>> {
+        let id = id.clone();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT id, name, created_at FROM factories WHERE id = ?1")?
+                .query_row([id.as_str()], rows::factory_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn factories(&self) -> Result<Vec<Factory>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT id, name, created_at FROM factories ORDER BY id")?;
+            let rows = stmt.query_map([], rows::factory_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn create_station(&self, station: Station, token_sha256: Sha256Hash, event: Event) -> Result<Receipt> {
+        self.write(move |ctx| {
+            if !exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", station.factory.as_str())? {
+                return Err(StoreError::NotFound(format!("factory {}", station.factory)));
+            }
+            if exists(ctx.conn, "SELECT 1 FROM stations WHERE id = ?1", station.id.as_str())? {
+                return Err(StoreError::Conflict(format!("station {} exists already", station.id)));
+            }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO stations (id, factory, name, status, enrollment_sha256, enrollment_expires_at, created_at)
+                     VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    station.id.as_str(),
+                    station.factory.as_str(),
+                    station.name,
+                    token_sha256.0.as_slice(),
+                    ts(station.enrollment_expires_at),
+                    ts(station.created_at),
+                ])?;
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn station(&self, id: &StationId) -> Result<Option<Station>> {
+        let id = id.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("{} WHERE id = ?1", rows::STATION_SQL))?
+                .query_row([id.as_str()], rows::station_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn stations(&self, factory: Option<&FactoryId>) -> Result<Vec<Station>> {
+        let factory = factory.cloned();
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("{} WHERE ?1 IS NULL OR factory = ?1 ORDER BY id", rows::STATION_SQL))?;
+            let rows = stmt.query_map([factory.as_ref().map(FactoryId::as_str)], rows::station_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn station_for_enrollment(&self, token_sha256: Sha256Hash, now: OffsetDateTime) -> Result<Option<Station>> {
+        let station = self
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "{} WHERE enrollment_sha256 = ?1 AND status = 'pending'",
+                    rows::STATION_SQL
+                ))?
+                .query_row([token_sha256.0.as_slice()], rows::station_from_row)
+                .optional()?
+                .transpose()
+            })
+            .await?;
+        Ok(station.filter(|s| now <= s.enrollment_expires_at))
+    }
+
+    async fn enroll_station(
+        &self,
+        id: &StationId,
+        token_sha256: Sha256Hash,
+        cert_sha256: Sha256Hash,
+        now: OffsetDateTime,
+        event: Event,
+    ) -> Result<Receipt> {
+        let id = id.clone();
+        self.write(move |ctx| {
+            // The token is cleared as it is used: one-time, even against concurrent requests.
+            let changed = ctx
+                .conn
+                .prepare_cached(
+                    "UPDATE stations SET status = 'active', enrollment_sha256 = NULL, cert_sha256 = ?3
+                     WHERE id = ?1 AND enrollment_sha256 = ?2 AND status = 'pending' AND enrollment_expires_at >= ?4",
+                )?
+                .execute(params![id.as_str(), token_sha256.0.as_slice(), cert_sha256.to_hex(), ts(now)])?;
+            if changed != 1 {
+                return Err(StoreError::EnrollmentTokenInvalid);
+            }
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn revoke_station(&self, id: &StationId, actor: Actor, at: OffsetDateTime) -> Result<Station> {
+        let id = id.clone();
+        self.write(move |ctx| {
+            let station = ctx
+                .conn
+                .prepare_cached(&format!("{} WHERE id = ?1", rows::STATION_SQL))?
+                .query_row([id.as_str()], rows::station_from_row)
+                .optional()?
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("station {id}")))?;
+            if station.status == StationStatus::Revoked {
+                return Err(StoreError::Conflict(format!("station {id} is revoked already")));
+            }
+            ctx.conn
+                .prepare_cached("UPDATE stations SET status = 'revoked', enrollment_sha256 = NULL WHERE id = ?1")?
+                .execute([id.as_str()])?;
+            ctx.append(&Event::new(
+                at,
+                EventBody::StationRevoked { station: id.clone(), factory: station.factory.clone(), actor },
+            ))?;
+            Ok(Station { status: StationStatus::Revoked, ..station })
+        })
+        .await
+    }
+
+    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt> {
+        self.write(move |ctx| {
+            if !exists(ctx.conn, "SELECT 1 FROM products WHERE id = ?1", order.product.as_str())? {
+                return Err(StoreError::NotFound(format!("product {}", order.product)));
+            }
+            if !exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", order.factory.as_str())? {
+                return Err(StoreError::NotFound(format!("factory {}", order.factory)));
+            }
+            if exists(ctx.conn, "SELECT 1 FROM orders WHERE id = ?1", order.id.as_str())? {
+                return Err(StoreError::Conflict(format!("order {} exists already", order.id)));
+            }
+            let rule = serde_json::to_string(&order.serial_rule).map_err(|e| StoreError::Database(e.to_string()))?;
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO orders (id, product, factory, quota, issued, serial_rule, not_before, not_after, state, created_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    order.id.as_str(),
+                    order.product.as_str(),
+                    order.factory.as_str(),
+                    i64::try_from(order.quota).map_err(|_| StoreError::Conflict("quota too large".into()))?,
+                    rule,
+                    order.not_before.map(ts),
+                    order.not_after.map(ts),
+                    order.state.as_str(),
+                    ts(order.created_at),
+                ])?;
+            ctx.append(&event)
+        })
+        .await
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        let id = id.clone();
+        self.read(move |conn| rows::load_order(conn, &id)).await
+    }
+
+    async fn orders(&self) -> Result<Vec<Order>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{} ORDER BY created_at, id", rows::ORDER_SQL))?;
+            let rows = stmt.query_map([], rows::order_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order> {
+        let id = id.clone();
+        self.write(move |ctx| {
+            let order = rows::load_order(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            if !order.state.can_become(to) {
+                return Err(StoreError::Conflict(format!("order {id} is {} and cannot become {to}", order.state)));
+            }
+            ctx.conn
+                .prepare_cached("UPDATE orders SET state = ?2 WHERE id = ?1 AND state = ?3")?
+                .execute(params![id.as_str(), to.as_str(), order.state.as_str()])?;
+            ctx.append(&event)?;
+            Ok(Order { state: to, ..order })
+        })
+        .await
+    }
+
+    async fn change_quota(&self, id: &OrderId, quota: u64, actor: Actor, at: OffsetDateTime) -> Result<Order> {
+        let id = id.clone();
+        self.write(move |ctx| {
+            let order = rows::load_order(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            if matches!(order.state, OrderState::Closed | OrderState::Cancelled) {
+                return Err(StoreError::Conflict(format!("order {id} is {}; its quota is final", order.state)));
+            }
+            if quota < order.issued {
+                return Err(StoreError::Conflict(format!(
+                    "order {id} has issued {} units; the quota cannot go below that",
+                    order.issued
+                )));
+            }
+            if quota == order.quota {
+                return Err(StoreError::Conflict(format!("order {id} already has quota {quota}")));
+            }
+            let q = i64::try_from(quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
+            ctx.conn.prepare_cached("UPDATE orders SET quota = ?2 WHERE id = ?1")?.execute(params![id.as_str(), q])?;
+            ctx.append(&Event::new(
+                at,
+                EventBody::QuotaChanged { order: id.clone(), old_quota: order.quota, new_quota: quota, actor },
+            ))?;
+            Ok(Order { quota, ..order })
+        })
+        .await
+    }
+
+    async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts> {
+        let id = id.clone();
+        self.read(move |conn| {
+            let issued: i64 = conn
+                .prepare_cached("SELECT issued FROM orders WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            let count = |sql: &str| -> Result<u64> {
+                let n: i64 = conn.prepare_cached(sql)?.query_row([id.as_str()], |r| r.get(0))?;
+                Ok(n as u64)
+            };
+            let mut counts = OrderCounts {
+                issued: issued as u64,
+                certificates: count("SELECT count(*) FROM certificates WHERE order_id = ?1")?,
+                issued_events: count("SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.issued'")?,
+                failed_tests: count("SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.test_failed'")?,
+                refusals: Default::default(),
+            };
+            let mut stmt = conn.prepare_cached("SELECT bytes FROM events WHERE order_id = ?1 AND kind = 'unit.refused'")?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
+            for bytes in rows {
+                let event = Event::from_canonical(&bytes?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if let EventBody::UnitRefused { reason, .. } = event.body {
+                    *counts.refusals.entry(reason.as_str().to_owned()).or_default() += 1;
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome> {
+        self.write(move |ctx| issue_in_tx(ctx, &request)).await
+    }
+
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
+        self.write(move |ctx| {
+            let receipt = ctx.append(&rejection.event)?;
+            if let Some(attempt) = &rejection.attempt {
+                insert_attempt(ctx.conn, attempt, receipt.index)?;
+                if let (Some((product, serial)), Some(_)) = (&rejection.failed_unit, &attempt.serial) {
+                    // A failed test never downgrades a provisioned unit.
+                    ctx.conn
+                        .prepare_cached(
+                            "INSERT INTO units (product, serial, order_id, status, station, updated_at)
+                             VALUES (?1, ?2, ?3, 'failed_test', ?4, ?5)
+                             ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id,
+                                 station = excluded.station, updated_at = excluded.updated_at
+                             WHERE units.status = 'failed_test'",
+                        )?
+                        .execute(params![
+                            product.as_str(),
+                            serial.as_str(),
+                            attempt.order.as_str(),
+                            attempt.station.as_str(),
+                            ts(attempt.at)
+                        ])?;
+                }
+            }
+            Ok(receipt)
+        })
+        .await
+    }
+
+    async fn issued_unit(&self, product: &ProductId, serial: &Serial) -> Result<Option<IssuedUnit>> {
+        let (product, serial) = (product.clone(), serial.clone());
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"))?
+                .query_row([product.as_str(), serial.as_str()], issued_unit_from_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>> {
+        let order = order.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!("{} WHERE u.order_id = ?1 ORDER BY u.serial", rows::UNIT_SQL))?;
+            let rows = stmt.query_map([order.as_str()], rows::unit_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn unit(&self, serial: &Serial) -> Result<Vec<UnitSummary>> {
+        let serial = serial.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!("{} WHERE u.serial = ?1 ORDER BY u.product", rows::UNIT_SQL))?;
+            let rows = stmt.query_map([serial.as_str()], rows::unit_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT idx, kind, bytes, leaf_hash FROM events WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+            let rows = stmt.query_map(params![start as i64, limit], rows::event_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn event_count(&self) -> Result<u64> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+/// Tells a caller whether the status column means provisioned.
+pub(crate) fn unit_status(text: &str) -> Result<UnitStatus> {
+    UnitStatus::from_str_opt(text).ok_or_else(|| StoreError::Corrupt(format!("unit status `{text}`")))
+}
