@@ -68,7 +68,9 @@ impl StationStatus {
 
     /// Parses a stored status.
     pub fn from_str_opt(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Active, Self::Revoked].into_iter().find(|s| s.as_str() == text)
+        [Self::Pending, Self::Active, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -114,7 +116,9 @@ impl Role {
 
     /// Parses a stored role.
     pub fn from_str_opt(text: &str) -> Option<Self> {
-        [Self::Admin, Self::Auditor].into_iter().find(|r| r.as_str() == text)
+        [Self::Admin, Self::Auditor]
+            .into_iter()
+            .find(|r| r.as_str() == text)
     }
 }
 

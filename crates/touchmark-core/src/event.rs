@@ -368,9 +368,12 @@ impl Event {
     /// [`EventError::Canonical`] if a field cannot be canonicalized (it cannot, for the
     /// fields defined here: they are strings and integers below 2^53).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, EventError> {
-        let mut value = serde_json::to_value(&self.body).map_err(|e| EventError::Canonical(e.to_string()))?;
+        let mut value =
+            serde_json::to_value(&self.body).map_err(|e| EventError::Canonical(e.to_string()))?;
         let serde_json::Value::Object(map) = &mut value else {
-            return Err(EventError::Canonical("an event body must be a JSON object".into()));
+            return Err(EventError::Canonical(
+                "an event body must be a JSON object".into(),
+            ));
         };
         map.insert("v".into(), SCHEMA_VERSION.into());
         map.insert("time".into(), format_timestamp(self.at).into());
@@ -386,7 +389,11 @@ impl Event {
             serde_json::from_slice(bytes).map_err(|e| EventError::Schema(e.to_string()))?;
         match map.remove("v").and_then(|v| v.as_u64()) {
             Some(SCHEMA_VERSION) => {}
-            other => return Err(EventError::Schema(format!("schema version {other:?} is not {SCHEMA_VERSION}"))),
+            other => {
+                return Err(EventError::Schema(format!(
+                    "schema version {other:?} is not {SCHEMA_VERSION}"
+                )));
+            }
         }
         let time = map.remove("time");
         let at = parse_timestamp(time.as_ref().and_then(|t| t.as_str()).unwrap_or_default())
@@ -445,9 +452,15 @@ mod tests {
         let bytes = event.canonical_bytes().unwrap();
         assert_eq!(Event::from_canonical(&bytes).unwrap(), event);
         let spaced = String::from_utf8(bytes).unwrap().replacen(',', ", ", 1);
-        assert!(matches!(Event::from_canonical(spaced.as_bytes()), Err(EventError::NotCanonical)));
+        assert!(matches!(
+            Event::from_canonical(spaced.as_bytes()),
+            Err(EventError::NotCanonical)
+        ));
         let unknown = br#"{"time":"2026-11-21T05:38:45.123Z","type":"unit.exploded","v":1}"#;
-        assert!(matches!(Event::from_canonical(unknown), Err(EventError::Schema(_))));
+        assert!(matches!(
+            Event::from_canonical(unknown),
+            Err(EventError::Schema(_))
+        ));
     }
 
     #[test]

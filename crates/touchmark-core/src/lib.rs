@@ -4,6 +4,7 @@
 //! ([`id`], [`serial`], [`testrecord`]), decides what the policy of DESIGN §4 allows
 //! ([`policy`]), and defines the events that every state change appends to the log ([`event`]).
 
+pub mod api;
 pub mod canonical;
 pub mod clock;
 pub mod code;

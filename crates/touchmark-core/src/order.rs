@@ -106,13 +106,19 @@ impl Order {
         if self.not_before.is_some_and(|t| now < t) {
             return Err(Refusal::new(
                 ErrorCode::OrderExpired,
-                format!("order {} does not accept units before its window opens", self.id),
+                format!(
+                    "order {} does not accept units before its window opens",
+                    self.id
+                ),
             ));
         }
         if self.not_after.is_some_and(|t| now > t) {
             return Err(Refusal::new(
                 ErrorCode::OrderExpired,
-                format!("order {} stopped accepting units when its window closed", self.id),
+                format!(
+                    "order {} stopped accepting units when its window closed",
+                    self.id
+                ),
             ));
         }
         Ok(())
@@ -149,12 +155,42 @@ mod tests {
     #[test]
     fn only_open_orders_inside_their_window_accept() {
         let cases = [
-            ("open, inside", OrderState::Open, datetime!(2026-06-01 0:00 UTC), None),
-            ("draft", OrderState::Draft, datetime!(2026-06-01 0:00 UTC), Some(ErrorCode::OrderNotOpen)),
-            ("closed", OrderState::Closed, datetime!(2026-06-01 0:00 UTC), Some(ErrorCode::OrderNotOpen)),
-            ("cancelled", OrderState::Cancelled, datetime!(2026-06-01 0:00 UTC), Some(ErrorCode::OrderNotOpen)),
-            ("too early", OrderState::Open, datetime!(2025-12-31 23:59 UTC), Some(ErrorCode::OrderExpired)),
-            ("too late", OrderState::Open, datetime!(2026-12-31 0:01 UTC), Some(ErrorCode::OrderExpired)),
+            (
+                "open, inside",
+                OrderState::Open,
+                datetime!(2026-06-01 0:00 UTC),
+                None,
+            ),
+            (
+                "draft",
+                OrderState::Draft,
+                datetime!(2026-06-01 0:00 UTC),
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "closed",
+                OrderState::Closed,
+                datetime!(2026-06-01 0:00 UTC),
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "cancelled",
+                OrderState::Cancelled,
+                datetime!(2026-06-01 0:00 UTC),
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "too early",
+                OrderState::Open,
+                datetime!(2025-12-31 23:59 UTC),
+                Some(ErrorCode::OrderExpired),
+            ),
+            (
+                "too late",
+                OrderState::Open,
+                datetime!(2026-12-31 0:01 UTC),
+                Some(ErrorCode::OrderExpired),
+            ),
         ];
         for (name, state, now, want) in cases {
             let got = order(state).check_accepting(now).err().map(|r| r.code);

@@ -17,7 +17,10 @@ pub fn check_station(station: &Station, order: &Order) -> Result<(), Refusal> {
     match station.status {
         StationStatus::Active => {}
         StationStatus::Revoked => {
-            return Err(Refusal::new(ErrorCode::StationRevoked, format!("station {} is revoked", station.id)));
+            return Err(Refusal::new(
+                ErrorCode::StationRevoked,
+                format!("station {} is revoked", station.id),
+            ));
         }
         StationStatus::Pending => {
             return Err(Refusal::new(
@@ -29,7 +32,10 @@ pub fn check_station(station: &Station, order: &Order) -> Result<(), Refusal> {
     if station.factory != order.factory {
         return Err(Refusal::new(
             ErrorCode::StationNotAuthorized,
-            format!("station {} belongs to factory {}, not to order {}'s factory", station.id, station.factory, order.id),
+            format!(
+                "station {} belongs to factory {}, not to order {}'s factory",
+                station.id, station.factory, order.id
+            ),
         ));
     }
     Ok(())
@@ -54,6 +60,11 @@ pub fn check_test(record: &TestRecord) -> Result<(), Refusal> {
     if record.passed() {
         return Ok(());
     }
-    let detail = record.failure_summary().unwrap_or_else(|| format!("verdict {}", record.verdict.as_str()));
-    Err(Refusal::new(ErrorCode::TestFailed, format!("the unit failed its test: {detail}")))
+    let detail = record
+        .failure_summary()
+        .unwrap_or_else(|| format!("verdict {}", record.verdict.as_str()));
+    Err(Refusal::new(
+        ErrorCode::TestFailed,
+        format!("the unit failed its test: {detail}"),
+    ))
 }

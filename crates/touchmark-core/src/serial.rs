@@ -28,7 +28,9 @@ pub enum SerialError {
     #[error("the serial is {0} bytes long; at most 64 are allowed")]
     TooLong(usize),
     /// The serial has a character outside `[A-Za-z0-9._-]`, or starts with a punctuation mark.
-    #[error("the serial `{0}` has a character outside [A-Za-z0-9._-] or does not start with a letter or digit")]
+    #[error(
+        "the serial `{0}` has a character outside [A-Za-z0-9._-] or does not start with a letter or digit"
+    )]
     BadCharacter(String),
     /// The serial is well formed but outside the order's range.
     #[error("the serial `{serial}` is outside the order's range {rule}")]
@@ -54,7 +56,8 @@ impl Serial {
         }
         let mut bytes = raw.bytes();
         let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
-        if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
             return Err(SerialError::BadCharacter(crate::clock::truncate(raw, 64)));
         }
         Ok(Self(raw.to_owned()))
@@ -119,7 +122,8 @@ impl SerialRule {
     /// # Errors
     /// [`SerialRuleError`] naming what does not fit that shape.
     pub fn parse_range(text: &str) -> Result<Self, SerialRuleError> {
-        let err = |m: &str| SerialRuleError(format!("range `{}`: {m}", crate::clock::truncate(text, 80)));
+        let err =
+            |m: &str| SerialRuleError(format!("range `{}`: {m}", crate::clock::truncate(text, 80)));
         let (low, high) = text
             .split_once("..")
             .ok_or_else(|| err("expected FIRST..LAST, such as SN-000001..SN-000500"))?;
@@ -141,12 +145,20 @@ impl SerialRule {
         }
         Serial::parse(low).map_err(|e| err(&e.to_string()))?;
         Serial::parse(high).map_err(|e| err(&e.to_string()))?;
-        let parse = |n: &str| n.parse::<u64>().map_err(|_| err("the number does not fit in 64 bits"));
+        let parse = |n: &str| {
+            n.parse::<u64>()
+                .map_err(|_| err("the number does not fit in 64 bits"))
+        };
         let (first_n, last_n) = (parse(&first)?, parse(&last)?);
         if first_n > last_n {
             return Err(err("the first serial is after the last"));
         }
-        Ok(Self::Range { prefix, first: first_n, last: last_n, width: first.len() })
+        Ok(Self::Range {
+            prefix,
+            first: first_n,
+            last: last_n,
+            width: first.len(),
+        })
     }
 
     /// Parses a pattern: a regular expression the whole serial must match. The pattern is
@@ -166,8 +178,12 @@ impl SerialRule {
     pub fn validate(&self) -> Result<(), SerialRuleError> {
         match self {
             Self::Any => Ok(()),
-            Self::Range { first, last, width, .. } if first <= last && (1..=19).contains(width) => Ok(()),
-            Self::Range { .. } => Err(SerialRuleError("range is empty or its width is not 1 to 19".into())),
+            Self::Range {
+                first, last, width, ..
+            } if first <= last && (1..=19).contains(width) => Ok(()),
+            Self::Range { .. } => Err(SerialRuleError(
+                "range is empty or its width is not 1 to 19".into(),
+            )),
             Self::Pattern(p) => compile(p).map(|_| ()),
         }
     }
@@ -179,7 +195,12 @@ impl SerialRule {
     pub fn check(&self, serial: &Serial) -> Result<(), SerialError> {
         let admitted = match self {
             Self::Any => true,
-            Self::Range { prefix, first, last, width } => serial
+            Self::Range {
+                prefix,
+                first,
+                last,
+                width,
+            } => serial
                 .as_str()
                 .strip_prefix(prefix.as_str())
                 .filter(|n| n.len() == *width && n.bytes().all(|b| b.is_ascii_digit()))
@@ -191,7 +212,10 @@ impl SerialRule {
         if admitted {
             Ok(())
         } else {
-            Err(SerialError::OutOfRange { serial: serial.as_str().to_owned(), rule: self.to_string() })
+            Err(SerialError::OutOfRange {
+                serial: serial.as_str().to_owned(),
+                rule: self.to_string(),
+            })
         }
     }
 }
@@ -200,7 +224,12 @@ impl fmt::Display for SerialRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Any => f.write_str("any"),
-            Self::Range { prefix, first, last, width } => {
+            Self::Range {
+                prefix,
+                first,
+                last,
+                width,
+            } => {
                 write!(f, "{prefix}{first:0width$}..{prefix}{last:0width$}")
             }
             Self::Pattern(p) => write!(f, "/{p}/"),
@@ -210,7 +239,9 @@ impl fmt::Display for SerialRule {
 
 fn compile(pattern: &str) -> Result<regex::Regex, SerialRuleError> {
     if pattern.len() > 256 {
-        return Err(SerialRuleError("the pattern is longer than 256 characters".into()));
+        return Err(SerialRuleError(
+            "the pattern is longer than 256 characters".into(),
+        ));
     }
     regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
         .size_limit(1 << 16)
@@ -240,7 +271,10 @@ mod tests {
         for (raw, why) in cases {
             assert!(Serial::parse(raw).is_err(), "{why}");
         }
-        assert_eq!(Serial::parse(&"a".repeat(10_000)), Err(SerialError::TooLong(10_000)));
+        assert_eq!(
+            Serial::parse(&"a".repeat(10_000)),
+            Err(SerialError::TooLong(10_000))
+        );
     }
 
     #[test]
@@ -255,7 +289,13 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        for bad in ["SN-1", "A-001..B-002", "SN-01..SN-002", "SN-9..SN-1", "SN-..SN-"] {
+        for bad in [
+            "SN-1",
+            "A-001..B-002",
+            "SN-01..SN-002",
+            "SN-9..SN-1",
+            "SN-..SN-",
+        ] {
             assert!(SerialRule::parse_range(bad).is_err(), "{bad}");
         }
     }

@@ -41,10 +41,14 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         // A constraint violation is a domain conflict (a duplicate id, serial or key); the
         // schema's constraints are the last line of defence behind the checks in the code.
-        if let rusqlite::Error::SqliteFailure(code, message) = &e {
-            if code.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Self::Conflict(message.clone().unwrap_or_else(|| "constraint violated".into()));
-            }
+        if let rusqlite::Error::SqliteFailure(code, message) = &e
+            && code.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return Self::Conflict(
+                message
+                    .clone()
+                    .unwrap_or_else(|| "constraint violated".into()),
+            );
         }
         Self::Database(e.to_string())
     }

@@ -21,8 +21,8 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 pub use error::StoreError;
 pub use types::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, NewToken, OrderCounts, Receipt, Rejection,
-    StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, NewToken, OrderCounts, Receipt,
+    Rejection, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
 };
 
 /// Shorthand for storage results.
@@ -52,13 +52,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn factories(&self) -> Result<Vec<Factory>>;
 
     /// Stores a pending station with the SHA-256 of its one-time enrollment token.
-    async fn create_station(&self, station: Station, token_sha256: Sha256Hash, event: Event) -> Result<Receipt>;
+    async fn create_station(
+        &self,
+        station: Station,
+        token_sha256: Sha256Hash,
+        event: Event,
+    ) -> Result<Receipt>;
     /// A station by id.
     async fn station(&self, id: &StationId) -> Result<Option<Station>>;
     /// All stations, or those of one factory.
     async fn stations(&self, factory: Option<&FactoryId>) -> Result<Vec<Station>>;
     /// The pending station whose enrollment token has this SHA-256, if it has not expired at `now`.
-    async fn station_for_enrollment(&self, token_sha256: Sha256Hash, now: OffsetDateTime) -> Result<Option<Station>>;
+    async fn station_for_enrollment(
+        &self,
+        token_sha256: Sha256Hash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Station>>;
     /// Marks the station enrolled with its certificate, consuming the token; only one caller can
     /// win. `EnrollmentTokenInvalid` if the token was used, expired or does not match.
     async fn enroll_station(
@@ -70,7 +79,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         event: Event,
     ) -> Result<Receipt>;
     /// Revokes a station. `Conflict` if it is revoked already.
-    async fn revoke_station(&self, id: &StationId, actor: Actor, at: OffsetDateTime) -> Result<Station>;
+    async fn revoke_station(
+        &self,
+        id: &StationId,
+        actor: Actor,
+        at: OffsetDateTime,
+    ) -> Result<Station>;
 
     /// Stores an order (in draft) and its `order.created` event.
     async fn create_order(&self, order: Order, event: Event) -> Result<Receipt>;
@@ -81,7 +95,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Moves an order to `to` if its current state allows it, with `event`.
     async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order>;
     /// Changes an order's quota, logging old and new. `Conflict` below the issued count.
-    async fn change_quota(&self, id: &OrderId, quota: u64, actor: Actor, at: OffsetDateTime) -> Result<Order>;
+    async fn change_quota(
+        &self,
+        id: &OrderId,
+        quota: u64,
+        actor: Actor,
+        at: OffsetDateTime,
+    ) -> Result<Order>;
     /// Counts for an order, from every table that records them.
     async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts>;
 
@@ -91,7 +111,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a refusal or a failed test with its event. Counts nothing.
     async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt>;
     /// The issued certificate of a serial, if it has one.
-    async fn issued_unit(&self, product: &ProductId, serial: &Serial) -> Result<Option<IssuedUnit>>;
+    async fn issued_unit(&self, product: &ProductId, serial: &Serial)
+    -> Result<Option<IssuedUnit>>;
     /// Units of an order, in serial order.
     async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>>;
     /// One unit by serial, in any product.

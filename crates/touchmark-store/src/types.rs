@@ -175,7 +175,9 @@ impl UnitStatus {
 
     /// Parses a stored status.
     pub fn from_str_opt(text: &str) -> Option<Self> {
-        [Self::FailedTest, Self::Provisioned, Self::Revoked].into_iter().find(|s| s.as_str() == text)
+        [Self::FailedTest, Self::Provisioned, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

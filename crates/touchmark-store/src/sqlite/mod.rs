@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::OffsetDateTime;
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::code::ErrorCode;
@@ -17,11 +17,11 @@ use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
-use self::rows::{issued_unit_from_row, ISSUED_UNIT_SQL};
+use self::rows::{ISSUED_UNIT_SQL, issued_unit_from_row};
 use self::writer::{WriteCtx, Writer};
 use crate::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewToken, OrderCounts, Receipt, Rejection, Result, Store, StoreError,
-    StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, NewToken, OrderCounts, Receipt, Rejection, Result,
+    Store, StoreError, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -55,7 +55,8 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let applied = usize::try_from(applied).map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
+    let applied = usize::try_from(applied)
+        .map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
     if applied > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
             "the database has schema version {applied}, newer than this touchmark ({}); upgrade touchmark",
@@ -82,7 +83,13 @@ impl SqliteStore {
         configure(&conn)?;
         migrate(&mut conn)?;
         let writer = Writer::start(conn)?;
-        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// The database file.
@@ -97,7 +104,11 @@ impl SqliteStore {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             let conn = match conn {
                 Some(conn) => conn,
                 None => {
@@ -134,7 +145,11 @@ fn ts(at: OffsetDateTime) -> String {
 }
 
 fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
-    Ok(conn.prepare_cached(sql)?.query_row([key], |_| Ok(())).optional()?.is_some())
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([key], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn insert_attempt(conn: &Connection, attempt: &TestAttempt, event_index: u64) -> Result<()> {
@@ -157,7 +172,12 @@ fn insert_attempt(conn: &Connection, attempt: &TestAttempt, event_index: u64) ->
 }
 
 /// Records a refusal decided inside the issuance transaction.
-fn refuse_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest, code: ErrorCode, message: String) -> Result<IssueOutcome> {
+fn refuse_in_tx(
+    ctx: &mut WriteCtx<'_>,
+    req: &IssueRequest,
+    code: ErrorCode,
+    message: String,
+) -> Result<IssueOutcome> {
     let event = Event::new(
         req.at,
         EventBody::UnitRefused {
@@ -172,7 +192,11 @@ fn refuse_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest, code: ErrorCode, mes
     );
     let receipt = ctx.append(&event)?;
     insert_attempt(ctx.conn, &req.test, receipt.index)?;
-    Ok(IssueOutcome::Refused { code, message, receipt })
+    Ok(IssueOutcome::Refused {
+        code,
+        message,
+        receipt,
+    })
 }
 
 fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcome> {
@@ -183,9 +207,17 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         .query_row([req.station.as_str()], |r| r.get(0))
         .optional()?;
     if status.as_deref() != Some(StationStatus::Active.as_str()) {
-        let code =
-            if status.as_deref() == Some("revoked") { ErrorCode::StationRevoked } else { ErrorCode::StationNotAuthorized };
-        return refuse_in_tx(ctx, req, code, format!("station {} is not active", req.station));
+        let code = if status.as_deref() == Some("revoked") {
+            ErrorCode::StationRevoked
+        } else {
+            ErrorCode::StationNotAuthorized
+        };
+        return refuse_in_tx(
+            ctx,
+            req,
+            code,
+            format!("station {} is not active", req.station),
+        );
     }
     // Check 2 again: the order may have been closed since the caller read it.
     let state: Option<String> = conn
@@ -193,12 +225,22 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         .query_row([req.order.as_str()], |r| r.get(0))
         .optional()?;
     if state.as_deref() != Some(OrderState::Open.as_str()) {
-        return refuse_in_tx(ctx, req, ErrorCode::OrderNotOpen, format!("order {} is not open", req.order));
+        return refuse_in_tx(
+            ctx,
+            req,
+            ErrorCode::OrderNotOpen,
+            format!("order {} is not open", req.order),
+        );
     }
     // Check 6, and the retry of I2: a serial already certified.
     let existing = conn
-        .prepare_cached(&format!("{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"))?
-        .query_row([req.product.as_str(), req.serial.as_str()], issued_unit_from_row)
+        .prepare_cached(&format!(
+            "{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"
+        ))?
+        .query_row(
+            [req.product.as_str(), req.serial.as_str()],
+            issued_unit_from_row,
+        )
         .optional()?
         .transpose()?;
     if let Some(unit) = existing {
@@ -217,7 +259,9 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         .query_row([req.pubkey_sha256.0.as_slice()], |r| r.get(0))
         .optional()?;
     if let Some(other) = other {
-        let message = format!("this public key is already bound to serial {other}; the secure element is a clone suspect");
+        let message = format!(
+            "this public key is already bound to serial {other}; the secure element is a clone suspect"
+        );
         return refuse_in_tx(ctx, req, ErrorCode::KeyReused, message);
     }
     // Check 8, as a conditional update: the count moves only while it is below the quota.
@@ -225,7 +269,12 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         .prepare_cached("UPDATE orders SET issued = issued + 1 WHERE id = ?1 AND state = 'open' AND issued < quota")?
         .execute([req.order.as_str()])?;
     if counted != 1 {
-        return refuse_in_tx(ctx, req, ErrorCode::QuotaExhausted, format!("order {} has no quota left", req.order));
+        return refuse_in_tx(
+            ctx,
+            req,
+            ErrorCode::QuotaExhausted,
+            format!("order {} has no quota left", req.order),
+        );
     }
     let event = Event::new(
         req.at,
@@ -310,10 +359,12 @@ impl Store for SqliteStore {
 
     async fn token_by_secret(&self, secret_sha256: Sha256Hash) -> Result<Option<ApiToken>> {
         self.read(move |conn| {
-            conn.prepare_cached("SELECT id, role, label, created_at, revoked FROM tokens WHERE secret_sha256 = ?1")?
-                .query_row([secret_sha256.0.as_slice()], rows::token_from_row)
-                .optional()?
-                .transpose()
+            conn.prepare_cached(
+                "SELECT id, role, label, created_at, revoked FROM tokens WHERE secret_sha256 = ?1",
+            )?
+            .query_row([secret_sha256.0.as_slice()], rows::token_from_row)
+            .optional()?
+            .transpose()
         })
         .await
     }
@@ -368,12 +419,23 @@ impl Store for SqliteStore {
 
     async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt> {
         self.write(move |ctx| {
-            if exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", factory.id.as_str())? {
-                return Err(StoreError::Conflict(format!("factory {} exists already", factory.id)));
+            if exists(
+                ctx.conn,
+                "SELECT 1 FROM factories WHERE id = ?1",
+                factory.id.as_str(),
+            )? {
+                return Err(StoreError::Conflict(format!(
+                    "factory {} exists already",
+                    factory.id
+                )));
             }
             ctx.conn
                 .prepare_cached("INSERT INTO factories (id, name, created_at) VALUES (?1, ?2, ?3)")?
-                .execute(params![factory.id.as_str(), factory.name, ts(factory.created_at)])?;
+                .execute(params![
+                    factory.id.as_str(),
+                    factory.name,
+                    ts(factory.created_at)
+                ])?;
             ctx.append(&event)
         })
         .await
@@ -392,14 +454,20 @@ impl Store for SqliteStore {
 
     async fn factories(&self) -> Result<Vec<Factory>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT id, name, created_at FROM factories ORDER BY id")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT id, name, created_at FROM factories ORDER BY id")?;
             let rows = stmt.query_map([], rows::factory_from_row)?;
             rows.map(|r| r?).collect()
         })
         .await
     }
 
-    async fn create_station(&self, station: Station, token_sha256: Sha256Hash, event: Event) -> Result<Receipt> {
+    async fn create_station(
+        &self,
+        station: Station,
+        token_sha256: Sha256Hash,
+        event: Event,
+    ) -> Result<Receipt> {
         self.write(move |ctx| {
             if !exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", station.factory.as_str())? {
                 return Err(StoreError::NotFound(format!("factory {}", station.factory)));
@@ -439,15 +507,24 @@ impl Store for SqliteStore {
     async fn stations(&self, factory: Option<&FactoryId>) -> Result<Vec<Station>> {
         let factory = factory.cloned();
         self.read(move |conn| {
-            let mut stmt =
-                conn.prepare_cached(&format!("{} WHERE ?1 IS NULL OR factory = ?1 ORDER BY id", rows::STATION_SQL))?;
-            let rows = stmt.query_map([factory.as_ref().map(FactoryId::as_str)], rows::station_from_row)?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "{} WHERE ?1 IS NULL OR factory = ?1 ORDER BY id",
+                rows::STATION_SQL
+            ))?;
+            let rows = stmt.query_map(
+                [factory.as_ref().map(FactoryId::as_str)],
+                rows::station_from_row,
+            )?;
             rows.map(|r| r?).collect()
         })
         .await
     }
 
-    async fn station_for_enrollment(&self, token_sha256: Sha256Hash, now: OffsetDateTime) -> Result<Option<Station>> {
+    async fn station_for_enrollment(
+        &self,
+        token_sha256: Sha256Hash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Station>> {
         let station = self
             .read(move |conn| {
                 conn.prepare_cached(&format!(
@@ -488,7 +565,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_station(&self, id: &StationId, actor: Actor, at: OffsetDateTime) -> Result<Station> {
+    async fn revoke_station(
+        &self,
+        id: &StationId,
+        actor: Actor,
+        at: OffsetDateTime,
+    ) -> Result<Station> {
         let id = id.clone();
         self.write(move |ctx| {
             let station = ctx
@@ -553,7 +635,8 @@ impl Store for SqliteStore {
 
     async fn orders(&self) -> Result<Vec<Order>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("{} ORDER BY created_at, id", rows::ORDER_SQL))?;
+            let mut stmt =
+                conn.prepare_cached(&format!("{} ORDER BY created_at, id", rows::ORDER_SQL))?;
             let rows = stmt.query_map([], rows::order_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -563,9 +646,13 @@ impl Store for SqliteStore {
     async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order> {
         let id = id.clone();
         self.write(move |ctx| {
-            let order = rows::load_order(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            let order = rows::load_order(ctx.conn, &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
             if !order.state.can_become(to) {
-                return Err(StoreError::Conflict(format!("order {id} is {} and cannot become {to}", order.state)));
+                return Err(StoreError::Conflict(format!(
+                    "order {id} is {} and cannot become {to}",
+                    order.state
+                )));
             }
             ctx.conn
                 .prepare_cached("UPDATE orders SET state = ?2 WHERE id = ?1 AND state = ?3")?
@@ -576,12 +663,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn change_quota(&self, id: &OrderId, quota: u64, actor: Actor, at: OffsetDateTime) -> Result<Order> {
+    async fn change_quota(
+        &self,
+        id: &OrderId,
+        quota: u64,
+        actor: Actor,
+        at: OffsetDateTime,
+    ) -> Result<Order> {
         let id = id.clone();
         self.write(move |ctx| {
-            let order = rows::load_order(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            let order = rows::load_order(ctx.conn, &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
             if matches!(order.state, OrderState::Closed | OrderState::Cancelled) {
-                return Err(StoreError::Conflict(format!("order {id} is {}; its quota is final", order.state)));
+                return Err(StoreError::Conflict(format!(
+                    "order {id} is {}; its quota is final",
+                    order.state
+                )));
             }
             if quota < order.issued {
                 return Err(StoreError::Conflict(format!(
@@ -590,13 +687,23 @@ impl Store for SqliteStore {
                 )));
             }
             if quota == order.quota {
-                return Err(StoreError::Conflict(format!("order {id} already has quota {quota}")));
+                return Err(StoreError::Conflict(format!(
+                    "order {id} already has quota {quota}"
+                )));
             }
-            let q = i64::try_from(quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
-            ctx.conn.prepare_cached("UPDATE orders SET quota = ?2 WHERE id = ?1")?.execute(params![id.as_str(), q])?;
+            let q =
+                i64::try_from(quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
+            ctx.conn
+                .prepare_cached("UPDATE orders SET quota = ?2 WHERE id = ?1")?
+                .execute(params![id.as_str(), q])?;
             ctx.append(&Event::new(
                 at,
-                EventBody::QuotaChanged { order: id.clone(), old_quota: order.quota, new_quota: quota, actor },
+                EventBody::QuotaChanged {
+                    order: id.clone(),
+                    old_quota: order.quota,
+                    new_quota: quota,
+                    actor,
+                },
             ))?;
             Ok(Order { quota, ..order })
         })
@@ -612,22 +719,34 @@ impl Store for SqliteStore {
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
             let count = |sql: &str| -> Result<u64> {
-                let n: i64 = conn.prepare_cached(sql)?.query_row([id.as_str()], |r| r.get(0))?;
+                let n: i64 = conn
+                    .prepare_cached(sql)?
+                    .query_row([id.as_str()], |r| r.get(0))?;
                 Ok(n as u64)
             };
             let mut counts = OrderCounts {
                 issued: issued as u64,
                 certificates: count("SELECT count(*) FROM certificates WHERE order_id = ?1")?,
-                issued_events: count("SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.issued'")?,
-                failed_tests: count("SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.test_failed'")?,
+                issued_events: count(
+                    "SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.issued'",
+                )?,
+                failed_tests: count(
+                    "SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.test_failed'",
+                )?,
                 refusals: Default::default(),
             };
-            let mut stmt = conn.prepare_cached("SELECT bytes FROM events WHERE order_id = ?1 AND kind = 'unit.refused'")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT bytes FROM events WHERE order_id = ?1 AND kind = 'unit.refused'",
+            )?;
             let rows = stmt.query_map([id.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
             for bytes in rows {
-                let event = Event::from_canonical(&bytes?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let event = Event::from_canonical(&bytes?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 if let EventBody::UnitRefused { reason, .. } = event.body {
-                    *counts.refusals.entry(reason.as_str().to_owned()).or_default() += 1;
+                    *counts
+                        .refusals
+                        .entry(reason.as_str().to_owned())
+                        .or_default() += 1;
                 }
             }
             Ok(counts)
@@ -668,13 +787,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn issued_unit(&self, product: &ProductId, serial: &Serial) -> Result<Option<IssuedUnit>> {
+    async fn issued_unit(
+        &self,
+        product: &ProductId,
+        serial: &Serial,
+    ) -> Result<Option<IssuedUnit>> {
         let (product, serial) = (product.clone(), serial.clone());
         self.read(move |conn| {
-            conn.prepare_cached(&format!("{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"))?
-                .query_row([product.as_str(), serial.as_str()], issued_unit_from_row)
-                .optional()?
-                .transpose()
+            conn.prepare_cached(&format!(
+                "{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"
+            ))?
+            .query_row([product.as_str(), serial.as_str()], issued_unit_from_row)
+            .optional()?
+            .transpose()
         })
         .await
     }
@@ -682,7 +807,10 @@ impl Store for SqliteStore {
     async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>> {
         let order = order.clone();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!("{} WHERE u.order_id = ?1 ORDER BY u.serial", rows::UNIT_SQL))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "{} WHERE u.order_id = ?1 ORDER BY u.serial",
+                rows::UNIT_SQL
+            ))?;
             let rows = stmt.query_map([order.as_str()], rows::unit_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -692,7 +820,10 @@ impl Store for SqliteStore {
     async fn unit(&self, serial: &Serial) -> Result<Vec<UnitSummary>> {
         let serial = serial.clone();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!("{} WHERE u.serial = ?1 ORDER BY u.product", rows::UNIT_SQL))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "{} WHERE u.serial = ?1 ORDER BY u.product",
+                rows::UNIT_SQL
+            ))?;
             let rows = stmt.query_map([serial.as_str()], rows::unit_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -711,7 +842,10 @@ impl Store for SqliteStore {
 
     async fn event_count(&self) -> Result<u64> {
         self.read(|conn| {
-            let n: i64 = conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| r.get(0))?;
+            let n: i64 =
+                conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| {
+                    r.get(0)
+                })?;
             Ok(n as u64)
         })
         .await
@@ -720,5 +854,6 @@ impl Store for SqliteStore {
 
 /// Tells a caller whether the status column means provisioned.
 pub(crate) fn unit_status(text: &str) -> Result<UnitStatus> {
-    UnitStatus::from_str_opt(text).ok_or_else(|| StoreError::Corrupt(format!("unit status `{text}`")))
+    UnitStatus::from_str_opt(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unit status `{text}`")))
 }

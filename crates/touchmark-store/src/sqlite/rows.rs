@@ -33,7 +33,9 @@ fn opt_time(what: &str, text: Option<String>) -> Result<Option<OffsetDateTime>> 
 }
 
 fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
-    <[u8; 32]>::try_from(bytes.as_slice()).map(Sha256Hash).map_err(|_| corrupt(what, "not 32 bytes"))
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(Sha256Hash)
+        .map_err(|_| corrupt(what, "not 32 bytes"))
 }
 
 fn count(n: i64) -> Result<u64> {
@@ -44,9 +46,31 @@ pub(super) const PRODUCT_SQL: &str = "SELECT id, name, organization, common_name
      cert_not_after, issuing_ca_pem, created_at FROM products";
 
 pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
-    let raw = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    let raw = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    );
     Ok((|| {
-        let (id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url, not_after, pem, created): (
+        let (
+            id,
+            name,
+            organization,
+            common_name,
+            hw_type_oid,
+            crl_url,
+            ocsp_url,
+            not_after,
+            pem,
+            created,
+        ): (
             String,
             String,
             String,
@@ -75,22 +99,43 @@ pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
 
 pub(super) fn factory_from_row(r: &Row<'_>) -> RowResult<Factory> {
     let (id, name, created): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-    Ok((|| Ok(Factory { id: parse("factory id", id)?, name, created_at: time("created_at", created)? }))())
+    Ok((|| {
+        Ok(Factory {
+            id: parse("factory id", id)?,
+            name,
+            created_at: time("created_at", created)?,
+        })
+    })())
 }
 
-pub(super) const STATION_SQL: &str =
-    "SELECT id, factory, name, status, enrollment_expires_at, cert_sha256, created_at FROM stations";
+pub(super) const STATION_SQL: &str = "SELECT id, factory, name, status, enrollment_expires_at, cert_sha256, created_at FROM stations";
 
 pub(super) fn station_from_row(r: &Row<'_>) -> RowResult<Station> {
-    let raw: (String, String, String, String, String, Option<String>, String) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+    let raw: (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    );
     Ok((|| {
         let (id, factory, name, status, expires, cert, created) = raw;
         Ok(Station {
             id: parse("station id", id)?,
             factory: parse("factory id", factory)?,
             name,
-            status: StationStatus::from_str_opt(&status).ok_or_else(|| corrupt("station status", &status))?,
+            status: StationStatus::from_str_opt(&status)
+                .ok_or_else(|| corrupt("station status", &status))?,
             enrollment_expires_at: time("enrollment_expires_at", expires)?,
             cert_sha256: cert,
             created_at: time("created_at", created)?,
@@ -98,15 +143,37 @@ pub(super) fn station_from_row(r: &Row<'_>) -> RowResult<Station> {
     })())
 }
 
-pub(super) const ORDER_SQL: &str =
-    "SELECT id, product, factory, quota, issued, serial_rule, not_before, not_after, state, created_at FROM orders";
+pub(super) const ORDER_SQL: &str = "SELECT id, product, factory, quota, issued, serial_rule, not_before, not_after, state, created_at FROM orders";
 
 pub(super) fn order_from_row(r: &Row<'_>) -> RowResult<Order> {
-    let raw: (String, String, String, i64, i64, String, Option<String>, Option<String>, String, String) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    let raw: (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    );
     Ok((|| {
-        let (id, product, factory, quota, issued, rule, not_before, not_after, state, created) = raw;
-        let serial_rule: SerialRule = serde_json::from_str(&rule).map_err(|e| corrupt("serial_rule", e))?;
+        let (id, product, factory, quota, issued, rule, not_before, not_after, state, created) =
+            raw;
+        let serial_rule: SerialRule =
+            serde_json::from_str(&rule).map_err(|e| corrupt("serial_rule", e))?;
         Ok(Order {
             id: parse("order id", id)?,
             product: parse("product id", product)?,
@@ -116,7 +183,8 @@ pub(super) fn order_from_row(r: &Row<'_>) -> RowResult<Order> {
             serial_rule,
             not_before: opt_time("not_before", not_before)?,
             not_after: opt_time("not_after", not_after)?,
-            state: OrderState::from_str_opt(&state).ok_or_else(|| corrupt("order state", &state))?,
+            state: OrderState::from_str_opt(&state)
+                .ok_or_else(|| corrupt("order state", &state))?,
             created_at: time("created_at", created)?,
         })
     })())
@@ -130,7 +198,8 @@ pub(super) fn load_order(conn: &Connection, id: &OrderId) -> Result<Option<Order
 }
 
 pub(super) fn token_from_row(r: &Row<'_>) -> RowResult<ApiToken> {
-    let raw: (String, String, String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    let raw: (String, String, String, String, i64) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
     Ok((|| {
         let (id, role, label, created, revoked) = raw;
         Ok(ApiToken {
@@ -147,8 +216,29 @@ pub(super) const ISSUED_UNIT_SQL: &str = "SELECT c.order_id, c.product, c.serial
      c.pubkey_sha256, c.issued_at, c.event_index, e.leaf_hash FROM certificates c JOIN events e ON e.idx = c.event_index";
 
 pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
-    let raw: (String, String, String, String, Vec<u8>, Vec<u8>, Vec<u8>, String, i64, Vec<u8>) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
+    let raw: (
+        String,
+        String,
+        String,
+        String,
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        String,
+        i64,
+        Vec<u8>,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    );
     Ok((|| {
         let (order, product, serial, station, der, sha, pubkey, issued_at, index, leaf) = raw;
         Ok(IssuedUnit {
@@ -160,7 +250,10 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
             cert_sha256: hash("certificate sha256", sha)?,
             pubkey_sha256: hash("pubkey sha256", pubkey)?,
             issued_at: time("issued_at", issued_at)?,
-            receipt: Receipt { index: count(index)?, leaf_hash: hash("leaf hash", leaf)? },
+            receipt: Receipt {
+                index: count(index)?,
+                leaf_hash: hash("leaf hash", leaf)?,
+            },
         })
     })())
 }
@@ -169,8 +262,23 @@ pub(super) const UNIT_SQL: &str = "SELECT u.product, u.serial, u.order_id, u.sta
      (SELECT count(*) FROM test_attempts t WHERE t.serial = u.serial) FROM units u";
 
 pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
-    let raw: (String, String, String, String, Option<String>, Option<Vec<u8>>, i64) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+    let raw: (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<Vec<u8>>,
+        i64,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    );
     Ok((|| {
         let (product, serial, order, status, station, cert, attempts) = raw;
         Ok(UnitSummary {
@@ -189,6 +297,11 @@ pub(super) fn event_from_row(r: &Row<'_>) -> RowResult<StoredEvent> {
     let raw: (i64, String, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
     Ok((|| {
         let (index, kind, bytes, leaf) = raw;
-        Ok(StoredEvent { index: count(index)?, kind, bytes, leaf_hash: hash("leaf hash", leaf)? })
+        Ok(StoredEvent {
+            index: count(index)?,
+            kind,
+            bytes,
+            leaf_hash: hash("leaf hash", leaf)?,
+        })
     })())
 }

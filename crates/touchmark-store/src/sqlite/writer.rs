@@ -9,7 +9,7 @@
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
-use touchmark_core::event::{leaf_hash, Event};
+use touchmark_core::event::{Event, leaf_hash};
 
 use crate::{Receipt, StoreError};
 
@@ -25,7 +25,9 @@ pub(crate) struct WriteCtx<'a> {
 impl WriteCtx<'_> {
     /// Appends an event to the log inside the current transaction.
     pub(crate) fn append(&mut self, event: &Event) -> Result<Receipt, StoreError> {
-        let bytes = event.canonical_bytes().map_err(|e| StoreError::Database(e.to_string()))?;
+        let bytes = event
+            .canonical_bytes()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         let leaf = leaf_hash(&bytes);
         let index = self.next_index;
         let order = event.body.order().map(|o| o.as_str().to_owned());
@@ -33,7 +35,10 @@ impl WriteCtx<'_> {
             .prepare_cached("INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(rusqlite::params![index as i64, event.body.kind(), order, bytes, leaf.0.as_slice()])?;
         self.next_index += 1;
-        Ok(Receipt { index, leaf_hash: leaf })
+        Ok(Receipt {
+            index,
+            leaf_hash: leaf,
+        })
     }
 }
 
@@ -49,7 +54,10 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
-        let next_index: i64 = conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| r.get(0))?;
+        let next_index: i64 =
+            conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| {
+                r.get(0)
+            })?;
         let (jobs, rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("touchmark-sqlite-writer".into())
@@ -112,7 +120,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, next_index: u64) -> u64
             continue;
         }
         let (ok, done) = job(Ok(&mut ctx));
-        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
         if !ok {
             ctx.next_index = before;
         }

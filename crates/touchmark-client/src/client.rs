@@ -1,0 +1,668 @@
+//! The client: one method per route of the `/v1` API.
+
+use std::sync::Arc;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use touchmark_core::api::{
+    CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, EnrollRequest,
+    EnrollResponse, ErrorBody, EventEntry, FactoryBody, Health, OrderBody, OrderDetail,
+    ProductBody, ProvisionRequest, ProvisionResponse, SetQuota, StationBody, StationCreated,
+    TokenCreated, UnitBody,
+};
+
+use crate::config::{self, ClientConfig};
+use crate::error::ClientError;
+use crate::path::segment;
+
+/// The most the client reads of one answer. The largest legitimate answers are long event
+/// pages; anything bigger is a broken or hostile server.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// The `User-Agent` sent with every request.
+const USER_AGENT: &str = concat!("touchmark/", env!("CARGO_PKG_VERSION"));
+
+/// A typed client for one Touchmark server.
+///
+/// Cheap to clone: clones share one pool of kept-alive connections, so a line simulator or a
+/// benchmark should make one `Client` and clone it into each task.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// The base URL without a trailing `/`.
+    base: String,
+    /// `Bearer <token>`, marked sensitive so it never shows in `Debug`.
+    bearer: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .field("bearer", &self.inner.bearer.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a route takes the admin/auditor bearer token.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// Send the token, if the client has one.
+    Bearer,
+    /// Never send it: the route is public, or authenticates otherwise (mTLS, an enrollment
+    /// token in the body), and the token should not travel where it is not needed.
+    None,
+}
+
+impl Client {
+    /// Builds a client from `config`. It does not connect yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] when the base URL is not an `https` URL, the root CA PEM holds
+    /// no valid certificate, the identity's chain or key does not parse or do not match, or
+    /// the token cannot be sent in a header.
+    pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
+        let base = config::base_url(&config.base_url)?;
+        let tls = config::tls(&config)?;
+        let bearer = match &config.token {
+            None => None,
+            Some(token) => {
+                let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    ClientError::Config("token holds characters not allowed in a header".into())
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .https_only(true)
+            // An API answer is never a redirect; following one could send the request, and
+            // its body, somewhere the caller did not choose.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| {
+                let mut text = e.to_string();
+                crate::error::append_causes(&mut text, std::error::Error::source(&e));
+                ClientError::Config(text)
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner { http, base, bearer }),
+        })
+    }
+
+    /// The base URL requests go to, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// `GET /healthz`: the server's status, version and log size.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/healthz".into(), Auth::None, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/tokens` (admin): creates an API token, returned once.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_token(&self, request: &CreateToken) -> Result<TokenCreated, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/tokens".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `POST /v1/products` (admin): creates a product and its issuing CA.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_product(
+        &self,
+        request: &CreateProduct,
+    ) -> Result<ProductBody, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/products".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/products`: every product.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn products(&self) -> Result<Vec<ProductBody>, ClientError> {
+        self.get("/v1/products".into()).await
+    }
+
+    /// `GET /v1/products/{id}`: one product.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn product(&self, id: &str) -> Result<ProductBody, ClientError> {
+        self.get(format!("/v1/products/{}", segment("product id", id)?))
+            .await
+    }
+
+    /// `POST /v1/factories` (admin): creates a factory.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_factory(
+        &self,
+        request: &CreateFactory,
+    ) -> Result<FactoryBody, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/factories".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/factories`: every factory.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn factories(&self) -> Result<Vec<FactoryBody>, ClientError> {
+        self.get("/v1/factories".into()).await
+    }
+
+    /// `GET /v1/factories/{id}`: one factory.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn factory(&self, id: &str) -> Result<FactoryBody, ClientError> {
+        self.get(format!("/v1/factories/{}", segment("factory id", id)?))
+            .await
+    }
+
+    /// `POST /v1/stations` (admin): creates a station and its one-time enrollment token.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_station(
+        &self,
+        request: &CreateStation,
+    ) -> Result<StationCreated, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/stations".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/stations[?factory=ID]`: every station, or those of one factory.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` factory id; otherwise any
+    /// failure.
+    pub async fn stations(&self, factory: Option<&str>) -> Result<Vec<StationBody>, ClientError> {
+        let path = match factory {
+            None => "/v1/stations".to_owned(),
+            Some(id) => format!("/v1/stations?factory={}", segment("factory id", id)?),
+        };
+        self.get(path).await
+    }
+
+    /// `GET /v1/stations/{id}`: one station.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn station(&self, id: &str) -> Result<StationBody, ClientError> {
+        self.get(format!("/v1/stations/{}", segment("station id", id)?))
+            .await
+    }
+
+    /// `POST /v1/stations/{id}/revoke` (admin): revokes a station's identity.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn revoke_station(&self, id: &str) -> Result<StationBody, ClientError> {
+        let path = format!("/v1/stations/{}/revoke", segment("station id", id)?);
+        self.call(Method::POST, path, Auth::Bearer, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/enroll`: exchanges a one-time enrollment token and a CSR for the station's
+    /// certificate. The bearer token is not sent.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        self.call(Method::POST, "/v1/enroll".into(), Auth::None, Some(request))
+            .await
+    }
+
+    /// `POST /v1/orders` (admin): creates an order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_order(&self, request: &CreateOrder) -> Result<OrderBody, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/orders".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/orders`: every order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn orders(&self) -> Result<Vec<OrderBody>, ClientError> {
+        self.get("/v1/orders".into()).await
+    }
+
+    /// `GET /v1/orders/{id}`: one order with its counts.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn order(&self, id: &str) -> Result<OrderDetail, ClientError> {
+        self.get(format!("/v1/orders/{}", segment("order id", id)?))
+            .await
+    }
+
+    /// `POST /v1/orders/{id}/open` (admin): opens a draft order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn open_order(&self, id: &str) -> Result<OrderBody, ClientError> {
+        self.order_action(id, "open").await
+    }
+
+    /// `POST /v1/orders/{id}/close` (admin): closes an order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn close_order(&self, id: &str) -> Result<OrderBody, ClientError> {
+        self.order_action(id, "close").await
+    }
+
+    /// `POST /v1/orders/{id}/cancel` (admin): cancels an order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn cancel_order(&self, id: &str) -> Result<OrderBody, ClientError> {
+        self.order_action(id, "cancel").await
+    }
+
+    /// `PUT /v1/orders/{id}/quota` (admin): sets an order's quota.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn set_quota(&self, id: &str, quota: u64) -> Result<OrderBody, ClientError> {
+        let path = format!("/v1/orders/{}/quota", segment("order id", id)?);
+        self.call(Method::PUT, path, Auth::Bearer, Some(&SetQuota { quota }))
+            .await
+    }
+
+    /// `GET /v1/orders/{id}/units`: the units tested or counted under an order.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn order_units(&self, id: &str) -> Result<Vec<UnitBody>, ClientError> {
+        self.get(format!("/v1/orders/{}/units", segment("order id", id)?))
+            .await
+    }
+
+    /// `POST /v1/orders/{order}/units`: provisions one unit. Authenticated by the station's
+    /// mTLS identity; the bearer token is not sent.
+    ///
+    /// A first issuance answers `status: "issued"`, a retry of the same serial and key
+    /// `status: "already_issued"` with the same certificate. A refusal is
+    /// [`ClientError::Api`], with the refusal's code and the receipt of its log entry.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` order id; otherwise any
+    /// failure.
+    pub async fn provision(
+        &self,
+        order: &str,
+        request: &ProvisionRequest,
+    ) -> Result<ProvisionResponse, ClientError> {
+        let path = format!("/v1/orders/{}/units", segment("order id", order)?);
+        self.call(Method::POST, path, Auth::None, Some(request))
+            .await
+    }
+
+    /// `GET /v1/units/{serial}`: the units with this serial, one per product.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` serial; otherwise any
+    /// failure.
+    pub async fn unit(&self, serial: &str) -> Result<Vec<UnitBody>, ClientError> {
+        self.get(format!("/v1/units/{}", segment("serial", serial)?))
+            .await
+    }
+
+    /// `GET /v1/events?start=N&limit=M`: up to `limit` log events from index `start`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn events(&self, start: u64, limit: u64) -> Result<Vec<EventEntry>, ClientError> {
+        self.get(format!("/v1/events?start={start}&limit={limit}"))
+            .await
+    }
+
+    /// `GET /openapi.json`: the server's OpenAPI 3 document.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/openapi.json".into()).await
+    }
+
+    async fn order_action(&self, id: &str, action: &str) -> Result<OrderBody, ClientError> {
+        let path = format!("/v1/orders/{}/{action}", segment("order id", id)?);
+        self.call(Method::POST, path, Auth::Bearer, None::<&()>)
+            .await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: String) -> Result<T, ClientError> {
+        self.call(Method::GET, path, Auth::Bearer, None::<&()>)
+            .await
+    }
+
+    /// Sends one request and decodes the answer. `path` starts with `/` and has every
+    /// caller-supplied part already encoded.
+    async fn call<B, T>(
+        &self,
+        method: Method,
+        path: String,
+        auth: Auth,
+        body: Option<&B>,
+    ) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let url = format!("{}{path}", self.inner.base);
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let (Auth::Bearer, Some(bearer)) = (auth, &self.inner.bearer) {
+            request = request.header(AUTHORIZATION, bearer.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&e))?;
+        let status = response.status();
+        let bytes = read_body(response).await?;
+
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Decode(format!("HTTP {}: {e}", status.as_u16())))
+        } else if status.is_client_error() || status.is_server_error() {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => Err(ClientError::Api {
+                    status: status.as_u16(),
+                    body,
+                }),
+                Err(e) => Err(ClientError::Decode(format!(
+                    "HTTP {} with a body that is not an error object ({e}): {}",
+                    status.as_u16(),
+                    snippet(&bytes)
+                ))),
+            }
+        } else {
+            Err(ClientError::Decode(format!(
+                "unexpected HTTP status {}",
+                status.as_u16()
+            )))
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+async fn read_body(mut response: Response) -> Result<Vec<u8>, ClientError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(ClientError::Decode(format!(
+            "answer larger than {MAX_BODY} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ClientError::transport(&e))?
+    {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(ClientError::Decode(format!(
+                "answer larger than {MAX_BODY} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The start of an unexpected body, for an error message: at most 200 characters, with
+/// control characters escaped so a hostile server cannot forge log lines.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Identity;
+
+    struct Pki {
+        ca_pem: String,
+        leaf_pem: String,
+        leaf_key_pem: String,
+        other_key_pem: String,
+    }
+
+    fn pki() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_params = rcgen::CertificateParams::new(vec!["station-1".to_owned()]).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            leaf_pem: leaf.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            other_key_pem: rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        }
+    }
+
+    fn config(base: &str, ca: &str) -> ClientConfig {
+        ClientConfig {
+            base_url: base.into(),
+            root_ca_pem: ca.into(),
+            token: Some("tm_admin_secret".into()),
+            identity: None,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn config_error(config: ClientConfig) -> String {
+        match Client::new(config) {
+            Err(ClientError::Config(text)) => text,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn builds_with_and_without_identity() {
+        let pki = pki();
+        let client = Client::new(config("https://localhost:8443/", &pki.ca_pem)).unwrap();
+        assert_eq!(client.base_url(), "https://localhost:8443");
+        assert!(!format!("{client:?}").contains("tm_admin_secret"));
+
+        let mut with_identity = config("https://localhost:8443", &pki.ca_pem);
+        with_identity.identity = Some(Identity::new(&pki.leaf_pem, pki.leaf_key_pem.as_str()));
+        Client::new(with_identity).unwrap();
+    }
+
+    #[test]
+    fn tls_config_offers_h2_and_http11() {
+        let pki = pki();
+        let tls = config::tls(&config("https://h", &pki.ca_pem)).unwrap();
+        assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn config_errors() {
+        let pki = pki();
+        let text = config_error(config("http://localhost:8443", &pki.ca_pem));
+        assert!(text.contains("https"), "{text}");
+        config_error(config("not a url", &pki.ca_pem));
+
+        let text = config_error(config("https://h", ""));
+        assert!(text.contains("no certificate"), "{text}");
+        let text = config_error(config("https://h", "-----BEGIN CERTIFICATE-----\n!!!\n"));
+        assert!(text.contains("root CA"), "{text}");
+        // A key is not a trust anchor.
+        config_error(config("https://h", &pki.leaf_key_pem));
+        // Well-formed PEM around bytes that are not a certificate.
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        config_error(config("https://h", junk));
+
+        let mut bad_token = config("https://h", &pki.ca_pem);
+        bad_token.token = Some("a\r\nX-Injected: 1".into());
+        let text = config_error(bad_token);
+        assert!(!text.contains("X-Injected"), "{text}");
+    }
+
+    #[test]
+    fn identity_errors() {
+        let pki = pki();
+        let cases = [
+            ("no chain", String::new(), pki.leaf_key_pem.clone()),
+            ("no key", pki.leaf_pem.clone(), String::new()),
+            (
+                "garbage key",
+                pki.leaf_pem.clone(),
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            ),
+            ("cert as key", pki.leaf_pem.clone(), pki.leaf_pem.clone()),
+            (
+                "key of another cert",
+                pki.leaf_pem.clone(),
+                pki.other_key_pem.clone(),
+            ),
+        ];
+        for (name, chain, key) in cases {
+            let mut c = config("https://h", &pki.ca_pem);
+            c.identity = Some(Identity::new(chain, key.as_str()));
+            let text = config_error(c);
+            assert!(!text.contains("PRIVATE KEY"), "{name}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_ids_are_refused_before_sending() {
+        let pki = pki();
+        let client = Client::new(config("https://127.0.0.1:1", &pki.ca_pem)).unwrap();
+        for id in ["", ".", ".."] {
+            let err = client.order(id).await.err();
+            assert!(
+                matches!(err, Some(ClientError::InvalidArgument(_))),
+                "{id:?}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_transport_error_with_its_cause() {
+        let pki = pki();
+        // Bind, note the port and close it again, so nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client =
+            Client::new(config(&format!("https://127.0.0.1:{port}"), &pki.ca_pem)).unwrap();
+        match client.health().await {
+            Err(ClientError::Transport(text)) => {
+                assert!(text.to_lowercase().contains("refused"), "{text}");
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn snippets_escape_control_characters() {
+        assert_eq!(snippet(b"<html>\n\x1b[31m"), "<html>\\n\\u{1b}[31m");
+        assert_eq!(snippet(&[b'a'; 300]).chars().count(), 201);
+    }
+}

@@ -1,0 +1,376 @@
+//! The JSON shapes of the `/v1` API, shared by the server and the client.
+//!
+//! Requests reject unknown fields, so a misspelt field is an error rather than silently
+//! ignored. Timestamps are RFC 3339 strings, hashes lowercase hex.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Every error response: a stable code and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// The stable code, such as `quota_exhausted`.
+    pub code: String,
+    /// What was wrong.
+    pub message: String,
+    /// For a provisioning refusal: where the refusal was logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptBody>,
+}
+
+/// Where an event landed in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReceiptBody {
+    /// The event's index in the log.
+    pub index: u64,
+    /// SHA-256(0x00 ‖ canonical event bytes), hex.
+    pub leaf_hash: String,
+}
+
+/// A station's request to provision one unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// The unit's serial.
+    pub serial: String,
+    /// The unit's PKCS#10 CSR: PEM, or base64 of the DER.
+    pub csr: String,
+    /// The test record: Touchmark's JSON or OpenHTF's.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub test: serde_json::Value,
+}
+
+/// A unit's certificate and the receipt of its issuance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ProvisionResponse {
+    /// `issued`, or `already_issued` for a retry (nothing consumed).
+    pub status: String,
+    /// The order counted against.
+    pub order: String,
+    /// The unit's serial.
+    pub serial: String,
+    /// The device certificate, PEM.
+    pub certificate_pem: String,
+    /// The device certificate followed by the product's issuing CA, PEM.
+    pub chain_pem: String,
+    /// The root CA, PEM: the trust anchor of the chain.
+    pub root_ca_pem: String,
+    /// SHA-256 of the device certificate (DER), hex.
+    pub cert_sha256: String,
+    /// Where the issuance was logged.
+    pub receipt: ReceiptBody,
+}
+
+/// Creates a product and its issuing CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    /// The id; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A human name.
+    pub name: String,
+    /// Subject O of device certificates.
+    pub organization: String,
+    /// Subject CN of device certificates.
+    pub common_name: String,
+    /// RFC 4108 hwType OID, dotted; a Touchmark default when absent.
+    #[serde(default)]
+    pub hw_type_oid: Option<String>,
+    /// CRL distribution point URL.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// OCSP responder URL.
+    #[serde(default)]
+    pub ocsp_url: Option<String>,
+    /// Device certificate notAfter (RFC 3339); 99991231235959Z when absent.
+    #[serde(default)]
+    pub cert_not_after: Option<String>,
+}
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ProductBody {
+    /// The id.
+    pub id: String,
+    /// A human name.
+    pub name: String,
+    /// Subject O of device certificates.
+    pub organization: String,
+    /// Subject CN of device certificates.
+    pub common_name: String,
+    /// RFC 4108 hwType OID.
+    pub hw_type_oid: String,
+    /// CRL distribution point URL.
+    pub crl_url: Option<String>,
+    /// OCSP responder URL.
+    pub ocsp_url: Option<String>,
+    /// Device certificate notAfter, when not the default.
+    pub cert_not_after: Option<String>,
+    /// The issuing CA certificate, PEM.
+    pub issuing_ca_pem: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// Creates a factory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateFactory {
+    /// The id; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A human name.
+    pub name: String,
+}
+
+/// A factory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FactoryBody {
+    /// The id.
+    pub id: String,
+    /// A human name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// Creates a station and its one-time enrollment token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateStation {
+    /// The id; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The factory it belongs to.
+    pub factory: String,
+    /// A human name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Minutes until the enrollment token expires (1 to 10080; default 1440).
+    #[serde(default)]
+    pub enrollment_ttl_minutes: Option<u64>,
+}
+
+/// A station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StationBody {
+    /// The id.
+    pub id: String,
+    /// Its factory.
+    pub factory: String,
+    /// A human name.
+    pub name: String,
+    /// `pending`, `active` or `revoked`.
+    pub status: String,
+    /// When the enrollment token expires.
+    pub enrollment_expires_at: String,
+    /// SHA-256 of its mTLS certificate, once enrolled.
+    pub cert_sha256: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// A new station and its enrollment token, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StationCreated {
+    /// The station.
+    pub station: StationBody,
+    /// The one-time enrollment token. Only its hash is stored.
+    pub enrollment_token: String,
+}
+
+/// A fixture PC's enrollment: the one-time token and a CSR for the key it generated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The enrollment token.
+    pub token: String,
+    /// PKCS#10 CSR for the station's P-256 key: PEM or base64 DER.
+    pub csr: String,
+}
+
+/// The enrolled station's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrollResponse {
+    /// The station.
+    pub station: String,
+    /// Its factory.
+    pub factory: String,
+    /// The station's mTLS client certificate, PEM.
+    pub certificate_pem: String,
+    /// The station CA, PEM.
+    pub station_ca_pem: String,
+    /// The root CA, PEM (it anchors the server's TLS certificate).
+    pub root_ca_pem: String,
+}
+
+/// Creates an order, in draft unless `open` is true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// The id; generated when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The product built.
+    pub product: String,
+    /// The factory that builds it.
+    pub factory: String,
+    /// How many units may receive an identity.
+    pub quota: u64,
+    /// Serial range, such as `SN-000001..SN-000500`.
+    #[serde(default)]
+    pub serial_range: Option<String>,
+    /// Serial pattern: a regular expression the whole serial must match.
+    #[serde(default)]
+    pub serial_pattern: Option<String>,
+    /// Start of the window, RFC 3339.
+    #[serde(default)]
+    pub not_before: Option<String>,
+    /// End of the window, RFC 3339.
+    #[serde(default)]
+    pub not_after: Option<String>,
+    /// Open the order at once.
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrderBody {
+    /// The id.
+    pub id: String,
+    /// The product.
+    pub product: String,
+    /// The factory.
+    pub factory: String,
+    /// The quota.
+    pub quota: u64,
+    /// Units issued.
+    pub issued: u64,
+    /// Units that may still be issued.
+    pub remaining: u64,
+    /// `draft`, `open`, `closed` or `cancelled`.
+    pub state: String,
+    /// The serial rule, as text.
+    pub serial_rule: String,
+    /// Start of the window.
+    pub not_before: Option<String>,
+    /// End of the window.
+    pub not_after: Option<String>,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// An order with its counts, as every table records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrderDetail {
+    /// The order.
+    pub order: OrderBody,
+    /// Certificates stored for the order.
+    pub certificates: u64,
+    /// `unit.issued` events for the order.
+    pub issued_events: u64,
+    /// Failed test attempts.
+    pub failed_tests: u64,
+    /// Refusals, by code.
+    pub refusals: BTreeMap<String, u64>,
+}
+
+/// Sets an order's quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetQuota {
+    /// The new quota; not below the issued count.
+    pub quota: u64,
+}
+
+/// A unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UnitBody {
+    /// The product.
+    pub product: String,
+    /// The serial.
+    pub serial: String,
+    /// The order it was last tested or counted under.
+    pub order: String,
+    /// `failed_test`, `provisioned` or `revoked`.
+    pub status: String,
+    /// The station that last handled it.
+    pub station: Option<String>,
+    /// SHA-256 of its certificate, once provisioned.
+    pub cert_sha256: Option<String>,
+    /// Test attempts kept.
+    pub test_attempts: u64,
+}
+
+/// Creates an API token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// `admin` or `auditor`.
+    pub role: String,
+    /// A note for humans.
+    pub label: String,
+}
+
+/// A new API token, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TokenCreated {
+    /// The public id.
+    pub id: String,
+    /// `admin` or `auditor`.
+    pub role: String,
+    /// The secret bearer token. Only its hash is stored.
+    pub token: String,
+}
+
+/// A log event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventEntry {
+    /// The index in the log.
+    pub index: u64,
+    /// The `type` tag.
+    pub kind: String,
+    /// SHA-256(0x00 ‖ canonical), hex.
+    pub leaf_hash: String,
+    /// The canonical bytes, as UTF-8 text.
+    pub canonical: String,
+}
+
+/// The server's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// The server's version.
+    pub version: String,
+    /// Events in the log.
+    pub log_size: u64,
+}

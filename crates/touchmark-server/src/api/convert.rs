@@ -1,0 +1,75 @@
+//! Domain records to their wire shapes.
+
+use touchmark_core::api::{FactoryBody, OrderBody, ProductBody, StationBody, UnitBody};
+use touchmark_core::clock::format_timestamp;
+use touchmark_core::entity::{Factory, Product, Station};
+use touchmark_core::order::Order;
+use touchmark_store::UnitSummary;
+
+/// A product on the wire.
+pub fn product(p: Product) -> ProductBody {
+    ProductBody {
+        id: p.id.into(),
+        name: p.name,
+        organization: p.organization,
+        common_name: p.common_name,
+        hw_type_oid: p.hw_type_oid,
+        crl_url: p.crl_url,
+        ocsp_url: p.ocsp_url,
+        cert_not_after: p.cert_not_after.map(format_timestamp),
+        issuing_ca_pem: p.issuing_ca_pem,
+        created_at: format_timestamp(p.created_at),
+    }
+}
+
+/// A factory on the wire.
+pub fn factory(f: Factory) -> FactoryBody {
+    FactoryBody {
+        id: f.id.into(),
+        name: f.name,
+        created_at: format_timestamp(f.created_at),
+    }
+}
+
+/// A station on the wire.
+pub fn station(s: Station) -> StationBody {
+    StationBody {
+        id: s.id.into(),
+        factory: s.factory.into(),
+        name: s.name,
+        status: s.status.as_str().to_owned(),
+        enrollment_expires_at: format_timestamp(s.enrollment_expires_at),
+        cert_sha256: s.cert_sha256,
+        created_at: format_timestamp(s.created_at),
+    }
+}
+
+/// An order on the wire.
+pub fn order(o: Order) -> OrderBody {
+    OrderBody {
+        remaining: o.remaining(),
+        id: o.id.into(),
+        product: o.product.into(),
+        factory: o.factory.into(),
+        quota: o.quota,
+        issued: o.issued,
+        state: o.state.as_str().to_owned(),
+        serial_rule: o.serial_rule.to_string(),
+        not_before: o.not_before.map(format_timestamp),
+        not_after: o.not_after.map(format_timestamp),
+        created_at: format_timestamp(o.created_at),
+    }
+}
+
+/// A unit on the wire.
+pub fn unit(u: UnitSummary) -> UnitBody {
+    UnitBody {
+        product: u.product.into(),
+        serial: u.serial.into(),
+        order: u.order.into(),
+        status: u.status.as_str().to_owned(),
+        station: u.station.map(Into::into),
+        cert_sha256: u.cert_sha256.map(|h| h.to_hex()),
+        test_attempts: u.test_attempts,
+    }
+}

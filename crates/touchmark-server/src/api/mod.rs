@@ -1,0 +1,107 @@
+//! The HTTP API: the `/v1` routes, `/healthz`, and the OpenAPI document generated from the
+//! handlers' annotations.
+
+mod admin;
+mod convert;
+pub mod extract;
+mod station;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use touchmark_core::api::{ErrorBody, Health};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Touchmark", description = "Factory provisioning with quota control and a verifiable audit log."),
+    modifiers(&Security),
+    tags((name = "station", description = "Fixture stations: enrollment and provisioning (mTLS)"),
+         (name = "admin", description = "Brand-owner administration (bearer token)"),
+         (name = "audit", description = "Read-only audit access"))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "mutual_tls",
+            SecurityScheme::MutualTls {
+                description: Some("A station certificate from `touchmark station enroll`".into()),
+                extensions: None,
+            },
+        );
+    }
+}
+
+/// The server's health and version.
+#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let log_size = s.store.event_count().await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        log_size,
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("this route")
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes_with_doc().split_for_parts().1
+}
+
+fn routes_with_doc() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(admin::create_token))
+        .routes(routes!(admin::create_product, admin::list_products))
+        .routes(routes!(admin::get_product))
+        .routes(routes!(admin::create_factory, admin::list_factories))
+        .routes(routes!(admin::get_factory))
+        .routes(routes!(admin::create_station, admin::list_stations))
+        .routes(routes!(admin::get_station))
+        .routes(routes!(admin::revoke_station))
+        .routes(routes!(admin::create_order, admin::list_orders))
+        .routes(routes!(admin::get_order))
+        .routes(routes!(admin::open_order))
+        .routes(routes!(admin::close_order))
+        .routes(routes!(admin::cancel_order))
+        .routes(routes!(admin::set_quota))
+        .routes(routes!(admin::list_units, station::provision))
+        .routes(routes!(admin::get_unit))
+        .routes(routes!(admin::list_events))
+        .routes(routes!(station::enroll))
+}
+
+/// The complete router.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = routes_with_doc().split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,79 @@
+//! Station endpoints: enrollment with a one-time token, and provisioning over mTLS.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use touchmark_core::OrderId;
+use touchmark_core::api::{
+    EnrollRequest, EnrollResponse, ErrorBody, ProvisionRequest, ProvisionResponse,
+};
+
+use super::extract::ApiJson;
+use crate::auth::StationAuth;
+use crate::error::{ApiError, receipt_body};
+use crate::state::AppState;
+
+/// Enrolls a fixture PC: trades the one-time token and a CSR for the station's mTLS certificate.
+#[utoipa::path(post, path = "/v1/enroll", tag = "station", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn enroll(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
+    let (station, cert) = s.authority.enroll(req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollResponse {
+            station: station.id.into(),
+            factory: station.factory.into(),
+            certificate_pem: cert.pem(),
+            station_ca_pem: s.authority.station_ca().certificate().pem(),
+            root_ca_pem: s.authority.root_pem().to_owned(),
+        }),
+    ))
+}
+
+/// Provisions one unit against an order's quota (station mTLS).
+///
+/// Runs the checks of DESIGN §4 in order and answers with the first refusal, or commits the
+/// count, the certificate and its log event durably before answering. A retry with the same
+/// serial, key and order answers 200 with the same certificate and consumes nothing.
+#[utoipa::path(post, path = "/v1/orders/{order}/units", tag = "station", params(("order" = String, Path)),
+    request_body = ProvisionRequest,
+    responses((status = 201, description = "issued", body = ProvisionResponse),
+              (status = 200, description = "already issued: the same certificate", body = ProvisionResponse),
+              (status = "4XX", description = "refused, with its stable code", body = ErrorBody)),
+    security(("mutual_tls" = [])))]
+pub async fn provision(
+    State(s): State<AppState>,
+    station: StationAuth,
+    Path(order): Path<String>,
+    ApiJson(req): ApiJson<ProvisionRequest>,
+) -> Result<(StatusCode, Json<ProvisionResponse>), ApiError> {
+    let order = OrderId::parse(&order)
+        .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
+    let done = s.authority.provision(&station.station, &order, req).await?;
+    let status = if done.already_issued {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(ProvisionResponse {
+            status: if done.already_issued {
+                "already_issued"
+            } else {
+                "issued"
+            }
+            .to_owned(),
+            order: done.unit.order.into(),
+            serial: done.unit.serial.into(),
+            certificate_pem: done.certificate_pem,
+            chain_pem: done.chain_pem,
+            root_ca_pem: s.authority.root_pem().to_owned(),
+            cert_sha256: done.unit.cert_sha256.to_hex(),
+            receipt: receipt_body(&done.unit.receipt),
+        }),
+    ))
+}

@@ -1,0 +1,129 @@
+//! Authentication as types: a handler that takes [`Admin`], [`Reader`] or [`StationAuth`]
+//! cannot run for a caller who lacks it.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use touchmark_core::StationId;
+use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::{ApiToken, Role, Station};
+use touchmark_core::event::{Actor, Sha256Hash};
+use touchmark_pki::verify_station_cert;
+
+use crate::error::ApiError;
+use crate::listener::PeerCertificates;
+use crate::state::AppState;
+
+/// A caller holding a valid admin token.
+#[derive(Debug, Clone)]
+pub struct Admin(pub ApiToken);
+
+/// A caller holding a valid admin or auditor token: may read everything.
+#[derive(Debug, Clone)]
+pub struct Reader(pub ApiToken);
+
+impl Admin {
+    /// The actor recorded in events.
+    pub fn actor(&self) -> Actor {
+        Actor::Token(self.0.id.clone())
+    }
+}
+
+async fn bearer(parts: &Parts, state: &AppState) -> Result<ApiToken, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            unauthorized("this endpoint needs an API token: `Authorization: Bearer <token>`")
+        })?;
+    let value = header
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+    let secret = value
+        .strip_prefix("Bearer ")
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    let token = state
+        .store
+        .token_by_secret(Sha256Hash::of(secret.as_bytes()))
+        .await?
+        .filter(|t| !t.revoked)
+        .ok_or_else(|| unauthorized("the API token is unknown or revoked"))?;
+    Ok(token)
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts, state).await?;
+        if token.role != Role::Admin {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "token {} has role {}; this action needs admin",
+                    token.id,
+                    token.role.as_str()
+                ),
+            ));
+        }
+        Ok(Self(token))
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(bearer(parts, state).await?))
+    }
+}
+
+/// A station authenticated by its mTLS certificate: the chain verifies against the station CA
+/// now, and it is the certificate the station enrolled with. The station may be revoked; the
+/// provisioning policy refuses it as check 1, and logs the attempt.
+#[derive(Debug, Clone)]
+pub struct StationAuth {
+    /// The station's record.
+    pub station: Station,
+}
+
+impl FromRequestParts<AppState> for StationAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let refuse = |m: String| {
+            ApiError::new(ErrorCode::StationNotAuthorized, m).with_status(StatusCode::UNAUTHORIZED)
+        };
+        let chain = parts
+            .extensions
+            .get::<PeerCertificates>()
+            .and_then(|p| p.0.clone())
+            .ok_or_else(|| {
+                refuse("no client certificate was presented; stations authenticate with the certificate from `touchmark station enroll`".into())
+            })?;
+        let now = state.clock.now();
+        let identity = verify_station_cert(state.authority.station_ca().certificate(), &chain, now)
+            .map_err(|e| refuse(format!("the client certificate was refused: {e}")))?;
+        let id = StationId::parse(&identity.station_id).map_err(|e| {
+            refuse(format!(
+                "the client certificate names no valid station: {e}"
+            ))
+        })?;
+        let station = state
+            .store
+            .station(&id)
+            .await?
+            .ok_or_else(|| refuse(format!("station {id} is unknown to this server")))?;
+        let presented = Sha256Hash(identity.cert_sha256).to_hex();
+        if station.factory.as_str() != identity.factory_id
+            || station.cert_sha256.as_deref() != Some(presented.as_str())
+        {
+            return Err(refuse(format!(
+                "the client certificate is not station {id}'s current certificate"
+            )));
+        }
+        Ok(Self { station })
+    }
+}

@@ -1,0 +1,316 @@
+//! A Touchmark installation on disk: the data directory that `touchmark init` creates and
+//! `touchmark serve` opens.
+//!
+//! ```text
+//! DATA/
+//!   touchmark.db            SQLite database (WAL)
+//!   keys/                   private keys, encrypted under the passphrase (0700, files 0600)
+//!   certs/root-ca.pem       root CA: trust anchor for device chains and the server's TLS
+//!   certs/station-ca.pem    station CA: issues the stations' mTLS client certificates
+//!   certs/server.pem        the server's TLS certificate
+//!   log-verifier.txt        the audit log's verifier key (C2SP signed-note), for auditors
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use time::{Duration, OffsetDateTime};
+use touchmark_pki::{
+    CaIssuer, Certificate, KeyAlgorithm, KeyStore, Passphrase, PkiError, SerialNumber, Signer,
+    Subject, create_intermediate_ca, create_root_ca, issue_server_cert,
+};
+
+/// Key names inside the key store.
+pub mod key_names {
+    /// The root CA's key.
+    pub const ROOT_CA: &str = "root-ca";
+    /// The station CA's key.
+    pub const STATION_CA: &str = "station-ca";
+    /// The server's TLS key.
+    pub const SERVER_TLS: &str = "server-tls";
+    /// The audit log's Ed25519 signing key.
+    pub const LOG: &str = "log";
+
+    /// A product's issuing CA key.
+    pub fn product(id: &touchmark_core::ProductId) -> String {
+        format!("product-{}", id.as_str().to_ascii_lowercase())
+    }
+}
+
+/// Why an installation could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallationError {
+    /// The directory already holds an installation.
+    #[error("{0} already holds a Touchmark installation; choose another --data directory")]
+    AlreadyInitialized(PathBuf),
+    /// The directory holds no installation.
+    #[error("{0} holds no Touchmark installation; run `touchmark init --data {0}` first")]
+    NotInitialized(PathBuf),
+    /// The passphrase does not open the key store.
+    #[error("the key passphrase is wrong: it does not open {0}")]
+    WrongPassphrase(PathBuf),
+    /// A key or certificate failed.
+    #[error("{context}: {source}")]
+    Pki {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: PkiError,
+    },
+    /// A file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn pki(context: impl Into<String>) -> impl FnOnce(PkiError) -> InstallationError {
+    let context = context.into();
+    move |source| InstallationError::Pki { context, source }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstallationError {
+    let context = context.into();
+    move |source| InstallationError::Io { context, source }
+}
+
+/// What `init` needs to know.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The organization named in the CA certificates.
+    pub organization: String,
+    /// DNS names and IP addresses the server's TLS certificate covers.
+    pub hosts: Vec<String>,
+    /// The audit log's origin line (its key name), such as `touchmark.example.com/log`.
+    pub log_origin: String,
+}
+
+/// An opened installation: paths, keys and CA certificates.
+#[derive(Debug)]
+pub struct Installation {
+    dir: PathBuf,
+    keys: Arc<KeyStore>,
+    root: Arc<CaIssuer>,
+    station_ca: Arc<CaIssuer>,
+    server_cert: Certificate,
+    server_key: Arc<dyn Signer>,
+}
+
+fn serial() -> SerialNumber {
+    SerialNumber::random(&mut rand::rng())
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), InstallationError> {
+    std::fs::write(path, contents).map_err(io(format!("cannot write {}", path.display())))
+}
+
+fn read_cert(path: &Path) -> Result<Certificate, InstallationError> {
+    let pem =
+        std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+    Certificate::from_pem(&pem).map_err(pki(format!("{} is not a certificate", path.display())))
+}
+
+impl Installation {
+    /// The database file.
+    pub fn database_path(dir: &Path) -> PathBuf {
+        dir.join("touchmark.db")
+    }
+
+    /// Creates a new installation in `dir`: key store, root CA, station CA, server TLS
+    /// certificate and log key. Refuses a directory that already holds one.
+    ///
+    /// # Errors
+    /// [`InstallationError`] naming the step that failed.
+    pub fn init(
+        dir: &Path,
+        passphrase: &Passphrase,
+        options: &InitOptions,
+        now: OffsetDateTime,
+    ) -> Result<Self, InstallationError> {
+        if dir.join("keys").exists() || Self::database_path(dir).exists() {
+            return Err(InstallationError::AlreadyInitialized(dir.to_owned()));
+        }
+        std::fs::create_dir_all(dir.join("certs"))
+            .map_err(io(format!("cannot create {}", dir.display())))?;
+        let keys = KeyStore::create(&dir.join("keys"), passphrase)
+            .map_err(pki("cannot create the key store"))?;
+        let org = options.organization.clone();
+        let start = now - Duration::hours(1);
+
+        let root_key = keys
+            .generate(key_names::ROOT_CA, KeyAlgorithm::EcdsaP256)
+            .map_err(pki("root CA key"))?;
+        let root_subject = Subject {
+            organization: org.clone(),
+            common_name: format!("{org} Root CA"),
+        };
+        let root_cert = create_root_ca(
+            root_key.as_ref(),
+            &root_subject,
+            start,
+            now + Duration::days(365 * 30),
+            serial(),
+        )
+        .map_err(pki("root CA certificate"))?;
+        let root = CaIssuer::new(root_cert, root_key).map_err(pki("root CA"))?;
+
+        let station_key = keys
+            .generate(key_names::STATION_CA, KeyAlgorithm::EcdsaP256)
+            .map_err(pki("station CA key"))?;
+        let station_subject = Subject {
+            organization: org.clone(),
+            common_name: format!("{org} Station CA"),
+        };
+        let station_cert = create_intermediate_ca(
+            &root,
+            station_key.public_key_spki(),
+            &station_subject,
+            start,
+            now + Duration::days(365 * 10),
+            serial(),
+        )
+        .map_err(pki("station CA certificate"))?;
+
+        let server_key = keys
+            .generate(key_names::SERVER_TLS, KeyAlgorithm::EcdsaP256)
+            .map_err(pki("server TLS key"))?;
+        let server_cert = issue_server_cert(
+            &root,
+            server_key.public_key_spki(),
+            &options.hosts,
+            start,
+            now + Duration::days(825),
+            serial(),
+        )
+        .map_err(pki("server TLS certificate"))?;
+
+        let log_key = keys
+            .generate(key_names::LOG, KeyAlgorithm::Ed25519)
+            .map_err(pki("log key"))?;
+
+        write_file(&dir.join("certs/root-ca.pem"), &root.certificate().pem())?;
+        write_file(&dir.join("certs/station-ca.pem"), &station_cert.pem())?;
+        write_file(&dir.join("certs/server.pem"), &server_cert.pem())?;
+        let log_public: [u8; 32] =
+            log_key
+                .public_key_raw()
+                .try_into()
+                .map_err(|_| InstallationError::Pki {
+                    context: "log key".into(),
+                    source: PkiError::InvalidParameter("an Ed25519 public key has 32 bytes".into()),
+                })?;
+        let verifier =
+            touchmark_tlog::note::NoteVerifier::from_public_key(&options.log_origin, &log_public)
+                .map_err(|e| InstallationError::Pki {
+                context: format!("log origin `{}`", options.log_origin),
+                source: PkiError::InvalidParameter(e.to_string()),
+            })?;
+        write_file(&dir.join("log-verifier.txt"), &format!("{verifier}\n"))?;
+        let station_ca = CaIssuer::new(station_cert, station_key).map_err(pki("station CA"))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            keys: Arc::new(keys),
+            root: Arc::new(root),
+            station_ca: Arc::new(station_ca),
+            server_cert,
+            server_key,
+        })
+    }
+
+    /// Opens an installation, decrypting its keys with `passphrase`.
+    ///
+    /// # Errors
+    /// [`InstallationError::NotInitialized`], [`InstallationError::WrongPassphrase`], or the
+    /// file or key that failed.
+    pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Self, InstallationError> {
+        if !dir.join("keys").exists() {
+            return Err(InstallationError::NotInitialized(dir.to_owned()));
+        }
+        let keys = KeyStore::open(&dir.join("keys"), passphrase).map_err(|e| match e {
+            PkiError::WrongPassphrase => InstallationError::WrongPassphrase(dir.join("keys")),
+            other => InstallationError::Pki {
+                context: "cannot open the key store".into(),
+                source: other,
+            },
+        })?;
+        let root_key = keys.load(key_names::ROOT_CA).map_err(pki("root CA key"))?;
+        let root = CaIssuer::new(read_cert(&dir.join("certs/root-ca.pem"))?, root_key)
+            .map_err(pki("root CA"))?;
+        let station_key = keys
+            .load(key_names::STATION_CA)
+            .map_err(pki("station CA key"))?;
+        let station_ca = CaIssuer::new(read_cert(&dir.join("certs/station-ca.pem"))?, station_key)
+            .map_err(pki("station CA"))?;
+        let server_key = keys
+            .load(key_names::SERVER_TLS)
+            .map_err(pki("server TLS key"))?;
+        let server_cert = read_cert(&dir.join("certs/server.pem"))?;
+        if server_cert.spki_der() != server_key.public_key_spki() {
+            return Err(InstallationError::Pki {
+                context: "certs/server.pem".into(),
+                source: PkiError::KeyMismatch,
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            keys: Arc::new(keys),
+            root: Arc::new(root),
+            station_ca: Arc::new(station_ca),
+            server_cert,
+            server_key,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key store.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    /// The root CA.
+    pub fn root(&self) -> &Arc<CaIssuer> {
+        &self.root
+    }
+
+    /// The station CA.
+    pub fn station_ca(&self) -> &Arc<CaIssuer> {
+        &self.station_ca
+    }
+
+    /// The server's TLS certificate chain (leaf only: the root is the client's anchor).
+    pub fn server_cert(&self) -> &Certificate {
+        &self.server_cert
+    }
+
+    /// The server's TLS key.
+    pub fn server_key(&self) -> &Arc<dyn Signer> {
+        &self.server_key
+    }
+}
+
+/// A random secret, URL-safe base64 of 32 bytes, with a prefix naming what it is.
+pub fn random_secret(prefix: &str) -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// A random identifier with a prefix, such as `tok-3f9a1c2e`.
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 4];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}

@@ -1,0 +1,413 @@
+//! Admin and auditor commands: thin calls to the API, printed as tables or JSON.
+
+use anyhow::Context;
+use touchmark_client::{Client, ClientConfig};
+use touchmark_core::api::{
+    CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, OrderBody,
+};
+
+use crate::cli::{
+    ApiArgs, EventsArgs, FactoryCommand, OrderCommand, ProductCommand, StationCommand,
+    TokenCommand, UnitCommand,
+};
+use crate::output::{self, Table, fields, or_dash};
+
+/// A client for `api`: the server URL, the token and the root CA to trust.
+///
+/// # Errors
+/// When no root CA can be read or the client cannot be built.
+pub fn client(api: &ApiArgs) -> anyhow::Result<Client> {
+    let ca_path = api
+        .ca
+        .clone()
+        .unwrap_or_else(|| api.data.join("certs/root-ca.pem"));
+    let root_ca_pem = std::fs::read_to_string(&ca_path).with_context(|| {
+        format!(
+            "cannot read the root CA {} (give --ca, or --data for the installation)",
+            ca_path.display()
+        )
+    })?;
+    let mut config = ClientConfig::new(api.server.clone(), root_ca_pem);
+    config.token = api.token.clone();
+    Ok(Client::new(config)?)
+}
+
+fn order_table(orders: Vec<OrderBody>) {
+    let mut table = Table::new(&[
+        "ORDER", "PRODUCT", "FACTORY", "STATE", "ISSUED", "QUOTA", "SERIALS",
+    ]);
+    for o in orders {
+        table.row(vec![
+            o.id,
+            o.product,
+            o.factory,
+            o.state,
+            o.issued.to_string(),
+            o.quota.to_string(),
+            o.serial_rule,
+        ]);
+    }
+    table.print();
+}
+
+fn order_fields(o: &OrderBody) {
+    fields(&[
+        ("order", o.id.clone()),
+        ("product", o.product.clone()),
+        ("factory", o.factory.clone()),
+        ("state", o.state.clone()),
+        (
+            "issued",
+            format!("{} of {} ({} left)", o.issued, o.quota, o.remaining),
+        ),
+        ("serials", o.serial_rule.clone()),
+        (
+            "window",
+            format!(
+                "{} .. {}",
+                or_dash(o.not_before.as_deref()),
+                or_dash(o.not_after.as_deref())
+            ),
+        ),
+    ]);
+}
+
+/// Runs a `product` subcommand.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
+    match command {
+        ProductCommand::Create {
+            id,
+            name,
+            org,
+            cn,
+            hw_type_oid,
+            crl_url,
+            ocsp_url,
+            cert_not_after,
+            api,
+        } => {
+            let request = CreateProduct {
+                id,
+                name,
+                organization: org,
+                common_name: cn,
+                hw_type_oid,
+                crl_url,
+                ocsp_url,
+                cert_not_after,
+            };
+            let p = client(&api)?.create_product(&request).await?;
+            if api.json {
+                return output::json(&p);
+            }
+            println!("Created product {} with its issuing CA.", p.id);
+            fields(&[
+                (
+                    "subject",
+                    format!("O={}, CN={}", p.organization, p.common_name),
+                ),
+                ("hwType", p.hw_type_oid),
+            ]);
+        }
+        ProductCommand::List { api } => {
+            let products = client(&api)?.products().await?;
+            if api.json {
+                return output::json(&products);
+            }
+            let mut table = Table::new(&["PRODUCT", "NAME", "ORGANIZATION", "COMMON NAME"]);
+            for p in products {
+                table.row(vec![p.id, p.name, p.organization, p.common_name]);
+            }
+            table.print();
+        }
+        ProductCommand::Show { id, api } => {
+            let p = client(&api)?.product(&id).await?;
+            if api.json {
+                return output::json(&p);
+            }
+            fields(&[
+                ("product", p.id),
+                ("name", p.name),
+                (
+                    "subject",
+                    format!("O={}, CN={}", p.organization, p.common_name),
+                ),
+                ("hwType", p.hw_type_oid),
+                ("CRL", or_dash(p.crl_url.as_deref())),
+                ("OCSP", or_dash(p.ocsp_url.as_deref())),
+                (
+                    "notAfter",
+                    p.cert_not_after.unwrap_or_else(|| "99991231235959Z".into()),
+                ),
+            ]);
+            print!("{}", p.issuing_ca_pem);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `factory` subcommand.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn factory(command: FactoryCommand) -> anyhow::Result<()> {
+    match command {
+        FactoryCommand::Create { id, name, api } => {
+            let f = client(&api)?
+                .create_factory(&CreateFactory { id, name })
+                .await?;
+            if api.json {
+                return output::json(&f);
+            }
+            println!("Created factory {} ({}).", f.id, f.name);
+        }
+        FactoryCommand::List { api } => {
+            let factories = client(&api)?.factories().await?;
+            if api.json {
+                return output::json(&factories);
+            }
+            let mut table = Table::new(&["FACTORY", "NAME", "CREATED"]);
+            for f in factories {
+                table.row(vec![f.id, f.name, f.created_at]);
+            }
+            table.print();
+        }
+    }
+    Ok(())
+}
+
+/// Runs an admin `station` subcommand (enroll and provision are in `fixture`).
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn station(command: StationCommand) -> anyhow::Result<()> {
+    match command {
+        StationCommand::Create {
+            factory,
+            id,
+            name,
+            ttl_minutes,
+            api,
+        } => {
+            let request = CreateStation {
+                id,
+                factory,
+                name,
+                enrollment_ttl_minutes: Some(ttl_minutes),
+            };
+            let created = client(&api)?.create_station(&request).await?;
+            if api.json {
+                return output::json(&created);
+            }
+            let s = &created.station;
+            println!("Created station {} in factory {}.", s.id, s.factory);
+            println!(
+                "Enrollment token (one use, expires {}):\n\n  {}\n",
+                s.enrollment_expires_at, created.enrollment_token
+            );
+            println!(
+                "On the fixture PC: touchmark station enroll --server {} --token <token> --ca root-ca.pem",
+                api.server
+            );
+        }
+        StationCommand::List { factory, api } => {
+            let stations = client(&api)?.stations(factory.as_deref()).await?;
+            if api.json {
+                return output::json(&stations);
+            }
+            let mut table = Table::new(&["STATION", "FACTORY", "STATUS", "NAME"]);
+            for s in stations {
+                table.row(vec![s.id, s.factory, s.status, s.name]);
+            }
+            table.print();
+        }
+        StationCommand::Show { id, api } => {
+            let s = client(&api)?.station(&id).await?;
+            if api.json {
+                return output::json(&s);
+            }
+            fields(&[
+                ("station", s.id),
+                ("factory", s.factory),
+                ("status", s.status),
+                ("name", s.name),
+                ("certificate", or_dash(s.cert_sha256.as_deref())),
+            ]);
+        }
+        StationCommand::Revoke { id, api } => {
+            let s = client(&api)?.revoke_station(&id).await?;
+            if api.json {
+                return output::json(&s);
+            }
+            println!("Revoked station {}; it is refused from now on.", s.id);
+        }
+        StationCommand::Enroll(args) => return super::fixture::enroll(args).await,
+        StationCommand::Provision(args) => return super::fixture::provision(args).await,
+    }
+    Ok(())
+}
+
+/// Runs an `order` subcommand.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
+    let (api, result) = match command {
+        OrderCommand::Create {
+            id,
+            product,
+            factory,
+            quota,
+            serial_range,
+            serial_pattern,
+            not_before,
+            not_after,
+            open,
+            api,
+        } => {
+            let request = CreateOrder {
+                id,
+                product,
+                factory,
+                quota,
+                serial_range,
+                serial_pattern,
+                not_before,
+                not_after,
+                open,
+            };
+            let o = client(&api)?.create_order(&request).await?;
+            (api, o)
+        }
+        OrderCommand::List { api } => {
+            let orders = client(&api)?.orders().await?;
+            if api.json {
+                return output::json(&orders);
+            }
+            order_table(orders);
+            return Ok(());
+        }
+        OrderCommand::Show { id, api } => {
+            let detail = client(&api)?.order(&id).await?;
+            if api.json {
+                return output::json(&detail);
+            }
+            order_fields(&detail.order);
+            fields(&[
+                ("certificates", detail.certificates.to_string()),
+                ("issued events", detail.issued_events.to_string()),
+                ("failed tests", detail.failed_tests.to_string()),
+            ]);
+            if !detail.refusals.is_empty() {
+                println!("refusals:");
+                for (code, n) in &detail.refusals {
+                    println!("  {code:<24} {n}");
+                }
+            }
+            return Ok(());
+        }
+        OrderCommand::Open { id, api } => {
+            let o = client(&api)?.open_order(&id).await?;
+            (api, o)
+        }
+        OrderCommand::Close { id, api } => {
+            let o = client(&api)?.close_order(&id).await?;
+            (api, o)
+        }
+        OrderCommand::Cancel { id, api } => {
+            let o = client(&api)?.cancel_order(&id).await?;
+            (api, o)
+        }
+        OrderCommand::Quota { id, quota, api } => {
+            let o = client(&api)?.set_quota(&id, quota).await?;
+            (api, o)
+        }
+    };
+    if api.json {
+        return output::json(&result);
+    }
+    order_fields(&result);
+    Ok(())
+}
+
+/// Runs a `unit` subcommand.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn unit(command: UnitCommand) -> anyhow::Result<()> {
+    let (api, units) = match command {
+        UnitCommand::List { order, api } => {
+            let units = client(&api)?.order_units(&order).await?;
+            (api, units)
+        }
+        UnitCommand::Show { serial, api } => {
+            let units = client(&api)?.unit(&serial).await?;
+            (api, units)
+        }
+    };
+    if api.json {
+        return output::json(&units);
+    }
+    let mut table = Table::new(&[
+        "SERIAL",
+        "PRODUCT",
+        "ORDER",
+        "STATUS",
+        "STATION",
+        "TESTS",
+        "CERTIFICATE SHA-256",
+    ]);
+    for u in units {
+        table.row(vec![
+            u.serial,
+            u.product,
+            u.order,
+            u.status,
+            or_dash(u.station.as_deref()),
+            u.test_attempts.to_string(),
+            or_dash(u.cert_sha256.as_deref()),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// Runs a `token` subcommand.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { role, label, api } => {
+            let created = client(&api)?
+                .create_token(&CreateToken { role, label })
+                .await?;
+            if api.json {
+                return output::json(&created);
+            }
+            println!(
+                "Created {} token {} (shown once):\n\n  {}\n",
+                created.role, created.id, created.token
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `events`.
+///
+/// # Errors
+/// When the server refuses or cannot be reached.
+pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    let events = client(&args.api)?.events(args.start, args.limit).await?;
+    if args.api.json {
+        return output::json(&events);
+    }
+    for e in events {
+        println!("{:>8}  {}", e.index, e.canonical);
+    }
+    Ok(())
+}

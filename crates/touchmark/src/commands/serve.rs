@@ -1,0 +1,56 @@
+//! `touchmark serve`: the HTTPS API until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+
+use touchmark_core::{Clock, SystemClock};
+use touchmark_server::{Installation, Server};
+use touchmark_store::Store;
+use touchmark_store::sqlite::SqliteStore;
+
+use crate::cli::ServeArgs;
+use crate::{config, secrets};
+
+/// Runs `touchmark serve`.
+///
+/// # Errors
+/// When the installation cannot be opened (wrong passphrase, missing directory) or the address
+/// cannot be bound.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = args.data.dir;
+    let config = config::load(&dir, args.listen)?;
+    let passphrase = secrets::passphrase()?;
+    let installation = Installation::open(&dir, &passphrase)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let server = Server::bind(config.listen, &installation, store, clock).await?;
+    let addr = server.local_addr()?;
+    // Scripts and tests wait for this line; keep its shape.
+    println!("touchmark listening on https://{addr}");
+    server.run(shutdown_signal()).await;
+    println!("touchmark stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,38 @@
+//! Secrets from the environment: the key passphrase, directly or from a file.
+
+use anyhow::{Context, bail};
+use touchmark_pki::Passphrase;
+
+/// Reads the key passphrase from `TOUCHMARK_KEY_PASSPHRASE` or the file named by
+/// `TOUCHMARK_KEY_PASSPHRASE_FILE` (one trailing newline is ignored).
+///
+/// # Errors
+/// When neither or both are set, the file cannot be read, or the passphrase is empty.
+pub fn passphrase() -> anyhow::Result<Passphrase> {
+    let direct = std::env::var("TOUCHMARK_KEY_PASSPHRASE").ok();
+    let file = std::env::var_os("TOUCHMARK_KEY_PASSPHRASE_FILE");
+    let text = match (direct, file) {
+        (Some(_), Some(_)) => {
+            bail!(
+                "both TOUCHMARK_KEY_PASSPHRASE and TOUCHMARK_KEY_PASSPHRASE_FILE are set; set only one"
+            )
+        }
+        (Some(text), None) => text,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read TOUCHMARK_KEY_PASSPHRASE_FILE {}",
+                    path.to_string_lossy()
+                )
+            })?;
+            text.strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text)
+                .to_owned()
+        }
+        (None, None) => bail!(
+            "the private keys are encrypted: set TOUCHMARK_KEY_PASSPHRASE, or TOUCHMARK_KEY_PASSPHRASE_FILE to a file holding the passphrase"
+        ),
+    };
+    Passphrase::new(text).context("TOUCHMARK_KEY_PASSPHRASE is empty")
+}
