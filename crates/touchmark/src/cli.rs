@@ -77,6 +77,9 @@ pub struct InitArgs {
     /// The audit log's origin (its name in checkpoints), such as `touchmark.example.com/log`.
     #[arg(long, default_value = "touchmark.local/log")]
     pub log_origin: String,
+    /// Also write the first admin token to this file (created with mode 0600).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -104,8 +107,16 @@ pub struct ApiArgs {
     )]
     pub server: String,
     /// An admin or auditor API token.
-    #[arg(long, env = "TOUCHMARK_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOUCHMARK_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
+    /// A file holding the API token.
+    #[arg(long, env = "TOUCHMARK_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
     #[arg(long, env = "TOUCHMARK_CA")]
     pub ca: Option<PathBuf>,
@@ -205,6 +216,9 @@ pub enum StationCommand {
         /// Minutes until the enrollment token expires.
         #[arg(long, default_value_t = 1440)]
         ttl_minutes: u64,
+        /// Also write the enrollment token to this file (created with mode 0600).
+        #[arg(long)]
+        enrollment_token_file: Option<PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -245,8 +259,17 @@ pub struct EnrollArgs {
     #[arg(long, env = "TOUCHMARK_SERVER")]
     pub server: String,
     /// The one-time enrollment token from `touchmark station create`.
-    #[arg(long, env = "TOUCHMARK_ENROLLMENT_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[arg(
+        long,
+        env = "TOUCHMARK_ENROLLMENT_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the enrollment token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
     /// The root CA that signed the server's certificate (given to the factory with the token).
     #[arg(long)]
     pub ca: PathBuf,

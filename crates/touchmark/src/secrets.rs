@@ -1,5 +1,7 @@
 //! Secrets from the environment: the key passphrase, directly or from a file.
 
+use std::path::Path;
+
 use anyhow::{Context, bail};
 use touchmark_pki::Passphrase;
 
@@ -35,4 +37,26 @@ pub fn passphrase() -> anyhow::Result<Passphrase> {
         ),
     };
     Passphrase::new(text).context("TOUCHMARK_KEY_PASSPHRASE is empty")
+}
+
+/// Reads a secret (a token) from a file, without its trailing newline.
+///
+/// # Errors
+/// When the file cannot be read or is empty.
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(secret)
+}
+
+/// Writes a secret to a new file, readable only by its owner.
+///
+/// # Errors
+/// When the file exists already or cannot be written.
+pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    crate::commands::fixture::write_private(path, format!("{secret}\n").as_bytes())
 }

@@ -28,7 +28,11 @@ pub fn client(api: &ApiArgs) -> anyhow::Result<Client> {
         )
     })?;
     let mut config = ClientConfig::new(api.server.clone(), root_ca_pem);
-    config.token = api.token.clone();
+    config.token = match (&api.token, &api.token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(crate::secrets::read_secret_file(path)?),
+        (None, None) => None,
+    };
     Ok(Client::new(config)?)
 }
 
@@ -190,6 +194,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
             id,
             name,
             ttl_minutes,
+            enrollment_token_file,
             api,
         } => {
             let request = CreateStation {
@@ -199,6 +204,9 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 enrollment_ttl_minutes: Some(ttl_minutes),
             };
             let created = client(&api)?.create_station(&request).await?;
+            if let Some(path) = enrollment_token_file {
+                crate::secrets::write_secret_file(&path, &created.enrollment_token)?;
+            }
             if api.json {
                 return output::json(&created);
             }

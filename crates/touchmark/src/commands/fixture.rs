@@ -36,7 +36,7 @@ const CERT: &str = "station.pem";
 const ROOT: &str = "root-ca.pem";
 const SETTINGS: &str = "station.json";
 
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -77,13 +77,12 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let key_path = args.dir.join(KEY);
     write_private(&key_path, signer.pkcs8_pem().as_bytes())?;
     let client = Client::new(ClientConfig::new(args.server.clone(), root_ca_pem.clone()))?;
-    let enrolled = match client
-        .enroll(&EnrollRequest {
-            token: args.token,
-            csr,
-        })
-        .await
-    {
+    let token = match (args.token, &args.token_file) {
+        (Some(token), _) => token,
+        (None, Some(path)) => crate::secrets::read_secret_file(path)?,
+        (None, None) => bail!("give the enrollment token with --token or --token-file"),
+    };
+    let enrolled = match client.enroll(&EnrollRequest { token, csr }).await {
         Ok(enrolled) => enrolled,
         Err(e) => {
             // No certificate: the key is useless, and a later attempt makes a new one.

@@ -48,6 +48,9 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the first admin token: {}", e.message))?;
+    if let Some(path) = &args.admin_token_file {
+        secrets::write_secret_file(path, &token)?;
+    }
     let verifier = std::fs::read_to_string(dir.join("log-verifier.txt")).unwrap_or_default();
     let done = Initialized {
         data: dir.display().to_string(),

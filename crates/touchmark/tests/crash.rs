@@ -1,0 +1,261 @@
+//! Crash: SIGKILL the server in the middle of a 1,000-unit run against a quota of 900, restart
+//! it, finish the run. Every certificate a station received is in the database and the log,
+//! nothing is counted twice, and the order ends at exactly its quota (I1, I2, I3).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use touchmark_client::{Client, ClientError};
+use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
+use touchmark_core::code::ErrorCode;
+
+use crate::kit::{self, Served, Unit};
+
+const UNITS: usize = 1000;
+const QUOTA: u64 = 900;
+const CONCURRENCY: usize = 16;
+
+/// What a station learned about one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Issued {
+        cert_sha256: String,
+        index: u64,
+    },
+    Refused(String),
+    /// The connection died with the server: the unit may or may not have been issued.
+    Unknown,
+}
+
+async fn provision(station: &Client, unit: &Unit) -> Outcome {
+    match station.provision("PO-CRASH", &unit.request()).await {
+        Ok(done) => Outcome::Issued {
+            cert_sha256: done.cert_sha256,
+            index: done.receipt.index,
+        },
+        Err(ClientError::Api { body, .. }) => Outcome::Refused(body.code),
+        Err(_) => Outcome::Unknown,
+    }
+}
+
+/// Provisions `units` with `CONCURRENCY` workers; after `kill_after` answers, `on_kill` runs once.
+async fn run(
+    station: Client,
+    units: Arc<Vec<Unit>>,
+    todo: Vec<usize>,
+    kill_after: Option<(usize, tokio::sync::oneshot::Sender<()>)>,
+) -> BTreeMap<usize, Outcome> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let todo = Arc::new(todo);
+    let (limit, kill) = match kill_after {
+        Some((n, tx)) => (n, Some(tx)),
+        None => (usize::MAX, None),
+    };
+    let kill = Arc::new(std::sync::Mutex::new(kill));
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (station, units, todo, next, answered, kill) = (
+            station.clone(),
+            Arc::clone(&units),
+            Arc::clone(&todo),
+            Arc::clone(&next),
+            Arc::clone(&answered),
+            Arc::clone(&kill),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&unit) = todo.get(i) else { break };
+                let outcome = provision(&station, &units[unit]).await;
+                seen.push((unit, outcome));
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == limit {
+                    if let Some(tx) = kill.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            seen
+        }));
+    }
+    let mut outcomes = BTreeMap::new();
+    for worker in workers {
+        outcomes.extend(worker.await.unwrap());
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
+    let (_tmp, dir) = kit::tempdir();
+    let token = kit::init(&dir);
+    let served = Served::start(&dir);
+    let admin = kit::admin(&served.url, &dir, &token);
+    admin
+        .create_product(&CreateProduct {
+            id: Some("sensor".into()),
+            name: "Sensor".into(),
+            organization: "Acme".into(),
+            common_name: "Acme Sensor".into(),
+            hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
+            crl_url: None,
+            ocsp_url: None,
+            cert_not_after: None,
+        })
+        .await
+        .unwrap();
+    admin
+        .create_factory(&CreateFactory {
+            id: Some("cm".into()),
+            name: "CM".into(),
+        })
+        .await
+        .unwrap();
+    admin
+        .create_order(&CreateOrder {
+            id: Some("PO-CRASH".into()),
+            product: "sensor".into(),
+            factory: "cm".into(),
+            quota: QUOTA,
+            serial_range: None,
+            serial_pattern: None,
+            not_before: None,
+            not_after: None,
+            open: true,
+        })
+        .await
+        .unwrap();
+    let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
+    let units: Arc<Vec<Unit>> = Arc::new(
+        (0..UNITS)
+            .map(|i| Unit::new(format!("SN-{i:06}")))
+            .collect(),
+    );
+
+    // Phase 1: kill the server with SIGKILL after 300 answers, while requests are in flight.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let station = kit::station_client(&served.url, &dir, &identity);
+    let killer = tokio::spawn(async move {
+        let _ = rx.await;
+        served.kill();
+    });
+    let phase1 = run(
+        station,
+        Arc::clone(&units),
+        (0..UNITS).collect(),
+        Some((300, tx)),
+    )
+    .await;
+    killer.await.unwrap();
+    let unknown = phase1.values().filter(|o| **o == Outcome::Unknown).count();
+    let issued_before: BTreeMap<usize, String> = phase1
+        .iter()
+        .filter_map(|(&u, o)| match o {
+            Outcome::Issued { cert_sha256, .. } => Some((u, cert_sha256.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        issued_before.len() >= 300 && issued_before.len() < UNITS,
+        "the kill came mid-run: {} issued",
+        issued_before.len()
+    );
+    assert!(
+        unknown > 0,
+        "some requests must have been cut off by the kill"
+    );
+
+    // Phase 2: restart on the same data and send every unit again, as a station would after an
+    // outage: the ones with unknown outcomes, and the issued ones too (they must come back the same).
+    let served = Served::start(&dir);
+    let station = kit::station_client(&served.url, &dir, &identity);
+    let phase2 = run(station, Arc::clone(&units), (0..UNITS).collect(), None).await;
+    assert!(
+        phase2.values().all(|o| *o != Outcome::Unknown),
+        "no transport errors after the restart"
+    );
+    for (unit, cert) in &issued_before {
+        match &phase2[unit] {
+            Outcome::Issued { cert_sha256, .. } => {
+                assert_eq!(cert_sha256, cert, "unit {unit} got another certificate")
+            }
+            other => panic!("unit {unit} was issued before the crash, now {other:?}"),
+        }
+    }
+    let issued_after: BTreeSet<&String> = phase2
+        .values()
+        .filter_map(|o| match o {
+            Outcome::Issued { cert_sha256, .. } => Some(cert_sha256),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        issued_after.len() as u64,
+        QUOTA,
+        "exactly the quota is issued"
+    );
+    let refused: Vec<&String> = phase2
+        .values()
+        .filter_map(|o| match o {
+            Outcome::Refused(code) => Some(code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), UNITS - QUOTA as usize);
+    assert!(
+        refused
+            .iter()
+            .all(|c| c.as_str() == ErrorCode::QuotaExhausted.as_str()),
+        "{refused:?}"
+    );
+
+    // The database and the log agree with what the stations hold.
+    let admin = kit::admin(&served.url, &dir, &token);
+    let detail = admin.order("PO-CRASH").await.unwrap();
+    assert_eq!(detail.order.issued, QUOTA);
+    assert_eq!(detail.certificates, QUOTA);
+    assert_eq!(detail.issued_events, QUOTA);
+    let units_in_db = admin.order_units("PO-CRASH").await.unwrap();
+    let certs_in_db: BTreeSet<String> = units_in_db
+        .iter()
+        .filter_map(|u| u.cert_sha256.clone())
+        .collect();
+    assert_eq!(certs_in_db.len() as u64, QUOTA);
+    for cert in issued_before.values().chain(issued_after.iter().copied()) {
+        assert!(
+            certs_in_db.contains(cert),
+            "certificate {cert} held by a station is missing from the database"
+        );
+    }
+    let mut logged = BTreeSet::new();
+    let mut indexes = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = admin.events(start, 1000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            indexes.push(e.index);
+            if e.kind == "unit.issued" {
+                let v: serde_json::Value = serde_json::from_str(&e.canonical).unwrap();
+                assert!(
+                    logged.insert(v["cert_sha256"].as_str().unwrap().to_owned()),
+                    "an issuance is logged twice"
+                );
+            }
+        }
+        start = page.last().unwrap().index + 1;
+    }
+    assert_eq!(
+        logged, certs_in_db,
+        "the log's issuances are exactly the stored certificates"
+    );
+    assert_eq!(
+        indexes,
+        (0..indexes.len() as u64).collect::<Vec<_>>(),
+        "the log has no gaps after the crash"
+    );
+}

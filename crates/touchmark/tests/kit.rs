@@ -1,0 +1,158 @@
+//! Running the `touchmark` binary: init, serve (waiting for its address), and clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use touchmark_client::{Client, ClientConfig, Identity};
+use touchmark_core::api::{EnrollRequest, ProvisionRequest};
+use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+
+pub const PASSPHRASE: &str = "test passphrase";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_touchmark")
+}
+
+/// `touchmark init --json` in `dir`; returns the admin token.
+pub fn init(dir: &Path) -> String {
+    let out = Command::new(bin())
+        .args(["init", "--data"])
+        .arg(dir)
+        .arg("--json")
+        .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["admin_token"].as_str().unwrap().to_owned()
+}
+
+/// A running `touchmark serve`.
+pub struct Served {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Served {
+    /// Starts `touchmark serve` on a free port and waits for its "listening" line.
+    pub fn start(dir: &Path) -> Self {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("touchmark listening on https://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().to_owned();
+        Self {
+            child,
+            url: format!("https://localhost:{port}"),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn root_ca(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("certs/root-ca.pem")).unwrap()
+}
+
+pub fn admin(url: &str, dir: &Path, token: &str) -> Client {
+    let mut config = ClientConfig::new(url, root_ca(dir));
+    config.token = Some(token.to_owned());
+    Client::new(config).unwrap()
+}
+
+/// A station's mTLS identity (certificate PEM, key PEM), enrolled through the API.
+pub async fn enroll(admin: &Client, url: &str, dir: &Path, factory: &str, id: &str) -> Identity {
+    let created = admin
+        .create_station(&touchmark_core::api::CreateStation {
+            id: Some(id.into()),
+            factory: factory.into(),
+            name: None,
+            enrollment_ttl_minutes: None,
+        })
+        .await
+        .unwrap();
+    let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &build_csr(&key, id).unwrap());
+    let anonymous = Client::new(ClientConfig::new(url, root_ca(dir))).unwrap();
+    let enrolled = anonymous
+        .enroll(&EnrollRequest {
+            token: created.enrollment_token,
+            csr,
+        })
+        .await
+        .unwrap();
+    Identity::new(enrolled.certificate_pem, key.pkcs8_pem().to_string())
+}
+
+pub fn station_client(url: &str, dir: &Path, identity: &Identity) -> Client {
+    let mut config = ClientConfig::new(url, root_ca(dir));
+    config.identity = Some(identity.clone());
+    Client::new(config).unwrap()
+}
+
+/// A simulated unit: its own P-256 key and CSR.
+pub struct Unit {
+    pub serial: String,
+    pub csr: String,
+}
+
+impl Unit {
+    pub fn new(serial: String) -> Self {
+        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr =
+            touchmark_pki::pem::encode("CERTIFICATE REQUEST", &build_csr(&key, &serial).unwrap());
+        Self { serial, csr }
+    }
+
+    pub fn request(&self) -> ProvisionRequest {
+        ProvisionRequest {
+            serial: self.serial.clone(),
+            csr: self.csr.clone(),
+            test: passing_test(),
+        }
+    }
+}
+
+pub fn passing_test() -> serde_json::Value {
+    serde_json::json!({
+        "verdict": "pass",
+        "started_at": "2026-11-21T06:00:00Z",
+        "ended_at": "2026-11-21T06:00:42Z",
+        "fixture_version": "fct-2.3.1",
+        "steps": [{"name": "rf_power", "outcome": "pass", "measurements": [
+            {"name": "tx_dbm", "value": 14.2, "unit": "dBm", "low": 10, "high": 20, "outcome": "pass"}]}]
+    })
+}
+
+pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    (dir, data)
+}
