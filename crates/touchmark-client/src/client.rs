@@ -516,6 +516,8 @@ mod tests {
 
     use std::time::Duration;
 
+    use touchmark_core::ErrorCode;
+
     use super::*;
     use crate::config::Identity;
 
@@ -664,5 +666,127 @@ mod tests {
     fn snippets_escape_control_characters() {
         assert_eq!(snippet(b"<html>\n\x1b[31m"), "<html>\\n\\u{1b}[31m");
         assert_eq!(snippet(&[b'a'; 300]).chars().count(), 201);
+    }
+
+    /// A one-shot HTTPS server on 127.0.0.1 with a certificate for `127.0.0.1` signed by
+    /// `ca`, answering every request with `status` and `body` over HTTP/1.1. Returns its URL.
+    async fn serve_once(
+        ca_params: &rcgen::CertificateParams,
+        ca_key: &rcgen::KeyPair,
+        status: &str,
+        body: &str,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = params
+            .signed_by(&key, &rcgen::Issuer::from_params(ca_params, ca_key))
+            .unwrap();
+        let key_der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .unwrap();
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tls.write_all(answer.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        });
+        format!("https://127.0.0.1:{port}")
+    }
+
+    fn ca() -> (rcgen::CertificateParams, rcgen::KeyPair, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        (params, key, pem)
+    }
+
+    #[tokio::test]
+    async fn talks_to_a_server_it_trusts() {
+        let (params, key, pem) = ca();
+        let health = r#"{"status":"ok","version":"0.1.0","log_size":3}"#;
+        let url = serve_once(&params, &key, "200 OK", health).await;
+        let got = Client::new(config(&url, &pem))
+            .unwrap()
+            .health()
+            .await
+            .unwrap();
+        assert_eq!(got.log_size, 3);
+    }
+
+    #[tokio::test]
+    async fn error_bodies_become_api_errors() {
+        let (params, key, pem) = ca();
+        let body = r#"{"code":"quota_exhausted","message":"no quota","receipt":{"index":9,"leaf_hash":"00"}}"#;
+        let url = serve_once(&params, &key, "409 Conflict", body).await;
+        let err = Client::new(config(&url, &pem))
+            .unwrap()
+            .order("PO-1")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::QuotaExhausted), "{err}");
+        assert_eq!(err.status(), Some(409));
+
+        let url = serve_once(&params, &key, "502 Bad Gateway", "<html>\n").await;
+        let err = Client::new(config(&url, &pem))
+            .unwrap()
+            .orders()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Decode(t) if t.contains("502")),
+            "{err}"
+        );
+
+        let url = serve_once(&params, &key, "200 OK", "[1,2]").await;
+        let err = Client::new(config(&url, &pem))
+            .unwrap()
+            .health()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Decode(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_server_is_a_transport_error_naming_the_tls_cause() {
+        let (params, key, _) = ca();
+        let (_, _, other_pem) = ca();
+        let url = serve_once(&params, &key, "200 OK", "{}").await;
+        match Client::new(config(&url, &other_pem))
+            .unwrap()
+            .health()
+            .await
+        {
+            Err(ClientError::Transport(text)) => {
+                assert!(text.contains("invalid peer certificate"), "{text}");
+            }
+            other => panic!("expected a transport error, got {other:?}"),
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod event;
 pub mod id;
 pub mod order;
 pub mod policy;
+pub mod replay;
 pub mod serial;
 pub mod testrecord;
 

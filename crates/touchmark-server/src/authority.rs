@@ -605,6 +605,7 @@ impl Authority {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("order {order_id}")))?;
         let attempt = |serial: Option<Serial>| TestAttempt {
+            product: order.product.clone(),
             order: order.id.clone(),
             station: station.id.clone(),
             serial,

@@ -99,6 +99,8 @@ pub struct Installation {
     station_ca: Arc<CaIssuer>,
     server_cert: Certificate,
     server_key: Arc<dyn Signer>,
+    log_key: Arc<dyn Signer>,
+    log_verifier: touchmark_tlog::note::NoteVerifier,
 }
 
 fn serial() -> SerialNumber {
@@ -219,6 +221,8 @@ impl Installation {
             station_ca: Arc::new(station_ca),
             server_cert,
             server_key,
+            log_key,
+            log_verifier: verifier,
         })
     }
 
@@ -256,6 +260,22 @@ impl Installation {
                 source: PkiError::KeyMismatch,
             });
         }
+        let log_key = keys.load(key_names::LOG).map_err(pki("log key"))?;
+        let verifier_path = dir.join("log-verifier.txt");
+        let text = std::fs::read_to_string(&verifier_path)
+            .map_err(io(format!("cannot read {}", verifier_path.display())))?;
+        let log_verifier = touchmark_tlog::note::NoteVerifier::parse(text.trim()).map_err(|e| {
+            InstallationError::Pki {
+                context: format!("{} is not a verifier key", verifier_path.display()),
+                source: PkiError::InvalidParameter(e.to_string()),
+            }
+        })?;
+        if log_verifier.public_key().as_slice() != log_key.public_key_raw() {
+            return Err(InstallationError::Pki {
+                context: "log-verifier.txt".into(),
+                source: PkiError::KeyMismatch,
+            });
+        }
         Ok(Self {
             dir: dir.to_owned(),
             keys: Arc::new(keys),
@@ -263,7 +283,19 @@ impl Installation {
             station_ca: Arc::new(station_ca),
             server_cert,
             server_key,
+            log_key,
+            log_verifier,
         })
+    }
+
+    /// The audit log's Ed25519 signing key.
+    pub fn log_key(&self) -> &Arc<dyn Signer> {
+        &self.log_key
+    }
+
+    /// The audit log's verifier key (its name is the log's origin).
+    pub fn log_verifier(&self) -> &touchmark_tlog::note::NoteVerifier {
+        &self.log_verifier
     }
 
     /// The data directory.

@@ -11,6 +11,7 @@ pub mod authority;
 pub mod error;
 pub mod installation;
 pub mod listener;
+pub mod log;
 pub mod state;
 pub mod tls;
 
@@ -58,10 +59,21 @@ impl Server {
             Arc::clone(&store),
             Arc::clone(&clock),
         ));
+        let log = Arc::new(
+            log::Log::open(
+                Arc::clone(&store),
+                Arc::clone(installation.log_key()),
+                installation.log_verifier().clone(),
+            )
+            .await?,
+        );
+        // Publish a checkpoint of what is committed before accepting any connection.
+        log.sequence_once(clock.now()).await?;
         let state = AppState {
             store,
             authority,
             clock,
+            log,
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -87,6 +99,16 @@ impl Server {
 
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let log = Arc::clone(&self.state.log);
+        let sequencer =
+            tokio::spawn(Arc::clone(&log).run_sequencer(Arc::clone(&self.state.clock), stopped));
         listener::serve(self.listener, self.tls, self.app, shutdown).await;
+        let _ = stop.send(true);
+        let _ = sequencer.await;
+        // Cover what was committed last before stopping.
+        if let Err(e) = log.sequence_once(self.state.clock.now()).await {
+            tracing::warn!(error = %e, "the final checkpoint could not be signed");
+        }
     }
 }

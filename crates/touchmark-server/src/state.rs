@@ -16,4 +16,6 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The audit log.
+    pub log: Arc<crate::log::Log>,
 }

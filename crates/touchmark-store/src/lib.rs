@@ -21,8 +21,8 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 pub use error::StoreError;
 pub use types::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, NewToken, OrderCounts, Receipt,
-    Rejection, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
+    OrderCounts, Receipt, Rejection, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
 };
 
 /// Shorthand for storage results.
@@ -122,4 +122,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// How many events the log holds.
     async fn event_count(&self) -> Result<u64>;
+
+    /// The latest signed checkpoint and the tree state at it, if the log signed one.
+    async fn log_state(&self) -> Result<Option<LogState>>;
+    /// Records a newly signed checkpoint with the tiles it published and the tree state, in one
+    /// transaction. `Conflict` if a larger checkpoint exists or it covers events that do not.
+    async fn save_log_state(
+        &self,
+        state: LogState,
+        tiles: Vec<LogTile>,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// A hash tile's latest contents.
+    async fn log_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
+    /// The signed checkpoint note of exactly this size, if one was signed.
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<String>>;
 }

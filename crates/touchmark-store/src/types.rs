@@ -46,6 +46,8 @@ pub struct NewToken {
 /// One test attempt, kept whatever its outcome.
 #[derive(Debug, Clone)]
 pub struct TestAttempt {
+    /// The order's product.
+    pub product: ProductId,
     /// The order named in the request.
     pub order: OrderId,
     /// The station that tested.
@@ -213,4 +215,28 @@ pub struct OrderCounts {
     pub failed_tests: u64,
     /// Refusals, by code.
     pub refusals: std::collections::BTreeMap<String, u64>,
+}
+
+/// The audit log's signed state: the latest checkpoint and the sequencer's tree state at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogState {
+    /// The tree size the checkpoint covers.
+    pub size: u64,
+    /// The tree's root.
+    pub root: Sha256Hash,
+    /// The signed checkpoint note, verbatim.
+    pub note: String,
+    /// The serialized incremental tree state (`touchmark_tlog::tile::TileBuilder::to_bytes`).
+    pub tree: Vec<u8>,
+}
+
+/// A hash tile's contents at some checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTile {
+    /// The tile level.
+    pub level: u8,
+    /// The tile index.
+    pub index: u64,
+    /// The hashes, concatenated (32 bytes each; fewer than 256 for a partial tile).
+    pub data: Vec<u8>,
 }

@@ -264,6 +264,17 @@ pub fn new_entry_bundles(old: u64, new: u64) -> Result<Vec<Tile>, TlogError> {
 
 /// The hash tile at `level`, `index` of a tree of `size` leaves, with the width that size
 /// implies, or `None` if that tile is empty at this size.
+/// The hash tile of a tree of `size` leaves that holds the hashes of `node`'s subtree at the
+/// tile's level, or `None` when the node is not complete in that tree. With it a server can
+/// find the tiles a proof needs (see [`crate::tree::HashReader`]).
+pub fn tile_for_node(node: crate::tree::NodeId, size: u64) -> Option<Tile> {
+    if node.level >= 64 || (u128::from(node.index) + 1) << node.level > u128::from(size) {
+        return None;
+    }
+    let first = node.index << (node.level % TILE_HEIGHT);
+    tile_at_size(node.level / TILE_HEIGHT, first >> TILE_HEIGHT, size)
+}
+
 fn tile_at_size(level: u8, index: u64, size: u64) -> Option<Tile> {
     let n = hashes_at_level(size, level);
     let start = index.checked_mul(u64::from(TILE_WIDTH))?;
@@ -577,6 +588,58 @@ impl TileBuilder {
         Ok(full)
     }
 
+    /// Serializes the builder's state (the compact range and the pending partial tiles) so a
+    /// writer can persist it beside its checkpoint and resume without reading any tile.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let range = self.range.to_bytes();
+        let mut out =
+            Vec::with_capacity(4 + range.len() + self.pending.len() * (2 + 8 * HASH_SIZE));
+        out.extend_from_slice(&(range.len() as u32).to_be_bytes());
+        out.extend_from_slice(&range);
+        for level in &self.pending {
+            out.extend_from_slice(&(level.len() as u16).to_be_bytes());
+            for h in level {
+                out.extend_from_slice(&h.0);
+            }
+        }
+        out
+    }
+
+    /// Restores a state written by [`TileBuilder::to_bytes`], checking that every pending tile
+    /// has the width the tree's size implies.
+    ///
+    /// # Errors
+    ///
+    /// [`TlogError::MalformedCompactRange`] if the bytes are not such a serialization.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TlogError> {
+        let bad = TlogError::MalformedCompactRange;
+        let (len, rest) = bytes.split_first_chunk::<4>().ok_or(bad("truncated"))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let (range, mut rest) = (
+            rest.get(..len).ok_or(bad("truncated"))?,
+            &rest[len.min(rest.len())..],
+        );
+        let range = CompactRange::from_bytes(range)?;
+        let mut pending = Vec::new();
+        while !rest.is_empty() {
+            let (count, tail) = rest.split_first_chunk::<2>().ok_or(bad("truncated"))?;
+            let count = usize::from(u16::from_be_bytes(*count));
+            let body = tail.get(..count * HASH_SIZE).ok_or(bad("truncated"))?;
+            let level = u8::try_from(pending.len()).map_err(|_| bad("too many levels"))?;
+            let expected = hashes_at_level(range.size(), level) % u64::from(TILE_WIDTH);
+            if count as u64 != expected {
+                return Err(bad("a pending tile's width does not match the size"));
+            }
+            pending.push(
+                body.chunks_exact(HASH_SIZE)
+                    .map(Hash::from_slice)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            rest = &tail[count * HASH_SIZE..];
+        }
+        Ok(Self { range, pending })
+    }
+
     /// The partial tiles of the current size, lowest level first, with their contents.
     ///
     /// # Errors
@@ -670,5 +733,45 @@ mod tests {
             Err(TlogError::EntryTooLarge(65536))
         ));
         assert!(encode_bundle(&[&big[..MAX_ENTRY_SIZE]]).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod builder_state_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_builder_restored_from_bytes_continues_identically() {
+        let leaf = |i: u64| leaf_hash(&i.to_be_bytes());
+        for size in [0u64, 1, 255, 256, 257, 70_000] {
+            let mut a = TileBuilder::new();
+            for i in 0..size {
+                a.append(leaf(i)).unwrap();
+            }
+            let mut b = TileBuilder::from_bytes(&a.to_bytes()).unwrap();
+            assert_eq!(b.root(), a.root(), "size {size}");
+            for i in size..size + 300 {
+                assert_eq!(a.append(leaf(i)).unwrap(), b.append(leaf(i)).unwrap());
+            }
+            assert_eq!(a.partial_tiles().unwrap(), b.partial_tiles().unwrap());
+            let mut bytes = a.to_bytes();
+            bytes.truncate(bytes.len().saturating_sub(1));
+            assert!(TileBuilder::from_bytes(&bytes).is_err() || bytes.len() < 12);
+        }
+    }
+
+    #[test]
+    fn tile_for_node_finds_the_tile_holding_it() {
+        use crate::tree::NodeId;
+        assert_eq!(
+            tile_for_node(NodeId::new(0, 5), 10).unwrap().path(),
+            "tile/0/000.p/10"
+        );
+        assert_eq!(
+            tile_for_node(NodeId::new(8, 1), 70_000).unwrap().path(),
+            "tile/1/000"
+        );
+        assert!(tile_for_node(NodeId::new(0, 10), 10).is_none());
     }
 }

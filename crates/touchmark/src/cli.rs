@@ -48,6 +48,13 @@ pub enum Command {
     Token(TokenCommand),
     /// Read the event log.
     Events(EventsArgs),
+    /// Run the whole story on this machine: a server, a factory with three lines, an order of
+    /// 500 units, failures and clones, and the summary.
+    Demo(DemoArgs),
+    /// Measure Touchmark's performance honestly (see the README).
+    Bench(crate::commands::bench::BenchArgs),
+    /// Verify the audit log offline, or export it as a bundle.
+    Audit(crate::commands::audit::AuditArgs),
 }
 
 /// Where the data directory is.
@@ -250,6 +257,9 @@ pub enum StationCommand {
     /// On the fixture PC: provision one unit. Exit code 0 = issued, 2 = refused (code printed),
     /// 1 = error.
     Provision(ProvisionArgs),
+    /// The fixture client and line simulator: simulated units, each with its own key, tested
+    /// and provisioned at the given concurrency and rate, with live progress.
+    Run(RunArgs),
 }
 
 /// Arguments of `station enroll`.
@@ -441,4 +451,72 @@ pub struct EventsArgs {
     pub limit: u64,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Arguments of `station run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The order to provision against.
+    #[arg(long)]
+    pub order: String,
+    /// How many units to simulate.
+    #[arg(long, default_value_t = 100)]
+    pub units: u64,
+    /// Serial prefix.
+    #[arg(long, default_value = "SN-")]
+    pub prefix: String,
+    /// Number of the first serial (serials are PREFIX + a zero-padded number).
+    #[arg(long, default_value_t = 1)]
+    pub first: u64,
+    /// Digits of the serial number.
+    #[arg(long, default_value_t = 6)]
+    pub digits: usize,
+    /// Units in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Share of units that fail their test, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Extra units that reuse an earlier unit's serial with a new key (expect `serial_conflict`).
+    #[arg(long, default_value_t = 0)]
+    pub clone_serials: u64,
+    /// Extra units that reuse an earlier unit's key with a new serial (expect `key_reused`).
+    #[arg(long, default_value_t = 0)]
+    pub clone_keys: u64,
+    /// Most units started per second (0: no limit).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seed for the simulated test results, so a run can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The station directory written by `touchmark station enroll`.
+    #[arg(
+        long,
+        env = "TOUCHMARK_STATION_DIR",
+        default_value = "touchmark-station"
+    )]
+    pub dir: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The data directory [default: ./touchmark-demo, created fresh].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: a free port on 127.0.0.1].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Run the scenario and exit: 0 only when every outcome is as expected.
+    #[arg(long)]
+    pub exit: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

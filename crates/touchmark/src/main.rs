@@ -5,13 +5,14 @@ mod commands;
 mod config;
 mod output;
 mod secrets;
+mod sim;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{admin, fixture, init, serve};
+use crate::commands::{admin, bench, demo, fixture, init, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -53,5 +54,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Unit(c) => admin::unit(c).await,
         Command::Token(c) => admin::token(c).await,
         Command::Events(args) => admin::events(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Audit(args) => crate::commands::audit::run(args).await,
     }
 }

@@ -7,4 +7,6 @@
 
 mod crash;
 mod kit;
+mod mqtt;
 mod readme;
+mod sim;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use touchmark_core::api::{
@@ -15,7 +15,7 @@ use touchmark_core::order::OrderState;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 use super::convert;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Admin, Reader};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -91,7 +91,7 @@ pub async fn list_products(
 pub async fn get_product(
     State(s): State<AppState>,
     _: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ProductBody>> {
     let id = path_id("product id", &id, ProductId::parse)?;
     let product = s
@@ -140,7 +140,7 @@ pub async fn list_factories(
 pub async fn get_factory(
     State(s): State<AppState>,
     _: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FactoryBody>> {
     let id = path_id("factory id", &id, FactoryId::parse)?;
     let factory = s
@@ -209,7 +209,7 @@ pub async fn list_stations(
 pub async fn get_station(
     State(s): State<AppState>,
     _: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<StationBody>> {
     let id = path_id("station id", &id, StationId::parse)?;
     let station = s
@@ -227,7 +227,7 @@ pub async fn get_station(
 pub async fn revoke_station(
     State(s): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<StationBody>> {
     let id = path_id("station id", &id, StationId::parse)?;
     let station = s
@@ -272,7 +272,7 @@ pub async fn list_orders(State(s): State<AppState>, _: Reader) -> ApiResult<Json
 pub async fn get_order(
     State(s): State<AppState>,
     _: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderDetail>> {
     let id = path_id("order id", &id, OrderId::parse)?;
     let order = s
@@ -309,7 +309,7 @@ async fn transition(
 pub async fn open_order(
     State(s): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderBody>> {
     transition(&s, &admin, &id, OrderState::Open).await
 }
@@ -321,7 +321,7 @@ pub async fn open_order(
 pub async fn close_order(
     State(s): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderBody>> {
     transition(&s, &admin, &id, OrderState::Closed).await
 }
@@ -333,7 +333,7 @@ pub async fn close_order(
 pub async fn cancel_order(
     State(s): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderBody>> {
     transition(&s, &admin, &id, OrderState::Cancelled).await
 }
@@ -345,7 +345,7 @@ pub async fn cancel_order(
 pub async fn set_quota(
     State(s): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SetQuota>,
 ) -> ApiResult<Json<OrderBody>> {
     let id = path_id("order id", &id, OrderId::parse)?;
@@ -361,7 +361,7 @@ pub async fn set_quota(
 pub async fn list_units(
     State(s): State<AppState>,
     _: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<UnitBody>>> {
     let id = path_id("order id", &id, OrderId::parse)?;
     if s.store.order(&id).await?.is_none() {
@@ -384,7 +384,7 @@ pub async fn list_units(
 pub async fn get_unit(
     State(s): State<AppState>,
     _: Reader,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
 ) -> ApiResult<Json<Vec<UnitBody>>> {
     let serial = Serial::parse(&serial)
         .map_err(|e| ApiError::invalid(format!("serial in the path: {e}")))?;

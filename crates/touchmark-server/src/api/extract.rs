@@ -52,10 +52,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             } else {
                 format!(" at `{path}`")
             };
-            ApiError::invalid(format!("invalid JSON body{at}: {}", e.inner()))
+            ApiError::invalid(bounded(&format!("invalid JSON body{at}: {}", e.inner())))
         })?;
         de.end()
             .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// Path parameters, with a JSON error when they do not parse (a non-UTF-8 segment, say).
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|e| ApiError::invalid(bounded(&format!("invalid path: {}", e.body_text()))))
+    }
+}
+
+/// Cuts an error message that may echo client input, so a huge input is not sent back.
+pub fn bounded(message: &str) -> String {
+    const MAX: usize = 300;
+    if message.chars().count() <= MAX {
+        message.to_owned()
+    } else {
+        format!("{}…", message.chars().take(MAX).collect::<String>())
     }
 }

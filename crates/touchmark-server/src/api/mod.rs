@@ -4,6 +4,7 @@
 mod admin;
 mod convert;
 pub mod extract;
+pub mod log;
 mod station;
 
 use std::sync::Arc;
@@ -60,6 +61,11 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
     }))
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::invalid("this route does not take that method")
+        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("this route")
 }
@@ -90,6 +96,12 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_unit))
         .routes(routes!(admin::list_events))
         .routes(routes!(station::enroll))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::key))
+        .routes(routes!(log::inclusion))
+        .routes(routes!(log::consistency))
+        .routes(routes!(log::unit_receipt_for_reader))
+        .routes(routes!(log::unit_receipt_for_station))
 }
 
 /// The complete router.
@@ -102,6 +114,7 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
 }

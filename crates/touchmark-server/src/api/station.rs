@@ -1,14 +1,14 @@
 //! Station endpoints: enrollment with a one-time token, and provisioning over mTLS.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use touchmark_core::OrderId;
 use touchmark_core::api::{
     EnrollRequest, EnrollResponse, ErrorBody, ProvisionRequest, ProvisionResponse,
 };
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::StationAuth;
 use crate::error::{ApiError, receipt_body};
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub async fn enroll(
 pub async fn provision(
     State(s): State<AppState>,
     station: StationAuth,
-    Path(order): Path<String>,
+    ApiPath(order): ApiPath<String>,
     ApiJson(req): ApiJson<ProvisionRequest>,
 ) -> Result<(StatusCode, Json<ProvisionResponse>), ApiError> {
     let order = OrderId::parse(&order)

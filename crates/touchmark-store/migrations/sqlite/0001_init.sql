@@ -94,6 +94,7 @@ CREATE INDEX certificates_by_order ON certificates (order_id);
 
 CREATE TABLE test_attempts (
     id          INTEGER PRIMARY KEY,
+    product     TEXT NOT NULL,
     order_id    TEXT NOT NULL,
     station     TEXT NOT NULL,
     serial      TEXT,
@@ -104,5 +105,5 @@ CREATE TABLE test_attempts (
     event_index INTEGER REFERENCES events (idx),
     created_at  TEXT NOT NULL
 ) STRICT;
-CREATE INDEX test_attempts_by_serial ON test_attempts (serial);
+CREATE INDEX test_attempts_by_serial ON test_attempts (product, serial);
 CREATE INDEX test_attempts_by_order ON test_attempts (order_id, verdict);

@@ -20,12 +20,15 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 use self::rows::{ISSUED_UNIT_SQL, issued_unit_from_row};
 use self::writer::{WriteCtx, Writer};
 use crate::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewToken, OrderCounts, Receipt, Rejection, Result,
-    Store, StoreError, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Receipt,
+    Rejection, Result, Store, StoreError, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_log.sql"),
+];
 
 /// Read connections kept open between requests.
 const MAX_IDLE_READERS: usize = 8;
@@ -154,10 +157,11 @@ fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
 
 fn insert_attempt(conn: &Connection, attempt: &TestAttempt, event_index: u64) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO test_attempts (order_id, station, serial, verdict, format, sha256, record, event_index, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256, record, event_index, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
+        attempt.product.as_str(),
         attempt.order.as_str(),
         attempt.station.as_str(),
         attempt.serial.as_ref().map(Serial::as_str),
@@ -332,7 +336,11 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         cert_der: req.certificate.der.clone(),
         cert_sha256: req.certificate.sha256,
         pubkey_sha256: req.pubkey_sha256,
-        issued_at: req.at,
+        // As stored: to the millisecond, so a retry reads back the same value.
+        issued_at: req
+            .at
+            .replace_nanosecond(u32::from(req.at.millisecond()) * 1_000_000)
+            .unwrap_or(req.at),
         receipt,
     }))
 }
@@ -620,7 +628,8 @@ impl Store for SqliteStore {
                     rule,
                     order.not_before.map(ts),
                     order.not_after.map(ts),
-                    order.state.as_str(),
+                    // Orders start in draft whatever the caller passes; opening is its own event.
+                    OrderState::Draft.as_str(),
                     ts(order.created_at),
                 ])?;
             ctx.append(&event)
@@ -834,8 +843,102 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT idx, kind, bytes, leaf_hash FROM events WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
-            let rows = stmt.query_map(params![start as i64, limit], rows::event_from_row)?;
+            // Past i64::MAX there is nothing: clamp rather than wrap to a negative index.
+            let start = i64::try_from(start).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![start, limit], rows::event_from_row)?;
             rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn log_state(&self) -> Result<Option<LogState>> {
+        self.read(|conn| {
+            let row: Option<(i64, Vec<u8>)> = conn
+                .query_row("SELECT size, tree FROM log_state WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((size, tree)) = row else {
+                return Ok(None);
+            };
+            let (root, note): (Vec<u8>, String) = conn
+                .query_row(
+                    "SELECT root, note FROM log_checkpoints WHERE size = ?1",
+                    [size],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("no checkpoint for the log state's size {size}"))
+                })?;
+            let root = <[u8; 32]>::try_from(root.as_slice())
+                .map_err(|_| StoreError::Corrupt("checkpoint root".into()))?;
+            Ok(Some(LogState {
+                size: size as u64,
+                root: Sha256Hash(root),
+                note,
+                tree,
+            }))
+        })
+        .await
+    }
+
+    async fn save_log_state(
+        &self,
+        state: LogState,
+        tiles: Vec<LogTile>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.write(move |ctx| {
+            let size = i64::try_from(state.size).map_err(|_| StoreError::Conflict("log size too large".into()))?;
+            let latest: Option<i64> = ctx.conn.query_row("SELECT max(size) FROM log_checkpoints", [], |r| r.get(0))?;
+            // Append-only: a checkpoint never goes back, and one size has one root forever.
+            if latest.is_some_and(|l| l > size) {
+                return Err(StoreError::Conflict(format!("the log already signed size {latest:?}, larger than {size}")));
+            }
+            let events: i64 = ctx.conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| r.get(0))?;
+            if size > events {
+                return Err(StoreError::Conflict(format!("a checkpoint of size {size} covers more than the {events} events")));
+            }
+            ctx.conn
+                .prepare_cached("INSERT INTO log_checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![size, state.root.0.as_slice(), state.note, ts(at)])?;
+            for tile in &tiles {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO log_tiles (level, idx, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data
+                         WHERE length(excluded.data) >= length(log_tiles.data)",
+                    )?
+                    .execute(params![tile.level, tile.index as i64, tile.data])?;
+            }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO log_state (id, size, tree) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET size = excluded.size, tree = excluded.tree",
+                )?
+                .execute(params![size, state.tree])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn log_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT data FROM log_tiles WHERE level = ?1 AND idx = ?2")?
+                .query_row(params![level, index as i64], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<String>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT note FROM log_checkpoints WHERE size = ?1")?
+                .query_row([size as i64], |r| r.get(0))
+                .optional()?)
         })
         .await
     }

@@ -1,6 +1,9 @@
 //! Turning rows into domain types. A stored value that does not parse is reported as
 //! [`StoreError::Corrupt`]: it can only come from a change made outside Touchmark.
 
+// Rows are read as tuples in column order, then checked; the tuple types are long by nature.
+#![allow(clippy::type_complexity)]
+
 use rusqlite::{Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 use touchmark_core::clock::parse_timestamp;
@@ -259,7 +262,7 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
 }
 
 pub(super) const UNIT_SQL: &str = "SELECT u.product, u.serial, u.order_id, u.status, u.station, u.cert_sha256, \
-     (SELECT count(*) FROM test_attempts t WHERE t.serial = u.serial) FROM units u";
+     (SELECT count(*) FROM test_attempts t WHERE t.product = u.product AND t.serial = u.serial) FROM units u";
 
 pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
     let raw: (

@@ -254,6 +254,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
         }
         StationCommand::Enroll(args) => return super::fixture::enroll(args).await,
         StationCommand::Provision(args) => return super::fixture::provision(args).await,
+        StationCommand::Run(args) => return super::run::run(args).await,
     }
     Ok(())
 }

@@ -1,0 +1,403 @@
+//! I3: every change appends exactly one event, at the next index, and a failed operation
+//! appends nothing.
+
+use std::sync::Arc;
+
+use touchmark_core::TokenId;
+use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::Role;
+use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash, leaf_hash};
+use touchmark_core::order::OrderState;
+use touchmark_store::{IssueOutcome, NewToken, Receipt, Rejection, Store, StoreError, StoredEvent};
+
+use super::kit::{
+    Kit, at, check_log, enrollment_token, factory, factory_created, issued, order, order_created,
+    order_moved, product, product_created, station, station_cert, station_created,
+    station_enrolled,
+};
+
+/// Follows the log while a test makes changes one at a time.
+struct Follower {
+    store: Arc<dyn Store>,
+    next: u64,
+}
+
+impl Follower {
+    async fn new(store: &Arc<dyn Store>) -> Self {
+        Self {
+            store: Arc::clone(store),
+            next: store.event_count().await.unwrap(),
+        }
+    }
+
+    /// Exactly one event was appended, at the next index, of `kind`.
+    async fn appended(&mut self, kind: &str) -> (StoredEvent, Event) {
+        assert_eq!(
+            self.store.event_count().await.unwrap(),
+            self.next + 1,
+            "{kind}: not exactly one event"
+        );
+        let mut page = self.store.events(self.next, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let stored = page.remove(0);
+        assert_eq!((stored.index, stored.kind.as_str()), (self.next, kind));
+        assert_eq!(stored.leaf_hash, leaf_hash(&stored.bytes));
+        let event = Event::from_canonical(&stored.bytes).unwrap();
+        self.next += 1;
+        (stored, event)
+    }
+
+    /// As [`Self::appended`], for a change that returned `receipt` and was given `event`.
+    async fn logged(&mut self, receipt: Receipt, event: &Event) {
+        let (stored, read) = self.appended(event.body.kind()).await;
+        assert_eq!(receipt.index, stored.index);
+        assert_eq!(receipt.leaf_hash, stored.leaf_hash);
+        assert_eq!(&read, event);
+    }
+
+    /// Nothing was appended.
+    async fn unchanged(&self, what: &str) {
+        assert_eq!(
+            self.store.event_count().await.unwrap(),
+            self.next,
+            "{what} appended an event"
+        );
+    }
+}
+
+/// Every mutating method appends exactly one event, in commit order, with the bytes given.
+pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
+    let mut log = Follower::new(&store).await;
+    assert_eq!(log.next, 0, "a fresh store has an empty log");
+
+    let token = TokenId::parse("tok-1").unwrap();
+    let event = Event::new(
+        at(0),
+        EventBody::TokenCreated {
+            token: token.clone(),
+            role: Role::Admin,
+            actor: Actor::System,
+        },
+    );
+    let receipt = store
+        .create_token(
+            NewToken {
+                id: token.clone(),
+                secret_sha256: Sha256Hash::of(b"secret"),
+                role: Role::Admin,
+                label: "first admin".into(),
+                at: at(0),
+            },
+            event.clone(),
+        )
+        .await
+        .unwrap();
+    log.logged(receipt, &event).await;
+    let actor = Actor::Token(token);
+
+    let p = product("ev-p");
+    let receipt = store
+        .create_product(p.clone(), product_created(&p))
+        .await
+        .unwrap();
+    log.logged(receipt, &product_created(&p)).await;
+    let f = factory("ev-f");
+    let receipt = store
+        .create_factory(f.clone(), factory_created(&f))
+        .await
+        .unwrap();
+    log.logged(receipt, &factory_created(&f)).await;
+    let s = station("ev-s0", &f.id);
+    let receipt = store
+        .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
+        .await
+        .unwrap();
+    log.logged(receipt, &station_created(&s)).await;
+    let receipt = store
+        .enroll_station(
+            &s.id,
+            enrollment_token(&s.id),
+            station_cert(&s.id),
+            at(10),
+            station_enrolled(&s, at(10)),
+        )
+        .await
+        .unwrap();
+    log.logged(receipt, &station_enrolled(&s, at(10))).await;
+    let o = order("ev-o", &p.id, &f.id, 5);
+    let receipt = store
+        .create_order(o.clone(), order_created(&o))
+        .await
+        .unwrap();
+    log.logged(receipt, &order_created(&o)).await;
+    let opened = order_moved(&o.id, OrderState::Open, at(4));
+    store
+        .set_order_state(&o.id, OrderState::Open, opened.clone())
+        .await
+        .unwrap();
+    let (_, read) = log.appended("order.opened").await;
+    assert_eq!(read, opened);
+
+    // The store writes this event itself: old and new quota, and who.
+    store
+        .change_quota(&o.id, 7, actor.clone(), at(20))
+        .await
+        .unwrap();
+    let (_, read) = log.appended("order.quota_changed").await;
+    assert_eq!(
+        read,
+        Event::new(
+            at(20),
+            EventBody::QuotaChanged {
+                order: o.id.clone(),
+                old_quota: 5,
+                new_quota: 7,
+                actor: actor.clone(),
+            }
+        )
+    );
+
+    let kit = Kit {
+        store: Arc::clone(&store),
+        product: p.id.clone(),
+        factory: f.id.clone(),
+        stations: vec![s.id.clone()],
+        order: o.id.clone(),
+    };
+    let request = kit.request(0, "SN-1", "k1");
+    let unit = issued(store.issue(request.clone()).await.unwrap());
+    let (stored, read) = log.appended("unit.issued").await;
+    assert_eq!(
+        (unit.receipt.index, unit.receipt.leaf_hash),
+        (stored.index, stored.leaf_hash)
+    );
+    assert_eq!(
+        read.body,
+        EventBody::UnitIssued {
+            order: o.id.clone(),
+            product: p.id.clone(),
+            factory: f.id.clone(),
+            station: s.id.clone(),
+            serial: request.serial.clone(),
+            cert_sha256: request.certificate.sha256,
+            pubkey_sha256: request.pubkey_sha256,
+            test_sha256: request.test.sha256,
+        }
+    );
+    assert_eq!(read.at, request.at);
+
+    let IssueOutcome::Refused { receipt, .. } =
+        store.issue(kit.request(0, "SN-2", "k1")).await.unwrap()
+    else {
+        panic!("key reuse was not refused")
+    };
+    let (stored, _) = log.appended("unit.refused").await;
+    assert_eq!(receipt.index, stored.index);
+
+    let failed = kit.failed_test(0, "SN-3");
+    let receipt = store.record_rejection(failed.clone()).await.unwrap();
+    log.logged(receipt, &failed.event).await;
+    let refused = Event::new(
+        at(70),
+        EventBody::UnitRefused {
+            order: o.id.clone(),
+            factory: None,
+            station: s.id.clone(),
+            serial: None,
+            pubkey_sha256: None,
+            test_sha256: None,
+            reason: ErrorCode::StationNotAuthorized,
+        },
+    );
+    let receipt = store
+        .record_rejection(Rejection {
+            event: refused.clone(),
+            attempt: None,
+            failed_unit: None,
+        })
+        .await
+        .unwrap();
+    log.logged(receipt, &refused).await;
+
+    let revoked = store
+        .revoke_station(&s.id, actor.clone(), at(80))
+        .await
+        .unwrap();
+    assert_eq!(revoked.id, s.id);
+    let (_, read) = log.appended("station.revoked").await;
+    assert_eq!(
+        read,
+        Event::new(
+            at(80),
+            EventBody::StationRevoked {
+                station: s.id.clone(),
+                factory: f.id.clone(),
+                actor: actor.clone(),
+            }
+        )
+    );
+    let closed = order_moved(&o.id, OrderState::Closed, at(90));
+    store
+        .set_order_state(&o.id, OrderState::Closed, closed.clone())
+        .await
+        .unwrap();
+    assert_eq!(log.appended("order.closed").await.1, closed);
+    let o2 = order("ev-o2", &p.id, &f.id, 5);
+    let receipt = store
+        .create_order(o2.clone(), order_created(&o2))
+        .await
+        .unwrap();
+    log.logged(receipt, &order_created(&o2)).await;
+    let cancelled = order_moved(&o2.id, OrderState::Cancelled, at(95));
+    store
+        .set_order_state(&o2.id, OrderState::Cancelled, cancelled.clone())
+        .await
+        .unwrap();
+    assert_eq!(log.appended("order.cancelled").await.1, cancelled);
+
+    let events = check_log(&store).await;
+    assert_eq!(events.len() as u64, log.next);
+    assert_eq!(log.next, 16);
+}
+
+fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what}: expected Conflict, got {other:?}"),
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// A failed operation appends nothing, writes nothing, and leaves no gap for the next one.
+pub async fn failed_operations_append_nothing(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "fo", 1, 1).await;
+    issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
+    let log = Follower::new(&store).await;
+
+    let mut p = product("fo-p");
+    p.name = "an impostor".into();
+    conflict(
+        store.create_product(p.clone(), product_created(&p)).await,
+        "duplicate product",
+    );
+    log.unchanged("duplicate product").await;
+    let mut f = factory("fo-f");
+    f.name = "an impostor".into();
+    conflict(
+        store.create_factory(f.clone(), factory_created(&f)).await,
+        "duplicate factory",
+    );
+    let s = station("fo-s0", &kit.factory);
+    conflict(
+        store
+            .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
+            .await,
+        "duplicate station",
+    );
+    let s = station("fo-s9", &super::kit::factory_id("nowhere"));
+    not_found(
+        store
+            .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
+            .await,
+        "station of an unknown factory",
+    );
+    let o = order("fo-o", &kit.product, &kit.factory, 3);
+    conflict(
+        store.create_order(o.clone(), order_created(&o)).await,
+        "duplicate order",
+    );
+    let o = order("fo-o2", &super::kit::product_id("nothing"), &kit.factory, 3);
+    not_found(
+        store.create_order(o.clone(), order_created(&o)).await,
+        "order of an unknown product",
+    );
+    let o = order("fo-o3", &kit.product, &super::kit::factory_id("nowhere"), 3);
+    not_found(
+        store.create_order(o.clone(), order_created(&o)).await,
+        "order of an unknown factory",
+    );
+    conflict(
+        store
+            .set_order_state(
+                &kit.order,
+                OrderState::Open,
+                order_moved(&kit.order, OrderState::Open, at(5)),
+            )
+            .await,
+        "open → open",
+    );
+    let nothing = super::kit::order_id("no-such-order");
+    not_found(
+        store
+            .set_order_state(
+                &nothing,
+                OrderState::Open,
+                order_moved(&nothing, OrderState::Open, at(5)),
+            )
+            .await,
+        "unknown order",
+    );
+    conflict(
+        store
+            .change_quota(&kit.order, 0, Actor::System, at(5))
+            .await,
+        "quota below issued",
+    );
+    not_found(
+        store.change_quota(&nothing, 9, Actor::System, at(5)).await,
+        "quota of an unknown order",
+    );
+    not_found(
+        store
+            .revoke_station(&super::kit::station_id("ghost"), Actor::System, at(5))
+            .await,
+        "revoke an unknown station",
+    );
+    assert!(matches!(
+        store
+            .enroll_station(
+                &kit.stations[0],
+                enrollment_token(&kit.stations[0]),
+                station_cert(&kit.stations[0]),
+                at(11),
+                station_enrolled(&station("fo-s0", &kit.factory), at(11)),
+            )
+            .await,
+        Err(StoreError::EnrollmentTokenInvalid)
+    ));
+    not_found(
+        store.order_counts(&nothing).await,
+        "counts of an unknown order",
+    );
+    log.unchanged("the failed operations").await;
+
+    // Nothing they carried was written.
+    assert_eq!(
+        store.product(&kit.product).await.unwrap().unwrap().name,
+        "Product fo-p"
+    );
+    assert_eq!(
+        store.factory(&kit.factory).await.unwrap().unwrap().name,
+        "Factory fo-f"
+    );
+    assert_eq!(store.products().await.unwrap().len(), 1);
+    assert_eq!(store.factories().await.unwrap().len(), 1);
+    assert_eq!(store.stations(None).await.unwrap().len(), 1);
+    assert_eq!(store.orders().await.unwrap().len(), 1);
+    assert_eq!(store.order(&kit.order).await.unwrap().unwrap().quota, 1);
+
+    // The next change takes the next index: no gap.
+    let f = factory("fo-f2");
+    let receipt = store
+        .create_factory(f.clone(), factory_created(&f))
+        .await
+        .unwrap();
+    assert_eq!(receipt.index, log.next);
+    check_log(&store).await;
+}

@@ -1,0 +1,491 @@
+//! Builders for domain values and their events, a ready-made order with enrolled stations, and
+//! the checks every test ends with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::{Factory, Product, Station, StationStatus};
+use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash, leaf_hash};
+use touchmark_core::order::{Order, OrderState};
+use touchmark_core::{FactoryId, OrderId, ProductId, Serial, SerialRule, StationId};
+use touchmark_store::{
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, OrderCounts, Rejection, Store,
+    StoredEvent, TestAttempt, UnitStatus,
+};
+
+/// The suite's epoch: every timestamp is whole seconds after it, so that it survives storage.
+pub const T0: OffsetDateTime = datetime!(2026-03-01 08:00:00 UTC);
+
+/// `T0 + secs`.
+pub fn at(secs: i64) -> OffsetDateTime {
+    T0 + Duration::seconds(secs)
+}
+
+pub fn product_id(id: &str) -> ProductId {
+    ProductId::parse(id).unwrap()
+}
+
+pub fn factory_id(id: &str) -> FactoryId {
+    FactoryId::parse(id).unwrap()
+}
+
+pub fn station_id(id: &str) -> StationId {
+    StationId::parse(id).unwrap()
+}
+
+pub fn order_id(id: &str) -> OrderId {
+    OrderId::parse(id).unwrap()
+}
+
+pub fn serial(text: &str) -> Serial {
+    Serial::parse(text).unwrap()
+}
+
+/// The SHA-256 of a device key named `name`.
+pub fn key(name: &str) -> Sha256Hash {
+    Sha256Hash::of(format!("device key {name}").as_bytes())
+}
+
+/// The SHA-256 of station `id`'s one-time enrollment token.
+pub fn enrollment_token(id: &StationId) -> Sha256Hash {
+    Sha256Hash::of(format!("enrollment token of {id}").as_bytes())
+}
+
+pub fn product(id: &str) -> Product {
+    Product {
+        id: product_id(id),
+        name: format!("Product {id}"),
+        organization: "Touchmark Test Devices".into(),
+        common_name: format!("{id} device"),
+        hw_type_oid: "1.3.6.1.4.1.99999.1".into(),
+        crl_url: Some("http://crl.example.test/device.crl".into()),
+        ocsp_url: None,
+        cert_not_after: None,
+        issuing_ca_pem: format!(
+            "-----BEGIN CERTIFICATE-----\nZHVtbXkgaXNzdWluZyBDQSBvZiB7aWR9\n-----END CERTIFICATE-----\n# {id}\n"
+        ),
+        created_at: at(0),
+    }
+}
+
+pub fn product_created(p: &Product) -> Event {
+    Event::new(
+        p.created_at,
+        EventBody::ProductCreated {
+            product: p.id.clone(),
+            organization: p.organization.clone(),
+            common_name: p.common_name.clone(),
+            issuing_ca_sha256: Sha256Hash::of(p.issuing_ca_pem.as_bytes()),
+            actor: Actor::System,
+        },
+    )
+}
+
+pub fn factory(id: &str) -> Factory {
+    Factory {
+        id: factory_id(id),
+        name: format!("Factory {id}"),
+        created_at: at(1),
+    }
+}
+
+pub fn factory_created(f: &Factory) -> Event {
+    Event::new(
+        f.created_at,
+        EventBody::FactoryCreated {
+            factory: f.id.clone(),
+            actor: Actor::System,
+        },
+    )
+}
+
+/// A pending station whose token expires an hour after `T0`.
+pub fn station(id: &str, factory: &FactoryId) -> Station {
+    Station {
+        id: station_id(id),
+        factory: factory.clone(),
+        name: format!("Station {id}"),
+        status: StationStatus::Pending,
+        enrollment_expires_at: at(3600),
+        cert_sha256: None,
+        created_at: at(2),
+    }
+}
+
+pub fn station_created(s: &Station) -> Event {
+    Event::new(
+        s.created_at,
+        EventBody::StationCreated {
+            station: s.id.clone(),
+            factory: s.factory.clone(),
+            actor: Actor::System,
+        },
+    )
+}
+
+/// The SHA-256 of station `id`'s mTLS certificate.
+pub fn station_cert(id: &StationId) -> Sha256Hash {
+    Sha256Hash::of(format!("station certificate of {id}").as_bytes())
+}
+
+pub fn station_enrolled(s: &Station, now: OffsetDateTime) -> Event {
+    Event::new(
+        now,
+        EventBody::StationEnrolled {
+            station: s.id.clone(),
+            factory: s.factory.clone(),
+            cert_sha256: station_cert(&s.id),
+            pubkey_sha256: Sha256Hash::of(format!("station key of {}", s.id).as_bytes()),
+        },
+    )
+}
+
+/// A draft order admitting any serial.
+pub fn order(id: &str, product: &ProductId, factory: &FactoryId, quota: u64) -> Order {
+    Order {
+        id: order_id(id),
+        product: product.clone(),
+        factory: factory.clone(),
+        quota,
+        issued: 0,
+        serial_rule: SerialRule::Any,
+        not_before: None,
+        not_after: None,
+        state: OrderState::Draft,
+        created_at: at(3),
+    }
+}
+
+pub fn order_created(o: &Order) -> Event {
+    Event::new(
+        o.created_at,
+        EventBody::OrderCreated {
+            order: o.id.clone(),
+            product: o.product.clone(),
+            factory: o.factory.clone(),
+            quota: o.quota,
+            serial_rule: o.serial_rule.to_string(),
+            not_before: None,
+            not_after: None,
+            actor: Actor::System,
+        },
+    )
+}
+
+/// The event of moving `order` to `to` (open, closed or cancelled).
+pub fn order_moved(order: &OrderId, to: OrderState, at: OffsetDateTime) -> Event {
+    let order = order.clone();
+    let actor = Actor::System;
+    let body = match to {
+        OrderState::Open => EventBody::OrderOpened { order, actor },
+        OrderState::Closed => EventBody::OrderClosed { order, actor },
+        OrderState::Cancelled => EventBody::OrderCancelled { order, actor },
+        OrderState::Draft => panic!("no order moves back to draft"),
+    };
+    Event::new(at, body)
+}
+
+static CERTIFICATES: AtomicU64 = AtomicU64::new(0);
+
+/// A fake device certificate: unique pseudo-random bytes, their SHA-256 and a unique serial.
+pub fn fake_certificate() -> NewCertificate {
+    let n = CERTIFICATES.fetch_add(1, Ordering::Relaxed);
+    let nonce = std::process::id();
+    let mut der = b"0\x82fake certificate ".to_vec();
+    let mut block = Sha256Hash::of(format!("{nonce}:{n}").as_bytes());
+    for _ in 0..8 {
+        der.extend_from_slice(&block.0);
+        block = Sha256Hash::of(&block.0);
+    }
+    NewCertificate {
+        sha256: Sha256Hash::of(&der),
+        serial_hex: format!("{:016x}{}", n, &block.to_hex()[..24]),
+        der,
+    }
+}
+
+/// A test attempt of `serial` with `verdict`.
+pub fn attempt(
+    product: &ProductId,
+    order: &OrderId,
+    station: &StationId,
+    serial: &Serial,
+    verdict: &str,
+    at: OffsetDateTime,
+) -> TestAttempt {
+    let n = CERTIFICATES.fetch_add(1, Ordering::Relaxed);
+    let record_json = format!(
+        r#"{{"attempt":{n},"serial":"{serial}","station":"{station}","verdict":"{verdict}"}}"#
+    );
+    TestAttempt {
+        product: product.clone(),
+        order: order.clone(),
+        station: station.clone(),
+        serial: Some(serial.clone()),
+        verdict: verdict.into(),
+        format: "touchmark".into(),
+        sha256: Sha256Hash::of(record_json.as_bytes()),
+        record_json,
+        at,
+    }
+}
+
+/// A product, a factory, enrolled stations and an open order, all created through the store.
+pub struct Kit {
+    pub store: Arc<dyn Store>,
+    pub product: ProductId,
+    pub factory: FactoryId,
+    pub stations: Vec<StationId>,
+    pub order: OrderId,
+}
+
+impl Kit {
+    /// Product `{tag}-p`, factory `{tag}-f`, `stations` enrolled stations `{tag}-s{i}` and the
+    /// open order `{tag}-o` with `quota`.
+    pub async fn new(store: &Arc<dyn Store>, tag: &str, quota: u64, stations: usize) -> Kit {
+        let p = product(&format!("{tag}-p"));
+        store
+            .create_product(p.clone(), product_created(&p))
+            .await
+            .unwrap();
+        let f = factory(&format!("{tag}-f"));
+        store
+            .create_factory(f.clone(), factory_created(&f))
+            .await
+            .unwrap();
+        let mut kit = Kit {
+            store: Arc::clone(store),
+            product: p.id,
+            factory: f.id,
+            stations: Vec::new(),
+            order: order_id(&format!("{tag}-o")),
+        };
+        for i in 0..stations {
+            let s = kit.add_station(&format!("{tag}-s{i}")).await;
+            kit.enroll(&s).await;
+            kit.stations.push(s.id);
+        }
+        let order = kit.order.clone();
+        kit.add_order(order.as_str(), quota).await;
+        kit
+    }
+
+    /// Creates a pending station of the kit's factory.
+    pub async fn add_station(&self, id: &str) -> Station {
+        let s = station(id, &self.factory);
+        self.store
+            .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
+            .await
+            .unwrap();
+        s
+    }
+
+    /// Enrolls a pending station with its token.
+    pub async fn enroll(&self, s: &Station) {
+        self.store
+            .enroll_station(
+                &s.id,
+                enrollment_token(&s.id),
+                station_cert(&s.id),
+                at(10),
+                station_enrolled(s, at(10)),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates and opens another order of the kit's product and factory.
+    pub async fn add_order(&self, id: &str, quota: u64) -> OrderId {
+        let o = order(id, &self.product, &self.factory, quota);
+        self.store
+            .create_order(o.clone(), order_created(&o))
+            .await
+            .unwrap();
+        let opened = self
+            .store
+            .set_order_state(
+                &o.id,
+                OrderState::Open,
+                order_moved(&o.id, OrderState::Open, at(4)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(opened.state, OrderState::Open);
+        o.id
+    }
+
+    /// A passing request for `serial` with key `key_name` from station `station`, on the kit's order.
+    pub fn request(&self, station: usize, serial_text: &str, key_name: &str) -> IssueRequest {
+        self.request_for(&self.order, station, serial_text, key_name)
+    }
+
+    /// The same, on `order` (of the kit's product and factory).
+    pub fn request_for(
+        &self,
+        order: &OrderId,
+        station: usize,
+        serial_text: &str,
+        key_name: &str,
+    ) -> IssueRequest {
+        let station = self.stations[station].clone();
+        let serial = serial(serial_text);
+        IssueRequest {
+            at: at(100),
+            order: order.clone(),
+            product: self.product.clone(),
+            factory: self.factory.clone(),
+            test: attempt(&self.product, order, &station, &serial, "pass", at(99)),
+            station,
+            serial,
+            pubkey_sha256: key(key_name),
+            certificate: fake_certificate(),
+        }
+    }
+
+    /// A failed test of `serial` on the kit's order, to record with `record_rejection`.
+    pub fn failed_test(&self, station: usize, serial_text: &str) -> Rejection {
+        let station = self.stations[station].clone();
+        let serial = serial(serial_text);
+        let attempt = attempt(
+            &self.product,
+            &self.order,
+            &station,
+            &serial,
+            "fail",
+            at(50),
+        );
+        Rejection {
+            event: Event::new(
+                attempt.at,
+                EventBody::TestFailed {
+                    order: self.order.clone(),
+                    factory: self.factory.clone(),
+                    station,
+                    serial: serial.clone(),
+                    pubkey_sha256: None,
+                    test_sha256: attempt.sha256,
+                    reason: ErrorCode::TestFailed,
+                },
+            ),
+            attempt: Some(attempt),
+            failed_unit: Some((self.product.clone(), serial)),
+        }
+    }
+
+    pub async fn counts(&self) -> OrderCounts {
+        self.store.order_counts(&self.order).await.unwrap()
+    }
+}
+
+/// The unit of an `Issued` outcome; panics on any other.
+pub fn issued(outcome: IssueOutcome) -> IssuedUnit {
+    match outcome {
+        IssueOutcome::Issued(unit) => unit,
+        other => panic!("expected Issued, got {other:?}"),
+    }
+}
+
+/// The unit of an `AlreadyIssued` outcome; panics on any other.
+pub fn already_issued(outcome: IssueOutcome) -> IssuedUnit {
+    match outcome {
+        IssueOutcome::AlreadyIssued(unit) => unit,
+        other => panic!("expected AlreadyIssued, got {other:?}"),
+    }
+}
+
+/// Counts by code, as `OrderCounts::refusals` holds them (codes never met are absent).
+pub fn refusals(codes: &[(ErrorCode, u64)]) -> BTreeMap<String, u64> {
+    codes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(code, n)| (code.as_str().to_owned(), *n))
+        .collect()
+}
+
+/// Expected counts of an order that only issued and refused.
+pub fn counts(issued: u64, failed_tests: u64, codes: &[(ErrorCode, u64)]) -> OrderCounts {
+    OrderCounts {
+        issued,
+        certificates: issued,
+        issued_events: issued,
+        failed_tests,
+        refusals: refusals(codes),
+    }
+}
+
+/// A unit's state without its attempt count (which grows with every recorded attempt).
+pub type UnitState = (
+    ProductId,
+    Serial,
+    OrderId,
+    UnitStatus,
+    Option<StationId>,
+    Option<Sha256Hash>,
+);
+
+pub async fn unit_states(store: &Arc<dyn Store>, order: &OrderId) -> Vec<UnitState> {
+    store
+        .units(order)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| {
+            (
+                u.product,
+                u.serial,
+                u.order,
+                u.status,
+                u.station,
+                u.cert_sha256,
+            )
+        })
+        .collect()
+}
+
+/// Every stored event, in index order.
+pub async fn all_events(store: &Arc<dyn Store>) -> Vec<StoredEvent> {
+    let mut out: Vec<StoredEvent> = Vec::new();
+    loop {
+        let page = store.events(out.len() as u64, 1000).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// The event at `index`, parsed.
+pub async fn event_at(store: &Arc<dyn Store>, index: u64) -> (StoredEvent, Event) {
+    let stored = store
+        .events(index, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap_or_else(|| panic!("no event at {index}"));
+    assert_eq!(stored.index, index);
+    let event = Event::from_canonical(&stored.bytes).unwrap();
+    (stored, event)
+}
+
+/// I3 on the whole log: indices 0..n without a gap, `event_count` = n, every leaf canonical
+/// with its kind and leaf hash. Returns the parsed events.
+pub async fn check_log(store: &Arc<dyn Store>) -> Vec<Event> {
+    let stored = all_events(store).await;
+    assert_eq!(store.event_count().await.unwrap(), stored.len() as u64);
+    stored
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            assert_eq!(e.index, i as u64, "the log has a gap or a reordering");
+            let event = Event::from_canonical(&e.bytes)
+                .unwrap_or_else(|err| panic!("event {i} does not parse: {err}"));
+            assert_eq!(e.kind, event.body.kind(), "event {i}");
+            assert_eq!(e.leaf_hash, leaf_hash(&e.bytes), "event {i}");
+            event
+        })
+        .collect()
+}

@@ -1,0 +1,406 @@
+//! The comparison with Cloudflare's cfssl: `cfssl serve` on a loopback port, signing the same
+//! pre-generated CSRs through `/api/v1/cfssl/sign`, once without a database and once with its
+//! SQLite certdb. Plain HTTP with keep-alive: cfssl does no mTLS, policy, quota or event log
+//! here, so the comparison favours it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::header::CONTENT_TYPE;
+use serde::{Deserialize, Serialize};
+
+use super::load::{self, Sample};
+use super::progress;
+use super::report::Series;
+use super::units::Unit;
+
+/// The environment variable naming the cfssl binary.
+const ENV: &str = "TOUCHMARK_BENCH_CFSSL";
+/// How long cfssl may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The certdb schema cfssl 1.2 expects (its `certdb/sqlite/migrations`): cfssl does not create
+/// its tables itself.
+const CERTDB_SCHEMA: &str = "
+CREATE TABLE certificates (
+    serial_number blob NOT NULL,
+    authority_key_identifier blob NOT NULL,
+    ca_label blob,
+    status blob NOT NULL,
+    reason int,
+    expiry timestamp,
+    revoked_at timestamp,
+    pem blob NOT NULL,
+    PRIMARY KEY (serial_number, authority_key_identifier)
+);
+CREATE TABLE ocsp_responses (
+    serial_number blob NOT NULL,
+    authority_key_identifier blob NOT NULL,
+    body blob NOT NULL,
+    expiry timestamp,
+    PRIMARY KEY (serial_number, authority_key_identifier)
+);
+";
+
+/// Finds cfssl: `TOUCHMARK_BENCH_CFSSL`, else `cfssl` on the PATH.
+///
+/// # Errors
+/// When it is not found, with how to install it.
+pub(crate) fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(ENV) {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        anyhow::bail!("{ENV} names {}, which is not a file", path.display());
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("cfssl"))
+            .find(|candidate| candidate.is_file())
+    });
+    found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--compare cfssl: cfssl was not found on the PATH. Install it (Debian/Ubuntu: \
+             `apt-get install golang-cfssl`) or set {ENV} to the cfssl binary"
+        )
+    })
+}
+
+/// `cfssl version`'s version line.
+fn version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("version")
+        .output()
+        .ok()
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("Version:").map(|v| v.trim().to_owned()))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// What `cfssl genkey -initca` prints.
+#[derive(Deserialize)]
+struct InitCa {
+    cert: String,
+    key: String,
+}
+
+/// `/api/v1/cfssl/sign`'s answer, as much as is checked.
+#[derive(Deserialize)]
+struct SignAnswer {
+    success: bool,
+    result: Option<SignResult>,
+}
+
+#[derive(Deserialize)]
+struct SignResult {
+    certificate: String,
+}
+
+/// A running `cfssl serve`, killed when dropped.
+struct Served {
+    child: Child,
+    log: PathBuf,
+    clients: Vec<(reqwest::Client, Arc<str>)>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n  ")
+}
+
+impl Served {
+    /// Starts `cfssl serve` on a free loopback port and waits until it accepts connections.
+    async fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        db_config: Option<&Path>,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free loopback port")?
+            .port();
+        let log = dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).context("cfssl log file")?;
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .args(["-address", "127.0.0.1", "-port", &port.to_string()])
+            .arg("-ca")
+            .arg(dir.join("ca.pem"))
+            .arg("-ca-key")
+            .arg(dir.join("ca-key.pem"))
+            .arg("-config")
+            .arg(dir.join("config.json"))
+            // Warnings only: cfssl logs every request at its default level, which would cost it.
+            .args(["-loglevel", "2"]);
+        if let Some(db) = db_config {
+            command.arg("-db-config").arg(db);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("cfssl log file")?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let url: Arc<str> = format!("http://127.0.0.1:{port}/api/v1/cfssl/sign").into();
+        let mut served = Self {
+            child,
+            log,
+            clients: Vec::new(),
+        };
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = served.child.try_wait()? {
+                anyhow::bail!(
+                    "cfssl serve ({name}) exited with {status}:\n  {}",
+                    log_tail(&served.log)
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "cfssl serve ({name}) did not listen on port {port} within {START_TIMEOUT:?}:\n  {}",
+                    log_tail(&served.log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for _ in 0..workers {
+            // One client per worker: its own kept-alive connection, like a station.
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .context("HTTP client")?;
+            served.clients.push((http, Arc::clone(&url)));
+        }
+        Ok(served)
+    }
+
+    /// Signs every unit's CSR through `concurrency` workers.
+    async fn drive(&self, concurrency: usize, units: Arc<Vec<Unit>>) -> anyhow::Result<Sample> {
+        let clients = &self.clients[..concurrency.min(self.clients.len())];
+        load::drive(
+            clients,
+            units,
+            |(http, url): (reqwest::Client, Arc<str>), units: Arc<Vec<Unit>>, i| async move {
+                let Some(unit) = units.get(i) else {
+                    return Err(format!("no unit {i}"));
+                };
+                let serial = &unit.request.serial;
+                let body =
+                    serde_json::json!({ "certificate_request": unit.request.csr }).to_string();
+                let response = http
+                    .post(&*url)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{serial}: {e}"))?;
+                let status = response.status();
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("{serial}: {e}"))?;
+                if !status.is_success() {
+                    let text = String::from_utf8_lossy(&bytes);
+                    return Err(format!(
+                        "{serial}: HTTP {status}: {}",
+                        text.chars().take(200).collect::<String>()
+                    ));
+                }
+                let answer: SignAnswer = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{serial}: not a cfssl answer: {e}"))?;
+                match answer.result {
+                    Some(r)
+                        if answer.success
+                            && r.certificate.starts_with("-----BEGIN CERTIFICATE-----") =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(format!("{serial}: cfssl answered without a certificate")),
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// cfssl without a database and cfssl with its SQLite certdb, both running.
+pub(crate) struct Pair {
+    version: String,
+    no_db: Served,
+    sqlite: Served,
+    certdb: PathBuf,
+    /// Certificates the certdb must hold at the end.
+    sqlite_sent: u64,
+    /// Dropped last: the servers are killed before their files go.
+    _dir: tempfile::TempDir,
+}
+
+/// The comparison's results.
+#[derive(Debug, Serialize)]
+pub(crate) struct CfsslReport {
+    /// `cfssl version`.
+    pub version: String,
+    /// `cfssl serve` without a database.
+    pub no_database: Vec<Series>,
+    /// `cfssl serve -db-config` with the SQLite certdb.
+    pub sqlite: Vec<Series>,
+    /// Rows in the certdb at the end: must equal the CSRs sent to that server.
+    pub certdb_rows: u64,
+}
+
+impl Pair {
+    /// Creates a P-256 CA and a signing profile with cfssl itself, an empty certdb, and starts
+    /// both servers.
+    ///
+    /// # Errors
+    /// When cfssl fails to make its CA or to start.
+    pub async fn start(bin: &Path, workers: usize) -> anyhow::Result<Self> {
+        let version = version(bin);
+        progress(format!(
+            "starting cfssl {version} (no database, and SQLite certdb)"
+        ));
+        let dir = tempfile::Builder::new()
+            .prefix("touchmark-bench-cfssl-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let path = dir.path();
+        std::fs::write(
+            path.join("ca-csr.json"),
+            r#"{"CN":"Bench cfssl CA","key":{"algo":"ecdsa","size":256},"names":[{"O":"Bench"}]}"#,
+        )?;
+        let out = Command::new(bin)
+            .args(["genkey", "-initca", "-loglevel", "2"])
+            .arg(path.join("ca-csr.json"))
+            .output()
+            .context("cannot run cfssl genkey")?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "cfssl genkey -initca failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let ca: InitCa = serde_json::from_slice(&out.stdout)
+            .context("cfssl genkey -initca printed no {cert, key}")?;
+        std::fs::write(path.join("ca.pem"), ca.cert)?;
+        std::fs::write(path.join("ca-key.pem"), ca.key)?;
+        std::fs::write(
+            path.join("config.json"),
+            r#"{"signing":{"default":{"expiry":"8760h","usages":["digital signature","client auth"]}}}"#,
+        )?;
+        let certdb = path.join("certdb.sqlite");
+        rusqlite::Connection::open(&certdb)
+            .and_then(|conn| conn.execute_batch(CERTDB_SCHEMA))
+            .context("cannot create cfssl's certdb")?;
+        let db_config = path.join("db-config.json");
+        std::fs::write(
+            &db_config,
+            serde_json::json!({"driver": "sqlite3", "data_source": certdb}).to_string(),
+        )?;
+        let no_db = Served::start(bin, path, "cfssl-no-db", None, workers).await?;
+        let sqlite = Served::start(bin, path, "cfssl-sqlite", Some(&db_config), workers).await?;
+        Ok(Self {
+            version,
+            no_db,
+            sqlite,
+            certdb,
+            sqlite_sent: 0,
+            _dir: dir,
+        })
+    }
+
+    /// Runs both servers at `concurrency`: a warm-up with `warm`, then one round per batch.
+    ///
+    /// # Errors
+    /// When a request fails or a worker dies.
+    pub async fn run(
+        &mut self,
+        concurrency: usize,
+        warm: &Arc<Vec<Unit>>,
+        batches: &[Arc<Vec<Unit>>],
+    ) -> anyhow::Result<(Series, Series)> {
+        let per_round = batches.first().map_or(0, |b| b.len());
+        let mut results = Vec::with_capacity(2);
+        for (name, with_db) in [("cfssl (no db)", false), ("cfssl (sqlite)", true)] {
+            let served = if with_db { &self.sqlite } else { &self.no_db };
+            let sample = served.drive(concurrency, Arc::clone(warm)).await?;
+            sample.check(&format!("{name} warm-up"))?;
+            if with_db {
+                self.sqlite_sent += sample.units as u64;
+            }
+            let mut samples = Vec::with_capacity(batches.len());
+            for (round, batch) in batches.iter().enumerate() {
+                let sample = served.drive(concurrency, Arc::clone(batch)).await?;
+                progress(format!(
+                    "{name} c={concurrency} round {}/{}: {:.0} units/s",
+                    round + 1,
+                    batches.len(),
+                    sample.units_per_s()
+                ));
+                sample.check(name)?;
+                if with_db {
+                    self.sqlite_sent += sample.units as u64;
+                }
+                samples.push(sample);
+            }
+            results.push(Series::new(concurrency, per_round, &samples));
+        }
+        let sqlite = results.pop();
+        let no_db = results.pop();
+        match (no_db, sqlite) {
+            (Some(no_db), Some(sqlite)) => Ok((no_db, sqlite)),
+            _ => anyhow::bail!("cfssl runs are missing"),
+        }
+    }
+
+    /// Checks that the certdb holds every certificate cfssl issued, and stops both servers.
+    ///
+    /// # Errors
+    /// When the certdb cannot be read or its count is wrong.
+    pub fn finish(
+        self,
+        no_database: Vec<Series>,
+        sqlite: Vec<Series>,
+    ) -> anyhow::Result<CfsslReport> {
+        let rows: i64 = rusqlite::Connection::open(&self.certdb)
+            .and_then(|conn| conn.query_row("SELECT count(*) FROM certificates", [], |r| r.get(0)))
+            .context("cannot read cfssl's certdb")?;
+        let rows = u64::try_from(rows).unwrap_or(0);
+        if rows != self.sqlite_sent {
+            anyhow::bail!(
+                "cfssl's certdb holds {rows} certificates, but {} were issued with it",
+                self.sqlite_sent
+            );
+        }
+        Ok(CfsslReport {
+            version: self.version.clone(),
+            no_database,
+            sqlite,
+            certdb_rows: rows,
+        })
+    }
+}

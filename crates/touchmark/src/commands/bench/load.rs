@@ -1,0 +1,199 @@
+//! The closed-loop load generator: workers pull the next unit from a shared index, send it, and
+//! time each answer. The same driver runs Touchmark and cfssl, so both see the same load.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::units::Unit;
+
+/// How many failure messages a sample keeps to show; the count is always exact.
+const KEPT_FAILURES: usize = 5;
+
+/// What one round measured.
+#[derive(Debug)]
+pub(crate) struct Sample {
+    /// Units sent.
+    pub units: usize,
+    /// From the first request to the last answer.
+    pub elapsed: Duration,
+    /// Every request's latency, sorted.
+    pub latencies: Vec<Duration>,
+    /// Requests that did not end as expected.
+    pub failed: usize,
+    /// The first few failures, for the error message.
+    pub failures: Vec<String>,
+    /// CPU time this process used during the round (server and load generator together), where
+    /// the OS reports it.
+    pub cpu: Option<Duration>,
+}
+
+impl Sample {
+    /// Requests that succeeded.
+    pub fn succeeded(&self) -> usize {
+        self.units - self.failed
+    }
+
+    /// Units per second over the whole round.
+    pub fn units_per_s(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.units as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The `p`-quantile latency (nearest rank), or zero for an empty sample.
+    pub fn quantile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (p * self.latencies.len() as f64).ceil() as usize;
+        let index = rank.clamp(1, self.latencies.len()) - 1;
+        self.latencies[index]
+    }
+
+    /// Fails unless every request succeeded: a benchmark that measured errors is worthless.
+    ///
+    /// # Errors
+    /// Naming how many failed and the first failures.
+    pub fn check(&self, what: &str) -> anyhow::Result<()> {
+        if self.failed == 0 {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{what}: {} of {} requests failed; the figures would be meaningless. First failures:\n  {}",
+            self.failed,
+            self.units,
+            self.failures.join("\n  ")
+        )
+    }
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux).
+///
+/// Fields 14 and 15 count in USER_HZ ticks, which the kernel fixes at 100 per second for
+/// `/proc` on every mainstream architecture. `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
+/// Sends every unit of `units` once, with one worker per client, and times each request.
+///
+/// `call(client, units, i)` sends unit `i` and says whether the answer was the expected one.
+///
+/// # Errors
+/// When a worker task dies (a bug, not a failed request: those are counted in the sample).
+pub(crate) async fn drive<C, F, Fut>(
+    clients: &[C],
+    units: Arc<Vec<Unit>>,
+    call: F,
+) -> anyhow::Result<Sample>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, Arc<Vec<Unit>>, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = units.len();
+    let cpu_before = process_cpu();
+    let start = Instant::now();
+    let mut workers = Vec::with_capacity(clients.len());
+    for client in clients {
+        let (client, units, next, call) = (
+            client.clone(),
+            Arc::clone(&units),
+            Arc::clone(&next),
+            call.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(total / 2 + 1);
+            let mut failures = Vec::new();
+            let mut failed = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let sent = Instant::now();
+                let outcome = call(client.clone(), Arc::clone(&units), i).await;
+                latencies.push(sent.elapsed());
+                if let Err(e) = outcome {
+                    failed += 1;
+                    if failures.len() < KEPT_FAILURES {
+                        failures.push(e);
+                    }
+                }
+            }
+            (latencies, failed, failures)
+        }));
+    }
+    let mut sample = Sample {
+        units: total,
+        elapsed: Duration::ZERO,
+        latencies: Vec::with_capacity(total),
+        failed: 0,
+        failures: Vec::new(),
+        cpu: None,
+    };
+    for worker in workers {
+        let (latencies, failed, failures) = worker
+            .await
+            .map_err(|e| anyhow::anyhow!("a load worker died: {e}"))?;
+        sample.latencies.extend(latencies);
+        sample.failed += failed;
+        sample.failures.extend(
+            failures
+                .into_iter()
+                .take(KEPT_FAILURES - sample.failures.len().min(KEPT_FAILURES)),
+        );
+    }
+    sample.elapsed = start.elapsed();
+    sample.cpu = cpu_before
+        .zip(process_cpu())
+        .map(|(before, after)| after.saturating_sub(before));
+    sample.latencies.sort_unstable();
+    Ok(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ms: &[u64]) -> Sample {
+        Sample {
+            units: ms.len(),
+            elapsed: Duration::from_secs(1),
+            latencies: ms.iter().map(|&m| Duration::from_millis(m)).collect(),
+            failed: 0,
+            failures: Vec::new(),
+            cpu: None,
+        }
+    }
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let s = sample(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(s.quantile(0.5), Duration::from_millis(50));
+        assert_eq!(s.quantile(0.99), Duration::from_millis(99));
+        assert_eq!(s.quantile(1.0), Duration::from_millis(100));
+        assert_eq!(sample(&[7]).quantile(0.99), Duration::from_millis(7));
+        assert_eq!(sample(&[]).quantile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn process_cpu_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(process_cpu().is_some());
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The result of a run: per-round figures, their medians, the ceilings and the ratios, printed
+//! as tables or serialized whole for `--json`.
+
+use serde::Serialize;
+
+use super::cfssl::CfsslReport;
+use super::crypto::Ceilings;
+use super::load::Sample;
+use crate::output::{Table, fields};
+
+/// How the run was set up.
+#[derive(Debug, Serialize)]
+pub(crate) struct Setup {
+    /// `release`, or `debug` (figures meaningless).
+    pub build: &'static str,
+    /// `std::thread::available_parallelism()`.
+    pub cores: usize,
+    /// Rounds per concurrency.
+    pub rounds: usize,
+    /// Concurrencies measured.
+    pub concurrencies: Vec<usize>,
+    /// Units per round, per concurrency.
+    pub units_per_round: Vec<usize>,
+    /// The round length the calibration aimed at, when units per round were not given.
+    pub round_target_s: Option<f64>,
+    /// `--quick`.
+    pub quick: bool,
+    /// Where the installation lived.
+    pub data: String,
+    /// What was measured.
+    pub server: String,
+}
+
+/// One round's figures.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoundStats {
+    /// Units sent (all issued).
+    pub units: usize,
+    /// From the first request to the last answer.
+    pub seconds: f64,
+    /// Units per second.
+    pub units_per_s: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Slowest request.
+    pub max_ms: f64,
+    /// CPU time of this whole process per unit (server and load generator), microseconds.
+    pub cpu_us_per_unit: Option<f64>,
+    /// That CPU time over the time all cores offered (1.0 = every core busy all round).
+    pub cpu_utilization: Option<f64>,
+}
+
+impl RoundStats {
+    fn new(sample: &Sample, cores: usize) -> Self {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let seconds = sample.elapsed.as_secs_f64();
+        Self {
+            units: sample.units,
+            seconds,
+            units_per_s: sample.units_per_s(),
+            p50_ms: ms(sample.quantile(0.50)),
+            p99_ms: ms(sample.quantile(0.99)),
+            max_ms: ms(sample.quantile(1.0)),
+            cpu_us_per_unit: sample
+                .cpu
+                .filter(|_| sample.units > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / sample.units as f64),
+            cpu_utilization: sample
+                .cpu
+                .filter(|_| seconds > 0.0)
+                .map(|cpu| cpu.as_secs_f64() / (seconds * cores as f64)),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn median_opt(values: Vec<Option<f64>>) -> Option<f64> {
+    values.into_iter().collect::<Option<Vec<f64>>>().map(median)
+}
+
+/// All rounds at one concurrency, and the median of each figure.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Series {
+    /// Concurrent workers (stations).
+    pub concurrency: usize,
+    /// Units per round.
+    pub units_per_round: usize,
+    /// Each figure's median over the rounds (taken separately per figure).
+    pub median: RoundStats,
+    /// Every round.
+    pub rounds: Vec<RoundStats>,
+}
+
+impl Series {
+    pub fn new(concurrency: usize, units_per_round: usize, samples: &[Sample]) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let rounds: Vec<RoundStats> = samples.iter().map(|s| RoundStats::new(s, cores)).collect();
+        let of = |f: fn(&RoundStats) -> f64| median(rounds.iter().map(f).collect());
+        let median = RoundStats {
+            units: units_per_round,
+            seconds: of(|r| r.seconds),
+            units_per_s: of(|r| r.units_per_s),
+            p50_ms: of(|r| r.p50_ms),
+            p99_ms: of(|r| r.p99_ms),
+            max_ms: of(|r| r.max_ms),
+            cpu_us_per_unit: median_opt(rounds.iter().map(|r| r.cpu_us_per_unit).collect()),
+            cpu_utilization: median_opt(rounds.iter().map(|r| r.cpu_utilization).collect()),
+        };
+        Self {
+            concurrency,
+            units_per_round,
+            median,
+            rounds,
+        }
+    }
+}
+
+/// The provisioning rate against the issuance ceiling.
+#[derive(Debug, Serialize)]
+pub(crate) struct Ratio {
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Median provisioning units/s.
+    pub units_per_s: f64,
+    /// Provisioning rate ÷ (single-thread CSR→certificate rate × cores).
+    pub of_all_cores: f64,
+}
+
+/// The end-of-run cross-check of what the stations saw against what the server counted.
+#[derive(Debug, Serialize)]
+pub(crate) struct Verification {
+    /// Units sent, warm-ups included.
+    pub units_sent: u64,
+    /// Answers `issued` with HTTP 201.
+    pub answered_issued_201: u64,
+    /// The order's issued count.
+    pub order_issued: u64,
+    /// Certificates stored for the order.
+    pub certificates: u64,
+    /// `unit.issued` events for the order.
+    pub issued_events: u64,
+    /// Refusals recorded for the order.
+    pub refusals: u64,
+}
+
+impl Verification {
+    /// Every count must equal the units sent, and nothing may have been refused.
+    ///
+    /// # Errors
+    /// Naming the counts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let n = self.units_sent;
+        if self.answered_issued_201 != n
+            || self.order_issued != n
+            || self.certificates != n
+            || self.issued_events != n
+            || self.refusals != 0
+        {
+            anyhow::bail!("the counts do not add up, the figures are not trustworthy: {self:?}");
+        }
+        Ok(())
+    }
+}
+
+/// The whole result.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    /// How the run was set up.
+    pub setup: Setup,
+    /// The machine's single-thread ceilings.
+    pub ceilings: Ceilings,
+    /// Touchmark provisioning, per concurrency.
+    pub provisioning: Vec<Series>,
+    /// Provisioning against the issuance ceiling.
+    pub ratio: Vec<Ratio>,
+    /// cfssl on the same CSRs, with `--compare cfssl`.
+    pub cfssl: Option<CfsslReport>,
+    /// The cross-check of the counts.
+    pub verification: Verification,
+}
+
+fn rate(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn times(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+impl Report {
+    pub fn new(
+        setup: Setup,
+        ceilings: Ceilings,
+        provisioning: Vec<Series>,
+        cfssl: Option<CfsslReport>,
+        verification: Verification,
+    ) -> Self {
+        let ceiling = ceilings.csr_to_certificate_per_s * setup.cores as f64;
+        let ratio = provisioning
+            .iter()
+            .map(|s| Ratio {
+                concurrency: s.concurrency,
+                units_per_s: s.median.units_per_s,
+                of_all_cores: if ceiling > 0.0 {
+                    s.median.units_per_s / ceiling
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        Self {
+            setup,
+            ceilings,
+            provisioning,
+            ratio,
+            cfssl,
+            verification,
+        }
+    }
+
+    /// Prints the tables.
+    pub fn print(&self) {
+        let s = &self.setup;
+        println!("Touchmark provisioning benchmark");
+        if s.build == "debug" {
+            println!();
+            println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+            println!("  !!! Build with `cargo build --release -p touchmark` and run it again.");
+        }
+        println!();
+        let units: Vec<String> = s
+            .concurrencies
+            .iter()
+            .zip(&s.units_per_round)
+            .map(|(c, n)| format!("c={c}: {n}"))
+            .collect();
+        fields(&[
+            ("build", s.build.to_owned()),
+            (
+                "cores",
+                format!("{} (std::thread::available_parallelism)", s.cores),
+            ),
+            (
+                "rounds",
+                format!(
+                    "{} per concurrency; figures are the median of the rounds",
+                    s.rounds
+                ),
+            ),
+            (
+                "units per round",
+                match s.round_target_s {
+                    Some(t) => format!("{} (calibrated for ~{t:.0} s per round)", units.join(", ")),
+                    None => units.join(", "),
+                },
+            ),
+            ("server", s.server.clone()),
+            ("data", s.data.clone()),
+        ]);
+
+        let c = &self.ceilings;
+        println!("\nCeilings of this machine (one thread, no network, measured in this run)");
+        let us = |r: f64| {
+            if r > 0.0 {
+                format!("{:.1} µs each", 1e6 / r)
+            } else {
+                "-".into()
+            }
+        };
+        let mut table = Table::new(&["operation", "per second", "cost"]);
+        for (name, r) in [
+            ("ECDSA P-256 sign (aws-lc-rs)", c.ecdsa_p256_sign_per_s),
+            ("ECDSA P-256 verify (aws-lc-rs)", c.ecdsa_p256_verify_per_s),
+            ("CSR parse + signature check", c.csr_parse_per_s),
+            ("CSR -> device certificate", c.csr_to_certificate_per_s),
+            (
+                "SQLite durable commit (1 row)",
+                c.sqlite_durable_commit_per_s,
+            ),
+        ] {
+            table.row(vec![name.into(), rate(r), us(r)]);
+        }
+        table.print();
+
+        println!(
+            "\nProvisioning over HTTPS + mTLS, durable commit before each answer (median of {} rounds)",
+            s.rounds
+        );
+        let mut table = Table::new(&[
+            "concurrency",
+            "units/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "CPU µs/unit",
+            "CPU busy",
+            "of ceiling",
+        ]);
+        for (series, ratio) in self.provisioning.iter().zip(&self.ratio) {
+            let m = &series.median;
+            table.row(vec![
+                series.concurrency.to_string(),
+                rate(m.units_per_s),
+                ms(m.p50_ms),
+                ms(m.p99_ms),
+                ms(m.max_ms),
+                m.cpu_us_per_unit.map_or("-".into(), |v| format!("{v:.0}")),
+                m.cpu_utilization
+                    .map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
+                format!("{:.1}%", ratio.of_all_cores * 100.0),
+            ]);
+        }
+        table.print();
+        println!(
+            "\n\"of ceiling\" = units/s ÷ (CSR -> certificate rate on one thread × {} cores = {} /s).\n\
+             CPU µs/unit and CPU busy count this whole process: the server and the load generator\n\
+             (TLS client, JSON) share the same cores.",
+            s.cores,
+            rate(c.csr_to_certificate_per_s * s.cores as f64)
+        );
+
+        if let Some(cf) = &self.cfssl {
+            println!(
+                "\nCompared with cfssl {} on the same CSRs (cfssl: plain HTTP, no mTLS, no policy, quota or log)",
+                cf.version
+            );
+            let mut table = Table::new(&[
+                "concurrency",
+                "touchmark /s",
+                "cfssl no-db /s",
+                "cfssl sqlite /s",
+                "tm / no-db",
+                "tm / sqlite",
+                "p50 ms tm|no-db|sqlite",
+            ]);
+            for ((tm, nodb), sq) in self
+                .provisioning
+                .iter()
+                .zip(&cf.no_database)
+                .zip(&cf.sqlite)
+            {
+                let (a, b, c) = (
+                    tm.median.units_per_s,
+                    nodb.median.units_per_s,
+                    sq.median.units_per_s,
+                );
+                table.row(vec![
+                    tm.concurrency.to_string(),
+                    rate(a),
+                    rate(b),
+                    rate(c),
+                    times(a, b),
+                    times(a, c),
+                    format!(
+                        "{} | {} | {}",
+                        ms(tm.median.p50_ms),
+                        ms(nodb.median.p50_ms),
+                        ms(sq.median.p50_ms)
+                    ),
+                ]);
+            }
+            table.print();
+            println!("cfssl certdb rows at the end: {}", cf.certdb_rows);
+        }
+
+        let v = &self.verification;
+        println!(
+            "\nVerified: {} units sent (warm-ups included), {} answered issued (HTTP 201); the order \
+             counts {} issued, {} certificates, {} unit.issued events, {} refusals.",
+            v.units_sent,
+            v.answered_issued_201,
+            v.order_issued,
+            v.certificates,
+            v.issued_events,
+            v.refusals
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+}

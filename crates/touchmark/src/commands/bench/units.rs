@@ -1,0 +1,121 @@
+//! Simulated units, generated before any timing starts: each has its own P-256 key, a CSR
+//! signed by it, and a realistic passing test record.
+
+use std::sync::Arc;
+
+use touchmark_core::api::ProvisionRequest;
+use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+
+/// One unit, ready to send.
+#[derive(Debug)]
+pub(crate) struct Unit {
+    /// The request a station sends for it.
+    pub request: ProvisionRequest,
+}
+
+/// The unit serial for number `n`.
+fn serial(n: u64) -> String {
+    format!("BENCH-{n:010}")
+}
+
+/// A passing test record as a factory test fixture would send it: four steps, a few
+/// measurements inside their limits, values varying a little per unit.
+fn passing_test(n: u64) -> serde_json::Value {
+    let jitter = (n % 17) as f64 / 100.0;
+    serde_json::json!({
+        "verdict": "pass",
+        "started_at": "2026-11-21T06:00:00Z",
+        "ended_at": "2026-11-21T06:00:42Z",
+        "fixture_version": "fct-2.3.1",
+        "steps": [
+            {"name": "power_on", "outcome": "pass", "measurements": [
+                {"name": "vbat_mv", "value": 3300.0 + 10.0 * jitter, "unit": "mV", "low": 3200, "high": 3400, "outcome": "pass"},
+                {"name": "idle_current_ua", "value": 41.5 + jitter, "unit": "uA", "low": 0, "high": 60, "outcome": "pass"}]},
+            {"name": "rf_power", "outcome": "pass", "measurements": [
+                {"name": "tx_dbm", "value": 14.2 + jitter, "unit": "dBm", "low": 10, "high": 20, "outcome": "pass"},
+                {"name": "rx_sensitivity_dbm", "value": -97.0 + jitter, "unit": "dBm", "low": -110, "high": -90, "outcome": "pass"}]},
+            {"name": "sensor_calibration", "outcome": "pass", "measurements": [
+                {"name": "temp_offset_c", "value": 0.12 - jitter, "unit": "C", "low": -0.5, "high": 0.5, "outcome": "pass"}]},
+            {"name": "firmware", "outcome": "pass", "measurements": [
+                {"name": "fw_version", "value": "1.4.2", "outcome": "pass"}]}
+        ]
+    })
+}
+
+fn unit(n: u64) -> anyhow::Result<Unit> {
+    let serial = serial(n);
+    let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256)
+        .map_err(|e| anyhow::anyhow!("cannot generate a unit key: {e}"))?;
+    let csr = build_csr(&key, &serial).map_err(|e| anyhow::anyhow!("cannot build a CSR: {e}"))?;
+    Ok(Unit {
+        request: ProvisionRequest {
+            csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
+            test: passing_test(n),
+            serial,
+        },
+    })
+}
+
+/// Generates units `first .. first + count`, on every core.
+///
+/// # Errors
+/// When a key or CSR cannot be made.
+pub(crate) async fn generate(first: u64, count: usize) -> anyhow::Result<Arc<Vec<Unit>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(count.max(1));
+    tokio::task::spawn_blocking(move || {
+        let chunk = count.div_ceil(threads);
+        let parts: Vec<anyhow::Result<Vec<Unit>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let start = (t * chunk).min(count);
+                    let end = ((t + 1) * chunk).min(count);
+                    scope.spawn(move || {
+                        (start..end)
+                            .map(|i| unit(first + i as u64))
+                            .collect::<anyhow::Result<Vec<Unit>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a unit generator thread died")))
+                })
+                .collect()
+        });
+        let mut units = Vec::with_capacity(count);
+        for part in parts {
+            units.extend(part?);
+        }
+        Ok(Arc::new(units))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("unit generation died: {e}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use touchmark_core::testrecord::TestRecord;
+
+    use super::*;
+
+    #[test]
+    fn the_test_record_parses_and_passes() {
+        for n in [0, 5, 16, 1_000_003] {
+            let record = TestRecord::parse(&passing_test(n)).unwrap();
+            assert!(record.passed(), "unit {n}");
+        }
+    }
+
+    #[test]
+    fn the_csr_verifies() {
+        let unit = unit(42).unwrap();
+        assert_eq!(unit.request.serial, "BENCH-0000000042");
+        touchmark_pki::parse_csr(unit.request.csr.as_bytes()).unwrap();
+    }
+}

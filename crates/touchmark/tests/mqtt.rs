@@ -1,0 +1,491 @@
+//! MQTT acceptance: a real Mosquitto broker accepts provisioned devices and refuses others.
+//!
+//! A Mosquitto 2.0 broker with a TLS listener that requires a client certificate trusts
+//! Touchmark's root CA and the product's issuing CA. A device provisioned through a real
+//! `touchmark serve` connects with its key and chain and publishes a message that another
+//! provisioned device receives. A self-signed device and a device from another Touchmark
+//! installation are refused, while the same command with the good device still succeeds.
+//!
+//! Needs `mosquitto` (or `TOUCHMARK_TEST_MOSQUITTO`) and `mosquitto_pub` / `mosquitto_sub` (or
+//! `TOUCHMARK_TEST_MOSQUITTO_PUB` / `TOUCHMARK_TEST_MOSQUITTO_SUB`); without them the test is
+//! skipped, unless `CI=true`, where it fails.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use touchmark_client::Client;
+use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct, ProvisionRequest};
+use touchmark_pki::{
+    CaIssuer, KeyAlgorithm, SerialNumber, SoftwareSigner, Subject, build_csr, create_root_ca,
+    issue_server_cert,
+};
+
+use crate::kit::{self, Served};
+
+const ORDER: &str = "PO-MQTT";
+const TOPIC: &str = "devices/SN-000001/hello";
+/// How long any one client or broker step may take before the test gives up.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// The Mosquitto binaries, from the environment or `PATH`.
+struct Tools {
+    broker: PathBuf,
+    publish: PathBuf,
+    subscribe: PathBuf,
+}
+
+impl Tools {
+    /// The tools, or `None` (after printing why) when one is missing outside CI.
+    fn find() -> Option<Self> {
+        let tool = |var: &str, default: &str| {
+            let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));
+            // Only "cannot be started" counts as missing: `--help` exits non-zero in all three.
+            let runs = Command::new(&path)
+                .arg("--help")
+                .stdin(Stdio::null())
+                .output()
+                .is_ok();
+            (path, runs)
+        };
+        let (broker, b) = tool("TOUCHMARK_TEST_MOSQUITTO", "mosquitto");
+        let (publish, p) = tool("TOUCHMARK_TEST_MOSQUITTO_PUB", "mosquitto_pub");
+        let (subscribe, s) = tool("TOUCHMARK_TEST_MOSQUITTO_SUB", "mosquitto_sub");
+        let missing: Vec<String> = [(&broker, b), (&publish, p), (&subscribe, s)]
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(path, _)| path.display().to_string())
+            .collect();
+        if missing.is_empty() {
+            return Some(Self {
+                broker,
+                publish,
+                subscribe,
+            });
+        }
+        let why = format!(
+            "cannot run {} (install Debian's `mosquitto mosquitto-clients`, or set \
+             TOUCHMARK_TEST_MOSQUITTO / TOUCHMARK_TEST_MOSQUITTO_PUB / TOUCHMARK_TEST_MOSQUITTO_SUB)",
+            missing.join(", ")
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the MQTT acceptance test needs Mosquitto on CI: {why}");
+        }
+        eprintln!("skipping the MQTT acceptance test: {why}");
+        None
+    }
+}
+
+/// A device's credentials on disk: its private key and its certificate chain, PEM.
+struct Device {
+    key: PathBuf,
+    chain: PathBuf,
+}
+
+impl Device {
+    fn write(dir: &Path, name: &str, key_pem: &str, chain_pem: &str) -> Self {
+        let device = Self {
+            key: dir.join(format!("{name}.key")),
+            chain: dir.join(format!("{name}-chain.pem")),
+        };
+        std::fs::write(&device.key, key_pem).unwrap();
+        std::fs::write(&device.chain, chain_pem).unwrap();
+        device
+    }
+}
+
+/// A running Touchmark installation with a product, a factory, an open order and a station.
+struct Installation {
+    served: Served,
+    station: Client,
+    root_ca_pem: String,
+    issuing_ca_pem: String,
+}
+
+impl Installation {
+    async fn start(dir: &Path, token: &str) -> Self {
+        let served = Served::start(dir);
+        let admin = kit::admin(&served.url, dir, token);
+        let product = admin
+            .create_product(&CreateProduct {
+                id: Some("sensor".into()),
+                name: "Sensor".into(),
+                organization: "Acme".into(),
+                common_name: "Acme Sensor".into(),
+                hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
+                crl_url: None,
+                ocsp_url: None,
+                cert_not_after: None,
+            })
+            .await
+            .unwrap();
+        admin
+            .create_factory(&CreateFactory {
+                id: Some("cm".into()),
+                name: "CM".into(),
+            })
+            .await
+            .unwrap();
+        admin
+            .create_order(&CreateOrder {
+                id: Some(ORDER.into()),
+                product: "sensor".into(),
+                factory: "cm".into(),
+                quota: 10,
+                serial_range: None,
+                serial_pattern: None,
+                not_before: None,
+                not_after: None,
+                open: true,
+            })
+            .await
+            .unwrap();
+        let identity = kit::enroll(&admin, &served.url, dir, "cm", "line-1").await;
+        let station = kit::station_client(&served.url, dir, &identity);
+        Self {
+            served,
+            station,
+            root_ca_pem: kit::root_ca(dir),
+            issuing_ca_pem: product.issuing_ca_pem,
+        }
+    }
+
+    /// Provisions a unit with a fresh key, as a station would, and writes its credentials.
+    async fn provision(&self, serial: &str, files: &Path, name: &str) -> Device {
+        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let csr =
+            touchmark_pki::pem::encode("CERTIFICATE REQUEST", &build_csr(&key, serial).unwrap());
+        let done = self
+            .station
+            .provision(
+                ORDER,
+                &ProvisionRequest {
+                    serial: serial.into(),
+                    csr,
+                    test: kit::passing_test(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.status, "issued");
+        assert_eq!(
+            done.root_ca_pem.trim(),
+            self.root_ca_pem.trim(),
+            "{}",
+            self.served.url
+        );
+        Device::write(files, name, &key.pkcs8_pem(), &done.chain_pem)
+    }
+}
+
+/// A self-signed CA certificate (O=Acme, CN=`common_name`) with a fresh key: the key and the
+/// certificate PEM.
+fn self_signed(common_name: &str) -> (Arc<SoftwareSigner>, String) {
+    let key = Arc::new(SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap());
+    let now = OffsetDateTime::now_utc();
+    let cert = create_root_ca(
+        key.as_ref(),
+        &Subject {
+            organization: "Acme".into(),
+            common_name: common_name.into(),
+        },
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+        SerialNumber::random(&mut rand::rng()),
+    )
+    .unwrap();
+    (key, cert.pem())
+}
+
+/// The broker's TLS identity, from a test CA unrelated to Touchmark: writes `broker-ca.pem`,
+/// `broker.pem` and `broker.key` and returns the CA's path.
+fn broker_identity(files: &Path) -> PathBuf {
+    let (ca_key, ca_pem) = self_signed("MQTT test broker CA");
+    let ca = CaIssuer::new(
+        touchmark_pki::Certificate::from_pem(&ca_pem).unwrap(),
+        ca_key,
+    )
+    .unwrap();
+    let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let cert = issue_server_cert(
+        &ca,
+        touchmark_pki::Signer::public_key_spki(&key),
+        &["localhost".into(), "127.0.0.1".into()],
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+        SerialNumber::random(&mut rand::rng()),
+    )
+    .unwrap();
+    std::fs::write(files.join("broker.pem"), cert.pem()).unwrap();
+    std::fs::write(files.join("broker.key"), key.pkcs8_pem().as_bytes()).unwrap();
+    let ca_path = files.join("broker-ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    ca_path
+}
+
+/// A running Mosquitto, killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Broker {
+    /// Starts Mosquitto with a TLS listener that requires a certificate chaining to `trust_pem`,
+    /// and waits until its port accepts connections.
+    fn start(tools: &Tools, files: &Path, trust_pem: &str) -> Self {
+        let trust = files.join("device-trust.pem");
+        std::fs::write(&trust, trust_pem).unwrap();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = files.join("mosquitto.log");
+        let stderr = files.join("mosquitto.stderr");
+        let config = files.join("mosquitto.conf");
+        let path = |name: &str| files.join(name).display().to_string();
+        std::fs::write(
+            &config,
+            format!(
+                "# Touchmark MQTT acceptance test\n\
+                 # When run as root (containers), stay root so the broker can read the tempdir;\n\
+                 # ignored otherwise.\n\
+                 user root\n\
+                 persistence false\n\
+                 log_dest file {log}\n\
+                 log_type all\n\
+                 connection_messages true\n\
+                 listener {port} 127.0.0.1\n\
+                 cafile {trust}\n\
+                 certfile {cert}\n\
+                 keyfile {key}\n\
+                 require_certificate true\n\
+                 use_identity_as_username true\n\
+                 allow_anonymous false\n",
+                log = log.display(),
+                trust = trust.display(),
+                cert = path("broker.pem"),
+                key = path("broker.key"),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(&tools.broker)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut broker = Self {
+            child,
+            port,
+            log,
+            stderr,
+        };
+        let start = Instant::now();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = broker.child.try_wait().unwrap() {
+                panic!("mosquitto exited with {status}: {}", broker.diagnostics());
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mosquitto did not listen on {addr}: {}",
+                broker.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    fn read_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn diagnostics(&self) -> String {
+        format!(
+            "stderr: {}\nlog: {}",
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+            self.read_log()
+        )
+    }
+
+    /// The client arguments to reach this broker as `device`, trusting `broker_ca`.
+    fn client_args(&self, broker_ca: &Path, device: &Device) -> Vec<String> {
+        [
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "--cafile".into(),
+            broker_ca.display().to_string(),
+            "--cert".into(),
+            device.chain.display().to_string(),
+            "--key".into(),
+            device.key.display().to_string(),
+            "-q".into(),
+            "1".into(),
+            "-t".into(),
+            TOPIC.into(),
+        ]
+        .into()
+    }
+
+    /// `mosquitto_pub ... -m hi` as `device`.
+    fn publish(&self, tools: &Tools, broker_ca: &Path, device: &Device) -> Output {
+        let mut cmd = Command::new(&tools.publish);
+        cmd.args(self.client_args(broker_ca, device))
+            .args(["-m", "hi"]);
+        bounded(&mut cmd)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` to completion; a run that outlives `DEADLINE` is killed (and so fails).
+fn bounded(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bounded_wait(child)
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "{}; stdout: {}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_accepts_provisioned_devices_and_refuses_others() {
+    let Some(tools) = Tools::find() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path();
+
+    // Two installations with the same setup: the broker trusts A; B is a stranger.
+    let (_a_tmp, a_dir) = kit::tempdir();
+    let (_b_tmp, b_dir) = kit::tempdir();
+    let (a_token, b_token) = std::thread::scope(|s| {
+        let b = s.spawn(|| kit::init(&b_dir));
+        (kit::init(&a_dir), b.join().unwrap())
+    });
+    let a = Installation::start(&a_dir, &a_token).await;
+    let b = Installation::start(&b_dir, &b_token).await;
+    let device = a.provision("SN-000001", files, "device").await;
+    let listener = a.provision("SN-000002", files, "listener").await;
+    let foreign = b.provision("SN-000001", files, "foreign").await;
+    let (impostor_key, impostor_cert) = self_signed("Acme Sensor");
+    let impostor = Device::write(files, "impostor", &impostor_key.pkcs8_pem(), &impostor_cert);
+
+    let broker_ca = broker_identity(files);
+    let broker = Broker::start(
+        &tools,
+        files,
+        &format!("{}\n{}", a.root_ca_pem.trim(), a.issuing_ca_pem.trim()),
+    );
+
+    // Accepted: the listener subscribes first (the broker logs its SUBACK; the client's own
+    // output is block-buffered in a pipe), then the device publishes and the listener receives
+    // exactly that message.
+    let mut sub = Command::new(&tools.subscribe)
+        .args(broker.client_args(&broker_ca, &listener))
+        .args(["-C", "1", "-W", "10"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !broker.read_log().contains("Sending SUBACK") {
+        if sub.try_wait().unwrap().is_some() || start.elapsed() > DEADLINE {
+            let _ = sub.kill();
+            let out = sub.wait_with_output().unwrap();
+            panic!(
+                "mosquitto_sub never subscribed: {}; {}",
+                describe(&out),
+                broker.diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let published = broker.publish(&tools, &broker_ca, &device);
+    assert!(
+        published.status.success(),
+        "the provisioned device is refused: {}; {}",
+        describe(&published),
+        broker.diagnostics()
+    );
+    let received = bounded_wait(sub);
+    assert!(
+        received.status.success() && String::from_utf8_lossy(&received.stdout).trim() == "hi",
+        "the listener did not receive the message: {}; {}",
+        describe(&received),
+        broker.diagnostics()
+    );
+    let log = broker.read_log();
+    assert!(
+        log.contains("u'Acme Sensor'"),
+        "the broker took the certificate's CN as the username: {log}"
+    );
+
+    // Refused: a self-signed certificate, and one from another Touchmark installation. After
+    // each, the good device with the same command still gets through.
+    for (what, stranger) in [
+        ("a self-signed device", &impostor),
+        ("a device of another installation", &foreign),
+    ] {
+        let before = broker
+            .read_log()
+            .matches("certificate verify failed")
+            .count();
+        let refused = broker.publish(&tools, &broker_ca, stranger);
+        assert!(
+            !refused.status.success(),
+            "{what} was accepted: {}",
+            describe(&refused)
+        );
+        let log = broker.read_log();
+        assert!(
+            log.matches("certificate verify failed").count() > before,
+            "the broker logged no TLS verification failure for {what}: {log}"
+        );
+        let again = broker.publish(&tools, &broker_ca, &device);
+        assert!(
+            again.status.success(),
+            "after refusing {what}, the provisioned device is refused too: {}; {}",
+            describe(&again),
+            broker.diagnostics()
+        );
+    }
+    eprintln!("DEBUGLOG\n{}", broker.read_log());
+}
+
+/// Waits for a spawned client, killing it if it outlives `DEADLINE` (and so failing it).
+fn bounded_wait(mut child: Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
