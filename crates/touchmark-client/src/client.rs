@@ -393,6 +393,39 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/units/{serial}/receipt`: the unit's `c2sp.org/tlog-proof@v1` receipt.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn unit_receipt(&self, serial: &str) -> Result<String, ClientError> {
+        self.get_text(format!("/v1/units/{}/receipt", segment("serial", serial)?), Auth::Bearer)
+            .await
+    }
+
+    /// `GET /v1/orders/{order}/units/{serial}/receipt`: a receipt, for the station (mTLS).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn station_receipt(&self, order: &str, serial: &str) -> Result<String, ClientError> {
+        let path = format!(
+            "/v1/orders/{}/units/{}/receipt",
+            segment("order id", order)?,
+            segment("serial", serial)?
+        );
+        self.get_text(path, Auth::None).await
+    }
+
+    /// `GET /log/checkpoint`: the log's latest signed checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn checkpoint(&self) -> Result<String, ClientError> {
+        self.get_text("/log/checkpoint".into(), Auth::None).await
+    }
+
     /// `GET /openapi.json`: the server's OpenAPI 3 document.
     ///
     /// # Errors
@@ -413,7 +446,7 @@ impl Client {
             .await
     }
 
-    /// Sends one request and decodes the answer. `path` starts with `/` and has every
+    /// Sends one request and decodes the JSON answer. `path` starts with `/` and has every
     /// caller-supplied part already encoded.
     async fn call<B, T>(
         &self,
@@ -426,12 +459,37 @@ impl Client {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
+        let (status, bytes) = self.send(method, path, auth, body, "application/json").await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("HTTP {}: {e}", status.as_u16())))
+    }
+
+    /// Sends a GET whose successful answer is text (a signed note, a receipt).
+    async fn get_text(&self, path: String, auth: Auth) -> Result<String, ClientError> {
+        let (status, bytes) = self.send(Method::GET, path, auth, None::<&()>, "text/plain").await?;
+        String::from_utf8(bytes)
+            .map_err(|e| ClientError::Decode(format!("HTTP {}: not UTF-8 text: {e}", status.as_u16())))
+    }
+
+    /// Sends one request; returns the body of a successful answer, and turns an error answer
+    /// into [`ClientError::Api`].
+    async fn send<B>(
+        &self,
+        method: Method,
+        path: String,
+        auth: Auth,
+        body: Option<&B>,
+        accept: &'static str,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), ClientError>
+    where
+        B: Serialize + ?Sized,
+    {
         let url = format!("{}{path}", self.inner.base);
         let mut request = self
             .inner
             .http
             .request(method, url)
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
+            .header(ACCEPT, HeaderValue::from_static(accept));
         if let (Auth::Bearer, Some(bearer)) = (auth, &self.inner.bearer) {
             request = request.header(AUTHORIZATION, bearer.clone());
         }
@@ -446,8 +504,7 @@ impl Client {
         let bytes = read_body(response).await?;
 
         if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::Decode(format!("HTTP {}: {e}", status.as_u16())))
+            Ok((status, bytes))
         } else if status.is_client_error() || status.is_server_error() {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => Err(ClientError::Api {

@@ -118,6 +118,7 @@ mod tests {
                 receipt: Some(ReceiptBody {
                     index: 7,
                     leaf_hash: "ab".repeat(32),
+                    tlog_proof: None,
                 }),
             },
         };

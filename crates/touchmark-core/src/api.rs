@@ -31,6 +31,10 @@ pub struct ReceiptBody {
     pub index: u64,
     /// SHA-256(0x00 ‖ canonical event bytes), hex.
     pub leaf_hash: String,
+    /// The `c2sp.org/tlog-proof@v1` receipt (inclusion proof and signed checkpoint), once a
+    /// checkpoint covers the entry; fetch it later from the receipt endpoints otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlog_proof: Option<String>,
 }
 
 /// A station's request to provision one unit.

@@ -120,5 +120,6 @@ pub fn receipt_body(receipt: &Receipt) -> ReceiptBody {
     ReceiptBody {
         index: receipt.index,
         leaf_hash: receipt.leaf_hash.to_hex(),
+        tlog_proof: None,
     }
 }

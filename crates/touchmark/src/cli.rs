@@ -260,6 +260,21 @@ pub enum StationCommand {
     /// The fixture client and line simulator: simulated units, each with its own key, tested
     /// and provisioned at the given concurrency and rate, with live progress.
     Run(RunArgs),
+    /// On the fixture PC: fetch a provisioned unit's receipt from the log.
+    Receipt {
+        /// The order the unit was counted against.
+        #[arg(long)]
+        order: String,
+        /// The unit's serial.
+        #[arg(long)]
+        serial: String,
+        /// Write the receipt to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The station directory written by `touchmark station enroll`.
+        #[arg(long, env = "TOUCHMARK_STATION_DIR", default_value = "touchmark-station")]
+        dir: PathBuf,
+    },
 }
 
 /// Arguments of `station enroll`.
@@ -419,6 +434,17 @@ pub enum UnitCommand {
     Show {
         /// The serial.
         serial: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a unit's receipt (`c2sp.org/tlog-proof@v1`): the inclusion proof of its issuance
+    /// and the signed checkpoint. With --key, verify it here first.
+    Receipt {
+        /// The serial.
+        serial: String,
+        /// The log's verifier key (`<origin>+<id>+<key>`), or `@FILE` holding it.
+        #[arg(long)]
+        key: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },

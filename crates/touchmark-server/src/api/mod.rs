@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
+        .route("/log/tile/{*path}", get(log::tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

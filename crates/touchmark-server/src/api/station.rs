@@ -53,6 +53,10 @@ pub async fn provision(
     let order = OrderId::parse(&order)
         .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
     let done = s.authority.provision(&station.station, &order, req).await?;
+    let mut receipt = receipt_body(&done.unit.receipt);
+    // A retry may find its entry already covered by a checkpoint; a fresh issuance is covered
+    // within a second, and the receipt endpoints serve it then.
+    receipt.tlog_proof = super::log::receipt_text(&s, done.unit.receipt.index).await.ok().flatten();
     let status = if done.already_issued {
         StatusCode::OK
     } else {
@@ -73,7 +77,7 @@ pub async fn provision(
             chain_pem: done.chain_pem,
             root_ca_pem: s.authority.root_pem().to_owned(),
             cert_sha256: done.unit.cert_sha256.to_hex(),
-            receipt: receipt_body(&done.unit.receipt),
+            receipt,
         }),
     ))
 }

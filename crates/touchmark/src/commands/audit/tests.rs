@@ -510,6 +510,28 @@ fn perf() {
     let entries = bytes(&events);
     drop(events);
     let total: usize = entries.iter().map(Vec::len).sum();
+    // Where the time goes, on one core.
+    let sample = &entries[..entries.len().min(100_000)];
+    let t = std::time::Instant::now();
+    let hashes: Vec<_> = sample.iter().map(|e| leaf_hash(e)).collect();
+    let hashing = t.elapsed();
+    let t = std::time::Instant::now();
+    let parsed: Vec<Event> = sample
+        .iter()
+        .map(|e| Event::from_canonical(e).unwrap())
+        .collect();
+    let parsing = t.elapsed();
+    let t = std::time::Instant::now();
+    let mut replay = touchmark_core::replay::Replay::new();
+    for (i, e) in (0..).zip(&parsed) {
+        replay.apply(i, e);
+    }
+    let replaying = t.elapsed();
+    eprintln!(
+        "per {} entries on one core: hash {hashing:?}, parse {parsing:?}, replay {replaying:?}",
+        hashes.len()
+    );
+    drop(parsed);
     build(&dir, &entries);
     drop(entries);
     eprintln!(

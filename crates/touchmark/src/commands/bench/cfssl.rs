@@ -187,9 +187,19 @@ impl Served {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // cfssl is plain HTTP, but reqwest still builds a TLS configuration, and the
+        // workspace's rustls has no process-wide crypto provider: give it one that trusts nothing.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .context("TLS configuration")?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
         for _ in 0..workers {
             // One client per worker: its own kept-alive connection, like a station.
             let http = reqwest::Client::builder()
+                .use_preconfigured_tls(tls.clone())
                 .pool_max_idle_per_host(1)
                 .timeout(Duration::from_secs(30))
                 .build()

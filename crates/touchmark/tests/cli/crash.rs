@@ -71,10 +71,10 @@ async fn run(
                 let Some(&unit) = todo.get(i) else { break };
                 let outcome = provision(&station, &units[unit]).await;
                 seen.push((unit, outcome));
-                if answered.fetch_add(1, Ordering::SeqCst) + 1 == limit {
-                    if let Some(tx) = kill.lock().unwrap().take() {
-                        let _ = tx.send(());
-                    }
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == limit
+                    && let Some(tx) = kill.lock().unwrap().take()
+                {
+                    let _ = tx.send(());
                 }
             }
             seen

@@ -475,7 +475,6 @@ async fn mosquitto_accepts_provisioned_devices_and_refuses_others() {
             broker.diagnostics()
         );
     }
-    eprintln!("DEBUGLOG\n{}", broker.read_log());
 }
 
 /// Waits for a spawned client, killing it if it outlives `DEADLINE` (and so failing it).
