@@ -399,8 +399,11 @@ impl Client {
     ///
     /// [`ClientError`] on any failure.
     pub async fn unit_receipt(&self, serial: &str) -> Result<String, ClientError> {
-        self.get_text(format!("/v1/units/{}/receipt", segment("serial", serial)?), Auth::Bearer)
-            .await
+        self.get_text(
+            format!("/v1/units/{}/receipt", segment("serial", serial)?),
+            Auth::Bearer,
+        )
+        .await
     }
 
     /// `GET /v1/orders/{order}/units/{serial}/receipt`: a receipt, for the station (mTLS).
@@ -459,16 +462,21 @@ impl Client {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        let (status, bytes) = self.send(method, path, auth, body, "application/json").await?;
+        let (status, bytes) = self
+            .send(method, path, auth, body, "application/json")
+            .await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Decode(format!("HTTP {}: {e}", status.as_u16())))
     }
 
     /// Sends a GET whose successful answer is text (a signed note, a receipt).
     async fn get_text(&self, path: String, auth: Auth) -> Result<String, ClientError> {
-        let (status, bytes) = self.send(Method::GET, path, auth, None::<&()>, "text/plain").await?;
-        String::from_utf8(bytes)
-            .map_err(|e| ClientError::Decode(format!("HTTP {}: not UTF-8 text: {e}", status.as_u16())))
+        let (status, bytes) = self
+            .send(Method::GET, path, auth, None::<&()>, "text/plain")
+            .await?;
+        String::from_utf8(bytes).map_err(|e| {
+            ClientError::Decode(format!("HTTP {}: not UTF-8 text: {e}", status.as_u16()))
+        })
     }
 
     /// Sends one request; returns the body of a successful answer, and turns an error answer

@@ -272,7 +272,11 @@ pub enum StationCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// The station directory written by `touchmark station enroll`.
-        #[arg(long, env = "TOUCHMARK_STATION_DIR", default_value = "touchmark-station")]
+        #[arg(
+            long,
+            env = "TOUCHMARK_STATION_DIR",
+            default_value = "touchmark-station"
+        )]
         dir: PathBuf,
     },
 }

@@ -255,11 +255,17 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
         StationCommand::Enroll(args) => return super::fixture::enroll(args).await,
         StationCommand::Provision(args) => return super::fixture::provision(args).await,
         StationCommand::Run(args) => return super::run::run(args).await,
-        StationCommand::Receipt { order, serial, out, dir } => {
+        StationCommand::Receipt {
+            order,
+            serial,
+            out,
+            dir,
+        } => {
             let (client, _) = super::fixture::station_client(&dir)?;
             let receipt = client.station_receipt(&order, &serial).await?;
             match out {
-                Some(path) => std::fs::write(&path, &receipt).with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => std::fs::write(&path, &receipt)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
                 None => print!("{receipt}"),
             }
         }
@@ -356,7 +362,9 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
 /// When the server refuses or cannot be reached.
 pub async fn unit(command: UnitCommand) -> anyhow::Result<()> {
     let (api, units) = match command {
-        UnitCommand::Receipt { serial, key, api } => return receipt(&serial, key.as_deref(), &api).await,
+        UnitCommand::Receipt { serial, key, api } => {
+            return receipt(&serial, key.as_deref(), &api).await;
+        }
         UnitCommand::List { order, api } => {
             let units = client(&api)?.order_units(&order).await?;
             (api, units)
@@ -440,11 +448,15 @@ async fn receipt(serial: &str, key: Option<&str>, api: &ApiArgs) -> anyhow::Resu
         return Ok(());
     };
     let key = match key.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => key.to_owned(),
     };
-    let verifier = touchmark_tlog::note::NoteVerifier::parse(key.trim()).context("--key is not a verifier key")?;
-    let receipt = touchmark_tlog::proof::Receipt::parse(text.as_bytes()).context("the server's receipt is malformed")?;
+    let verifier = touchmark_tlog::note::NoteVerifier::parse(key.trim())
+        .context("--key is not a verifier key")?;
+    let receipt = touchmark_tlog::proof::Receipt::parse(text.as_bytes())
+        .context("the server's receipt is malformed")?;
     let entry = client
         .events(receipt.index(), 1)
         .await?
@@ -452,11 +464,16 @@ async fn receipt(serial: &str, key: Option<&str>, api: &ApiArgs) -> anyhow::Resu
         .next()
         .with_context(|| format!("log entry {} is missing", receipt.index()))?;
     let leaf = touchmark_tlog::hash::leaf_hash(entry.canonical.as_bytes());
-    let checkpoint = receipt.verify(&leaf, &verifier).context("the receipt does not verify")?;
+    let checkpoint = receipt
+        .verify(&leaf, &verifier)
+        .context("the receipt does not verify")?;
     let event = touchmark_core::event::Event::from_canonical(entry.canonical.as_bytes())?;
     match &event.body {
         touchmark_core::event::EventBody::UnitIssued { serial: s, .. } if s.as_str() == serial => {}
-        _ => anyhow::bail!("log entry {} is not the issuance of {serial}", receipt.index()),
+        _ => anyhow::bail!(
+            "log entry {} is not the issuance of {serial}",
+            receipt.index()
+        ),
     }
     if api.json {
         return output::json(&serde_json::json!({
@@ -464,6 +481,11 @@ async fn receipt(serial: &str, key: Option<&str>, api: &ApiArgs) -> anyhow::Resu
         }));
     }
     print!("{text}");
-    eprintln!("verified: entry {} (the issuance of {serial}) is in the log of size {}, signed by {}", receipt.index(), checkpoint.size(), verifier.name());
+    eprintln!(
+        "verified: entry {} (the issuance of {serial}) is in the log of size {}, signed by {}",
+        receipt.index(),
+        checkpoint.size(),
+        verifier.name()
+    );
     Ok(())
 }

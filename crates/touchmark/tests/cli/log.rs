@@ -35,7 +35,13 @@ impl Log {
             })
             .await
             .unwrap();
-        admin.create_factory(&CreateFactory { id: Some("cm".into()), name: "CM".into() }).await.unwrap();
+        admin
+            .create_factory(&CreateFactory {
+                id: Some("cm".into()),
+                name: "CM".into(),
+            })
+            .await
+            .unwrap();
         admin
             .create_order(&CreateOrder {
                 id: Some("PO-LOG".into()),
@@ -50,7 +56,12 @@ impl Log {
             })
             .await
             .unwrap();
-        let mut log = Self { _tmp: tmp, dir, token, served: Some(served) };
+        let mut log = Self {
+            _tmp: tmp,
+            dir,
+            token,
+            served: Some(served),
+        };
         log.provision("A", units).await;
         log
     }
@@ -66,7 +77,10 @@ impl Log {
         let identity = kit::enroll(&admin, &url, &self.dir, "cm", &id).await;
         let station = kit::station_client(&url, &self.dir, &identity);
         for i in 0..units {
-            station.provision("PO-LOG", &Unit::new(format!("{prefix}-{i:05}")).request()).await.unwrap();
+            station
+                .provision("PO-LOG", &Unit::new(format!("{prefix}-{i:05}")).request())
+                .await
+                .unwrap();
         }
         self.wait_covered().await;
     }
@@ -123,9 +137,13 @@ fn verify(source: &str, data: &Path, state: &Path) -> Output {
 fn assert_fails(out: &Output, needle: &str, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{what}: audit verify passed\n{stdout}");
     assert!(
-        stderr.to_lowercase().contains(&needle.to_lowercase()) || stdout.to_lowercase().contains(&needle.to_lowercase()),
+        !out.status.success(),
+        "{what}: audit verify passed\n{stdout}"
+    );
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase())
+            || stdout.to_lowercase().contains(&needle.to_lowercase()),
         "{what}: the failure does not name `{needle}`\n--- stderr\n{stderr}\n--- stdout\n{stdout}"
     );
 }
@@ -135,13 +153,21 @@ async fn a_served_log_verifies_and_reports_per_order() {
     let log = Log::new(40).await;
     let state = log.dir.parent().unwrap().join("audit.state");
     let out = verify(&log.url(), &log.dir, &state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = report.to_string();
     assert!(text.contains("PO-LOG"), "{report:#}");
     let order = &report["orders"]["PO-LOG"];
     assert_eq!(order["issued"], 40, "{report:#}");
-    assert_eq!(order["quota_history"], serde_json::json!([1000]), "{report:#}");
+    assert_eq!(
+        order["quota_history"],
+        serde_json::json!([1000]),
+        "{report:#}"
+    );
     // Run again: the state is up to date, and it still passes.
     assert!(verify(&log.url(), &log.dir, &state).status.success());
     // An exported bundle verifies offline, with the same key.
@@ -153,10 +179,18 @@ async fn a_served_log_verifies_and_reports_per_order() {
         .arg(log.dir.join("certs/root-ca.pem"))
         .output()
         .unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
     let fresh_state = log.dir.parent().unwrap().join("offline.state");
     let out = verify(bundle.to_str().unwrap(), &log.dir, &fresh_state);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,18 +203,38 @@ async fn tampering_with_a_served_log_is_detected() {
         .execute("UPDATE events SET bytes = CAST(replace(CAST(bytes AS TEXT), 'A-00007', 'A-00070') AS BLOB) WHERE kind = 'unit.issued'", [])
         .unwrap();
     log.restart();
-    assert_fails(&verify(&log.url(), &log.dir, &state), "entr", "a changed entry byte");
+    assert_fails(
+        &verify(&log.url(), &log.dir, &state),
+        "entr",
+        "a changed entry byte",
+    );
 
     // A tile changed.
     let mut log = Log::new(30).await;
     let state = log.dir.parent().unwrap().join("audit.state");
     log.stop();
-    let data: Vec<u8> = log.db().query_row("SELECT data FROM log_tiles WHERE level = 0 AND idx = 0", [], |r| r.get(0)).unwrap();
+    let data: Vec<u8> = log
+        .db()
+        .query_row(
+            "SELECT data FROM log_tiles WHERE level = 0 AND idx = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     let mut bad = data.clone();
     bad[40] ^= 1;
-    log.db().execute("UPDATE log_tiles SET data = ?1 WHERE level = 0 AND idx = 0", [bad]).unwrap();
+    log.db()
+        .execute(
+            "UPDATE log_tiles SET data = ?1 WHERE level = 0 AND idx = 0",
+            [bad],
+        )
+        .unwrap();
     log.restart();
-    assert_fails(&verify(&log.url(), &log.dir, &state), "tile", "a changed tile byte");
+    assert_fails(
+        &verify(&log.url(), &log.dir, &state),
+        "tile",
+        "a changed tile byte",
+    );
 
     // A checkpoint changed: its signature no longer verifies, and the server refuses to serve
     // from state it cannot verify; the auditor is given the forged note through a bundle.
@@ -196,9 +250,21 @@ async fn tampering_with_a_served_log_is_detected() {
     assert!(export.status.success());
     let checkpoint = std::fs::read_to_string(bundle.join("checkpoint")).unwrap();
     let size_line = checkpoint.lines().nth(1).unwrap().to_owned();
-    std::fs::write(bundle.join("checkpoint"), checkpoint.replacen(&size_line, &(size_line.parse::<u64>().unwrap() - 1).to_string(), 1)).unwrap();
+    std::fs::write(
+        bundle.join("checkpoint"),
+        checkpoint.replacen(
+            &size_line,
+            &(size_line.parse::<u64>().unwrap() - 1).to_string(),
+            1,
+        ),
+    )
+    .unwrap();
     let state = log.dir.parent().unwrap().join("bundle.state");
-    assert_fails(&verify(bundle.to_str().unwrap(), &log.dir, &state), "signature", "a changed checkpoint byte");
+    assert_fails(
+        &verify(bundle.to_str().unwrap(), &log.dir, &state),
+        "signature",
+        "a changed checkpoint byte",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,17 +277,33 @@ async fn a_truncated_or_forked_log_is_detected() {
     copy_dir(&log.dir, &snapshot);
     log.restart();
     log.provision("B", 10).await;
-    assert!(verify(&log.url(), &log.dir, &state).status.success(), "the grown log verifies");
+    assert!(
+        verify(&log.url(), &log.dir, &state).status.success(),
+        "the grown log verifies"
+    );
 
     // Truncated: the snapshot serves the smaller log; the auditor has seen the bigger one.
     log.stop();
     let old = Served::start(&snapshot);
-    assert_fails(&verify(&old.url, &log.dir, &state), "truncat", "a truncated log");
+    assert_fails(
+        &verify(&old.url, &log.dir, &state),
+        "truncat",
+        "a truncated log",
+    );
 
     // Forked: the snapshot grows differently to a larger size than the auditor saw.
-    let mut fork = Log { _tmp: tempfile::tempdir().unwrap(), dir: snapshot.clone(), token: log.token.clone(), served: Some(old) };
+    let mut fork = Log {
+        _tmp: tempfile::tempdir().unwrap(),
+        dir: snapshot.clone(),
+        token: log.token.clone(),
+        served: Some(old),
+    };
     fork.provision("C", 30).await;
-    assert_fails(&verify(&fork.url(), &log.dir, &state), "fork", "a forked log");
+    assert_fails(
+        &verify(&fork.url(), &log.dir, &state),
+        "fork",
+        "a forked log",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,13 +316,22 @@ async fn an_issuance_beyond_quota_inserted_into_the_database_is_a_violation() {
     // An insider writes a sixth issuance straight into the event table, with a correct leaf
     // hash, so the sequencer logs and signs it as if it were real.
     let db = log.db();
-    let (idx, bytes): (i64, Vec<u8>) =
-        db.query_row("SELECT idx, bytes FROM events WHERE kind = 'unit.issued' ORDER BY idx DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    let forged = String::from_utf8(bytes).unwrap().replace("\"serial\":\"A-00004\"", "\"serial\":\"X-00001\"");
+    let (idx, bytes): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT idx, bytes FROM events WHERE kind = 'unit.issued' ORDER BY idx DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let forged = String::from_utf8(bytes)
+        .unwrap()
+        .replace("\"serial\":\"A-00004\"", "\"serial\":\"X-00001\"");
     let mut key = forged.clone();
     let at = key.find("\"pubkey_sha256\":\"").unwrap() + 17;
     key.replace_range(at..at + 64, &"ab".repeat(32));
-    let next: i64 = db.query_row("SELECT max(idx) + 1 FROM events", [], |r| r.get(0)).unwrap();
+    let next: i64 = db
+        .query_row("SELECT max(idx) + 1 FROM events", [], |r| r.get(0))
+        .unwrap();
     let leaf = touchmark_core::event::leaf_hash(key.as_bytes());
     db.execute(
         "INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, 'unit.issued', 'PO-LOG', ?2, ?3)",
