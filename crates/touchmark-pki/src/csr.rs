@@ -242,6 +242,27 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, CsrError> {
     })
 }
 
+/// Builds a PKCS#10 CSR for `signer`'s key with subject CN `common_name`, signed by that key.
+///
+/// Used by fixture software (a station enrolling, a simulated unit); the server never builds
+/// CSRs. The key never leaves the signer.
+///
+/// # Errors
+/// [`crate::PkiError::CertificateGeneration`] if the request cannot be encoded or signed.
+pub fn build_csr(
+    signer: &dyn crate::Signer,
+    common_name: &str,
+) -> Result<Vec<u8>, crate::PkiError> {
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let request = params
+        .serialize_request(&crate::RcgenSigner::new(signer))
+        .map_err(|e| crate::PkiError::CertificateGeneration(e.to_string()))?;
+    Ok(request.der().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -282,25 +303,4 @@ mod tests {
             "key_type_unsupported"
         );
     }
-}
-
-/// Builds a PKCS#10 CSR for `signer`'s key with subject CN `common_name`, signed by that key.
-///
-/// Used by fixture software (a station enrolling, a simulated unit); the server never builds
-/// CSRs. The key never leaves the signer.
-///
-/// # Errors
-/// [`crate::PkiError::CertificateGeneration`] if the request cannot be encoded or signed.
-pub fn build_csr(
-    signer: &dyn crate::Signer,
-    common_name: &str,
-) -> Result<Vec<u8>, crate::PkiError> {
-    let mut params = rcgen::CertificateParams::default();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    let request = params
-        .serialize_request(&crate::RcgenSigner::new(signer))
-        .map_err(|e| crate::PkiError::CertificateGeneration(e.to_string()))?;
-    Ok(request.der().to_vec())
 }
