@@ -12,4 +12,5 @@ mod kit;
 mod log;
 mod mqtt;
 mod readme;
+mod setup;
 mod sim;

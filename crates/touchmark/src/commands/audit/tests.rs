@@ -544,8 +544,22 @@ fn perf() {
         &signer().verifier(),
     )
     .unwrap();
-    for run in 0..2 {
+    // User + system CPU time of this process, in clock ticks (usually 1/100 s).
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        fields
+            .get(11..13)
+            .map_or(0, |f| f.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
+    };
+    for run in 0..3 {
         let started = std::time::Instant::now();
+        let ticks = cpu();
         let report = verify::audit(
             &dir,
             signed.checkpoint(),
@@ -553,7 +567,11 @@ fn perf() {
             &indicatif::ProgressBar::hidden(),
         )
         .unwrap();
-        eprintln!("audit run {run}: {:?}", started.elapsed());
+        eprintln!(
+            "audit run {run}: {:?} wall, {} cpu ticks",
+            started.elapsed(),
+            cpu() - ticks
+        );
         assert!(
             report.violations.is_empty(),
             "{:?}",
