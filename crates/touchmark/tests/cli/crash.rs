@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use touchmark_client::{Client, ClientError};
-use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
 use touchmark_core::code::ErrorCode;
 
 use crate::kit::{self, Served, Unit};
@@ -93,40 +92,7 @@ async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
     let token = kit::init(&dir);
     let served = Served::start(&dir);
     let admin = kit::admin(&served.url, &dir, &token);
-    admin
-        .create_product(&CreateProduct {
-            id: Some("sensor".into()),
-            name: "Sensor".into(),
-            organization: "Acme".into(),
-            common_name: "Acme Sensor".into(),
-            hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
-            crl_url: None,
-            ocsp_url: None,
-            cert_not_after: None,
-        })
-        .await
-        .unwrap();
-    admin
-        .create_factory(&CreateFactory {
-            id: Some("cm".into()),
-            name: "CM".into(),
-        })
-        .await
-        .unwrap();
-    admin
-        .create_order(&CreateOrder {
-            id: Some("PO-CRASH".into()),
-            product: "sensor".into(),
-            factory: "cm".into(),
-            quota: QUOTA,
-            serial_range: None,
-            serial_pattern: None,
-            not_before: None,
-            not_after: None,
-            open: true,
-        })
-        .await
-        .unwrap();
+    kit::setup_order(&admin, "PO-CRASH", QUOTA).await;
     let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
     let units: Arc<Vec<Unit>> = Arc::new(
         (0..UNITS)

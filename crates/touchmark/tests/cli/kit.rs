@@ -156,3 +156,48 @@ pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
     let data = dir.path().join("data");
     (dir, data)
 }
+
+/// Creates product `sensor` (O=Acme, CN=Acme Sensor), factory `cm`, and an open order `order`
+/// of `quota` units for them. Returns the product (with its issuing CA).
+pub async fn setup_order(
+    admin: &Client,
+    order: &str,
+    quota: u64,
+) -> touchmark_core::api::ProductBody {
+    use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
+    let product = admin
+        .create_product(&CreateProduct {
+            id: Some("sensor".into()),
+            name: "Sensor".into(),
+            organization: "Acme".into(),
+            common_name: "Acme Sensor".into(),
+            hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
+            crl_url: None,
+            ocsp_url: None,
+            cert_not_after: None,
+        })
+        .await
+        .unwrap();
+    admin
+        .create_factory(&CreateFactory {
+            id: Some("cm".into()),
+            name: "CM".into(),
+        })
+        .await
+        .unwrap();
+    admin
+        .create_order(&CreateOrder {
+            id: Some(order.into()),
+            product: "sensor".into(),
+            factory: "cm".into(),
+            quota,
+            serial_range: None,
+            serial_pattern: None,
+            not_before: None,
+            not_after: None,
+            open: true,
+        })
+        .await
+        .unwrap();
+    product
+}

@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
-
 use crate::kit::{self, Served, Unit};
 
 /// An installation serving a log with `units` issued units in order `PO-LOG` (quota 1,000).
@@ -22,40 +20,7 @@ impl Log {
         let token = kit::init(&dir);
         let served = Served::start(&dir);
         let admin = kit::admin(&served.url, &dir, &token);
-        admin
-            .create_product(&CreateProduct {
-                id: Some("sensor".into()),
-                name: "Sensor".into(),
-                organization: "Acme".into(),
-                common_name: "Acme Sensor".into(),
-                hw_type_oid: None,
-                crl_url: None,
-                ocsp_url: None,
-                cert_not_after: None,
-            })
-            .await
-            .unwrap();
-        admin
-            .create_factory(&CreateFactory {
-                id: Some("cm".into()),
-                name: "CM".into(),
-            })
-            .await
-            .unwrap();
-        admin
-            .create_order(&CreateOrder {
-                id: Some("PO-LOG".into()),
-                product: "sensor".into(),
-                factory: "cm".into(),
-                quota: 1000,
-                serial_range: None,
-                serial_pattern: None,
-                not_before: None,
-                not_after: None,
-                open: true,
-            })
-            .await
-            .unwrap();
+        kit::setup_order(&admin, "PO-LOG", 1000).await;
         let mut log = Self {
             _tmp: tmp,
             dir,

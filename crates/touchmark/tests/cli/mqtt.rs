@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use touchmark_client::Client;
-use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct, ProvisionRequest};
+use touchmark_core::api::ProvisionRequest;
 use touchmark_pki::{
     CaIssuer, KeyAlgorithm, SerialNumber, SoftwareSigner, Subject, build_csr, create_root_ca,
     issue_server_cert,
@@ -109,40 +109,7 @@ impl Installation {
     async fn start(dir: &Path, token: &str) -> Self {
         let served = Served::start(dir);
         let admin = kit::admin(&served.url, dir, token);
-        let product = admin
-            .create_product(&CreateProduct {
-                id: Some("sensor".into()),
-                name: "Sensor".into(),
-                organization: "Acme".into(),
-                common_name: "Acme Sensor".into(),
-                hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
-                crl_url: None,
-                ocsp_url: None,
-                cert_not_after: None,
-            })
-            .await
-            .unwrap();
-        admin
-            .create_factory(&CreateFactory {
-                id: Some("cm".into()),
-                name: "CM".into(),
-            })
-            .await
-            .unwrap();
-        admin
-            .create_order(&CreateOrder {
-                id: Some(ORDER.into()),
-                product: "sensor".into(),
-                factory: "cm".into(),
-                quota: 10,
-                serial_range: None,
-                serial_pattern: None,
-                not_before: None,
-                not_after: None,
-                open: true,
-            })
-            .await
-            .unwrap();
+        let product = kit::setup_order(&admin, ORDER, 10).await;
         let identity = kit::enroll(&admin, &served.url, dir, "cm", "line-1").await;
         let station = kit::station_client(&served.url, dir, &identity);
         Self {

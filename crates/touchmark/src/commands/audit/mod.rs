@@ -327,8 +327,13 @@ pub async fn export(args: &ExportArgs, remote: Option<Remote>) -> anyhow::Result
         output::json(&exported)?;
     } else {
         println!(
-            "exported {} at size {} ({} tiles and bundles) to {}\nverify it with: touchmark audit verify {} --key <the log's key, from a trusted source>",
-            exported.origin, size, exported.files, exported.dir, exported.dir
+            "exported {} at size {size} ({} tiles and bundles) to {}",
+            exported.origin, exported.files, exported.dir
+        );
+        println!(
+            "verify it offline with: touchmark audit verify {} --key <the log's verifier key, \
+             obtained from a trusted source>",
+            exported.dir
         );
     }
     Ok(())

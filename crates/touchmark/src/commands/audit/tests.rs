@@ -488,6 +488,35 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     assert!(error.contains("hash tile tile/0/001"), "{error}");
 }
 
+#[test]
+fn base_urls_must_be_plain_https() {
+    assert_eq!(
+        remote::base_url("https://log.example:8443/").unwrap(),
+        "https://log.example:8443"
+    );
+    for bad in [
+        "http://log.example",
+        "https://user:pw@log.example",
+        "https://log.example/?q=1",
+        "log.example",
+    ] {
+        assert!(remote::base_url(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_url_needs_a_readable_root_ca() {
+    let case = Case::new();
+    let mut args = case.args(Path::new("https://log.example"));
+    let error = format!("{:#}", verify(&args, None).await.unwrap_err());
+    assert!(error.contains("cannot read the root CA"), "{error}");
+    let ca = case.root.join("ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    args.ca = Some(ca);
+    let error = format!("{:#}", verify(&args, None).await.unwrap_err());
+    assert!(error.contains("no certificate"), "{error}");
+}
+
 /// The performance target: `TOUCHMARK_AUDIT_PERF=1000000 cargo test --release -p touchmark
 /// --bin touchmark perf -- --ignored --nocapture` builds a log of that many realistic events
 /// and times the verification (DESIGN: a million events in under 10 s on 2 cores).

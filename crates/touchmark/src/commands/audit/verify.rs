@@ -245,6 +245,8 @@ pub fn audit(
     let mut level1 = Vec::with_capacity(bundles.len());
     let mut kept = HashMap::new();
 
+    // Hashing and parsing run on every core; the replay, which must see the entries in order,
+    // runs on this thread meanwhile.
     let workers = thread::available_parallelism().map_or(1, usize::from);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<(usize, BundleOutcome)>(workers * 4);
@@ -271,6 +273,7 @@ pub fn audit(
         for (i, outcome) in rx {
             pending.insert(i, outcome);
             while let Some(outcome) = pending.remove(&want) {
+                // `want` is a key a worker inserted, so it indexes both lists.
                 let (bundle, tile0) = (bundles[want], level0[want]);
                 want += 1;
                 let first = bundle.index() << TILE_HEIGHT;

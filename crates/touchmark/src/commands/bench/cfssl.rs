@@ -258,6 +258,22 @@ impl Served {
     }
 }
 
+/// cfssl's own failures (its SQLite certdb answers `database is locked` under concurrency) are
+/// a finding to report, not a reason to drop the comparison: they are counted, shown, and left
+/// out of its rates. A server that fails every request, though, is a broken setup.
+fn tolerate(name: &str, sample: &Sample) -> anyhow::Result<()> {
+    if sample.succeeded() == 0 {
+        return sample.check(name);
+    }
+    if let Some(first) = sample.failures.first() {
+        progress(format!(
+            "WARNING: {name}: {} of {} requests failed (counted and reported); first: {first}",
+            sample.failed, sample.units
+        ));
+    }
+    Ok(())
+}
+
 /// cfssl without a database and cfssl with its SQLite certdb, both running.
 pub(crate) struct Pair {
     version: String,
@@ -279,7 +295,7 @@ pub(crate) struct CfsslReport {
     pub no_database: Vec<Series>,
     /// `cfssl serve -db-config` with the SQLite certdb.
     pub sqlite: Vec<Series>,
-    /// Rows in the certdb at the end: must equal the CSRs sent to that server.
+    /// Rows in the certdb at the end: must equal the certificates that server issued.
     pub certdb_rows: u64,
 }
 
@@ -358,9 +374,9 @@ impl Pair {
         for (name, with_db) in [("cfssl (no db)", false), ("cfssl (sqlite)", true)] {
             let served = if with_db { &self.sqlite } else { &self.no_db };
             let sample = served.drive(concurrency, Arc::clone(warm)).await?;
-            sample.check(&format!("{name} warm-up"))?;
+            tolerate(&format!("{name} warm-up"), &sample)?;
             if with_db {
-                self.sqlite_sent += sample.units as u64;
+                self.sqlite_sent += sample.succeeded() as u64;
             }
             let mut samples = Vec::with_capacity(batches.len());
             for (round, batch) in batches.iter().enumerate() {
@@ -371,9 +387,9 @@ impl Pair {
                     batches.len(),
                     sample.units_per_s()
                 ));
-                sample.check(name)?;
+                tolerate(name, &sample)?;
                 if with_db {
-                    self.sqlite_sent += sample.units as u64;
+                    self.sqlite_sent += sample.succeeded() as u64;
                 }
                 samples.push(sample);
             }
@@ -402,7 +418,7 @@ impl Pair {
         let rows = u64::try_from(rows).unwrap_or(0);
         if rows != self.sqlite_sent {
             anyhow::bail!(
-                "cfssl's certdb holds {rows} certificates, but {} were issued with it",
+                "cfssl's certdb holds {rows} certificates, but it answered {} with a certificate",
                 self.sqlite_sent
             );
         }

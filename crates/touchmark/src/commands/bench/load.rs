@@ -18,7 +18,7 @@ pub(crate) struct Sample {
     pub units: usize,
     /// From the first request to the last answer.
     pub elapsed: Duration,
-    /// Every request's latency, sorted.
+    /// Every successful request's latency, sorted.
     pub latencies: Vec<Duration>,
     /// Requests that did not end as expected.
     pub failed: usize,
@@ -35,11 +35,11 @@ impl Sample {
         self.units - self.failed
     }
 
-    /// Units per second over the whole round.
+    /// Successful units per second over the whole round.
     pub fn units_per_s(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.units as f64 / secs
+            self.succeeded() as f64 / secs
         } else {
             0.0
         }
@@ -125,12 +125,13 @@ where
                     break;
                 }
                 let sent = Instant::now();
-                let outcome = call(client.clone(), Arc::clone(&units), i).await;
-                latencies.push(sent.elapsed());
-                if let Err(e) = outcome {
-                    failed += 1;
-                    if failures.len() < KEPT_FAILURES {
-                        failures.push(e);
+                match call(client.clone(), Arc::clone(&units), i).await {
+                    Ok(()) => latencies.push(sent.elapsed()),
+                    Err(e) => {
+                        failed += 1;
+                        if failures.len() < KEPT_FAILURES {
+                            failures.push(e);
+                        }
                     }
                 }
             }

@@ -34,8 +34,10 @@ pub(crate) struct Setup {
 /// One round's figures.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct RoundStats {
-    /// Units sent (all issued).
+    /// Units sent.
     pub units: usize,
+    /// Requests that failed (always 0 for Touchmark: a failure aborts the run).
+    pub failed: usize,
     /// From the first request to the last answer.
     pub seconds: f64,
     /// Units per second.
@@ -58,6 +60,7 @@ impl RoundStats {
         let seconds = sample.elapsed.as_secs_f64();
         Self {
             units: sample.units,
+            failed: sample.failed,
             seconds,
             units_per_s: sample.units_per_s(),
             p50_ms: ms(sample.quantile(0.50)),
@@ -102,6 +105,10 @@ pub(crate) struct Series {
     pub units_per_round: usize,
     /// Each figure's median over the rounds (taken separately per figure).
     pub median: RoundStats,
+    /// Failed requests over all rounds.
+    pub failed: usize,
+    /// The first failure, if any.
+    pub first_failure: Option<String>,
     /// Every round.
     pub rounds: Vec<RoundStats>,
 }
@@ -113,6 +120,7 @@ impl Series {
         let of = |f: fn(&RoundStats) -> f64| median(rounds.iter().map(f).collect());
         let median = RoundStats {
             units: units_per_round,
+            failed: of(|r| r.failed as f64).round() as usize,
             seconds: of(|r| r.seconds),
             units_per_s: of(|r| r.units_per_s),
             p50_ms: of(|r| r.p50_ms),
@@ -125,6 +133,8 @@ impl Series {
             concurrency,
             units_per_round,
             median,
+            failed: samples.iter().map(|s| s.failed).sum(),
+            first_failure: samples.iter().find_map(|s| s.failures.first().cloned()),
             rounds,
         }
     }
@@ -359,6 +369,7 @@ impl Report {
                 "tm / no-db",
                 "tm / sqlite",
                 "p50 ms tm|no-db|sqlite",
+                "cfssl failed no-db|sqlite",
             ]);
             for ((tm, nodb), sq) in self
                 .provisioning
@@ -384,9 +395,19 @@ impl Report {
                         ms(nodb.median.p50_ms),
                         ms(sq.median.p50_ms)
                     ),
+                    format!("{} | {}", nodb.failed, sq.failed),
                 ]);
             }
             table.print();
+            for series in cf.no_database.iter().chain(&cf.sqlite) {
+                if let Some(failure) = &series.first_failure {
+                    println!(
+                        "cfssl FAILED {} requests at c={} (its rates count only certificates \
+                         issued); first failure: {failure}",
+                        series.failed, series.concurrency
+                    );
+                }
+            }
             println!("cfssl certdb rows at the end: {}", cf.certdb_rows);
         }
 
