@@ -8,7 +8,7 @@ use touchmark_core::StationId;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::{ApiToken, Role, Station};
 use touchmark_core::event::{Actor, Sha256Hash};
-use touchmark_pki::verify_station_cert;
+use touchmark_pki::{StationCertError, StationIdentity, verify_station_cert};
 
 use crate::error::ApiError;
 use crate::listener::PeerCertificates;
@@ -104,7 +104,9 @@ impl FromRequestParts<AppState> for StationAuth {
                 refuse("no client certificate was presented; stations authenticate with the certificate from `touchmark station enroll`".into())
             })?;
         let now = state.clock.now();
-        let identity = verify_station_cert(state.authority.station_ca().certificate(), &chain, now)
+        let identity = state
+            .station_certs
+            .verify(state.authority.station_ca().certificate(), &chain, now)
             .map_err(|e| refuse(format!("the client certificate was refused: {e}")))?;
         let id = StationId::parse(&identity.station_id).map_err(|e| {
             refuse(format!(
@@ -125,5 +127,64 @@ impl FromRequestParts<AppState> for StationAuth {
             )));
         }
         Ok(Self { station })
+    }
+}
+
+/// Station certificates whose chain verified, so a keep-alive station is not re-verified on
+/// every request. An entry holds the certificate's validity window, checked against the clock
+/// on every use; revocation is checked on every request by the store, not here.
+#[derive(Debug, Default)]
+pub struct StationCertCache {
+    verified: std::sync::Mutex<
+        std::collections::HashMap<
+            [u8; 32],
+            (StationIdentity, time::OffsetDateTime, time::OffsetDateTime),
+        >,
+    >,
+}
+
+/// Entries kept before the cache starts over; far more than any factory's stations.
+const STATION_CERT_CACHE: usize = 10_000;
+
+impl StationCertCache {
+    /// Verifies `chain` against the station CA at `now`, or finds that it verified before and
+    /// is still inside its validity window.
+    ///
+    /// # Errors
+    /// [`StationCertError`] as [`verify_station_cert`] returns it.
+    pub fn verify(
+        &self,
+        station_ca: &touchmark_pki::Certificate,
+        chain: &[rustls_pki_types::CertificateDer<'_>],
+        now: time::OffsetDateTime,
+    ) -> Result<StationIdentity, StationCertError> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| StationCertError::Malformed("no certificate".into()))?;
+        let digest: [u8; 32] = Sha256Hash::of(leaf.as_ref()).0;
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((identity, not_before, not_after)) = verified.get(&digest) {
+            if now < *not_before {
+                return Err(StationCertError::NotYetValid);
+            }
+            if now > *not_after {
+                return Err(StationCertError::Expired);
+            }
+            return Ok(identity.clone());
+        }
+        drop(verified);
+        let identity = verify_station_cert(station_ca, chain, now)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|e| StationCertError::Malformed(e.to_string()))?;
+        let window = (
+            cert.validity().not_before.to_datetime(),
+            cert.validity().not_after.to_datetime(),
+        );
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= STATION_CERT_CACHE {
+            verified.clear();
+        }
+        verified.insert(digest, (identity.clone(), window.0, window.1));
+        Ok(identity)
     }
 }

@@ -74,6 +74,7 @@ impl Server {
             authority,
             clock,
             log,
+            station_certs: Arc::default(),
         };
         let app = api::router(state.clone());
         Ok(Self {

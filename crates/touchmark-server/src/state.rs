@@ -18,4 +18,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The audit log.
     pub log: Arc<crate::log::Log>,
+    /// Station certificates already verified.
+    pub station_certs: Arc<crate::auth::StationCertCache>,
 }

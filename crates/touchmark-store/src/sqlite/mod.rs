@@ -46,6 +46,29 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
 }
 
+impl Inner {
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     // WAL lets readers run beside the writer; FULL makes every commit durable before it
     // returns (DESIGN §10). The busy timeout covers other processes, such as a backup.
@@ -100,38 +123,23 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Runs a read on a pooled read-only connection, on a blocking thread: for queries that
+    /// may scan (lists, pages of events).
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match conn {
-                Some(conn) => conn,
-                None => {
-                    let conn = Connection::open_with_flags(
-                        &inner.path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-                    conn
-                }
-            };
-            let result = f(&conn);
-            let mut idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+
+    /// Runs a point lookup by primary key right here: it takes microseconds, less than handing
+    /// it to another thread would (WAL readers never wait for the writer).
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.inner.with_reader(f)
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -366,7 +374,7 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_secret(&self, secret_sha256: Sha256Hash) -> Result<Option<ApiToken>> {
-        self.read(move |conn| {
+        self.lookup(|conn| {
             conn.prepare_cached(
                 "SELECT id, role, label, created_at, revoked FROM tokens WHERE secret_sha256 = ?1",
             )?
@@ -374,7 +382,6 @@ impl Store for SqliteStore {
             .optional()?
             .transpose()
         })
-        .await
     }
 
     async fn create_product(&self, product: Product, event: Event) -> Result<Receipt> {
@@ -407,13 +414,12 @@ impl Store for SqliteStore {
 
     async fn product(&self, id: &ProductId) -> Result<Option<Product>> {
         let id = id.clone();
-        self.read(move |conn| {
+        self.lookup(|conn| {
             conn.prepare_cached(&format!("{} WHERE id = ?1", rows::PRODUCT_SQL))?
                 .query_row([id.as_str()], rows::product_from_row)
                 .optional()?
                 .transpose()
         })
-        .await
     }
 
     async fn products(&self) -> Result<Vec<Product>> {
@@ -451,13 +457,12 @@ impl Store for SqliteStore {
 
     async fn factory(&self, id: &FactoryId) -> Result<Option<Factory>> {
         let id = id.clone();
-        self.read(move |conn| {
+        self.lookup(|conn| {
             conn.prepare_cached("SELECT id, name, created_at FROM factories WHERE id = ?1")?
                 .query_row([id.as_str()], rows::factory_from_row)
                 .optional()?
                 .transpose()
         })
-        .await
     }
 
     async fn factories(&self) -> Result<Vec<Factory>> {
@@ -503,13 +508,12 @@ impl Store for SqliteStore {
 
     async fn station(&self, id: &StationId) -> Result<Option<Station>> {
         let id = id.clone();
-        self.read(move |conn| {
+        self.lookup(|conn| {
             conn.prepare_cached(&format!("{} WHERE id = ?1", rows::STATION_SQL))?
                 .query_row([id.as_str()], rows::station_from_row)
                 .optional()?
                 .transpose()
         })
-        .await
     }
 
     async fn stations(&self, factory: Option<&FactoryId>) -> Result<Vec<Station>> {
@@ -639,7 +643,7 @@ impl Store for SqliteStore {
 
     async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
         let id = id.clone();
-        self.read(move |conn| rows::load_order(conn, &id)).await
+        self.lookup(|conn| rows::load_order(conn, &id))
     }
 
     async fn orders(&self) -> Result<Vec<Order>> {
@@ -802,7 +806,7 @@ impl Store for SqliteStore {
         serial: &Serial,
     ) -> Result<Option<IssuedUnit>> {
         let (product, serial) = (product.clone(), serial.clone());
-        self.read(move |conn| {
+        self.lookup(|conn| {
             conn.prepare_cached(&format!(
                 "{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"
             ))?
@@ -810,7 +814,6 @@ impl Store for SqliteStore {
             .optional()?
             .transpose()
         })
-        .await
     }
 
     async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>> {

@@ -98,7 +98,13 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, mut next_index: u64) {
                 Err(_) => break,
             }
         }
+        let (jobs, started) = (batch.len(), std::time::Instant::now());
         next_index = commit_batch(&conn, &mut batch, next_index);
+        tracing::debug!(
+            jobs,
+            micros = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
     }
 }
 

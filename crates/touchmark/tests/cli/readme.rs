@@ -48,7 +48,9 @@ fn readme_walkthrough_works_as_written() {
     // The walkthrough's server is stopped by the script's own trap; kill_on_exit guards a failure.
     let out = Command::new("bash")
         .arg("-c")
-        .arg(format!("trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}"))
+        .arg(format!(
+            "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}"
+        ))
         .current_dir(work.path())
         .env("PATH", path)
         .env("TOUCHMARK_TEST_PORT", "0")
