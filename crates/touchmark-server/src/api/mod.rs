@@ -24,6 +24,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Touchmark", description = "Factory provisioning with quota control and a verifiable audit log."),
+    paths(log::tile),
     modifiers(&Security),
     tags((name = "station", description = "Fixture stations: enrollment and provisioning (mTLS)"),
          (name = "admin", description = "Brand-owner administration (bearer token)"),
