@@ -135,16 +135,35 @@ async fn a_served_log_verifies_and_reports_per_order() {
     );
     // A unit's receipt verifies with the log's key alone.
     let receipt = Command::new(kit::bin())
-        .args(["unit", "receipt", "A-00003", "--json", "--server", &log.url(), "--token", &log.token, "--key"])
+        .args([
+            "unit",
+            "receipt",
+            "A-00003",
+            "--json",
+            "--server",
+            &log.url(),
+            "--token",
+            &log.token,
+            "--key",
+        ])
         .arg(format!("@{}", log.dir.join("log-verifier.txt").display()))
         .arg("--data")
         .arg(&log.dir)
         .output()
         .unwrap();
-    assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
+    assert!(
+        receipt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&receipt.stderr)
+    );
     let receipt: serde_json::Value = serde_json::from_slice(&receipt.stdout).unwrap();
     assert_eq!(receipt["verified"], true);
-    assert!(receipt["receipt"].as_str().unwrap().starts_with("c2sp.org/tlog-proof@v1\n"));
+    assert!(
+        receipt["receipt"]
+            .as_str()
+            .unwrap()
+            .starts_with("c2sp.org/tlog-proof@v1\n")
+    );
     // Run again: the state is up to date, and it still passes.
     assert!(verify(&log.url(), &log.dir, &state).status.success());
     // An exported bundle verifies offline, with the same key.

@@ -14,6 +14,7 @@
 mod cfssl;
 mod crypto;
 mod load;
+mod log;
 mod report;
 mod setup;
 mod units;
@@ -43,6 +44,9 @@ pub enum BenchCommand {
     /// The provisioning hot path: HTTPS with station mTLS, policy checks, signing and the
     /// durable SQLite commit, end to end, in this process.
     Provision(ProvisionArgs),
+    /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
+    /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
+    Log(log::LogArgs),
 }
 
 /// Arguments of `bench provision`.
@@ -100,6 +104,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         }
+        BenchCommand::Log(args) => log::run(args).await,
     }
 }
 
