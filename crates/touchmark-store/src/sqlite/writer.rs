@@ -92,12 +92,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, mut next_index: u64) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        drain(&mut rx, &mut batch);
         let (jobs, started) = (batch.len(), std::time::Instant::now());
         next_index = commit_batch(&conn, &mut batch, next_index);
         tracing::debug!(
@@ -105,6 +100,16 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, mut next_index: u64) {
             micros = started.elapsed().as_micros() as u64,
             "batch committed"
         );
+    }
+}
+
+/// Takes every job already waiting, up to the batch limit.
+fn drain(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub async fn failing_job_leaves_no_trace(store: Arc<dyn Store>) {
     let original_product = store.product(&kit.product).await.unwrap().unwrap();
     let station = store.station(&kit.stations[0]).await.unwrap().unwrap();
     let seed = kit.request(0, "SN-SEED", "seed");
-    let seed_cert_serial = seed.certificate.serial_hex.clone();
+    let seed_cert_sha256 = seed.certificate.sha256;
     super::kit::issued(store.issue(seed).await.unwrap());
 
     for round in 0..6 {
@@ -42,7 +42,6 @@ pub async fn failing_job_leaves_no_trace(store: Arc<dyn Store>) {
             let (store, kit, barrier) =
                 (Arc::clone(&store), Arc::clone(&kit), Arc::clone(&barrier));
             let station = station.clone();
-            let seed_cert_serial = seed_cert_serial.clone();
             set.spawn(async move {
                 // Build first, so that every job reaches the store at the same moment.
                 let request =
@@ -85,11 +84,12 @@ pub async fn failing_job_leaves_no_trace(store: Arc<dyn Store>) {
                         .change_quota(&kit.order, 0, Actor::System, at(20))
                         .await
                         .map(|_| Done::Changed),
-                    // An issuance that fails after it has counted and logged: the certificate's
-                    // serial number is taken (a broken signer), so its insert is refused.
+                    // An issuance that fails after it has counted and logged: its certificate
+                    // is byte for byte one already stored (a broken signer), so its insert is
+                    // refused.
                     45 => {
                         let mut request = request;
-                        request.certificate.serial_hex = seed_cert_serial;
+                        request.certificate.sha256 = seed_cert_sha256;
                         store.issue(request).await.map(|o| match o {
                             IssueOutcome::Issued(unit) => Done::Issued(unit.receipt),
                             _ => Done::Changed,
