@@ -237,7 +237,26 @@ impl fmt::Display for SerialRule {
     }
 }
 
+/// Compiles `pattern` once per process: a pattern order checks every unit's serial against it.
 fn compile(pattern: &str) -> Result<regex::Regex, SerialRuleError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+    let cache = COMPILED.get_or_init(Default::default);
+    if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = compile_uncached(pattern)?;
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    // Patterns come from orders, few per installation; the bound only guards against misuse.
+    if cache.len() >= 1024 {
+        cache.clear();
+    }
+    cache.insert(pattern.to_owned(), re.clone());
+    Ok(re)
+}
+
+fn compile_uncached(pattern: &str) -> Result<regex::Regex, SerialRuleError> {
     if pattern.len() > 256 {
         return Err(SerialRuleError(
             "the pattern is longer than 256 characters".into(),
