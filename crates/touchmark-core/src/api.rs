@@ -371,10 +371,15 @@ pub struct EventEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Health {
-    /// `ok`.
+    /// `ok`, or `degraded` when the audit log has halted.
     pub status: String,
     /// The server's version.
     pub version: String,
     /// Events in the log.
     pub log_size: u64,
+    /// Entries covered by the latest signed checkpoint.
+    pub checkpoint_size: u64,
+    /// Why the audit log stopped signing checkpoints, if it has (status is then `degraded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_halted: Option<String>,
 }

@@ -55,10 +55,18 @@ impl Modify for Security {
 #[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
 async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
     let log_size = s.store.event_count().await?;
+    let log_halted = s.log.halted();
     Ok(Json(Health {
-        status: "ok".into(),
+        status: if log_halted.is_some() {
+            "degraded"
+        } else {
+            "ok"
+        }
+        .into(),
         version: env!("CARGO_PKG_VERSION").into(),
         log_size,
+        checkpoint_size: s.log.latest().map_or(0, |l| l.size()),
+        log_halted,
     }))
 }
 

@@ -59,6 +59,8 @@ pub struct Log {
     latest: RwLock<Option<Signed>>,
     /// The sequencer's tree at the latest checkpoint. Only the sequencer changes it.
     builder: tokio::sync::Mutex<TileBuilder>,
+    /// Why the sequencer stopped signing, once it has.
+    halted: RwLock<Option<String>>,
 }
 
 impl Log {
@@ -104,12 +106,21 @@ impl Log {
             verifier,
             latest: RwLock::new(latest),
             builder: tokio::sync::Mutex::new(builder),
+            halted: RwLock::new(None),
         })
     }
 
     /// The latest signed checkpoint.
     pub fn latest(&self) -> Option<Signed> {
         self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Why the log stopped signing checkpoints, if it has: an operator must look.
+    pub fn halted(&self) -> Option<String> {
+        self.halted
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

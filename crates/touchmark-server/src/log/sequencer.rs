@@ -119,6 +119,7 @@ impl Log {
                 Ok(_) => {}
                 Err(LogError::Inconsistent(why)) => {
                     tracing::error!(%why, "audit log halted");
+                    *self.halted.write().unwrap_or_else(|p| p.into_inner()) = Some(why);
                     return;
                 }
                 Err(e) => tracing::warn!(error = %e, "sequencing failed; retrying"),

@@ -355,3 +355,56 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_no_longer_matches_its_events_halts_and_says_so() {
+    let mut log = Log::new(3).await;
+    let admin = kit::admin(&log.url(), &log.dir, &log.token);
+    let signed = log.wait_covered().await;
+    // While it runs, an event appears whose bytes do not match its leaf hash.
+    let next: i64 = log
+        .db()
+        .query_row("SELECT max(idx) + 1 FROM events", [], |r| r.get(0))
+        .unwrap();
+    log.db()
+        .execute(
+            "INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, 'unit.refused', 'PO-LOG', ?2, ?3)",
+            rusqlite::params![next, b"{}".as_slice(), [0u8; 32].as_slice()],
+        )
+        .unwrap();
+    let mut health = admin.health().await.unwrap();
+    for _ in 0..50 {
+        if health.log_halted.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        health = admin.health().await.unwrap();
+    }
+    assert_eq!(health.status, "degraded", "{health:?}");
+    assert!(
+        health
+            .log_halted
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!("event {next}")),
+        "{health:?}"
+    );
+    assert_eq!(
+        health.checkpoint_size, signed,
+        "the last good checkpoint is still served, and no other"
+    );
+    // Restarted on that database, the server refuses to start rather than sign over it.
+    log.stop();
+    let out = Command::new(kit::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&log.dir)
+        .env("TOUCHMARK_KEY_PASSPHRASE", kit::PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refuses to sign") && stderr.contains(&format!("event {next}")),
+        "{stderr}"
+    );
+}
