@@ -377,7 +377,8 @@ pub struct Health {
     pub version: String,
     /// Events in the log.
     pub log_size: u64,
-    /// Entries covered by the latest signed checkpoint.
+    /// Entries covered by the latest signed checkpoint (0 from a server that predates it).
+    #[serde(default)]
     pub checkpoint_size: u64,
     /// Why the audit log stopped signing checkpoints, if it has (status is then `degraded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
