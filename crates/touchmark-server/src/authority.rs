@@ -599,6 +599,9 @@ impl Authority {
         // well-formed record that says fail is check 5.
         let record =
             TestRecord::parse(&req.test).map_err(|e| ApiError::invalid(format!("test: {e}")))?;
+        // Normalized and hashed once: every attempt row and event of this request uses them.
+        let test_sha256 = Sha256Hash(record.sha256());
+        let record_json = record.to_json().to_string();
         let order = self
             .store
             .order(order_id)
@@ -611,8 +614,8 @@ impl Authority {
             serial,
             verdict: record.verdict.as_str().to_owned(),
             format: record.format.as_str().to_owned(),
-            sha256: Sha256Hash(record.sha256()),
-            record_json: record.to_json().to_string(),
+            sha256: test_sha256,
+            record_json: record_json.clone(),
             at: now,
         };
         let refuse = |refusal: Refusal, serial: Option<Serial>, csr: Option<&VerifiedCsr>| {
@@ -624,7 +627,7 @@ impl Authority {
                     station: station.id.clone(),
                     serial: serial.clone(),
                     pubkey_sha256: csr.map(|c| Sha256Hash(c.spki_sha256())),
-                    test_sha256: Some(Sha256Hash(record.sha256())),
+                    test_sha256: Some(test_sha256),
                     reason: refusal.code,
                 },
             );
@@ -668,7 +671,7 @@ impl Authority {
                     station: station.id.clone(),
                     serial: serial.clone(),
                     pubkey_sha256: Some(pubkey_sha256),
-                    test_sha256: Sha256Hash(record.sha256()),
+                    test_sha256,
                     reason: ErrorCode::TestFailed,
                 },
             );

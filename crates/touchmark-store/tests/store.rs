@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
                 admin::revoke_station_once,
                 admin::tokens_by_secret,
                 group_commit::failing_job_leaves_no_trace,
+                log::checkpoints_only_move_forward,
             ],
             reopen: [
                 durability::everything_survives_reopen,

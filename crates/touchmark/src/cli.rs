@@ -103,6 +103,38 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 }
 
+/// The root CA a client trusts for the server's TLS certificate.
+#[derive(Debug, Args, Clone)]
+pub struct RootCaArgs {
+    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
+    #[arg(long, env = "TOUCHMARK_CA")]
+    pub ca: Option<PathBuf>,
+    /// The data directory, used to find the root CA when --ca is not given.
+    #[arg(
+        long = "data",
+        env = "TOUCHMARK_DATA",
+        default_value = "touchmark-data"
+    )]
+    pub data: PathBuf,
+}
+
+impl RootCaArgs {
+    /// The root CA file: `--ca`, else `<data>/certs/root-ca.pem`.
+    pub fn path(&self) -> PathBuf {
+        self.ca
+            .clone()
+            .unwrap_or_else(|| self.data.join("certs/root-ca.pem"))
+    }
+
+    /// Trusts the root CA of the installation in `data`.
+    pub fn of_installation(data: &std::path::Path) -> Self {
+        Self {
+            ca: None,
+            data: data.to_owned(),
+        }
+    }
+}
+
 /// How a client command reaches the server.
 #[derive(Debug, Args, Clone)]
 pub struct ApiArgs {
@@ -124,16 +156,9 @@ pub struct ApiArgs {
     /// A file holding the API token.
     #[arg(long, env = "TOUCHMARK_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
-    #[arg(long, env = "TOUCHMARK_CA")]
-    pub ca: Option<PathBuf>,
-    /// The data directory, used to find the root CA when --ca is not given.
-    #[arg(
-        long = "data",
-        env = "TOUCHMARK_DATA",
-        default_value = "touchmark-data"
-    )]
-    pub data: PathBuf,
+    /// Which root CA to trust.
+    #[command(flatten)]
+    pub trust: RootCaArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -17,6 +17,7 @@ pub mod events;
 pub mod group_commit;
 pub mod issue;
 pub mod kit;
+pub mod log;
 pub mod rejection;
 
 /// A store being opened.

@@ -17,10 +17,7 @@ use crate::output::{self, Table, fields, or_dash};
 /// # Errors
 /// When no root CA can be read or the client cannot be built.
 pub fn client(api: &ApiArgs) -> anyhow::Result<Client> {
-    let ca_path = api
-        .ca
-        .clone()
-        .unwrap_or_else(|| api.data.join("certs/root-ca.pem"));
+    let ca_path = api.trust.path();
     let root_ca_pem = std::fs::read_to_string(&ca_path).with_context(|| {
         format!(
             "cannot read the root CA {} (give --ca, or --data for the installation)",

@@ -137,8 +137,7 @@ async fn audit(
         key: format!("{}", log.verifier()),
         state: dir.join("audit.state"),
         cache: None,
-        ca: Some(dir.join("certs/root-ca.pem")),
-        data: dir.to_owned(),
+        trust: crate::cli::RootCaArgs::of_installation(dir),
         json: false,
         quiet: true,
     };

@@ -131,8 +131,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 bar.clone(),
             )
             .await;
+            // The clones run after the line, so their time adds to it (merge keeps the longer
+            // of two tallies, which is right for lines that run side by side).
+            let line_seconds = tally.seconds;
             tally.merge(&clone_tally);
-            tally.seconds += clone_tally.seconds;
+            tally.seconds = line_seconds + clone_tally.seconds;
         }
     }
     if let Some(bar) = bar {

@@ -60,16 +60,9 @@ pub struct VerifyArgs {
     /// Where downloaded tiles are kept between runs [default: <state>.d].
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
-    #[arg(long, env = "TOUCHMARK_CA")]
-    pub ca: Option<PathBuf>,
-    /// The data directory, used to find the root CA when --ca is not given.
-    #[arg(
-        long = "data",
-        env = "TOUCHMARK_DATA",
-        default_value = "touchmark-data"
-    )]
-    pub data: PathBuf,
+    /// Which root CA to trust for an `https://` source.
+    #[command(flatten)]
+    pub trust: crate::cli::RootCaArgs,
     /// Print the whole report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -90,16 +83,9 @@ pub struct ExportArgs {
         default_value = "https://localhost:8443"
     )]
     pub server: String,
-    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
-    #[arg(long, env = "TOUCHMARK_CA")]
-    pub ca: Option<PathBuf>,
-    /// The data directory, used to find the root CA when --ca is not given.
-    #[arg(
-        long = "data",
-        env = "TOUCHMARK_DATA",
-        default_value = "touchmark-data"
-    )]
-    pub data: PathBuf,
+    /// Which root CA to trust for an `https://` source.
+    #[command(flatten)]
+    pub trust: crate::cli::RootCaArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,10 +139,6 @@ fn progress(hidden: bool, prefix: &'static str) -> ProgressBar {
 }
 
 /// The root CA file: `--ca`, else the data directory's.
-fn ca_file(ca: Option<&Path>, data: &Path) -> PathBuf {
-    ca.map_or_else(|| data.join("certs/root-ca.pem"), Path::to_owned)
-}
-
 /// The cache directory: `--cache`, else `<state>.d`.
 fn cache_dir(args: &VerifyArgs) -> PathBuf {
     args.cache.clone().unwrap_or_else(|| {
@@ -210,10 +192,7 @@ pub async fn verify(args: &VerifyArgs, remote: Option<Remote>) -> anyhow::Result
     let is_url = args.source.starts_with("https://") || args.source.starts_with("http://");
     let remote = match remote {
         Some(remote) => Some(remote),
-        None if is_url => Some(Remote::https(
-            &args.source,
-            &ca_file(args.ca.as_deref(), &args.data),
-        )?),
+        None if is_url => Some(Remote::https(&args.source, &args.trust.path())?),
         None => None,
     };
     let (dir, note, from) = match &remote {
@@ -290,7 +269,7 @@ pub async fn export(args: &ExportArgs, remote: Option<Remote>) -> anyhow::Result
     }
     let remote = match remote {
         Some(remote) => remote,
-        None => Remote::https(&args.server, &ca_file(args.ca.as_deref(), &args.data))?,
+        None => Remote::https(&args.server, &args.trust.path())?,
     };
     let note = remote.fetch("checkpoint", remote::MAX_CHECKPOINT).await?;
     let key = remote.fetch("key", remote::MAX_KEY).await?;

@@ -168,8 +168,10 @@ impl Case {
             key: signer().verifier().to_string(),
             state: self.root.join("audit.state"),
             cache: None,
-            ca: None,
-            data: self.root.join("no-data"),
+            trust: crate::cli::RootCaArgs {
+                ca: None,
+                data: self.root.join("no-data"),
+            },
             json: false,
             quiet: true,
         }
@@ -443,8 +445,10 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     let args = ExportArgs {
         dir: out.clone(),
         server: "https://unused.invalid".into(),
-        ca: None,
-        data: case.root.join("no-data"),
+        trust: crate::cli::RootCaArgs {
+            ca: None,
+            data: case.root.join("no-data"),
+        },
         json: false,
         quiet: true,
     };
@@ -512,7 +516,7 @@ async fn a_url_needs_a_readable_root_ca() {
     assert!(error.contains("cannot read the root CA"), "{error}");
     let ca = case.root.join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
-    args.ca = Some(ca);
+    args.trust.ca = Some(ca);
     let error = format!("{:#}", verify(&args, None).await.unwrap_err());
     assert!(error.contains("no certificate"), "{error}");
 }

@@ -586,8 +586,7 @@ async fn verify(
         key: key.to_owned(),
         state: state.to_owned(),
         cache: Some(cache.to_owned()),
-        ca: Some(dir.join("certs/root-ca.pem")),
-        data: dir.to_owned(),
+        trust: crate::cli::RootCaArgs::of_installation(dir),
         json: false,
         quiet: true,
     };
