@@ -116,7 +116,7 @@ mod tests {
                 code: "quota_exhausted".into(),
                 message: "order o1 has no quota left".into(),
                 receipt: Some(ReceiptBody {
-                    index: 7,
+                    index: Some(7),
                     leaf_hash: "ab".repeat(32),
                     tlog_proof: None,
                 }),
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(err.status(), Some(409));
         assert_eq!(
             err.body().and_then(|b| b.receipt.as_ref()).map(|r| r.index),
-            Some(7)
+            Some(Some(7))
         );
     }
 

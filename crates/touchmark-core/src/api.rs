@@ -27,8 +27,10 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ReceiptBody {
-    /// The event's index in the log.
-    pub index: u64,
+    /// The event's index in the log. `null` while the entry waits for the sequencer: with a
+    /// shared PostgreSQL database, the elected sequencer gives committed entries their indices
+    /// within a second; the receipt endpoints then serve the index and inclusion proof.
+    pub index: Option<u64>,
     /// SHA-256(0x00 ‖ canonical event bytes), hex.
     pub leaf_hash: String,
     /// The `c2sp.org/tlog-proof@v1` receipt (inclusion proof and signed checkpoint), once a
@@ -375,7 +377,7 @@ pub struct Health {
     pub status: String,
     /// The server's version.
     pub version: String,
-    /// Events in the log.
+    /// Events in the log that hold an index (entries waiting for the sequencer are not counted).
     pub log_size: u64,
     /// Entries covered by the latest signed checkpoint (0 from a server that predates it).
     #[serde(default)]
@@ -383,4 +385,8 @@ pub struct Health {
     /// Why the audit log stopped signing checkpoints, if it has (status is then `degraded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_halted: Option<String>,
+    /// Whether this replica holds the sequencer lease: it gives entries their indices and signs
+    /// the checkpoints. Exactly one replica sharing a database does at a time.
+    #[serde(default)]
+    pub sequencer: bool,
 }

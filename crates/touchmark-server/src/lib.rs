@@ -111,5 +111,6 @@ impl Server {
         if let Err(e) = log.sequence_once(self.state.clock.now()).await {
             tracing::warn!(error = %e, "the final checkpoint could not be signed");
         }
+        log.release().await;
     }
 }

@@ -337,7 +337,10 @@ mod quota {
                 .filter_map(|u| u.cert_sha256.as_deref())
                 .collect();
             assert_eq!(listed, hashes, "round {round}");
-            let receipts: HashSet<u64> = issued.iter().map(|b| b.receipt.index).collect();
+            let receipts: HashSet<u64> = issued
+                .iter()
+                .map(|b| b.receipt.index.expect("SQLite gives the index at commit"))
+                .collect();
             assert_eq!(
                 receipts.len(),
                 500,

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+    /// The caller's sequencer lease has expired or passed to another holder: it must not write.
+    #[error("the sequencer lease is no longer held: {0}")]
+    Fenced(String),
 }
 
 impl Clone for StoreError {
@@ -33,6 +36,7 @@ impl Clone for StoreError {
             Self::Corrupt(m) => Self::Corrupt(m.clone()),
             Self::Database(m) => Self::Database(m.clone()),
             Self::Closed => Self::Closed,
+            Self::Fenced(m) => Self::Fenced(m.clone()),
         }
     }
 }

@@ -7,8 +7,14 @@
 //!
 //! Backends:
 //! - [`sqlite::SqliteStore`]: the embedded default (WAL, `synchronous=FULL`, group commit).
+//!   Events take their log index at commit.
+//! - [`postgres::PostgresStore`]: one database shared by any number of server replicas. Events
+//!   commit without an index; the one sequencer elected through [`Store::acquire_sequencer`]
+//!   gives them indices in batches.
 
 mod error;
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -22,7 +28,8 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 pub use error::StoreError;
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
-    OrderCounts, Receipt, Rejection, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    OrderCounts, Receipt, Rejection, SequencerLease, StoredEvent, TestAttempt, UnitStatus,
+    UnitSummary,
 };
 
 /// Shorthand for storage results.
@@ -118,17 +125,39 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// One unit by serial, in any product.
     async fn unit(&self, serial: &Serial) -> Result<Vec<UnitSummary>>;
 
-    /// Events from `start`, at most `limit`.
+    /// Sequenced events from index `start`, at most `limit`, in index order.
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
-    /// How many events the log holds.
+    /// How many events hold an index: the log's sequenced size. Entries still waiting for the
+    /// sequencer are not counted.
     async fn event_count(&self) -> Result<u64>;
+
+    /// Grants the sequencer lease to `holder` for `ttl` if it is free, expired, or already
+    /// `holder`'s (a renewal, same epoch). `None` while another holder's lease runs.
+    /// Expiry is judged by the store's clock (the database server's, when it has one), so
+    /// replicas with skewed clocks still agree.
+    async fn acquire_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<SequencerLease>>;
+    /// Gives up the lease, so another replica can take over at once.
+    async fn release_sequencer(&self, lease: &SequencerLease) -> Result<()>;
+    /// Gives committed entries that have no index yet the next indices, in commit order, at
+    /// most `max` of them, and returns the log's sequenced size afterwards. Backends that index
+    /// at commit only check the lease. `Fenced` if `lease` is no longer held.
+    async fn sequence_entries(&self, lease: &SequencerLease, max: u64) -> Result<u64>;
 
     /// The latest signed checkpoint and the tree state at it, if the log signed one.
     async fn log_state(&self) -> Result<Option<LogState>>;
     /// Records a newly signed checkpoint with the tiles it published and the tree state, in one
-    /// transaction. `Conflict` if a larger checkpoint exists or it covers events that do not.
+    /// transaction, if `lease` is still held and the saved state is still the one of size
+    /// `previous` (the sequencer's starting point; `None` before the first checkpoint).
+    /// `Fenced` if the lease was lost; `Conflict` if the saved state moved, a larger checkpoint
+    /// exists, or it covers events that do not.
     async fn save_log_state(
         &self,
+        lease: &SequencerLease,
+        previous: Option<u64>,
         state: LogState,
         tiles: Vec<LogTile>,
         at: OffsetDateTime,

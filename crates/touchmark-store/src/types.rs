@@ -9,8 +9,10 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId, TokenId};
 /// Where an event landed in the log: its index and leaf hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
-    /// The event's index in the log, from 0.
-    pub index: u64,
+    /// The event's index in the log, from 0. `None` while the entry waits for the sequencer: a
+    /// backend shared by several replicas (PostgreSQL) commits entries without an index, and the
+    /// elected sequencer gives them their indices in batches, within a second.
+    pub index: Option<u64>,
     /// SHA-256(0x00 ‖ canonical bytes).
     pub leaf_hash: Sha256Hash,
 }
@@ -239,4 +241,17 @@ pub struct LogTile {
     pub index: u64,
     /// The hashes, concatenated (32 bytes each; fewer than 256 for a partial tile).
     pub data: Vec<u8>,
+}
+
+/// The right to sequence the log, granted by the store to one holder at a time (DESIGN §10).
+///
+/// The epoch grows every time the lease changes hands. Every write the sequencer makes names
+/// its lease, and the store refuses it ([`crate::StoreError::Fenced`]) once another holder has
+/// taken over, so a paused or partitioned former sequencer can never write over its successor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequencerLease {
+    /// Who holds it: a name unique to one server process.
+    pub holder: String,
+    /// The lease's generation.
+    pub epoch: u64,
 }

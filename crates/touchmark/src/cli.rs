@@ -55,6 +55,28 @@ pub enum Command {
     Bench(crate::commands::bench::BenchArgs),
     /// Verify the audit log offline, or export it as a bundle.
     Audit(crate::commands::audit::AuditArgs),
+    /// Copy a complete SQLite installation into an empty PostgreSQL database, so that it can be
+    /// served by several replicas. Every record moves; the log keeps its key, size and root.
+    Migrate(MigrateArgs),
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The installation whose SQLite database (touchmark.db) is copied. Stop its server first.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The PostgreSQL database to copy into; it must hold no Touchmark records yet.
+    #[arg(
+        long = "to",
+        env = "TOUCHMARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub to: crate::database::DatabaseUrl,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the data directory is.
@@ -69,12 +91,31 @@ pub struct DataArgs {
     pub dir: PathBuf,
 }
 
+/// Which database holds the records.
+#[derive(Debug, Args, Clone)]
+pub struct DatabaseArgs {
+    /// A PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE) to keep the records in, shared by
+    /// every replica serving the same data directory [default: the config file's `database`,
+    /// else SQLite in the data directory]. A URL with a password is better passed in
+    /// TOUCHMARK_DATABASE_URL_FILE.
+    #[arg(
+        long = "database",
+        env = "TOUCHMARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub url: Option<crate::database::DatabaseUrl>,
+}
+
 /// Arguments of `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where the installation lives.
     #[command(flatten)]
     pub data: DataArgs,
+    /// Where its records live.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// A DNS name or IP address for the server's TLS certificate; repeat for several.
     #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
     pub hosts: Vec<String>,
@@ -98,6 +139,9 @@ pub struct ServeArgs {
     /// Where the installation lives.
     #[command(flatten)]
     pub data: DataArgs,
+    /// Where its records live.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Address to listen on [default: the config file's `listen`, else 127.0.0.1:8443].
     #[arg(long, env = "TOUCHMARK_LISTEN")]
     pub listen: Option<SocketAddr>,

@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::database::{self, Database, DatabaseUrl};
+
 /// The file name inside the data directory.
 pub const FILE: &str = "touchmark.toml";
 
@@ -18,6 +20,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    database: Option<String>,
 }
 
 /// The validated configuration.
@@ -25,14 +28,21 @@ struct FileConfig {
 pub struct Config {
     /// Where the server listens.
     pub listen: SocketAddr,
+    /// Where the records live.
+    pub database: Database,
 }
 
-/// Loads the configuration of the data directory `dir`, with `listen` from the flag or
-/// variable taking precedence over the file.
+/// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
+/// variables take precedence over `TOUCHMARK_DATABASE_URL_FILE`, which takes precedence over
+/// the file.
 ///
 /// # Errors
-/// When the file cannot be read or does not parse.
-pub fn load(dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+/// When the file cannot be read or does not parse, or a database URL is invalid.
+pub fn load(
+    dir: &Path,
+    listen: Option<SocketAddr>,
+    database: Option<DatabaseUrl>,
+) -> anyhow::Result<Config> {
     let path = dir.join(FILE);
     let file: FileConfig = match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -42,18 +52,46 @@ pub fn load(dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let default: SocketAddr = DEFAULT_LISTEN.parse().context("default listen address")?;
+    let from_file = file
+        .database
+        .as_deref()
+        .map(DatabaseUrl::parse)
+        .transpose()
+        .with_context(|| format!("{}: `database`", path.display()))?;
+    let url = match database {
+        Some(url) => Some(url),
+        None => database::url_from_file_variable()?.or(from_file),
+    };
     Ok(Config {
         listen: listen.or(file.listen).unwrap_or(default),
+        database: Database::for_dir(dir, url),
     })
 }
 
-/// The file `init` writes.
-pub fn initial_file() -> String {
+/// The file `init` writes. A PostgreSQL URL is recorded unless it carries a password, which
+/// belongs in `TOUCHMARK_DATABASE_URL` or `TOUCHMARK_DATABASE_URL_FILE` instead.
+pub fn initial_file(database: &Database) -> String {
+    let database = match database {
+        Database::Sqlite(_) => "# The database: SQLite in this directory (touchmark.db) unless a PostgreSQL URL\n\
+             # is set here or in TOUCHMARK_DATABASE_URL.\n\
+             # database = \"postgres://touchmark@db.example:5432/touchmark\"\n"
+            .to_owned(),
+        Database::Postgres(url) if url.has_password() => format!(
+            "# The database is PostgreSQL ({url}); its URL holds a password, so pass it in\n\
+             # TOUCHMARK_DATABASE_URL or TOUCHMARK_DATABASE_URL_FILE to every replica.\n"
+        ),
+        Database::Postgres(url) => format!(
+            "# The database, shared by every replica that serves this data directory.\n\
+             database = \"{}\"\n",
+            url.expose()
+        ),
+    };
     format!(
         "# Touchmark server configuration. TOUCHMARK_* variables and command-line flags override it.\n\
          # Unknown keys are an error.\n\n\
          # The address `touchmark serve` listens on.\n\
-         listen = \"{DEFAULT_LISTEN}\"\n"
+         listen = \"{DEFAULT_LISTEN}\"\n\n\
+         {database}"
     )
 }
 
@@ -66,19 +104,56 @@ mod tests {
     fn file_flag_and_default_layer() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            load(dir.path(), None).unwrap().listen.to_string(),
+            load(dir.path(), None, None).unwrap().listen.to_string(),
             DEFAULT_LISTEN
         );
         std::fs::write(dir.path().join(FILE), "listen = \"127.0.0.1:9000\"\n").unwrap();
-        assert_eq!(load(dir.path(), None).unwrap().listen.port(), 9000);
+        assert_eq!(load(dir.path(), None, None).unwrap().listen.port(), 9000);
         let flag: SocketAddr = "127.0.0.1:9001".parse().unwrap();
-        assert_eq!(load(dir.path(), Some(flag)).unwrap().listen.port(), 9001);
+        assert_eq!(load(dir.path(), Some(flag), None).unwrap().listen.port(), 9001);
         std::fs::write(
             dir.path().join(FILE),
             "listen = \"127.0.0.1:9000\"\nlisten_port = 1\n",
         )
         .unwrap();
-        let err = load(dir.path(), None).unwrap_err();
+        let err = load(dir.path(), None, None).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn database_layers_and_defaults_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert!(matches!(config.database, Database::Sqlite(p) if p == dir.path().join("touchmark.db")));
+        std::fs::write(
+            dir.path().join(FILE),
+            "database = \"postgres://postgres@127.0.0.1:5432/file\"\n",
+        )
+        .unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert!(matches!(&config.database, Database::Postgres(u) if u.expose().ends_with("/file")));
+        let flag = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/flag").unwrap();
+        let config = load(dir.path(), None, Some(flag)).unwrap();
+        assert!(matches!(&config.database, Database::Postgres(u) if u.expose().ends_with("/flag")));
+        std::fs::write(dir.path().join(FILE), "database = \"mysql://x/y\"\n").unwrap();
+        let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());
+        assert!(err.contains("`database`") && err.contains("mysql"), "{err}");
+    }
+
+    #[test]
+    fn initial_file_parses_and_keeps_passwords_out() {
+        let dir = tempfile::tempdir().unwrap();
+        for (url, recorded) in [
+            (None, false),
+            (Some("postgres://postgres@127.0.0.1:5432/test"), true),
+            (Some("postgres://app:s3cret@127.0.0.1:5432/test"), false),
+        ] {
+            let db = Database::for_dir(dir.path(), url.map(|u| DatabaseUrl::parse(u).unwrap()));
+            let text = initial_file(&db);
+            assert!(!text.contains("s3cret"), "{text}");
+            std::fs::write(dir.path().join(FILE), &text).unwrap();
+            let loaded = load(dir.path(), None, None).unwrap();
+            assert_eq!(matches!(loaded.database, Database::Postgres(_)), recorded, "{text}");
+        }
     }
 }

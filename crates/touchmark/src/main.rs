@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod database;
 mod output;
 mod secrets;
 mod sim;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{admin, bench, demo, fixture, init, serve};
+use crate::commands::{admin, bench, demo, fixture, init, migrate, serve};
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.
@@ -52,6 +53,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => init::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
         Command::Factory(c) => admin::factory(c).await,
         Command::Station(c) => admin::station(c).await,

@@ -240,20 +240,30 @@ async fn unit_receipt(
             break;
         }
     }
-    let issued = found.ok_or_else(|| ApiError::not_found(format!("an issued unit {serial}")))?;
-    // A fresh issuance is covered within a second; wait that long rather than fail.
+    let mut issued =
+        found.ok_or_else(|| ApiError::not_found(format!("an issued unit {serial}")))?;
+    // A fresh issuance is sequenced and covered within a second; wait that long rather than
+    // fail. On a shared database the entry's index is only known once the sequencer gave it.
     for _ in 0..20 {
-        if let Some(receipt) = receipt_text(s, issued.receipt.index).await? {
+        if issued.receipt.index.is_none()
+            && let Some(again) = s.store.issued_unit(&issued.product, &serial).await?
+        {
+            issued = again;
+        }
+        if let Some(index) = issued.receipt.index
+            && let Some(receipt) = receipt_text(s, index).await?
+        {
             return Ok(text(receipt, "public, max-age=60"));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let entry = issued
+        .receipt
+        .index
+        .map_or_else(|| "the issuance entry".to_owned(), |i| format!("entry {i}"));
     Err(ApiError::new(
         ErrorCode::NotFound,
-        format!(
-            "no checkpoint covers entry {} yet; retry shortly",
-            issued.receipt.index
-        ),
+        format!("no checkpoint covers {entry} yet; retry shortly"),
     ))
 }
 

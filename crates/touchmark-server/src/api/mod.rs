@@ -67,6 +67,7 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
         log_size,
         checkpoint_size: s.log.latest().map_or(0, |l| l.size()),
         log_halted,
+        sequencer: s.log.is_sequencer(),
     }))
 }
 

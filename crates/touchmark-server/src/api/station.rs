@@ -56,10 +56,9 @@ pub async fn provision(
     let mut receipt = receipt_body(&done.unit.receipt);
     // A retry may find its entry already covered by a checkpoint; a fresh issuance is covered
     // within a second, and the receipt endpoints serve it then.
-    receipt.tlog_proof = super::log::receipt_text(&s, done.unit.receipt.index)
-        .await
-        .ok()
-        .flatten();
+    if let Some(index) = done.unit.receipt.index {
+        receipt.tlog_proof = super::log::receipt_text(&s, index).await.ok().flatten();
+    }
     let status = if done.already_issued {
         StatusCode::OK
     } else {

@@ -1,6 +1,7 @@
 //! The touchplate: the audit log over the event table (DESIGN §6).
 //!
-//! Events are appended in the same transaction as their state change, with their index. The
+//! Events are appended in the same transaction as their state change (with their index on
+//! SQLite; on a shared PostgreSQL database the elected sequencer gives them one). The
 //! [`sequencer`] then extends the Merkle tree in batches, publishes the hash tiles, and signs a
 //! checkpoint at least every second while there are new entries. [`Log`] serves what a
 //! verifier needs: the latest signed checkpoint, tiles, entry bundles and proofs.
@@ -12,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use touchmark_pki::Signer;
-use touchmark_store::{LogState, Store};
+use touchmark_store::{LogState, SequencerLease, Store};
 use touchmark_tlog::Hash;
 use touchmark_tlog::checkpoint::{Checkpoint, SignedCheckpoint};
 use touchmark_tlog::note::NoteVerifier;
@@ -56,6 +57,10 @@ pub struct Log {
     store: Arc<dyn Store>,
     key: Arc<dyn Signer>,
     verifier: NoteVerifier,
+    /// This process's name as a lease holder.
+    holder: String,
+    /// The sequencer lease, while this process holds it.
+    lease: RwLock<Option<SequencerLease>>,
     latest: RwLock<Option<Signed>>,
     /// The sequencer's tree at the latest checkpoint. Only the sequencer changes it.
     builder: tokio::sync::Mutex<TileBuilder>,
@@ -76,38 +81,54 @@ impl Log {
     ) -> Result<Self, LogError> {
         let (builder, latest) = match store.log_state().await? {
             None => (TileBuilder::new(), None),
-            Some(LogState {
-                size,
-                root,
-                note,
-                tree,
-            }) => {
-                let builder = TileBuilder::from_bytes(&tree)?;
-                let checkpoint =
-                    SignedCheckpoint::open(note.as_bytes(), &verifier).map_err(|e| {
-                        LogError::Inconsistent(format!(
-                            "the stored checkpoint of size {size} does not verify: {e}"
-                        ))
-                    })?;
-                if builder.size() != size
-                    || builder.root().0 != root.0
-                    || checkpoint.checkpoint().root().0 != root.0
-                {
-                    return Err(LogError::Inconsistent(format!(
-                        "the stored tree state does not reproduce the checkpoint of size {size}"
-                    )));
-                }
-                (builder, Some(Signed { checkpoint }))
+            Some(state) => {
+                let (builder, signed) = restore(&state, &verifier)?;
+                (builder, Some(signed))
             }
         };
+        let mut nonce = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
         Ok(Self {
             store,
             key,
             verifier,
+            holder: format!("pid-{}-{}", std::process::id(), hex::encode(nonce)),
+            lease: RwLock::new(None),
             latest: RwLock::new(latest),
             builder: tokio::sync::Mutex::new(builder),
             halted: RwLock::new(None),
         })
+    }
+
+    /// This process's name as a sequencer lease holder.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Whether this process held the sequencer lease at its last step.
+    pub fn is_sequencer(&self) -> bool {
+        self.lease
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn set_lease(&self, lease: Option<SequencerLease>) {
+        *self.lease.write().unwrap_or_else(|p| p.into_inner()) = lease;
+    }
+
+    /// Gives up the sequencer lease, if held, so another replica takes over at once.
+    pub async fn release(&self) {
+        let lease = self
+            .lease
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(lease) = lease
+            && let Err(e) = self.store.release_sequencer(&lease).await
+        {
+            tracing::warn!(error = %e, "the sequencer lease could not be released; it expires by itself");
+        }
     }
 
     /// The latest signed checkpoint.
@@ -154,4 +175,30 @@ impl Log {
         // Verify what was signed before anything is published.
         Ok(SignedCheckpoint::open(note.as_bytes(), &self.verifier)?)
     }
+}
+
+/// Rebuilds the tree from a saved state and checks that it reproduces the saved checkpoint,
+/// whose signature must verify.
+pub(crate) fn restore(
+    state: &LogState,
+    verifier: &NoteVerifier,
+) -> Result<(TileBuilder, Signed), LogError> {
+    let builder = TileBuilder::from_bytes(&state.tree)?;
+    let checkpoint = SignedCheckpoint::open(state.note.as_bytes(), verifier).map_err(|e| {
+        LogError::Inconsistent(format!(
+            "the stored checkpoint of size {} does not verify: {e}",
+            state.size
+        ))
+    })?;
+    if builder.size() != state.size
+        || builder.root().0 != state.root.0
+        || checkpoint.checkpoint().root().0 != state.root.0
+        || checkpoint.checkpoint().size() != state.size
+    {
+        return Err(LogError::Inconsistent(format!(
+            "the stored tree state does not reproduce the checkpoint of size {}",
+            state.size
+        )));
+    }
+    Ok((builder, Signed { checkpoint }))
 }

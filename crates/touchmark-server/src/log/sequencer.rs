@@ -4,6 +4,12 @@
 //! the latest signed checkpoint, and before each signature the sequencer checks that this state
 //! still has that checkpoint's size and root. The new checkpoint, its tiles and the new state are
 //! saved in one transaction, so a crash leaves either the old or the new, never a mix.
+//!
+//! With several replicas on one database, every replica runs this loop, and the store's lease
+//! elects the one that sequences (DESIGN §10). The others adopt each checkpoint it saves, after
+//! checking it. Its saves are fenced: once the lease has passed to another replica, a late save
+//! from the old sequencer is refused, and the index assignment it relied on is fenced the same
+//! way, so every signed tree is a prefix of the same sequence of entries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,25 +18,46 @@ use std::time::Duration;
 use touchmark_store::{LogState, LogTile};
 use touchmark_tlog::Hash;
 use touchmark_tlog::hash::leaf_hash;
+use touchmark_tlog::tile::TileBuilder;
 
-use super::{Log, LogError, Signed};
+use super::{Log, LogError, Signed, restore};
 
 /// Most entries one checkpoint adds, so one step's transaction stays bounded.
 const MAX_BATCH: u64 = 100_000;
 /// How often the sequencer looks for new entries. Checkpoints follow within a second.
 pub const INTERVAL: Duration = Duration::from_millis(200);
+/// How long the sequencer lease lasts unless renewed (every [`INTERVAL`]). When the
+/// sequencer's replica dies, another one takes over within this long plus one interval.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
 
 impl Log {
-    /// Sequences every committed event not yet in the tree and signs a checkpoint for them.
-    /// Returns the new checkpoint's size, or `None` when there was nothing to do.
+    /// One step of the log, run by every replica: adopts a checkpoint that another sequencer
+    /// saved, then, if this process holds (or wins) the sequencer lease, gives committed entries
+    /// their indices, extends the tree over them and signs a checkpoint. Returns the new
+    /// checkpoint's size, or `None` when this step signed nothing (nothing new, or another
+    /// replica is the sequencer).
     ///
     /// # Errors
     /// [`LogError::Inconsistent`] when the stored state or an event's bytes do not match what
     /// was signed; the log then signs nothing more.
     pub async fn sequence_once(&self, now: time::OffsetDateTime) -> Result<Option<u64>, LogError> {
         let mut guard = self.builder.lock().await;
+        self.adopt_saved(&mut guard).await?;
+        let Some(lease) = self.store.acquire_sequencer(&self.holder, LEASE_TTL).await? else {
+            self.set_lease(None);
+            return Ok(None);
+        };
+        self.set_lease(Some(lease.clone()));
+        let committed = match self.store.sequence_entries(&lease, MAX_BATCH).await {
+            Ok(n) => n,
+            Err(touchmark_store::StoreError::Fenced(why)) => {
+                tracing::info!(%why, "sequencer lease lost before sequencing");
+                self.set_lease(None);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let latest = self.latest();
-        let committed = self.store.event_count().await?;
         if latest.as_ref().is_some_and(|l| l.size() == committed) {
             return Ok(None);
         }
@@ -98,12 +125,88 @@ impl Log {
             .into_iter()
             .map(|((level, index), data)| LogTile { level, index, data })
             .collect();
-        self.store.save_log_state(state, tiles, now).await?;
+        let previous = latest.as_ref().map(Signed::size);
+        match self
+            .store
+            .save_log_state(&lease, previous, state, tiles, now)
+            .await
+        {
+            Ok(()) => {}
+            // Another replica took over while this one signed: what it signed is discarded,
+            // unpublished, and the new sequencer's checkpoint is adopted on the next step.
+            Err(touchmark_store::StoreError::Fenced(why)) => {
+                tracing::info!(%why, "sequencer lease lost; the checkpoint is discarded");
+                self.set_lease(None);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
         let size = builder.size();
         *guard = builder;
         *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
             Some(Signed { checkpoint: signed });
         Ok(Some(size))
+    }
+
+    /// Adopts a checkpoint that another sequencer saved since this process last looked, after
+    /// checking its signature, that the saved tree state reproduces it, and that it is
+    /// consistent with the checkpoint this process served before (a consistency proof over the
+    /// stored tiles). A saved state that went backwards or forked is an inconsistency.
+    async fn adopt_saved(&self, guard: &mut TileBuilder) -> Result<(), LogError> {
+        let saved = self.store.log_state().await?;
+        let ours = self.latest();
+        let (saved, ours) = match (saved, ours) {
+            (None, None) => return Ok(()),
+            (None, Some(ours)) => {
+                return Err(LogError::Inconsistent(format!(
+                    "the stored log state is gone, but a checkpoint of size {} was signed",
+                    ours.size()
+                )));
+            }
+            (Some(saved), ours) => (saved, ours),
+        };
+        if let Some(ours) = &ours {
+            let cp = ours.checkpoint.checkpoint();
+            if saved.size < cp.size() {
+                return Err(LogError::Inconsistent(format!(
+                    "the stored log state (size {}) is behind the checkpoint of size {} already served",
+                    saved.size,
+                    cp.size()
+                )));
+            }
+            if saved.size == cp.size() {
+                if saved.root.0 != cp.root().0 {
+                    return Err(LogError::Inconsistent(format!(
+                        "the stored checkpoint of size {} has another root than the one served",
+                        saved.size
+                    )));
+                }
+                return Ok(());
+            }
+        }
+        let (builder, signed) = restore(&saved, &self.verifier)?;
+        if let Some(ours) = &ours {
+            let old = ours.checkpoint.checkpoint();
+            let new = signed.checkpoint.checkpoint();
+            let proof = self.consistency_proof(old.size(), new.size()).await?;
+            touchmark_tlog::tree::verify_consistency(
+                old.size(),
+                new.size(),
+                old.root(),
+                new.root(),
+                &proof,
+            )
+            .map_err(|e| {
+                LogError::Inconsistent(format!(
+                    "the checkpoint of size {} saved by another sequencer is not consistent with size {}: {e}",
+                    new.size(),
+                    old.size()
+                ))
+            })?;
+        }
+        *guard = builder;
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
+        Ok(())
     }
 
     /// Runs the sequencer until `shutdown` resolves. An inconsistency stops it: the log then

@@ -21,13 +21,15 @@ use self::rows::{ISSUED_UNIT_SQL, issued_unit_from_row};
 use self::writer::{WriteCtx, Writer};
 use crate::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Receipt,
-    Rejection, Result, Store, StoreError, StoredEvent, TestAttempt, UnitStatus, UnitSummary,
+    Rejection, Result, SequencerLease, Store, StoreError, StoredEvent, TestAttempt, UnitStatus,
+    UnitSummary,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_log.sql"),
+    include_str!("../../migrations/sqlite/0003_lease.sql"),
 ];
 
 /// Read connections kept open between requests.
@@ -202,8 +204,8 @@ fn refuse_in_tx(
             reason: code,
         },
     );
-    let receipt = ctx.append(&event)?;
-    insert_attempt(ctx.conn, &req.test, receipt.index)?;
+    let (index, receipt) = ctx.append(&event)?;
+    insert_attempt(ctx.conn, &req.test, index)?;
     Ok(IssueOutcome::Refused {
         code,
         message,
@@ -301,7 +303,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
             test_sha256: req.test.sha256,
         },
     );
-    let receipt = ctx.append(&event)?;
+    let (index, receipt) = ctx.append(&event)?;
     let at = ts(req.at);
     conn.prepare_cached(
         "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)
@@ -316,7 +318,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         req.pubkey_sha256.0.as_slice(),
         req.certificate.serial_hex,
         req.certificate.der,
-        receipt.index as i64,
+        index as i64,
         at,
     ])?;
     conn.prepare_cached(
@@ -335,7 +337,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
         req.certificate.sha256.0.as_slice(),
         at,
     ])?;
-    insert_attempt(conn, &req.test, receipt.index)?;
+    insert_attempt(conn, &req.test, index)?;
     Ok(IssueOutcome::Issued(IssuedUnit {
         order: req.order.clone(),
         product: req.product.clone(),
@@ -368,7 +370,7 @@ impl Store for SqliteStore {
                     token.label,
                     ts(token.at)
                 ])?;
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -407,7 +409,7 @@ impl Store for SqliteStore {
                     product.issuing_ca_pem,
                     ts(product.created_at),
                 ])?;
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -450,7 +452,7 @@ impl Store for SqliteStore {
                     factory.name,
                     ts(factory.created_at)
                 ])?;
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -501,7 +503,7 @@ impl Store for SqliteStore {
                     ts(station.enrollment_expires_at),
                     ts(station.created_at),
                 ])?;
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -572,7 +574,7 @@ impl Store for SqliteStore {
             if changed != 1 {
                 return Err(StoreError::EnrollmentTokenInvalid);
             }
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -636,7 +638,7 @@ impl Store for SqliteStore {
                     OrderState::Draft.as_str(),
                     ts(order.created_at),
                 ])?;
-            ctx.append(&event)
+            ctx.append(&event).map(|(_, r)| r)
         })
         .await
     }
@@ -773,9 +775,9 @@ impl Store for SqliteStore {
 
     async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
         self.write(move |ctx| {
-            let receipt = ctx.append(&rejection.event)?;
+            let (index, receipt) = ctx.append(&rejection.event)?;
             if let Some(attempt) = &rejection.attempt {
-                insert_attempt(ctx.conn, attempt, receipt.index)?;
+                insert_attempt(ctx.conn, attempt, index)?;
                 if let (Some((product, serial)), Some(_)) = (&rejection.failed_unit, &attempt.serial) {
                     // A failed test never downgrades a provisioned unit.
                     ctx.conn
@@ -886,14 +888,91 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn acquire_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<SequencerLease>> {
+        let holder = holder.to_owned();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.write(move |ctx| {
+            let now = now_millis();
+            let current: Option<(String, i64, i64)> = ctx
+                .conn
+                .prepare_cached("SELECT holder, epoch, expires_at FROM log_lease WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let epoch = match current {
+                // A live lease of our own is renewed in the same epoch.
+                Some((h, epoch, expires)) if h == holder && expires > now => epoch,
+                Some((_, _, expires)) if expires > now => return Ok(None),
+                Some((_, epoch, _)) => epoch + 1,
+                None => 1,
+            };
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
+                         expires_at = excluded.expires_at",
+                )?
+                .execute(params![holder, epoch, now.saturating_add(ttl)])?;
+            Ok(Some(SequencerLease {
+                holder,
+                epoch: epoch as u64,
+            }))
+        })
+        .await
+    }
+
+    async fn release_sequencer(&self, lease: &SequencerLease) -> Result<()> {
+        let lease = lease.clone();
+        self.write(move |ctx| {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE log_lease SET expires_at = 0 WHERE id = 1 AND holder = ?1 AND epoch = ?2",
+                )?
+                .execute(params![lease.holder, lease.epoch as i64])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sequence_entries(&self, lease: &SequencerLease, _max: u64) -> Result<u64> {
+        // Events take their index at commit here: only the lease needs checking.
+        let lease = lease.clone();
+        self.write(move |ctx| {
+            check_lease(ctx.conn, &lease)?;
+            let n: i64 = ctx.conn.query_row(
+                "SELECT coalesce(max(idx) + 1, 0) FROM events",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn save_log_state(
         &self,
+        lease: &SequencerLease,
+        previous: Option<u64>,
         state: LogState,
         tiles: Vec<LogTile>,
         at: OffsetDateTime,
     ) -> Result<()> {
+        let lease = lease.clone();
         self.write(move |ctx| {
+            check_lease(ctx.conn, &lease)?;
             let size = i64::try_from(state.size).map_err(|_| StoreError::Conflict("log size too large".into()))?;
+            let saved: Option<i64> = ctx
+                .conn
+                .query_row("SELECT size FROM log_state WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            if saved.map(|s| s as u64) != previous {
+                return Err(StoreError::Conflict(format!(
+                    "the saved log state has size {saved:?}, not {previous:?}: another sequencer moved it"
+                )));
+            }
             let latest: Option<i64> = ctx.conn.query_row("SELECT max(size) FROM log_checkpoints", [], |r| r.get(0))?;
             // Append-only: a checkpoint never goes back, and one size has one root forever.
             if latest.is_some_and(|l| l > size) {
@@ -955,6 +1034,32 @@ impl Store for SqliteStore {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the system clock: the lease's time base.
+fn now_millis() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Fails with `Fenced` unless `lease` is the live lease.
+fn check_lease(conn: &Connection, lease: &SequencerLease) -> Result<()> {
+    let current: Option<(String, i64, i64)> = conn
+        .prepare_cached("SELECT holder, epoch, expires_at FROM log_lease WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match current {
+        Some((holder, epoch, expires))
+            if holder == lease.holder && epoch as u64 == lease.epoch && expires > now_millis() =>
+        {
+            Ok(())
+        }
+        Some((holder, epoch, _)) => Err(StoreError::Fenced(format!(
+            "held by {holder} in epoch {epoch}, not by {} in epoch {} (or expired)",
+            lease.holder, lease.epoch
+        ))),
+        None => Err(StoreError::Fenced("no lease was ever granted".into())),
     }
 }
 

@@ -254,7 +254,7 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
             pubkey_sha256: hash("pubkey sha256", pubkey)?,
             issued_at: time("issued_at", issued_at)?,
             receipt: Receipt {
-                index: count(index)?,
+                index: Some(count(index)?),
                 leaf_hash: hash("leaf hash", leaf)?,
             },
         })

@@ -23,8 +23,9 @@ pub(crate) struct WriteCtx<'a> {
 }
 
 impl WriteCtx<'_> {
-    /// Appends an event to the log inside the current transaction.
-    pub(crate) fn append(&mut self, event: &Event) -> Result<Receipt, StoreError> {
+    /// Appends an event to the log inside the current transaction; returns its index and
+    /// receipt.
+    pub(crate) fn append(&mut self, event: &Event) -> Result<(u64, Receipt), StoreError> {
         let bytes = event
             .canonical_bytes()
             .map_err(|e| StoreError::Database(e.to_string()))?;
@@ -35,10 +36,13 @@ impl WriteCtx<'_> {
             .prepare_cached("INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(rusqlite::params![index as i64, event.body.kind(), order, bytes, leaf.0.as_slice()])?;
         self.next_index += 1;
-        Ok(Receipt {
+        Ok((
             index,
-            leaf_hash: leaf,
-        })
+            Receipt {
+                index: Some(index),
+                leaf_hash: leaf,
+            },
+        ))
     }
 }
 

@@ -167,7 +167,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         log_origin: "demo.touchmark.local/log".into(),
     };
     let installation = Installation::init(&dir, &passphrase, &options, clock.now())?;
-    std::fs::write(dir.join(config::FILE), config::initial_file())?;
+    std::fs::write(
+        dir.join(config::FILE),
+        config::initial_file(&crate::database::Database::for_dir(&dir, None)),
+    )?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
     let listen = args
         .listen

@@ -212,7 +212,13 @@ pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
             args.out.join("certificate.pem").display().to_string(),
         ),
         ("sha256", done.cert_sha256),
-        ("log index", done.receipt.index.to_string()),
+        (
+            "log index",
+            done.receipt.index.map_or_else(
+                || "pending (the sequencer assigns it within a second)".to_owned(),
+                |i| i.to_string(),
+            ),
+        ),
         ("leaf hash", done.receipt.leaf_hash),
     ]);
     Ok(())

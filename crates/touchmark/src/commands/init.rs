@@ -8,10 +8,28 @@ use touchmark_core::event::Actor;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_server::authority::Authority;
 use touchmark_server::{InitOptions, Installation};
-use touchmark_store::sqlite::SqliteStore;
+use touchmark_store::Store;
 
 use crate::cli::InitArgs;
+use crate::database::{self, Database};
 use crate::{config, output, secrets};
+
+/// Opens the new installation's database. A shared database must be empty: two installations
+/// (two root CAs, two log keys) must never write into one log.
+async fn open_empty(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+    let store = database.open().await?;
+    if store.event_count().await? > 0
+        || store.log_state().await?.is_some()
+        || !store.products().await?.is_empty()
+        || !store.factories().await?.is_empty()
+        || !store.stations(None).await?.is_empty()
+    {
+        anyhow::bail!(
+            "{database} already holds a Touchmark installation's records; use an empty database, or `touchmark serve --data DIR --database URL` with that installation's data directory"
+        );
+    }
+    Ok(store)
+}
 
 #[derive(Serialize)]
 struct Initialized {
@@ -35,10 +53,26 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         log_origin: args.log_origin,
     };
     let dir = args.data.dir;
+    let url = match args.database.url {
+        Some(url) => Some(url),
+        None => database::url_from_file_variable()?,
+    };
+    let database = Database::for_dir(&dir, url);
+    // Open the database first: a PostgreSQL database that already holds an installation is
+    // refused before any key is made.
+    let shared = match &database {
+        Database::Postgres(_) => Some(open_empty(&database).await?),
+        Database::Sqlite(_) => None,
+    };
     let installation = Installation::init(&dir, &passphrase, &options, clock.now())?;
-    std::fs::write(dir.join(config::FILE), config::initial_file())
+    std::fs::write(dir.join(config::FILE), config::initial_file(&database))
         .with_context(|| format!("cannot write {}", dir.join(config::FILE).display()))?;
-    let store = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
+    // Installation::init refused a directory that holds a SQLite database already; the file is
+    // created only now.
+    let store = match shared {
+        Some(store) => store,
+        None => database.open().await?,
+    };
     let authority = Authority::new(&installation, store, clock);
     let (id, _, token) = authority
         .create_token(
@@ -72,6 +106,12 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         "\nAdmin token (shown once; only its hash is stored):\n\n  {}\n",
         done.admin_token
     );
-    println!("Next: touchmark serve --data {}", dir.display());
+    match &database {
+        Database::Postgres(url) if url.has_password() => println!(
+            "Next: TOUCHMARK_DATABASE_URL=… touchmark serve --data {} (records in {database})",
+            dir.display()
+        ),
+        _ => println!("Next: touchmark serve --data {}", dir.display()),
+    }
     Ok(())
 }

@@ -6,5 +6,6 @@ pub mod bench;
 pub mod demo;
 pub mod fixture;
 pub mod init;
+pub mod migrate;
 pub mod run;
 pub mod serve;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_server::{Installation, Server};
 use touchmark_store::Store;
-use touchmark_store::sqlite::SqliteStore;
 
 use crate::cli::ServeArgs;
 use crate::{config, secrets};
@@ -17,15 +16,16 @@ use crate::{config, secrets};
 /// cannot be bound.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dir = args.data.dir;
-    let config = config::load(&dir, args.listen)?;
+    let config = config::load(&dir, args.listen, args.database.url)?;
     let passphrase = secrets::passphrase()?;
     let installation = Installation::open(&dir, &passphrase)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
+    let store: Arc<dyn Store> = config.database.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let server = Server::bind(config.listen, &installation, store, clock).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line; keep its shape.
     println!("touchmark listening on https://{addr}");
+    eprintln!("touchmark: records in {}", config.database);
     server.run(shutdown_signal()).await;
     println!("touchmark stopped");
     Ok(())

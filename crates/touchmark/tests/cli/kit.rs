@@ -16,13 +16,22 @@ pub fn bin() -> &'static str {
 
 /// `touchmark init --json` in `dir`; returns the admin token.
 pub fn init(dir: &Path) -> String {
-    let out = Command::new(bin())
+    init_with(dir, None)
+}
+
+/// `touchmark init --json` in `dir`, with its records in `database` (a PostgreSQL URL) when
+/// given; returns the admin token.
+pub fn init_with(dir: &Path, database: Option<&str>) -> String {
+    let mut command = Command::new(bin());
+    command
         .args(["init", "--data"])
         .arg(dir)
         .arg("--json")
-        .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE)
-        .output()
-        .unwrap();
+        .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "init failed: {}",
@@ -41,17 +50,33 @@ pub struct Served {
 impl Served {
     /// Starts `touchmark serve` on a free port and waits for its "listening" line.
     pub fn start(dir: &Path) -> Self {
-        let mut child = Command::new(bin())
+        Self::start_with(dir, None)
+    }
+
+    /// Starts `touchmark serve` over `database` (a PostgreSQL URL) when given.
+    pub fn start_with(dir: &Path, database: Option<&str>) -> Self {
+        Self::start_with_passphrase(dir, database, PASSPHRASE)
+    }
+
+    /// Starts `touchmark serve` with another key passphrase.
+    pub fn start_with_passphrase(dir: &Path, database: Option<&str>, passphrase: &str) -> Self {
+        let mut command = Command::new(bin());
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
-            .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE)
+            .env("TOUCHMARK_KEY_PASSPHRASE", passphrase)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        if let Some(url) = database {
+            command.args(["--database", url]);
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
+        // Keep reading, so that a later line never meets a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr = line
             .trim()
             .strip_prefix("touchmark listening on https://")

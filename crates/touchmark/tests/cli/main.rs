@@ -2,7 +2,10 @@
 //!
 //! - `crash`: SIGKILL the server in the middle of a provisioning run, restart it, finish the run.
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
+//! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
 //! - `readme`: the README's walk-through, run exactly as written.
+//! - `replicas`: three servers on one PostgreSQL database: the quota holds, and the sequencer
+//!   fails over.
 //! - `sim`: the line simulator and the demo, as a factory engineer runs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,7 +13,10 @@
 mod crash;
 mod kit;
 mod log;
+mod migrate;
 mod mqtt;
+mod pg;
 mod readme;
+mod replicas;
 mod setup;
 mod sim;

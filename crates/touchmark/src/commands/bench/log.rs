@@ -109,6 +109,7 @@ impl LogPlan {
                 ceiling_time: Duration::from_millis(if args.quick { 50 } else { 100 }),
                 quick: args.quick,
                 data: None,
+                backend: crate::commands::bench::Backend::Sqlite,
                 cfssl: false,
             },
         })
@@ -1009,6 +1010,7 @@ mod tests {
                 ceiling_time: Duration::from_millis(20),
                 quick: true,
                 data: None,
+                backend: crate::commands::bench::Backend::Sqlite,
                 cfssl: false,
             },
         };

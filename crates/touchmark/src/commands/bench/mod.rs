@@ -27,7 +27,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use self::load::Sample;
 use self::report::{Report, Series, Setup, Verification};
-use self::setup::Touchmark;
+use self::setup::{Backend, Touchmark};
 use self::units::Unit;
 
 /// Arguments of `bench`.
@@ -42,7 +42,8 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The provisioning hot path: HTTPS with station mTLS, policy checks, signing and the
-    /// durable SQLite commit, end to end, in this process.
+    /// durable commit (SQLite, or PostgreSQL with one or more replicas), end to end, in this
+    /// process.
     Provision(ProvisionArgs),
     /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
     /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
@@ -71,6 +72,14 @@ pub struct ProvisionArgs {
     /// (the key passphrase comes from TOUCHMARK_KEY_PASSPHRASE, as for `init`).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
+    /// instead of SQLite.
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<crate::database::DatabaseUrl>,
+    /// Server replicas on the PostgreSQL database, each with its own pool; the stations are
+    /// spread over them [default: 1]. Needs --database.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
     /// Also run the same CSRs through another CA server.
     #[arg(long, value_enum)]
     pub compare: Option<Compare>,
@@ -120,6 +129,7 @@ struct Plan {
     ceiling_time: Duration,
     quick: bool,
     data: Option<PathBuf>,
+    backend: Backend,
     cfssl: bool,
 }
 
@@ -150,7 +160,16 @@ impl Plan {
         {
             anyhow::bail!("--units-per-round must be 1 to {MAX_UNITS_PER_ROUND}");
         }
+        let backend = match (args.database, args.replicas) {
+            (_, 0) | (_, 17..) => anyhow::bail!("--replicas must be 1 to 16"),
+            (None, 1) => Backend::Sqlite,
+            (None, _) => anyhow::bail!(
+                "--replicas needs --database postgres://…: replicas share one PostgreSQL database"
+            ),
+            (Some(url), replicas) => Backend::Postgres { url, replicas },
+        };
         Ok(Self {
+            backend,
             concurrencies,
             rounds,
             units_per_round: args.units_per_round,
@@ -190,7 +209,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
     progress(format!(
         "setting up an installation, a server and {max_concurrency} station(s)"
     ));
-    let touchmark = Touchmark::start(plan.data.as_deref(), max_concurrency).await?;
+    let touchmark = Touchmark::start(plan.data.as_deref(), &plan.backend, max_concurrency).await?;
 
     progress("measuring the machine's ceilings (single thread, no network)");
     let samples = units::generate(0, 64).await?;
@@ -277,6 +296,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
         None => None,
     };
     let data = touchmark.data_description();
+    let server = touchmark.server_description();
     touchmark.stop().await;
 
     Ok(Report::new(
@@ -296,9 +316,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
                 .then_some(plan.round_target.as_secs_f64()),
             quick: plan.quick,
             data,
-            server: "in-process, sharing the cores with the load generator; HTTPS (h2) with \
-                     station mTLS, SQLite WAL synchronous=FULL, group commit"
-                .into(),
+            server,
         },
         ceilings,
         series,
@@ -324,6 +342,7 @@ mod tests {
             ceiling_time: Duration::from_millis(50),
             quick: true,
             data: None,
+            backend: Backend::Sqlite,
             cfssl: false,
         };
         let report = provision(&plan).await.unwrap();

@@ -1,5 +1,6 @@
-//! The Touchmark under test, in this process: a fresh installation, the SQLite store, the HTTPS
-//! server on a loopback port, an admin client, and one enrolled station per concurrent worker.
+//! The Touchmark under test, in this process: a fresh installation, its store (SQLite, or a
+//! fresh schema in a PostgreSQL database), one or more HTTPS server replicas on loopback ports,
+//! an admin client, and one enrolled station per concurrent worker, spread over the replicas.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,10 @@ use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::{KeyAlgorithm, Passphrase, SoftwareSigner, build_csr};
 use touchmark_server::{InitOptions, Installation, Server};
 use touchmark_store::Store;
+use touchmark_store::postgres::PostgresStore;
 use touchmark_store::sqlite::SqliteStore;
+
+use crate::database::DatabaseUrl;
 
 use super::load::{self, Sample};
 use super::units::Unit;
@@ -28,15 +32,65 @@ const QUOTA: u64 = 100_000_000;
 /// The passphrase of a temporary installation's key store; it is deleted with the directory.
 const TEMP_PASSPHRASE: &str = "touchmark bench, temporary installation";
 
+/// Where the benchmark keeps its records.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// SQLite in the installation's directory, one server.
+    Sqlite,
+    /// A fresh schema in this PostgreSQL database, dropped at the end, with this many server
+    /// replicas, each with its own connection pool and sequencer loop.
+    Postgres {
+        /// The database.
+        url: DatabaseUrl,
+        /// Server replicas.
+        replicas: usize,
+    },
+}
+
+/// A fresh PostgreSQL schema for one run, dropped by [`Touchmark::stop`].
+struct Schema {
+    url: DatabaseUrl,
+    name: String,
+}
+
+impl Schema {
+    fn new(url: &DatabaseUrl) -> Self {
+        let mut nonce = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
+        Self {
+            url: url.clone(),
+            name: format!("touchmark_bench_{}", hex::encode(nonce)),
+        }
+    }
+
+    async fn drop_schema(&self) {
+        let result = async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(self.url.expose()).await?;
+            // The name is ours: a fixed prefix and hex digits.
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        }
+        .await;
+        if let Err(e) = result {
+            eprintln!("[bench] cannot drop the schema {}: {e}", self.name);
+        }
+    }
+}
+
 /// A running in-process Touchmark.
 pub(crate) struct Touchmark {
     /// Deletes the temporary installation when dropped; `None` with `--data`.
     temp: Option<tempfile::TempDir>,
     dir: PathBuf,
+    schema: Option<Schema>,
     admin: Client,
     stations: Vec<Client>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    replicas: usize,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 fn api(what: &str) -> impl FnOnce(touchmark_client::ClientError) -> anyhow::Error + '_ {
@@ -48,7 +102,11 @@ impl Touchmark {
     ///
     /// # Errors
     /// When any step fails; the error names it.
-    pub async fn start(data: Option<&Path>, stations: usize) -> anyhow::Result<Self> {
+    pub async fn start(
+        data: Option<&Path>,
+        backend: &Backend,
+        stations: usize,
+    ) -> anyhow::Result<Self> {
         let (temp, dir, passphrase) = match data {
             Some(dir) => (None, dir.to_owned(), crate::secrets::passphrase()?),
             None => {
@@ -72,33 +130,62 @@ impl Touchmark {
             .with_context(|| format!("cannot create an installation in {}", dir.display()))?;
         if data.is_some() {
             // A kept installation can be served later with `touchmark serve --data`.
-            std::fs::write(dir.join(crate::config::FILE), crate::config::initial_file())
+            std::fs::write(
+                dir.join(crate::config::FILE),
+                crate::config::initial_file(&crate::database::Database::for_dir(&dir, None)),
+            )
                 .with_context(|| {
                     format!("cannot write {}", dir.join(crate::config::FILE).display())
                 })?;
         }
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
-        let server = Server::bind(
-            "127.0.0.1:0".parse().context("loopback address")?,
-            &installation,
-            store,
-            clock,
-        )
-        .await?;
-        let addr = server.local_addr()?;
-        let (_, _, token) = server
-            .state()
-            .authority
-            .create_token(Actor::System, "admin", "bench")
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create an admin token: {}", e.message))?;
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(server.run(async {
-            let _ = stop.await;
-        }));
-
-        let url = format!("https://127.0.0.1:{}", addr.port());
+        let (schema, replicas) = match backend {
+            Backend::Sqlite => (None, 1),
+            Backend::Postgres { url, replicas } => (Some(Schema::new(url)), (*replicas).max(1)),
+        };
+        let mut servers = Vec::with_capacity(replicas);
+        let mut shutdown = Vec::with_capacity(replicas);
+        let mut ports = Vec::with_capacity(replicas);
+        let mut first = None;
+        for _ in 0..replicas {
+            // Each replica has its own store (its own connection pool), as separate processes
+            // would; they share the data directory and the database.
+            let store: Arc<dyn Store> = match &schema {
+                None => Arc::new(SqliteStore::open(&Installation::database_path(&dir))?),
+                Some(schema) => Arc::new(
+                    PostgresStore::connect(schema.url.expose(), Some(&schema.name))
+                        .await
+                        .with_context(|| format!("cannot open {}", schema.url))?,
+                ),
+            };
+            let server = Server::bind(
+                "127.0.0.1:0".parse().context("loopback address")?,
+                &installation,
+                store,
+                Arc::clone(&clock),
+            )
+            .await?;
+            ports.push(server.local_addr()?.port());
+            if first.is_none() {
+                let (_, _, token) = server
+                    .state()
+                    .authority
+                    .create_token(Actor::System, "admin", "bench")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot create an admin token: {}", e.message))?;
+                first = Some(token);
+            }
+            let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+            shutdown.push(stop_tx);
+            servers.push(tokio::spawn(server.run(async {
+                let _ = stop.await;
+            })));
+        }
+        let token = first.context("no replica started")?;
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|port| format!("https://127.0.0.1:{port}"))
+            .collect();
+        let url = urls[0].clone();
         let root_pem = installation.root().certificate().pem();
         let mut config = ClientConfig::new(url.clone(), root_pem.clone());
         config.token = Some(token);
@@ -161,7 +248,8 @@ impl Touchmark {
                 })
                 .await
                 .map_err(api("cannot enroll a station"))?;
-            let mut config = ClientConfig::new(url.clone(), root_pem.clone());
+            // Stations are spread over the replicas, as a TCP load balancer would.
+            let mut config = ClientConfig::new(urls[i % urls.len()].clone(), root_pem.clone());
             config.identity = Some(Identity::new(
                 enrolled.certificate_pem,
                 key.pkcs8_pem().to_string(),
@@ -172,10 +260,12 @@ impl Touchmark {
         Ok(Self {
             temp,
             dir,
+            schema,
             admin,
             stations: clients,
+            replicas,
             shutdown,
-            server,
+            servers,
         })
     }
 
@@ -189,6 +279,20 @@ impl Touchmark {
         match &self.temp {
             Some(_) => format!("{} (temporary, deleted at the end)", self.dir.display()),
             None => format!("{} (kept)", self.dir.display()),
+        }
+    }
+
+    /// What to print about the database and the replicas.
+    pub fn server_description(&self) -> String {
+        let common = "in-process, sharing the cores with the load generator; HTTPS (h2) with \
+                      station mTLS";
+        match &self.schema {
+            None => format!("{common}, SQLite WAL synchronous=FULL, group commit"),
+            Some(schema) => format!(
+                "{common}, PostgreSQL {} (schema {}, dropped at the end), {} replica(s) with \
+                 their own pools, stations spread over them",
+                schema.url, schema.name, self.replicas
+            ),
         }
     }
 
@@ -244,17 +348,25 @@ impl Touchmark {
     pub async fn stop(self) {
         let Self {
             temp,
+            schema,
             admin,
             stations,
             shutdown,
-            server,
+            servers,
             ..
         } = self;
         // Close the kept-alive connections first, so no connection task outlives the server.
         drop(stations);
         drop(admin);
-        let _ = shutdown.send(());
-        let _ = server.await;
+        for stop in shutdown {
+            let _ = stop.send(());
+        }
+        for server in servers {
+            let _ = server.await;
+        }
+        if let Some(schema) = schema {
+            schema.drop_schema().await;
+        }
         drop(temp);
     }
 }
