@@ -72,10 +72,12 @@ pub fn load(
 /// belongs in `TOUCHMARK_DATABASE_URL` or `TOUCHMARK_DATABASE_URL_FILE` instead.
 pub fn initial_file(database: &Database) -> String {
     let database = match database {
-        Database::Sqlite(_) => "# The database: SQLite in this directory (touchmark.db) unless a PostgreSQL URL\n\
+        Database::Sqlite(_) => {
+            "# The database: SQLite in this directory (touchmark.db) unless a PostgreSQL URL\n\
              # is set here or in TOUCHMARK_DATABASE_URL.\n\
              # database = \"postgres://touchmark@db.example:5432/touchmark\"\n"
-            .to_owned(),
+                .to_owned()
+        }
         Database::Postgres(url) if url.has_password() => format!(
             "# The database is PostgreSQL ({url}); its URL holds a password, so pass it in\n\
              # TOUCHMARK_DATABASE_URL or TOUCHMARK_DATABASE_URL_FILE to every replica.\n"
@@ -110,7 +112,10 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "listen = \"127.0.0.1:9000\"\n").unwrap();
         assert_eq!(load(dir.path(), None, None).unwrap().listen.port(), 9000);
         let flag: SocketAddr = "127.0.0.1:9001".parse().unwrap();
-        assert_eq!(load(dir.path(), Some(flag), None).unwrap().listen.port(), 9001);
+        assert_eq!(
+            load(dir.path(), Some(flag), None).unwrap().listen.port(),
+            9001
+        );
         std::fs::write(
             dir.path().join(FILE),
             "listen = \"127.0.0.1:9000\"\nlisten_port = 1\n",
@@ -124,7 +129,9 @@ mod tests {
     fn database_layers_and_defaults_to_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let config = load(dir.path(), None, None).unwrap();
-        assert!(matches!(config.database, Database::Sqlite(p) if p == dir.path().join("touchmark.db")));
+        assert!(
+            matches!(config.database, Database::Sqlite(p) if p == dir.path().join("touchmark.db"))
+        );
         std::fs::write(
             dir.path().join(FILE),
             "database = \"postgres://postgres@127.0.0.1:5432/file\"\n",
@@ -153,7 +160,11 @@ mod tests {
             assert!(!text.contains("s3cret"), "{text}");
             std::fs::write(dir.path().join(FILE), &text).unwrap();
             let loaded = load(dir.path(), None, None).unwrap();
-            assert_eq!(matches!(loaded.database, Database::Postgres(_)), recorded, "{text}");
+            assert_eq!(
+                matches!(loaded.database, Database::Postgres(_)),
+                recorded,
+                "{text}"
+            );
         }
     }
 }

@@ -78,11 +78,7 @@ pub fn redact(url: &str) -> String {
         if let Some(at) = authority.rfind('@')
             && let Some(colon) = authority[..at].find(':')
         {
-            out = format!(
-                "{scheme}://{}:***{}",
-                &authority[..colon],
-                &rest[at..]
-            );
+            out = format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..]);
         }
     }
     if let Some(start) = out.find("password=") {
@@ -163,11 +159,14 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let url = DatabaseUrl::parse("postgres://app:s3cret@db.example:5432/touchmark").unwrap();
-        assert_eq!(url.to_string(), "postgres://app:***@db.example:5432/touchmark");
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db.example:5432/touchmark"
+        );
         assert!(!format!("{url:?}").contains("s3cret"));
         assert!(url.has_password());
-        let url = DatabaseUrl::parse("postgres://db/x?user=a&password=p4ss&sslmode=require")
-            .unwrap();
+        let url =
+            DatabaseUrl::parse("postgres://db/x?user=a&password=p4ss&sslmode=require").unwrap();
         assert_eq!(
             url.to_string(),
             "postgres://db/x?user=a&password=***&sslmode=require"

@@ -119,11 +119,7 @@ impl Log {
 
     /// Gives up the sequencer lease, if held, so another replica takes over at once.
     pub async fn release(&self) {
-        let lease = self
-            .lease
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let lease = self.lease.write().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(lease) = lease
             && let Err(e) = self.store.release_sequencer(&lease).await
         {

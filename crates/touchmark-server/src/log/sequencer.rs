@@ -43,7 +43,11 @@ impl Log {
     pub async fn sequence_once(&self, now: time::OffsetDateTime) -> Result<Option<u64>, LogError> {
         let mut guard = self.builder.lock().await;
         self.adopt_saved(&mut guard).await?;
-        let Some(lease) = self.store.acquire_sequencer(&self.holder, LEASE_TTL).await? else {
+        let Some(lease) = self
+            .store
+            .acquire_sequencer(&self.holder, LEASE_TTL)
+            .await?
+        else {
             self.set_lease(None);
             return Ok(None);
         };

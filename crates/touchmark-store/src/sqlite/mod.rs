@@ -942,11 +942,11 @@ impl Store for SqliteStore {
         let lease = lease.clone();
         self.write(move |ctx| {
             check_lease(ctx.conn, &lease)?;
-            let n: i64 = ctx.conn.query_row(
-                "SELECT coalesce(max(idx) + 1, 0) FROM events",
-                [],
-                |r| r.get(0),
-            )?;
+            let n: i64 =
+                ctx.conn
+                    .query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| {
+                        r.get(0)
+                    })?;
             Ok(n as u64)
         })
         .await

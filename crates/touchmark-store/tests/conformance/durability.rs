@@ -14,7 +14,8 @@ use touchmark_store::{
 
 use super::Reopen;
 use super::kit::{
-    Kit, all_events, already_issued, at, check_log, factory, factory_created, issued,
+    Kit, all_events, already_issued, at, check_log, factory, factory_created, index_of, issued,
+    log_size, settled, settled_opt,
 };
 
 /// Everything a test can read back.
@@ -33,7 +34,9 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    /// Sequences first: a snapshot sees every committed entry in the log.
     async fn take(store: &Arc<dyn Store>, kit: &Kit, serials: &[&str]) -> Self {
+        log_size(store).await;
         let orders = store.orders().await.unwrap();
         let ids: Vec<OrderId> = orders.iter().map(|o| o.id.clone()).collect();
         let mut counts = Vec::new();
@@ -44,12 +47,13 @@ impl Snapshot {
         }
         let mut issued = Vec::new();
         for sn in serials {
-            issued.push(
-                store
-                    .issued_unit(&kit.product, &super::kit::serial(sn))
-                    .await
-                    .unwrap(),
-            );
+            let unit = store
+                .issued_unit(&kit.product, &super::kit::serial(sn))
+                .await
+                .unwrap();
+            // Taken after sequencing: the stored receipt carries its index by then.
+            assert!(unit.as_ref().is_none_or(|u| u.receipt.index.is_some()));
+            issued.push(unit);
         }
         Self {
             products: store.products().await.unwrap(),
@@ -157,6 +161,13 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
     let (store, kit) = restart(store, kit, &reopen).await;
     let after = Snapshot::take(&store, &kit, &serials).await;
     assert_eq!(after, before);
+    let units = {
+        let mut settled_units = Vec::new();
+        for unit in units {
+            settled_units.push(settled(&store, unit).await);
+        }
+        settled_units
+    };
 
     // The log goes on at the next index: no reuse, no gap.
     let f = factory("du-f2");
@@ -164,12 +175,12 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
         .create_factory(f.clone(), factory_created(&f))
         .await
         .unwrap();
-    assert_eq!(receipt.index, next);
+    assert_eq!(index_of(&store, &receipt).await, next);
     // A retry after the restart is still a retry; the quota goes on from the stored count.
     let again = already_issued(store.issue(kit.request(0, "SN-1", "k0")).await.unwrap());
-    assert_eq!(again, units[0]);
+    assert_eq!(settled(&store, again).await, units[0]);
     let unit = issued(store.issue(kit.request(0, "SN-4", "k3")).await.unwrap());
-    assert_eq!(unit.receipt.index, next + 1);
+    assert_eq!(index_of(&store, &unit.receipt).await, next + 1);
     assert!(matches!(
         store.issue(kit.request(0, "SN-6", "k6")).await.unwrap(),
         IssueOutcome::Refused {
@@ -190,6 +201,7 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
 
     // And once more, straight after writing.
     let count = log.len() as u64;
+    let unit = settled(&store, unit).await;
     let (store, kit) = restart(store, kit, &reopen).await;
     assert_eq!(store.event_count().await.unwrap(), count);
     let f = factory("du-f3");
@@ -197,10 +209,30 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
         .create_factory(f.clone(), factory_created(&f))
         .await
         .unwrap();
-    assert_eq!(receipt.index, count);
+    assert_eq!(index_of(&store, &receipt).await, count);
+    let read = store.issued_unit(&kit.product, &unit.serial).await.unwrap();
+    assert_eq!(settled_opt(&store, read).await, Some(unit));
+
+    // Entries committed but not yet sequenced when the process stops are not lost: the
+    // next sequencer, after the restart, gives them the next indices.
+    let count = log_size(&store).await;
+    let mut receipts = Vec::new();
+    for name in ["du-f4", "du-f5", "du-f6"] {
+        let f = factory(name);
+        receipts.push(
+            store
+                .create_factory(f.clone(), factory_created(&f))
+                .await
+                .unwrap(),
+        );
+    }
+    let (store, _kit) = restart(store, kit, &reopen).await;
+    assert_eq!(log_size(&store).await, count + 3);
+    let indices = super::kit::indices_of(&store, &receipts).await;
     assert_eq!(
-        store.issued_unit(&kit.product, &unit.serial).await.unwrap(),
-        Some(unit)
+        indices,
+        [count, count + 1, count + 2],
+        "sequenced in commit order"
     );
     check_log(&store).await;
 }

@@ -11,9 +11,9 @@ use touchmark_core::order::OrderState;
 use touchmark_store::{IssueOutcome, NewToken, Receipt, Rejection, Store, StoreError, StoredEvent};
 
 use super::kit::{
-    Kit, at, check_log, enrollment_token, factory, factory_created, issued, order, order_created,
-    order_moved, product, product_created, station, station_cert, station_created,
-    station_enrolled,
+    Kit, at, check_log, enrollment_token, factory, factory_created, index_of, issued, log_size,
+    order, order_created, order_moved, product, product_created, station, station_cert,
+    station_created, station_enrolled,
 };
 
 /// Follows the log while a test makes changes one at a time.
@@ -26,14 +26,14 @@ impl Follower {
     async fn new(store: &Arc<dyn Store>) -> Self {
         Self {
             store: Arc::clone(store),
-            next: store.event_count().await.unwrap(),
+            next: log_size(store).await,
         }
     }
 
-    /// Exactly one event was appended, at the next index, of `kind`.
+    /// Exactly one event was appended (and, once sequenced, took the next index), of `kind`.
     async fn appended(&mut self, kind: &str) -> (StoredEvent, Event) {
         assert_eq!(
-            self.store.event_count().await.unwrap(),
+            log_size(&self.store).await,
             self.next + 1,
             "{kind}: not exactly one event"
         );
@@ -50,15 +50,15 @@ impl Follower {
     /// As [`Self::appended`], for a change that returned `receipt` and was given `event`.
     async fn logged(&mut self, receipt: Receipt, event: &Event) {
         let (stored, read) = self.appended(event.body.kind()).await;
-        assert_eq!(receipt.index, stored.index);
+        assert_eq!(index_of(&self.store, &receipt).await, stored.index);
         assert_eq!(receipt.leaf_hash, stored.leaf_hash);
         assert_eq!(&read, event);
     }
 
-    /// Nothing was appended.
+    /// Nothing was appended, not even an entry still waiting for the sequencer.
     async fn unchanged(&self, what: &str) {
         assert_eq!(
-            self.store.event_count().await.unwrap(),
+            log_size(&self.store).await,
             self.next,
             "{what} appended an event"
         );
@@ -168,7 +168,10 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     let unit = issued(store.issue(request.clone()).await.unwrap());
     let (stored, read) = log.appended("unit.issued").await;
     assert_eq!(
-        (unit.receipt.index, unit.receipt.leaf_hash),
+        (
+            index_of(&store, &unit.receipt).await,
+            unit.receipt.leaf_hash
+        ),
         (stored.index, stored.leaf_hash)
     );
     assert_eq!(
@@ -192,7 +195,10 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
         panic!("key reuse was not refused")
     };
     let (stored, _) = log.appended("unit.refused").await;
-    assert_eq!(receipt.index, stored.index);
+    assert_eq!(
+        (index_of(&store, &receipt).await, receipt.leaf_hash),
+        (stored.index, stored.leaf_hash)
+    );
 
     let failed = kit.failed_test(0, "SN-3");
     let receipt = store.record_rejection(failed.clone()).await.unwrap();
@@ -398,6 +404,6 @@ pub async fn failed_operations_append_nothing(store: Arc<dyn Store>) {
         .create_factory(f.clone(), factory_created(&f))
         .await
         .unwrap();
-    assert_eq!(receipt.index, log.next);
+    assert_eq!(index_of(&store, &receipt).await, log.next);
     check_log(&store).await;
 }

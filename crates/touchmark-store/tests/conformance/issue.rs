@@ -13,7 +13,8 @@ use touchmark_core::{OrderId, ProductId};
 use touchmark_store::{IssueOutcome, IssueRequest, Store, UnitStatus};
 
 use super::kit::{
-    Kit, already_issued, at, check_log, counts, event_at, issued, order_moved, unit_states,
+    Kit, already_issued, at, check_log, counts, event_at, index_of, indices_of, issued, log_size,
+    order_moved, receipt_of, settled, settled_opt, unit_states,
 };
 
 /// Runs `requests` all at once and returns the outcomes in request order.
@@ -58,7 +59,7 @@ async fn assert_refused(
     code: ErrorCode,
     watched: &[&OrderId],
 ) {
-    let events_before = store.event_count().await.unwrap();
+    let events_before = log_size(store).await;
     let mut before = Vec::new();
     for order in watched {
         before.push((
@@ -71,6 +72,7 @@ async fn assert_refused(
         .issued_unit(&request.product, &request.serial)
         .await
         .unwrap();
+    let unit_before = settled_opt(store, unit_before).await;
 
     let outcome = store.issue(request.clone()).await.unwrap();
     let IssueOutcome::Refused {
@@ -83,13 +85,11 @@ async fn assert_refused(
     };
     assert_eq!(got, code, "{message}");
     assert!(!message.is_empty());
-    assert_eq!(
-        receipt.index, events_before,
-        "the refusal takes the next index"
-    );
-    assert_eq!(store.event_count().await.unwrap(), events_before + 1);
+    let index = index_of(store, &receipt).await;
+    assert_eq!(index, events_before, "the refusal takes the next index");
+    assert_eq!(log_size(store).await, events_before + 1);
 
-    let (stored, event) = event_at(store, receipt.index).await;
+    let (stored, event) = event_at(store, index).await;
     assert_eq!(stored.leaf_hash, receipt.leaf_hash);
     match event.body {
         EventBody::UnitRefused {
@@ -123,20 +123,18 @@ async fn assert_refused(
         assert_eq!(store.order_counts(order).await.unwrap(), counts_before);
         assert_eq!(unit_states(store, order).await, units_before);
     }
-    assert_eq!(
-        store
-            .issued_unit(&request.product, &request.serial)
-            .await
-            .unwrap(),
-        unit_before
-    );
+    let unit_after = store
+        .issued_unit(&request.product, &request.serial)
+        .await
+        .unwrap();
+    assert_eq!(settled_opt(store, unit_after).await, unit_before);
 }
 
 /// I1: 800 concurrent requests from 8 stations against a quota of 500, three times over.
 pub async fn quota_holds_under_concurrency(store: Arc<dyn Store>) {
     for round in 0..3 {
         let kit = Kit::new(&store, &format!("q{round}"), 500, 8).await;
-        let events_before = store.event_count().await.unwrap();
+        let events_before = log_size(&store).await;
         let requests = (0..800)
             .map(|i| kit.request(i % 8, &format!("SN-{i:05}"), &format!("q{round}-{i}")))
             .collect();
@@ -160,18 +158,14 @@ pub async fn quota_holds_under_concurrency(store: Arc<dyn Store>) {
                 .iter()
                 .all(|u| u.status == UnitStatus::Provisioned && u.cert_sha256.is_some())
         );
-        assert_eq!(store.event_count().await.unwrap(), events_before + 800);
+        assert_eq!(log_size(&store).await, events_before + 800);
 
         // Every receipt is distinct and names its own stored event.
+        let receipts: Vec<_> = outcomes.iter().map(receipt_of).collect();
         let mut indices = BTreeSet::new();
-        for outcome in &outcomes {
-            let receipt = match outcome {
-                IssueOutcome::Issued(unit) => unit.receipt,
-                IssueOutcome::Refused { receipt, .. } => *receipt,
-                IssueOutcome::AlreadyIssued(_) => unreachable!(),
-            };
-            assert!(indices.insert(receipt.index));
-            let (stored, _) = event_at(&store, receipt.index).await;
+        for (receipt, index) in receipts.iter().zip(indices_of(&store, &receipts).await) {
+            assert!(indices.insert(index));
+            let (stored, _) = event_at(&store, index).await;
             assert_eq!(stored.leaf_hash, receipt.leaf_hash);
         }
         assert_eq!(
@@ -185,7 +179,10 @@ pub async fn quota_holds_under_concurrency(store: Arc<dyn Store>) {
                     .issued_unit(&unit.product, &unit.serial)
                     .await
                     .unwrap();
-                assert_eq!(read.as_ref(), Some(unit));
+                assert_eq!(
+                    settled_opt(&store, read).await,
+                    Some(settled(&store, unit.clone()).await)
+                );
             }
         }
     }
@@ -203,20 +200,17 @@ pub async fn retry_returns_the_same_certificate(store: Arc<dyn Store>) {
         (first.issued_at, &first.station),
         (request.at, &request.station)
     );
-    let events = store.event_count().await.unwrap();
+    let events = log_size(&store).await;
+    let first = settled(&store, first).await;
 
     let again = already_issued(store.issue(request.clone()).await.unwrap());
-    assert_eq!(again, first);
+    assert_eq!(settled(&store, again).await, first);
     // The server signs afresh for a retry: the store still answers with the first certificate.
     let mut resigned = kit.request(1, "SN-1", "k1");
     resigned.at = at(200);
     let again = already_issued(store.issue(resigned).await.unwrap());
-    assert_eq!(again, first);
-    assert_eq!(
-        store.event_count().await.unwrap(),
-        events,
-        "a retry logs nothing"
-    );
+    assert_eq!(settled(&store, again).await, first);
+    assert_eq!(log_size(&store).await, events, "a retry logs nothing");
     assert_eq!(kit.counts().await, counts(1, 0, &[]));
 
     // 16 identical requests at once: one issues, the others are retries of it.
@@ -233,9 +227,10 @@ pub async fn retry_returns_the_same_certificate(store: Arc<dyn Store>) {
             _ => None,
         })
         .unwrap();
+    let winner = settled(&store, winner).await;
     for o in &outcomes {
         if let IssueOutcome::AlreadyIssued(u) = o {
-            assert_eq!(*u, winner);
+            assert_eq!(settled(&store, u.clone()).await, winner);
         }
     }
 
@@ -292,12 +287,13 @@ pub async fn serial_conflict_is_refused(store: Arc<dyn Store>) {
         &watched,
     )
     .await;
+    let read = store
+        .issued_unit(&kit.product, &first.serial)
+        .await
+        .unwrap();
     assert_eq!(
-        store
-            .issued_unit(&kit.product, &first.serial)
-            .await
-            .unwrap(),
-        Some(first)
+        settled_opt(&store, read).await,
+        Some(settled(&store, first).await)
     );
 
     let elsewhere = Kit::new(&store, "sc2", 10, 1).await;
@@ -374,7 +370,7 @@ pub async fn quota_exhausted_is_refused(store: Arc<dyn Store>) {
     .await;
     // A retry consumes nothing, so a full order still answers it.
     let again = already_issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
-    assert_eq!(again, first);
+    assert_eq!(settled(&store, again).await, settled(&store, first).await);
     // Checks 6 and 7 come before check 8.
     assert_refused(
         &store,
@@ -577,7 +573,7 @@ where
 }
 
 /// The log index of the only event of `kind` about `order`.
-fn index_of(log: &[touchmark_core::event::Event], kind: &str, order: &OrderId) -> u64 {
+fn only_index(log: &[touchmark_core::event::Event], kind: &str, order: &OrderId) -> u64 {
     let found: Vec<usize> = log
         .iter()
         .enumerate()
@@ -607,19 +603,26 @@ pub async fn order_closes_between_issues(store: Arc<dyn Store>) {
     .await;
     closed.unwrap();
     let log = check_log(&store).await;
-    let close = index_of(&log, "order.closed", &kit.order);
+    let close = only_index(&log, "order.closed", &kit.order);
+    let receipts: Vec<_> = outcomes.iter().map(receipt_of).collect();
+    let indices = indices_of(&store, &receipts).await;
     let mut issued_n = 0;
-    for outcome in &outcomes {
+    for (outcome, index) in outcomes.iter().zip(indices) {
         match outcome {
-            IssueOutcome::Issued(unit) => {
+            IssueOutcome::Issued(_) => {
                 issued_n += 1;
-                assert!(unit.receipt.index < close);
+                assert!(
+                    index < close,
+                    "issued at {index}, after the close at {close}"
+                );
             }
             IssueOutcome::Refused {
                 code: ErrorCode::OrderNotOpen,
-                receipt,
                 ..
-            } => assert!(receipt.index > close),
+            } => assert!(
+                index > close,
+                "refused at {index}, before the close at {close}"
+            ),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -651,18 +654,25 @@ pub async fn station_revoked_between_issues(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(revocations.len(), 1);
     let revoke = revocations[0] as u64;
+    let receipts: Vec<_> = outcomes.iter().map(receipt_of).collect();
+    let indices = indices_of(&store, &receipts).await;
     let mut issued_n = 0;
-    for outcome in &outcomes {
+    for (outcome, index) in outcomes.iter().zip(indices) {
         match outcome {
-            IssueOutcome::Issued(unit) => {
+            IssueOutcome::Issued(_) => {
                 issued_n += 1;
-                assert!(unit.receipt.index < revoke);
+                assert!(
+                    index < revoke,
+                    "issued at {index}, after the revoke at {revoke}"
+                );
             }
             IssueOutcome::Refused {
                 code: ErrorCode::StationRevoked,
-                receipt,
                 ..
-            } => assert!(receipt.index > revoke),
+            } => assert!(
+                index > revoke,
+                "refused at {index}, before the revoke at {revoke}"
+            ),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -754,13 +764,21 @@ pub async fn issued_unit_reads_back_as_returned(store: Arc<dyn Store>) {
     let mut request = kit.request(0, "SN-1", "k1");
     request.at = at(100) + time::Duration::nanoseconds(1_234_567);
     let unit = issued(store.issue(request.clone()).await.unwrap());
-    assert_eq!(
-        store
-            .issued_unit(&kit.product, &request.serial)
-            .await
-            .unwrap(),
-        Some(unit.clone())
-    );
+    let read = store
+        .issued_unit(&kit.product, &request.serial)
+        .await
+        .unwrap();
+    // Before any sequencing, the store reads back exactly what it returned.
+    assert_eq!(read.as_ref(), Some(&unit));
+    let again = already_issued(store.issue(request.clone()).await.unwrap());
+    assert_eq!(again, unit);
+    // And after it, the same unit with its index.
+    let unit = settled(&store, unit).await;
+    let read = store
+        .issued_unit(&kit.product, &request.serial)
+        .await
+        .unwrap();
+    assert_eq!(read, Some(unit.clone()));
     assert_eq!(already_issued(store.issue(request).await.unwrap()), unit);
     check_log(&store).await;
 }

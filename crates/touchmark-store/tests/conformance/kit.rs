@@ -1,7 +1,7 @@
 //! Builders for domain values and their events, a ready-made order with enrolled stations, and
 //! the checks every test ends with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,8 +13,8 @@ use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash, leaf_hash};
 use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, SerialRule, StationId};
 use touchmark_store::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, OrderCounts, Rejection, Store,
-    StoredEvent, TestAttempt, UnitStatus,
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, OrderCounts, Receipt, Rejection,
+    SequencerLease, Store, StoreError, StoredEvent, TestAttempt, UnitStatus,
 };
 
 /// The suite's epoch: every timestamp is whole seconds after it, so that it survives storage.
@@ -471,10 +471,17 @@ pub async fn event_at(store: &Arc<dyn Store>, index: u64) -> (StoredEvent, Event
     (stored, event)
 }
 
-/// I3 on the whole log: indices 0..n without a gap, `event_count` = n, every leaf canonical
-/// with its kind and leaf hash. Returns the parsed events.
+/// I3 on the whole log, once every committed entry is sequenced: indices 0..n without a gap,
+/// `event_count` = n, every leaf canonical with its kind and leaf hash. Returns the parsed
+/// events.
 pub async fn check_log(store: &Arc<dyn Store>) -> Vec<Event> {
+    let sequenced = sequence(store).await;
     let stored = all_events(store).await;
+    assert_eq!(
+        stored.len() as u64,
+        sequenced,
+        "events() disagrees with the sequencer"
+    );
     assert_eq!(store.event_count().await.unwrap(), stored.len() as u64);
     stored
         .iter()
@@ -488,4 +495,153 @@ pub async fn check_log(store: &Arc<dyn Store>) -> Vec<Event> {
             event
         })
         .collect()
+}
+
+/// The sequencer lease holder the kit's helpers use. Tests that take the lease under other
+/// names give it back before they call a helper that sequences.
+pub const KIT_SEQUENCER: &str = "conformance-kit";
+
+/// Entries [`sequence`] asks for per `sequence_entries` call.
+const SEQUENCE_BATCH: u64 = 1000;
+
+/// Takes the sequencer lease as [`KIT_SEQUENCER`], waiting (10 s at most) while another
+/// holder's lease runs.
+pub async fn kit_lease(store: &Arc<dyn Store>) -> SequencerLease {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ttl = std::time::Duration::from_secs(30);
+        if let Some(lease) = store.acquire_sequencer(KIT_SEQUENCER, ttl).await.unwrap() {
+            assert_eq!(lease.holder, KIT_SEQUENCER);
+            assert!(lease.epoch > 0, "epochs start at 1: {lease:?}");
+            return lease;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kit cannot take the sequencer lease: another holder keeps it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Gives every committed entry its log index, as the elected sequencer would: takes the lease
+/// as [`KIT_SEQUENCER`], calls `sequence_entries` until a call leaves nothing waiting, and
+/// releases the lease. Returns the log's sequenced size. (A backend that indexes at commit
+/// only checks the lease.)
+///
+/// Tasks of one test share the kit's holder name, so one may release the lease while another
+/// sequences: `Fenced` then means "take it again", and nothing was skipped.
+pub async fn sequence(store: &Arc<dyn Store>) -> u64 {
+    let mut lease = kit_lease(store).await;
+    let mut last: Option<u64> = None;
+    let mut fenced = 0;
+    let size = loop {
+        match store.sequence_entries(&lease, SEQUENCE_BATCH).await {
+            Ok(size) => {
+                if let Some(last) = last {
+                    assert!(
+                        size >= last,
+                        "the sequenced size went back: {last} → {size}"
+                    );
+                    // Less than a full batch: nothing was left waiting.
+                    if size - last < SEQUENCE_BATCH {
+                        break size;
+                    }
+                }
+                last = Some(size);
+            }
+            Err(StoreError::Fenced(why)) => {
+                fenced += 1;
+                assert!(fenced < 50, "the kit's lease keeps being fenced: {why}");
+                lease = kit_lease(store).await;
+            }
+            Err(e) => panic!("sequence_entries: {e:?}"),
+        }
+    };
+    // Another task may hold the lease by now; releasing one's own stale lease changes nothing.
+    match store.release_sequencer(&lease).await {
+        Ok(()) | Err(StoreError::Fenced(_)) => {}
+        Err(e) => panic!("release_sequencer: {e:?}"),
+    }
+    let count = store.event_count().await.unwrap();
+    assert!(
+        count >= size,
+        "event_count ({count}) is below the sequenced size ({size})"
+    );
+    size
+}
+
+/// The log's size once every committed entry is sequenced: what `event_count` must report
+/// then. For serial steps of a test (nothing else writes meanwhile).
+pub async fn log_size(store: &Arc<dyn Store>) -> u64 {
+    let size = sequence(store).await;
+    assert_eq!(
+        store.event_count().await.unwrap(),
+        size,
+        "event_count disagrees with the sequencer"
+    );
+    size
+}
+
+/// The log index of each receipt: its own when the backend gave one at commit; otherwise,
+/// after sequencing, the index of the entry with its leaf hash, searching from the end (the
+/// same event can be logged twice) and never handing one index to two receipts.
+pub async fn indices_of(store: &Arc<dyn Store>, receipts: &[Receipt]) -> Vec<u64> {
+    if receipts.iter().all(|r| r.index.is_some()) {
+        return receipts.iter().filter_map(|r| r.index).collect();
+    }
+    sequence(store).await;
+    let mut by_leaf: HashMap<Sha256Hash, Vec<u64>> = HashMap::new();
+    for e in all_events(store).await {
+        by_leaf.entry(e.leaf_hash).or_default().push(e.index);
+    }
+    // Indices the backend gave are taken; the others are handed out from the end.
+    let taken: HashSet<u64> = receipts.iter().filter_map(|r| r.index).collect();
+    receipts
+        .iter()
+        .map(|r| match r.index {
+            Some(index) => index,
+            None => {
+                let indices = by_leaf.get_mut(&r.leaf_hash);
+                let mut free = indices
+                    .into_iter()
+                    .flat_map(|indices| std::iter::from_fn(|| indices.pop()))
+                    .filter(|i| !taken.contains(i));
+                free.next().unwrap_or_else(|| {
+                    panic!(
+                        "no sequenced entry is left with leaf hash {}",
+                        r.leaf_hash.to_hex()
+                    )
+                })
+            }
+        })
+        .collect()
+}
+
+/// The log index of one receipt (see [`indices_of`]).
+pub async fn index_of(store: &Arc<dyn Store>, receipt: &Receipt) -> u64 {
+    indices_of(store, std::slice::from_ref(receipt)).await[0]
+}
+
+/// `unit` with its receipt's index filled in (see [`index_of`]): units read at different
+/// times compare equal when they are the same issuance, whether or not it was sequenced in
+/// between.
+pub async fn settled(store: &Arc<dyn Store>, mut unit: IssuedUnit) -> IssuedUnit {
+    unit.receipt.index = Some(index_of(store, &unit.receipt).await);
+    unit
+}
+
+/// [`settled`], for a unit that may be absent.
+pub async fn settled_opt(store: &Arc<dyn Store>, unit: Option<IssuedUnit>) -> Option<IssuedUnit> {
+    match unit {
+        Some(unit) => Some(settled(store, unit).await),
+        None => None,
+    }
+}
+
+/// The receipt of any outcome that logged or names an event.
+pub fn receipt_of(outcome: &IssueOutcome) -> Receipt {
+    match outcome {
+        IssueOutcome::Issued(unit) | IssueOutcome::AlreadyIssued(unit) => unit.receipt,
+        IssueOutcome::Refused { receipt, .. } => *receipt,
+    }
 }

@@ -1,12 +1,13 @@
-//! The audit log's signed state: checkpoints only move forward, never past the events, and a
-//! checkpoint, its tiles and the tree state are saved together (I5).
+//! The audit log's signed state: checkpoints only move forward, never past the sequenced
+//! events, and a checkpoint, its tiles and the tree state are saved together, by the lease
+//! holder, over the state it started from (I5).
 
 use std::sync::Arc;
 
 use touchmark_core::event::Sha256Hash;
 use touchmark_store::{LogState, LogTile, Store, StoreError};
 
-use super::kit::{Kit, at};
+use super::kit::{Kit, at, kit_lease, log_size};
 
 fn state(size: u64, root: u8) -> LogState {
     LogState {
@@ -33,15 +34,16 @@ pub async fn checkpoints_only_move_forward(store: Arc<dyn Store>) {
     );
     // The kit's set-up appends events (product, factory, stations, order).
     Kit::new(&store, "lg", 5, 1).await;
-    let events = store.event_count().await.unwrap();
+    let events = log_size(&store).await;
     assert!(events >= 3);
 
+    let lease = kit_lease(&store).await;
     store
-        .save_log_state(state(2, 1), vec![tile(0, 2)], at(1))
+        .save_log_state(&lease, None, state(2, 1), vec![tile(0, 2)], at(1))
         .await
         .unwrap();
     store
-        .save_log_state(state(3, 2), vec![tile(0, 3)], at(2))
+        .save_log_state(&lease, Some(2), state(3, 2), vec![tile(0, 3)], at(2))
         .await
         .unwrap();
     assert_eq!(store.log_state().await.unwrap(), Some(state(3, 2)));
@@ -58,7 +60,7 @@ pub async fn checkpoints_only_move_forward(store: Arc<dyn Store>) {
         (state(events + 1, 9), "more entries than events"),
     ] {
         let err = store
-            .save_log_state(bad, vec![tile(0, 1)], at(3))
+            .save_log_state(&lease, Some(3), bad, vec![tile(0, 1)], at(3))
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{why}: {err:?}");
@@ -71,4 +73,50 @@ pub async fn checkpoints_only_move_forward(store: Arc<dyn Store>) {
         "a tile never shrinks"
     );
     assert_eq!(store.checkpoint_at(events + 1).await.unwrap(), None);
+    store.release_sequencer(&lease).await.unwrap();
+}
+
+/// A sequencer saves over the state it started from: a stale `previous` (another sequencer
+/// saved since) is a `Conflict`, and nothing of the refused save is kept.
+pub async fn stale_previous_is_a_conflict(store: Arc<dyn Store>) {
+    Kit::new(&store, "sp", 5, 1).await;
+    let events = log_size(&store).await;
+    assert!(events >= 4);
+    let lease = kit_lease(&store).await;
+    store
+        .save_log_state(&lease, None, state(2, 1), vec![tile(0, 2)], at(1))
+        .await
+        .unwrap();
+    let stale: [(Option<u64>, &str); 4] = [
+        (None, "a first save again, over a saved state"),
+        (Some(1), "a smaller previous size"),
+        (Some(3), "a previous size never saved"),
+        (Some(events), "the size it means to reach"),
+    ];
+    for (previous, why) in stale {
+        let err = store
+            .save_log_state(&lease, previous, state(4, 3), vec![tile(0, 4)], at(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{why}: {err:?}");
+        assert_eq!(store.log_state().await.unwrap(), Some(state(2, 1)), "{why}");
+        assert_eq!(store.checkpoint_at(4).await.unwrap(), None, "{why}");
+        assert_eq!(
+            store.log_tile(0, 0).await.unwrap(),
+            Some(vec![7; 64]),
+            "{why}: the refused save's tile was kept"
+        );
+    }
+    // Over the state it read, the same save goes through.
+    store
+        .save_log_state(&lease, Some(2), state(4, 3), vec![tile(0, 4)], at(3))
+        .await
+        .unwrap();
+    assert_eq!(store.log_state().await.unwrap(), Some(state(4, 3)));
+    assert_eq!(
+        store.checkpoint_at(4).await.unwrap().as_deref(),
+        Some("checkpoint 4\n")
+    );
+    assert_eq!(store.log_tile(0, 0).await.unwrap(), Some(vec![7; 128]));
+    store.release_sequencer(&lease).await.unwrap();
 }

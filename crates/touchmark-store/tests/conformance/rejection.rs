@@ -6,18 +6,22 @@ use touchmark_core::code::ErrorCode;
 use touchmark_core::event::{Event, EventBody};
 use touchmark_store::{Rejection, Store, UnitStatus};
 
-use super::kit::{Kit, at, attempt, check_log, counts, event_at, issued, key, serial};
+use super::kit::{
+    Kit, at, attempt, check_log, counts, event_at, index_of, issued, key, log_size, serial,
+    settled_opt,
+};
 
 /// A failed test keeps the attempt, marks the unit failed and consumes nothing; a later pass
 /// provisions it; a failed test after that never downgrades it.
 pub async fn failed_test_consumes_nothing(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "ft", 5, 1).await;
     let sn = serial("SN-1");
-    let events = store.event_count().await.unwrap();
+    let events = log_size(&store).await;
     let rejection = kit.failed_test(0, "SN-1");
     let receipt = store.record_rejection(rejection.clone()).await.unwrap();
-    assert_eq!(receipt.index, events);
-    let (stored, event) = event_at(&store, receipt.index).await;
+    let index = index_of(&store, &receipt).await;
+    assert_eq!(index, events);
+    let (stored, event) = event_at(&store, index).await;
     assert_eq!(stored.leaf_hash, receipt.leaf_hash);
     assert_eq!(event, rejection.event);
 
@@ -64,9 +68,10 @@ pub async fn failed_test_consumes_nothing(store: Arc<dyn Store>) {
         ),
         (UnitStatus::Provisioned, Some(unit.cert_sha256), 3)
     );
+    let read = store.issued_unit(&kit.product, &sn).await.unwrap();
     assert_eq!(
-        store.issued_unit(&kit.product, &sn).await.unwrap(),
-        Some(unit)
+        settled_opt(&store, read).await,
+        settled_opt(&store, Some(unit)).await
     );
     assert_eq!(kit.counts().await, counts(1, 2, &[]));
     // Two failures of one unit are still one unit.
@@ -106,7 +111,7 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
         )
     };
     // Without a test record (the serial did not parse).
-    let events = store.event_count().await.unwrap();
+    let events = log_size(&store).await;
     let event = refused(ErrorCode::SerialOutOfRange, None);
     let receipt = store
         .record_rejection(Rejection {
@@ -116,8 +121,9 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(receipt.index, events);
-    assert_eq!(event_at(&store, receipt.index).await.1, event);
+    let index = index_of(&store, &receipt).await;
+    assert_eq!(index, events);
+    assert_eq!(event_at(&store, index).await.1, event);
     // With one (the CSR was bad): the attempt is kept, no unit appears.
     let sn = serial("SN-1");
     let mut test = attempt(
@@ -147,8 +153,9 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(receipt.index, events + 1);
-    assert_eq!(event_at(&store, receipt.index).await.1, event);
+    let index = index_of(&store, &receipt).await;
+    assert_eq!(index, events + 1);
+    assert_eq!(event_at(&store, index).await.1, event);
 
     assert_eq!(
         kit.counts().await,

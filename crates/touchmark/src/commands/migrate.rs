@@ -142,7 +142,10 @@ async fn compare(source: &Arc<dyn Store>, target: &Arc<dyn Store>) -> anyhow::Re
             target.order_counts(&order.id).await?,
         );
         if a != b {
-            bail!("order {}'s counts differ after the copy: {a:?} vs {b:?}", order.id);
+            bail!(
+                "order {}'s counts differ after the copy: {a:?} vs {b:?}",
+                order.id
+            );
         }
         if source.units(&order.id).await? != target.units(&order.id).await? {
             bail!("order {}'s units differ after the copy", order.id);

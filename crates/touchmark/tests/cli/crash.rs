@@ -31,7 +31,10 @@ async fn provision(station: &Client, unit: &Unit) -> Outcome {
     match station.provision("PO-CRASH", &unit.request()).await {
         Ok(done) => Outcome::Issued {
             cert_sha256: done.cert_sha256,
-            index: done.receipt.index.expect("SQLite gives the index at commit"),
+            index: done
+                .receipt
+                .index
+                .expect("SQLite gives the index at commit"),
         },
         Err(ClientError::Api { body, .. }) => Outcome::Refused(body.code),
         Err(_) => Outcome::Unknown,

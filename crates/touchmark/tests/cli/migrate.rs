@@ -49,7 +49,8 @@ async fn settled_checkpoint(admin: &touchmark_client::Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_demo_installation_moves_to_postgres_with_every_record() {
-    let Some(db) = pg::Fresh::create("a_demo_installation_moves_to_postgres_with_every_record").await
+    let Some(db) =
+        pg::Fresh::create("a_demo_installation_moves_to_postgres_with_every_record").await
     else {
         return;
     };
@@ -96,7 +97,10 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         .unwrap();
     assert_ok(&migrate, "touchmark migrate");
     let report: serde_json::Value = serde_json::from_slice(&migrate.stdout).unwrap();
-    assert_eq!(report["events"].as_u64().unwrap(), events_before.len() as u64);
+    assert_eq!(
+        report["events"].as_u64().unwrap(),
+        events_before.len() as u64
+    );
     assert_eq!(report["log_size"].as_u64().unwrap(), size_of(&note_before));
     let tables: std::collections::BTreeMap<String, u64> = report["tables"]
         .as_array()
@@ -135,8 +139,18 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
     assert_eq!(admin.events(0, 100_000).await.unwrap(), events_before);
     assert_eq!(admin.orders().await.unwrap(), orders);
     for (order, (detail, listed)) in orders.iter().zip(details.iter().zip(&units)) {
-        assert_eq!(&admin.order(&order.id).await.unwrap(), detail, "{}", order.id);
-        assert_eq!(&admin.order_units(&order.id).await.unwrap(), listed, "{}", order.id);
+        assert_eq!(
+            &admin.order(&order.id).await.unwrap(),
+            detail,
+            "{}",
+            order.id
+        );
+        assert_eq!(
+            &admin.order_units(&order.id).await.unwrap(),
+            listed,
+            "{}",
+            order.id
+        );
     }
     assert_ok(
         &audit(&pg.url, &dir, &state),

@@ -88,7 +88,10 @@ async fn wait_settled(admin: &Client) -> u64 {
 async fn provision_all(station: Client, units: Vec<Unit>) -> Vec<(String, Outcome)> {
     let mut seen = Vec::with_capacity(units.len());
     for unit in units {
-        let outcome = match station.provision(&current_order(&unit), &unit.request()).await {
+        let outcome = match station
+            .provision(&current_order(&unit), &unit.request())
+            .await
+        {
             Ok(done) => Outcome::Issued(done.cert_sha256),
             Err(ClientError::Api { body, .. }) => Outcome::Refused(body.code),
             Err(e) => panic!("{}: {e}", unit.serial),
@@ -100,7 +103,11 @@ async fn provision_all(station: Client, units: Vec<Unit>) -> Vec<(String, Outcom
 
 /// Serials are `<order>/<station>/<n>`-shaped: `PO-R1-S3-042` is counted against `PO-R1`.
 fn current_order(unit: &Unit) -> String {
-    unit.serial.splitn(3, '-').take(2).collect::<Vec<_>>().join("-")
+    unit.serial
+        .splitn(3, '-')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,7 +157,11 @@ async fn three_replicas_issue_exactly_the_quota() {
                 Outcome::Issued(_) => None,
             })
             .collect();
-        assert_eq!(certs.len(), 500, "round {round}: exactly the quota is issued");
+        assert_eq!(
+            certs.len(),
+            500,
+            "round {round}: exactly the quota is issued"
+        );
         assert_eq!(refused.len(), 300, "round {round}");
         assert!(
             refused
@@ -180,7 +191,11 @@ async fn three_replicas_issue_exactly_the_quota() {
             .into_iter()
             .filter_map(|u| u.cert_sha256)
             .collect();
-        assert_eq!(listed, certs.into_iter().cloned().collect(), "round {round}");
+        assert_eq!(
+            listed,
+            certs.into_iter().cloned().collect(),
+            "round {round}"
+        );
     }
 
     // One sequencer at a time, and the log verifies against any replica.
@@ -257,7 +272,10 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
     // An auditor verifies the log before the failover and keeps that checkpoint.
     wait_settled(&kit::admin(&urls[sequencer], &dir, &token)).await;
     let state = tmp.path().join("audit.state");
-    assert_audit(&audit(&urls[sequencer], &dir, &state), "before the failover");
+    assert_audit(
+        &audit(&urls[sequencer], &dir, &state),
+        "before the failover",
+    );
 
     // Six stations spread over the replicas. A station whose replica dies moves to the next
     // one and sends the same unit again, as it would behind a load balancer.

@@ -68,9 +68,12 @@ impl Schema {
             use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(self.url.expose()).await?;
             // The name is ours: a fixed prefix and hex digits.
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)))
-                .execute(&mut conn)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await?;
             conn.close().await
         }
         .await;
@@ -134,9 +137,7 @@ impl Touchmark {
                 dir.join(crate::config::FILE),
                 crate::config::initial_file(&crate::database::Database::for_dir(&dir, None)),
             )
-                .with_context(|| {
-                    format!("cannot write {}", dir.join(crate::config::FILE).display())
-                })?;
+            .with_context(|| format!("cannot write {}", dir.join(crate::config::FILE).display()))?;
         }
         let (schema, replicas) = match backend {
             Backend::Sqlite => (None, 1),
