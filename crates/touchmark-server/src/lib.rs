@@ -67,7 +67,10 @@ impl Server {
             )
             .await?,
         );
-        // Publish a checkpoint of what is committed before accepting any connection.
+        // Refuse to serve a log that contradicts itself, whichever replica sequences it; then,
+        // if this one holds the lease, publish a checkpoint of what is committed before
+        // accepting any connection.
+        log.check_unsigned().await?;
         log.sequence_once(clock.now()).await?;
         let state = AppState {
             store,

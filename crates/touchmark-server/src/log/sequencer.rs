@@ -152,6 +152,42 @@ impl Log {
         Ok(Some(size))
     }
 
+    /// Checks, without signing anything and whoever holds the lease, that every entry beyond the
+    /// latest checkpoint that already has an index still matches its leaf hash and sits at its
+    /// place: a server refuses to start over a log it would have to halt on.
+    ///
+    /// # Errors
+    /// [`LogError::Inconsistent`] naming the first entry at fault.
+    pub async fn check_unsigned(&self) -> Result<(), LogError> {
+        let mut guard = self.builder.lock().await;
+        self.adopt_saved(&mut guard).await?;
+        let mut next = guard.size();
+        let end = self.store.event_count().await?;
+        while next < end {
+            let want = u32::try_from((end - next).min(1000)).unwrap_or(1000);
+            let page = self.store.events(next, want).await?;
+            if page.is_empty() {
+                return Err(LogError::Inconsistent(format!("event {next} is missing")));
+            }
+            for event in page {
+                if event.index != next {
+                    return Err(LogError::Inconsistent(format!(
+                        "expected event {next}, found {}",
+                        event.index
+                    )));
+                }
+                if leaf_hash(&event.bytes).0 != event.leaf_hash.0 {
+                    return Err(LogError::Inconsistent(format!(
+                        "event {}'s bytes do not match its leaf hash",
+                        event.index
+                    )));
+                }
+                next += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Adopts a checkpoint that another sequencer saved since this process last looked, after
     /// checking its signature, that the saved tree state reproduces it, and that it is
     /// consistent with the checkpoint this process served before (a consistency proof over the

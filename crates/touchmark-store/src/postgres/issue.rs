@@ -40,6 +40,7 @@ use touchmark_core::event::{Event, EventBody};
 use touchmark_core::order::OrderState;
 use touchmark_core::{OrderId, ProductId, Serial};
 
+use super::batch::{Batcher, Counted};
 use super::error::is_retryable;
 use super::rows::{self, get, issued_unit_columns, unit_select};
 use super::{Leaf, ms};
@@ -157,7 +158,11 @@ impl From<StoreError> for Failed {
     }
 }
 
-pub(super) async fn issue(pool: &PgPool, req: &IssueRequest) -> Result<IssueOutcome> {
+pub(super) async fn issue(
+    pool: &PgPool,
+    batcher: &Batcher,
+    req: &IssueRequest,
+) -> Result<IssueOutcome> {
     let leaf = Leaf::of(&Event::new(
         req.at,
         EventBody::UnitIssued {
@@ -173,7 +178,9 @@ pub(super) async fn issue(pool: &PgPool, req: &IssueRequest) -> Result<IssueOutc
     ))?;
     let mut attempt = 1;
     loop {
-        match try_issue(pool, req, &leaf).await {
+        // The first run joins this replica's group commit; a run after a lost race goes alone.
+        let batch = (attempt == 1).then_some(batcher);
+        match try_issue(pool, batch, req, &leaf).await {
             Ok(outcome) => return Ok(outcome),
             Err(Failed::Race(e)) if attempt < MAX_ATTEMPTS => {
                 tracing::debug!(
@@ -191,12 +198,29 @@ pub(super) async fn issue(pool: &PgPool, req: &IssueRequest) -> Result<IssueOutc
 }
 
 /// One run of an issuance: the two statements of the usual case, or the locked transaction.
-async fn try_issue(pool: &PgPool, req: &IssueRequest, leaf: &Leaf) -> Result<IssueOutcome, Failed> {
+async fn try_issue(
+    pool: &PgPool,
+    batch: Option<&Batcher>,
+    req: &IssueRequest,
+    leaf: &Leaf,
+) -> Result<IssueOutcome, Failed> {
     let row = checks(pool, req).await?;
     match decide(&row, req)? {
         Decision::Already(unit) => return Ok(IssueOutcome::AlreadyIssued(*unit)),
         Decision::Proceed => {
-            if count_and_record(pool, req, leaf).await? {
+            let counted = match batch {
+                Some(batcher) => match batcher.count(req.clone(), leaf.clone()).await {
+                    Counted::Yes => true,
+                    Counted::No => false,
+                    // The batch rolled back whole (a race in one of its issuances): this one
+                    // runs again on its own.
+                    Counted::Again(why) => {
+                        return Err(Failed::Race(sqlx::Error::Protocol(why)));
+                    }
+                },
+                None => count_and_record(pool, req, leaf).await?,
+            };
+            if counted {
                 return Ok(IssueOutcome::Issued(issued_unit_of(req, leaf)));
             }
         }
@@ -304,7 +328,7 @@ fn decide(row: &PgRow, req: &IssueRequest) -> Result<Decision> {
 
 /// Step 2. `Ok(false)` if the station is not active or the count did not move, and then
 /// nothing was written.
-async fn count_and_record<'e>(
+pub(super) async fn count_and_record<'e>(
     conn: impl PgExecutor<'e>,
     req: &IssueRequest,
     leaf: &Leaf,

@@ -16,6 +16,7 @@
 //! (the one mapping of database errors).
 
 mod admin;
+mod batch;
 mod error;
 mod issue;
 mod log;
@@ -63,6 +64,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: PgPool,
+    /// This replica's group commit for issuances.
+    batcher: batch::Batcher,
     /// `user@host:port/database`, and the schema: what `Debug` shows.
     target: String,
 }
@@ -129,7 +132,11 @@ impl PostgresStore {
             .map_err(|e| StoreError::Database(format!("cannot connect to {target}: {e}")))?;
         schema::migrate(&pool, schema).await?;
         Ok(Self {
-            inner: Arc::new(Inner { pool, target }),
+            inner: Arc::new(Inner {
+                batcher: batch::Batcher::start(pool.clone()),
+                pool,
+                target,
+            }),
         })
     }
 
@@ -160,6 +167,7 @@ fn ms(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// An event ready to be stored: its kind, order, canonical bytes and leaf hash.
+#[derive(Debug, Clone)]
 struct Leaf {
     kind: &'static str,
     order: Option<String>,
@@ -313,7 +321,7 @@ impl Store for PostgresStore {
     }
 
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome> {
-        issue::issue(self.pool(), &request).await
+        issue::issue(self.pool(), &self.inner.batcher, &request).await
     }
 
     async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
