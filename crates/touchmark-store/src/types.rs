@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::Role;
-use touchmark_core::event::{Event, Sha256Hash};
+use touchmark_core::event::{Event, EventBody, Sha256Hash};
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId, TokenId};
 
 /// Where an event landed in the log: its index and leaf hash.
@@ -101,6 +101,41 @@ pub struct IssueRequest {
     pub certificate: NewCertificate,
     /// The passing test attempt.
     pub test: TestAttempt,
+}
+
+impl IssueRequest {
+    /// The `unit.issued` event that records this issuance.
+    pub fn issued_event(&self) -> Event {
+        Event::new(
+            self.at,
+            EventBody::UnitIssued {
+                order: self.order.clone(),
+                product: self.product.clone(),
+                factory: self.factory.clone(),
+                station: self.station.clone(),
+                serial: self.serial.clone(),
+                cert_sha256: self.certificate.sha256,
+                pubkey_sha256: self.pubkey_sha256,
+                test_sha256: self.test.sha256,
+            },
+        )
+    }
+
+    /// The `unit.refused` event that records its refusal, decided inside the transaction.
+    pub fn refused_event(&self, reason: ErrorCode) -> Event {
+        Event::new(
+            self.at,
+            EventBody::UnitRefused {
+                order: self.order.clone(),
+                factory: Some(self.factory.clone()),
+                station: self.station.clone(),
+                serial: Some(self.serial.clone()),
+                pubkey_sha256: Some(self.pubkey_sha256),
+                test_sha256: Some(self.test.sha256),
+                reason,
+            },
+        )
+    }
 }
 
 /// A unit's issued certificate, with the receipt of its issuance event.

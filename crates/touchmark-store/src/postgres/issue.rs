@@ -36,7 +36,6 @@
 use sqlx::postgres::{PgExecutor, PgPool, PgRow};
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::StationStatus;
-use touchmark_core::event::{Event, EventBody};
 use touchmark_core::order::OrderState;
 use touchmark_core::{OrderId, ProductId, Serial};
 
@@ -163,19 +162,7 @@ pub(super) async fn issue(
     batcher: &Batcher,
     req: &IssueRequest,
 ) -> Result<IssueOutcome> {
-    let leaf = Leaf::of(&Event::new(
-        req.at,
-        EventBody::UnitIssued {
-            order: req.order.clone(),
-            product: req.product.clone(),
-            factory: req.factory.clone(),
-            station: req.station.clone(),
-            serial: req.serial.clone(),
-            cert_sha256: req.certificate.sha256,
-            pubkey_sha256: req.pubkey_sha256,
-            test_sha256: req.test.sha256,
-        },
-    ))?;
+    let leaf = Leaf::of(&req.issued_event())?;
     let mut attempt = 1;
     loop {
         // The first run joins this replica's group commit; a run after a lost race goes alone.
@@ -240,7 +227,7 @@ async fn try_issue(
     let outcome = match decide(&row, req)? {
         Decision::Already(unit) => IssueOutcome::AlreadyIssued(*unit),
         Decision::Refuse(code, message) => {
-            let event = refusal(req, code);
+            let event = req.refused_event(code);
             let leaf = Leaf::of(&event)?;
             reject(&mut *tx, &leaf, Some(&req.test), None).await?;
             IssueOutcome::Refused {
@@ -378,20 +365,6 @@ fn issued_unit_of(req: &IssueRequest, leaf: &Leaf) -> IssuedUnit {
 }
 
 /// The refusal event of `req` for `code`.
-fn refusal(req: &IssueRequest, code: ErrorCode) -> Event {
-    Event::new(
-        req.at,
-        EventBody::UnitRefused {
-            order: req.order.clone(),
-            factory: Some(req.factory.clone()),
-            station: req.station.clone(),
-            serial: Some(req.serial.clone()),
-            pubkey_sha256: Some(req.pubkey_sha256),
-            test_sha256: Some(req.test.sha256),
-            reason: code,
-        },
-    )
-}
 
 pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Result<Receipt> {
     let attempt = rejection.attempt.as_ref();

@@ -192,19 +192,7 @@ fn refuse_in_tx(
     code: ErrorCode,
     message: String,
 ) -> Result<IssueOutcome> {
-    let event = Event::new(
-        req.at,
-        EventBody::UnitRefused {
-            order: req.order.clone(),
-            factory: Some(req.factory.clone()),
-            station: req.station.clone(),
-            serial: Some(req.serial.clone()),
-            pubkey_sha256: Some(req.pubkey_sha256),
-            test_sha256: Some(req.test.sha256),
-            reason: code,
-        },
-    );
-    let (index, receipt) = ctx.append(&event)?;
+    let (index, receipt) = ctx.append(&req.refused_event(code))?;
     insert_attempt(ctx.conn, &req.test, index)?;
     Ok(IssueOutcome::Refused {
         code,
@@ -290,20 +278,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
             format!("order {} has no quota left", req.order),
         );
     }
-    let event = Event::new(
-        req.at,
-        EventBody::UnitIssued {
-            order: req.order.clone(),
-            product: req.product.clone(),
-            factory: req.factory.clone(),
-            station: req.station.clone(),
-            serial: req.serial.clone(),
-            cert_sha256: req.certificate.sha256,
-            pubkey_sha256: req.pubkey_sha256,
-            test_sha256: req.test.sha256,
-        },
-    );
-    let (index, receipt) = ctx.append(&event)?;
+    let (index, receipt) = ctx.append(&req.issued_event())?;
     let at = ts(req.at);
     conn.prepare_cached(
         "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)

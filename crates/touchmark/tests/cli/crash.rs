@@ -274,15 +274,7 @@ async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
 
 /// Runs `touchmark audit verify` against `url`, with a state file beside the data directory.
 fn audit(url: &str, dir: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(kit::bin())
-        .args(["audit", "verify", url, "--quiet", "--key"])
-        .arg(format!("@{}", dir.join("log-verifier.txt").display()))
-        .arg("--state")
-        .arg(dir.parent().unwrap().join("audit.state"))
-        .arg("--ca")
-        .arg(dir.join("certs/root-ca.pem"))
-        .output()
-        .unwrap()
+    kit::audit(url, dir, &dir.parent().unwrap().join("audit.state"))
 }
 
 /// Waits until a checkpoint covers every committed event.

@@ -182,6 +182,48 @@ pub fn tempdir() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
+/// Runs `touchmark audit verify` against `url` with the installation's log key, keeping the
+/// auditor's state (its last checkpoint) in `state`.
+pub fn audit(url: &str, dir: &Path, state: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["audit", "verify", url, "--quiet", "--key"])
+        .arg(format!("@{}", dir.join("log-verifier.txt").display()))
+        .arg("--state")
+        .arg(state)
+        .arg("--ca")
+        .arg(dir.join("certs/root-ca.pem"))
+        .output()
+        .unwrap()
+}
+
+/// Fails with the command's output unless it succeeded.
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Opens a new order `id` of `quota` units for product `sensor` and factory `cm`.
+pub async fn open_order(admin: &Client, id: &str, quota: u64) {
+    admin
+        .create_order(&touchmark_core::api::CreateOrder {
+            id: Some(id.into()),
+            product: "sensor".into(),
+            factory: "cm".into(),
+            quota,
+            serial_range: None,
+            serial_pattern: None,
+            not_before: None,
+            not_after: None,
+            open: true,
+        })
+        .await
+        .unwrap();
+}
+
 /// Creates product `sensor` (O=Acme, CN=Acme Sensor), factory `cm`, and an open order `order`
 /// of `quota` units for them. Returns the product (with its issuing CA).
 pub async fn setup_order(
@@ -189,7 +231,7 @@ pub async fn setup_order(
     order: &str,
     quota: u64,
 ) -> touchmark_core::api::ProductBody {
-    use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
+    use touchmark_core::api::{CreateFactory, CreateProduct};
     let product = admin
         .create_product(&CreateProduct {
             id: Some("sensor".into()),
@@ -210,19 +252,6 @@ pub async fn setup_order(
         })
         .await
         .unwrap();
-    admin
-        .create_order(&CreateOrder {
-            id: Some(order.into()),
-            product: "sensor".into(),
-            factory: "cm".into(),
-            quota,
-            serial_range: None,
-            serial_pattern: None,
-            not_before: None,
-            not_after: None,
-            open: true,
-        })
-        .await
-        .unwrap();
+    open_order(admin, order, quota).await;
     product
 }

@@ -8,27 +8,6 @@ use touchmark_core::api::CreateFactory;
 use crate::kit::{self, Served};
 use crate::pg;
 
-fn audit(url: &str, dir: &std::path::Path, state: &std::path::Path) -> std::process::Output {
-    Command::new(kit::bin())
-        .args(["audit", "verify", url, "--quiet", "--key"])
-        .arg(format!("@{}", dir.join("log-verifier.txt").display()))
-        .arg("--state")
-        .arg(state)
-        .arg("--ca")
-        .arg(dir.join("certs/root-ca.pem"))
-        .output()
-        .unwrap()
-}
-
-fn assert_ok(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The checkpoint's size line.
 fn size_of(note: &str) -> u64 {
     note.lines().nth(1).unwrap().parse().unwrap()
@@ -64,7 +43,7 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         .env_remove("TOUCHMARK_KEY_PASSPHRASE_FILE")
         .output()
         .unwrap();
-    assert_ok(&demo, "touchmark demo");
+    kit::assert_success(&demo, "touchmark demo");
     let passphrase = std::fs::read_to_string(dir.join("passphrase.txt")).unwrap();
     let passphrase = passphrase.trim_end();
     let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
@@ -85,7 +64,7 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         units.push(admin.order_units(&order.id).await.unwrap());
     }
     let events_before = admin.events(0, 100_000).await.unwrap();
-    assert_ok(&audit(&sqlite.url, &dir, &state), "audit on SQLite");
+    kit::assert_success(&kit::audit(&sqlite.url, &dir, &state), "audit on SQLite");
     sqlite.kill();
 
     // The copy.
@@ -95,7 +74,7 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         .args(["--to", &db.url])
         .output()
         .unwrap();
-    assert_ok(&migrate, "touchmark migrate");
+    kit::assert_success(&migrate, "touchmark migrate");
     let report: serde_json::Value = serde_json::from_slice(&migrate.stdout).unwrap();
     assert_eq!(
         report["events"].as_u64().unwrap(),
@@ -152,8 +131,8 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
             order.id
         );
     }
-    assert_ok(
-        &audit(&pg.url, &dir, &state),
+    kit::assert_success(
+        &kit::audit(&pg.url, &dir, &state),
         "audit on PostgreSQL, consistent with the SQLite checkpoint",
     );
 
@@ -174,7 +153,10 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(grown, "the PostgreSQL sequencer signs the next entry");
-    assert_ok(&audit(&pg.url, &dir, &state), "audit after the next entry");
+    kit::assert_success(
+        &kit::audit(&pg.url, &dir, &state),
+        "audit after the next entry",
+    );
     drop(pg);
     drop(db);
 }

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use touchmark_client::{Client, ClientError, Identity};
-use touchmark_core::api::CreateOrder;
 use touchmark_core::code::ErrorCode;
 
 use crate::kit::{self, Served, Unit};
@@ -27,45 +26,6 @@ fn replicas(dir: &Path, database: &str, n: usize) -> Vec<Served> {
     (0..n)
         .map(|_| Served::start_with(dir, Some(database)))
         .collect()
-}
-
-async fn open_order(admin: &Client, id: &str, quota: u64) {
-    admin
-        .create_order(&CreateOrder {
-            id: Some(id.into()),
-            product: "sensor".into(),
-            factory: "cm".into(),
-            quota,
-            serial_range: None,
-            serial_pattern: None,
-            not_before: None,
-            not_after: None,
-            open: true,
-        })
-        .await
-        .unwrap();
-}
-
-/// Runs `touchmark audit verify` against `url`, keeping its state in `state`.
-fn audit(url: &str, dir: &Path, state: &Path) -> std::process::Output {
-    std::process::Command::new(kit::bin())
-        .args(["audit", "verify", url, "--quiet", "--key"])
-        .arg(format!("@{}", dir.join("log-verifier.txt").display()))
-        .arg("--state")
-        .arg(state)
-        .arg("--ca")
-        .arg(dir.join("certs/root-ca.pem"))
-        .output()
-        .unwrap()
-}
-
-fn assert_audit(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: audit verify failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Waits until the replica's latest checkpoint covers every committed entry: the signed size
@@ -130,7 +90,7 @@ async fn three_replicas_issue_exactly_the_quota() {
     // Three rounds, each a new order of 500: 8 stations over 3 replicas, 100 units each.
     for round in 1..=3 {
         let order = format!("PO-R{round}");
-        open_order(&admin, &order, 500).await;
+        kit::open_order(&admin, &order, 500).await;
         let mut tasks = Vec::new();
         for (i, identity) in identities.iter().enumerate() {
             let station = kit::station_client(&servers[i % 3].url, &dir, identity);
@@ -208,7 +168,10 @@ async fn three_replicas_issue_exactly_the_quota() {
     let size = wait_settled(&kit::admin(&servers[2].url, &dir, &token)).await;
     assert!(size >= 3 * 800, "every decision is logged: size {size}");
     let state = tmp.path().join("audit.state");
-    assert_audit(&audit(&servers[2].url, &dir, &state), "after three rounds");
+    kit::assert_success(
+        &kit::audit(&servers[2].url, &dir, &state),
+        "after three rounds",
+    );
     drop(servers);
     drop(db);
 }
@@ -272,8 +235,8 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
     // An auditor verifies the log before the failover and keeps that checkpoint.
     wait_settled(&kit::admin(&urls[sequencer], &dir, &token)).await;
     let state = tmp.path().join("audit.state");
-    assert_audit(
-        &audit(&urls[sequencer], &dir, &state),
+    kit::assert_success(
+        &kit::audit(&urls[sequencer], &dir, &state),
         "before the failover",
     );
 
@@ -404,7 +367,7 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
     assert_eq!(issued.len(), UNITS);
     assert_eq!(issued.iter().collect::<BTreeSet<_>>(), distinct);
     for url in survivors.iter().flatten() {
-        assert_audit(&audit(url, &dir, &state), "after the failover");
+        kit::assert_success(&kit::audit(url, &dir, &state), "after the failover");
     }
     // Receipts of units issued on either side of the failover verify with the log key.
     let verifier = touchmark_tlog::note::NoteVerifier::parse(
