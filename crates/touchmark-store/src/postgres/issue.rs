@@ -364,8 +364,6 @@ fn issued_unit_of(req: &IssueRequest, leaf: &Leaf) -> IssuedUnit {
     }
 }
 
-/// The refusal event of `req` for `code`.
-
 pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Result<Receipt> {
     let attempt = rejection.attempt.as_ref();
     // As on SQLite: the unit is recorded as failed only with a test attempt of a known serial.
