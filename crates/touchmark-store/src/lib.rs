@@ -127,6 +127,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Sequenced events from index `start`, at most `limit`, in index order.
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// Whether the store holds no record at all. Every record comes with its event (I3), so this
+    /// is whether any event was ever committed, sequenced or not.
+    async fn is_empty(&self) -> Result<bool>;
     /// How many events hold an index: the log's sequenced size. Entries still waiting for the
     /// sequencer are not counted.
     async fn event_count(&self) -> Result<u64>;

@@ -39,6 +39,14 @@ pub(super) async fn event_count(pool: &PgPool) -> Result<u64> {
     rows::count(n)
 }
 
+pub(super) async fn is_empty(pool: &PgPool) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM events)")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 pub(super) async fn acquire_sequencer(
     pool: &PgPool,
     holder: &str,

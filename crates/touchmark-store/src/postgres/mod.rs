@@ -352,6 +352,10 @@ impl Store for PostgresStore {
         log::event_count(self.pool()).await
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        log::is_empty(self.pool()).await
+    }
+
     async fn acquire_sequencer(
         &self,
         holder: &str,

@@ -1000,6 +1000,13 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn event_count(&self) -> Result<u64> {
         self.read(|conn| {
             let n: i64 =

@@ -69,6 +69,7 @@ impl Follower {
 pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     let mut log = Follower::new(&store).await;
     assert_eq!(log.next, 0, "a fresh store has an empty log");
+    assert!(store.is_empty().await.unwrap(), "a fresh store is empty");
 
     let token = TokenId::parse("tok-1").unwrap();
     let event = Event::new(
@@ -92,6 +93,8 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    // One record, its entry not yet sequenced on a shared database: the store is not empty.
+    assert!(!store.is_empty().await.unwrap());
     log.logged(receipt, &event).await;
     let actor = Actor::Token(token);
 

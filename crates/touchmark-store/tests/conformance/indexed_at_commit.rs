@@ -196,6 +196,10 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         self.0.event_count().await
     }
 
+    async fn is_empty(&self) -> Result<bool> {
+        self.0.is_empty().await
+    }
+
     async fn acquire_sequencer(
         &self,
         holder: &str,

@@ -18,12 +18,7 @@ use crate::{config, output, secrets};
 /// (two root CAs, two log keys) must never write into one log.
 async fn open_empty(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
     let store = database.open().await?;
-    if store.event_count().await? > 0
-        || store.log_state().await?.is_some()
-        || !store.products().await?.is_empty()
-        || !store.factories().await?.is_empty()
-        || !store.stations(None).await?.is_empty()
-    {
+    if !store.is_empty().await? {
         anyhow::bail!(
             "{database} already holds a Touchmark installation's records; use an empty database, or `touchmark serve --data DIR --database URL` with that installation's data directory"
         );

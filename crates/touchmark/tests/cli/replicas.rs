@@ -77,6 +77,22 @@ async fn three_replicas_issue_exactly_the_quota() {
     };
     let (tmp, dir) = kit::tempdir();
     let token = kit::init_with(&dir, Some(&db.url));
+    // A second installation (other keys, another log key) never writes into the same database.
+    let other = tmp.path().join("other");
+    let again = std::process::Command::new(kit::bin())
+        .args(["init", "--data"])
+        .arg(&other)
+        .args(["--database", &db.url])
+        .env("TOUCHMARK_KEY_PASSPHRASE", kit::PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    assert!(
+        !other.exists(),
+        "nothing is created for a refused installation"
+    );
     let servers = replicas(&dir, &db.url, 3);
     let admin = kit::admin(&servers[0].url, &dir, &token);
     kit::setup_order(&admin, "PO-R0", 1).await;
