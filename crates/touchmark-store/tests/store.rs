@@ -14,7 +14,6 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use sqlx::Connection;
 use touchmark_store::Store;
 use touchmark_store::postgres::PostgresStore;
 use touchmark_store::sqlite::SqliteStore;
@@ -220,21 +219,9 @@ impl Drop for DropSchema {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let mut conn = sqlx::PgConnection::connect(&url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // The schema name is ours (`tm_test_` and hex digits): safe to splice in. A
-                // test that failed may leave a transaction holding locks: give up, rather than
-                // hang, after a while.
-                let sql =
-                    format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                conn.close().await.map_err(|e| e.to_string())
-            })
+            runtime
+                .block_on(PostgresStore::drop_schema(&url, &schema))
+                .map_err(|e| e.to_string())
         })
         .join();
         match dropped {

@@ -84,36 +84,14 @@ impl Log {
         let mut builder = guard.clone();
         let end = committed.min(builder.size() + MAX_BATCH);
         let mut tiles: BTreeMap<(u8, u64), Vec<u8>> = BTreeMap::new();
-        while builder.size() < end {
-            let want = u32::try_from((end - builder.size()).min(1000)).unwrap_or(1000);
-            let page = self.store.events(builder.size(), want).await?;
-            if page.is_empty() {
-                return Err(LogError::Inconsistent(format!(
-                    "event {} is missing",
-                    builder.size()
-                )));
+        let start = builder.size();
+        self.checked_leaves(start, end, |leaf| {
+            for (tile, data) in builder.append(leaf)? {
+                tiles.insert((tile.level().unwrap_or(0), tile.index()), data);
             }
-            for event in page {
-                if event.index != builder.size() {
-                    return Err(LogError::Inconsistent(format!(
-                        "expected event {}, found {}",
-                        builder.size(),
-                        event.index
-                    )));
-                }
-                // The leaf is recomputed from the bytes: a stored hash that disagrees is tampering.
-                let leaf = leaf_hash(&event.bytes);
-                if leaf.0 != event.leaf_hash.0 {
-                    return Err(LogError::Inconsistent(format!(
-                        "event {}'s bytes do not match its leaf hash",
-                        event.index
-                    )));
-                }
-                for (tile, data) in builder.append(leaf)? {
-                    tiles.insert((tile.level().unwrap_or(0), tile.index()), data);
-                }
-            }
-        }
+            Ok(())
+        })
+        .await?;
         for (tile, data) in builder.partial_tiles()? {
             tiles.insert((tile.level().unwrap_or(0), tile.index()), data);
         }
@@ -161,8 +139,20 @@ impl Log {
     pub async fn check_unsigned(&self) -> Result<(), LogError> {
         let mut guard = self.builder.lock().await;
         self.adopt_saved(&mut guard).await?;
-        let mut next = guard.size();
         let end = self.store.event_count().await?;
+        self.checked_leaves(guard.size(), end, |_| Ok(())).await
+    }
+
+    /// Reads the indexed entries `start..end` in pages, checks that each sits at its index and
+    /// that its bytes match its stored leaf hash, and hands each leaf hash, recomputed from the
+    /// bytes, to `each` in order.
+    async fn checked_leaves(
+        &self,
+        start: u64,
+        end: u64,
+        mut each: impl FnMut(Hash) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut next = start;
         while next < end {
             let want = u32::try_from((end - next).min(1000)).unwrap_or(1000);
             let page = self.store.events(next, want).await?;
@@ -176,12 +166,15 @@ impl Log {
                         event.index
                     )));
                 }
-                if leaf_hash(&event.bytes).0 != event.leaf_hash.0 {
+                // The leaf is recomputed from the bytes: a stored hash that disagrees is tampering.
+                let leaf = leaf_hash(&event.bytes);
+                if leaf.0 != event.leaf_hash.0 {
                     return Err(LogError::Inconsistent(format!(
                         "event {}'s bytes do not match its leaf hash",
                         event.index
                     )));
                 }
+                each(leaf)?;
                 next += 1;
             }
         }

@@ -136,7 +136,7 @@ enum Decision {
 /// Why one run of an issuance failed.
 enum Failed {
     /// It lost a race to a concurrent transaction: run it again.
-    Race(sqlx::Error),
+    Race(StoreError),
     /// Anything else: give up.
     Fatal(StoreError),
 }
@@ -144,7 +144,7 @@ enum Failed {
 impl From<sqlx::Error> for Failed {
     fn from(e: sqlx::Error) -> Self {
         if is_retryable(&e) {
-            Self::Race(e)
+            Self::Race(e.into())
         } else {
             Self::Fatal(e.into())
         }
@@ -178,7 +178,7 @@ pub(super) async fn issue(
                 );
                 attempt += 1;
             }
-            Err(Failed::Race(e)) => return Err(e.into()),
+            Err(Failed::Race(e)) => return Err(e),
             Err(Failed::Fatal(e)) => return Err(e),
         }
     }
@@ -202,7 +202,7 @@ async fn try_issue(
                     // The batch rolled back whole (a race in one of its issuances): this one
                     // runs again on its own.
                     Counted::Again(why) => {
-                        return Err(Failed::Race(sqlx::Error::Protocol(why)));
+                        return Err(Failed::Race(StoreError::Database(why)));
                     }
                 },
                 None => count_and_record(pool, req, leaf).await?,

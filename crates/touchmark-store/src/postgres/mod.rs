@@ -140,6 +140,15 @@ impl PostgresStore {
         })
     }
 
+    /// Drops `schema` of the database at `url`, with every table in it: for benchmarks and tests
+    /// that made a schema of their own with [`PostgresStore::connect`].
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] if the name is not a plain schema name or the server fails.
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+        schema::drop(url, schema).await
+    }
+
     /// The connection pool, for tools that work on the database directly (the SQLite copy).
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool

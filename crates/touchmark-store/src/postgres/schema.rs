@@ -42,6 +42,24 @@ pub(super) fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// Drops `schema` and everything in it, on a connection of its own. Waits at most 10 s for
+/// locks (a transaction left open by a failed caller), rather than hang.
+pub(super) async fn drop(url: &str, schema: &str) -> Result<()> {
+    use sqlx::Connection;
+    check_name(schema)?;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    // The name passed check_name: quoting it is enough.
+    let sql = format!(
+        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {} CASCADE",
+        quote(schema)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// Creates `schema` if needed and applies the migrations this database lacks, in one
 /// transaction under an advisory lock.
 ///

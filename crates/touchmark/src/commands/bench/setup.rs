@@ -64,20 +64,7 @@ impl Schema {
     }
 
     async fn drop_schema(&self) {
-        let result = async {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(self.url.expose()).await?;
-            // The name is ours: a fixed prefix and hex digits.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                self.name
-            )))
-            .execute(&mut conn)
-            .await?;
-            conn.close().await
-        }
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = PostgresStore::drop_schema(self.url.expose(), &self.name).await {
             eprintln!("[bench] cannot drop the schema {}: {e}", self.name);
         }
     }
