@@ -136,7 +136,9 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A decision not to issue, with its stable code and a message fit for the station's operator.
+/// A decision not to act, with its stable code and a message fit for the person who asked: a
+/// provisioning refusal (DESIGN §4) for a station's operator, or a rule that an admin's change
+/// breaks (a quota below the issued count, a closed order reopened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Refusal {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::event::Sha256Hash;
 use crate::id::{FactoryId, ProductId, StationId, TokenId};
 
 /// A product: a SKU, the subject its device certificates carry, and its issuing CA.
@@ -88,8 +89,8 @@ pub struct Station {
     /// When its enrollment token expires (meaningful while pending).
     #[serde(with = "time::serde::rfc3339")]
     pub enrollment_expires_at: OffsetDateTime,
-    /// SHA-256 of its current mTLS certificate, hex, once enrolled.
-    pub cert_sha256: Option<String>,
+    /// SHA-256 of its current mTLS certificate (DER), once enrolled.
+    pub cert_sha256: Option<Sha256Hash>,
     /// When the station was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -136,4 +137,34 @@ pub struct ApiToken {
     pub created_at: OffsetDateTime,
     /// Whether it was revoked.
     pub revoked: bool,
+}
+
+/// A unit's status (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    /// Tested and failed; consumed no quota.
+    FailedTest,
+    /// Counted and certified.
+    Provisioned,
+    /// Certified, then revoked.
+    Revoked,
+}
+
+impl UnitStatus {
+    /// The status as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedTest => "failed_test",
+            Self::Provisioned => "provisioned",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn from_str_opt(text: &str) -> Option<Self> {
+        [Self::FailedTest, Self::Provisioned, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }

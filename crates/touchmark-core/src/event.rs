@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use touchmark_tlog::hash::leaf_hash;
 
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::code::ErrorCode;
@@ -64,14 +65,6 @@ impl<'de> Deserialize<'de> for Sha256Hash {
         let text = String::deserialize(d)?;
         Self::from_hex(&text).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
-}
-
-/// The leaf hash of an RFC 6962 Merkle tree: SHA-256(0x00 ‖ bytes).
-pub fn leaf_hash(bytes: &[u8]) -> Sha256Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(bytes);
-    Sha256Hash(h.finalize().into())
 }
 
 /// Who caused an event: an API token, an enrolling station, or the system itself.
@@ -408,6 +401,57 @@ impl Event {
     }
 }
 
+/// An event encoded for the log, once: its canonical bytes and its leaf hash, with the columns a
+/// store keeps beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// The `type` tag, for filtering without parsing.
+    pub kind: &'static str,
+    /// The order the event concerns, for counting per order without parsing.
+    pub order: Option<OrderId>,
+    /// The canonical bytes: the log entry.
+    pub bytes: Vec<u8>,
+    /// The RFC 6962 leaf hash of the bytes, SHA-256(0x00 ‖ bytes).
+    pub hash: touchmark_tlog::Hash,
+}
+
+impl Leaf {
+    /// Where this leaf landed: at `index`, or not yet placed (`None`) when the store's sequencer
+    /// gives indices after commit.
+    pub fn logged(&self, index: Option<u64>) -> Logged {
+        Logged {
+            index,
+            leaf_hash: self.hash,
+        }
+    }
+}
+
+impl TryFrom<&Event> for Leaf {
+    type Error = EventError;
+
+    fn try_from(event: &Event) -> Result<Self, EventError> {
+        let bytes = event.canonical_bytes()?;
+        Ok(Self {
+            kind: event.body.kind(),
+            order: event.body.order().cloned(),
+            hash: leaf_hash(&bytes),
+            bytes,
+        })
+    }
+}
+
+/// Where an event landed in the log: its index and leaf hash. What a client gets back for a
+/// logged refusal or issuance, so that it can ask for the inclusion proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    /// The event's index in the log, from 0. `None` while the entry waits for the sequencer: a
+    /// backend shared by several replicas (PostgreSQL) commits entries without an index, and the
+    /// elected sequencer gives them their indices in batches, within a second.
+    pub index: Option<u64>,
+    /// SHA-256(0x00 ‖ canonical bytes).
+    pub leaf_hash: touchmark_tlog::Hash,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -464,11 +508,21 @@ mod tests {
     }
 
     #[test]
-    fn leaf_hash_prefixes_a_zero_byte() {
-        // specs/TLOG.md vector: leaf hash of "leaf-0".
+    fn a_leaf_is_the_canonical_bytes_and_their_rfc6962_hash() {
+        let event = issued();
+        let leaf = Leaf::try_from(&event).unwrap();
+        assert_eq!(leaf.bytes, event.canonical_bytes().unwrap());
+        assert_eq!(leaf.hash, leaf_hash(&leaf.bytes));
         assert_eq!(
-            leaf_hash(b"leaf-0").to_hex(),
-            "305df59f9590c3c9ac63d2b2743c388e3792449078cebf7fb3dbe6471643b2b7"
+            (leaf.kind, leaf.order.as_ref().map(OrderId::as_str)),
+            ("unit.issued", Some("PO-1"))
+        );
+        assert_eq!(
+            leaf.logged(Some(7)),
+            Logged {
+                index: Some(7),
+                leaf_hash: leaf.hash
+            }
         );
     }
 

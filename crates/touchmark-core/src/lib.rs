@@ -1,15 +1,18 @@
 //! Touchmark's domain: identifiers, orders, the issuance policy, test records and log events.
 //!
 //! This crate knows nothing of HTTP or SQL. It turns raw input into checked types at the edge
-//! ([`id`], [`serial`], [`testrecord`]), decides what the policy of DESIGN §4 allows
-//! ([`policy`]), and defines the events that every state change appends to the log ([`event`]).
+//! ([`id`], [`serial`], [`field`], [`testrecord`], and the commands of [`command`]), decides
+//! what the rules allow ([`policy`]: each rule once, as a pure function), and defines the
+//! events that every state change appends to the log ([`event`]).
 
 pub mod api;
 pub mod canonical;
 pub mod clock;
 pub mod code;
+pub mod command;
 pub mod entity;
 pub mod event;
+pub mod field;
 pub mod id;
 pub mod order;
 pub mod policy;

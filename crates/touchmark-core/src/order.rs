@@ -5,7 +5,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::code::{ErrorCode, Refusal};
 use crate::id::{FactoryId, OrderId, ProductId};
 use crate::serial::SerialRule;
 
@@ -39,17 +38,6 @@ impl OrderState {
         [Self::Draft, Self::Open, Self::Closed, Self::Cancelled]
             .into_iter()
             .find(|s| s.as_str() == text)
-    }
-
-    /// Whether an order may move from this state to `to`.
-    pub fn can_become(self, to: OrderState) -> bool {
-        matches!(
-            (self, to),
-            (Self::Draft, Self::Open)
-                | (Self::Draft, Self::Cancelled)
-                | (Self::Open, Self::Closed)
-                | (Self::Open, Self::Cancelled)
-        )
     }
 }
 
@@ -92,117 +80,8 @@ pub struct Order {
 pub const MAX_QUOTA: u64 = 1 << 40;
 
 impl Order {
-    /// Check 2 of DESIGN §4: the order is open and `now` is inside its window.
-    ///
-    /// # Errors
-    /// `order_not_open` or `order_expired`.
-    pub fn check_accepting(&self, now: OffsetDateTime) -> Result<(), Refusal> {
-        if self.state != OrderState::Open {
-            return Err(Refusal::new(
-                ErrorCode::OrderNotOpen,
-                format!("order {} is {}, not open", self.id, self.state),
-            ));
-        }
-        if self.not_before.is_some_and(|t| now < t) {
-            return Err(Refusal::new(
-                ErrorCode::OrderExpired,
-                format!(
-                    "order {} does not accept units before its window opens",
-                    self.id
-                ),
-            ));
-        }
-        if self.not_after.is_some_and(|t| now > t) {
-            return Err(Refusal::new(
-                ErrorCode::OrderExpired,
-                format!(
-                    "order {} stopped accepting units when its window closed",
-                    self.id
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Units the order may still issue.
     pub fn remaining(&self) -> u64 {
         self.quota.saturating_sub(self.issued)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use time::macros::datetime;
-
-    use super::*;
-
-    fn order(state: OrderState) -> Order {
-        Order {
-            id: OrderId::parse("PO-1").unwrap(),
-            product: ProductId::parse("p").unwrap(),
-            factory: FactoryId::parse("f").unwrap(),
-            quota: 5,
-            issued: 2,
-            serial_rule: SerialRule::Any,
-            not_before: Some(datetime!(2026-01-01 0:00 UTC)),
-            not_after: Some(datetime!(2026-12-31 0:00 UTC)),
-            state,
-            created_at: datetime!(2025-12-01 0:00 UTC),
-        }
-    }
-
-    #[test]
-    fn only_open_orders_inside_their_window_accept() {
-        let cases = [
-            (
-                "open, inside",
-                OrderState::Open,
-                datetime!(2026-06-01 0:00 UTC),
-                None,
-            ),
-            (
-                "draft",
-                OrderState::Draft,
-                datetime!(2026-06-01 0:00 UTC),
-                Some(ErrorCode::OrderNotOpen),
-            ),
-            (
-                "closed",
-                OrderState::Closed,
-                datetime!(2026-06-01 0:00 UTC),
-                Some(ErrorCode::OrderNotOpen),
-            ),
-            (
-                "cancelled",
-                OrderState::Cancelled,
-                datetime!(2026-06-01 0:00 UTC),
-                Some(ErrorCode::OrderNotOpen),
-            ),
-            (
-                "too early",
-                OrderState::Open,
-                datetime!(2025-12-31 23:59 UTC),
-                Some(ErrorCode::OrderExpired),
-            ),
-            (
-                "too late",
-                OrderState::Open,
-                datetime!(2026-12-31 0:01 UTC),
-                Some(ErrorCode::OrderExpired),
-            ),
-        ];
-        for (name, state, now, want) in cases {
-            let got = order(state).check_accepting(now).err().map(|r| r.code);
-            assert_eq!(got, want, "{name}");
-        }
-    }
-
-    #[test]
-    fn transitions_follow_the_lifecycle() {
-        use OrderState::*;
-        assert!(Draft.can_become(Open) && Open.can_become(Closed) && Open.can_become(Cancelled));
-        assert!(!Closed.can_become(Open) && !Cancelled.can_become(Open) && !Open.can_become(Draft));
-        assert_eq!(order(Open).remaining(), 3);
     }
 }

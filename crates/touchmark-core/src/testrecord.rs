@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::canonical;
+use crate::event::Sha256Hash;
 
 /// Most steps (OpenHTF: phases) a record may hold.
 pub const MAX_STEPS: usize = 500;
@@ -258,6 +259,16 @@ pub struct TestRecord {
     pub steps: Vec<TestStep>,
 }
 
+/// A test record in its normalized, canonical JSON text, with the SHA-256 of that text: the
+/// bytes a store keeps and an auditor can hash again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedRecord {
+    /// The canonical JSON text.
+    pub text: String,
+    /// SHA-256 of `text`.
+    pub sha256: Sha256Hash,
+}
+
 impl TestRecord {
     /// Parses and validates a test record in either accepted shape: an object with a `phases` key is
     /// an OpenHTF record, anything else must be Touchmark's shape.
@@ -382,24 +393,32 @@ impl TestRecord {
         Value::Object(root)
     }
 
-    /// SHA-256 of the normalized record: the RFC 8785 canonical form ([`crate::canonical`]) of
-    /// [`TestRecord::to_json`].
+    /// The normalized record as it is stored and hashed: the RFC 8785 canonical form
+    /// ([`crate::canonical`]) of [`TestRecord::to_json`], and its SHA-256, computed once.
     ///
     /// The canonical form is used rather than `serde_json::to_vec` because `serde_json`'s output
     /// depends on crate features unified across the whole build (`preserve_order` changes key order)
     /// and on its own float formatting. RFC 8785 fixes both (sorted keys, ECMAScript number
-    /// formatting), so anyone with a JCS implementation can recompute the digest. The hash does not
-    /// depend on the key order or whitespace of the submitted JSON.
-    pub fn sha256(&self) -> [u8; 32] {
+    /// formatting), so anyone with a JCS implementation can recompute the digest from the stored
+    /// text. The hash does not depend on the key order or whitespace of the submitted JSON.
+    pub fn normalized(&self) -> NormalizedRecord {
         let json = self.to_json();
-        let bytes = match canonical::to_canonical_vec(&json) {
-            Ok(bytes) => bytes,
+        let text = match canonical::to_canonical_vec(&json).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
             // Unreachable: `to_json` emits only strings, booleans, `null`, finite floats (which
-            // canonicalization always accepts) and four levels of nesting. Falling back keeps this
-            // function total without a panic.
-            Err(_) => serde_json::to_vec(&json).unwrap_or_default(),
+            // canonicalization always accepts) and four levels of nesting, and canonical JSON is
+            // UTF-8. Falling back keeps this function total without a panic.
+            _ => json.to_string(),
         };
-        Sha256::digest(&bytes).into()
+        NormalizedRecord {
+            sha256: Sha256Hash(Sha256::digest(text.as_bytes()).into()),
+            text,
+        }
+    }
+
+    /// SHA-256 of the normalized record ([`TestRecord::normalized`]).
+    pub fn sha256(&self) -> [u8; 32] {
+        self.normalized().sha256.0
     }
 
     /// Checks that a record with verdict pass does not contradict itself.

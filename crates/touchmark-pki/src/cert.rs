@@ -68,7 +68,7 @@ impl Certificate {
     /// [`PkiError::InvalidPem`] if there is not exactly one certificate block;
     /// [`PkiError::InvalidCertificate`] if it does not parse.
     pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
-        let mut certs = crate::pem::certs_from_pem(pem)?;
+        let mut certs = certs_from_pem(pem)?;
         match (certs.pop(), certs.is_empty()) {
             (Some(cert), true) => Ok(cert),
             _ => Err(PkiError::InvalidPem(
@@ -80,6 +80,11 @@ impl Certificate {
     /// The DER encoding.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// The DER encoding, taken out of the certificate without a copy.
+    pub fn into_der(self) -> Vec<u8> {
+        self.der
     }
 
     /// The DER encoding as the type rustls and webpki use.
@@ -207,6 +212,31 @@ pub struct Subject {
     pub organization: String,
     /// commonName (CN).
     pub common_name: String,
+}
+
+/// Reads every `CERTIFICATE` block in `input`, in order.
+///
+/// # Errors
+/// [`PkiError::InvalidPem`] if the PEM is malformed, holds a block with another label, or holds no
+/// certificate; [`PkiError::InvalidCertificate`] if a block is not an X.509 certificate.
+pub fn certs_from_pem(input: &str) -> Result<Vec<Certificate>, PkiError> {
+    let blocks = crate::pem::decode_all(input)?;
+    if blocks.is_empty() {
+        return Err(PkiError::InvalidPem("no CERTIFICATE block found".into()));
+    }
+    blocks
+        .into_iter()
+        .map(|b| {
+            if b.label == "CERTIFICATE" {
+                Certificate::from_der(b.der)
+            } else {
+                Err(PkiError::InvalidPem(format!(
+                    "expected CERTIFICATE, found {:?}",
+                    b.label
+                )))
+            }
+        })
+        .collect()
 }
 
 /// A CA certificate together with its signing key, ready to issue.

@@ -12,7 +12,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::der_parser::oid::Oid;
 use x509_parser::prelude::FromDer as _;
 
-use crate::signer::p256_spki;
+use crate::der::p256_spki;
 
 /// The largest CSR input accepted, in bytes. A P-256 CSR is a few hundred bytes.
 pub const MAX_CSR_INPUT: usize = 16 * 1024;

@@ -63,6 +63,27 @@ fn push_base128(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// DER prefix of a P-256 SubjectPublicKeyInfo, up to the uncompressed point:
+/// `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) }`.
+pub(crate) const P256_SPKI_PREFIX: [u8; 27] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), up to the 32-byte key.
+pub(crate) const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Builds the SubjectPublicKeyInfo for a 65-byte uncompressed P-256 point.
+pub(crate) fn p256_spki(point: &[u8]) -> Vec<u8> {
+    // The prefix already holds the 0x04 point-format byte.
+    let mut spki = Vec::with_capacity(91);
+    spki.extend_from_slice(&P256_SPKI_PREFIX[..26]);
+    spki.extend_from_slice(point);
+    spki
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 //! - [`profile`] holds the IEEE 802.1AR device profile and issues device certificates;
 //! - [`cert`] holds the [`Certificate`] type, the CA hierarchy and the other certificate profiles;
 //! - [`signer`] is the one seam through which every private-key operation goes;
-//! - [`keystore`] keeps software keys encrypted at rest;
+//! - [`keys`] is the seam for where keys live ([`KeyProvider`]);
+//! - [`keystore`] keeps software keys encrypted at rest, as one provider;
 //! - [`station`] verifies a station's mTLS client certificate at the application layer;
 //! - [`pem`] reads and writes PEM.
 
@@ -13,6 +14,7 @@ pub mod cert;
 pub mod csr;
 mod der;
 mod error;
+pub mod keys;
 pub mod keystore;
 pub mod pem;
 pub mod profile;
@@ -20,13 +22,13 @@ pub mod signer;
 pub mod station;
 
 pub use cert::{
-    CaIssuer, Certificate, SerialNumber, Subject, create_intermediate_ca, create_root_ca,
-    issue_server_cert, issue_station_cert,
+    CaIssuer, Certificate, SerialNumber, Subject, certs_from_pem, create_intermediate_ca,
+    create_root_ca, issue_server_cert, issue_station_cert,
 };
 pub use csr::{CsrError, VerifiedCsr, build_csr, parse_csr};
 pub use error::PkiError;
+pub use keys::{KeyProvider, MemoryKeys};
 pub use keystore::{KeyStore, Passphrase};
-pub use pem::certs_from_pem;
 pub use profile::{DeviceProfile, issue_device_cert};
 pub use signer::{KeyAlgorithm, RcgenSigner, Signer, SoftwareSigner};
 pub use station::{StationCertError, StationIdentity, verify_station_cert};

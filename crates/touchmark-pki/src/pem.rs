@@ -4,7 +4,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
-use crate::cert::Certificate;
 use crate::error::PkiError;
 
 /// One decoded PEM block.
@@ -95,31 +94,6 @@ pub(crate) fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(compact).ok()
 }
 
-/// Reads every `CERTIFICATE` block in `input`, in order.
-///
-/// # Errors
-/// [`PkiError::InvalidPem`] if the PEM is malformed, holds a block with another label, or holds no
-/// certificate; [`PkiError::InvalidCertificate`] if a block is not an X.509 certificate.
-pub fn certs_from_pem(input: &str) -> Result<Vec<Certificate>, PkiError> {
-    let blocks = decode_all(input)?;
-    if blocks.is_empty() {
-        return Err(PkiError::InvalidPem("no CERTIFICATE block found".into()));
-    }
-    blocks
-        .into_iter()
-        .map(|b| {
-            if b.label == "CERTIFICATE" {
-                Certificate::from_der(b.der)
-            } else {
-                Err(PkiError::InvalidPem(format!(
-                    "expected CERTIFICATE, found {:?}",
-                    b.label
-                )))
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -142,7 +116,5 @@ mod tests {
         assert!(decode_all("-----BEGIN X-----\nAAAA\n-----END Y-----\n").is_err());
         assert!(decode_all("-----BEGIN X-----\n!!!!\n-----END X-----\n").is_err());
         assert!(decode_all("-----BEGIN X").is_err());
-        assert!(certs_from_pem("").is_err());
-        assert!(certs_from_pem(&encode("PRIVATE KEY", b"x")).is_err());
     }
 }

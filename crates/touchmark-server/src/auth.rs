@@ -2,7 +2,6 @@
 //! cannot run for a caller who lacks it.
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use touchmark_core::StationId;
 use touchmark_core::code::ErrorCode;
@@ -93,9 +92,7 @@ impl FromRequestParts<AppState> for StationAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let refuse = |m: String| {
-            ApiError::new(ErrorCode::StationNotAuthorized, m).with_status(StatusCode::UNAUTHORIZED)
-        };
+        let refuse = |m: String| ApiError::unauthenticated(ErrorCode::StationNotAuthorized, m);
         let chain = parts
             .extensions
             .get::<PeerCertificates>()
@@ -118,9 +115,8 @@ impl FromRequestParts<AppState> for StationAuth {
             .station(&id)
             .await?
             .ok_or_else(|| refuse(format!("station {id} is unknown to this server")))?;
-        let presented = Sha256Hash(identity.cert_sha256).to_hex();
         if station.factory.as_str() != identity.factory_id
-            || station.cert_sha256.as_deref() != Some(presented.as_str())
+            || station.cert_sha256 != Some(Sha256Hash(identity.cert_sha256))
         {
             return Err(refuse(format!(
                 "the client certificate is not station {id}'s current certificate"

@@ -1,24 +1,28 @@
 //! The one place where errors become HTTP responses: a stable code, a public message, and the
-//! right status. Internal causes are logged, never sent.
+//! right status. Internal causes are logged here, never sent.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use touchmark_authority::AuthorityError;
+use touchmark_authority::log::LogError;
 use touchmark_core::api::{ErrorBody, ReceiptBody};
-use touchmark_core::code::{ErrorCode, Refusal};
-use touchmark_store::{Receipt, StoreError};
+use touchmark_core::code::ErrorCode;
+use touchmark_core::event::Logged;
+use touchmark_core::field::FieldError;
+use touchmark_store::StoreError;
+use touchmark_tlog::TlogError;
+
+/// What a client is told about a failure inside the server.
+const INTERNAL_MESSAGE: &str = "internal error; the server's log has the details";
 
 /// An error on its way to the client.
 #[derive(Debug)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The stable code.
-    pub code: ErrorCode,
-    /// The public message.
-    pub message: String,
-    /// Where a provisioning refusal was logged.
-    pub receipt: Option<Receipt>,
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    logged: Option<Logged>,
 }
 
 /// The HTTP status for each code.
@@ -53,14 +57,25 @@ impl ApiError {
             status: status_of(code),
             code,
             message: message.into(),
-            receipt: None,
+            logged: None,
         }
     }
 
-    /// The same error with another status (a missing client certificate is 401, not 403).
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
+    /// A caller the server could not identify at all: 401 whatever the code, as RFC 9110
+    /// §15.5.2 asks, where a caller identified but not allowed gets the code's own status.
+    pub fn unauthenticated(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            ..Self::new(code, message)
+        }
+    }
+
+    /// A route asked with a method it does not take: 405.
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            ..Self::invalid("this route does not take that method")
+        }
     }
 
     /// A malformed request.
@@ -76,29 +91,47 @@ impl ApiError {
     /// A failure inside the server. The cause is logged here; the client sees a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(
-            ErrorCode::Internal,
-            "internal error; the server's log has the details",
-        )
+        Self::new(ErrorCode::Internal, INTERNAL_MESSAGE)
     }
 
-    /// A provisioning refusal that was logged at `receipt`.
-    pub fn refused(refusal: Refusal, receipt: Receipt) -> Self {
-        Self {
-            receipt: Some(receipt),
-            ..Self::new(refusal.code, refusal.message)
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<AuthorityError> for ApiError {
+    fn from(e: AuthorityError) -> Self {
+        match e {
+            AuthorityError::Refused { refusal, logged } => Self {
+                logged: Some(logged),
+                ..Self::new(refusal.code, refusal.message)
+            },
+            AuthorityError::Internal(cause) => Self::internal(cause),
+            other => Self::new(other.code(), other.to_string()),
         }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        AuthorityError::from(e).into()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        AuthorityError::from(e).into()
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
         match e {
-            StoreError::NotFound(what) => Self::not_found(what),
-            StoreError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
-            StoreError::EnrollmentTokenInvalid => {
-                Self::new(ErrorCode::EnrollmentTokenInvalid, e.to_string())
-            }
+            // A proof asked for an index or size the log does not have.
+            LogError::Tlog(
+                e @ (TlogError::IndexOutOfRange { .. } | TlogError::SizeOrder { .. }),
+            ) => Self::invalid(e.to_string()),
             other => Self::internal(other),
         }
     }
@@ -109,17 +142,17 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             code: self.code.as_str().to_owned(),
             message: self.message,
-            receipt: self.receipt.map(|r| receipt_body(&r)),
+            receipt: self.logged.map(|r| receipt_body(&r)),
         };
         (self.status, Json(body)).into_response()
     }
 }
 
-/// The wire form of a receipt.
-pub fn receipt_body(receipt: &Receipt) -> ReceiptBody {
+/// The wire form of where an event was logged.
+pub fn receipt_body(logged: &Logged) -> ReceiptBody {
     ReceiptBody {
-        index: receipt.index,
-        leaf_hash: receipt.leaf_hash.to_hex(),
+        index: logged.index,
+        leaf_hash: logged.leaf_hash.to_hex(),
         tlog_proof: None,
     }
 }

@@ -1,29 +1,27 @@
-//! Touchmark's HTTPS server: the `/v1` API, mTLS station authentication, and the issuance
-//! authority that decides, signs and records.
+//! Touchmark's HTTPS server: the `/v1` API, the audit log's public endpoints, and mTLS station
+//! authentication.
 //!
-//! Layers, as in step-ca: [`api`] handlers read, validate and authorize; [`authority`] decides
-//! and signs; `touchmark_store` records. [`auth`] makes authentication a type, [`error`] is the
-//! one mapping from errors to HTTP.
+//! Layers, as in step-ca: [`api`] handlers read, validate and authorize; `touchmark_authority`
+//! decides and signs; `touchmark_store` records. [`auth`] makes authentication a type, [`error`]
+//! is the one mapping from errors to HTTP.
 
 pub mod api;
 pub mod auth;
-pub mod authority;
 pub mod error;
-pub mod installation;
-pub mod listener;
-pub mod log;
-pub mod state;
-pub mod tls;
+mod listener;
+mod state;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use touchmark_authority::log::{Log, LogConfig};
+use touchmark_authority::{Authority, Installation};
 use touchmark_core::Clock;
 use touchmark_store::Store;
 
-pub use installation::{InitOptions, Installation, InstallationError};
 pub use state::AppState;
 
 /// A server ready to run: its listener is bound, so its address is known.
@@ -36,15 +34,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and prepares the server over `installation` and `store`.
+    /// Binds `addr` and prepares the server over `installation` and `store`, with the log's
+    /// timings from `log_config`.
     ///
     /// # Errors
-    /// When the address cannot be bound or TLS cannot be configured.
+    /// When the address cannot be bound, TLS cannot be configured, or the audit log contradicts
+    /// itself.
     pub async fn bind(
         addr: SocketAddr,
         installation: &Installation,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        log_config: LogConfig,
     ) -> anyhow::Result<Self> {
         let tls = tls::server_config(
             installation.server_cert(),
@@ -54,16 +55,17 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let authority = Arc::new(authority::Authority::new(
+        let authority = Arc::new(Authority::new(
             installation,
             Arc::clone(&store),
             Arc::clone(&clock),
         ));
         let log = Arc::new(
-            log::Log::open(
+            Log::open(
                 Arc::clone(&store),
                 Arc::clone(installation.log_key()),
                 installation.log_verifier().clone(),
+                log_config,
             )
             .await?,
         );
@@ -96,9 +98,21 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// The shared state (for in-process callers such as `touchmark init`'s first token).
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The authority the server's writes go through, for in-process callers (the demo, the
+    /// benchmark, tests).
+    pub fn authority(&self) -> &Arc<Authority> {
+        &self.state.authority
+    }
+
+    /// The server's audit log, for in-process callers that drive it
+    /// ([`Log::sequence_once`]) instead of waiting for its interval.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.state.log
+    }
+
+    /// The store the server reads and writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.state.store
     }
 
     /// Serves until `shutdown` completes.

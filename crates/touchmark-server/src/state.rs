@@ -2,22 +2,24 @@
 
 use std::sync::Arc;
 
+use touchmark_authority::Authority;
+use touchmark_authority::log::Log;
 use touchmark_core::Clock;
 use touchmark_store::Store;
 
-use crate::authority::Authority;
+use crate::auth::StationCertCache;
 
 /// Shared by every request. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The storage backend.
-    pub store: Arc<dyn Store>,
-    /// The decisions and signatures.
-    pub authority: Arc<Authority>,
+    /// The storage backend, for reads.
+    pub(crate) store: Arc<dyn Store>,
+    /// Every write goes through it.
+    pub(crate) authority: Arc<Authority>,
     /// The time source.
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The audit log.
-    pub log: Arc<crate::log::Log>,
+    pub(crate) log: Arc<Log>,
     /// Station certificates already verified.
-    pub station_certs: Arc<crate::auth::StationCertCache>,
+    pub(crate) station_certs: Arc<StationCertCache>,
 }

@@ -313,7 +313,6 @@ mod quota {
             assert_eq!(snap.units.len(), 500, "round {round}");
             // The store agrees with the API: the order's column and every table that counts.
             let counts = kit
-                .state
                 .store
                 .order_counts(&OrderId::parse(&order).unwrap())
                 .await
@@ -1255,6 +1254,138 @@ mod adversarial {
             kit.snapshot(&line.order).await,
             before.refused("station_revoked")
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin input: every field an admin types is checked before anything is made or stored, with
+// `invalid_request` naming the field (I6). A product's name also names its issuing CA, whose
+// common name X.520 caps at 64 characters.
+// ---------------------------------------------------------------------------------------------
+
+mod admin_input {
+    use touchmark_client::api::CreateProduct;
+
+    use super::*;
+
+    fn product(id: &str, name: &str) -> CreateProduct {
+        CreateProduct {
+            id: Some(id.into()),
+            name: name.into(),
+            organization: "Test Devices".into(),
+            common_name: "Widget".into(),
+            hw_type_oid: None,
+            crl_url: None,
+            ocsp_url: None,
+            cert_not_after: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_product_fields_are_refused_by_name_and_change_nothing() {
+        let kit = Kit::start().await;
+        type Edit = fn(&mut CreateProduct);
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            (
+                "a name of 54 characters",
+                |r| r.name = "n".repeat(54),
+                "name",
+            ),
+            (
+                "a name of 64 characters",
+                |r| r.name = "n".repeat(64),
+                "name",
+            ),
+            (
+                "a name of 128 characters",
+                |r| r.name = "n".repeat(128),
+                "name",
+            ),
+            (
+                "a name of 129 characters",
+                |r| r.name = "n".repeat(129),
+                "name",
+            ),
+            ("a blank name", |r| r.name = "  ".into(), "name"),
+            (
+                "an organization of 65 characters",
+                |r| r.organization = "o".repeat(65),
+                "organization",
+            ),
+            (
+                "a common name of 65 characters",
+                |r| r.common_name = "c".repeat(65),
+                "common_name",
+            ),
+            (
+                "a common name with a newline",
+                |r| r.common_name = "a\nb".into(),
+                "common_name",
+            ),
+            (
+                "an OID with one arc",
+                |r| r.hw_type_oid = Some("1".into()),
+                "hw_type_oid",
+            ),
+            (
+                "an OID under 1 with a second arc of 40",
+                |r| r.hw_type_oid = Some("1.40.3".into()),
+                "hw_type_oid",
+            ),
+            (
+                "a CRL URL that is not http",
+                |r| r.crl_url = Some("ldap://crl".into()),
+                "crl_url",
+            ),
+            (
+                "an OCSP URL with a space",
+                |r| r.ocsp_url = Some("http://a b".into()),
+                "ocsp_url",
+            ),
+            (
+                "a notAfter that does not parse",
+                |r| r.cert_not_after = Some("never".into()),
+                "cert_not_after",
+            ),
+            (
+                "a notAfter in the past",
+                |r| r.cert_not_after = Some("2001-01-01T00:00:00Z".into()),
+                "cert_not_after",
+            ),
+            ("an id with a slash", |r| r.id = Some("a/b".into()), "id"),
+        ];
+        for (name, edit, field) in cases {
+            let events = kit.log_size().await;
+            let products = kit.admin.products().await.unwrap().len();
+            let mut request = product("adm-p", "Widget");
+            edit(&mut request);
+            let err = kit.admin.create_product(&request).await.unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (Some(400), Some(ErrorCode::InvalidRequest)),
+                "{name}: {err}"
+            );
+            let message = &err.body().unwrap().message;
+            assert!(message.contains(field), "{name}: {message}");
+            assert_eq!(
+                kit.admin.products().await.unwrap().len(),
+                products,
+                "{name}"
+            );
+            assert_eq!(kit.log_size().await, events, "{name}");
+        }
+        // The longest name that fits makes an issuing CA whose common name is exactly 64.
+        let longest = "n".repeat(53);
+        let made = kit
+            .admin
+            .create_product(&product("adm-p", &longest))
+            .await
+            .unwrap();
+        let ca = touchmark_pki::Certificate::from_pem(&made.issuing_ca_pem).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(ca.der()).unwrap();
+        let cn = parsed.subject().iter_common_name().next().unwrap();
+        assert_eq!(cn.as_str().unwrap(), format!("{longest} Issuing CA"));
+        assert_eq!(cn.as_str().unwrap().chars().count(), 64);
     }
 }
 

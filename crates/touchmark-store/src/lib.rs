@@ -1,9 +1,10 @@
 //! Touchmark's storage: one trait, [`Store`], and its backends.
 //!
 //! Every method that changes state appends its log event in the same durable transaction, so
-//! no change exists without its event and no event without its change (DESIGN I3). The
-//! provisioning checks that race with other requests (serial, key, quota: DESIGN §4 checks 6
-//! to 8) run inside [`Store::issue`]'s transaction, never in the caller.
+//! no change exists without its event and no event without its change (DESIGN I3). A store
+//! records; it never decides. The rules that depend on what is stored (DESIGN §4 checks 6 to 8,
+//! an order's life, a station's revocation) are functions of `touchmark_core::policy`: a
+//! backend reads their facts under its locks, calls them, and applies what they return.
 //!
 //! Backends:
 //! - [`sqlite::SqliteStore`]: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -13,6 +14,7 @@
 //!   gives them indices in batches.
 
 mod error;
+pub mod log;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -21,15 +23,16 @@ mod types;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use touchmark_core::entity::{ApiToken, Factory, Product, Station};
-use touchmark_core::event::{Actor, Event, Sha256Hash};
-use touchmark_core::order::{Order, OrderState};
+use touchmark_core::event::{Event, Logged, Sha256Hash};
+use touchmark_core::order::Order;
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
-pub use error::StoreError;
+pub use error::{Constraint, LogConflict, Record, RecordKind, StoreError};
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
-    OrderCounts, Receipt, Rejection, SequencerLease, StoredEvent, TestAttempt, UnitStatus,
-    UnitSummary,
+    OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
 };
 
 /// Shorthand for storage results.
@@ -40,19 +43,19 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a new API token and its `token.created` event.
-    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt>;
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged>;
     /// Finds a token, revoked or not, by the SHA-256 of its secret.
     async fn token_by_secret(&self, secret_sha256: Sha256Hash) -> Result<Option<ApiToken>>;
 
-    /// Stores a product and its `product.created` event. `Conflict` if the id is taken.
-    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt>;
+    /// Stores a product and its `product.created` event. `Exists` if the id is taken.
+    async fn create_product(&self, product: Product, event: Event) -> Result<Logged>;
     /// A product by id.
     async fn product(&self, id: &ProductId) -> Result<Option<Product>>;
     /// All products.
     async fn products(&self) -> Result<Vec<Product>>;
 
     /// Stores a factory and its `factory.created` event.
-    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt>;
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Logged>;
     /// A factory by id.
     async fn factory(&self, id: &FactoryId) -> Result<Option<Factory>>;
     /// All factories.
@@ -64,7 +67,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         station: Station,
         token_sha256: Sha256Hash,
         event: Event,
-    ) -> Result<Receipt>;
+    ) -> Result<Logged>;
     /// A station by id.
     async fn station(&self, id: &StationId) -> Result<Option<Station>>;
     /// All stations, or those of one factory.
@@ -84,39 +87,35 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         cert_sha256: Sha256Hash,
         now: OffsetDateTime,
         event: Event,
-    ) -> Result<Receipt>;
-    /// Revokes a station. `Conflict` if it is revoked already.
-    async fn revoke_station(
+    ) -> Result<Logged>;
+    /// Changes a station by `rule`, run on the station as stored under the store's lock, and
+    /// records the rule's event. `NotFound`, or `Refused` with the rule's refusal.
+    async fn update_station(
         &self,
         id: &StationId,
-        actor: Actor,
-        at: OffsetDateTime,
+        rule: Rule<Station, StationChange>,
     ) -> Result<Station>;
 
     /// Stores an order (in draft) and its `order.created` event.
-    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt>;
+    async fn create_order(&self, order: Order, event: Event) -> Result<Logged>;
     /// An order by id.
     async fn order(&self, id: &OrderId) -> Result<Option<Order>>;
     /// All orders.
     async fn orders(&self) -> Result<Vec<Order>>;
-    /// Moves an order to `to` if its current state allows it, with `event`.
-    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order>;
-    /// Changes an order's quota, logging old and new. `Conflict` below the issued count.
-    async fn change_quota(
-        &self,
-        id: &OrderId,
-        quota: u64,
-        actor: Actor,
-        at: OffsetDateTime,
-    ) -> Result<Order>;
+    /// Changes an order's state and quota by `rule`, run on the order as stored under the
+    /// store's lock (so no issuance counts in between), and records the rule's event.
+    /// `NotFound`, or `Refused` with the rule's refusal.
+    async fn update_order(&self, id: &OrderId, rule: Rule<Order, OrderChange>) -> Result<Order>;
     /// Counts for an order, from every table that records them.
     async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts>;
 
-    /// Commits one issuance, or records why it was refused (checks 6 to 8, plus the station and
-    /// order state seen inside the transaction). Durable before it returns.
+    /// Commits one issuance, or records why it was refused: inside one transaction it reads the
+    /// facts of `touchmark_core::policy::issue::decide` under its locks and applies the
+    /// decision. The count moves by a conditional update (`issued < quota`), the race guard
+    /// behind check 8. Durable before it returns.
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome>;
     /// Records a refusal or a failed test with its event. Counts nothing.
-    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt>;
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Logged>;
     /// The issued certificate of a serial, if it has one.
     async fn issued_unit(&self, product: &ProductId, serial: &Serial)
     -> Result<Option<IssuedUnit>>;
@@ -155,8 +154,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a newly signed checkpoint with the tiles it published and the tree state, in one
     /// transaction, if `lease` is still held and the saved state is still the one of size
     /// `previous` (the sequencer's starting point; `None` before the first checkpoint).
-    /// `Fenced` if the lease was lost; `Conflict` if the saved state moved, a larger checkpoint
-    /// exists, or it covers events that do not.
+    /// `Fenced` if the lease was lost; `LogConflict` if the saved state moved, a checkpoint of
+    /// this size or a larger one exists, or it covers events that do not.
     async fn save_log_state(
         &self,
         lease: &SequencerLease,

@@ -21,6 +21,37 @@ use touchmark_core::event::Sha256Hash;
 use crate::postgres::PostgresStore;
 use crate::{Result, StoreError};
 
+/// Why a copy did not happen. Nothing was written then.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// The target already holds records.
+    #[error(
+        "the PostgreSQL schema is not empty (table {0} has rows): copy into a new schema or database"
+    )]
+    NotEmpty(&'static str),
+    /// The SQLite database predates this build's schema.
+    #[error(
+        "the SQLite database has schema version {0}, older than this touchmark's ({SQLITE_SCHEMA_VERSION}): open it once with this touchmark to upgrade it, then copy it"
+    )]
+    SourceTooOld(i64),
+    /// Either database failed, or what was read does not convert.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for MigrateError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
 /// The SQLite schema version this copy reads: the number of SQLite migrations
 /// (`migrations/sqlite`). A unit test below keeps the two in step.
 const SQLITE_SCHEMA_VERSION: i64 = 3;
@@ -284,14 +315,15 @@ enum Chunk {
 /// empty (freshly created by [`PostgresStore::connect`]).
 ///
 /// # Errors
-/// [`StoreError::Conflict`] if the target already holds data, or the SQLite database needs
-/// upgrading first (open it once with this version's server); [`StoreError::Corrupt`] if a
-/// SQLite value does not convert or its log has gaps; [`StoreError::Database`] if either
-/// database fails, or a table's count differs after the copy. Nothing is written then.
+/// [`MigrateError::NotEmpty`] if the target already holds data; [`MigrateError::SourceTooOld`]
+/// if the SQLite database needs upgrading first (open it once with this version's server);
+/// [`StoreError::Corrupt`] if a SQLite value does not convert or its log has gaps;
+/// [`StoreError::Database`] if either database fails, or a table's count differs after the
+/// copy. Nothing is written then.
 pub async fn sqlite_to_postgres(
     sqlite_path: &Path,
     target: &PostgresStore,
-) -> Result<MigrationReport> {
+) -> Result<MigrationReport, MigrateError> {
     let source = open_source(sqlite_path)?;
     let mut tx = target.pool().begin().await?;
     // No replica may write while the copy runs; plain reads still may.
@@ -306,11 +338,7 @@ pub async fn sqlite_to_postgres(
             .fetch_one(&mut *tx)
             .await?;
         if any {
-            return Err(StoreError::Conflict(format!(
-                "the PostgreSQL schema is not empty (table {} has rows): \
-                 copy into a new schema or database",
-                table.name
-            )));
+            return Err(MigrateError::NotEmpty(table.name));
         }
     }
 
@@ -343,7 +371,8 @@ pub async fn sqlite_to_postgres(
                     return Err(StoreError::Database(format!(
                         "table {}: {written} rows written of a batch of {rows}",
                         table.name
-                    )));
+                    ))
+                    .into());
                 }
             }
         }
@@ -374,13 +403,15 @@ pub async fn sqlite_to_postgres(
                 return Err(StoreError::Database(format!(
                     "table {}: {n} rows in SQLite but {copied} copied; nothing was committed",
                     table.name
-                )));
+                ))
+                .into());
             }
             None => {
                 return Err(StoreError::Database(format!(
                     "table {} was not read; nothing was committed",
                     table.name
-                )));
+                ))
+                .into());
             }
         }
     }
@@ -415,7 +446,7 @@ pub async fn sqlite_to_postgres(
 }
 
 /// Opens the SQLite file read-only and checks that it is a complete, current installation.
-fn open_source(path: &Path) -> Result<Connection> {
+fn open_source(path: &Path) -> Result<Connection, MigrateError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -423,16 +454,14 @@ fn open_source(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SQLITE_SCHEMA_VERSION {
-        return Err(StoreError::Conflict(format!(
-            "the SQLite database has schema version {version}, older than this touchmark's \
-             ({SQLITE_SCHEMA_VERSION}): open it once with this touchmark to upgrade it, then copy it"
-        )));
+        return Err(MigrateError::SourceTooOld(version));
     }
     if version > SQLITE_SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
             "the SQLite database has schema version {version}, newer than this touchmark \
              ({SQLITE_SCHEMA_VERSION}); upgrade touchmark"
-        )));
+        ))
+        .into());
     }
     Ok(conn)
 }

@@ -1,21 +1,23 @@
 //! What callers hand to the store and what it hands back.
+//!
+//! A store records; it never decides. Every event arrives built: from the authority for a
+//! creation, and from a rule of `touchmark_core::policy` for a change that depends on what is
+//! stored (an issuance, an order's or a station's change), which the store runs on the rows it
+//! holds under its lock, through a [`Rule`] or `policy::issue::decide`.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use time::OffsetDateTime;
-use touchmark_core::code::ErrorCode;
-use touchmark_core::entity::Role;
-use touchmark_core::event::{Event, EventBody, Sha256Hash};
-use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId, TokenId};
+use touchmark_core::code::Refusal;
+use touchmark_core::entity::{Role, UnitStatus};
+use touchmark_core::event::{Event, EventBody, Logged, Sha256Hash};
+use touchmark_core::policy::issue::Issuance;
+use touchmark_core::testrecord::{RecordFormat, Verdict};
+use touchmark_core::{OrderId, ProductId, Serial, StationId, TokenId};
+use touchmark_tlog::Hash;
 
-/// Where an event landed in the log: its index and leaf hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Receipt {
-    /// The event's index in the log, from 0. `None` while the entry waits for the sequencer: a
-    /// backend shared by several replicas (PostgreSQL) commits entries without an index, and the
-    /// elected sequencer gives them their indices in batches, within a second.
-    pub index: Option<u64>,
-    /// SHA-256(0x00 ‖ canonical bytes).
-    pub leaf_hash: Sha256Hash,
-}
+use crate::StoreError;
 
 /// An event as stored: its index, canonical bytes and leaf hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +28,8 @@ pub struct StoredEvent {
     pub kind: String,
     /// The canonical bytes (the log leaf).
     pub bytes: Vec<u8>,
-    /// SHA-256(0x00 ‖ bytes).
-    pub leaf_hash: Sha256Hash,
+    /// SHA-256(0x00 ‖ bytes), as stored.
+    pub leaf_hash: Hash,
 }
 
 /// A new API token. Only the secret's SHA-256 is stored.
@@ -45,25 +47,18 @@ pub struct NewToken {
     pub at: OffsetDateTime,
 }
 
-/// One test attempt, kept whatever its outcome.
+/// One test record as received with a provisioning request, kept whatever its outcome. Which
+/// unit, order and station it belongs to comes from the request it arrives with.
 #[derive(Debug, Clone)]
 pub struct TestAttempt {
-    /// The order's product.
-    pub product: ProductId,
-    /// The order named in the request.
-    pub order: OrderId,
-    /// The station that tested.
-    pub station: StationId,
-    /// The unit's serial, when it was well formed.
-    pub serial: Option<Serial>,
-    /// `pass`, `fail`, `error` or `aborted`.
-    pub verdict: String,
-    /// `touchmark` or `openhtf`.
-    pub format: String,
+    /// The record's verdict.
+    pub verdict: Verdict,
+    /// The shape it was sent in.
+    pub format: RecordFormat,
     /// SHA-256 of the normalized record.
     pub sha256: Sha256Hash,
-    /// The normalized record, JSON.
-    pub record_json: String,
+    /// The normalized record: canonical JSON text.
+    pub record: String,
     /// When it was received.
     pub at: OffsetDateTime,
 }
@@ -73,72 +68,62 @@ pub struct TestAttempt {
 pub struct NewCertificate {
     /// DER.
     pub der: Vec<u8>,
-    /// SHA-256 of the DER.
-    pub sha256: Sha256Hash,
     /// The certificate's serial number, hex.
     pub serial_hex: String,
 }
 
-/// Everything needed to commit one issuance: checks 6 to 8 of DESIGN §4 run inside the
-/// transaction, and either the issuance or the refusal is recorded with its event.
+/// Everything needed to commit one issuance. Inside its transaction the store reads the
+/// [`touchmark_core::policy::issue::IssueFacts`], and `policy::issue::decide` says whether it
+/// is a retry, a refusal (with its event) or an issuance, recorded with [`IssueRequest::event`].
+///
+/// The event is the issuance's own `unit.issued` event, made by [`IssueRequest::new`], so what
+/// is stored and what is logged cannot disagree.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
-    /// When the request was decided.
-    pub at: OffsetDateTime,
-    /// The order counted against.
-    pub order: OrderId,
-    /// The order's product.
-    pub product: ProductId,
-    /// The station's factory.
-    pub factory: FactoryId,
-    /// The station.
-    pub station: StationId,
-    /// The unit.
-    pub serial: Serial,
-    /// SHA-256 of the device's SubjectPublicKeyInfo.
-    pub pubkey_sha256: Sha256Hash,
-    /// The signed certificate.
-    pub certificate: NewCertificate,
-    /// The passing test attempt.
-    pub test: TestAttempt,
+    pub(crate) issuance: Issuance,
+    pub(crate) event: Event,
+    pub(crate) certificate: NewCertificate,
+    pub(crate) test: TestAttempt,
 }
 
 impl IssueRequest {
-    /// The `unit.issued` event that records this issuance.
-    pub fn issued_event(&self) -> Event {
-        Event::new(
-            self.at,
-            EventBody::UnitIssued {
-                order: self.order.clone(),
-                product: self.product.clone(),
-                factory: self.factory.clone(),
-                station: self.station.clone(),
-                serial: self.serial.clone(),
-                cert_sha256: self.certificate.sha256,
-                pubkey_sha256: self.pubkey_sha256,
-                test_sha256: self.test.sha256,
-            },
-        )
+    /// The request to record `issuance`, its signed `certificate` and its passing `test`.
+    pub fn new(issuance: Issuance, certificate: NewCertificate, test: TestAttempt) -> Self {
+        Self {
+            event: issuance.issued_event(),
+            issuance,
+            certificate,
+            test,
+        }
     }
 
-    /// The `unit.refused` event that records its refusal, decided inside the transaction.
-    pub fn refused_event(&self, reason: ErrorCode) -> Event {
-        Event::new(
-            self.at,
-            EventBody::UnitRefused {
-                order: self.order.clone(),
-                factory: Some(self.factory.clone()),
-                station: self.station.clone(),
-                serial: Some(self.serial.clone()),
-                pubkey_sha256: Some(self.pubkey_sha256),
-                test_sha256: Some(self.test.sha256),
-                reason,
-            },
-        )
+    /// The issuance, as checks 1 to 5 left it: what checks 6 to 8 decide on.
+    pub fn issuance(&self) -> &Issuance {
+        &self.issuance
+    }
+
+    /// Its `unit.issued` event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// The signed certificate.
+    pub fn certificate(&self) -> &NewCertificate {
+        &self.certificate
+    }
+
+    /// The passing test record.
+    pub fn test(&self) -> &TestAttempt {
+        &self.test
+    }
+
+    /// The parts, to build a changed request from.
+    pub fn into_parts(self) -> (Issuance, NewCertificate, TestAttempt) {
+        (self.issuance, self.certificate, self.test)
     }
 }
 
-/// A unit's issued certificate, with the receipt of its issuance event.
+/// A unit's issued certificate, with where its issuance was logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedUnit {
     /// The order it was counted against.
@@ -158,10 +143,10 @@ pub struct IssuedUnit {
     /// When it was issued.
     pub issued_at: OffsetDateTime,
     /// The issuance event's place in the log.
-    pub receipt: Receipt,
+    pub logged: Logged,
 }
 
-/// The result of [`crate::Store::issue`].
+/// The result of an issuance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueOutcome {
     /// Counted, recorded and logged now.
@@ -170,53 +155,62 @@ pub enum IssueOutcome {
     AlreadyIssued(IssuedUnit),
     /// Refused by a check inside the transaction; the refusal is logged and nothing is counted.
     Refused {
-        /// `serial_conflict`, `key_reused`, `quota_exhausted`, `order_not_open` or `station_revoked`.
-        code: ErrorCode,
-        /// What was wrong.
-        message: String,
-        /// The refusal event's place in the log.
-        receipt: Receipt,
+        /// The code and message the rule gave.
+        refusal: Refusal,
+        /// Where the refusal was logged.
+        logged: Logged,
     },
 }
 
-/// A refused request or failed test to record: its event, and the test attempt if one was read.
+/// A refused request or a failed test to record: its event, and the test record if one was
+/// read. Counts nothing.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     /// The `unit.refused` or `unit.test_failed` event.
     pub event: Event,
-    /// The test attempt, when the record was valid.
-    pub attempt: Option<TestAttempt>,
-    /// For a failed test: the unit to record as failed, unless it is already provisioned.
-    pub failed_unit: Option<(ProductId, Serial)>,
+    /// The order's product.
+    pub product: ProductId,
+    /// The order named in the request.
+    pub order: OrderId,
+    /// The station that asked.
+    pub station: StationId,
+    /// The serial, when it was well formed.
+    pub serial: Option<Serial>,
+    /// The test record, when the request carried a valid one.
+    pub test: Option<TestAttempt>,
+    /// Whether the unit is recorded as failed: a failed test of a well-formed serial, with its
+    /// record. A failed test never downgrades a provisioned unit.
+    pub failed_unit: bool,
 }
 
-/// A unit's status (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnitStatus {
-    /// Tested and failed; consumed no quota.
-    FailedTest,
-    /// Counted and certified.
-    Provisioned,
-    /// Certified, then revoked.
-    Revoked,
-}
+/// The closure inside a [`Rule`].
+type RuleFn<T, C> = dyn FnOnce(&T) -> Result<C, Refusal> + Send;
 
-impl UnitStatus {
-    /// The status as stored and sent.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FailedTest => "failed_test",
-            Self::Provisioned => "provisioned",
-            Self::Revoked => "revoked",
-        }
+/// A rule applied to a record (`T`) as stored, under the store's lock: the change (`C`) to
+/// make, with its event, or why not. The authority builds it from a function of
+/// `touchmark_core::policy` (`Rule<Order, OrderChange>` from `policy::order`,
+/// `Rule<Station, StationChange>` from `policy::station`); the store only runs it and applies
+/// what it returns.
+pub struct Rule<T, C>(Box<RuleFn<T, C>>);
+
+impl<T, C> Rule<T, C> {
+    /// Wraps `rule`.
+    pub fn new(rule: impl FnOnce(&T) -> Result<C, Refusal> + Send + 'static) -> Self {
+        Self(Box::new(rule))
     }
 
-    /// Parses a stored status.
-    pub fn from_str_opt(text: &str) -> Option<Self> {
-        [Self::FailedTest, Self::Provisioned, Self::Revoked]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+    /// Runs the rule on `record`.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] with the rule's refusal.
+    pub fn apply(self, record: &T) -> Result<C, StoreError> {
+        (self.0)(record).map_err(StoreError::Refused)
+    }
+}
+
+impl<T, C> fmt::Debug for Rule<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Rule")
     }
 }
 
@@ -251,7 +245,28 @@ pub struct OrderCounts {
     /// Failed test attempts.
     pub failed_tests: u64,
     /// Refusals, by code.
-    pub refusals: std::collections::BTreeMap<String, u64>,
+    pub refusals: BTreeMap<String, u64>,
+}
+
+impl OrderCounts {
+    /// Adds the `unit.refused` events among `events` (canonical bytes) to the refusals by
+    /// code: the one place where a store's refusal rows are read back as events.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when stored bytes are not a canonical event.
+    pub fn count_refusals<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), StoreError> {
+        for bytes in events {
+            let event = Event::from_canonical(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("a stored event: {e}")))?;
+            if let EventBody::UnitRefused { reason, .. } = event.body {
+                *self.refusals.entry(reason.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The audit log's signed state: the latest checkpoint and the sequencer's tree state at it.
@@ -260,7 +275,7 @@ pub struct LogState {
     /// The tree size the checkpoint covers.
     pub size: u64,
     /// The tree's root.
-    pub root: Sha256Hash,
+    pub root: Hash,
     /// The signed checkpoint note, verbatim.
     pub note: String,
     /// The serialized incremental tree state (`touchmark_tlog::tile::TileBuilder::to_bytes`).
@@ -289,4 +304,25 @@ pub struct SequencerLease {
     pub holder: String,
     /// The lease's generation.
     pub epoch: u64,
+}
+
+/// A timestamp truncated to the millisecond: what every backend stores, so that a value read
+/// back equals the value written, and a retry reads back what the first call returned.
+pub fn to_millis(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(u32::from(at.millisecond()) * 1_000_000)
+        .unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_kept_to_the_millisecond() {
+        let at = time::macros::datetime!(2026-03-01 08:00:00.123_456_789 UTC);
+        assert_eq!(
+            to_millis(at),
+            time::macros::datetime!(2026-03-01 08:00:00.123 UTC)
+        );
+    }
 }

@@ -125,7 +125,7 @@ macro_rules! conformance_suite {
 }
 
 /// A fresh SQLite database in its own temporary directory. SQLite gives every event its
-/// index at commit: [`IndexedAtCommit`] holds every receipt to that.
+/// index at commit: [`IndexedAtCommit`] holds every `Logged` it hands back to that.
 async fn sqlite() -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("touchmark.db");

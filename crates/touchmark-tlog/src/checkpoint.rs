@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::TlogError;
 use crate::hash::Hash;
-use crate::note::{NoteSigner, NoteVerifier, open_note};
+use crate::note::{NoteKey, NoteVerifier, open_note, sign_note};
 
 /// The note text of a checkpoint: origin, tree size, root hash, and optional extension lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,12 +144,12 @@ impl SignedCheckpoint {
     ///
     /// # Errors
     ///
-    /// [`TlogError::OriginMismatch`] if the key name is not the origin.
-    pub fn sign(checkpoint: Checkpoint, signer: &NoteSigner) -> Result<Self, TlogError> {
-        if checkpoint.origin != signer.name() {
+    /// [`TlogError::OriginMismatch`] if the key name is not the origin; as [`sign_note`].
+    pub fn sign(checkpoint: Checkpoint, key: &dyn NoteKey) -> Result<Self, TlogError> {
+        if checkpoint.origin != key.name() {
             return Err(TlogError::OriginMismatch);
         }
-        let note = signer.sign_note(&checkpoint.to_text())?;
+        let note = sign_note(&checkpoint.to_text(), &[key])?;
         Ok(Self { checkpoint, note })
     }
 
@@ -188,6 +188,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::hash::empty_root;
+    use crate::note::NoteSigner;
 
     #[test]
     fn round_trip() {

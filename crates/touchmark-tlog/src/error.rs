@@ -50,6 +50,9 @@ pub enum TlogError {
     /// A note, or a document that embeds one, was larger than this crate accepts.
     #[error("note is too large")]
     NoteTooLarge,
+    /// A note key failed to sign (an HSM that refused, a key that is gone).
+    #[error("the note key could not sign: {0}")]
+    Signing(String),
     /// A signature from a known key did not verify.
     #[error("invalid signature from key {name}")]
     BadSignature {

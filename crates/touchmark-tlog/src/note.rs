@@ -64,7 +64,22 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c < '\u{20}' && c != '\n')
 }
 
-/// An Ed25519 note signing key with its name.
+/// A key that signs notes: whatever holds the private half (memory, an HSM), signing goes
+/// through this, and the note format is written once, by [`sign_note`].
+pub trait NoteKey {
+    /// The key name, written in the signature line.
+    fn name(&self) -> &str;
+    /// The key ID ([`ed25519_key_id`] of the name and public key).
+    fn key_id(&self) -> u32;
+    /// The Ed25519 signature of `message`.
+    ///
+    /// # Errors
+    ///
+    /// [`TlogError::Signing`] if the key could not sign.
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], TlogError>;
+}
+
+/// An Ed25519 note signing key held in memory, with its name.
 ///
 /// `Debug` shows the name and key ID only, never the key.
 pub struct NoteSigner {
@@ -92,16 +107,6 @@ impl NoteSigner {
         })
     }
 
-    /// The key name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The key ID.
-    pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
     /// The matching verifier.
     pub fn verifier(&self) -> NoteVerifier {
         NoteVerifier {
@@ -115,28 +120,32 @@ impl NoteSigner {
     ///
     /// # Errors
     ///
-    /// [`TlogError::MalformedNote`] if the text is empty, does not end with a newline, or holds
-    /// control characters; [`TlogError::NoteTooLarge`] if it is too large.
+    /// As [`signature_line`].
     pub fn signature_line(&self, text: &str) -> Result<String, TlogError> {
-        check_text(text)?;
-        let sig = self.key.sign(text.as_bytes());
-        let mut blob = Vec::with_capacity(4 + 64);
-        blob.extend_from_slice(&self.key_id.to_be_bytes());
-        blob.extend_from_slice(&sig.to_bytes());
-        Ok(format!(
-            "{SIG_PREFIX}{} {}\n",
-            self.name,
-            STANDARD.encode(blob)
-        ))
+        signature_line(self, text)
     }
 
     /// Signs `text` into a complete note with this key's signature only.
     ///
     /// # Errors
     ///
-    /// As [`NoteSigner::signature_line`].
+    /// As [`sign_note`].
     pub fn sign_note(&self, text: &str) -> Result<String, TlogError> {
         sign_note(text, &[self])
+    }
+}
+
+impl NoteKey for NoteSigner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], TlogError> {
+        Ok(self.key.sign(message).to_bytes())
     }
 }
 
@@ -149,21 +158,42 @@ impl fmt::Debug for NoteSigner {
     }
 }
 
-/// Signs `text` with every signer, in order, into one note.
+/// The signature line of `key` for `text`, including its final newline:
+/// `— <name> <base64(key ID ‖ signature)>`.
 ///
 /// # Errors
 ///
-/// As [`NoteSigner::signature_line`], and [`TlogError::MalformedNote`] when no signer is given.
-pub fn sign_note(text: &str, signers: &[&NoteSigner]) -> Result<String, TlogError> {
+/// [`TlogError::MalformedNote`] if the text is empty, does not end with a newline, or holds
+/// control characters; [`TlogError::NoteTooLarge`] if it is too large; [`TlogError::Signing`]
+/// if the key fails.
+pub fn signature_line(key: &dyn NoteKey, text: &str) -> Result<String, TlogError> {
     check_text(text)?;
-    if signers.is_empty() {
+    let sig = key.sign(text.as_bytes())?;
+    let mut blob = Vec::with_capacity(4 + 64);
+    blob.extend_from_slice(&key.key_id().to_be_bytes());
+    blob.extend_from_slice(&sig);
+    Ok(format!(
+        "{SIG_PREFIX}{} {}\n",
+        key.name(),
+        STANDARD.encode(blob)
+    ))
+}
+
+/// Signs `text` with every key, in order, into one note.
+///
+/// # Errors
+///
+/// As [`signature_line`], and [`TlogError::MalformedNote`] when no key is given.
+pub fn sign_note(text: &str, keys: &[&dyn NoteKey]) -> Result<String, TlogError> {
+    check_text(text)?;
+    if keys.is_empty() {
         return Err(TlogError::MalformedNote("no signers"));
     }
-    let mut note = String::with_capacity(text.len() + 1 + signers.len() * 128);
+    let mut note = String::with_capacity(text.len() + 1 + keys.len() * 128);
     note.push_str(text);
     note.push('\n');
-    for s in signers {
-        note.push_str(&s.signature_line(text)?);
+    for key in keys {
+        note.push_str(&signature_line(*key, text)?);
     }
     Ok(note)
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use touchmark_tlog::TlogError;
 use touchmark_tlog::checkpoint::{Checkpoint, SignedCheckpoint};
 use touchmark_tlog::hash::{Hash, empty_root, leaf_hash, node_hash};
-use touchmark_tlog::note::{NoteSigner, NoteVerifier, open_note};
+use touchmark_tlog::note::{NoteKey, NoteSigner, NoteVerifier, open_note};
 use touchmark_tlog::tile::{Tile, TileReader};
 
 /// The spec's seed: the 32 bytes 00 01 02 … 1f.

@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::Context;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use serde::Deserialize;
+use touchmark_authority::log::LogConfig;
 
 use crate::database::{self, Database, DatabaseUrl};
 
@@ -21,6 +24,39 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 struct FileConfig {
     listen: Option<SocketAddr>,
     database: Option<String>,
+    log: Option<LogFile>,
+}
+
+/// The `[log]` table: the audit log's timings, in milliseconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    /// How often the sequencer looks for new entries.
+    interval_ms: Option<u64>,
+    /// How long the sequencer lease lasts unless renewed.
+    lease_ttl_ms: Option<u64>,
+}
+
+impl LogFile {
+    /// The timings, over the defaults. The lease must outlast two intervals, or a live
+    /// sequencer would lose it between two renewals.
+    fn config(&self) -> anyhow::Result<LogConfig> {
+        let default = LogConfig::default();
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        let config = LogConfig {
+            interval: ms(self.interval_ms, default.interval),
+            lease_ttl: ms(self.lease_ttl_ms, default.lease_ttl),
+        };
+        if !(Duration::from_millis(10)..=Duration::from_secs(10)).contains(&config.interval) {
+            bail!("`log.interval_ms` must be 10 to 10000");
+        }
+        if config.lease_ttl < 2 * config.interval || config.lease_ttl > Duration::from_secs(300) {
+            bail!(
+                "`log.lease_ttl_ms` must be at least twice `log.interval_ms`, and at most 300000"
+            );
+        }
+        Ok(config)
+    }
 }
 
 /// The validated configuration.
@@ -30,6 +66,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the records live.
     pub database: Database,
+    /// The audit log's timings.
+    pub log: LogConfig,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -62,9 +100,15 @@ pub fn load(
         Some(url) => Some(url),
         None => database::url_from_file_variable()?.or(from_file),
     };
+    let log = file
+        .log
+        .unwrap_or_default()
+        .config()
+        .with_context(|| format!("{} is invalid", path.display()))?;
     Ok(Config {
         listen: listen.or(file.listen).unwrap_or(default),
         database: Database::for_dir(dir, url),
+        log,
     })
 }
 

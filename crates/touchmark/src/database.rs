@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use touchmark_server::Installation;
+use touchmark_authority::Installation;
 use touchmark_store::Store;
 use touchmark_store::postgres::PostgresStore;
 use touchmark_store::sqlite::SqliteStore;

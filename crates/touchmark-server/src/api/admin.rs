@@ -41,7 +41,7 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let (id, role, token) = s
         .authority
-        .create_token(admin.actor(), &req.role, &req.label)
+        .create_token(admin.actor(), req.try_into()?)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -62,7 +62,10 @@ pub async fn create_product(
     admin: Admin,
     ApiJson(req): ApiJson<CreateProduct>,
 ) -> ApiResult<(StatusCode, Json<ProductBody>)> {
-    let product = s.authority.create_product(admin.actor(), req).await?;
+    let product = s
+        .authority
+        .create_product(admin.actor(), req.try_into()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(convert::product(product))))
 }
 
@@ -111,7 +114,10 @@ pub async fn create_factory(
     admin: Admin,
     ApiJson(req): ApiJson<CreateFactory>,
 ) -> ApiResult<(StatusCode, Json<FactoryBody>)> {
-    let factory = s.authority.create_factory(admin.actor(), req).await?;
+    let factory = s
+        .authority
+        .create_factory(admin.actor(), req.try_into()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(convert::factory(factory))))
 }
 
@@ -160,7 +166,10 @@ pub async fn create_station(
     admin: Admin,
     ApiJson(req): ApiJson<CreateStation>,
 ) -> ApiResult<(StatusCode, Json<StationCreated>)> {
-    let (station, token) = s.authority.create_station(admin.actor(), req).await?;
+    let (station, token) = s
+        .authority
+        .create_station(admin.actor(), req.try_into()?)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(StationCreated {
@@ -230,10 +239,7 @@ pub async fn revoke_station(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<StationBody>> {
     let id = path_id("station id", &id, StationId::parse)?;
-    let station = s
-        .store
-        .revoke_station(&id, admin.actor(), s.clock.now())
-        .await?;
+    let station = s.authority.revoke_station(admin.actor(), &id).await?;
     Ok(Json(convert::station(station)))
 }
 
@@ -246,7 +252,10 @@ pub async fn create_order(
     admin: Admin,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderBody>)> {
-    let order = s.authority.create_order(admin.actor(), req).await?;
+    let order = s
+        .authority
+        .create_order(admin.actor(), req.try_into()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(convert::order(order))))
 }
 

@@ -39,7 +39,7 @@ pub fn station(s: Station) -> StationBody {
         name: s.name,
         status: s.status.as_str().to_owned(),
         enrollment_expires_at: format_timestamp(s.enrollment_expires_at),
-        cert_sha256: s.cert_sha256,
+        cert_sha256: s.cert_sha256.map(|h| h.to_hex()),
         created_at: format_timestamp(s.created_at),
     }
 }

@@ -7,26 +7,21 @@ use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use touchmark_authority::log::{Log, Signed, UnitReceipt};
 use touchmark_core::api::ErrorBody;
 use touchmark_core::code::ErrorCode;
+use touchmark_core::policy::issue::check_station;
 use touchmark_core::{OrderId, Serial};
-use touchmark_tlog::proof::Receipt;
 use touchmark_tlog::tile::{TILE_WIDTH, Tile, TileKind, encode_bundle};
 
 use super::extract::ApiPath;
 use crate::auth::{Reader, StationAuth};
 use crate::error::ApiError;
-use crate::log::{Log, LogError};
 use crate::state::AppState;
 
-impl From<LogError> for ApiError {
-    fn from(e: LogError) -> Self {
-        match e {
-            LogError::Tlog(e) => ApiError::invalid(e.to_string()),
-            other => ApiError::internal(other),
-        }
-    }
-}
+/// How long a receipt request waits for a checkpoint to cover a fresh issuance: the sequencer
+/// signs one within a second.
+const RECEIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn text(body: String, cache: &'static str) -> Response {
     (
@@ -39,7 +34,7 @@ fn text(body: String, cache: &'static str) -> Response {
         .into_response()
 }
 
-fn latest(log: &Log) -> Result<crate::log::Signed, ApiError> {
+fn latest(log: &Log) -> Result<Signed, ApiError> {
     log.latest().ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
@@ -211,20 +206,6 @@ pub async fn consistency(
     }))
 }
 
-/// The `c2sp.org/tlog-proof@v1` receipt of the entry at `index`, once a checkpoint covers it.
-pub async fn receipt_text(s: &AppState, index: u64) -> Result<Option<String>, ApiError> {
-    let Some(latest) = s.log.latest() else {
-        return Ok(None);
-    };
-    if index >= latest.size() {
-        return Ok(None);
-    }
-    let proof = s.log.inclusion_proof(index, latest.size()).await?;
-    Ok(Some(
-        Receipt::new(index, proof, &latest.checkpoint).to_text(),
-    ))
-}
-
 async fn unit_receipt(
     s: &AppState,
     serial: &str,
@@ -232,39 +213,18 @@ async fn unit_receipt(
 ) -> Result<Response, ApiError> {
     let serial =
         Serial::parse(serial).map_err(|e| ApiError::invalid(format!("serial in the path: {e}")))?;
-    let units = s.store.unit(&serial).await?;
-    let mut found = None;
-    for unit in units.iter().filter(|u| order.is_none_or(|o| &u.order == o)) {
-        if let Some(issued) = s.store.issued_unit(&unit.product, &serial).await? {
-            found = Some(issued);
-            break;
+    match s.log.unit_receipt(&serial, order, RECEIPT_WAIT).await? {
+        UnitReceipt::Covered(receipt) => Ok(text(receipt, "public, max-age=60")),
+        UnitReceipt::NotIssued => Err(ApiError::not_found(format!("an issued unit {serial}"))),
+        UnitReceipt::NotCovered { index } => {
+            let entry =
+                index.map_or_else(|| "the issuance entry".to_owned(), |i| format!("entry {i}"));
+            Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no checkpoint covers {entry} yet; retry shortly"),
+            ))
         }
     }
-    let mut issued =
-        found.ok_or_else(|| ApiError::not_found(format!("an issued unit {serial}")))?;
-    // A fresh issuance is sequenced and covered within a second; wait that long rather than
-    // fail. On a shared database the entry's index is only known once the sequencer gave it.
-    for _ in 0..20 {
-        if issued.receipt.index.is_none()
-            && let Some(again) = s.store.issued_unit(&issued.product, &serial).await?
-        {
-            issued = again;
-        }
-        if let Some(index) = issued.receipt.index
-            && let Some(receipt) = receipt_text(s, index).await?
-        {
-            return Ok(text(receipt, "public, max-age=60"));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let entry = issued
-        .receipt
-        .index
-        .map_or_else(|| "the issuance entry".to_owned(), |i| format!("entry {i}"));
-    Err(ApiError::new(
-        ErrorCode::NotFound,
-        format!("no checkpoint covers {entry} yet; retry shortly"),
-    ))
 }
 
 /// A unit's receipt: its issuance event's inclusion proof and the signed checkpoint.
@@ -296,14 +256,8 @@ pub async fn unit_receipt_for_station(
         .order(&order)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {order}")))?;
-    if known.factory != station.station.factory {
-        return Err(ApiError::new(
-            ErrorCode::StationNotAuthorized,
-            format!(
-                "order {order} is not of station {}'s factory",
-                station.station.id
-            ),
-        ));
-    }
+    // Check 1: a station reads only what it may provision: active, and of the order's factory.
+    check_station(&station.station, &known)
+        .map_err(|refusal| ApiError::new(refusal.code, refusal.message))?;
     unit_receipt(&s, &serial, Some(&order)).await
 }

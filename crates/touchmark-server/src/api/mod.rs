@@ -72,8 +72,7 @@ async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::invalid("this route does not take that method")
-        .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+    ApiError::method_not_allowed()
 }
 
 async fn not_found() -> ApiError {

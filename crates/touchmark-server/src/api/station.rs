@@ -20,14 +20,14 @@ pub async fn enroll(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let (station, cert) = s.authority.enroll(req).await?;
+    let (station, cert) = s.authority.enroll(&req.token, &req.csr).await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollResponse {
             station: station.id.into(),
             factory: station.factory.into(),
             certificate_pem: cert.pem(),
-            station_ca_pem: s.authority.station_ca().certificate().pem(),
+            station_ca_pem: s.authority.station_ca_pem().to_owned(),
             root_ca_pem: s.authority.root_pem().to_owned(),
         }),
     ))
@@ -52,12 +52,15 @@ pub async fn provision(
 ) -> Result<(StatusCode, Json<ProvisionResponse>), ApiError> {
     let order = OrderId::parse(&order)
         .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
-    let done = s.authority.provision(&station.station, &order, req).await?;
-    let mut receipt = receipt_body(&done.unit.receipt);
+    let done = s
+        .authority
+        .provision(&station.station, &order, req.try_into()?)
+        .await?;
+    let mut receipt = receipt_body(&done.unit.logged);
     // A retry may find its entry already covered by a checkpoint; a fresh issuance is covered
     // within a second, and the receipt endpoints serve it then.
-    if let Some(index) = done.unit.receipt.index {
-        receipt.tlog_proof = super::log::receipt_text(&s, index).await.ok().flatten();
+    if let Some(index) = done.unit.logged.index {
+        receipt.tlog_proof = s.log.receipt(index).await.ok().flatten();
     }
     let status = if done.already_issued {
         StatusCode::OK

@@ -15,15 +15,21 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+use touchmark_authority::log::LogConfig;
+use touchmark_authority::{InitOptions, Installation};
 use touchmark_client::api::{
     CreateFactory, CreateOrder, CreateProduct, CreateStation, EnrollRequest, UnitBody,
 };
 use touchmark_client::{Client, ClientConfig, Identity};
 use touchmark_core::Clock;
 use touchmark_core::clock::ManualClock;
+use touchmark_core::command::NewTokenRequest;
+use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
+use touchmark_core::field::Label;
 use touchmark_pki::{KeyAlgorithm, Passphrase, SoftwareSigner, build_csr};
-use touchmark_server::{AppState, InitOptions, Installation, Server};
+use touchmark_server::Server;
+use touchmark_store::Store;
 use touchmark_store::sqlite::SqliteStore;
 
 /// A running server over its own installation, with an admin client.
@@ -38,8 +44,8 @@ pub struct Kit {
     pub clock: Arc<ManualClock>,
     /// A client holding an admin token.
     pub admin: Client,
-    /// The server's shared state (its store, for reading what the database holds).
-    pub state: AppState,
+    /// The server's store, for reading what the database holds.
+    pub store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -452,14 +458,19 @@ impl Kit {
             &installation,
             Arc::new(store),
             Arc::clone(&clock) as Arc<dyn Clock>,
+            LogConfig::default(),
         )
         .await
         .expect("bind");
         let port = server.local_addr().expect("local address").port();
-        let state = server.state().clone();
-        let (_, _, token) = state
-            .authority
-            .create_token(Actor::System, "admin", "test")
+        let store = Arc::clone(server.store());
+        let admin = NewTokenRequest {
+            role: Role::Admin,
+            label: Label::parse("label", "test").expect("label"),
+        };
+        let (_, _, token) = server
+            .authority()
+            .create_token(Actor::System, admin)
             .await
             .expect("admin token");
         let (tx, rx) = oneshot::channel::<()>();
@@ -478,7 +489,7 @@ impl Kit {
             root_ca_pem,
             clock,
             admin,
-            state,
+            store,
             shutdown: Some(tx),
         }
     }

@@ -1,20 +1,22 @@
 //! Tokens, products, factories, stations and orders: the administrative records, each change
 //! committed with its event. The checks and their errors are SQLite's; where two replicas can
 //! race, a row lock or a conditional update decides, and a duplicate key that slips past a
-//! check becomes the same `Conflict` through the constraint.
+//! check is refused by the constraint, as `Constraint::DuplicateId`.
 
 use sqlx::postgres::{PgConnection, PgPool};
 use time::OffsetDateTime;
-use touchmark_core::entity::{ApiToken, Factory, Product, Station, StationStatus};
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
+use touchmark_core::entity::{ApiToken, Factory, Product, Station};
+use touchmark_core::event::{Event, Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, StationId};
 
+use super::append;
 use super::rows::{self, factory_columns, get, order_columns, product_columns, station_columns};
-use super::{append, ms};
-use crate::{NewToken, OrderCounts, Receipt, Result, StoreError};
+use crate::{Constraint, NewToken, OrderCounts, RecordKind, Result, Rule, StoreError, to_millis};
 
-pub(super) async fn create_token(pool: &PgPool, token: NewToken, event: Event) -> Result<Receipt> {
+pub(super) async fn create_token(pool: &PgPool, token: NewToken, event: Event) -> Result<Logged> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO tokens (id, secret_sha256, role, label, created_at)
@@ -24,7 +26,7 @@ pub(super) async fn create_token(pool: &PgPool, token: NewToken, event: Event) -
     .bind(token.secret_sha256.0.as_slice())
     .bind(token.role.as_str())
     .bind(&token.label)
-    .bind(ms(token.at))
+    .bind(to_millis(token.at))
     .execute(&mut *tx)
     .await?;
     let receipt = append(&mut tx, &event).await?;
@@ -48,7 +50,7 @@ pub(super) async fn create_product(
     pool: &PgPool,
     product: Product,
     event: Event,
-) -> Result<Receipt> {
+) -> Result<Logged> {
     let mut tx = pool.begin().await?;
     if exists(
         &mut tx,
@@ -57,10 +59,7 @@ pub(super) async fn create_product(
     )
     .await?
     {
-        return Err(StoreError::Conflict(format!(
-            "product {} exists already",
-            product.id
-        )));
+        return Err(StoreError::exists(RecordKind::Product, &product.id));
     }
     sqlx::query(concat!(
         "INSERT INTO products (",
@@ -74,9 +73,9 @@ pub(super) async fn create_product(
     .bind(&product.hw_type_oid)
     .bind(product.crl_url.as_deref())
     .bind(product.ocsp_url.as_deref())
-    .bind(product.cert_not_after.map(ms))
+    .bind(product.cert_not_after.map(to_millis))
     .bind(&product.issuing_ca_pem)
-    .bind(ms(product.created_at))
+    .bind(to_millis(product.created_at))
     .execute(&mut *tx)
     .await?;
     let receipt = append(&mut tx, &event).await?;
@@ -114,7 +113,7 @@ pub(super) async fn create_factory(
     pool: &PgPool,
     factory: Factory,
     event: Event,
-) -> Result<Receipt> {
+) -> Result<Logged> {
     let mut tx = pool.begin().await?;
     if exists(
         &mut tx,
@@ -123,15 +122,12 @@ pub(super) async fn create_factory(
     )
     .await?
     {
-        return Err(StoreError::Conflict(format!(
-            "factory {} exists already",
-            factory.id
-        )));
+        return Err(StoreError::exists(RecordKind::Factory, &factory.id));
     }
     sqlx::query("INSERT INTO factories (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(factory.id.as_str())
         .bind(&factory.name)
-        .bind(ms(factory.created_at))
+        .bind(to_millis(factory.created_at))
         .execute(&mut *tx)
         .await?;
     let receipt = append(&mut tx, &event).await?;
@@ -170,7 +166,7 @@ pub(super) async fn create_station(
     station: Station,
     token_sha256: Sha256Hash,
     event: Event,
-) -> Result<Receipt> {
+) -> Result<Logged> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM factories WHERE id = $1),
@@ -181,13 +177,10 @@ pub(super) async fn create_station(
     .fetch_one(&mut *tx)
     .await?;
     if !get::<bool>(&row, 0)? {
-        return Err(StoreError::NotFound(format!("factory {}", station.factory)));
+        return Err(StoreError::not_found(RecordKind::Factory, &station.factory));
     }
     if get::<bool>(&row, 1)? {
-        return Err(StoreError::Conflict(format!(
-            "station {} exists already",
-            station.id
-        )));
+        return Err(StoreError::exists(RecordKind::Station, &station.id));
     }
     sqlx::query(
         "INSERT INTO stations (id, factory, name, status, enrollment_sha256,
@@ -198,8 +191,8 @@ pub(super) async fn create_station(
     .bind(station.factory.as_str())
     .bind(&station.name)
     .bind(token_sha256.0.as_slice())
-    .bind(ms(station.enrollment_expires_at))
-    .bind(ms(station.created_at))
+    .bind(to_millis(station.enrollment_expires_at))
+    .bind(to_millis(station.created_at))
     .execute(&mut *tx)
     .await?;
     let receipt = append(&mut tx, &event).await?;
@@ -259,7 +252,7 @@ pub(super) async fn enroll_station(
     cert_sha256: Sha256Hash,
     now: OffsetDateTime,
     event: Event,
-) -> Result<Receipt> {
+) -> Result<Logged> {
     let mut tx = pool.begin().await?;
     // The token is cleared as it is used: one-time, even against concurrent requests on other
     // replicas (the second waits for the first's row lock, then finds no token).
@@ -271,7 +264,7 @@ pub(super) async fn enroll_station(
     .bind(id.as_str())
     .bind(token_sha256.0.as_slice())
     .bind(cert_sha256.to_hex())
-    .bind(ms(now))
+    .bind(to_millis(now))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -283,14 +276,13 @@ pub(super) async fn enroll_station(
     Ok(receipt)
 }
 
-pub(super) async fn revoke_station(
+pub(super) async fn update_station(
     pool: &PgPool,
     id: &StationId,
-    actor: Actor,
-    at: OffsetDateTime,
+    rule: Rule<Station, StationChange>,
 ) -> Result<Station> {
     let mut tx = pool.begin().await?;
-    // Locked until commit, so two revocations cannot both pass the check.
+    // Locked until commit: the rule decides on the station as it stays until the change lands.
     let station = sqlx::query(concat!(
         "SELECT ",
         station_columns!(),
@@ -301,40 +293,30 @@ pub(super) async fn revoke_station(
     .await?
     .map(|r| rows::station(&r))
     .transpose()?
-    .ok_or_else(|| StoreError::NotFound(format!("station {id}")))?;
-    if station.status == StationStatus::Revoked {
-        return Err(StoreError::Conflict(format!(
-            "station {id} is revoked already"
-        )));
-    }
-    sqlx::query("UPDATE stations SET status = 'revoked', enrollment_sha256 = NULL WHERE id = $1")
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await?;
-    append(
-        &mut tx,
-        &Event::new(
-            at,
-            EventBody::StationRevoked {
-                station: id.clone(),
-                factory: station.factory.clone(),
-                actor,
-            },
-        ),
+    .ok_or_else(|| StoreError::not_found(RecordKind::Station, id))?;
+    let change = rule.apply(&station)?;
+    // A station that is no longer pending keeps no enrollment token.
+    sqlx::query(
+        "UPDATE stations SET status = $2,
+             enrollment_sha256 = CASE WHEN $2 = 'pending' THEN enrollment_sha256 END
+         WHERE id = $1",
     )
+    .bind(id.as_str())
+    .bind(change.status.as_str())
+    .execute(&mut *tx)
     .await?;
+    append(&mut tx, &change.event).await?;
     tx.commit().await?;
     Ok(Station {
-        status: StationStatus::Revoked,
+        status: change.status,
         ..station
     })
 }
 
-pub(super) async fn create_order(pool: &PgPool, order: Order, event: Event) -> Result<Receipt> {
-    let quota =
-        i64::try_from(order.quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
+pub(super) async fn create_order(pool: &PgPool, order: Order, event: Event) -> Result<Logged> {
+    let quota = int(order.quota)?;
     let rule = serde_json::to_string(&order.serial_rule)
-        .map_err(|e| StoreError::Database(e.to_string()))?;
+        .map_err(|e| StoreError::Corrupt(format!("a serial rule to store: {e}")))?;
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1),
@@ -347,16 +329,13 @@ pub(super) async fn create_order(pool: &PgPool, order: Order, event: Event) -> R
     .fetch_one(&mut *tx)
     .await?;
     if !get::<bool>(&row, 0)? {
-        return Err(StoreError::NotFound(format!("product {}", order.product)));
+        return Err(StoreError::not_found(RecordKind::Product, &order.product));
     }
     if !get::<bool>(&row, 1)? {
-        return Err(StoreError::NotFound(format!("factory {}", order.factory)));
+        return Err(StoreError::not_found(RecordKind::Factory, &order.factory));
     }
     if get::<bool>(&row, 2)? {
-        return Err(StoreError::Conflict(format!(
-            "order {} exists already",
-            order.id
-        )));
+        return Err(StoreError::exists(RecordKind::Order, &order.id));
     }
     sqlx::query(concat!(
         "INSERT INTO orders (",
@@ -368,11 +347,11 @@ pub(super) async fn create_order(pool: &PgPool, order: Order, event: Event) -> R
     .bind(order.factory.as_str())
     .bind(quota)
     .bind(rule)
-    .bind(order.not_before.map(ms))
-    .bind(order.not_after.map(ms))
+    .bind(order.not_before.map(to_millis))
+    .bind(order.not_after.map(to_millis))
     // Orders start in draft whatever the caller passes; opening is its own event.
     .bind(OrderState::Draft.as_str())
-    .bind(ms(order.created_at))
+    .bind(to_millis(order.created_at))
     .execute(&mut *tx)
     .await?;
     let receipt = append(&mut tx, &event).await?;
@@ -420,80 +399,30 @@ async fn lock_order(conn: &mut PgConnection, id: &OrderId) -> Result<Order> {
     .await?
     .map(|r| rows::order(&r))
     .transpose()?
-    .ok_or_else(|| StoreError::NotFound(format!("order {id}")))
+    .ok_or_else(|| StoreError::not_found(RecordKind::Order, id))
 }
 
-pub(super) async fn set_order_state(
+pub(super) async fn update_order(
     pool: &PgPool,
     id: &OrderId,
-    to: OrderState,
-    event: Event,
+    rule: Rule<Order, OrderChange>,
 ) -> Result<Order> {
     let mut tx = pool.begin().await?;
     let order = lock_order(&mut tx, id).await?;
-    if !order.state.can_become(to) {
-        return Err(StoreError::Conflict(format!(
-            "order {id} is {} and cannot become {to}",
-            order.state
-        )));
-    }
-    sqlx::query("UPDATE orders SET state = $2 WHERE id = $1")
+    let change = rule.apply(&order)?;
+    sqlx::query("UPDATE orders SET state = $2, quota = $3 WHERE id = $1")
         .bind(id.as_str())
-        .bind(to.as_str())
+        .bind(change.state.as_str())
+        .bind(int(change.quota)?)
         .execute(&mut *tx)
         .await?;
-    append(&mut tx, &event).await?;
+    append(&mut tx, &change.event).await?;
     tx.commit().await?;
-    Ok(Order { state: to, ..order })
-}
-
-pub(super) async fn change_quota(
-    pool: &PgPool,
-    id: &OrderId,
-    quota: u64,
-    actor: Actor,
-    at: OffsetDateTime,
-) -> Result<Order> {
-    let mut tx = pool.begin().await?;
-    let order = lock_order(&mut tx, id).await?;
-    if matches!(order.state, OrderState::Closed | OrderState::Cancelled) {
-        return Err(StoreError::Conflict(format!(
-            "order {id} is {}; its quota is final",
-            order.state
-        )));
-    }
-    if quota < order.issued {
-        return Err(StoreError::Conflict(format!(
-            "order {id} has issued {} units; the quota cannot go below that",
-            order.issued
-        )));
-    }
-    if quota == order.quota {
-        return Err(StoreError::Conflict(format!(
-            "order {id} already has quota {quota}"
-        )));
-    }
-    let q = i64::try_from(quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
-    sqlx::query("UPDATE orders SET quota = $2 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(q)
-        .execute(&mut *tx)
-        .await?;
-    append(
-        &mut tx,
-        &Event::new(
-            at,
-            EventBody::QuotaChanged {
-                order: id.clone(),
-                old_quota: order.quota,
-                new_quota: quota,
-                actor,
-            },
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Order { quota, ..order })
+    Ok(Order {
+        state: change.state,
+        quota: change.quota,
+        ..order
+    })
 }
 
 pub(super) async fn order_counts(pool: &PgPool, id: &OrderId) -> Result<OrderCounts> {
@@ -511,7 +440,7 @@ pub(super) async fn order_counts(pool: &PgPool, id: &OrderId) -> Result<OrderCou
     .bind(id.as_str())
     .fetch_optional(pool)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+    .ok_or_else(|| StoreError::not_found(RecordKind::Order, id))?;
     let mut counts = OrderCounts {
         issued: rows::count(get(&row, 0)?)?,
         certificates: rows::count(get(&row, 1)?)?,
@@ -519,17 +448,15 @@ pub(super) async fn order_counts(pool: &PgPool, id: &OrderId) -> Result<OrderCou
         failed_tests: rows::count(get(&row, 3)?)?,
         refusals: Default::default(),
     };
-    for bytes in get::<Vec<Vec<u8>>>(&row, 4)? {
-        let event =
-            Event::from_canonical(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if let EventBody::UnitRefused { reason, .. } = event.body {
-            *counts
-                .refusals
-                .entry(reason.as_str().to_owned())
-                .or_default() += 1;
-        }
-    }
+    let refused: Vec<Vec<u8>> = get(&row, 4)?;
+    counts.count_refusals(refused.iter().map(Vec::as_slice))?;
     Ok(counts)
+}
+
+/// A stored integer that Touchmark bounded before writing it (a quota): one beyond `i64`
+/// cannot reach the database.
+fn int(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Constraint(Constraint::InvalidValue))
 }
 
 /// Whether `sql` (one `$1` parameter) finds a row.

@@ -14,12 +14,12 @@
 //! batches (in two replicas) never wait for each other in a cycle. When any statement fails (a
 //! race on a serial or key), the whole batch rolls back and each issuance runs again on its own.
 
+use std::sync::Arc;
+
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Leaf;
-use super::issue::count_and_record;
-use crate::IssueRequest;
+use super::issue::{Prepared, count_and_record};
 
 /// Most issuances in one transaction: bounds a batch's latency and how long it holds the rows.
 const MAX_BATCH: usize = 64;
@@ -37,8 +37,7 @@ pub(super) enum Counted {
 }
 
 struct Job {
-    request: IssueRequest,
-    leaf: Leaf,
+    issuance: Arc<Prepared>,
     done: oneshot::Sender<Counted>,
 }
 
@@ -58,18 +57,9 @@ impl Batcher {
 
     /// Counts and records `request` in the next batch, and answers once that batch committed
     /// or failed.
-    pub(super) async fn count(&self, request: IssueRequest, leaf: Leaf) -> Counted {
+    pub(super) async fn count(&self, issuance: Arc<Prepared>) -> Counted {
         let (done, answer) = oneshot::channel();
-        if self
-            .jobs
-            .send(Job {
-                request,
-                leaf,
-                done,
-            })
-            .await
-            .is_err()
-        {
+        if self.jobs.send(Job { issuance, done }).await.is_err() {
             return Counted::Again("the batching task has stopped".into());
         }
         answer
@@ -89,7 +79,7 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         // Lock orders in one global order: no cycle with another replica's batch.
-        batch.sort_by(|a, b| a.request.order.as_str().cmp(b.request.order.as_str()));
+        batch.sort_by(|a, b| a.issuance.order().as_str().cmp(b.issuance.order().as_str()));
         let jobs = batch.len();
         match commit(&pool, &batch).await {
             Ok(counted) => {
@@ -113,12 +103,12 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
 async fn commit(pool: &PgPool, batch: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     if let [job] = batch {
         // Alone: the statement commits by itself, without two more round trips.
-        return Ok(vec![count_and_record(pool, &job.request, &job.leaf).await?]);
+        return Ok(vec![count_and_record(pool, &job.issuance).await?]);
     }
     let mut tx = pool.begin().await?;
     let mut counted = Vec::with_capacity(batch.len());
     for job in batch {
-        counted.push(count_and_record(&mut *tx, &job.request, &job.leaf).await?);
+        counted.push(count_and_record(&mut *tx, &job.issuance).await?);
     }
     tx.commit().await?;
     Ok(counted)

@@ -1,7 +1,8 @@
-//! The one place where PostgreSQL errors become [`StoreError`]s, and the test for the errors a
+//! The one place where PostgreSQL errors become [`StoreError`]s (a constraint violation by the
+//! name of the constraint, never by the server's message), and the test for the errors a
 //! transaction may simply be run again after.
 
-use crate::StoreError;
+use crate::{Constraint, RecordKind, StoreError};
 
 /// SQLSTATE `unique_violation`.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -19,14 +20,12 @@ impl From<sqlx::Error> for StoreError {
         match &e {
             // A constraint violation is a domain conflict (a duplicate id, serial or key); the
             // schema's constraints are the last line of defence behind the checks in the code.
-            sqlx::Error::Database(db)
-                if matches!(
-                    db.code().as_deref(),
-                    Some(UNIQUE_VIOLATION | CHECK_VIOLATION | FOREIGN_KEY_VIOLATION)
-                ) =>
-            {
-                Self::Conflict(db.message().to_owned())
-            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(UNIQUE_VIOLATION) => Self::Constraint(unique(db.constraint())),
+                Some(FOREIGN_KEY_VIOLATION) => Self::Constraint(Constraint::MissingReference),
+                Some(CHECK_VIOLATION) => Self::Constraint(Constraint::InvalidValue),
+                _ => Self::Database(e.to_string()),
+            },
             // A value that does not decode into its Rust type was written outside Touchmark.
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 Self::Corrupt(e.to_string())
@@ -34,6 +33,20 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolClosed => Self::Closed,
             _ => Self::Database(e.to_string()),
         }
+    }
+}
+
+/// Names a unique constraint of `migrations/postgres` by what it guards.
+fn unique(name: Option<&str>) -> Constraint {
+    match name {
+        Some("tokens_pkey") => Constraint::DuplicateId(RecordKind::Token),
+        Some("products_pkey") => Constraint::DuplicateId(RecordKind::Product),
+        Some("factories_pkey") => Constraint::DuplicateId(RecordKind::Factory),
+        Some("stations_pkey") => Constraint::DuplicateId(RecordKind::Station),
+        Some("orders_pkey") => Constraint::DuplicateId(RecordKind::Order),
+        Some("certificates_product_serial_key") => Constraint::SerialCertified,
+        Some("certificates_pubkey_sha256_key") => Constraint::KeyCertified,
+        other => Constraint::Other(other.unwrap_or("unnamed").to_owned()),
     }
 }
 

@@ -11,10 +11,10 @@
 //!
 //! The usual issuance is two statements, each its own transaction under READ COMMITTED:
 //!
-//! 1. One query reads everything the checks need: the station's status, the order's state and
-//!    counts, the certificate already issued for the serial (with its event's receipt), and the
-//!    serial already bound to the key. The checks run on it in SQLite's order. A retry that was
-//!    issued before (I2) is answered here.
+//! 1. One query reads the facts `touchmark_core::policy::issue::decide` needs: the station's
+//!    status, the order's state, window and counts, the certificate already issued for the
+//!    serial (with where its event was logged), and the serial already bound to the key. A
+//!    retry that was issued before (I2) is answered here.
 //! 2. If they pass, one statement counts and records the issuance: it locks the station's row
 //!    if the station is active (`FOR SHARE`: a revocation waits), updates the order's count if
 //!    it is open with quota left (the quota check, I1; the row stays locked), and only then
@@ -33,28 +33,33 @@
 //! again, now seeing the winner's row, to answer `AlreadyIssued`, `serial_conflict` or
 //! `key_reused` exactly as if the requests had not overlapped.
 
+use std::sync::Arc;
+
 use sqlx::postgres::{PgExecutor, PgPool, PgRow};
-use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::StationStatus;
+use touchmark_core::event::{Leaf, Logged};
 use touchmark_core::order::OrderState;
-use touchmark_core::{OrderId, ProductId, Serial};
+use touchmark_core::policy::issue::{
+    Decision, ExistingCertificate, IssueFacts, OrderFacts, decide,
+};
+use touchmark_core::{OrderId, ProductId, Serial, StationId};
 
 use super::batch::{Batcher, Counted};
 use super::error::is_retryable;
+use super::leaf;
 use super::rows::{self, get, issued_unit_columns, unit_select};
-use super::{Leaf, ms};
 use crate::{
-    IssueOutcome, IssueRequest, IssuedUnit, Receipt, Rejection, Result, StoreError, TestAttempt,
-    UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, Rejection, Result, StoreError, TestAttempt,
+    UnitSummary, to_millis,
 };
 
 /// How many times an issuance runs before it gives up on a race it keeps losing. One retry
 /// settles a race on a serial or key.
 const MAX_ATTEMPTS: u32 = 5;
 
-/// Step 1: what the checks need, in one row, whatever exists.
+/// Step 1: the facts of `decide`, in one row, whatever exists.
 const CHECKS_SQL: &str = concat!(
-    "SELECT s.status, o.state, o.issued, o.quota, k.serial, ",
+    "SELECT s.status, o.state, o.issued, o.quota, o.not_before, o.not_after, k.serial, ",
     issued_unit_columns!(),
     " FROM (VALUES (1)) AS one (x)
       LEFT JOIN stations s ON s.id = $1
@@ -65,7 +70,7 @@ const CHECKS_SQL: &str = concat!(
 );
 
 /// Where the issued unit's columns start in a [`CHECKS_SQL`] row.
-const CHECKS_UNIT_AT: usize = 5;
+const CHECKS_UNIT_AT: usize = 7;
 
 /// The slow path's locks, station first (as in step 2), whatever the rows hold.
 const LOCK_SQL: &str = "SELECT (SELECT 1 FROM stations WHERE id = $1 FOR SHARE),
@@ -103,11 +108,12 @@ WITH station AS MATERIALIZED (
 )
 INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256, record,
                            event_seq, created_at)
-SELECT $13, $14, $15, $16, $17, $18, $19, $20, (SELECT event_seq FROM certificate), $21
+SELECT $7, $1, $2, $8, $13, $14, $15, $16, (SELECT event_seq FROM certificate), $17
 FROM unit";
 
-/// An event with, optionally, its test attempt and a failed unit (inserted, or updated while
-/// it is still only a failed test: a failed test never downgrades a provisioned unit).
+/// An event with, when the request carried a valid record, its test attempt and, when asked,
+/// the unit recorded as failed (inserted, or updated while it is still only a failed test: a
+/// failed test never downgrades a provisioned unit).
 const REJECTION_SQL: &str = "
 WITH event AS (
     INSERT INTO events (kind, order_id, bytes, leaf_hash) VALUES ($1, $2, $3, $4)
@@ -115,22 +121,27 @@ WITH event AS (
 ), attempt AS (
     INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256,
                                record, event_seq, created_at)
-    SELECT $5, $6, $7, $8, $9, $10, $11, $12, seq, $13 FROM event WHERE $5::text IS NOT NULL
+    SELECT $5, $6, $7, $8, $9, $10, $11, $12, seq, $13 FROM event WHERE $9::text IS NOT NULL
 )
 INSERT INTO units (product, serial, order_id, status, station, updated_at)
-SELECT $14, $15, $6, 'failed_test', $7, $13 FROM event WHERE $14::text IS NOT NULL
+SELECT $5, $8, $6, 'failed_test', $7, $13 FROM event
+WHERE $14 AND $8::text IS NOT NULL AND $9::text IS NOT NULL
 ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id,
     station = excluded.station, updated_at = excluded.updated_at
 WHERE units.status = 'failed_test'";
 
-/// What the checks decided.
-enum Decision {
-    /// The same serial, key and order were issued before.
-    Already(Box<IssuedUnit>),
-    /// A check failed: record the refusal and answer it.
-    Refuse(ErrorCode, String),
-    /// Every check passed: count and record.
-    Proceed,
+/// An issuance with its `unit.issued` event encoded once, shared with the batching task.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    req: IssueRequest,
+    leaf: Leaf,
+}
+
+impl Prepared {
+    /// The order the issuance counts against: a batch locks its orders in this order.
+    pub(super) fn order(&self) -> &OrderId {
+        &self.req.issuance.attempt.order
+    }
 }
 
 /// Why one run of an issuance failed.
@@ -160,20 +171,23 @@ impl From<StoreError> for Failed {
 pub(super) async fn issue(
     pool: &PgPool,
     batcher: &Batcher,
-    req: &IssueRequest,
+    req: IssueRequest,
 ) -> Result<IssueOutcome> {
-    let leaf = Leaf::of(&req.issued_event())?;
+    let prepared = Arc::new(Prepared {
+        leaf: leaf(&req.event)?,
+        req,
+    });
     let mut attempt = 1;
     loop {
         // The first run joins this replica's group commit; a run after a lost race goes alone.
         let batch = (attempt == 1).then_some(batcher);
-        match try_issue(pool, batch, req, &leaf).await {
+        match try_issue(pool, batch, &prepared).await {
             Ok(outcome) => return Ok(outcome),
             Err(Failed::Race(e)) if attempt < MAX_ATTEMPTS => {
                 tracing::debug!(
                     error = %e,
                     attempt,
-                    serial = %req.serial,
+                    serial = %prepared.req.issuance.serial,
                     "issuance raced another; running it again"
                 );
                 attempt += 1;
@@ -188,15 +202,15 @@ pub(super) async fn issue(
 async fn try_issue(
     pool: &PgPool,
     batch: Option<&Batcher>,
-    req: &IssueRequest,
-    leaf: &Leaf,
+    prepared: &Arc<Prepared>,
 ) -> Result<IssueOutcome, Failed> {
-    let row = checks(pool, req).await?;
-    match decide(&row, req)? {
-        Decision::Already(unit) => return Ok(IssueOutcome::AlreadyIssued(*unit)),
+    let req = &prepared.req;
+    let (facts, existing) = read_facts(&checks(pool, req).await?)?;
+    match decide(&facts, &req.issuance) {
+        Decision::AlreadyIssued => return Ok(IssueOutcome::AlreadyIssued(already(existing)?)),
         Decision::Proceed => {
             let counted = match batch {
-                Some(batcher) => match batcher.count(req.clone(), leaf.clone()).await {
+                Some(batcher) => match batcher.count(Arc::clone(prepared)).await {
                     Counted::Yes => true,
                     Counted::No => false,
                     // The batch rolled back whole (a race in one of its issuances): this one
@@ -205,200 +219,207 @@ async fn try_issue(
                         return Err(Failed::Race(StoreError::Database(why)));
                     }
                 },
-                None => count_and_record(pool, req, leaf).await?,
+                None => count_and_record(pool, prepared).await?,
             };
             if counted {
-                return Ok(IssueOutcome::Issued(issued_unit_of(req, leaf)));
+                return Ok(IssueOutcome::Issued(issued_unit_of(prepared)));
             }
         }
-        Decision::Refuse(..) => {}
+        Decision::Refuse { .. } => {}
     }
     // A refusal, or a count that did not move (the last unit of quota went to another request,
     // the order closed or the station was revoked since step 1): decide again, holding what
     // the decision rests on until its event commits.
+    let attempt = &req.issuance.attempt;
     let mut tx = pool.begin().await?;
     sqlx::query(LOCK_SQL)
-        .bind(req.station.as_str())
-        .bind(req.order.as_str())
+        .bind(attempt.station.as_str())
+        .bind(attempt.order.as_str())
         .execute(&mut *tx)
         .await?;
     // A statement of its own, after the locks: it sees every change committed before them.
-    let row = checks(&mut *tx, req).await?;
-    let outcome = match decide(&row, req)? {
-        Decision::Already(unit) => IssueOutcome::AlreadyIssued(*unit),
-        Decision::Refuse(code, message) => {
-            let event = req.refused_event(code);
-            let leaf = Leaf::of(&event)?;
-            reject(&mut *tx, &leaf, Some(&req.test), None).await?;
+    let (facts, existing) = read_facts(&checks(&mut *tx, req).await?)?;
+    let outcome = match decide(&facts, &req.issuance) {
+        Decision::AlreadyIssued => IssueOutcome::AlreadyIssued(already(existing)?),
+        Decision::Refuse { refusal, event } => {
+            let leaf = leaf(&event)?;
+            let row = AttemptRow {
+                product: &req.issuance.product,
+                order: &attempt.order,
+                station: &attempt.station,
+                serial: Some(&req.issuance.serial),
+                test: Some(&req.test),
+            };
+            reject(&mut *tx, &leaf, &row, false).await?;
             IssueOutcome::Refused {
-                code,
-                message,
-                receipt: leaf.receipt(),
+                refusal,
+                logged: leaf.logged(None),
             }
         }
         Decision::Proceed => {
-            if !count_and_record(&mut *tx, req, leaf).await? {
+            if !count_and_record(&mut *tx, prepared).await? {
                 // The checks passed on rows this transaction holds locked: the count cannot
                 // fail to move. Say so rather than guess an answer.
                 return Err(Failed::Fatal(StoreError::Database(format!(
                     "order {}: the count did not move under its lock",
-                    req.order
+                    attempt.order
                 ))));
             }
-            IssueOutcome::Issued(issued_unit_of(req, leaf))
+            IssueOutcome::Issued(issued_unit_of(prepared))
         }
     };
     tx.commit().await?;
     Ok(outcome)
 }
 
+/// The unit a retry is answered with.
+fn already(existing: Option<IssuedUnit>) -> Result<IssuedUnit, Failed> {
+    existing.ok_or_else(|| {
+        Failed::Fatal(StoreError::Corrupt(
+            "a retry was decided without an issued unit".into(),
+        ))
+    })
+}
+
 /// Runs [`CHECKS_SQL`] for `req`.
 async fn checks<'e>(conn: impl PgExecutor<'e>, req: &IssueRequest) -> Result<PgRow, sqlx::Error> {
+    let issuance = &req.issuance;
     sqlx::query(CHECKS_SQL)
-        .bind(req.station.as_str())
-        .bind(req.order.as_str())
-        .bind(req.product.as_str())
-        .bind(req.serial.as_str())
-        .bind(req.pubkey_sha256.0.as_slice())
+        .bind(issuance.attempt.station.as_str())
+        .bind(issuance.attempt.order.as_str())
+        .bind(issuance.product.as_str())
+        .bind(issuance.serial.as_str())
+        .bind(issuance.pubkey_sha256.0.as_slice())
         .fetch_one(conn)
         .await
 }
 
-/// The checks of SQLite's `issue_in_tx`, in its order, on a [`CHECKS_SQL`] row.
-fn decide(row: &PgRow, req: &IssueRequest) -> Result<Decision> {
-    let station: Option<String> = get(row, 0)?;
-    let order_state: Option<String> = get(row, 1)?;
-    // Check 1 again: a station revoked a moment ago is refused at once.
-    if station.as_deref() != Some(StationStatus::Active.as_str()) {
-        let code = if station.as_deref() == Some(StationStatus::Revoked.as_str()) {
-            ErrorCode::StationRevoked
-        } else {
-            ErrorCode::StationNotAuthorized
-        };
-        let message = format!("station {} is not active", req.station);
-        return Ok(Decision::Refuse(code, message));
-    }
-    // Check 2 again: the order may have been closed since the caller read it.
-    if order_state.as_deref() != Some(OrderState::Open.as_str()) {
-        let message = format!("order {} is not open", req.order);
-        return Ok(Decision::Refuse(ErrorCode::OrderNotOpen, message));
-    }
-    // Check 6, and the retry of I2: a serial already certified.
-    if let Some(unit) = rows::issued_unit(row, CHECKS_UNIT_AT)? {
-        if unit.pubkey_sha256 == req.pubkey_sha256 && unit.order == req.order {
-            return Ok(Decision::Already(Box::new(unit)));
-        }
-        let message = format!(
-            "serial {} is already provisioned with another key or order; this unit is a clone suspect",
-            req.serial
-        );
-        return Ok(Decision::Refuse(ErrorCode::SerialConflict, message));
-    }
-    // Check 7: the key bound to another serial.
-    if let Some(other) = get::<Option<String>>(row, 4)? {
-        let message = format!(
-            "this public key is already bound to serial {other}; the secure element is a clone suspect"
-        );
-        return Ok(Decision::Refuse(ErrorCode::KeyReused, message));
-    }
-    // Check 8.
-    let issued: Option<i64> = get(row, 2)?;
-    let quota: Option<i64> = get(row, 3)?;
-    if let (Some(issued), Some(quota)) = (issued, quota)
-        && issued >= quota
-    {
-        let message = format!("order {} has no quota left", req.order);
-        return Ok(Decision::Refuse(ErrorCode::QuotaExhausted, message));
-    }
-    Ok(Decision::Proceed)
+/// The facts of a [`CHECKS_SQL`] row, and the issued unit it found.
+fn read_facts(row: &PgRow) -> Result<(IssueFacts, Option<IssuedUnit>)> {
+    let corrupt = |what: &str, text: &str| StoreError::Corrupt(format!("{what} `{text}`"));
+    let station = get::<Option<String>>(row, 0)?
+        .map(|s| StationStatus::from_str_opt(&s).ok_or_else(|| corrupt("station status", &s)))
+        .transpose()?;
+    let order = match get::<Option<String>>(row, 1)? {
+        None => None,
+        Some(state) => Some(OrderFacts {
+            state: OrderState::from_str_opt(&state)
+                .ok_or_else(|| corrupt("order state", &state))?,
+            issued: rows::count(get(row, 2)?)?,
+            quota: rows::count(get(row, 3)?)?,
+            not_before: get(row, 4)?,
+            not_after: get(row, 5)?,
+        }),
+    };
+    let existing = rows::issued_unit(row, CHECKS_UNIT_AT)?;
+    let facts = IssueFacts {
+        station,
+        order,
+        existing: existing.as_ref().map(|unit| ExistingCertificate {
+            order: unit.order.clone(),
+            pubkey_sha256: unit.pubkey_sha256,
+        }),
+        key_bound_to: get::<Option<String>>(row, 6)?
+            .map(rows::serial)
+            .transpose()?,
+    };
+    Ok((facts, existing))
 }
 
 /// Step 2. `Ok(false)` if the station is not active or the count did not move, and then
 /// nothing was written.
 pub(super) async fn count_and_record<'e>(
     conn: impl PgExecutor<'e>,
-    req: &IssueRequest,
-    leaf: &Leaf,
+    prepared: &Prepared,
 ) -> Result<bool, sqlx::Error> {
-    let at = ms(req.at);
+    let Prepared { req, leaf } = prepared;
+    let issuance = &req.issuance;
+    let at = to_millis(issuance.attempt.at);
     let test = &req.test;
     let done = sqlx::query(ISSUE_SQL)
-        .bind(req.order.as_str())
-        .bind(req.station.as_str())
+        .bind(issuance.attempt.order.as_str())
+        .bind(issuance.attempt.station.as_str())
         .bind(leaf.kind)
         .bind(leaf.bytes.as_slice())
-        .bind(leaf.hash.0.as_slice())
-        .bind(req.certificate.sha256.0.as_slice())
-        .bind(req.product.as_str())
-        .bind(req.serial.as_str())
-        .bind(req.pubkey_sha256.0.as_slice())
+        .bind(leaf.hash.as_bytes().as_slice())
+        .bind(issuance.cert_sha256.0.as_slice())
+        .bind(issuance.product.as_str())
+        .bind(issuance.serial.as_str())
+        .bind(issuance.pubkey_sha256.0.as_slice())
         .bind(&req.certificate.serial_hex)
         .bind(req.certificate.der.as_slice())
         .bind(at)
-        .bind(test.product.as_str())
-        .bind(test.order.as_str())
-        .bind(test.station.as_str())
-        .bind(test.serial.as_ref().map(Serial::as_str))
-        .bind(&test.verdict)
-        .bind(&test.format)
+        .bind(test.verdict.as_str())
+        .bind(test.format.as_str())
         .bind(test.sha256.0.as_slice())
-        .bind(&test.record_json)
-        .bind(ms(test.at))
+        .bind(&test.record)
+        .bind(to_millis(test.at))
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// The unit just issued, as [`issued_unit`] will read it back.
-fn issued_unit_of(req: &IssueRequest, leaf: &Leaf) -> IssuedUnit {
+fn issued_unit_of(prepared: &Prepared) -> IssuedUnit {
+    let Prepared { req, leaf } = prepared;
+    let issuance = &req.issuance;
     IssuedUnit {
-        order: req.order.clone(),
-        product: req.product.clone(),
-        serial: req.serial.clone(),
-        station: req.station.clone(),
+        order: issuance.attempt.order.clone(),
+        product: issuance.product.clone(),
+        serial: issuance.serial.clone(),
+        station: issuance.attempt.station.clone(),
         cert_der: req.certificate.der.clone(),
-        cert_sha256: req.certificate.sha256,
-        pubkey_sha256: req.pubkey_sha256,
-        issued_at: ms(req.at),
-        receipt: leaf.receipt(),
+        cert_sha256: issuance.cert_sha256,
+        pubkey_sha256: issuance.pubkey_sha256,
+        issued_at: to_millis(issuance.attempt.at),
+        logged: leaf.logged(None),
     }
 }
 
-pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Result<Receipt> {
-    let attempt = rejection.attempt.as_ref();
-    // As on SQLite: the unit is recorded as failed only with a test attempt of a known serial.
-    let failed_unit = match (attempt, &rejection.failed_unit) {
-        (Some(a), Some((product, serial))) if a.serial.is_some() => Some((product, serial)),
-        _ => None,
+pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Result<Logged> {
+    let leaf = leaf(&rejection.event)?;
+    let row = AttemptRow {
+        product: &rejection.product,
+        order: &rejection.order,
+        station: &rejection.station,
+        serial: rejection.serial.as_ref(),
+        test: rejection.test.as_ref(),
     };
-    let leaf = Leaf::of(&rejection.event)?;
-    reject(pool, &leaf, attempt, failed_unit).await?;
-    Ok(leaf.receipt())
+    reject(pool, &leaf, &row, rejection.failed_unit).await?;
+    Ok(leaf.logged(None))
 }
 
-/// One statement: the event, the attempt if any, the failed unit if any.
+/// A test attempt's row: the record, and the request it came with.
+struct AttemptRow<'a> {
+    product: &'a ProductId,
+    order: &'a OrderId,
+    station: &'a StationId,
+    serial: Option<&'a Serial>,
+    test: Option<&'a TestAttempt>,
+}
+
+/// One statement: the event, the attempt if any, and the failed unit if `failed_unit`.
 async fn reject<'e>(
     conn: impl PgExecutor<'e>,
     leaf: &Leaf,
-    attempt: Option<&TestAttempt>,
-    failed_unit: Option<(&ProductId, &Serial)>,
+    row: &AttemptRow<'_>,
+    failed_unit: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(REJECTION_SQL)
         .bind(leaf.kind)
-        .bind(leaf.order.as_deref())
+        .bind(leaf.order.as_ref().map(OrderId::as_str))
         .bind(leaf.bytes.as_slice())
-        .bind(leaf.hash.0.as_slice())
-        .bind(attempt.map(|a| a.product.as_str()))
-        .bind(attempt.map(|a| a.order.as_str()))
-        .bind(attempt.map(|a| a.station.as_str()))
-        .bind(attempt.and_then(|a| a.serial.as_ref().map(Serial::as_str)))
-        .bind(attempt.map(|a| a.verdict.as_str()))
-        .bind(attempt.map(|a| a.format.as_str()))
-        .bind(attempt.map(|a| a.sha256.0.as_slice()))
-        .bind(attempt.map(|a| a.record_json.as_str()))
-        .bind(attempt.map(|a| ms(a.at)))
-        .bind(failed_unit.map(|(p, _)| p.as_str()))
-        .bind(failed_unit.map(|(_, s)| s.as_str()))
+        .bind(leaf.hash.as_bytes().as_slice())
+        .bind(row.product.as_str())
+        .bind(row.order.as_str())
+        .bind(row.station.as_str())
+        .bind(row.serial.map(Serial::as_str))
+        .bind(row.test.map(|t| t.verdict.as_str()))
+        .bind(row.test.map(|t| t.format.as_str()))
+        .bind(row.test.map(|t| t.sha256.0.as_slice()))
+        .bind(row.test.map(|t| t.record.as_str()))
+        .bind(row.test.map(|t| to_millis(t.at)))
+        .bind(failed_unit)
         .execute(conn)
         .await?;
     Ok(())

@@ -13,9 +13,11 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use super::ms;
 use super::rows::{self, get};
-use crate::{LogState, LogTile, Result, SequencerLease, StoreError, StoredEvent};
+use crate::log::{LeaseRow, SavedLog, check_save};
+use crate::{
+    Constraint, LogState, LogTile, Result, SequencerLease, StoreError, StoredEvent, to_millis,
+};
 
 pub(super) async fn events(pool: &PgPool, start: u64, limit: u32) -> Result<Vec<StoredEvent>> {
     // Past i64::MAX there is nothing: clamp rather than wrap to a negative index.
@@ -149,7 +151,7 @@ pub(super) async fn log_state(pool: &PgPool) -> Result<Option<LogState>> {
     };
     Ok(Some(LogState {
         size: rows::count(size)?,
-        root: rows::hash("checkpoint root", root)?,
+        root: rows::tree_hash("checkpoint root", root)?,
         note,
         tree: get(&row, 1)?,
     }))
@@ -164,7 +166,7 @@ pub(super) async fn save_log_state(
     at: OffsetDateTime,
 ) -> Result<()> {
     let size =
-        i64::try_from(state.size).map_err(|_| StoreError::Conflict("log size too large".into()))?;
+        i64::try_from(state.size).map_err(|_| StoreError::Constraint(Constraint::InvalidValue))?;
     let tiles = Tiles::of(tiles)?;
     let mut tx = pool.begin().await?;
     check_lease(&mut tx, lease).await?;
@@ -175,32 +177,19 @@ pub(super) async fn save_log_state(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let saved: Option<i64> = get(&row, 0)?;
-    let latest: Option<i64> = get(&row, 1)?;
-    let events: i64 = get(&row, 2)?;
-    if saved.map(rows::count).transpose()? != previous {
-        return Err(StoreError::Conflict(format!(
-            "the saved log state has size {saved:?}, not {previous:?}: another sequencer moved it"
-        )));
-    }
-    // Append-only: a checkpoint never goes back, and one size has one root forever.
-    if latest.is_some_and(|l| l > size) {
-        return Err(StoreError::Conflict(format!(
-            "the log already signed size {latest:?}, larger than {size}"
-        )));
-    }
-    if size > events {
-        return Err(StoreError::Conflict(format!(
-            "a checkpoint of size {size} covers more than the {events} events"
-        )));
-    }
+    let log = SavedLog {
+        saved: get::<Option<i64>>(&row, 0)?.map(rows::count).transpose()?,
+        signed: get::<Option<i64>>(&row, 1)?.map(rows::count).transpose()?,
+        events: rows::count(get(&row, 2)?)?,
+    };
+    check_save(log, previous, state.size)?;
     sqlx::query(
         "INSERT INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(size)
-    .bind(state.root.0.as_slice())
+    .bind(state.root.as_bytes().as_slice())
     .bind(&state.note)
-    .bind(ms(at))
+    .bind(to_millis(at))
     .execute(&mut *tx)
     .await?;
     if !tiles.levels.is_empty() {
@@ -243,7 +232,7 @@ impl Tiles {
         let mut latest: BTreeMap<(i16, i64), Vec<u8>> = BTreeMap::new();
         for tile in tiles {
             let index = i64::try_from(tile.index)
-                .map_err(|_| StoreError::Conflict("tile index too large".into()))?;
+                .map_err(|_| StoreError::Constraint(Constraint::InvalidValue))?;
             let key = (i16::from(tile.level), index);
             match latest.get(&key) {
                 Some(kept) if kept.len() > tile.data.len() => {}
@@ -305,18 +294,16 @@ async fn check_lease(conn: &mut PgConnection, lease: &SequencerLease) -> Result<
     )
     .fetch_optional(conn)
     .await?;
-    match current {
-        Some((holder, epoch, live))
-            if live && holder == lease.holder && u64::try_from(epoch).ok() == Some(lease.epoch) =>
-        {
-            Ok(())
-        }
-        Some((holder, epoch, _)) => Err(StoreError::Fenced(format!(
-            "held by {holder} in epoch {epoch}, not by {} in epoch {} (or expired)",
-            lease.holder, lease.epoch
-        ))),
-        None => Err(StoreError::Fenced("no lease was ever granted".into())),
-    }
+    let current = current
+        .map(|(holder, epoch, live)| {
+            Ok::<_, StoreError>(LeaseRow {
+                holder,
+                epoch: rows::count(epoch)?,
+                live,
+            })
+        })
+        .transpose()?;
+    crate::log::check_lease(lease, current)
 }
 
 #[cfg(test)]

@@ -30,13 +30,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
 use touchmark_core::entity::{ApiToken, Factory, Product, Station};
-use touchmark_core::event::{Actor, Event, Sha256Hash, leaf_hash};
-use touchmark_core::order::{Order, OrderState};
+use touchmark_core::event::{Event, Leaf, Logged, Sha256Hash};
+use touchmark_core::order::Order;
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 use crate::{
-    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Receipt,
-    Rejection, Result, SequencerLease, Store, StoreError, StoredEvent, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Rejection,
+    Result, Rule, SequencerLease, Store, StoreError, StoredEvent, UnitSummary,
 };
 
 /// Connections per process. Each replica opens its own pool; the database's
@@ -168,61 +170,32 @@ fn describe(options: &PgConnectOptions, schema: Option<&str>) -> String {
     )
 }
 
-/// `at` truncated to the millisecond: what SQLite stores (`format_timestamp`), so both
-/// backends read back the same value, and a retry reads back what the first call returned.
-fn ms(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_nanosecond(u32::from(at.millisecond()) * 1_000_000)
-        .unwrap_or(at)
+/// Encodes `event` for the log.
+fn leaf(event: &Event) -> Result<Leaf> {
+    Leaf::try_from(event).map_err(|e| StoreError::Corrupt(format!("an event to append: {e}")))
 }
 
-/// An event ready to be stored: its kind, order, canonical bytes and leaf hash.
-#[derive(Debug, Clone)]
-struct Leaf {
-    kind: &'static str,
-    order: Option<String>,
-    bytes: Vec<u8>,
-    hash: Sha256Hash,
-}
-
-impl Leaf {
-    fn of(event: &Event) -> Result<Self> {
-        let bytes = event
-            .canonical_bytes()
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok(Self {
-            kind: event.body.kind(),
-            order: event.body.order().map(|o| o.as_str().to_owned()),
-            hash: leaf_hash(&bytes),
-            bytes,
-        })
-    }
-
-    /// The receipt of a stored, not yet sequenced, event.
-    fn receipt(&self) -> Receipt {
-        Receipt {
-            index: None,
-            leaf_hash: self.hash,
-        }
-    }
-}
-
-/// Appends `event` inside the caller's transaction, without an index (the sequencer gives it
-/// one once the transaction has committed).
-async fn append(conn: &mut PgConnection, event: &Event) -> Result<Receipt> {
-    let leaf = Leaf::of(event)?;
+/// Appends a leaf inside the caller's transaction, without an index (the sequencer gives it one
+/// once the transaction has committed).
+async fn insert_leaf(conn: &mut PgConnection, leaf: &Leaf) -> Result<Logged> {
     sqlx::query("INSERT INTO events (kind, order_id, bytes, leaf_hash) VALUES ($1, $2, $3, $4)")
         .bind(leaf.kind)
-        .bind(leaf.order.as_deref())
+        .bind(leaf.order.as_ref().map(OrderId::as_str))
         .bind(leaf.bytes.as_slice())
-        .bind(leaf.hash.0.as_slice())
+        .bind(leaf.hash.as_bytes().as_slice())
         .execute(conn)
         .await?;
-    Ok(leaf.receipt())
+    Ok(leaf.logged(None))
+}
+
+/// Appends `event` inside the caller's transaction, without an index.
+async fn append(conn: &mut PgConnection, event: &Event) -> Result<Logged> {
+    insert_leaf(conn, &leaf(event)?).await
 }
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt> {
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged> {
         admin::create_token(self.pool(), token, event).await
     }
 
@@ -230,7 +203,7 @@ impl Store for PostgresStore {
         admin::token_by_secret(self.pool(), secret_sha256).await
     }
 
-    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt> {
+    async fn create_product(&self, product: Product, event: Event) -> Result<Logged> {
         admin::create_product(self.pool(), product, event).await
     }
 
@@ -242,7 +215,7 @@ impl Store for PostgresStore {
         admin::products(self.pool()).await
     }
 
-    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt> {
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Logged> {
         admin::create_factory(self.pool(), factory, event).await
     }
 
@@ -259,7 +232,7 @@ impl Store for PostgresStore {
         station: Station,
         token_sha256: Sha256Hash,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         admin::create_station(self.pool(), station, token_sha256, event).await
     }
 
@@ -286,20 +259,19 @@ impl Store for PostgresStore {
         cert_sha256: Sha256Hash,
         now: OffsetDateTime,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         admin::enroll_station(self.pool(), id, token_sha256, cert_sha256, now, event).await
     }
 
-    async fn revoke_station(
+    async fn update_station(
         &self,
         id: &StationId,
-        actor: Actor,
-        at: OffsetDateTime,
+        rule: Rule<Station, StationChange>,
     ) -> Result<Station> {
-        admin::revoke_station(self.pool(), id, actor, at).await
+        admin::update_station(self.pool(), id, rule).await
     }
 
-    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt> {
+    async fn create_order(&self, order: Order, event: Event) -> Result<Logged> {
         admin::create_order(self.pool(), order, event).await
     }
 
@@ -311,18 +283,8 @@ impl Store for PostgresStore {
         admin::orders(self.pool()).await
     }
 
-    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order> {
-        admin::set_order_state(self.pool(), id, to, event).await
-    }
-
-    async fn change_quota(
-        &self,
-        id: &OrderId,
-        quota: u64,
-        actor: Actor,
-        at: OffsetDateTime,
-    ) -> Result<Order> {
-        admin::change_quota(self.pool(), id, quota, actor, at).await
+    async fn update_order(&self, id: &OrderId, rule: Rule<Order, OrderChange>) -> Result<Order> {
+        admin::update_order(self.pool(), id, rule).await
     }
 
     async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts> {
@@ -330,10 +292,10 @@ impl Store for PostgresStore {
     }
 
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome> {
-        issue::issue(self.pool(), &self.inner.batcher, &request).await
+        issue::issue(self.pool(), &self.inner.batcher, request).await
     }
 
-    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Logged> {
         issue::record_rejection(self.pool(), &rejection).await
     }
 
@@ -434,11 +396,5 @@ mod tests {
         let text = describe(&options, Some("plant_a"));
         assert_eq!(text, "alice@db.example:6543/touchmark (schema plant_a)");
         assert!(!text.contains("s3cr3t"));
-    }
-
-    #[test]
-    fn timestamps_are_kept_to_the_millisecond() {
-        let at = time::macros::datetime!(2026-03-01 08:00:00.123_456_789 UTC);
-        assert_eq!(ms(at), time::macros::datetime!(2026-03-01 08:00:00.123 UTC));
     }
 }

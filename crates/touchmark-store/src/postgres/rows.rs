@@ -5,12 +5,15 @@
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{Decode, Row, Type};
 use time::OffsetDateTime;
-use touchmark_core::entity::{ApiToken, Factory, Product, Role, Station, StationStatus};
-use touchmark_core::event::Sha256Hash;
+use touchmark_core::entity::{
+    ApiToken, Factory, Product, Role, Station, StationStatus, UnitStatus,
+};
+use touchmark_core::event::{Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{Serial, SerialRule};
+use touchmark_tlog::Hash;
 
-use crate::{IssuedUnit, Receipt, Result, StoreError, StoredEvent, UnitStatus, UnitSummary};
+use crate::{IssuedUnit, Result, StoreError, StoredEvent, UnitSummary};
 
 // The column lists are macros, not constants, so that `concat!` can build whole statements
 // as `&'static str` (sqlx accepts only those, or strings explicitly asserted safe).
@@ -86,7 +89,12 @@ where
     text.parse::<T>().map_err(|e| corrupt(what, e))
 }
 
-fn serial(text: String) -> Result<Serial> {
+/// A Merkle tree hash (a leaf hash, a root).
+pub(super) fn tree_hash(what: &str, bytes: Vec<u8>) -> Result<Hash> {
+    Hash::from_slice(&bytes).map_err(|_| corrupt(what, "not 32 bytes"))
+}
+
+pub(super) fn serial(text: String) -> Result<Serial> {
     Serial::parse(&text).map_err(|e| corrupt("serial", e))
 }
 
@@ -137,7 +145,9 @@ pub(super) fn station(r: &PgRow) -> Result<Station> {
         status: StationStatus::from_str_opt(&status)
             .ok_or_else(|| corrupt("station status", &status))?,
         enrollment_expires_at: get(r, 4)?,
-        cert_sha256: get(r, 5)?,
+        cert_sha256: get::<Option<String>>(r, 5)?
+            .map(|c| Sha256Hash::from_hex(&c).ok_or_else(|| corrupt("station cert_sha256", &c)))
+            .transpose()?,
         created_at: get(r, 6)?,
     })
 }
@@ -175,7 +185,7 @@ pub(super) fn token(r: &PgRow) -> Result<ApiToken> {
 }
 
 /// Reads [`issued_unit_columns`] starting at column `at`, or `None` when the left join found no
-/// certificate (its order column is null). The receipt's index is `None` until the sequencer
+/// certificate (its order column is null). The logged index is `None` until the sequencer
 /// has given the issuance event one.
 pub(super) fn issued_unit(r: &PgRow, at: usize) -> Result<Option<IssuedUnit>> {
     let Some(order) = get::<Option<String>>(r, at)? else {
@@ -192,9 +202,9 @@ pub(super) fn issued_unit(r: &PgRow, at: usize) -> Result<Option<IssuedUnit>> {
         cert_sha256: hash("certificate sha256", get(r, at + 5)?)?,
         pubkey_sha256: hash("pubkey sha256", get(r, at + 6)?)?,
         issued_at: get(r, at + 7)?,
-        receipt: Receipt {
+        logged: Logged {
             index: get::<Option<i64>>(r, at + 8)?.map(count).transpose()?,
-            leaf_hash: hash("leaf hash", leaf)?,
+            leaf_hash: tree_hash("leaf hash", leaf)?,
         },
     }))
 }
@@ -223,6 +233,6 @@ pub(super) fn event(r: &PgRow) -> Result<StoredEvent> {
         index: count(get(r, 0)?)?,
         kind: get(r, 1)?,
         bytes: get(r, 2)?,
-        leaf_hash: hash("leaf hash", get(r, 3)?)?,
+        leaf_hash: tree_hash("leaf hash", get(r, 3)?)?,
     })
 }

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend: WAL, `synchronous=FULL`, one writer thread with group commit,
 //! and a small pool of read connections.
 
+mod error;
 mod rows;
 mod writer;
 
@@ -11,18 +12,24 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::OffsetDateTime;
 use touchmark_core::clock::format_timestamp;
-use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::{ApiToken, Factory, Product, Station, StationStatus};
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
+use touchmark_core::event::{Event, Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
+use touchmark_core::policy::issue::{
+    Decision, ExistingCertificate, Issuance, IssueFacts, OrderFacts, decide,
+};
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
+use touchmark_tlog::Hash;
 
 use self::rows::{ISSUED_UNIT_SQL, issued_unit_from_row};
 use self::writer::{WriteCtx, Writer};
+use crate::log::{LeaseRow, SavedLog, check_lease, check_save};
 use crate::{
-    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Receipt,
-    Rejection, Result, SequencerLease, Store, StoreError, StoredEvent, TestAttempt, UnitStatus,
-    UnitSummary,
+    Constraint, IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts,
+    RecordKind, Rejection, Result, Rule, SequencerLease, Store, StoreError, StoredEvent,
+    TestAttempt, UnitSummary, to_millis,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -165,132 +172,137 @@ fn exists(conn: &Connection, sql: &str, key: &str) -> Result<bool> {
         .is_some())
 }
 
-fn insert_attempt(conn: &Connection, attempt: &TestAttempt, event_index: u64) -> Result<()> {
+/// A stored integer that Touchmark bounded before writing it (quotas, sizes): one beyond `i64`
+/// cannot reach the database.
+fn int(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Constraint(Constraint::InvalidValue))
+}
+
+/// Keeps a test record with the unit, order and station it came with.
+fn insert_attempt(
+    conn: &Connection,
+    test: &TestAttempt,
+    product: &ProductId,
+    order: &OrderId,
+    station: &StationId,
+    serial: Option<&Serial>,
+    event_index: u64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256, record, event_index, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        attempt.product.as_str(),
-        attempt.order.as_str(),
-        attempt.station.as_str(),
-        attempt.serial.as_ref().map(Serial::as_str),
-        attempt.verdict,
-        attempt.format,
-        attempt.sha256.0.as_slice(),
-        attempt.record_json,
+        product.as_str(),
+        order.as_str(),
+        station.as_str(),
+        serial.map(Serial::as_str),
+        test.verdict.as_str(),
+        test.format.as_str(),
+        test.sha256.0.as_slice(),
+        test.record,
         event_index as i64,
-        ts(attempt.at),
+        ts(test.at),
     ])?;
     Ok(())
 }
 
-/// Records a refusal decided inside the issuance transaction.
-fn refuse_in_tx(
-    ctx: &mut WriteCtx<'_>,
-    req: &IssueRequest,
-    code: ErrorCode,
-    message: String,
-) -> Result<IssueOutcome> {
-    let (index, receipt) = ctx.append(&req.refused_event(code))?;
-    insert_attempt(ctx.conn, &req.test, index)?;
-    Ok(IssueOutcome::Refused {
-        code,
-        message,
-        receipt,
-    })
-}
-
-fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcome> {
-    let conn = ctx.conn;
-    // Check 1 again, inside the transaction: a station revoked a moment ago is refused at once.
+/// Reads what `policy::issue::decide` needs. The single writer thread serialises every write,
+/// so what is read here stays true until this transaction commits.
+fn issue_facts(conn: &Connection, req: &IssueRequest) -> Result<(IssueFacts, Option<IssuedUnit>)> {
+    let issuance = &req.issuance;
     let status: Option<String> = conn
         .prepare_cached("SELECT status FROM stations WHERE id = ?1")?
-        .query_row([req.station.as_str()], |r| r.get(0))
+        .query_row([issuance.attempt.station.as_str()], |r| r.get(0))
         .optional()?;
-    if status.as_deref() != Some(StationStatus::Active.as_str()) {
-        let code = if status.as_deref() == Some("revoked") {
-            ErrorCode::StationRevoked
-        } else {
-            ErrorCode::StationNotAuthorized
-        };
-        return refuse_in_tx(
-            ctx,
-            req,
-            code,
-            format!("station {} is not active", req.station),
-        );
-    }
-    // Check 2 again: the order may have been closed since the caller read it.
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM orders WHERE id = ?1")?
-        .query_row([req.order.as_str()], |r| r.get(0))
-        .optional()?;
-    if state.as_deref() != Some(OrderState::Open.as_str()) {
-        return refuse_in_tx(
-            ctx,
-            req,
-            ErrorCode::OrderNotOpen,
-            format!("order {} is not open", req.order),
-        );
-    }
-    // Check 6, and the retry of I2: a serial already certified.
+    let station = status
+        .map(|s| {
+            StationStatus::from_str_opt(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("station status `{s}`")))
+        })
+        .transpose()?;
+    let order = rows::load_order(conn, &issuance.attempt.order)?;
     let existing = conn
         .prepare_cached(&format!(
             "{ISSUED_UNIT_SQL} WHERE c.product = ?1 AND c.serial = ?2"
         ))?
         .query_row(
-            [req.product.as_str(), req.serial.as_str()],
+            [issuance.product.as_str(), issuance.serial.as_str()],
             issued_unit_from_row,
         )
         .optional()?
         .transpose()?;
-    if let Some(unit) = existing {
-        if unit.pubkey_sha256 == req.pubkey_sha256 && unit.order == req.order {
+    let key_bound_to: Option<String> = conn
+        .prepare_cached("SELECT serial FROM certificates WHERE pubkey_sha256 = ?1")?
+        .query_row([issuance.pubkey_sha256.0.as_slice()], |r| r.get(0))
+        .optional()?;
+    let facts = IssueFacts {
+        station,
+        order: order.as_ref().map(OrderFacts::from),
+        existing: existing.as_ref().map(|unit| ExistingCertificate {
+            order: unit.order.clone(),
+            pubkey_sha256: unit.pubkey_sha256,
+        }),
+        key_bound_to: key_bound_to
+            .map(|s| Serial::parse(&s).map_err(|e| StoreError::Corrupt(format!("serial: {e}"))))
+            .transpose()?,
+    };
+    Ok((facts, existing))
+}
+
+fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome> {
+    let (facts, existing) = issue_facts(ctx.conn, &req)?;
+    let issuance = &req.issuance;
+    let attempt = &issuance.attempt;
+    match decide(&facts, issuance) {
+        Decision::AlreadyIssued => {
+            let unit = existing.ok_or_else(|| {
+                StoreError::Corrupt("a retry was decided without an issued unit".into())
+            })?;
             return Ok(IssueOutcome::AlreadyIssued(unit));
         }
-        let message = format!(
-            "serial {} is already provisioned with another key or order; this unit is a clone suspect",
-            req.serial
-        );
-        return refuse_in_tx(ctx, req, ErrorCode::SerialConflict, message);
+        Decision::Refuse { refusal, event } => {
+            let (index, logged) = ctx.append(&event)?;
+            insert_attempt(
+                ctx.conn,
+                &req.test,
+                &issuance.product,
+                &attempt.order,
+                &attempt.station,
+                Some(&issuance.serial),
+                index,
+            )?;
+            return Ok(IssueOutcome::Refused { refusal, logged });
+        }
+        Decision::Proceed => {}
     }
-    // Check 7: the key bound to another serial.
-    let other: Option<String> = conn
-        .prepare_cached("SELECT serial FROM certificates WHERE pubkey_sha256 = ?1")?
-        .query_row([req.pubkey_sha256.0.as_slice()], |r| r.get(0))
-        .optional()?;
-    if let Some(other) = other {
-        let message = format!(
-            "this public key is already bound to serial {other}; the secure element is a clone suspect"
-        );
-        return refuse_in_tx(ctx, req, ErrorCode::KeyReused, message);
-    }
-    // Check 8, as a conditional update: the count moves only while it is below the quota.
-    let counted = conn
+    // The race guard behind check 8: the count moves only while it is below the quota. With one
+    // writer it always moves here; if it did not, the facts above were wrong.
+    let counted = ctx
+        .conn
         .prepare_cached("UPDATE orders SET issued = issued + 1 WHERE id = ?1 AND state = 'open' AND issued < quota")?
-        .execute([req.order.as_str()])?;
+        .execute([attempt.order.as_str()])?;
     if counted != 1 {
-        return refuse_in_tx(
-            ctx,
-            req,
-            ErrorCode::QuotaExhausted,
-            format!("order {} has no quota left", req.order),
-        );
+        return Err(StoreError::Database(format!(
+            "order {}: the count did not move although the checks passed",
+            attempt.order
+        )));
     }
-    let (index, receipt) = ctx.append(&req.issued_event())?;
-    let at = ts(req.at);
+    let (index, logged) = ctx.append(&req.event)?;
+    let conn = ctx.conn;
+    let at = ts(attempt.at);
+    let cert_sha256 = issuance.cert_sha256;
     conn.prepare_cached(
         "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        req.certificate.sha256.0.as_slice(),
-        req.product.as_str(),
-        req.serial.as_str(),
-        req.order.as_str(),
-        req.station.as_str(),
-        req.pubkey_sha256.0.as_slice(),
+        cert_sha256.0.as_slice(),
+        issuance.product.as_str(),
+        issuance.serial.as_str(),
+        attempt.order.as_str(),
+        attempt.station.as_str(),
+        issuance.pubkey_sha256.0.as_slice(),
         req.certificate.serial_hex,
         req.certificate.der,
         index as i64,
@@ -304,35 +316,47 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: &IssueRequest) -> Result<IssueOutcom
              cert_sha256 = excluded.cert_sha256, updated_at = excluded.updated_at",
     )?
     .execute(params![
-        req.product.as_str(),
-        req.serial.as_str(),
-        req.order.as_str(),
-        req.station.as_str(),
-        req.pubkey_sha256.0.as_slice(),
-        req.certificate.sha256.0.as_slice(),
+        issuance.product.as_str(),
+        issuance.serial.as_str(),
+        attempt.order.as_str(),
+        attempt.station.as_str(),
+        issuance.pubkey_sha256.0.as_slice(),
+        cert_sha256.0.as_slice(),
         at,
     ])?;
-    insert_attempt(conn, &req.test, index)?;
+    insert_attempt(
+        conn,
+        &req.test,
+        &issuance.product,
+        &attempt.order,
+        &attempt.station,
+        Some(&issuance.serial),
+        index,
+    )?;
+    let Issuance {
+        attempt,
+        product,
+        serial,
+        pubkey_sha256,
+        ..
+    } = req.issuance;
     Ok(IssueOutcome::Issued(IssuedUnit {
-        order: req.order.clone(),
-        product: req.product.clone(),
-        serial: req.serial.clone(),
-        station: req.station.clone(),
-        cert_der: req.certificate.der.clone(),
-        cert_sha256: req.certificate.sha256,
-        pubkey_sha256: req.pubkey_sha256,
+        order: attempt.order,
+        product,
+        serial,
+        station: attempt.station,
+        cert_der: req.certificate.der,
+        cert_sha256,
+        pubkey_sha256,
         // As stored: to the millisecond, so a retry reads back the same value.
-        issued_at: req
-            .at
-            .replace_nanosecond(u32::from(req.at.millisecond()) * 1_000_000)
-            .unwrap_or(req.at),
-        receipt,
+        issued_at: to_millis(attempt.at),
+        logged,
     }))
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt> {
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged> {
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached(
@@ -361,10 +385,10 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt> {
+    async fn create_product(&self, product: Product, event: Event) -> Result<Logged> {
         self.write(move |ctx| {
             if exists(ctx.conn, "SELECT 1 FROM products WHERE id = ?1", product.id.as_str())? {
-                return Err(StoreError::Conflict(format!("product {} exists already", product.id)));
+                return Err(StoreError::exists(RecordKind::Product, &product.id));
             }
             ctx.conn
                 .prepare_cached(
@@ -408,17 +432,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt> {
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Logged> {
         self.write(move |ctx| {
             if exists(
                 ctx.conn,
                 "SELECT 1 FROM factories WHERE id = ?1",
                 factory.id.as_str(),
             )? {
-                return Err(StoreError::Conflict(format!(
-                    "factory {} exists already",
-                    factory.id
-                )));
+                return Err(StoreError::exists(RecordKind::Factory, &factory.id));
             }
             ctx.conn
                 .prepare_cached("INSERT INTO factories (id, name, created_at) VALUES (?1, ?2, ?3)")?
@@ -457,13 +478,13 @@ impl Store for SqliteStore {
         station: Station,
         token_sha256: Sha256Hash,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         self.write(move |ctx| {
             if !exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", station.factory.as_str())? {
-                return Err(StoreError::NotFound(format!("factory {}", station.factory)));
+                return Err(StoreError::not_found(RecordKind::Factory, &station.factory));
             }
             if exists(ctx.conn, "SELECT 1 FROM stations WHERE id = ?1", station.id.as_str())? {
-                return Err(StoreError::Conflict(format!("station {} exists already", station.id)));
+                return Err(StoreError::exists(RecordKind::Station, &station.id));
             }
             ctx.conn
                 .prepare_cached(
@@ -535,7 +556,7 @@ impl Store for SqliteStore {
         cert_sha256: Sha256Hash,
         now: OffsetDateTime,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         let id = id.clone();
         self.write(move |ctx| {
             // The token is cleared as it is used: one-time, even against concurrent requests.
@@ -554,11 +575,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_station(
+    async fn update_station(
         &self,
         id: &StationId,
-        actor: Actor,
-        at: OffsetDateTime,
+        rule: Rule<Station, StationChange>,
     ) -> Result<Station> {
         let id = id.clone();
         self.write(move |ctx| {
@@ -568,34 +588,38 @@ impl Store for SqliteStore {
                 .query_row([id.as_str()], rows::station_from_row)
                 .optional()?
                 .transpose()?
-                .ok_or_else(|| StoreError::NotFound(format!("station {id}")))?;
-            if station.status == StationStatus::Revoked {
-                return Err(StoreError::Conflict(format!("station {id} is revoked already")));
-            }
+                .ok_or_else(|| StoreError::not_found(RecordKind::Station, &id))?;
+            let change = rule.apply(&station)?;
+            // A station that is no longer pending keeps no enrollment token.
             ctx.conn
-                .prepare_cached("UPDATE stations SET status = 'revoked', enrollment_sha256 = NULL WHERE id = ?1")?
-                .execute([id.as_str()])?;
-            ctx.append(&Event::new(
-                at,
-                EventBody::StationRevoked { station: id.clone(), factory: station.factory.clone(), actor },
-            ))?;
-            Ok(Station { status: StationStatus::Revoked, ..station })
+                .prepare_cached(
+                    "UPDATE stations SET status = ?2,
+                         enrollment_sha256 = CASE WHEN ?2 = 'pending' THEN enrollment_sha256 END
+                     WHERE id = ?1",
+                )?
+                .execute([id.as_str(), change.status.as_str()])?;
+            ctx.append(&change.event)?;
+            Ok(Station {
+                status: change.status,
+                ..station
+            })
         })
         .await
     }
 
-    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt> {
+    async fn create_order(&self, order: Order, event: Event) -> Result<Logged> {
         self.write(move |ctx| {
             if !exists(ctx.conn, "SELECT 1 FROM products WHERE id = ?1", order.product.as_str())? {
-                return Err(StoreError::NotFound(format!("product {}", order.product)));
+                return Err(StoreError::not_found(RecordKind::Product, &order.product));
             }
             if !exists(ctx.conn, "SELECT 1 FROM factories WHERE id = ?1", order.factory.as_str())? {
-                return Err(StoreError::NotFound(format!("factory {}", order.factory)));
+                return Err(StoreError::not_found(RecordKind::Factory, &order.factory));
             }
             if exists(ctx.conn, "SELECT 1 FROM orders WHERE id = ?1", order.id.as_str())? {
-                return Err(StoreError::Conflict(format!("order {} exists already", order.id)));
+                return Err(StoreError::exists(RecordKind::Order, &order.id));
             }
-            let rule = serde_json::to_string(&order.serial_rule).map_err(|e| StoreError::Database(e.to_string()))?;
+            let rule = serde_json::to_string(&order.serial_rule)
+                .map_err(|e| StoreError::Corrupt(format!("a serial rule to store: {e}")))?;
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO orders (id, product, factory, quota, issued, serial_rule, not_before, not_after, state, created_at)
@@ -605,7 +629,7 @@ impl Store for SqliteStore {
                     order.id.as_str(),
                     order.product.as_str(),
                     order.factory.as_str(),
-                    i64::try_from(order.quota).map_err(|_| StoreError::Conflict("quota too large".into()))?,
+                    int(order.quota)?,
                     rule,
                     order.not_before.map(ts),
                     order.not_after.map(ts),
@@ -633,69 +657,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order> {
+    async fn update_order(&self, id: &OrderId, rule: Rule<Order, OrderChange>) -> Result<Order> {
         let id = id.clone();
         self.write(move |ctx| {
             let order = rows::load_order(ctx.conn, &id)?
-                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
-            if !order.state.can_become(to) {
-                return Err(StoreError::Conflict(format!(
-                    "order {id} is {} and cannot become {to}",
-                    order.state
-                )));
-            }
+                .ok_or_else(|| StoreError::not_found(RecordKind::Order, &id))?;
+            let change = rule.apply(&order)?;
             ctx.conn
-                .prepare_cached("UPDATE orders SET state = ?2 WHERE id = ?1 AND state = ?3")?
-                .execute(params![id.as_str(), to.as_str(), order.state.as_str()])?;
-            ctx.append(&event)?;
-            Ok(Order { state: to, ..order })
-        })
-        .await
-    }
-
-    async fn change_quota(
-        &self,
-        id: &OrderId,
-        quota: u64,
-        actor: Actor,
-        at: OffsetDateTime,
-    ) -> Result<Order> {
-        let id = id.clone();
-        self.write(move |ctx| {
-            let order = rows::load_order(ctx.conn, &id)?
-                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
-            if matches!(order.state, OrderState::Closed | OrderState::Cancelled) {
-                return Err(StoreError::Conflict(format!(
-                    "order {id} is {}; its quota is final",
-                    order.state
-                )));
-            }
-            if quota < order.issued {
-                return Err(StoreError::Conflict(format!(
-                    "order {id} has issued {} units; the quota cannot go below that",
-                    order.issued
-                )));
-            }
-            if quota == order.quota {
-                return Err(StoreError::Conflict(format!(
-                    "order {id} already has quota {quota}"
-                )));
-            }
-            let q =
-                i64::try_from(quota).map_err(|_| StoreError::Conflict("quota too large".into()))?;
-            ctx.conn
-                .prepare_cached("UPDATE orders SET quota = ?2 WHERE id = ?1")?
-                .execute(params![id.as_str(), q])?;
-            ctx.append(&Event::new(
-                at,
-                EventBody::QuotaChanged {
-                    order: id.clone(),
-                    old_quota: order.quota,
-                    new_quota: quota,
-                    actor,
-                },
-            ))?;
-            Ok(Order { quota, ..order })
+                .prepare_cached("UPDATE orders SET state = ?2, quota = ?3 WHERE id = ?1")?
+                .execute(params![
+                    id.as_str(),
+                    change.state.as_str(),
+                    int(change.quota)?
+                ])?;
+            ctx.append(&change.event)?;
+            Ok(Order {
+                state: change.state,
+                quota: change.quota,
+                ..order
+            })
         })
         .await
     }
@@ -707,15 +687,15 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT issued FROM orders WHERE id = ?1")?
                 .query_row([id.as_str()], |r| r.get(0))
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+                .ok_or_else(|| StoreError::not_found(RecordKind::Order, &id))?;
             let count = |sql: &str| -> Result<u64> {
                 let n: i64 = conn
                     .prepare_cached(sql)?
                     .query_row([id.as_str()], |r| r.get(0))?;
-                Ok(n as u64)
+                rows::count(n)
             };
             let mut counts = OrderCounts {
-                issued: issued as u64,
+                issued: rows::count(issued)?,
                 certificates: count("SELECT count(*) FROM certificates WHERE order_id = ?1")?,
                 issued_events: count(
                     "SELECT count(*) FROM events WHERE order_id = ?1 AND kind = 'unit.issued'",
@@ -728,51 +708,54 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT bytes FROM events WHERE order_id = ?1 AND kind = 'unit.refused'",
             )?;
-            let rows = stmt.query_map([id.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
-            for bytes in rows {
-                let event = Event::from_canonical(&bytes?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                if let EventBody::UnitRefused { reason, .. } = event.body {
-                    *counts
-                        .refusals
-                        .entry(reason.as_str().to_owned())
-                        .or_default() += 1;
-                }
-            }
+            let refused = stmt
+                .query_map([id.as_str()], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            counts.count_refusals(refused.iter().map(Vec::as_slice))?;
             Ok(counts)
         })
         .await
     }
 
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome> {
-        self.write(move |ctx| issue_in_tx(ctx, &request)).await
+        self.write(move |ctx| issue_in_tx(ctx, request)).await
     }
 
-    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Logged> {
         self.write(move |ctx| {
-            let (index, receipt) = ctx.append(&rejection.event)?;
-            if let Some(attempt) = &rejection.attempt {
-                insert_attempt(ctx.conn, attempt, index)?;
-                if let (Some((product, serial)), Some(_)) = (&rejection.failed_unit, &attempt.serial) {
-                    // A failed test never downgrades a provisioned unit.
-                    ctx.conn
-                        .prepare_cached(
-                            "INSERT INTO units (product, serial, order_id, status, station, updated_at)
-                             VALUES (?1, ?2, ?3, 'failed_test', ?4, ?5)
-                             ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id,
-                                 station = excluded.station, updated_at = excluded.updated_at
-                             WHERE units.status = 'failed_test'",
-                        )?
-                        .execute(params![
-                            product.as_str(),
-                            serial.as_str(),
-                            attempt.order.as_str(),
-                            attempt.station.as_str(),
-                            ts(attempt.at)
-                        ])?;
-                }
+            let r = &rejection;
+            let (index, logged) = ctx.append(&r.event)?;
+            let Some(test) = &r.test else {
+                return Ok(logged);
+            };
+            insert_attempt(
+                ctx.conn,
+                test,
+                &r.product,
+                &r.order,
+                &r.station,
+                r.serial.as_ref(),
+                index,
+            )?;
+            if let (true, Some(serial)) = (r.failed_unit, &r.serial) {
+                // A failed test never downgrades a provisioned unit.
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO units (product, serial, order_id, status, station, updated_at)
+                         VALUES (?1, ?2, ?3, 'failed_test', ?4, ?5)
+                         ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id,
+                             station = excluded.station, updated_at = excluded.updated_at
+                         WHERE units.status = 'failed_test'",
+                    )?
+                    .execute(params![
+                        r.product.as_str(),
+                        serial.as_str(),
+                        r.order.as_str(),
+                        r.station.as_str(),
+                        ts(test.at)
+                    ])?;
             }
-            Ok(receipt)
+            Ok(logged)
         })
         .await
     }
@@ -851,11 +834,11 @@ impl Store for SqliteStore {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("no checkpoint for the log state's size {size}"))
                 })?;
-            let root = <[u8; 32]>::try_from(root.as_slice())
+            let root = Hash::from_slice(&root)
                 .map_err(|_| StoreError::Corrupt("checkpoint root".into()))?;
             Ok(Some(LogState {
-                size: size as u64,
-                root: Sha256Hash(root),
+                size: rows::count(size)?,
+                root,
                 note,
                 tree,
             }))
@@ -916,7 +899,7 @@ impl Store for SqliteStore {
         // Events take their index at commit here: only the lease needs checking.
         let lease = lease.clone();
         self.write(move |ctx| {
-            check_lease(ctx.conn, &lease)?;
+            lease_is_live(ctx.conn, &lease)?;
             let n: i64 =
                 ctx.conn
                     .query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| {
@@ -937,29 +920,24 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let lease = lease.clone();
         self.write(move |ctx| {
-            check_lease(ctx.conn, &lease)?;
-            let size = i64::try_from(state.size).map_err(|_| StoreError::Conflict("log size too large".into()))?;
-            let saved: Option<i64> = ctx
-                .conn
-                .query_row("SELECT size FROM log_state WHERE id = 1", [], |r| r.get(0))
-                .optional()?;
-            if saved.map(|s| s as u64) != previous {
-                return Err(StoreError::Conflict(format!(
-                    "the saved log state has size {saved:?}, not {previous:?}: another sequencer moved it"
-                )));
-            }
-            let latest: Option<i64> = ctx.conn.query_row("SELECT max(size) FROM log_checkpoints", [], |r| r.get(0))?;
-            // Append-only: a checkpoint never goes back, and one size has one root forever.
-            if latest.is_some_and(|l| l > size) {
-                return Err(StoreError::Conflict(format!("the log already signed size {latest:?}, larger than {size}")));
-            }
-            let events: i64 = ctx.conn.query_row("SELECT coalesce(max(idx) + 1, 0) FROM events", [], |r| r.get(0))?;
-            if size > events {
-                return Err(StoreError::Conflict(format!("a checkpoint of size {size} covers more than the {events} events")));
-            }
+            lease_is_live(ctx.conn, &lease)?;
+            let size = int(state.size)?;
+            let (saved, signed, events): (Option<i64>, Option<i64>, i64) = ctx.conn.query_row(
+                "SELECT (SELECT size FROM log_state WHERE id = 1),
+                        (SELECT max(size) FROM log_checkpoints),
+                        (SELECT coalesce(max(idx) + 1, 0) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let log = SavedLog {
+                saved: saved.map(rows::count).transpose()?,
+                signed: signed.map(rows::count).transpose()?,
+                events: rows::count(events)?,
+            };
+            check_save(log, previous, state.size)?;
             ctx.conn
                 .prepare_cached("INSERT INTO log_checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![size, state.root.0.as_slice(), state.note, ts(at)])?;
+                .execute(params![size, state.root.as_bytes().as_slice(), state.note, ts(at)])?;
             for tile in &tiles {
                 ctx.conn
                     .prepare_cached(
@@ -1026,27 +1004,19 @@ fn now_millis() -> i64 {
 }
 
 /// Fails with `Fenced` unless `lease` is the live lease.
-fn check_lease(conn: &Connection, lease: &SequencerLease) -> Result<()> {
+fn lease_is_live(conn: &Connection, lease: &SequencerLease) -> Result<()> {
     let current: Option<(String, i64, i64)> = conn
         .prepare_cached("SELECT holder, epoch, expires_at FROM log_lease WHERE id = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    match current {
-        Some((holder, epoch, expires))
-            if holder == lease.holder && epoch as u64 == lease.epoch && expires > now_millis() =>
-        {
-            Ok(())
-        }
-        Some((holder, epoch, _)) => Err(StoreError::Fenced(format!(
-            "held by {holder} in epoch {epoch}, not by {} in epoch {} (or expired)",
-            lease.holder, lease.epoch
-        ))),
-        None => Err(StoreError::Fenced("no lease was ever granted".into())),
-    }
-}
-
-/// Tells a caller whether the status column means provisioned.
-pub(crate) fn unit_status(text: &str) -> Result<UnitStatus> {
-    UnitStatus::from_str_opt(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unit status `{text}`")))
+    let current = current
+        .map(|(holder, epoch, expires)| {
+            Ok::<_, StoreError>(LeaseRow {
+                holder,
+                epoch: rows::count(epoch)?,
+                live: expires > now_millis(),
+            })
+        })
+        .transpose()?;
+    check_lease(lease, current)
 }

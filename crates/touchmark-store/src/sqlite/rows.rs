@@ -7,12 +7,15 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 use touchmark_core::clock::parse_timestamp;
-use touchmark_core::entity::{ApiToken, Factory, Product, Role, Station, StationStatus};
-use touchmark_core::event::Sha256Hash;
+use touchmark_core::entity::{
+    ApiToken, Factory, Product, Role, Station, StationStatus, UnitStatus,
+};
+use touchmark_core::event::{Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{OrderId, Serial, SerialRule};
+use touchmark_tlog::Hash;
 
-use crate::{IssuedUnit, Receipt, Result, StoreError, StoredEvent, UnitSummary};
+use crate::{IssuedUnit, Result, StoreError, StoredEvent, UnitSummary};
 
 type RowResult<T> = rusqlite::Result<Result<T>>;
 
@@ -41,7 +44,11 @@ fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
         .map_err(|_| corrupt(what, "not 32 bytes"))
 }
 
-fn count(n: i64) -> Result<u64> {
+fn leaf(what: &str, bytes: Vec<u8>) -> Result<Hash> {
+    Hash::from_slice(&bytes).map_err(|_| corrupt(what, "not 32 bytes"))
+}
+
+pub(super) fn count(n: i64) -> Result<u64> {
     u64::try_from(n).map_err(|e| corrupt("count", e))
 }
 
@@ -140,7 +147,9 @@ pub(super) fn station_from_row(r: &Row<'_>) -> RowResult<Station> {
             status: StationStatus::from_str_opt(&status)
                 .ok_or_else(|| corrupt("station status", &status))?,
             enrollment_expires_at: time("enrollment_expires_at", expires)?,
-            cert_sha256: cert,
+            cert_sha256: cert
+                .map(|c| Sha256Hash::from_hex(&c).ok_or_else(|| corrupt("station cert_sha256", &c)))
+                .transpose()?,
             created_at: time("created_at", created)?,
         })
     })())
@@ -243,7 +252,7 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
         r.get(9)?,
     );
     Ok((|| {
-        let (order, product, serial, station, der, sha, pubkey, issued_at, index, leaf) = raw;
+        let (order, product, serial, station, der, sha, pubkey, issued_at, index, leaf_hash) = raw;
         Ok(IssuedUnit {
             order: parse("order id", order)?,
             product: parse("product id", product)?,
@@ -253,9 +262,9 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
             cert_sha256: hash("certificate sha256", sha)?,
             pubkey_sha256: hash("pubkey sha256", pubkey)?,
             issued_at: time("issued_at", issued_at)?,
-            receipt: Receipt {
+            logged: Logged {
                 index: Some(count(index)?),
-                leaf_hash: hash("leaf hash", leaf)?,
+                leaf_hash: leaf("leaf hash", leaf_hash)?,
             },
         })
     })())
@@ -288,7 +297,8 @@ pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
             product: parse("product id", product)?,
             serial: Serial::parse(&serial).map_err(|e| corrupt("serial", e))?,
             order: parse("order id", order)?,
-            status: super::unit_status(&status)?,
+            status: UnitStatus::from_str_opt(&status)
+                .ok_or_else(|| corrupt("unit status", &status))?,
             station: station.map(|s| parse("station id", s)).transpose()?,
             cert_sha256: cert.map(|c| hash("certificate sha256", c)).transpose()?,
             test_attempts: count(attempts)?,
@@ -299,12 +309,12 @@ pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
 pub(super) fn event_from_row(r: &Row<'_>) -> RowResult<StoredEvent> {
     let raw: (i64, String, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
     Ok((|| {
-        let (index, kind, bytes, leaf) = raw;
+        let (index, kind, bytes, leaf_hash) = raw;
         Ok(StoredEvent {
             index: count(index)?,
             kind,
             bytes,
-            leaf_hash: hash("leaf hash", leaf)?,
+            leaf_hash: leaf("leaf hash", leaf_hash)?,
         })
     })())
 }

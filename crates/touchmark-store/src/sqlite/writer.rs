@@ -9,9 +9,9 @@
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
-use touchmark_core::event::{Event, leaf_hash};
+use touchmark_core::event::{Event, Leaf, Logged};
 
-use crate::{Receipt, StoreError};
+use crate::StoreError;
 
 /// Most jobs committed together. Bounds a batch's latency and its transaction's size.
 const MAX_BATCH: usize = 256;
@@ -23,26 +23,23 @@ pub(crate) struct WriteCtx<'a> {
 }
 
 impl WriteCtx<'_> {
-    /// Appends an event to the log inside the current transaction; returns its index and
-    /// receipt.
-    pub(crate) fn append(&mut self, event: &Event) -> Result<(u64, Receipt), StoreError> {
-        let bytes = event
-            .canonical_bytes()
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let leaf = leaf_hash(&bytes);
+    /// Appends an event to the log inside the current transaction, at the next index; returns
+    /// that index and where the event was logged.
+    pub(crate) fn append(&mut self, event: &Event) -> Result<(u64, Logged), StoreError> {
+        let leaf = Leaf::try_from(event)
+            .map_err(|e| StoreError::Corrupt(format!("an event to append: {e}")))?;
         let index = self.next_index;
-        let order = event.body.order().map(|o| o.as_str().to_owned());
         self.conn
             .prepare_cached("INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(rusqlite::params![index as i64, event.body.kind(), order, bytes, leaf.0.as_slice()])?;
+            .execute(rusqlite::params![
+                index as i64,
+                leaf.kind,
+                leaf.order.as_ref().map(|o| o.as_str()),
+                leaf.bytes,
+                leaf.hash.as_bytes().as_slice()
+            ])?;
         self.next_index += 1;
-        Ok((
-            index,
-            Receipt {
-                index: Some(index),
-                leaf_hash: leaf,
-            },
-        ))
+        Ok((index, leaf.logged(Some(index))))
     }
 }
 

@@ -7,17 +7,35 @@ use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::{ApiToken, Role, StationStatus};
 use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
+use touchmark_core::policy;
 use touchmark_core::{OrderId, SerialRule, TokenId};
-use touchmark_store::{IssueOutcome, NewToken, Store, StoreError};
+use touchmark_store::{
+    Constraint, IssueOutcome, NewToken, Record, RecordKind, Rule, Store, StoreError,
+};
 
 use super::kit::{
     Kit, at, check_log, enrollment_token, event_at, factory, factory_created, factory_id, issued,
-    log_size, order, order_created, order_moved, product, product_created, station, station_cert,
+    log_size, order, order_created, product, product_created, revoke, station, station_cert,
     station_created, station_enrolled,
 };
 
-fn is_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
-    matches!(r, Err(StoreError::Conflict(_)))
+/// Whether `r` failed because `kind` `id` exists already.
+fn is_exists<T: std::fmt::Debug>(
+    r: Result<T, StoreError>,
+    kind: RecordKind,
+    id: impl std::fmt::Display,
+) -> bool {
+    matches!(r, Err(StoreError::Exists(record)) if record == Record::new(kind, id))
+}
+
+/// Whether `r` failed because a rule of the policy refused it with `code`.
+fn is_refused<T: std::fmt::Debug>(r: Result<T, StoreError>, code: ErrorCode) -> bool {
+    matches!(r, Err(StoreError::Refused(refusal)) if refusal.code == code)
+}
+
+/// Whether an issuance was refused with `code`.
+fn refused_with(outcome: &IssueOutcome, code: ErrorCode) -> bool {
+    matches!(outcome, IssueOutcome::Refused { refusal, .. } if refusal.code == code)
 }
 
 pub async fn products_round_trip(store: Arc<dyn Store>) {
@@ -43,8 +61,10 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
     );
     assert_eq!(store.products().await.unwrap(), [a.clone(), b]);
     let events = log_size(&store).await;
-    assert!(is_conflict(
-        store.create_product(a.clone(), product_created(&a)).await
+    assert!(is_exists(
+        store.create_product(a.clone(), product_created(&a)).await,
+        RecordKind::Product,
+        &a.id
     ));
     assert_eq!(log_size(&store).await, events);
     assert_eq!(events, 2);
@@ -63,8 +83,10 @@ pub async fn factories_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.factory(&a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(store.factory(&factory_id("fac-c")).await.unwrap(), None);
     assert_eq!(store.factories().await.unwrap(), [a.clone(), b]);
-    assert!(is_conflict(
-        store.create_factory(a.clone(), factory_created(&a)).await
+    assert!(is_exists(
+        store.create_factory(a.clone(), factory_created(&a)).await,
+        RecordKind::Factory,
+        &a.id
     ));
     assert_eq!(log_size(&store).await, 2);
     check_log(&store).await;
@@ -134,19 +156,21 @@ pub async fn stations_round_trip(store: Arc<dyn Store>) {
         .unwrap();
     let enrolled = store.station(&s_a.id).await.unwrap().unwrap();
     assert_eq!(enrolled.status, StationStatus::Active);
-    assert_eq!(enrolled.cert_sha256, Some(station_cert(&s_a.id).to_hex()));
+    assert_eq!(enrolled.cert_sha256, Some(station_cert(&s_a.id)));
     assert_eq!(
         (enrolled.factory, enrolled.name, enrolled.created_at),
         (s_a.factory.clone(), s_a.name.clone(), s_a.created_at)
     );
-    assert!(is_conflict(
+    assert!(is_exists(
         store
             .create_station(
                 s_b.clone(),
                 enrollment_token(&s_c.id),
                 station_created(&s_b)
             )
-            .await
+            .await,
+        RecordKind::Station,
+        &s_b.id
     ));
     assert_eq!(log_size(&store).await, 6);
     check_log(&store).await;
@@ -191,10 +215,12 @@ pub async fn orders_round_trip(store: Arc<dyn Store>) {
         store.orders().await.unwrap(),
         [ranged.clone(), patterned.clone()]
     );
-    assert!(is_conflict(
+    assert!(is_exists(
         store
             .create_order(patterned.clone(), order_created(&patterned))
-            .await
+            .await,
+        RecordKind::Order,
+        &patterned.id
     ));
     assert_eq!(
         store.order_counts(&ranged.id).await.unwrap(),
@@ -221,13 +247,13 @@ pub async fn orders_are_created_in_draft(store: Arc<dyn Store>) {
     check_log(&store).await;
 }
 
-/// Moves `order` to `to`: `Ok` means one event appended and the state stored; `Conflict`
-/// means nothing at all.
+/// Moves `order` to `to`: `Ok` means one event appended and the state stored; a refusal
+/// (`conflict`, or `invalid_request` for a move back to draft) means nothing at all.
 async fn move_order(store: &Arc<dyn Store>, id: &OrderId, to: OrderState) -> Result<(), ()> {
     let events = log_size(store).await;
     let before = store.order(id).await.unwrap().unwrap();
     match store
-        .set_order_state(id, to, order_moved(id, to, at(30)))
+        .update_order(id, super::kit::move_order(to, at(30)))
         .await
     {
         Ok(order) => {
@@ -242,7 +268,14 @@ async fn move_order(store: &Arc<dyn Store>, id: &OrderId, to: OrderState) -> Res
             assert_eq!(log_size(store).await, events + 1);
             Ok(())
         }
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Refused(refusal)) => {
+            // No event says "back to draft": that move is not a conflict but an invalid request.
+            let code = if to == OrderState::Draft {
+                ErrorCode::InvalidRequest
+            } else {
+                ErrorCode::Conflict
+            };
+            assert_eq!(refusal.code, code, "{id} → {to}: {}", refusal.message);
             assert_eq!(store.order(id).await.unwrap(), Some(before));
             assert_eq!(log_size(store).await, events);
             Err(())
@@ -284,17 +317,8 @@ pub async fn order_state_machine(store: Arc<dyn Store>) {
         ("cancelled → cancelled", 2, Cancelled, false),
     ];
     for (name, i, to, ok) in cases {
-        let got = if *to == Draft {
-            // No event says "back to draft"; the store must refuse before reading one.
-            let events = log_size(&store).await;
-            let r = store
-                .set_order_state(&ids[*i], Draft, order_moved(&ids[*i], Closed, at(30)))
-                .await;
-            assert_eq!(log_size(&store).await, events);
-            r.is_ok()
-        } else {
-            move_order(&store, &ids[*i], *to).await.is_ok()
-        };
+        // No event says "back to draft": the rule refuses it before anything is written.
+        let got = move_order(&store, &ids[*i], *to).await.is_ok();
         assert_eq!(got, *ok, "{name}");
     }
     let states: Vec<_> = store.orders().await.unwrap();
@@ -317,25 +341,26 @@ pub async fn change_quota_rules(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "cq", 2, 1).await;
     issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
     issued(store.issue(kit.request(0, "SN-2", "k2")).await.unwrap());
-    assert!(matches!(
-        store.issue(kit.request(0, "SN-3", "k3")).await.unwrap(),
-        IssueOutcome::Refused {
-            code: ErrorCode::QuotaExhausted,
-            ..
-        }
+    assert!(refused_with(
+        &store.issue(kit.request(0, "SN-3", "k3")).await.unwrap(),
+        ErrorCode::QuotaExhausted
     ));
 
     let admin = Actor::Token(TokenId::parse("admin-1").unwrap());
+    // The rule an admin's quota change runs, as the authority builds it.
+    let by_admin = |quota: u64, when: time::OffsetDateTime| {
+        let admin = admin.clone();
+        Rule::new(move |o: &Order| policy::order::change_quota(o, quota, admin, when))
+    };
     let raise = |quota: u64| {
         let store = Arc::clone(&store);
         let order = kit.order.clone();
         let admin = admin.clone();
+        let rule = by_admin(quota, at(40));
         async move {
             let events = log_size(&store).await;
             let before = store.order(&order).await.unwrap().unwrap();
-            let result = store
-                .change_quota(&order, quota, admin.clone(), at(40))
-                .await;
+            let result = store.update_order(&order, rule).await;
             match &result {
                 Ok(changed) => {
                     assert_eq!(
@@ -373,15 +398,15 @@ pub async fn change_quota_rules(store: Arc<dyn Store>) {
 
     raise(3).await.unwrap();
     issued(store.issue(kit.request(0, "SN-3", "k3")).await.unwrap());
-    assert!(is_conflict(raise(2).await), "below issued");
+    assert!(
+        is_refused(raise(2).await, ErrorCode::Conflict),
+        "below issued"
+    );
     raise(10).await.unwrap();
     raise(3).await.unwrap();
-    assert!(matches!(
-        store.issue(kit.request(0, "SN-4", "k4")).await.unwrap(),
-        IssueOutcome::Refused {
-            code: ErrorCode::QuotaExhausted,
-            ..
-        }
+    assert!(refused_with(
+        &store.issue(kit.request(0, "SN-4", "k4")).await.unwrap(),
+        ErrorCode::QuotaExhausted
     ));
     assert_eq!(
         kit.counts().await,
@@ -389,14 +414,13 @@ pub async fn change_quota_rules(store: Arc<dyn Store>) {
     );
 
     store
-        .set_order_state(
+        .update_order(
             &kit.order,
-            OrderState::Closed,
-            order_moved(&kit.order, OrderState::Closed, at(50)),
+            super::kit::move_order(OrderState::Closed, at(50)),
         )
         .await
         .unwrap();
-    assert!(is_conflict(raise(20).await), "closed");
+    assert!(is_refused(raise(20).await, ErrorCode::Conflict), "closed");
 
     // A draft order's quota may change; a cancelled one's may not.
     let draft = order("cq-o2", &kit.product, &kit.factory, 5);
@@ -405,21 +429,21 @@ pub async fn change_quota_rules(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let changed = store
-        .change_quota(&draft.id, 8, admin.clone(), at(40))
+        .update_order(&draft.id, by_admin(8, at(40)))
         .await
         .unwrap();
     assert_eq!((changed.quota, changed.state), (8, OrderState::Draft));
     store
-        .set_order_state(
+        .update_order(
             &draft.id,
-            OrderState::Cancelled,
-            order_moved(&draft.id, OrderState::Cancelled, at(50)),
+            super::kit::move_order(OrderState::Cancelled, at(50)),
         )
         .await
         .unwrap();
     let events = log_size(&store).await;
-    assert!(is_conflict(
-        store.change_quota(&draft.id, 9, admin, at(60)).await
+    assert!(is_refused(
+        store.update_order(&draft.id, by_admin(9, at(60))).await,
+        ErrorCode::Conflict
     ));
     assert_eq!(log_size(&store).await, events);
     check_log(&store).await;
@@ -457,7 +481,7 @@ pub async fn enrollment_is_one_time(store: Arc<dyn Store>) {
     assert_eq!(log_size(&store).await, events + 1);
     let enrolled = store.station(&s.id).await.unwrap().unwrap();
     assert_eq!(enrolled.status, StationStatus::Active);
-    assert_eq!(enrolled.cert_sha256, Some(winners[0].to_hex()));
+    assert_eq!(enrolled.cert_sha256, Some(*winners[0]));
 
     // The token is spent.
     assert_eq!(
@@ -557,7 +581,7 @@ pub async fn revoke_station_once(store: Arc<dyn Store>) {
     let events = log_size(&store).await;
     let active = store.station(&kit.stations[0]).await.unwrap().unwrap();
     let revoked = store
-        .revoke_station(&active.id, Actor::System, at(30))
+        .update_station(&active.id, revoke(at(30)))
         .await
         .unwrap();
     assert_eq!(
@@ -568,15 +592,14 @@ pub async fn revoke_station_once(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(store.station(&active.id).await.unwrap(), Some(revoked));
-    assert!(is_conflict(
-        store
-            .revoke_station(&active.id, Actor::System, at(31))
-            .await
+    assert!(is_refused(
+        store.update_station(&active.id, revoke(at(31))).await,
+        ErrorCode::Conflict
     ));
     assert_eq!(log_size(&store).await, events + 1);
 
     store
-        .revoke_station(&pending.id, Actor::System, at(32))
+        .update_station(&pending.id, revoke(at(32)))
         .await
         .unwrap();
     assert_eq!(
@@ -656,16 +679,27 @@ pub async fn tokens_by_secret(store: Arc<dyn Store>) {
         None
     );
 
+    // Tokens have no check before the insert: the schema's constraints refuse duplicates.
     let same_id = new("t-admin", b"another secret", Role::Auditor);
-    assert!(is_conflict(
-        store.create_token(same_id.clone(), created(&same_id)).await
-    ));
+    let r = store.create_token(same_id.clone(), created(&same_id)).await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Constraint(Constraint::DuplicateId(
+                RecordKind::Token
+            )))
+        ),
+        "{r:?}"
+    );
+    // No variant names the unique secret: it is another constraint.
     let same_secret = new("t-other", b"s3cret-admin", Role::Auditor);
-    assert!(is_conflict(
-        store
-            .create_token(same_secret.clone(), created(&same_secret))
-            .await
-    ));
+    let r = store
+        .create_token(same_secret.clone(), created(&same_secret))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Constraint(Constraint::Other(_)))),
+        "{r:?}"
+    );
     assert_eq!(
         store
             .token_by_secret(Sha256Hash::of(b"another secret"))

@@ -15,7 +15,7 @@ use touchmark_store::{
 use super::Reopen;
 use super::kit::{
     Kit, all_events, already_issued, at, check_log, factory, factory_created, index_of, issued,
-    log_size, settled, settled_opt,
+    log_size, revoke, set_quota, settled, settled_opt,
 };
 
 /// Everything a test can read back.
@@ -51,8 +51,8 @@ impl Snapshot {
                 .issued_unit(&kit.product, &super::kit::serial(sn))
                 .await
                 .unwrap();
-            // Taken after sequencing: the stored receipt carries its index by then.
-            assert!(unit.as_ref().is_none_or(|u| u.receipt.index.is_some()));
+            // Taken after sequencing: the stored issuance carries its index by then.
+            assert!(unit.as_ref().is_none_or(|u| u.logged.index.is_some()));
             issued.push(unit);
         }
         Self {
@@ -140,17 +140,14 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
         .unwrap();
     assert!(matches!(
         store.issue(kit.request(1, "SN-5", "k0")).await.unwrap(),
-        IssueOutcome::Refused {
-            code: ErrorCode::KeyReused,
-            ..
-        }
+        IssueOutcome::Refused { refusal, .. } if refusal.code == ErrorCode::KeyReused
     ));
     store
-        .change_quota(&kit.order, 4, Actor::System, at(60))
+        .update_order(&kit.order, set_quota(4, at(60)))
         .await
         .unwrap();
     store
-        .revoke_station(&kit.stations[1], Actor::System, at(61))
+        .update_station(&kit.stations[1], revoke(at(61)))
         .await
         .unwrap();
     let before = Snapshot::take(&store, &kit, &serials).await;
@@ -180,13 +177,10 @@ pub async fn everything_survives_reopen(store: Arc<dyn Store>, reopen: Reopen) {
     let again = already_issued(store.issue(kit.request(0, "SN-1", "k0")).await.unwrap());
     assert_eq!(settled(&store, again).await, units[0]);
     let unit = issued(store.issue(kit.request(0, "SN-4", "k3")).await.unwrap());
-    assert_eq!(index_of(&store, &unit.receipt).await, next + 1);
+    assert_eq!(index_of(&store, &unit.logged).await, next + 1);
     assert!(matches!(
         store.issue(kit.request(0, "SN-6", "k6")).await.unwrap(),
-        IssueOutcome::Refused {
-            code: ErrorCode::QuotaExhausted,
-            ..
-        }
+        IssueOutcome::Refused { refusal, .. } if refusal.code == ErrorCode::QuotaExhausted
     ));
     assert_eq!(
         kit.counts().await,

@@ -5,15 +5,19 @@ use std::sync::Arc;
 
 use touchmark_core::TokenId;
 use touchmark_core::code::ErrorCode;
-use touchmark_core::entity::Role;
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash, leaf_hash};
-use touchmark_core::order::OrderState;
-use touchmark_store::{IssueOutcome, NewToken, Receipt, Rejection, Store, StoreError, StoredEvent};
+use touchmark_core::entity::{Role, Station};
+use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
+use touchmark_core::order::{Order, OrderState};
+use touchmark_core::policy;
+use touchmark_store::{
+    IssueOutcome, NewToken, Record, RecordKind, Rejection, Rule, Store, StoreError, StoredEvent,
+};
+use touchmark_tlog::hash::leaf_hash;
 
 use super::kit::{
     Kit, at, check_log, enrollment_token, factory, factory_created, index_of, issued, log_size,
-    order, order_created, order_moved, product, product_created, station, station_cert,
-    station_created, station_enrolled,
+    move_order, order, order_created, order_moved, product, product_created, revoke, set_quota,
+    station, station_cert, station_created, station_enrolled,
 };
 
 /// Follows the log while a test makes changes one at a time.
@@ -48,7 +52,7 @@ impl Follower {
     }
 
     /// As [`Self::appended`], for a change that returned `receipt` and was given `event`.
-    async fn logged(&mut self, receipt: Receipt, event: &Event) {
+    async fn logged(&mut self, receipt: Logged, event: &Event) {
         let (stored, read) = self.appended(event.body.kind()).await;
         assert_eq!(index_of(&self.store, &receipt).await, stored.index);
         assert_eq!(receipt.leaf_hash, stored.leaf_hash);
@@ -135,17 +139,18 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     log.logged(receipt, &order_created(&o)).await;
     let opened = order_moved(&o.id, OrderState::Open, at(4));
     store
-        .set_order_state(&o.id, OrderState::Open, opened.clone())
+        .update_order(&o.id, move_order(OrderState::Open, at(4)))
         .await
         .unwrap();
     let (_, read) = log.appended("order.opened").await;
     assert_eq!(read, opened);
 
-    // The store writes this event itself: old and new quota, and who.
-    store
-        .change_quota(&o.id, 7, actor.clone(), at(20))
-        .await
-        .unwrap();
+    // The rule writes this event on the order as stored: old and new quota, and who.
+    let rule = {
+        let actor = actor.clone();
+        Rule::new(move |o: &Order| policy::order::change_quota(o, 7, actor, at(20)))
+    };
+    store.update_order(&o.id, rule).await.unwrap();
     let (_, read) = log.appended("order.quota_changed").await;
     assert_eq!(
         read,
@@ -171,12 +176,10 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     let unit = issued(store.issue(request.clone()).await.unwrap());
     let (stored, read) = log.appended("unit.issued").await;
     assert_eq!(
-        (
-            index_of(&store, &unit.receipt).await,
-            unit.receipt.leaf_hash
-        ),
+        (index_of(&store, &unit.logged).await, unit.logged.leaf_hash),
         (stored.index, stored.leaf_hash)
     );
+    let issuance = request.issuance();
     assert_eq!(
         read.body,
         EventBody::UnitIssued {
@@ -184,22 +187,23 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
             product: p.id.clone(),
             factory: f.id.clone(),
             station: s.id.clone(),
-            serial: request.serial.clone(),
-            cert_sha256: request.certificate.sha256,
-            pubkey_sha256: request.pubkey_sha256,
-            test_sha256: request.test.sha256,
+            serial: issuance.serial.clone(),
+            cert_sha256: Sha256Hash::of(&request.certificate().der),
+            pubkey_sha256: issuance.pubkey_sha256,
+            test_sha256: request.test().sha256,
         }
     );
-    assert_eq!(read.at, request.at);
+    assert_eq!(read.at, issuance.attempt.at);
+    assert_eq!(&read, request.event(), "the stored event is the one given");
 
-    let IssueOutcome::Refused { receipt, .. } =
+    let IssueOutcome::Refused { logged, .. } =
         store.issue(kit.request(0, "SN-2", "k1")).await.unwrap()
     else {
         panic!("key reuse was not refused")
     };
     let (stored, _) = log.appended("unit.refused").await;
     assert_eq!(
-        (index_of(&store, &receipt).await, receipt.leaf_hash),
+        (index_of(&store, &logged).await, logged.leaf_hash),
         (stored.index, stored.leaf_hash)
     );
 
@@ -221,17 +225,22 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: refused.clone(),
-            attempt: None,
-            failed_unit: None,
+            product: p.id.clone(),
+            order: o.id.clone(),
+            station: s.id.clone(),
+            serial: None,
+            test: None,
+            failed_unit: false,
         })
         .await
         .unwrap();
     log.logged(receipt, &refused).await;
 
-    let revoked = store
-        .revoke_station(&s.id, actor.clone(), at(80))
-        .await
-        .unwrap();
+    let rule = {
+        let actor = actor.clone();
+        Rule::new(move |st: &Station| policy::station::revoke(st, actor, at(80)))
+    };
+    let revoked = store.update_station(&s.id, rule).await.unwrap();
     assert_eq!(revoked.id, s.id);
     let (_, read) = log.appended("station.revoked").await;
     assert_eq!(
@@ -247,7 +256,7 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     );
     let closed = order_moved(&o.id, OrderState::Closed, at(90));
     store
-        .set_order_state(&o.id, OrderState::Closed, closed.clone())
+        .update_order(&o.id, move_order(OrderState::Closed, at(90)))
         .await
         .unwrap();
     assert_eq!(log.appended("order.closed").await.1, closed);
@@ -259,7 +268,7 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     log.logged(receipt, &order_created(&o2)).await;
     let cancelled = order_moved(&o2.id, OrderState::Cancelled, at(95));
     store
-        .set_order_state(&o2.id, OrderState::Cancelled, cancelled.clone())
+        .update_order(&o2.id, move_order(OrderState::Cancelled, at(95)))
         .await
         .unwrap();
     assert_eq!(log.appended("order.cancelled").await.1, cancelled);
@@ -269,17 +278,39 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     assert_eq!(log.next, 16);
 }
 
-fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+/// `r` failed because `kind` `id` exists already.
+fn exists<T: std::fmt::Debug>(
+    r: Result<T, StoreError>,
+    kind: RecordKind,
+    id: impl std::fmt::Display,
+    what: &str,
+) {
+    let want = Record::new(kind, id);
     match r {
-        Err(StoreError::Conflict(_)) => {}
-        other => panic!("{what}: expected Conflict, got {other:?}"),
+        Err(StoreError::Exists(record)) if record == want => {}
+        other => panic!("{what}: expected Exists({want}), got {other:?}"),
     }
 }
 
-fn not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+/// `r` failed because a rule of the policy, run on the stored record, refused it with `code`.
+fn refused<T: std::fmt::Debug>(r: Result<T, StoreError>, code: ErrorCode, what: &str) {
     match r {
-        Err(StoreError::NotFound(_)) => {}
-        other => panic!("{what}: expected NotFound, got {other:?}"),
+        Err(StoreError::Refused(refusal)) if refusal.code == code => {}
+        other => panic!("{what}: expected Refused({code}), got {other:?}"),
+    }
+}
+
+/// `r` failed because `kind` `id` does not exist.
+fn not_found<T: std::fmt::Debug>(
+    r: Result<T, StoreError>,
+    kind: RecordKind,
+    id: impl std::fmt::Display,
+    what: &str,
+) {
+    let want = Record::new(kind, id);
+    match r {
+        Err(StoreError::NotFound(record)) if record == want => {}
+        other => panic!("{what}: expected NotFound({want}), got {other:?}"),
     }
 }
 
@@ -291,22 +322,28 @@ pub async fn failed_operations_append_nothing(store: Arc<dyn Store>) {
 
     let mut p = product("fo-p");
     p.name = "an impostor".into();
-    conflict(
+    exists(
         store.create_product(p.clone(), product_created(&p)).await,
+        RecordKind::Product,
+        &p.id,
         "duplicate product",
     );
     log.unchanged("duplicate product").await;
     let mut f = factory("fo-f");
     f.name = "an impostor".into();
-    conflict(
+    exists(
         store.create_factory(f.clone(), factory_created(&f)).await,
+        RecordKind::Factory,
+        &f.id,
         "duplicate factory",
     );
     let s = station("fo-s0", &kit.factory);
-    conflict(
+    exists(
         store
             .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
             .await,
+        RecordKind::Station,
+        &s.id,
         "duplicate station",
     );
     let s = station("fo-s9", &super::kit::factory_id("nowhere"));
@@ -314,58 +351,64 @@ pub async fn failed_operations_append_nothing(store: Arc<dyn Store>) {
         store
             .create_station(s.clone(), enrollment_token(&s.id), station_created(&s))
             .await,
+        RecordKind::Factory,
+        "nowhere",
         "station of an unknown factory",
     );
     let o = order("fo-o", &kit.product, &kit.factory, 3);
-    conflict(
+    exists(
         store.create_order(o.clone(), order_created(&o)).await,
+        RecordKind::Order,
+        &o.id,
         "duplicate order",
     );
     let o = order("fo-o2", &super::kit::product_id("nothing"), &kit.factory, 3);
     not_found(
         store.create_order(o.clone(), order_created(&o)).await,
+        RecordKind::Product,
+        "nothing",
         "order of an unknown product",
     );
     let o = order("fo-o3", &kit.product, &super::kit::factory_id("nowhere"), 3);
     not_found(
         store.create_order(o.clone(), order_created(&o)).await,
+        RecordKind::Factory,
+        "nowhere",
         "order of an unknown factory",
     );
-    conflict(
+    refused(
         store
-            .set_order_state(
-                &kit.order,
-                OrderState::Open,
-                order_moved(&kit.order, OrderState::Open, at(5)),
-            )
+            .update_order(&kit.order, move_order(OrderState::Open, at(5)))
             .await,
+        ErrorCode::Conflict,
         "open → open",
     );
     let nothing = super::kit::order_id("no-such-order");
     not_found(
         store
-            .set_order_state(
-                &nothing,
-                OrderState::Open,
-                order_moved(&nothing, OrderState::Open, at(5)),
-            )
+            .update_order(&nothing, move_order(OrderState::Open, at(5)))
             .await,
+        RecordKind::Order,
+        &nothing,
         "unknown order",
     );
-    conflict(
-        store
-            .change_quota(&kit.order, 0, Actor::System, at(5))
-            .await,
+    refused(
+        store.update_order(&kit.order, set_quota(0, at(5))).await,
+        ErrorCode::Conflict,
         "quota below issued",
     );
     not_found(
-        store.change_quota(&nothing, 9, Actor::System, at(5)).await,
+        store.update_order(&nothing, set_quota(9, at(5))).await,
+        RecordKind::Order,
+        &nothing,
         "quota of an unknown order",
     );
     not_found(
         store
-            .revoke_station(&super::kit::station_id("ghost"), Actor::System, at(5))
+            .update_station(&super::kit::station_id("ghost"), revoke(at(5)))
             .await,
+        RecordKind::Station,
+        "ghost",
         "revoke an unknown station",
     );
     assert!(matches!(
@@ -382,6 +425,8 @@ pub async fn failed_operations_append_nothing(store: Arc<dyn Store>) {
     ));
     not_found(
         store.order_counts(&nothing).await,
+        RecordKind::Order,
+        &nothing,
         "counts of an unknown order",
     );
     log.unchanged("the failed operations").await;

@@ -1,5 +1,5 @@
 //! A store wrapper for backends that give events their log index at commit (SQLite): every
-//! receipt they hand back, from any method, must carry its index (`Receipt::index` is `Some`).
+//! `Logged` they hand back, from any method, must carry its index (`Logged::index` is `Some`).
 //! The suite itself accepts `None` (a backend shared by replicas sequences later), so this is
 //! where the stricter promise of such a backend is held to account, on every call of every
 //! test.
@@ -9,33 +9,35 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use touchmark_core::entity::{ApiToken, Factory, Product, Station};
-use touchmark_core::event::{Actor, Event, Sha256Hash};
-use touchmark_core::order::{Order, OrderState};
+use touchmark_core::event::{Event, Logged, Sha256Hash};
+use touchmark_core::order::Order;
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 use touchmark_store::{
-    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Receipt,
-    Rejection, Result, SequencerLease, Store, StoredEvent, UnitSummary,
+    IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewToken, OrderCounts, Rejection,
+    Result, Rule, SequencerLease, Store, StoredEvent, UnitSummary,
 };
 
-/// Delegates to `S`, asserting that every receipt has its index.
+/// Delegates to `S`, asserting that every `Logged` it hands back has its index.
 #[derive(Debug)]
 pub struct IndexedAtCommit<S>(pub S);
 
-fn indexed(receipt: Receipt, what: &str) -> Receipt {
+fn indexed(logged: Logged, what: &str) -> Logged {
     assert!(
-        receipt.index.is_some(),
-        "{what}: this backend indexes at commit, but the receipt has no index"
+        logged.index.is_some(),
+        "{what}: this backend indexes at commit, but the event was logged without an index"
     );
-    receipt
+    logged
 }
 
 fn indexed_outcome(outcome: IssueOutcome) -> IssueOutcome {
     match &outcome {
         IssueOutcome::Issued(unit) | IssueOutcome::AlreadyIssued(unit) => {
-            indexed(unit.receipt, "issue");
+            indexed(unit.logged, "issue");
         }
-        IssueOutcome::Refused { receipt, .. } => {
-            indexed(*receipt, "issue (refused)");
+        IssueOutcome::Refused { logged, .. } => {
+            indexed(*logged, "issue (refused)");
         }
     }
     outcome
@@ -43,7 +45,7 @@ fn indexed_outcome(outcome: IssueOutcome) -> IssueOutcome {
 
 #[async_trait]
 impl<S: Store> Store for IndexedAtCommit<S> {
-    async fn create_token(&self, token: NewToken, event: Event) -> Result<Receipt> {
+    async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged> {
         let r = self.0.create_token(token, event).await?;
         Ok(indexed(r, "create_token"))
     }
@@ -52,7 +54,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         self.0.token_by_secret(secret_sha256).await
     }
 
-    async fn create_product(&self, product: Product, event: Event) -> Result<Receipt> {
+    async fn create_product(&self, product: Product, event: Event) -> Result<Logged> {
         let r = self.0.create_product(product, event).await?;
         Ok(indexed(r, "create_product"))
     }
@@ -65,7 +67,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         self.0.products().await
     }
 
-    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Receipt> {
+    async fn create_factory(&self, factory: Factory, event: Event) -> Result<Logged> {
         let r = self.0.create_factory(factory, event).await?;
         Ok(indexed(r, "create_factory"))
     }
@@ -83,7 +85,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         station: Station,
         token_sha256: Sha256Hash,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         let r = self.0.create_station(station, token_sha256, event).await?;
         Ok(indexed(r, "create_station"))
     }
@@ -111,7 +113,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         cert_sha256: Sha256Hash,
         now: OffsetDateTime,
         event: Event,
-    ) -> Result<Receipt> {
+    ) -> Result<Logged> {
         let r = self
             .0
             .enroll_station(id, token_sha256, cert_sha256, now, event)
@@ -119,16 +121,15 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         Ok(indexed(r, "enroll_station"))
     }
 
-    async fn revoke_station(
+    async fn update_station(
         &self,
         id: &StationId,
-        actor: Actor,
-        at: OffsetDateTime,
+        rule: Rule<Station, StationChange>,
     ) -> Result<Station> {
-        self.0.revoke_station(id, actor, at).await
+        self.0.update_station(id, rule).await
     }
 
-    async fn create_order(&self, order: Order, event: Event) -> Result<Receipt> {
+    async fn create_order(&self, order: Order, event: Event) -> Result<Logged> {
         let r = self.0.create_order(order, event).await?;
         Ok(indexed(r, "create_order"))
     }
@@ -141,18 +142,8 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         self.0.orders().await
     }
 
-    async fn set_order_state(&self, id: &OrderId, to: OrderState, event: Event) -> Result<Order> {
-        self.0.set_order_state(id, to, event).await
-    }
-
-    async fn change_quota(
-        &self,
-        id: &OrderId,
-        quota: u64,
-        actor: Actor,
-        at: OffsetDateTime,
-    ) -> Result<Order> {
-        self.0.change_quota(id, quota, actor, at).await
+    async fn update_order(&self, id: &OrderId, rule: Rule<Order, OrderChange>) -> Result<Order> {
+        self.0.update_order(id, rule).await
     }
 
     async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts> {
@@ -163,7 +154,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
         Ok(indexed_outcome(self.0.issue(request).await?))
     }
 
-    async fn record_rejection(&self, rejection: Rejection) -> Result<Receipt> {
+    async fn record_rejection(&self, rejection: Rejection) -> Result<Logged> {
         let r = self.0.record_rejection(rejection).await?;
         Ok(indexed(r, "record_rejection"))
     }
@@ -175,7 +166,7 @@ impl<S: Store> Store for IndexedAtCommit<S> {
     ) -> Result<Option<IssuedUnit>> {
         let unit = self.0.issued_unit(product, serial).await?;
         if let Some(unit) = &unit {
-            indexed(unit.receipt, "issued_unit");
+            indexed(unit.logged, "issued_unit");
         }
         Ok(unit)
     }

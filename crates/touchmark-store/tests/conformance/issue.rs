@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use touchmark_core::code::ErrorCode;
-use touchmark_core::event::{Actor, EventBody};
+use touchmark_core::code::{ErrorCode, Refusal};
+use touchmark_core::entity::UnitStatus;
+use touchmark_core::event::EventBody;
 use touchmark_core::order::OrderState;
+use touchmark_core::testrecord::Verdict;
 use touchmark_core::{OrderId, ProductId};
-use touchmark_store::{IssueOutcome, IssueRequest, Store, UnitStatus};
+use touchmark_store::{IssueOutcome, IssueRequest, Store, StoreError};
 
 use super::kit::{
-    Kit, already_issued, at, check_log, counts, event_at, index_of, indices_of, issued, log_size,
-    order_moved, receipt_of, settled, settled_opt, unit_states,
+    Kit, already_issued, at, attempt, check_log, counts, event_at, index_of, indices_of, issued,
+    log_size, move_order, receipt_of, revoke, set_quota, settled, settled_opt, unit_states,
 };
 
 /// Runs `requests` all at once and returns the outcomes in request order.
@@ -40,7 +42,7 @@ fn tally(outcomes: &[IssueOutcome]) -> BTreeMap<String, usize> {
         let key = match o {
             IssueOutcome::Issued(_) => "issued",
             IssueOutcome::AlreadyIssued(_) => "already_issued",
-            IssueOutcome::Refused { code, .. } => code.as_str(),
+            IssueOutcome::Refused { refusal, .. } => refusal.code.as_str(),
         };
         *tally.entry(key.to_owned()).or_default() += 1;
     }
@@ -68,29 +70,30 @@ async fn assert_refused(
             unit_states(store, order).await,
         ));
     }
+    let issuance = request.issuance();
     let unit_before = store
-        .issued_unit(&request.product, &request.serial)
+        .issued_unit(&issuance.product, &issuance.serial)
         .await
         .unwrap();
     let unit_before = settled_opt(store, unit_before).await;
 
     let outcome = store.issue(request.clone()).await.unwrap();
-    let IssueOutcome::Refused {
-        code: got,
-        message,
-        receipt,
-    } = outcome
-    else {
+    let IssueOutcome::Refused { refusal, logged } = outcome else {
         panic!("expected Refused({code:?}), got {outcome:?}");
     };
-    assert_eq!(got, code, "{message}");
-    assert!(!message.is_empty());
-    let index = index_of(store, &receipt).await;
+    assert_eq!(refusal.code, code, "{}", refusal.message);
+    assert!(!refusal.message.is_empty());
+    let index = index_of(store, &logged).await;
     assert_eq!(index, events_before, "the refusal takes the next index");
     assert_eq!(log_size(store).await, events_before + 1);
 
     let (stored, event) = event_at(store, index).await;
-    assert_eq!(stored.leaf_hash, receipt.leaf_hash);
+    assert_eq!(stored.leaf_hash, logged.leaf_hash);
+    assert_eq!(
+        event,
+        issuance.refused_event(code),
+        "the refusal is logged as the policy writes it"
+    );
     match event.body {
         EventBody::UnitRefused {
             order,
@@ -102,18 +105,18 @@ async fn assert_refused(
             reason,
         } => {
             assert_eq!(reason, code);
-            assert_eq!(order, request.order);
-            assert_eq!(factory, Some(request.factory.clone()));
-            assert_eq!(station, request.station);
-            assert_eq!(serial, Some(request.serial.clone()));
-            assert_eq!(pubkey_sha256, Some(request.pubkey_sha256));
-            assert_eq!(test_sha256, Some(request.test.sha256));
+            assert_eq!(order, issuance.attempt.order);
+            assert_eq!(factory, Some(issuance.attempt.factory.clone()));
+            assert_eq!(station, issuance.attempt.station);
+            assert_eq!(serial, Some(issuance.serial.clone()));
+            assert_eq!(pubkey_sha256, Some(issuance.pubkey_sha256));
+            assert_eq!(test_sha256, Some(request.test().sha256));
         }
         other => panic!("expected unit.refused, got {other:?}"),
     }
 
     for (order, (order_before, mut counts_before, units_before)) in watched.iter().zip(before) {
-        if **order == request.order {
+        if **order == issuance.attempt.order {
             *counts_before
                 .refusals
                 .entry(code.as_str().to_owned())
@@ -124,7 +127,7 @@ async fn assert_refused(
         assert_eq!(unit_states(store, order).await, units_before);
     }
     let unit_after = store
-        .issued_unit(&request.product, &request.serial)
+        .issued_unit(&issuance.product, &issuance.serial)
         .await
         .unwrap();
     assert_eq!(settled_opt(store, unit_after).await, unit_before);
@@ -194,11 +197,14 @@ pub async fn retry_returns_the_same_certificate(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "r", 10, 2).await;
     let request = kit.request(0, "SN-1", "k1");
     let first = issued(store.issue(request.clone()).await.unwrap());
-    assert_eq!(first.cert_der, request.certificate.der);
-    assert_eq!(first.cert_sha256, request.certificate.sha256);
+    assert_eq!(first.cert_der, request.certificate().der);
+    assert_eq!(first.cert_sha256, request.issuance().cert_sha256);
     assert_eq!(
         (first.issued_at, &first.station),
-        (request.at, &request.station)
+        (
+            request.issuance().attempt.at,
+            &request.issuance().attempt.station
+        )
     );
     let events = log_size(&store).await;
     let first = settled(&store, first).await;
@@ -206,8 +212,9 @@ pub async fn retry_returns_the_same_certificate(store: Arc<dyn Store>) {
     let again = already_issued(store.issue(request.clone()).await.unwrap());
     assert_eq!(settled(&store, again).await, first);
     // The server signs afresh for a retry: the store still answers with the first certificate.
-    let mut resigned = kit.request(1, "SN-1", "k1");
-    resigned.at = at(200);
+    let (mut issuance, certificate, test) = kit.request(1, "SN-1", "k1").into_parts();
+    issuance.attempt.at = at(200);
+    let resigned = IssueRequest::new(issuance, certificate, test);
     let again = already_issued(store.issue(resigned).await.unwrap());
     assert_eq!(settled(&store, again).await, first);
     assert_eq!(log_size(&store).await, events, "a retry logs nothing");
@@ -406,11 +413,7 @@ pub async fn order_not_open_is_refused(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "oc", 10, 1).await;
     issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
     store
-        .set_order_state(
-            &kit.order,
-            OrderState::Closed,
-            order_moved(&kit.order, OrderState::Closed, at(150)),
-        )
+        .update_order(&kit.order, move_order(OrderState::Closed, at(150)))
         .await
         .unwrap();
     assert_refused(
@@ -434,11 +437,7 @@ pub async fn order_not_open_is_refused(store: Arc<dyn Store>) {
     )
     .await;
     store
-        .set_order_state(
-            &draft.id,
-            OrderState::Cancelled,
-            order_moved(&draft.id, OrderState::Cancelled, at(150)),
-        )
+        .update_order(&draft.id, move_order(OrderState::Cancelled, at(150)))
         .await
         .unwrap();
     assert_refused(
@@ -460,7 +459,7 @@ pub async fn station_not_active_is_refused(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "sr", 10, 2).await;
     issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
     store
-        .revoke_station(&kit.stations[0], Actor::System, at(150))
+        .update_station(&kit.stations[0], revoke(at(150)))
         .await
         .unwrap();
     assert_refused(
@@ -482,9 +481,11 @@ pub async fn station_not_active_is_refused(store: Arc<dyn Store>) {
     issued(store.issue(kit.request(1, "SN-2", "k2")).await.unwrap());
 
     let pending = kit.add_station("sr-pending").await;
-    let mut request = kit.request(0, "SN-3", "k3");
-    request.station = pending.id.clone();
-    request.test.station = pending.id;
+    let (mut issuance, certificate, _) = kit.request(0, "SN-3", "k3").into_parts();
+    let test = attempt(&pending.id, &issuance.serial, Verdict::Pass, at(99));
+    issuance.test_sha256 = test.sha256;
+    issuance.attempt.station = pending.id;
+    let request = IssueRequest::new(issuance, certificate, test);
     assert_refused(
         &store,
         request,
@@ -592,11 +593,7 @@ pub async fn order_closes_between_issues(store: Arc<dyn Store>) {
         let (store, order) = (Arc::clone(&store), kit.order.clone());
         async move {
             store
-                .set_order_state(
-                    &order,
-                    OrderState::Closed,
-                    order_moved(&order, OrderState::Closed, at(150)),
-                )
+                .update_order(&order, move_order(OrderState::Closed, at(150)))
                 .await
         }
     })
@@ -616,13 +613,12 @@ pub async fn order_closes_between_issues(store: Arc<dyn Store>) {
                     "issued at {index}, after the close at {close}"
                 );
             }
-            IssueOutcome::Refused {
-                code: ErrorCode::OrderNotOpen,
-                ..
-            } => assert!(
-                index > close,
-                "refused at {index}, before the close at {close}"
-            ),
+            IssueOutcome::Refused { refusal, .. } if refusal.code == ErrorCode::OrderNotOpen => {
+                assert!(
+                    index > close,
+                    "refused at {index}, before the close at {close}"
+                )
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -641,7 +637,7 @@ pub async fn station_revoked_between_issues(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "rb", 1000, 1).await;
     let (outcomes, revoked) = race(&kit, "rb", 300, {
         let (store, station) = (Arc::clone(&store), kit.stations[0].clone());
-        async move { store.revoke_station(&station, Actor::System, at(150)).await }
+        async move { store.update_station(&station, revoke(at(150))).await }
     })
     .await;
     revoked.unwrap();
@@ -666,13 +662,12 @@ pub async fn station_revoked_between_issues(store: Arc<dyn Store>) {
                     "issued at {index}, after the revoke at {revoke}"
                 );
             }
-            IssueOutcome::Refused {
-                code: ErrorCode::StationRevoked,
-                ..
-            } => assert!(
-                index > revoke,
-                "refused at {index}, before the revoke at {revoke}"
-            ),
+            IssueOutcome::Refused { refusal, .. } if refusal.code == ErrorCode::StationRevoked => {
+                assert!(
+                    index > revoke,
+                    "refused at {index}, before the revoke at {revoke}"
+                )
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -693,7 +688,7 @@ pub async fn quota_changes_race_with_issues(store: Arc<dyn Store>) {
             for (i, quota) in [60u64, 150, 40, 120].into_iter().enumerate() {
                 results.push(
                     store
-                        .change_quota(&order, quota, Actor::System, at(150 + i as i64))
+                        .update_order(&order, set_quota(quota, at(150 + i as i64)))
                         .await,
                 );
                 tokio::task::yield_now().await;
@@ -706,7 +701,11 @@ pub async fn quota_changes_race_with_issues(store: Arc<dyn Store>) {
         assert!(
             matches!(
                 change,
-                Ok(_) | Err(touchmark_store::StoreError::Conflict(_))
+                Ok(_)
+                    | Err(StoreError::Refused(Refusal {
+                        code: ErrorCode::Conflict,
+                        ..
+                    }))
             ),
             "{change:?}"
         );
@@ -761,11 +760,12 @@ pub async fn quota_changes_race_with_issues(store: Arc<dyn Store>) {
 /// unit, even when the request's time has sub-millisecond precision (as a wall clock has).
 pub async fn issued_unit_reads_back_as_returned(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "rb", 10, 1).await;
-    let mut request = kit.request(0, "SN-1", "k1");
-    request.at = at(100) + time::Duration::nanoseconds(1_234_567);
+    let (mut issuance, certificate, test) = kit.request(0, "SN-1", "k1").into_parts();
+    issuance.attempt.at = at(100) + time::Duration::nanoseconds(1_234_567);
+    let request = IssueRequest::new(issuance, certificate, test);
     let unit = issued(store.issue(request.clone()).await.unwrap());
     let read = store
-        .issued_unit(&kit.product, &request.serial)
+        .issued_unit(&kit.product, &request.issuance().serial)
         .await
         .unwrap();
     // Before any sequencing, the store reads back exactly what it returned.
@@ -775,7 +775,7 @@ pub async fn issued_unit_reads_back_as_returned(store: Arc<dyn Store>) {
     // And after it, the same unit with its index.
     let unit = settled(&store, unit).await;
     let read = store
-        .issued_unit(&kit.product, &request.serial)
+        .issued_unit(&kit.product, &request.issuance().serial)
         .await
         .unwrap();
     assert_eq!(read, Some(unit.clone()));

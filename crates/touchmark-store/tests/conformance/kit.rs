@@ -8,13 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use touchmark_core::code::ErrorCode;
-use touchmark_core::entity::{Factory, Product, Station, StationStatus};
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash, leaf_hash};
+use touchmark_core::entity::{Factory, Product, Station, StationStatus, UnitStatus};
+use touchmark_core::event::{Actor, Event, EventBody, Leaf, Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
+use touchmark_core::policy;
+use touchmark_core::policy::issue::{Attempt, Issuance};
+use touchmark_core::policy::order::OrderChange;
+use touchmark_core::policy::station::StationChange;
+use touchmark_core::testrecord::{RecordFormat, Verdict};
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, SerialRule, StationId};
 use touchmark_store::{
-    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, OrderCounts, Receipt, Rejection,
-    SequencerLease, Store, StoreError, StoredEvent, TestAttempt, UnitStatus,
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, OrderCounts, Rejection, Rule,
+    SequencerLease, Store, StoreError, StoredEvent, TestAttempt,
 };
 
 /// The suite's epoch: every timestamp is whole seconds after it, so that it survives storage.
@@ -176,6 +181,21 @@ pub fn order_created(o: &Order) -> Event {
     )
 }
 
+/// The rule that moves an order to `to` at `at`, as the authority builds it.
+pub fn move_order(to: OrderState, at: OffsetDateTime) -> Rule<Order, OrderChange> {
+    Rule::new(move |order| policy::order::transition(order, to, Actor::System, at))
+}
+
+/// The rule that sets an order's quota at `at`, as the authority builds it.
+pub fn set_quota(quota: u64, at: OffsetDateTime) -> Rule<Order, OrderChange> {
+    Rule::new(move |order| policy::order::change_quota(order, quota, Actor::System, at))
+}
+
+/// The rule that revokes a station at `at`, as the authority builds it.
+pub fn revoke(at: OffsetDateTime) -> Rule<Station, StationChange> {
+    Rule::new(move |station| policy::station::revoke(station, Actor::System, at))
+}
+
 /// The event of moving `order` to `to` (open, closed or cancelled).
 pub fn order_moved(order: &OrderId, to: OrderState, at: OffsetDateTime) -> Event {
     let order = order.clone();
@@ -191,7 +211,7 @@ pub fn order_moved(order: &OrderId, to: OrderState, at: OffsetDateTime) -> Event
 
 static CERTIFICATES: AtomicU64 = AtomicU64::new(0);
 
-/// A fake device certificate: unique pseudo-random bytes, their SHA-256 and a unique serial.
+/// A fake device certificate: unique pseudo-random bytes and a unique serial.
 pub fn fake_certificate() -> NewCertificate {
     let n = CERTIFICATES.fetch_add(1, Ordering::Relaxed);
     let nonce = std::process::id();
@@ -202,34 +222,27 @@ pub fn fake_certificate() -> NewCertificate {
         block = Sha256Hash::of(&block.0);
     }
     NewCertificate {
-        sha256: Sha256Hash::of(&der),
         serial_hex: format!("{:016x}{}", n, &block.to_hex()[..24]),
         der,
     }
 }
 
-/// A test attempt of `serial` with `verdict`.
+/// A unique test record of `serial` with `verdict`.
 pub fn attempt(
-    product: &ProductId,
-    order: &OrderId,
     station: &StationId,
     serial: &Serial,
-    verdict: &str,
+    verdict: Verdict,
     at: OffsetDateTime,
 ) -> TestAttempt {
     let n = CERTIFICATES.fetch_add(1, Ordering::Relaxed);
-    let record_json = format!(
+    let record = format!(
         r#"{{"attempt":{n},"serial":"{serial}","station":"{station}","verdict":"{verdict}"}}"#
     );
     TestAttempt {
-        product: product.clone(),
-        order: order.clone(),
-        station: station.clone(),
-        serial: Some(serial.clone()),
-        verdict: verdict.into(),
-        format: "touchmark".into(),
-        sha256: Sha256Hash::of(record_json.as_bytes()),
-        record_json,
+        verdict,
+        format: RecordFormat::Touchmark,
+        sha256: Sha256Hash::of(record.as_bytes()),
+        record,
         at,
     }
 }
@@ -307,11 +320,7 @@ impl Kit {
             .unwrap();
         let opened = self
             .store
-            .set_order_state(
-                &o.id,
-                OrderState::Open,
-                order_moved(&o.id, OrderState::Open, at(4)),
-            )
+            .update_order(&o.id, move_order(OrderState::Open, at(4)))
             .await
             .unwrap();
         assert_eq!(opened.state, OrderState::Open);
@@ -333,46 +342,48 @@ impl Kit {
     ) -> IssueRequest {
         let station = self.stations[station].clone();
         let serial = serial(serial_text);
-        IssueRequest {
-            at: at(100),
-            order: order.clone(),
+        let test = attempt(&station, &serial, Verdict::Pass, at(99));
+        let certificate = fake_certificate();
+        let issuance = Issuance {
+            attempt: Attempt {
+                at: at(100),
+                order: order.clone(),
+                factory: self.factory.clone(),
+                station,
+            },
             product: self.product.clone(),
-            factory: self.factory.clone(),
-            test: attempt(&self.product, order, &station, &serial, "pass", at(99)),
-            station,
             serial,
             pubkey_sha256: key(key_name),
-            certificate: fake_certificate(),
-        }
+            cert_sha256: Sha256Hash::of(&certificate.der),
+            test_sha256: test.sha256,
+        };
+        IssueRequest::new(issuance, certificate, test)
     }
 
     /// A failed test of `serial` on the kit's order, to record with `record_rejection`.
     pub fn failed_test(&self, station: usize, serial_text: &str) -> Rejection {
         let station = self.stations[station].clone();
         let serial = serial(serial_text);
-        let attempt = attempt(
-            &self.product,
-            &self.order,
-            &station,
-            &serial,
-            "fail",
-            at(50),
-        );
+        let test = attempt(&station, &serial, Verdict::Fail, at(50));
         Rejection {
             event: Event::new(
-                attempt.at,
+                test.at,
                 EventBody::TestFailed {
                     order: self.order.clone(),
                     factory: self.factory.clone(),
-                    station,
+                    station: station.clone(),
                     serial: serial.clone(),
                     pubkey_sha256: None,
-                    test_sha256: attempt.sha256,
+                    test_sha256: test.sha256,
                     reason: ErrorCode::TestFailed,
                 },
             ),
-            attempt: Some(attempt),
-            failed_unit: Some((self.product.clone(), serial)),
+            product: self.product.clone(),
+            order: self.order.clone(),
+            station,
+            serial: Some(serial),
+            test: Some(test),
+            failed_unit: true,
         }
     }
 
@@ -491,7 +502,11 @@ pub async fn check_log(store: &Arc<dyn Store>) -> Vec<Event> {
             let event = Event::from_canonical(&e.bytes)
                 .unwrap_or_else(|err| panic!("event {i} does not parse: {err}"));
             assert_eq!(e.kind, event.body.kind(), "event {i}");
-            assert_eq!(e.leaf_hash, leaf_hash(&e.bytes), "event {i}");
+            assert_eq!(
+                e.leaf_hash,
+                Leaf::try_from(&event).unwrap().hash,
+                "event {i}"
+            );
             event
         })
         .collect()
@@ -585,12 +600,12 @@ pub async fn log_size(store: &Arc<dyn Store>) -> u64 {
 /// The log index of each receipt: its own when the backend gave one at commit; otherwise,
 /// after sequencing, the index of the entry with its leaf hash, searching from the end (the
 /// same event can be logged twice) and never handing one index to two receipts.
-pub async fn indices_of(store: &Arc<dyn Store>, receipts: &[Receipt]) -> Vec<u64> {
+pub async fn indices_of(store: &Arc<dyn Store>, receipts: &[Logged]) -> Vec<u64> {
     if receipts.iter().all(|r| r.index.is_some()) {
         return receipts.iter().filter_map(|r| r.index).collect();
     }
     sequence(store).await;
-    let mut by_leaf: HashMap<Sha256Hash, Vec<u64>> = HashMap::new();
+    let mut by_leaf: HashMap<touchmark_tlog::Hash, Vec<u64>> = HashMap::new();
     for e in all_events(store).await {
         by_leaf.entry(e.leaf_hash).or_default().push(e.index);
     }
@@ -618,7 +633,7 @@ pub async fn indices_of(store: &Arc<dyn Store>, receipts: &[Receipt]) -> Vec<u64
 }
 
 /// The log index of one receipt (see [`indices_of`]).
-pub async fn index_of(store: &Arc<dyn Store>, receipt: &Receipt) -> u64 {
+pub async fn index_of(store: &Arc<dyn Store>, receipt: &Logged) -> u64 {
     indices_of(store, std::slice::from_ref(receipt)).await[0]
 }
 
@@ -626,7 +641,7 @@ pub async fn index_of(store: &Arc<dyn Store>, receipt: &Receipt) -> u64 {
 /// times compare equal when they are the same issuance, whether or not it was sequenced in
 /// between.
 pub async fn settled(store: &Arc<dyn Store>, mut unit: IssuedUnit) -> IssuedUnit {
-    unit.receipt.index = Some(index_of(store, &unit.receipt).await);
+    unit.logged.index = Some(index_of(store, &unit.logged).await);
     unit
 }
 
@@ -639,9 +654,9 @@ pub async fn settled_opt(store: &Arc<dyn Store>, unit: Option<IssuedUnit>) -> Op
 }
 
 /// The receipt of any outcome that logged or names an event.
-pub fn receipt_of(outcome: &IssueOutcome) -> Receipt {
+pub fn receipt_of(outcome: &IssueOutcome) -> Logged {
     match outcome {
-        IssueOutcome::Issued(unit) | IssueOutcome::AlreadyIssued(unit) => unit.receipt,
-        IssueOutcome::Refused { receipt, .. } => *receipt,
+        IssueOutcome::Issued(unit) | IssueOutcome::AlreadyIssued(unit) => unit.logged,
+        IssueOutcome::Refused { logged, .. } => *logged,
     }
 }

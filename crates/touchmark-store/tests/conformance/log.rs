@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use touchmark_core::event::Sha256Hash;
-use touchmark_store::{LogState, LogTile, Store, StoreError};
+use touchmark_store::{LogConflict, LogState, LogTile, Store, StoreError};
+use touchmark_tlog::Hash;
 
 use super::kit::{Kit, at, kit_lease, log_size};
 
 fn state(size: u64, root: u8) -> LogState {
     LogState {
         size,
-        root: Sha256Hash([root; 32]),
+        root: Hash([root; 32]),
         note: format!("checkpoint {size}\n"),
         tree: vec![root; 8],
     }
@@ -54,16 +54,35 @@ pub async fn checkpoints_only_move_forward(store: Arc<dyn Store>) {
     assert_eq!(store.log_tile(0, 0).await.unwrap(), Some(vec![7; 96]));
 
     // Never backwards, never a second root for a signed size, never past the events.
-    for (bad, why) in [
-        (state(2, 9), "a smaller size"),
-        (state(3, 9), "the same size again"),
-        (state(events + 1, 9), "more entries than events"),
-    ] {
+    let cases = [
+        (
+            state(2, 9),
+            "a smaller size",
+            LogConflict::NotNewer { signed: 3, size: 2 },
+        ),
+        (
+            state(3, 9),
+            "the same size again",
+            LogConflict::NotNewer { signed: 3, size: 3 },
+        ),
+        (
+            state(events + 1, 9),
+            "more entries than events",
+            LogConflict::BeyondEvents {
+                size: events + 1,
+                events,
+            },
+        ),
+    ];
+    for (bad, why, want) in cases {
         let err = store
             .save_log_state(&lease, Some(3), bad, vec![tile(0, 1)], at(3))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{why}: {err:?}");
+        match err {
+            StoreError::LogConflict(got) => assert_eq!(got, want, "{why}"),
+            err => panic!("{why}: expected {want:?}, got {err:?}"),
+        }
     }
     // Nothing of a refused save is kept: not the state, not its tile.
     assert_eq!(store.log_state().await.unwrap(), Some(state(3, 2)));
@@ -77,7 +96,7 @@ pub async fn checkpoints_only_move_forward(store: Arc<dyn Store>) {
 }
 
 /// A sequencer saves over the state it started from: a stale `previous` (another sequencer
-/// saved since) is a `Conflict`, and nothing of the refused save is kept.
+/// saved since) is a `LogConflict::Moved`, and nothing of the refused save is kept.
 pub async fn stale_previous_is_a_conflict(store: Arc<dyn Store>) {
     Kit::new(&store, "sp", 5, 1).await;
     let events = log_size(&store).await;
@@ -98,7 +117,14 @@ pub async fn stale_previous_is_a_conflict(store: Arc<dyn Store>) {
             .save_log_state(&lease, previous, state(4, 3), vec![tile(0, 4)], at(2))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{why}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                StoreError::LogConflict(LogConflict::Moved { saved: Some(2), expected })
+                    if expected == previous
+            ),
+            "{why}: {err:?}"
+        );
         assert_eq!(store.log_state().await.unwrap(), Some(state(2, 1)), "{why}");
         assert_eq!(store.checkpoint_at(4).await.unwrap(), None, "{why}");
         assert_eq!(

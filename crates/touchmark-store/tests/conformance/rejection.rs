@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::UnitStatus;
 use touchmark_core::event::{Event, EventBody};
-use touchmark_store::{Rejection, Store, UnitStatus};
+use touchmark_core::testrecord::{RecordFormat, Verdict};
+use touchmark_store::{Rejection, Store};
 
 use super::kit::{
     Kit, at, attempt, check_log, counts, event_at, index_of, issued, key, log_size, serial,
@@ -116,8 +118,12 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: event.clone(),
-            attempt: None,
-            failed_unit: None,
+            product: kit.product.clone(),
+            order: kit.order.clone(),
+            station: kit.stations[0].clone(),
+            serial: None,
+            test: None,
+            failed_unit: false,
         })
         .await
         .unwrap();
@@ -126,15 +132,8 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     assert_eq!(event_at(&store, index).await.1, event);
     // With one (the CSR was bad): the attempt is kept, no unit appears.
     let sn = serial("SN-1");
-    let mut test = attempt(
-        &kit.product,
-        &kit.order,
-        &kit.stations[0],
-        &sn,
-        "pass",
-        at(60),
-    );
-    test.format = "openhtf".into();
+    let mut test = attempt(&kit.stations[0], &sn, Verdict::Pass, at(60));
+    test.format = RecordFormat::OpenHtf;
     let mut event = refused(ErrorCode::CsrSignatureInvalid, Some("SN-1"));
     if let EventBody::UnitRefused {
         test_sha256,
@@ -148,8 +147,12 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: event.clone(),
-            attempt: Some(test),
-            failed_unit: None,
+            product: kit.product.clone(),
+            order: kit.order.clone(),
+            station: kit.stations[0].clone(),
+            serial: Some(sn.clone()),
+            test: Some(test),
+            failed_unit: false,
         })
         .await
         .unwrap();

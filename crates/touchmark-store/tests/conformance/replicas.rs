@@ -14,9 +14,10 @@ use std::time::Duration;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 use touchmark_core::code::ErrorCode;
+use touchmark_core::entity::UnitStatus;
 use touchmark_core::event::EventBody;
 use touchmark_core::{OrderId, ProductId};
-use touchmark_store::{IssueOutcome, IssueRequest, OrderCounts, Store, StoreError, UnitStatus};
+use touchmark_store::{IssueOutcome, IssueRequest, OrderCounts, Store, StoreError};
 
 use super::Reopen;
 use super::kit::{
@@ -35,7 +36,7 @@ fn tally<'a>(outcomes: impl IntoIterator<Item = &'a IssueOutcome>) -> BTreeMap<S
         let key = match o {
             IssueOutcome::Issued(_) => "issued",
             IssueOutcome::AlreadyIssued(_) => "already_issued",
-            IssueOutcome::Refused { code, .. } => code.as_str(),
+            IssueOutcome::Refused { refusal, .. } => refusal.code.as_str(),
         };
         *tally.entry(key.to_owned()).or_default() += 1;
     }

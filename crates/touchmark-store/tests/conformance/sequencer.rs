@@ -13,14 +13,15 @@ use tokio::task::JoinSet;
 use touchmark_core::TokenId;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::Role;
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
+use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
 use touchmark_store::{
-    IssueOutcome, LogState, LogTile, NewToken, Receipt, SequencerLease, Store, StoreError,
+    IssueOutcome, LogState, LogTile, NewToken, SequencerLease, Store, StoreError,
 };
+use touchmark_tlog::Hash;
 
 use super::kit::{
     Kit, all_events, at, check_log, counts, factory, factory_created, indices_of, log_size,
-    receipt_of,
+    receipt_of, set_quota,
 };
 
 /// A lease that outlives any test step.
@@ -46,7 +47,7 @@ async fn acquire(store: &Arc<dyn Store>, holder: &str, ttl: Duration) -> Option<
 }
 
 /// Commits factories `{tag}-{i}`, one after another; their receipts.
-async fn commit_factories(store: &Arc<dyn Store>, tag: &str, n: usize) -> Vec<Receipt> {
+async fn commit_factories(store: &Arc<dyn Store>, tag: &str, n: usize) -> Vec<Logged> {
     let mut receipts = Vec::new();
     for i in 0..n {
         let f = factory(&format!("{tag}-{i}"));
@@ -64,7 +65,7 @@ async fn commit_factories(store: &Arc<dyn Store>, tag: &str, n: usize) -> Vec<Re
 fn state(size: u64) -> LogState {
     LogState {
         size,
-        root: Sha256Hash([size as u8; 32]),
+        root: Hash([size as u8; 32]),
         note: format!("checkpoint {size}\n"),
         tree: vec![1, 2, 3],
     }
@@ -314,7 +315,7 @@ pub async fn sequence_entries_respects_max(store: Arc<dyn Store>) {
 /// What each concurrent job committed.
 enum Committed {
     Issue(Box<IssueOutcome>),
-    Receipt(Receipt),
+    Receipt(Logged),
     QuotaChanged,
 }
 
@@ -391,7 +392,7 @@ pub async fn sequencing_is_dense_and_complete(store: Arc<dyn Store>) {
                 _ => {
                     let quota = 10 + i as u64;
                     store
-                        .change_quota(&other, quota, Actor::System, at(i as i64))
+                        .update_order(&other, set_quota(quota, at(i as i64)))
                         .await
                         .unwrap();
                     Committed::QuotaChanged
@@ -452,11 +453,11 @@ pub async fn sequencing_is_dense_and_complete(store: Arc<dyn Store>) {
     }
     // Each committed event exactly once: the new entries are the receipts' leaves plus the
     // five quota changes, nothing more, nothing twice.
-    let mut expected: BTreeMap<Sha256Hash, usize> = BTreeMap::new();
+    let mut expected: BTreeMap<Hash, usize> = BTreeMap::new();
     for receipt in &receipts {
         *expected.entry(receipt.leaf_hash).or_default() += 1;
     }
-    let mut found: BTreeMap<Sha256Hash, usize> = BTreeMap::new();
+    let mut found: BTreeMap<Hash, usize> = BTreeMap::new();
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for (event, e) in log[before as usize..]
         .iter()
@@ -491,8 +492,8 @@ pub async fn sequencing_is_dense_and_complete(store: Arc<dyn Store>) {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(read.receipt.index, Some(*index), "{}", unit.serial);
-            assert_eq!(read.receipt.leaf_hash, unit.receipt.leaf_hash);
+            assert_eq!(read.logged.index, Some(*index), "{}", unit.serial);
+            assert_eq!(read.logged.leaf_hash, unit.logged.leaf_hash);
         }
     }
     assert_eq!(issued, 101);

@@ -9,14 +9,19 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use indicatif::MultiProgress;
 use serde::Serialize;
+use touchmark_authority::log::LogConfig;
+use touchmark_authority::{InitOptions, Installation};
 use touchmark_client::{Client, ClientConfig, Identity};
 use touchmark_core::api::{
     CreateFactory, CreateOrder, CreateProduct, CreateStation, EnrollRequest,
 };
+use touchmark_core::command::NewTokenRequest;
+use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
+use touchmark_core::field::Label;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::{KeyAlgorithm, Passphrase, SoftwareSigner, build_csr};
-use touchmark_server::{InitOptions, Installation, Server};
+use touchmark_server::Server;
 use touchmark_store::Store;
 use touchmark_store::sqlite::SqliteStore;
 
@@ -90,7 +95,7 @@ fn passphrase(dir: &Path) -> anyhow::Result<Passphrase> {
         return secrets::passphrase();
     }
     // A demo on a fresh machine needs no set-up: a random passphrase, kept beside the data.
-    let secret = touchmark_server::installation::random_secret("demo-");
+    let secret = touchmark_authority::secrets::random_secret("demo-");
     secrets::write_secret_file(&dir.join("passphrase.txt"), &secret)?;
     Ok(Passphrase::new(secret)?)
 }
@@ -124,7 +129,7 @@ async fn enroll(admin: &Client, url: &str, root: &str, id: &str) -> anyhow::Resu
 /// Audits the demo's log as an auditor would, over HTTPS with the log's key alone, once a
 /// checkpoint covers every event; then compares the log's story with the database's counts.
 async fn audit(
-    log: &touchmark_server::log::Log,
+    log: &touchmark_authority::log::Log,
     store: &Arc<dyn Store>,
     url: &str,
     dir: &Path,
@@ -175,15 +180,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let server = Server::bind(listen, &installation, Arc::clone(&store), clock).await?;
+    let server = Server::bind(
+        listen,
+        &installation,
+        Arc::clone(&store),
+        clock,
+        LogConfig::default(),
+    )
+    .await?;
     let port = server.local_addr()?.port();
-    let log = Arc::clone(&server.state().log);
+    let log = Arc::clone(server.log());
+    let admin = NewTokenRequest {
+        role: Role::Admin,
+        label: Label::parse("label", "touchmark demo")?,
+    };
     let (_, _, token) = server
-        .state()
-        .authority
-        .create_token(Actor::System, "admin", "touchmark demo")
+        .authority()
+        .create_token(Actor::System, admin)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the admin token: {}", e.message))?;
+        .context("cannot create the admin token")?;
     secrets::write_secret_file(&dir.join("admin.token"), &token)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async move {
@@ -290,7 +305,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let issued = store.units(&touchmark_core::OrderId::parse(ORDER)?).await?;
     let first = issued
         .iter()
-        .find(|u| u.status == touchmark_store::UnitStatus::Provisioned)
+        .find(|u| u.status == touchmark_core::entity::UnitStatus::Provisioned)
         .map(|u| u.serial.to_string());
     if let Some(first) = first {
         let number: usize = first.trim_start_matches("SN-").parse().unwrap_or(1);

@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde::Serialize;
+use touchmark_authority::Authority;
+use touchmark_authority::{InitOptions, Installation};
+use touchmark_core::command::NewTokenRequest;
+use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
+use touchmark_core::field::Label;
 use touchmark_core::{Clock, SystemClock};
-use touchmark_server::authority::Authority;
-use touchmark_server::{InitOptions, Installation};
 use touchmark_store::Store;
 
 use crate::cli::InitArgs;
@@ -69,14 +72,14 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         None => database.open().await?,
     };
     let authority = Authority::new(&installation, store, clock);
+    let first = NewTokenRequest {
+        role: Role::Admin,
+        label: Label::parse("label", "first admin token, created by touchmark init")?,
+    };
     let (id, _, token) = authority
-        .create_token(
-            Actor::System,
-            "admin",
-            "first admin token, created by touchmark init",
-        )
+        .create_token(Actor::System, first)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the first admin token: {}", e.message))?;
+        .context("cannot create the first admin token")?;
     if let Some(path) = &args.admin_token_file {
         secrets::write_secret_file(path, &token)?;
     }

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use touchmark_authority::Installation;
 use touchmark_core::{Clock, SystemClock};
-use touchmark_server::{Installation, Server};
+use touchmark_server::Server;
 use touchmark_store::Store;
 
 use crate::cli::ServeArgs;
@@ -21,7 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let installation = Installation::open(&dir, &passphrase)?;
     let store: Arc<dyn Store> = config.database.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let server = Server::bind(config.listen, &installation, store, clock).await?;
+    let server = Server::bind(config.listen, &installation, store, clock, config.log).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line; keep its shape.
     println!("touchmark listening on https://{addr}");

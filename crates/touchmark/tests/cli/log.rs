@@ -328,7 +328,7 @@ async fn an_issuance_beyond_quota_inserted_into_the_database_is_a_violation() {
     let next: i64 = db
         .query_row("SELECT max(idx) + 1 FROM events", [], |r| r.get(0))
         .unwrap();
-    let leaf = touchmark_core::event::leaf_hash(key.as_bytes());
+    let leaf = touchmark_tlog::hash::leaf_hash(key.as_bytes());
     db.execute(
         "INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, 'unit.issued', 'PO-LOG', ?2, ?3)",
         rusqlite::params![next, key.as_bytes(), leaf.0.as_slice()],

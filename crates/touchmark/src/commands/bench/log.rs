@@ -8,7 +8,7 @@
 //!    [`Store::record_rejection`], one event per call, from many concurrent tasks; each call
 //!    returns only once its transaction is durable. The server is bound but not yet running, so
 //!    its background sequencer does not compete with the appends: they are measured alone.
-//! 2. **sequence**: [`Log::sequence_once`](touchmark_server::log::Log::sequence_once) until a
+//! 2. **sequence**: [`Log::sequence_once`](touchmark_authority::log::Log::sequence_once) until a
 //!    signed checkpoint covers every event (tree, tiles, checkpoint, in ≤ 100,000-entry steps).
 //! 3. **verify**: the server runs; `audit verify` downloads the log over HTTPS, recomputes every
 //!    leaf, tile and the root, and replays the events; once cold, once from the warm cache. The
@@ -29,11 +29,15 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 use time::OffsetDateTime;
+use touchmark_authority::log::LogConfig;
+use touchmark_authority::{InitOptions, Installation};
 use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
 use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
-use touchmark_core::{Clock, ErrorCode, FactoryId, OrderId, Serial, StationId, SystemClock};
+use touchmark_core::{
+    Clock, ErrorCode, FactoryId, OrderId, ProductId, Serial, StationId, SystemClock,
+};
 use touchmark_pki::Passphrase;
-use touchmark_server::{InitOptions, Installation, Server};
+use touchmark_server::Server;
 use touchmark_store::sqlite::SqliteStore;
 use touchmark_store::{Rejection, Store};
 
@@ -367,6 +371,7 @@ fn expected_counts(n: u64) -> (u64, BTreeMap<String, u64>) {
 
 /// The identifiers the events name.
 struct Ids {
+    product: ProductId,
     order: OrderId,
     factory: FactoryId,
     stations: Vec<StationId>,
@@ -379,19 +384,23 @@ impl Ids {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("station id: {e}"))?;
         Ok(Self {
+            product: ProductId::parse(PRODUCT).map_err(|e| anyhow::anyhow!("product id: {e}"))?,
             order: OrderId::parse(ORDER).map_err(|e| anyhow::anyhow!("order id: {e}"))?,
             factory: FactoryId::parse(FACTORY).map_err(|e| anyhow::anyhow!("factory id: {e}"))?,
             stations,
         })
     }
 
-    /// The `i`-th event: distinct serials, with the hashes a real refusal carries.
-    fn event(&self, i: u64, at: OffsetDateTime) -> anyhow::Result<Event> {
+    /// The `i`-th rejection: distinct serials, with the hashes a real refusal carries. Only the
+    /// event is recorded: this measures the log's append, not the test-record table.
+    fn rejection(&self, i: u64, at: OffsetDateTime) -> anyhow::Result<Rejection> {
         let serial = Serial::parse(&format!("SN-{i:09}"))
             .map_err(|e| anyhow::anyhow!("serial of event {i}: {e}"))?;
         let station = self.stations[(i % STATIONS as u64) as usize].clone();
         let pubkey = Sha256Hash::of(format!("bench pubkey {i}").as_bytes());
         let test = Sha256Hash::of(format!("bench test record {i}").as_bytes());
+        let (order, row_station, row_serial) =
+            (self.order.clone(), station.clone(), serial.clone());
         let body = match kind_of(i) {
             None => EventBody::TestFailed {
                 order: self.order.clone(),
@@ -413,7 +422,15 @@ impl Ids {
                 reason,
             },
         };
-        Ok(Event::new(at, body))
+        Ok(Rejection {
+            event: Event::new(at, body),
+            product: self.product.clone(),
+            order,
+            station: row_station,
+            serial: Some(row_serial),
+            test: None,
+            failed_unit: false,
+        })
     }
 }
 
@@ -444,13 +461,9 @@ async fn append(store: &Arc<dyn Store>, n: u64, concurrency: usize) -> anyhow::R
                 if i >= n {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let event = ids.event(i, OffsetDateTime::now_utc())?;
+                let rejection = ids.rejection(i, OffsetDateTime::now_utc())?;
                 store
-                    .record_rejection(Rejection {
-                        event,
-                        attempt: None,
-                        failed_unit: None,
-                    })
+                    .record_rejection(rejection)
                     .await
                     .map_err(|e| anyhow::anyhow!("appending event {i}: {e}"))?;
             }
@@ -518,12 +531,10 @@ async fn set_up() -> anyhow::Result<Setup> {
         &installation,
         store,
         clock,
+        LogConfig::default(),
     )
     .await?;
-    let authority = &server.state().authority;
-    let api = |what: &'static str| {
-        move |e: touchmark_server::error::ApiError| anyhow::anyhow!("{what}: {}", e.message)
-    };
+    let authority = server.authority();
     authority
         .create_product(
             Actor::System,
@@ -536,20 +547,22 @@ async fn set_up() -> anyhow::Result<Setup> {
                 crl_url: None,
                 ocsp_url: None,
                 cert_not_after: None,
-            },
+            }
+            .try_into()?,
         )
         .await
-        .map_err(api("cannot create the product"))?;
+        .context("cannot create the product")?;
     authority
         .create_factory(
             Actor::System,
             CreateFactory {
                 id: Some(FACTORY.into()),
                 name: "Bench Log CM".into(),
-            },
+            }
+            .try_into()?,
         )
         .await
-        .map_err(api("cannot create the factory"))?;
+        .context("cannot create the factory")?;
     authority
         .create_order(
             Actor::System,
@@ -563,10 +576,11 @@ async fn set_up() -> anyhow::Result<Setup> {
                 not_before: None,
                 not_after: None,
                 open: true,
-            },
+            }
+            .try_into()?,
         )
         .await
-        .map_err(api("cannot create the order"))?;
+        .context("cannot create the order")?;
     Ok(Setup {
         temp,
         dir,
@@ -647,8 +661,8 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
 
     progress("setting up an installation, its order and a server (not yet serving)");
     let setup = set_up().await?;
-    let state = setup.server.state().clone();
-    let store = Arc::clone(&state.store);
+    let store = Arc::clone(setup.server.store());
+    let log = Arc::clone(setup.server.log());
     let base = store.event_count().await?;
 
     progress(format!(
@@ -668,16 +682,16 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
     }
 
     progress("sequencing: tree, tiles and signed checkpoints");
-    let before = state.log.latest().map_or(0, |s| s.size());
+    let before = log.latest().map_or(0, |s| s.size());
     let watch = Watch::start();
     loop {
-        match state.log.sequence_once(OffsetDateTime::now_utc()).await? {
+        match log.sequence_once(OffsetDateTime::now_utc()).await? {
             Some(n) if n < size => {}
             _ => break,
         }
     }
     let (elapsed, cpu) = watch.stop();
-    let signed = state.log.latest().map_or(0, |s| s.size());
+    let signed = log.latest().map_or(0, |s| s.size());
     if signed != size {
         anyhow::bail!("the log signed a checkpoint of size {signed}, not {size}");
     }
@@ -726,7 +740,7 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
 
     let mean_bytes = mean_entry_bytes(&store, base).await?;
     let blocks = blocks_per_entry(mean_bytes);
-    drop(state);
+    drop(log);
     drop(store);
     let data = format!("{} (temporary, deleted at the end)", dir.display());
     drop(temp);

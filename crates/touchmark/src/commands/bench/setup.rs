@@ -6,14 +6,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use touchmark_authority::log::LogConfig;
+use touchmark_authority::{InitOptions, Installation};
 use touchmark_client::{Client, ClientConfig, Identity};
 use touchmark_core::api::{
     CreateFactory, CreateOrder, CreateProduct, CreateStation, EnrollRequest, OrderDetail,
 };
+use touchmark_core::command::NewTokenRequest;
+use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
+use touchmark_core::field::Label;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::{KeyAlgorithm, Passphrase, SoftwareSigner, build_csr};
-use touchmark_server::{InitOptions, Installation, Server};
+use touchmark_server::Server;
 use touchmark_store::Store;
 use touchmark_store::postgres::PostgresStore;
 use touchmark_store::sqlite::SqliteStore;
@@ -150,16 +155,20 @@ impl Touchmark {
                 &installation,
                 store,
                 Arc::clone(&clock),
+                LogConfig::default(),
             )
             .await?;
             ports.push(server.local_addr()?.port());
             if first.is_none() {
+                let admin = NewTokenRequest {
+                    role: Role::Admin,
+                    label: Label::parse("label", "bench")?,
+                };
                 let (_, _, token) = server
-                    .state()
-                    .authority
-                    .create_token(Actor::System, "admin", "bench")
+                    .authority()
+                    .create_token(Actor::System, admin)
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot create an admin token: {}", e.message))?;
+                    .context("cannot create an admin token")?;
                 first = Some(token);
             }
             let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();

@@ -14,12 +14,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rand::RngCore;
 use time::{Duration, OffsetDateTime};
 use touchmark_pki::{
-    CaIssuer, Certificate, KeyAlgorithm, KeyStore, Passphrase, PkiError, SerialNumber, Signer,
+    CaIssuer, Certificate, KeyAlgorithm, KeyProvider, KeyStore, Passphrase, PkiError, Signer,
     Subject, create_intermediate_ca, create_root_ca, issue_server_cert,
 };
+
+use crate::secrets::serial_number;
 
 /// Key names inside the key store.
 pub mod key_names {
@@ -94,17 +95,13 @@ pub struct InitOptions {
 #[derive(Debug)]
 pub struct Installation {
     dir: PathBuf,
-    keys: Arc<KeyStore>,
+    keys: Arc<dyn KeyProvider>,
     root: Arc<CaIssuer>,
     station_ca: Arc<CaIssuer>,
     server_cert: Certificate,
     server_key: Arc<dyn Signer>,
     log_key: Arc<dyn Signer>,
     log_verifier: touchmark_tlog::note::NoteVerifier,
-}
-
-fn serial() -> SerialNumber {
-    SerialNumber::random(&mut rand::rng())
 }
 
 fn write_file(path: &Path, contents: &str) -> Result<(), InstallationError> {
@@ -123,8 +120,9 @@ impl Installation {
         dir.join("touchmark.db")
     }
 
-    /// Creates a new installation in `dir`: key store, root CA, station CA, server TLS
-    /// certificate and log key. Refuses a directory that already holds one.
+    /// Creates a new installation in `dir`, with its keys encrypted under `passphrase` in
+    /// `dir/keys`: root CA, station CA, server TLS certificate and log key. Refuses a directory
+    /// that already holds one.
     ///
     /// # Errors
     /// [`InstallationError`] naming the step that failed.
@@ -134,13 +132,35 @@ impl Installation {
         options: &InitOptions,
         now: OffsetDateTime,
     ) -> Result<Self, InstallationError> {
-        if dir.join("keys").exists() || Self::database_path(dir).exists() {
-            return Err(InstallationError::AlreadyInitialized(dir.to_owned()));
-        }
-        std::fs::create_dir_all(dir.join("certs"))
-            .map_err(io(format!("cannot create {}", dir.display())))?;
+        Self::check_new(dir)?;
         let keys = KeyStore::create(&dir.join("keys"), passphrase)
             .map_err(pki("cannot create the key store"))?;
+        Self::create(dir, Arc::new(keys), options, now)
+    }
+
+    /// Creates a new installation in `dir` whose keys live in `keys`: the certificates and the
+    /// log's verifier key go to `dir`, every private key is made inside the provider.
+    ///
+    /// # Errors
+    /// [`InstallationError`] naming the step that failed.
+    pub fn init_with(
+        dir: &Path,
+        keys: Arc<dyn KeyProvider>,
+        options: &InitOptions,
+        now: OffsetDateTime,
+    ) -> Result<Self, InstallationError> {
+        Self::check_new(dir)?;
+        Self::create(dir, keys, options, now)
+    }
+
+    fn create(
+        dir: &Path,
+        keys: Arc<dyn KeyProvider>,
+        options: &InitOptions,
+        now: OffsetDateTime,
+    ) -> Result<Self, InstallationError> {
+        std::fs::create_dir_all(dir.join("certs"))
+            .map_err(io(format!("cannot create {}", dir.display())))?;
         let org = options.organization.clone();
         let start = now - Duration::hours(1);
 
@@ -156,7 +176,7 @@ impl Installation {
             &root_subject,
             start,
             now + Duration::days(365 * 30),
-            serial(),
+            serial_number(),
         )
         .map_err(pki("root CA certificate"))?;
         let root = CaIssuer::new(root_cert, root_key).map_err(pki("root CA"))?;
@@ -174,7 +194,7 @@ impl Installation {
             &station_subject,
             start,
             now + Duration::days(365 * 10),
-            serial(),
+            serial_number(),
         )
         .map_err(pki("station CA certificate"))?;
 
@@ -187,7 +207,7 @@ impl Installation {
             &options.hosts,
             start,
             now + Duration::days(825),
-            serial(),
+            serial_number(),
         )
         .map_err(pki("server TLS certificate"))?;
 
@@ -216,7 +236,7 @@ impl Installation {
         let station_ca = CaIssuer::new(station_cert, station_key).map_err(pki("station CA"))?;
         Ok(Self {
             dir: dir.to_owned(),
-            keys: Arc::new(keys),
+            keys,
             root: Arc::new(root),
             station_ca: Arc::new(station_ca),
             server_cert,
@@ -224,6 +244,18 @@ impl Installation {
             log_key,
             log_verifier: verifier,
         })
+    }
+
+    /// Refuses a directory that holds an installation's keys, certificates or database already.
+    fn check_new(dir: &Path) -> Result<(), InstallationError> {
+        if ["keys", "certs/root-ca.pem"]
+            .iter()
+            .any(|p| dir.join(p).exists())
+            || Self::database_path(dir).exists()
+        {
+            return Err(InstallationError::AlreadyInitialized(dir.to_owned()));
+        }
+        Ok(())
     }
 
     /// Opens an installation, decrypting its keys with `passphrase`.
@@ -303,8 +335,8 @@ impl Installation {
         &self.dir
     }
 
-    /// The key store.
-    pub fn keys(&self) -> &Arc<KeyStore> {
+    /// Where the installation's keys live.
+    pub fn keys(&self) -> &Arc<dyn KeyProvider> {
         &self.keys
     }
 
@@ -327,22 +359,4 @@ impl Installation {
     pub fn server_key(&self) -> &Arc<dyn Signer> {
         &self.server_key
     }
-}
-
-/// A random secret, URL-safe base64 of 32 bytes, with a prefix naming what it is.
-pub fn random_secret(prefix: &str) -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// A random identifier with a prefix, such as `tok-3f9a1c2e`.
-pub fn random_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 4];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
 }

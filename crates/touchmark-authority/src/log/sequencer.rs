@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use touchmark_store::{LogState, LogTile};
 use touchmark_tlog::Hash;
@@ -24,11 +23,6 @@ use super::{Log, LogError, Signed, restore};
 
 /// Most entries one checkpoint adds, so one step's transaction stays bounded.
 const MAX_BATCH: u64 = 100_000;
-/// How often the sequencer looks for new entries. Checkpoints follow within a second.
-pub const INTERVAL: Duration = Duration::from_millis(200);
-/// How long the sequencer lease lasts unless renewed (every [`INTERVAL`]). When the
-/// sequencer's replica dies, another one takes over within this long plus one interval.
-pub const LEASE_TTL: Duration = Duration::from_secs(3);
 
 impl Log {
     /// One step of the log, run by every replica: adopts a checkpoint that another sequencer
@@ -45,7 +39,7 @@ impl Log {
         self.adopt_saved(&mut guard).await?;
         let Some(lease) = self
             .store
-            .acquire_sequencer(&self.holder, LEASE_TTL)
+            .acquire_sequencer(&self.holder, self.config.lease_ttl)
             .await?
         else {
             self.set_lease(None);
@@ -96,10 +90,10 @@ impl Log {
             tiles.insert((tile.level().unwrap_or(0), tile.index()), data);
         }
         let root: Hash = builder.root();
-        let signed = self.sign(builder.size(), root)?;
+        let signed = self.sign(builder.size(), root).await?;
         let state = LogState {
             size: builder.size(),
-            root: touchmark_core::event::Sha256Hash(root.0),
+            root,
             note: signed.note().to_owned(),
             tree: builder.to_bytes(),
         };
@@ -125,8 +119,7 @@ impl Log {
         }
         let size = builder.size();
         *guard = builder;
-        *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
-            Some(Signed { checkpoint: signed });
+        self.set_latest(Signed { checkpoint: signed });
         Ok(Some(size))
     }
 
@@ -168,7 +161,7 @@ impl Log {
                 }
                 // The leaf is recomputed from the bytes: a stored hash that disagrees is tampering.
                 let leaf = leaf_hash(&event.bytes);
-                if leaf.0 != event.leaf_hash.0 {
+                if leaf != event.leaf_hash {
                     return Err(LogError::Inconsistent(format!(
                         "event {}'s bytes do not match its leaf hash",
                         event.index
@@ -208,7 +201,7 @@ impl Log {
                 )));
             }
             if saved.size == cp.size() {
-                if saved.root.0 != cp.root().0 {
+                if saved.root != *cp.root() {
                     return Err(LogError::Inconsistent(format!(
                         "the stored checkpoint of size {} has another root than the one served",
                         saved.size
@@ -238,7 +231,7 @@ impl Log {
             })?;
         }
         *guard = builder;
-        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = Some(signed);
+        self.set_latest(signed);
         Ok(())
     }
 
@@ -261,7 +254,7 @@ impl Log {
                 Err(e) => tracing::warn!(error = %e, "sequencing failed; retrying"),
             }
             tokio::select! {
-                () = tokio::time::sleep(INTERVAL) => {}
+                () = tokio::time::sleep(self.config.interval) => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -1,0 +1,249 @@
+//! Provisioning one unit (DESIGN §4): checks 1 to 5 here, in order, on what the request and
+//! the order say; then the signature, off the async runtime; then checks 6 to 8, the count, the
+//! certificate and the event, in one transaction of the store.
+
+use std::sync::Arc;
+
+use touchmark_core::code::{ErrorCode, Refusal};
+use touchmark_core::command::Provision;
+use touchmark_core::entity::Station;
+use touchmark_core::event::{Event, Sha256Hash};
+use touchmark_core::field::Oid;
+use touchmark_core::policy::issue::{self, Attempt, Issuance, OrderFacts};
+use touchmark_core::{OrderId, ProductId, Serial};
+use touchmark_pki::{CaIssuer, Certificate, CsrError, DeviceProfile, VerifiedCsr, parse_csr};
+use touchmark_store::{
+    IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, Rejection, TestAttempt,
+};
+
+use crate::installation::key_names;
+use crate::secrets::serial_number;
+use crate::{Authority, AuthorityError, Result, off_runtime};
+
+/// A product's issuing CA and certificate profile, loaded once.
+#[derive(Debug)]
+pub(crate) struct ProductIssuer {
+    issuer: CaIssuer,
+    profile: DeviceProfile,
+    issuing_ca_pem: String,
+}
+
+/// The result of a successful provisioning request.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// True when a retry returned the certificate issued before.
+    pub already_issued: bool,
+    /// The unit and where its issuance was logged.
+    pub unit: IssuedUnit,
+    /// The device certificate, PEM.
+    pub certificate_pem: String,
+    /// Device certificate then issuing CA, PEM.
+    pub chain_pem: String,
+}
+
+/// Check 4's codes for a CSR that failed.
+pub(crate) fn csr_refusal(e: &CsrError) -> Refusal {
+    let code = match e {
+        CsrError::SignatureInvalid => ErrorCode::CsrSignatureInvalid,
+        CsrError::KeyTypeUnsupported(_) => ErrorCode::KeyTypeUnsupported,
+        _ => ErrorCode::CsrInvalid,
+    };
+    Refusal::new(code, e.to_string())
+}
+
+impl Authority {
+    /// Provisions one unit: checks 1 to 8 of DESIGN §4 in order, then signs and commits.
+    ///
+    /// # Errors
+    /// [`AuthorityError::Refused`] with its stable code, logged; `not_found` for an unknown
+    /// order.
+    pub async fn provision(
+        &self,
+        station: &Station,
+        order_id: &OrderId,
+        req: Provision,
+    ) -> Result<Provisioned> {
+        let now = self.clock.now();
+        // Normalized and hashed once: every row and event of this request uses them.
+        let normalized = req.record.normalized();
+        let test_sha256 = normalized.sha256;
+        let test = TestAttempt {
+            verdict: req.record.verdict,
+            format: req.record.format,
+            sha256: test_sha256,
+            record: normalized.text,
+            at: now,
+        };
+        let order = self
+            .store
+            .order(order_id)
+            .await?
+            .ok_or_else(|| AuthorityError::NotFound(format!("order {order_id}")))?;
+        let attempt = Attempt {
+            at: now,
+            order: order.id.clone(),
+            factory: station.factory.clone(),
+            station: station.id.clone(),
+        };
+        let refuse = |refusal: Refusal, event: Event, serial: Option<Serial>, failed_unit| {
+            let rejection = Rejection {
+                event,
+                product: order.product.clone(),
+                order: order.id.clone(),
+                station: station.id.clone(),
+                serial,
+                test: Some(test.clone()),
+                failed_unit,
+            };
+            self.reject(refusal, rejection)
+        };
+        // 1. The station is active and of the order's factory.
+        if let Err(refusal) = issue::check_station(station, &order) {
+            let event = attempt.refused(refusal.code, None, None, Some(test_sha256));
+            return Err(refuse(refusal, event, None, false).await);
+        }
+        // 2. The order is open and inside its window.
+        if let Err(refusal) = issue::order_accepts(&order.id, &OrderFacts::from(&order), now) {
+            let event = attempt.refused(refusal.code, None, None, Some(test_sha256));
+            return Err(refuse(refusal, event, None, false).await);
+        }
+        // 3. The serial parses and fits the order's rule. A well-formed serial outside the rule
+        // is still named in the event.
+        let serial = match issue::check_serial(&req.serial, &order.serial_rule) {
+            Ok(serial) => serial,
+            Err(refusal) => {
+                let serial = Serial::parse(&req.serial).ok();
+                let event = attempt.refused(refusal.code, serial.as_ref(), None, Some(test_sha256));
+                return Err(refuse(refusal, event, serial, false).await);
+            }
+        };
+        // 4. The CSR parses, its signature verifies, its key is P-256.
+        let csr = match parse_csr(req.csr.as_bytes()) {
+            Ok(csr) => csr,
+            Err(e) => {
+                let refusal = csr_refusal(&e);
+                let event = attempt.refused(refusal.code, Some(&serial), None, Some(test_sha256));
+                return Err(refuse(refusal, event, Some(serial), false).await);
+            }
+        };
+        let pubkey_sha256 = Sha256Hash(csr.spki_sha256());
+        // 5. The test passed. A failure is kept and counts nothing.
+        if let Err(refusal) = issue::check_test(&req.record) {
+            let event = attempt.test_failed(&serial, pubkey_sha256, test_sha256);
+            return Err(refuse(refusal, event, Some(serial), true).await);
+        }
+        // 6 to 8 run inside the store's transaction, after signing, so the certificate is
+        // stored in the same commit as the count and the event. A retry of an issued unit is
+        // answered there with the stored certificate, and the one signed here is dropped: a
+        // signature costs less than asking the database first for every new unit would.
+        let issuer = self.product_issuer(&order.product).await?;
+        let serial_number = serial_number();
+        let cert =
+            sign_device_cert(Arc::clone(&issuer), csr, serial.clone(), now, serial_number).await?;
+        let issuance = Issuance {
+            attempt,
+            product: order.product.clone(),
+            serial,
+            pubkey_sha256,
+            cert_sha256: Sha256Hash(cert.sha256()),
+            test_sha256,
+        };
+        let certificate = NewCertificate {
+            der: cert.into_der(),
+            serial_hex: serial_number.to_hex(),
+        };
+        let request = IssueRequest::new(issuance, certificate, test);
+        match self.store.issue(request).await? {
+            IssueOutcome::Issued(unit) => Ok(provisioned(false, unit, &issuer)),
+            IssueOutcome::AlreadyIssued(unit) => Ok(provisioned(true, unit, &issuer)),
+            IssueOutcome::Refused { refusal, logged } => {
+                Err(AuthorityError::Refused { refusal, logged })
+            }
+        }
+    }
+
+    /// Records a refusal decided before the transaction, and answers it.
+    async fn reject(&self, refusal: Refusal, rejection: Rejection) -> AuthorityError {
+        match self.store.record_rejection(rejection).await {
+            Ok(logged) => AuthorityError::Refused { refusal, logged },
+            Err(e) => {
+                AuthorityError::internal(format!("could not record refusal {}: {e}", refusal.code))
+            }
+        }
+    }
+
+    /// The product's issuing CA and profile, loaded on first use.
+    async fn product_issuer(&self, id: &ProductId) -> Result<Arc<ProductIssuer>> {
+        if let Some(found) = self
+            .issuers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(Arc::clone(found));
+        }
+        let product = self.store.product(id).await?.ok_or_else(|| {
+            AuthorityError::internal(format!("an order names the unknown product {id}"))
+        })?;
+        let key = self
+            .keys
+            .load(&key_names::product(id))
+            .map_err(AuthorityError::internal)?;
+        let cert =
+            Certificate::from_pem(&product.issuing_ca_pem).map_err(AuthorityError::internal)?;
+        let issuer = CaIssuer::new(cert, key).map_err(AuthorityError::internal)?;
+        let hw_type_oid = Oid::parse("hw_type_oid", &product.hw_type_oid)
+            .map_err(|e| AuthorityError::internal(format!("stored product {id}: {e}")))?;
+        let loaded = Arc::new(ProductIssuer {
+            issuer,
+            profile: DeviceProfile {
+                organization: product.organization,
+                common_name: product.common_name,
+                hw_type_oid: hw_type_oid.arcs().to_vec(),
+                crl_url: product.crl_url,
+                ocsp_url: product.ocsp_url,
+                not_after: product.cert_not_after,
+            },
+            issuing_ca_pem: product.issuing_ca_pem,
+        });
+        self.issuers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Arc::clone(&loaded));
+        Ok(loaded)
+    }
+}
+
+/// Signs the device certificate, off the async runtime.
+async fn sign_device_cert(
+    issuer: Arc<ProductIssuer>,
+    csr: VerifiedCsr,
+    serial: Serial,
+    now: time::OffsetDateTime,
+    serial_number: touchmark_pki::SerialNumber,
+) -> Result<Certificate> {
+    off_runtime(move || {
+        touchmark_pki::issue_device_cert(
+            &issuer.issuer,
+            &csr,
+            serial.as_str(),
+            &issuer.profile,
+            now,
+            serial_number,
+        )
+    })
+    .await?
+    .map_err(AuthorityError::internal)
+}
+
+/// The answer to a provisioning request: the unit, its certificate and its chain, in PEM.
+fn provisioned(already_issued: bool, unit: IssuedUnit, issuer: &ProductIssuer) -> Provisioned {
+    let certificate_pem = touchmark_pki::pem::encode("CERTIFICATE", &unit.cert_der);
+    let chain_pem = format!("{certificate_pem}{}", issuer.issuing_ca_pem);
+    Provisioned {
+        already_issued,
+        unit,
+        certificate_pem,
+        chain_pem,
+    }
+}

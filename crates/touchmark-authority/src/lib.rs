@@ -1,0 +1,104 @@
+//! Touchmark's authority: it decides and signs, with no HTTP in it.
+//!
+//! Every write of the product goes through [`Authority`]. It takes checked commands
+//! (`touchmark_core::command`), applies the rules of `touchmark_core::policy` in their order,
+//! builds every event, signs through the installation's keys, and has the store record the
+//! result with its event in one transaction. It answers with its own [`AuthorityError`], which
+//! the server maps to HTTP in one place and the CLI prints.
+//!
+//! Split by capability, as step-ca's `authority/` is:
+//! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
+//! - [`stations`]: stations, their enrollment and their revocation;
+//! - [`issuance`]: provisioning one unit (DESIGN §4);
+//! - [`log`]: the audit log, its sequencer, proofs and receipts (DESIGN §6);
+//! - [`installation`]: the data directory's keys and certificates (`touchmark init`).
+
+pub mod catalog;
+mod error;
+pub mod installation;
+pub mod issuance;
+pub mod log;
+pub mod secrets;
+pub mod stations;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use touchmark_core::{Clock, ProductId};
+use touchmark_pki::{CaIssuer, KeyProvider};
+use touchmark_store::Store;
+
+pub use error::AuthorityError;
+pub use installation::{InitOptions, Installation, InstallationError};
+pub use issuance::Provisioned;
+
+/// Shorthand for the authority's results.
+pub type Result<T, E = AuthorityError> = std::result::Result<T, E>;
+
+/// Decides, signs and records.
+#[derive(Debug)]
+pub struct Authority {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: Arc<dyn KeyProvider>,
+    root: Arc<CaIssuer>,
+    root_pem: String,
+    station_ca: Arc<CaIssuer>,
+    station_ca_pem: String,
+    issuers: RwLock<HashMap<ProductId, Arc<issuance::ProductIssuer>>>,
+}
+
+impl Authority {
+    /// An authority over `installation`'s keys, recording into `store`.
+    pub fn new(installation: &Installation, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            keys: Arc::clone(installation.keys()),
+            root: Arc::clone(installation.root()),
+            root_pem: installation.root().certificate().pem(),
+            station_ca: Arc::clone(installation.station_ca()),
+            station_ca_pem: installation.station_ca().certificate().pem(),
+            issuers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The station CA.
+    pub fn station_ca(&self) -> &CaIssuer {
+        &self.station_ca
+    }
+
+    /// The station CA certificate, PEM.
+    pub fn station_ca_pem(&self) -> &str {
+        &self.station_ca_pem
+    }
+
+    /// The root CA certificate, PEM.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// The store the authority records into.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The authority's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// Runs `sign` on a blocking thread. Every private-key operation goes through here: a key
+/// behind a provider (an HSM over PKCS#11) may take milliseconds, which must not stall the
+/// async runtime's workers.
+///
+/// # Errors
+/// [`AuthorityError::Internal`] if the task could not run to its end.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    sign: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(sign)
+        .await
+        .map_err(|e| AuthorityError::internal(format!("a signing task failed: {e}")))
+}

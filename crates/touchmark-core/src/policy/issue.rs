@@ -1,0 +1,542 @@
+//! DESIGN §4: the eight checks of one provisioning request, in order, and the events that record
+//! its outcome.
+//!
+//! The authority runs checks 1 to 5 on what it read before any transaction: the station, the
+//! order, the serial, the CSR (check 4 belongs to `touchmark-pki`) and the test record. The
+//! storage backend then reads [`IssueFacts`] under its locks and calls [`decide`], which runs
+//! checks 1 and 2 again on the rows as committed (a station revoked or an order closed a moment
+//! ago), then 6 to 8. Both sides call the same functions, so a refusal reads the same wherever
+//! it was decided. The backend's conditional count (`issued < quota`) stays in SQL, as the race
+//! guard behind check 8.
+
+use time::OffsetDateTime;
+
+use crate::code::{ErrorCode, Refusal};
+use crate::entity::{Station, StationStatus};
+use crate::event::{Event, EventBody, Sha256Hash};
+use crate::id::{FactoryId, OrderId, ProductId, StationId};
+use crate::order::{Order, OrderState};
+use crate::serial::{Serial, SerialError, SerialRule};
+use crate::testrecord::TestRecord;
+
+/// Check 1, on the station's status alone: enrolled and not revoked. `None` is a station the
+/// store does not know.
+///
+/// # Errors
+/// `station_revoked` or `station_not_authorized`.
+pub fn station_may_act(id: &StationId, status: Option<StationStatus>) -> Result<(), Refusal> {
+    match status {
+        Some(StationStatus::Active) => Ok(()),
+        Some(StationStatus::Revoked) => Err(Refusal::new(
+            ErrorCode::StationRevoked,
+            format!("station {id} is revoked"),
+        )),
+        Some(StationStatus::Pending) => Err(Refusal::new(
+            ErrorCode::StationNotAuthorized,
+            format!("station {id} has not enrolled"),
+        )),
+        None => Err(Refusal::new(
+            ErrorCode::StationNotAuthorized,
+            format!("station {id} is unknown"),
+        )),
+    }
+}
+
+/// Check 1: the station is enrolled, not revoked, and of the order's factory.
+///
+/// # Errors
+/// `station_revoked` or `station_not_authorized`.
+pub fn check_station(station: &Station, order: &Order) -> Result<(), Refusal> {
+    station_may_act(&station.id, Some(station.status))?;
+    if station.factory != order.factory {
+        return Err(Refusal::new(
+            ErrorCode::StationNotAuthorized,
+            format!(
+                "station {} belongs to factory {}, not to order {}'s factory",
+                station.id, station.factory, order.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What check 2 and check 8 read of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderFacts {
+    /// Where the order is in its life.
+    pub state: OrderState,
+    /// Units counted so far.
+    pub issued: u64,
+    /// Units it may count.
+    pub quota: u64,
+    /// Start of its window, if any.
+    pub not_before: Option<OffsetDateTime>,
+    /// End of its window, if any.
+    pub not_after: Option<OffsetDateTime>,
+}
+
+impl From<&Order> for OrderFacts {
+    fn from(order: &Order) -> Self {
+        Self {
+            state: order.state,
+            issued: order.issued,
+            quota: order.quota,
+            not_before: order.not_before,
+            not_after: order.not_after,
+        }
+    }
+}
+
+/// Check 2: the order is open and `now` is inside its window.
+///
+/// # Errors
+/// `order_not_open` or `order_expired`.
+pub fn order_accepts(id: &OrderId, order: &OrderFacts, now: OffsetDateTime) -> Result<(), Refusal> {
+    if order.state != OrderState::Open {
+        return Err(Refusal::new(
+            ErrorCode::OrderNotOpen,
+            format!("order {id} is {}, not open", order.state),
+        ));
+    }
+    if order.not_before.is_some_and(|t| now < t) {
+        return Err(Refusal::new(
+            ErrorCode::OrderExpired,
+            format!("order {id} does not accept units before its window opens"),
+        ));
+    }
+    if order.not_after.is_some_and(|t| now > t) {
+        return Err(Refusal::new(
+            ErrorCode::OrderExpired,
+            format!("order {id} stopped accepting units when its window closed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check 3: the serial parses and fits the order's range or pattern.
+///
+/// # Errors
+/// `serial_out_of_range`, with a message saying whether it is malformed or outside the rule.
+pub fn check_serial(raw: &str, rule: &SerialRule) -> Result<Serial, Refusal> {
+    let refuse = |e: SerialError| Refusal::new(ErrorCode::SerialOutOfRange, e.to_string());
+    let serial = Serial::parse(raw).map_err(refuse)?;
+    rule.check(&serial).map_err(refuse)?;
+    Ok(serial)
+}
+
+/// Check 5: the test verdict is pass.
+///
+/// # Errors
+/// `test_failed`, naming the first failing step when the record says which.
+pub fn check_test(record: &TestRecord) -> Result<(), Refusal> {
+    if record.passed() {
+        return Ok(());
+    }
+    let detail = record
+        .failure_summary()
+        .unwrap_or_else(|| format!("verdict {}", record.verdict.as_str()));
+    Err(Refusal::new(
+        ErrorCode::TestFailed,
+        format!("the unit failed its test: {detail}"),
+    ))
+}
+
+/// Who asks and when: what every event of one provisioning request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When the request was decided.
+    pub at: OffsetDateTime,
+    /// The order named in the request.
+    pub order: OrderId,
+    /// The station's factory.
+    pub factory: FactoryId,
+    /// The station.
+    pub station: StationId,
+}
+
+impl Attempt {
+    /// The `unit.refused` event of a request refused with `code`, with what was known of the
+    /// unit by then.
+    pub fn refused(
+        &self,
+        code: ErrorCode,
+        serial: Option<&Serial>,
+        pubkey_sha256: Option<Sha256Hash>,
+        test_sha256: Option<Sha256Hash>,
+    ) -> Event {
+        Event::new(
+            self.at,
+            EventBody::UnitRefused {
+                order: self.order.clone(),
+                factory: Some(self.factory.clone()),
+                station: self.station.clone(),
+                serial: serial.cloned(),
+                pubkey_sha256,
+                test_sha256,
+                reason: code,
+            },
+        )
+    }
+
+    /// The `unit.test_failed` event of check 5.
+    pub fn test_failed(
+        &self,
+        serial: &Serial,
+        pubkey_sha256: Sha256Hash,
+        test_sha256: Sha256Hash,
+    ) -> Event {
+        Event::new(
+            self.at,
+            EventBody::TestFailed {
+                order: self.order.clone(),
+                factory: self.factory.clone(),
+                station: self.station.clone(),
+                serial: serial.clone(),
+                pubkey_sha256: Some(pubkey_sha256),
+                test_sha256,
+                reason: ErrorCode::TestFailed,
+            },
+        )
+    }
+}
+
+/// A request that passed checks 1 to 5 and whose certificate is signed: what checks 6 to 8
+/// decide on, and what its events record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuance {
+    /// Who asks and when.
+    pub attempt: Attempt,
+    /// The order's product.
+    pub product: ProductId,
+    /// The unit's serial.
+    pub serial: Serial,
+    /// SHA-256 of the device's SubjectPublicKeyInfo.
+    pub pubkey_sha256: Sha256Hash,
+    /// SHA-256 of the signed certificate (DER).
+    pub cert_sha256: Sha256Hash,
+    /// SHA-256 of the normalized test record.
+    pub test_sha256: Sha256Hash,
+}
+
+impl Issuance {
+    /// The `unit.issued` event that records this issuance.
+    pub fn issued_event(&self) -> Event {
+        let a = &self.attempt;
+        Event::new(
+            a.at,
+            EventBody::UnitIssued {
+                order: a.order.clone(),
+                product: self.product.clone(),
+                factory: a.factory.clone(),
+                station: a.station.clone(),
+                serial: self.serial.clone(),
+                cert_sha256: self.cert_sha256,
+                pubkey_sha256: self.pubkey_sha256,
+                test_sha256: self.test_sha256,
+            },
+        )
+    }
+
+    /// The `unit.refused` event of this issuance refused with `code`.
+    pub fn refused_event(&self, code: ErrorCode) -> Event {
+        self.attempt.refused(
+            code,
+            Some(&self.serial),
+            Some(self.pubkey_sha256),
+            Some(self.test_sha256),
+        )
+    }
+}
+
+/// The certificate already issued for the request's product and serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingCertificate {
+    /// The order it was counted against.
+    pub order: OrderId,
+    /// SHA-256 of the key it certifies.
+    pub pubkey_sha256: Sha256Hash,
+}
+
+/// What a storage backend read, under its locks, for one issuance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueFacts {
+    /// The station's status; `None` if the station is unknown.
+    pub station: Option<StationStatus>,
+    /// The order; `None` if it is unknown.
+    pub order: Option<OrderFacts>,
+    /// The certificate already issued for the product and serial, if any.
+    pub existing: Option<ExistingCertificate>,
+    /// The serial the request's public key is already certified for, if any.
+    pub key_bound_to: Option<Serial>,
+}
+
+/// What [`decide`] concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The same serial, key and order were issued before (I2): answer with that certificate;
+    /// nothing is counted or recorded.
+    AlreadyIssued,
+    /// A check failed: record `event`, count nothing, and answer `refusal`.
+    Refuse {
+        /// The stable code and its message.
+        refusal: Refusal,
+        /// The `unit.refused` event that records it.
+        event: Box<Event>,
+    },
+    /// Every check passed: count the unit and record [`Issuance::issued_event`].
+    Proceed,
+}
+
+/// Checks 1 and 2 again, then 6 to 8, on what the store holds (DESIGN §4).
+pub fn decide(facts: &IssueFacts, issuance: &Issuance) -> Decision {
+    match check_facts(facts, issuance) {
+        Ok(decision) => decision,
+        Err(refusal) => Decision::Refuse {
+            event: Box::new(issuance.refused_event(refusal.code)),
+            refusal,
+        },
+    }
+}
+
+fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refusal> {
+    let attempt = &issuance.attempt;
+    // 1 again: a station revoked a moment ago is refused at once.
+    station_may_act(&attempt.station, facts.station)?;
+    // 2 again: the order may have closed since the request was read.
+    let order = facts.order.as_ref().ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::OrderNotOpen,
+            format!("order {} is unknown", attempt.order),
+        )
+    })?;
+    order_accepts(&attempt.order, order, attempt.at)?;
+    // 6, and the retry of I2: a serial already certified.
+    if let Some(existing) = &facts.existing {
+        if existing.pubkey_sha256 == issuance.pubkey_sha256 && existing.order == attempt.order {
+            return Ok(Decision::AlreadyIssued);
+        }
+        return Err(Refusal::new(
+            ErrorCode::SerialConflict,
+            format!(
+                "serial {} is already provisioned with another key or order; this unit is a clone suspect",
+                issuance.serial
+            ),
+        ));
+    }
+    // 7: the key bound to another serial.
+    if let Some(other) = &facts.key_bound_to {
+        return Err(Refusal::new(
+            ErrorCode::KeyReused,
+            format!(
+                "this public key is already bound to serial {other}; the secure element is a clone suspect"
+            ),
+        ));
+    }
+    // 8: quota left. The store's conditional count guards the race behind this check.
+    if order.issued >= order.quota {
+        return Err(Refusal::new(
+            ErrorCode::QuotaExhausted,
+            format!("order {} has no quota left", attempt.order),
+        ));
+    }
+    Ok(Decision::Proceed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn sha(text: &str) -> Sha256Hash {
+        Sha256Hash::of(text.as_bytes())
+    }
+
+    fn issuance() -> Issuance {
+        Issuance {
+            attempt: Attempt {
+                at: NOW,
+                order: OrderId::parse("PO-1").unwrap(),
+                factory: FactoryId::parse("fab").unwrap(),
+                station: StationId::parse("line-1").unwrap(),
+            },
+            product: ProductId::parse("sensor").unwrap(),
+            serial: Serial::parse("SN-1").unwrap(),
+            pubkey_sha256: sha("key"),
+            cert_sha256: sha("cert"),
+            test_sha256: sha("test"),
+        }
+    }
+
+    fn open_order() -> OrderFacts {
+        OrderFacts {
+            state: OrderState::Open,
+            issued: 4,
+            quota: 5,
+            not_before: Some(datetime!(2026-01-01 0:00 UTC)),
+            not_after: Some(datetime!(2026-12-31 0:00 UTC)),
+        }
+    }
+
+    fn facts() -> IssueFacts {
+        IssueFacts {
+            station: Some(StationStatus::Active),
+            order: Some(open_order()),
+            existing: None,
+            key_bound_to: None,
+        }
+    }
+
+    /// Each case changes one fact of an issuance that would otherwise proceed.
+    #[test]
+    fn decide_refuses_at_the_first_failing_check() {
+        type Edit = fn(&mut IssueFacts);
+        let cases: [(&str, Edit, Option<ErrorCode>); 14] = [
+            ("everything holds", |_| {}, None),
+            (
+                "station revoked",
+                |f| f.station = Some(StationStatus::Revoked),
+                Some(ErrorCode::StationRevoked),
+            ),
+            (
+                "station pending",
+                |f| f.station = Some(StationStatus::Pending),
+                Some(ErrorCode::StationNotAuthorized),
+            ),
+            (
+                "station unknown",
+                |f| f.station = None,
+                Some(ErrorCode::StationNotAuthorized),
+            ),
+            (
+                "order unknown",
+                |f| f.order = None,
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "order closed",
+                |f| f.order.as_mut().unwrap().state = OrderState::Closed,
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "order cancelled",
+                |f| f.order.as_mut().unwrap().state = OrderState::Cancelled,
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "window closed",
+                |f| f.order.as_mut().unwrap().not_after = Some(datetime!(2026-05-31 0:00 UTC)),
+                Some(ErrorCode::OrderExpired),
+            ),
+            (
+                "window not yet open",
+                |f| f.order.as_mut().unwrap().not_before = Some(datetime!(2026-07-01 0:00 UTC)),
+                Some(ErrorCode::OrderExpired),
+            ),
+            (
+                "serial issued with another key",
+                |f| {
+                    f.existing = Some(ExistingCertificate {
+                        order: OrderId::parse("PO-1").unwrap(),
+                        pubkey_sha256: sha("another key"),
+                    })
+                },
+                Some(ErrorCode::SerialConflict),
+            ),
+            (
+                "serial issued under another order",
+                |f| {
+                    f.existing = Some(ExistingCertificate {
+                        order: OrderId::parse("PO-2").unwrap(),
+                        pubkey_sha256: sha("key"),
+                    })
+                },
+                Some(ErrorCode::SerialConflict),
+            ),
+            (
+                "key bound to another serial",
+                |f| f.key_bound_to = Some(Serial::parse("SN-9").unwrap()),
+                Some(ErrorCode::KeyReused),
+            ),
+            (
+                "no quota left",
+                |f| f.order.as_mut().unwrap().issued = 5,
+                Some(ErrorCode::QuotaExhausted),
+            ),
+            (
+                "a revoked station wins over no quota",
+                |f| {
+                    f.station = Some(StationStatus::Revoked);
+                    f.order.as_mut().unwrap().issued = 5;
+                },
+                Some(ErrorCode::StationRevoked),
+            ),
+        ];
+        let issuance = issuance();
+        for (name, edit, want) in cases {
+            let mut f = facts();
+            edit(&mut f);
+            match (decide(&f, &issuance), want) {
+                (Decision::Proceed, None) => {}
+                (Decision::Refuse { refusal, event }, Some(code)) => {
+                    assert_eq!(refusal.code, code, "{name}");
+                    assert_eq!(*event, issuance.refused_event(code), "{name}");
+                    assert!(!refusal.message.is_empty(), "{name}");
+                }
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_serial_key_and_order_is_a_retry() {
+        let mut f = facts();
+        f.existing = Some(ExistingCertificate {
+            order: OrderId::parse("PO-1").unwrap(),
+            pubkey_sha256: sha("key"),
+        });
+        // Even with no quota left: a retry consumes nothing, so it needs nothing.
+        f.order.as_mut().unwrap().issued = 5;
+        assert_eq!(decide(&f, &issuance()), Decision::AlreadyIssued);
+        // But never for a station revoked since.
+        f.station = Some(StationStatus::Revoked);
+        assert!(matches!(
+            decide(&f, &issuance()),
+            Decision::Refuse { refusal, .. } if refusal.code == ErrorCode::StationRevoked
+        ));
+    }
+
+    #[test]
+    fn order_windows_are_inclusive_and_states_other_than_open_refuse() {
+        let id = OrderId::parse("PO-1").unwrap();
+        let mut order = open_order();
+        assert!(order_accepts(&id, &order, datetime!(2026-01-01 0:00 UTC)).is_ok());
+        assert!(order_accepts(&id, &order, datetime!(2026-12-31 0:00 UTC)).is_ok());
+        for state in [OrderState::Draft, OrderState::Closed, OrderState::Cancelled] {
+            order.state = state;
+            let refusal = order_accepts(&id, &order, NOW).unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::OrderNotOpen, "{state}");
+            assert!(refusal.message.contains(state.as_str()), "{state}");
+        }
+    }
+
+    #[test]
+    fn serials_are_parsed_then_held_to_the_rule() {
+        let rule = SerialRule::parse_range("SN-000001..SN-000500").unwrap();
+        assert_eq!(
+            check_serial("SN-000042", &rule).unwrap().as_str(),
+            "SN-000042"
+        );
+        for bad in ["SN-000501", "", "SN 1", "ÄÖ"] {
+            assert_eq!(
+                check_serial(bad, &rule).unwrap_err().code,
+                ErrorCode::SerialOutOfRange,
+                "{bad:?}"
+            );
+        }
+    }
+}

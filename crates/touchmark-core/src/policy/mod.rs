@@ -1,0 +1,15 @@
+//! Every rule of Touchmark, each written once as a pure function: the facts in, the decision
+//! out, with the event that records it.
+//!
+//! Nothing here reads a database or a clock. The authority gathers what a rule needs from the
+//! request and calls it; a storage backend gathers what a rule needs under its locks, calls the
+//! same function, and applies the result atomically. So the decision is the same wherever it is
+//! taken, and the message a client reads is written in one place.
+//!
+//! - [`issue`]: DESIGN §4, checks 1 to 8, and the events of one provisioning request;
+//! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
+//! - [`station`]: a station's revocation.
+
+pub mod issue;
+pub mod order;
+pub mod station;
