@@ -21,26 +21,10 @@ use touchmark_pki::{
 mod support {
     use super::*;
 
-    /// The openssl binary, or `None` (with a printed reason) when it is absent outside CI.
-    pub fn openssl() -> Option<PathBuf> {
-        let path = std::env::var_os("TOUCHMARK_TEST_OPENSSL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("openssl"));
-        let ok = Command::new(&path)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(path);
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("openssl ({}) is required when CI=true", path.display());
-        }
-        eprintln!(
-            "skipping: openssl ({}) not found; set TOUCHMARK_TEST_OPENSSL",
-            path.display()
-        );
-        None
+    /// The openssl binary. Tests that call it run only where openssl is (`tm_openssl`, see
+    /// `touchmark-testenv`), and are reported as ignored elsewhere.
+    pub fn openssl() -> PathBuf {
+        touchmark_testenv::tool(&touchmark_testenv::OPENSSL)
     }
 
     /// Runs openssl in `dir`, returning (success, stdout + stderr).
@@ -225,8 +209,12 @@ mod csr {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn accepts_openssl_csr() {
-        let Some(openssl) = openssl() else { return };
+        let openssl = openssl();
         let dir = tempfile::tempdir().unwrap();
         let pem = openssl_csr(&openssl, dir.path(), "dev");
         let csr = parse_csr(pem.as_bytes()).unwrap();
@@ -282,8 +270,12 @@ mod csr {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn openssl_rsa_and_p384_are_unsupported() {
-        let Some(openssl) = openssl() else { return };
+        let openssl = openssl();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (ok, out) = run(
@@ -673,8 +665,12 @@ mod device {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn openssl_verifies_chain_from_openssl_csr() {
-        let Some(openssl) = openssl() else { return };
+        let openssl = openssl();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let h = hierarchy();
@@ -745,8 +741,12 @@ mod device {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn ca_certificates_pass_openssl_strict_checks() {
-        let Some(openssl) = openssl() else { return };
+        let openssl = openssl();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let h = hierarchy();
@@ -867,6 +867,10 @@ mod ca {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn server_cert_verifies_for_its_hosts() {
         let h = hierarchy();
         let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
@@ -930,7 +934,8 @@ mod ca {
             .is_err()
         );
 
-        if let Some(openssl) = openssl() {
+        {
+            let openssl = openssl();
             let dir = tempfile::tempdir().unwrap();
             let d = dir.path();
             std::fs::write(d.join("root.pem"), h.root.pem()).unwrap();
@@ -990,6 +995,10 @@ mod station {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn valid_station_cert() {
         let h = hierarchy();
         let t = now();
@@ -1010,7 +1019,8 @@ mod station {
         assert!(x.extended_key_usage().unwrap().unwrap().value.client_auth);
         assert!(!x.extended_key_usage().unwrap().unwrap().value.server_auth);
 
-        if let Some(openssl) = openssl() {
+        {
+            let openssl = openssl();
             let dir = tempfile::tempdir().unwrap();
             let d = dir.path();
             std::fs::write(d.join("root.pem"), h.root.pem()).unwrap();
@@ -1373,8 +1383,12 @@ mod signer {
     }
 
     #[test]
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
     fn pkcs8_pem_is_readable_by_openssl() {
-        let Some(openssl) = openssl() else { return };
+        let openssl = openssl();
         let dir = tempfile::tempdir().unwrap();
         for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519] {
             let s = SoftwareSigner::generate(alg).unwrap();

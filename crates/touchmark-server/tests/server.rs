@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod kit;
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -20,14 +18,16 @@ use touchmark_core::OrderId;
 use touchmark_core::clock::format_timestamp;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
 
-use kit::{Kit, Snapshot, Unit, failing_test, openhtf_passing_test, passing_test, pem_sha256};
+use touchmark_testkit::{
+    Backend, Snapshot, TestServer, Unit, failing_test, openhtf_passing_test, passing_test,
+    pem_sha256,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Chains: every issued chain verifies with openssl, and works as a TLS client certificate with
 // rustls/webpki (DESIGN §5).
 // ---------------------------------------------------------------------------------------------
 mod chains {
-    use std::path::PathBuf;
     use std::process::Command;
 
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -37,28 +37,13 @@ mod chains {
 
     use super::*;
 
-    /// The openssl binary, or `None` (with a printed reason) when it is absent outside CI.
-    fn openssl() -> Option<PathBuf> {
-        let path = std::env::var_os("TOUCHMARK_TEST_OPENSSL")
-            .map_or_else(|| PathBuf::from("openssl"), PathBuf::from);
-        let ok = Command::new(&path)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(path);
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "openssl ({}) is required when CI=true",
-            path.display()
-        );
-        eprintln!(
-            "skipping the openssl check: {} not found; set TOUCHMARK_TEST_OPENSSL",
-            path.display()
-        );
-        None
-    }
+    touchmark_testkit::both_backends!(
+        #[cfg_attr(
+            not(tm_openssl),
+            ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+        )]
+        issued_chains_verify_with_openssl_and_as_tls_client_certificates
+    );
 
     /// A TLS server that requires a client certificate chaining to `root_der`, as a relying
     /// party of the devices would. Returns the chain the client presented, or the handshake
@@ -149,9 +134,8 @@ mod chains {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn issued_chains_verify_with_openssl_and_as_tls_client_certificates() {
-        let kit = Kit::start().await;
+    async fn issued_chains_verify_with_openssl_and_as_tls_client_certificates(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("chain", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
@@ -165,7 +149,8 @@ mod chains {
         assert_eq!(issued.cert_sha256, pem_sha256(&issued.certificate_pem));
 
         // openssl, strict X.509, as a TLS client certificate.
-        if let Some(openssl) = openssl() {
+        {
+            let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("root-ca.pem"), &issued.root_ca_pem).unwrap();
             std::fs::write(dir.path().join("chain.pem"), &issued.chain_pem).unwrap();
@@ -235,14 +220,15 @@ mod chains {
 mod quota {
     use super::*;
 
+    touchmark_testkit::both_backends!(quota_holds_under_concurrency);
+
     const STATIONS: usize = 8;
     const UNITS_PER_STATION: usize = 100;
     const WORKERS_PER_STATION: usize = 4;
     const QUOTA: u64 = 500;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn quota_holds_under_concurrency() {
-        let kit = Kit::start().await;
+    async fn quota_holds_under_concurrency(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let product = kit.product("prod-q").await;
         let factory = kit.factory("fac-q").await;
         let mut stations = Vec::new();
@@ -336,10 +322,11 @@ mod quota {
                 .filter_map(|u| u.cert_sha256.as_deref())
                 .collect();
             assert_eq!(listed, hashes, "round {round}");
-            let receipts: HashSet<u64> = issued
+            let logged: Vec<(Option<u64>, String)> = issued
                 .iter()
-                .map(|b| b.receipt.index.expect("SQLite gives the index at commit"))
+                .map(|b| (b.receipt.index, b.receipt.leaf_hash.clone()))
                 .collect();
+            let receipts: HashSet<u64> = kit.indices(&logged).await.into_iter().collect();
             assert_eq!(
                 receipts.len(),
                 500,
@@ -355,9 +342,14 @@ mod quota {
 mod retries {
     use super::*;
 
-    #[tokio::test]
-    async fn a_sequential_retry_returns_the_same_certificate() {
-        let kit = Kit::start().await;
+    touchmark_testkit::both_backends!(
+        a_sequential_retry_returns_the_same_certificate,
+        a_retry_needs_no_quota_and_a_failed_retest_downgrades_nothing,
+        concurrent_identical_requests_issue_once,
+    );
+
+    async fn a_sequential_retry_returns_the_same_certificate(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("retry", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
@@ -369,15 +361,13 @@ mod retries {
         assert_eq!(second.status, 200, "{}", second.text);
         assert_eq!(first.body["status"], "issued");
         assert_eq!(second.body["status"], "already_issued");
-        for field in [
-            "certificate_pem",
-            "chain_pem",
-            "cert_sha256",
-            "receipt",
-            "serial",
-        ] {
+        for field in ["certificate_pem", "chain_pem", "cert_sha256", "serial"] {
             assert_eq!(first.body[field], second.body[field], "{field}");
         }
+        // The same log entry. The retry may carry its inclusion proof where the first answer
+        // could not yet (a checkpoint covers the entry by now), and on PostgreSQL its index.
+        assert_eq!(first.receipt().1, second.receipt().1, "leaf hash");
+        assert_eq!(kit.index(&first).await, kit.index(&second).await, "index");
         // The retry consumed nothing and logged nothing.
         assert_eq!(kit.snapshot(&line.order).await, after_first);
         assert_eq!(after_first.issued, 1);
@@ -397,9 +387,8 @@ mod retries {
         assert_eq!(typed.certificate_pem, first.body["certificate_pem"]);
     }
 
-    #[tokio::test]
-    async fn a_retry_needs_no_quota_and_a_failed_retest_downgrades_nothing() {
-        let kit = Kit::start().await;
+    async fn a_retry_needs_no_quota_and_a_failed_retest_downgrades_nothing(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("one", 1, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
@@ -447,9 +436,8 @@ mod retries {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_identical_requests_issue_once() {
-        let kit = Kit::start().await;
+    async fn concurrent_identical_requests_issue_once(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("burst", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Arc::new(Unit::new("SN-0042"));
@@ -470,7 +458,12 @@ mod retries {
         }
         assert_eq!(statuses, BTreeMap::from([(200, 15), (201, 1)]));
         assert_eq!(certificates.len(), 1);
-        assert_eq!(receipts.len(), 1);
+        // One log entry: one leaf hash, and one index wherever an answer knew it (on
+        // PostgreSQL the entry takes its index when the sequencer places it).
+        let leaves: HashSet<&String> = receipts.iter().map(|(_, leaf)| leaf).collect();
+        assert_eq!(leaves.len(), 1);
+        let indices: HashSet<u64> = receipts.iter().filter_map(|(index, _)| *index).collect();
+        assert!(indices.len() <= 1, "{indices:?}");
         let after = kit.snapshot(&line.order).await;
         assert_eq!(
             (after.issued, after.certificates, after.issued_events),
@@ -496,6 +489,8 @@ mod retries {
 mod refusals {
     use super::*;
 
+    touchmark_testkit::both_backends!(every_refusal_is_logged_and_changes_nothing_else);
+
     /// What a case must leave behind.
     enum After {
         /// One `unit.refused` event with the code; nothing else.
@@ -506,7 +501,7 @@ mod refusals {
 
     struct Case<'a> {
         name: &'a str,
-        station: &'a kit::Station,
+        station: &'a touchmark_testkit::Station,
         order: &'a str,
         body: Value,
         status: u16,
@@ -538,9 +533,8 @@ mod refusals {
         json!({ "serial": serial, "csr": csr, "test": test })
     }
 
-    #[tokio::test]
-    async fn every_refusal_is_logged_and_changes_nothing_else() {
-        let kit = Kit::start().await;
+    async fn every_refusal_is_logged_and_changes_nothing_else(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let range = "SN-0001..SN-0100";
         let product = kit.product("prod-r").await;
         let factory = kit.factory("fac-r").await;
@@ -549,7 +543,7 @@ mod refusals {
         let full = kit
             .order("ord-full", &product, &factory, 1, "FL-0001..FL-0100")
             .await;
-        let spec = |id: &str| kit::order_request(id, &product, &factory, 10, range);
+        let spec = |id: &str| touchmark_testkit::order_request(id, &product, &factory, 10, range);
         let draft = kit
             .order_with(CreateOrder {
                 open: false,
@@ -781,7 +775,7 @@ mod refusals {
                 case.station.raw.provision(case.order, &case.body).await
             };
             reply.assert_error(case.status, case.code);
-            let (index, _) = reply.receipt();
+            let index = kit.index(&reply).await;
             let after = kit.snapshot(case.order).await;
             if case.code != "station_revoked" {
                 assert_eq!(
@@ -834,6 +828,11 @@ mod adversarial {
 
     use super::*;
 
+    touchmark_testkit::both_backends!(
+        bad_input_gets_a_clear_error_and_changes_nothing,
+        a_revoked_station_is_refused_and_logged
+    );
+
     /// Whether the case is logged as a refusal.
     #[derive(Clone, Copy)]
     enum Logged {
@@ -869,9 +868,8 @@ mod adversarial {
         }
     }
 
-    #[tokio::test]
-    async fn bad_input_gets_a_clear_error_and_changes_nothing() {
-        let kit = Kit::start().await;
+    async fn bad_input_gets_a_clear_error_and_changes_nothing(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("adv", 10, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
@@ -1110,7 +1108,7 @@ mod adversarial {
                     assert_eq!(after, before, "{name}");
                 }
                 Logged::Refusal => {
-                    assert_eq!(reply.receipt().0, before.log_size, "{name}");
+                    assert_eq!(kit.index(&reply).await, before.log_size, "{name}");
                     assert_eq!(after, before.refused(code), "{name}");
                 }
             }
@@ -1139,11 +1137,11 @@ mod adversarial {
             "no client certificate"
         );
 
-        let elsewhere = Kit::start().await;
+        let elsewhere = TestServer::start(backend).await;
         let foreign_factory = elsewhere.factory(&line.factory).await;
         let foreign = elsewhere.enroll_station(&foreign_factory).await;
         // The foreign station's identity, presented to this server.
-        let foreign_here = kit::Raw::new(
+        let foreign_here = touchmark_testkit::Raw::new(
             &kit.base_url,
             &kit.root_ca_pem,
             Some((&foreign.cert_pem, &foreign.key_pem)),
@@ -1231,9 +1229,8 @@ mod adversarial {
         );
     }
 
-    #[tokio::test]
-    async fn a_revoked_station_is_refused_and_logged() {
-        let kit = Kit::start().await;
+    async fn a_revoked_station_is_refused_and_logged(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("rev", 10, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let revoked = kit.admin.revoke_station(&station.id).await.unwrap();
@@ -1268,6 +1265,8 @@ mod admin_input {
 
     use super::*;
 
+    touchmark_testkit::both_backends!(bad_product_fields_are_refused_by_name_and_change_nothing);
+
     fn product(id: &str, name: &str) -> CreateProduct {
         CreateProduct {
             id: Some(id.into()),
@@ -1281,9 +1280,8 @@ mod admin_input {
         }
     }
 
-    #[tokio::test]
-    async fn bad_product_fields_are_refused_by_name_and_change_nothing() {
-        let kit = Kit::start().await;
+    async fn bad_product_fields_are_refused_by_name_and_change_nothing(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         type Edit = fn(&mut CreateProduct);
         let cases: Vec<(&str, Edit, &str)> = vec![
             (
@@ -1395,7 +1393,13 @@ mod admin_input {
 mod enrollment {
     use super::*;
 
-    async fn pending_station(kit: &Kit, factory: &str, ttl: Option<u64>) -> (String, String) {
+    touchmark_testkit::both_backends!(a_token_works_once, an_expired_token_is_refused);
+
+    async fn pending_station(
+        kit: &TestServer,
+        factory: &str,
+        ttl: Option<u64>,
+    ) -> (String, String) {
         let created = kit
             .admin
             .create_station(&CreateStation {
@@ -1419,9 +1423,8 @@ mod enrollment {
         }
     }
 
-    #[tokio::test]
-    async fn a_token_works_once() {
-        let kit = Kit::start().await;
+    async fn a_token_works_once(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let factory = kit.factory("fac-e").await;
         let (id, token) = pending_station(&kit, &factory, None).await;
         let signer = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
@@ -1449,7 +1452,7 @@ mod enrollment {
             Some(pem_sha256(&enrolled.certificate_pem).as_str())
         );
 
-        let log_size = kit.admin.health().await.unwrap().log_size;
+        let log_size = kit.log_size().await;
         let again = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let err = kit
             .anonymous()
@@ -1463,16 +1466,15 @@ mod enrollment {
         );
         // The second use changed nothing: the station keeps its first certificate.
         assert_eq!(kit.admin.station(&id).await.unwrap(), station);
-        assert_eq!(kit.admin.health().await.unwrap().log_size, log_size);
+        assert_eq!(kit.log_size().await, log_size);
     }
 
-    #[tokio::test]
-    async fn an_expired_token_is_refused() {
-        let kit = Kit::start().await;
+    async fn an_expired_token_is_refused(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let factory = kit.factory("fac-x").await;
         let (id, token) = pending_station(&kit, &factory, Some(1)).await;
         kit.advance(Duration::minutes(2));
-        let log_size = kit.admin.health().await.unwrap().log_size;
+        let log_size = kit.log_size().await;
         let signer = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let err = kit
             .anonymous()
@@ -1485,7 +1487,7 @@ mod enrollment {
             "{err}"
         );
         assert_eq!(kit.admin.station(&id).await.unwrap().status, "pending");
-        assert_eq!(kit.admin.health().await.unwrap().log_size, log_size);
+        assert_eq!(kit.log_size().await, log_size);
 
         // A station revoked before it enrolled cannot use its token.
         let (id, token) = pending_station(&kit, &factory, None).await;
@@ -1514,9 +1516,10 @@ mod enrollment {
 mod openapi {
     use super::*;
 
-    #[tokio::test]
-    async fn the_document_lists_the_routes_and_security_schemes() {
-        let kit = Kit::start().await;
+    touchmark_testkit::both_backends!(the_document_lists_the_routes_and_security_schemes);
+
+    async fn the_document_lists_the_routes_and_security_schemes(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let doc = kit.anonymous().openapi().await.unwrap();
         assert!(
             doc["openapi"].as_str().unwrap().starts_with("3."),
@@ -1546,9 +1549,16 @@ mod edges {
 
     use super::*;
 
+    touchmark_testkit::both_backends!(
+        a_path_that_is_not_utf8_gets_a_json_error,
+        a_wrong_method_gets_a_json_error,
+        error_messages_do_not_echo_unbounded_input,
+        an_event_page_past_the_end_is_empty_or_refused
+    );
+
     /// An error answer in the shape of I6: a 4xx, JSON `{code, message}` with a known code.
     #[track_caller]
-    fn assert_json_error(reply: &kit::Reply, what: &str) {
+    fn assert_json_error(reply: &touchmark_testkit::Reply, what: &str) {
         assert!(reply.status.is_client_error(), "{what}: {}", reply.status);
         assert!(
             reply.content_type.starts_with("application/json"),
@@ -1570,9 +1580,8 @@ mod edges {
         );
     }
 
-    #[tokio::test]
-    async fn a_path_that_is_not_utf8_gets_a_json_error() {
-        let kit = Kit::start().await;
+    async fn a_path_that_is_not_utf8_gets_a_json_error(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("utf", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let log_size = kit.log_size().await;
@@ -1596,9 +1605,8 @@ mod edges {
         assert_eq!(kit.log_size().await, log_size);
     }
 
-    #[tokio::test]
-    async fn a_wrong_method_gets_a_json_error() {
-        let kit = Kit::start().await;
+    async fn a_wrong_method_gets_a_json_error(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("meth", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let reply = station
@@ -1620,9 +1628,8 @@ mod edges {
         reply.assert_error(404, "not_found");
     }
 
-    #[tokio::test]
-    async fn error_messages_do_not_echo_unbounded_input() {
-        let kit = Kit::start().await;
+    async fn error_messages_do_not_echo_unbounded_input(backend: Backend) {
+        let kit = TestServer::start(backend).await;
         let line = kit.line("echo", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let mut body = Unit::new("SN-0001").request(passing_test());
@@ -1639,9 +1646,9 @@ mod edges {
         );
     }
 
-    #[tokio::test]
-    async fn an_event_page_past_the_end_is_empty_or_refused() {
-        let kit = Kit::start().await;
+    async fn an_event_page_past_the_end_is_empty_or_refused(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        kit.sequence_now().await;
         let all = kit.admin.events(0, 1000).await.unwrap();
         assert!(!all.is_empty());
         assert!(

@@ -1,4 +1,5 @@
-//! Touchmark's storage: one trait, [`Store`], and its backends.
+//! Touchmark's storage: the role traits every backend implements, the types they take and
+//! give, and (with the `testsuite` feature) the conformance suite every backend runs.
 //!
 //! Every method that changes state appends its log event in the same durable transaction, so
 //! no change exists without its event and no event without its change (DESIGN I3). A store
@@ -6,18 +7,22 @@
 //! an order's life, a station's revocation) are functions of `touchmark_core::policy`: a
 //! backend reads their facts under its locks, calls them, and applies what they return.
 //!
-//! Backends:
-//! - [`sqlite::SqliteStore`]: the embedded default (WAL, `synchronous=FULL`, group commit).
+//! The roles, composed into one [`Store`] (as lldap composes its handler traits):
+//! - [`CatalogStore`]: tokens, products, factories, stations and orders;
+//! - [`IssuanceStore`]: issuances, refusals, units and their counts;
+//! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles.
+//!
+//! Backends, each in a crate of its own with its own migrations:
+//! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
 //!   Events take their log index at commit.
-//! - [`postgres::PostgresStore`]: one database shared by any number of server replicas. Events
-//!   commit without an index; the one sequencer elected through [`Store::acquire_sequencer`]
-//!   gives them indices in batches.
+//! - `touchmark-store-postgres`: one database shared by any number of server replicas. Events
+//!   commit without an index; the one sequencer elected through
+//!   [`LogStore::acquire_sequencer`] gives them indices in batches.
 
 mod error;
 pub mod log;
-pub mod migrate;
-pub mod postgres;
-pub mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 mod types;
 
 use async_trait::async_trait;
@@ -38,10 +43,9 @@ pub use types::{
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The storage backend interface. Every backend passes the same conformance suite
-/// (`tests/conformance`).
+/// Tokens, products, factories, stations and orders: what an admin manages.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a new API token and its `token.created` event.
     async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged>;
     /// Finds a token, revoked or not, by the SHA-256 of its secret.
@@ -106,6 +110,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// store's lock (so no issuance counts in between), and records the rule's event.
     /// `NotFound`, or `Refused` with the rule's refusal.
     async fn update_order(&self, id: &OrderId, rule: Rule<Order, OrderChange>) -> Result<Order>;
+}
+
+/// Issuances, refusals and failed tests, the units they leave, and their counts.
+#[async_trait]
+pub trait IssuanceStore: Send + Sync + std::fmt::Debug + 'static {
     /// Counts for an order, from every table that records them.
     async fn order_counts(&self, id: &OrderId) -> Result<OrderCounts>;
 
@@ -123,7 +132,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn units(&self, order: &OrderId) -> Result<Vec<UnitSummary>>;
     /// One unit by serial, in any product.
     async fn unit(&self, serial: &Serial) -> Result<Vec<UnitSummary>>;
+}
 
+/// The audit log's storage: its entries, the sequencer lease, and the signed checkpoints with
+/// their tiles.
+#[async_trait]
+pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     /// Sequenced events from index `start`, at most `limit`, in index order.
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// Whether the store holds no record at all. Every record comes with its event (I3), so this
@@ -169,3 +183,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The signed checkpoint note of exactly this size, if one was signed.
     async fn checkpoint_at(&self, size: u64) -> Result<Option<String>>;
 }
+
+/// A complete storage backend: every role. Every backend passes the same conformance suite
+/// ([`testsuite`], behind the `testsuite` feature).
+pub trait Store: CatalogStore + IssuanceStore + LogStore {}
+
+impl<T: CatalogStore + IssuanceStore + LogStore> Store for T {}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use touchmark_authority::Installation;
 use touchmark_store::Store;
-use touchmark_store::postgres::PostgresStore;
-use touchmark_store::sqlite::SqliteStore;
+use touchmark_store_postgres::PostgresStore;
+use touchmark_store_sqlite::SqliteStore;
 
 /// A PostgreSQL URL. Its password never appears in `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]

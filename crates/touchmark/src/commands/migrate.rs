@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use touchmark_authority::Installation;
 use touchmark_store::Store;
-use touchmark_store::postgres::PostgresStore;
-use touchmark_store::sqlite::SqliteStore;
+use touchmark_store_postgres::PostgresStore;
+use touchmark_store_sqlite::SqliteStore;
 use touchmark_tlog::checkpoint::SignedCheckpoint;
 use touchmark_tlog::note::NoteVerifier;
 
@@ -55,7 +55,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let target = PostgresStore::connect(args.to.expose(), None)
         .await
         .with_context(|| format!("cannot open the PostgreSQL database {}", args.to))?;
-    let copied = touchmark_store::migrate::sqlite_to_postgres(&path, &target)
+    let copied = touchmark_store_postgres::import::sqlite_to_postgres(&path, &target)
         .await
         .with_context(|| format!("cannot copy {} into {}", path.display(), args.to))?;
 

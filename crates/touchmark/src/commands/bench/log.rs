@@ -38,8 +38,8 @@ use touchmark_core::{
 };
 use touchmark_pki::Passphrase;
 use touchmark_server::Server;
-use touchmark_store::sqlite::SqliteStore;
 use touchmark_store::{Rejection, Store};
+use touchmark_store_sqlite::SqliteStore;
 
 use super::{Plan, progress};
 use crate::commands::audit::{self, VerifyArgs};

@@ -20,8 +20,8 @@ use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::{KeyAlgorithm, Passphrase, SoftwareSigner, build_csr};
 use touchmark_server::Server;
 use touchmark_store::Store;
-use touchmark_store::postgres::PostgresStore;
-use touchmark_store::sqlite::SqliteStore;
+use touchmark_store_postgres::PostgresStore;
+use touchmark_store_sqlite::SqliteStore;
 
 use crate::database::DatabaseUrl;
 

@@ -1,0 +1,115 @@
+//! Group commit for issuances: one transaction, one commit, for every issuance that is ready
+//! at the same moment in this replica.
+//!
+//! Each issuance moves its order's count, and the order's row stays locked from that update
+//! until the commit has flushed. Committed one by one, issuances of one order therefore run one
+//! flush at a time, whatever the concurrency. Here a single task takes every issuance that has
+//! passed its checks and is waiting, runs each one's counting statement in one transaction, and
+//! commits once: the row is locked once and flushed once for the whole batch. While a batch
+//! commits, the next one gathers by itself, so a lone request is never held back by a timer.
+//!
+//! Nothing about the rules changes: each statement is the same conditional count and insert as
+//! an issuance on its own, every lock it takes is held until the batch's commit, and the events
+//! take their `seq` in statement order after those locks. Orders are locked in id order, so two
+//! batches (in two replicas) never wait for each other in a cycle. When any statement fails (a
+//! race on a serial or key), the whole batch rolls back and each issuance runs again on its own.
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::issue::{Prepared, count_and_record};
+
+/// Most issuances in one transaction: bounds a batch's latency and how long it holds the rows.
+const MAX_BATCH: usize = 64;
+
+/// What became of one issuance in a batch.
+#[derive(Debug)]
+pub(super) enum Counted {
+    /// Counted and recorded, and committed.
+    Yes,
+    /// The count did not move (no quota left, order not open, station not active): nothing
+    /// was written; the caller decides again under locks.
+    No,
+    /// The batch did not commit; nothing of it stays. The caller runs the issuance on its own.
+    Again(String),
+}
+
+struct Job {
+    issuance: Arc<Prepared>,
+    done: oneshot::Sender<Counted>,
+}
+
+/// The handle through which issuances join a batch.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the batching task on `pool`. It ends when every handle is dropped.
+    pub(super) fn start(pool: PgPool) -> Self {
+        let (jobs, rx) = mpsc::channel(4096);
+        tokio::spawn(run(pool, rx));
+        Self { jobs }
+    }
+
+    /// Counts and records `request` in the next batch, and answers once that batch committed
+    /// or failed.
+    pub(super) async fn count(&self, issuance: Arc<Prepared>) -> Counted {
+        let (done, answer) = oneshot::channel();
+        if self.jobs.send(Job { issuance, done }).await.is_err() {
+            return Counted::Again("the batching task has stopped".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Counted::Again("the batching task has stopped".into()))
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Lock orders in one global order: no cycle with another replica's batch.
+        batch.sort_by(|a, b| a.issuance.order().as_str().cmp(b.issuance.order().as_str()));
+        let jobs = batch.len();
+        match commit(&pool, &batch).await {
+            Ok(counted) => {
+                for (job, counted) in batch.drain(..).zip(counted) {
+                    let _ = job
+                        .done
+                        .send(if counted { Counted::Yes } else { Counted::No });
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, jobs, "issuance batch rolled back; each runs alone");
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Counted::Again(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs the batch in one transaction; whether each issuance was counted.
+async fn commit(pool: &PgPool, batch: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    if let [job] = batch {
+        // Alone: the statement commits by itself, without two more round trips.
+        return Ok(vec![count_and_record(pool, &job.issuance).await?]);
+    }
+    let mut tx = pool.begin().await?;
+    let mut counted = Vec::with_capacity(batch.len());
+    for job in batch {
+        counted.push(count_and_record(&mut *tx, &job.issuance).await?);
+    }
+    tx.commit().await?;
+    Ok(counted)
+}

@@ -1,0 +1,98 @@
+//! The one place where PostgreSQL errors become [`StoreError`]s (a constraint violation by the
+//! name of the constraint, never by the server's message), and the test for the errors a
+//! transaction may simply be run again after.
+
+use touchmark_store::{Constraint, RecordKind, StoreError};
+
+/// SQLSTATE `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE `check_violation`.
+const CHECK_VIOLATION: &str = "23514";
+/// SQLSTATE `foreign_key_violation`.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+/// SQLSTATE `serialization_failure`.
+const SERIALIZATION_FAILURE: &str = "40001";
+/// SQLSTATE `deadlock_detected`.
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// A [`StoreError`] on its way out of this backend. The backend's code works in it, so that a
+/// driver error converts with `?`; it leaves as the `StoreError` it holds.
+#[derive(Debug)]
+pub(crate) struct Error(pub(crate) StoreError);
+
+/// Shorthand for this backend's internal results.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<Error> for StoreError {
+    fn from(e: Error) -> Self {
+        e.0
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self(store_error(e))
+    }
+}
+
+#[cfg(feature = "import-sqlite")]
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        // Only the copy reads SQLite, read-only: any failure there is the source database's.
+        Self(StoreError::Database(format!("the SQLite source: {e}")))
+    }
+}
+
+/// What a driver error means to the store.
+pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        // A constraint violation is a domain conflict (a duplicate id, serial or key); the
+        // schema's constraints are the last line of defence behind the checks in the code.
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some(UNIQUE_VIOLATION) => StoreError::Constraint(unique(db.constraint())),
+            Some(FOREIGN_KEY_VIOLATION) => StoreError::Constraint(Constraint::MissingReference),
+            Some(CHECK_VIOLATION) => StoreError::Constraint(Constraint::InvalidValue),
+            _ => StoreError::Database(e.to_string()),
+        },
+        // A value that does not decode into its Rust type was written outside Touchmark.
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        sqlx::Error::PoolClosed => StoreError::Closed,
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+/// Names a unique constraint of `migrations/` by what it guards.
+fn unique(name: Option<&str>) -> Constraint {
+    match name {
+        Some("tokens_pkey") => Constraint::DuplicateId(RecordKind::Token),
+        Some("products_pkey") => Constraint::DuplicateId(RecordKind::Product),
+        Some("factories_pkey") => Constraint::DuplicateId(RecordKind::Factory),
+        Some("stations_pkey") => Constraint::DuplicateId(RecordKind::Station),
+        Some("orders_pkey") => Constraint::DuplicateId(RecordKind::Order),
+        Some("certificates_product_serial_key") => Constraint::SerialCertified,
+        Some("certificates_pubkey_sha256_key") => Constraint::KeyCertified,
+        other => Constraint::Other(other.unwrap_or("unnamed").to_owned()),
+    }
+}
+
+/// Whether `e` says the transaction lost a race with another one and may simply be run again:
+/// a unique key that a concurrent transaction (perhaps on another replica) committed first, a
+/// deadlock, or a serialization failure. Run again, the transaction's checks see the committed
+/// row and answer as if the two had never overlapped.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Database(db) if matches!(
+            db.code().as_deref(),
+            Some(UNIQUE_VIOLATION | SERIALIZATION_FAILURE | DEADLOCK_DETECTED)
+        )
+    )
+}

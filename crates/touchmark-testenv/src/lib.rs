@@ -1,0 +1,166 @@
+//! What Touchmark's tests need from the machine (a PostgreSQL server, openssl, Mosquitto), and
+//! an honest answer when one is missing.
+//!
+//! A crate whose tests need something calls [`declare`] from its build script. For each need
+//! it finds, the script sets a `cfg` (`tm_postgres`, `tm_openssl`, `tm_mosquitto`), and a test
+//! carries `#[cfg_attr(not(tm_postgres), ignore = "needs PostgreSQL: …")]`: without the
+//! service, `cargo test` reports it as ignored, with the reason, never as passed. Under
+//! `CI=true` every need counts as present, so a missing one fails its tests instead.
+//!
+//! At run time, [`postgres_url`] and [`tool`] give the test what it needs, or stop it with what
+//! to set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Something a test needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    /// The `cfg` set when it is present.
+    pub cfg: &'static str,
+    /// The environment variable that names it.
+    pub var: &'static str,
+    /// For a tool: the program looked up on `PATH` when `var` is unset.
+    pub program: Option<&'static str>,
+}
+
+/// A PostgreSQL server: `TOUCHMARK_TEST_POSTGRES_URL`.
+pub const POSTGRES: Need = Need {
+    cfg: "tm_postgres",
+    var: "TOUCHMARK_TEST_POSTGRES_URL",
+    program: None,
+};
+
+/// openssl: `TOUCHMARK_TEST_OPENSSL`, else `openssl` on `PATH`.
+pub const OPENSSL: Need = Need {
+    cfg: "tm_openssl",
+    var: "TOUCHMARK_TEST_OPENSSL",
+    program: Some("openssl"),
+};
+
+/// The Mosquitto broker: `TOUCHMARK_TEST_MOSQUITTO`, else `mosquitto` on `PATH` (its clients
+/// are asked for by [`MOSQUITTO_PUB`] and [`MOSQUITTO_SUB`]).
+pub const MOSQUITTO: Need = Need {
+    cfg: "tm_mosquitto",
+    var: "TOUCHMARK_TEST_MOSQUITTO",
+    program: Some("mosquitto"),
+};
+
+/// `mosquitto_pub`: `TOUCHMARK_TEST_MOSQUITTO_PUB`, else on `PATH`.
+pub const MOSQUITTO_PUB: Need = Need {
+    cfg: "tm_mosquitto",
+    var: "TOUCHMARK_TEST_MOSQUITTO_PUB",
+    program: Some("mosquitto_pub"),
+};
+
+/// `mosquitto_sub`: `TOUCHMARK_TEST_MOSQUITTO_SUB`, else on `PATH`.
+pub const MOSQUITTO_SUB: Need = Need {
+    cfg: "tm_mosquitto",
+    var: "TOUCHMARK_TEST_MOSQUITTO_SUB",
+    program: Some("mosquitto_sub"),
+};
+
+/// Whether this is a CI run, where nothing a test needs may be missing.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Where a tool is: its variable's path, else its program found on `PATH` (or under `/usr/sbin`,
+/// where Debian puts the Mosquitto broker).
+fn locate(need: &Need) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(need.var).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let program = need.program?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether `path` can be started (`--help` or `version` may exit non-zero; only "cannot run"
+/// counts as missing).
+fn runs(path: &Path) -> bool {
+    Command::new(path)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// For a build script: sets the `cfg` of every need in `needs` that this machine has (or all
+/// of them under `CI=true`), and asks Cargo to look again when what decides it changes.
+pub fn declare(needs: &[Need]) {
+    println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=PATH");
+    let mut present: Vec<&str> = Vec::new();
+    let mut absent: Vec<&str> = Vec::new();
+    for need in needs {
+        println!("cargo:rustc-check-cfg=cfg({})", need.cfg);
+        println!("cargo:rerun-if-env-changed={}", need.var);
+        let found = match need.program {
+            None => std::env::var(need.var).is_ok_and(|v| !v.trim().is_empty()),
+            Some(_) => match locate(need) {
+                Some(path) => {
+                    // Installed or removed later: this file's change reruns the script.
+                    println!("cargo:rerun-if-changed={}", path.display());
+                    runs(&path)
+                }
+                None => false,
+            },
+        };
+        if found {
+            present.push(need.cfg);
+        } else {
+            absent.push(need.cfg);
+        }
+    }
+    for cfg in present {
+        // A need shared by several tools (Mosquitto) holds only if every one of them is there.
+        if is_ci() || !absent.contains(&cfg) {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+    if is_ci() {
+        for cfg in absent {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+}
+
+/// The PostgreSQL server's URL, for a test that runs only with `tm_postgres`.
+///
+/// # Panics
+/// When it is not set: only under `CI=true` does the test run without it, and there a missing
+/// service is a failure.
+#[allow(clippy::panic)]
+pub fn postgres_url() -> String {
+    match std::env::var(POSTGRES.var) {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => panic!(
+            "{} is not set: this test needs a PostgreSQL server (CI=true makes it required), \
+             for example postgres://postgres@127.0.0.1:5432/test",
+            POSTGRES.var
+        ),
+    }
+}
+
+/// The path of a tool, for a test that runs only with its `cfg`.
+///
+/// # Panics
+/// When it cannot be found or started: only under `CI=true` does the test run without it, and
+/// there a missing tool is a failure.
+#[allow(clippy::panic)]
+pub fn tool(need: &Need) -> PathBuf {
+    match locate(need) {
+        Some(path) if runs(&path) => path,
+        _ => panic!(
+            "{} cannot be run: install it, or set {} (CI=true makes it required)",
+            need.program.unwrap_or(need.var),
+            need.var
+        ),
+    }
+}
