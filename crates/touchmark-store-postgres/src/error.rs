@@ -15,25 +15,7 @@ const SERIALIZATION_FAILURE: &str = "40001";
 /// SQLSTATE `deadlock_detected`.
 const DEADLOCK_DETECTED: &str = "40P01";
 
-/// A [`StoreError`] on its way out of this backend. The backend's code works in it, so that a
-/// driver error converts with `?`; it leaves as the `StoreError` it holds.
-#[derive(Debug)]
-pub(crate) struct Error(pub(crate) StoreError);
-
-/// Shorthand for this backend's internal results.
-pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<Error> for StoreError {
-    fn from(e: Error) -> Self {
-        e.0
-    }
-}
+touchmark_store::backend_error!();
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {

@@ -13,7 +13,8 @@ use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{Serial, SerialRule};
 use touchmark_tlog::Hash;
 
-use touchmark_store::{IssuedUnit, StoreError, StoredEvent, UnitSummary};
+use touchmark_store::decode;
+use touchmark_store::{IssuedUnit, StoredEvent, UnitSummary};
 
 use crate::error::Result;
 
@@ -81,35 +82,33 @@ where
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
-    StoreError::Corrupt(format!("{what}: {e}")).into()
+    decode::corrupt(what, e).into()
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: String) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse::<T>().map_err(|e| corrupt(what, e))
+    Ok(decode::parse(what, &text)?)
 }
 
 /// A Merkle tree hash (a leaf hash, a root).
 pub(super) fn tree_hash(what: &str, bytes: Vec<u8>) -> Result<Hash> {
-    Hash::from_slice(&bytes).map_err(|_| corrupt(what, "not 32 bytes"))
+    Ok(decode::tree_hash(what, &bytes)?)
 }
 
 pub(super) fn serial(text: String) -> Result<Serial> {
-    Serial::parse(&text).map_err(|e| corrupt("serial", e))
+    Ok(decode::serial(&text)?)
 }
 
-/// A 32-byte hash.
+/// A 32-byte content digest.
 pub(super) fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Sha256Hash)
-        .map_err(|_| corrupt(what, "not 32 bytes"))
+    Ok(decode::sha256(what, &bytes)?)
 }
 
 /// A non-negative count or index.
 pub(super) fn count(n: i64) -> Result<u64> {
-    u64::try_from(n).map_err(|e| corrupt("count", e))
+    Ok(decode::count(n)?)
 }
 
 /// Reads [`product_columns`].

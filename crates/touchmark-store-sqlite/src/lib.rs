@@ -95,14 +95,7 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let applied = usize::try_from(applied)
-        .map_err(|_| StoreError::Corrupt("negative user_version".into()))?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {applied}, newer than this touchmark ({}); upgrade touchmark",
-            MIGRATIONS.len()
-        )).into());
-    }
+    let applied = touchmark_store::decode::schema_version(applied, MIGRATIONS.len())?;
     for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

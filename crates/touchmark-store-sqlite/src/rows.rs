@@ -12,26 +12,28 @@ use touchmark_core::entity::{
 };
 use touchmark_core::event::{Logged, Sha256Hash};
 use touchmark_core::order::{Order, OrderState};
-use touchmark_core::{OrderId, Serial, SerialRule};
+use touchmark_core::{OrderId, SerialRule};
 use touchmark_tlog::Hash;
 
-use touchmark_store::{IssuedUnit, StoreError, StoredEvent, UnitSummary};
+use touchmark_store::decode;
+use touchmark_store::{IssuedUnit, StoredEvent, UnitSummary};
 
 use crate::error::Result;
 
 type RowResult<T> = rusqlite::Result<Result<T>>;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
-    StoreError::Corrupt(format!("{what}: {e}")).into()
+    decode::corrupt(what, e).into()
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: String) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse::<T>().map_err(|e| corrupt(what, e))
+    Ok(decode::parse(what, &text)?)
 }
 
+/// SQLite keeps timestamps as RFC 3339 text.
 fn time(what: &str, text: String) -> Result<OffsetDateTime> {
     parse_timestamp(&text).map_err(|e| corrupt(what, e))
 }
@@ -41,17 +43,15 @@ fn opt_time(what: &str, text: Option<String>) -> Result<Option<OffsetDateTime>> 
 }
 
 fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Sha256Hash)
-        .map_err(|_| corrupt(what, "not 32 bytes"))
+    Ok(decode::sha256(what, &bytes)?)
 }
 
 fn leaf(what: &str, bytes: Vec<u8>) -> Result<Hash> {
-    Hash::from_slice(&bytes).map_err(|_| corrupt(what, "not 32 bytes"))
+    Ok(decode::tree_hash(what, &bytes)?)
 }
 
 pub(super) fn count(n: i64) -> Result<u64> {
-    u64::try_from(n).map_err(|e| corrupt("count", e))
+    Ok(decode::count(n)?)
 }
 
 pub(super) const PRODUCT_SQL: &str = "SELECT id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url, \
@@ -258,7 +258,7 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
         Ok(IssuedUnit {
             order: parse("order id", order)?,
             product: parse("product id", product)?,
-            serial: Serial::parse(&serial).map_err(|e| corrupt("serial", e))?,
+            serial: decode::serial(&serial)?,
             station: parse("station id", station)?,
             cert_der: der,
             cert_sha256: hash("certificate sha256", sha)?,
@@ -297,7 +297,7 @@ pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
         let (product, serial, order, status, station, cert, attempts) = raw;
         Ok(UnitSummary {
             product: parse("product id", product)?,
-            serial: Serial::parse(&serial).map_err(|e| corrupt("serial", e))?,
+            serial: decode::serial(&serial)?,
             order: parse("order id", order)?,
             status: UnitStatus::from_str_opt(&status)
                 .ok_or_else(|| corrupt("unit status", &status))?,
