@@ -317,8 +317,7 @@ pub(super) async fn update_station(
 
 pub(super) async fn create_order(pool: &PgPool, order: Order, event: Event) -> Result<Logged> {
     let quota = int(order.quota)?;
-    let rule = serde_json::to_string(&order.serial_rule)
-        .map_err(|e| StoreError::Corrupt(format!("a serial rule to store: {e}")))?;
+    let rule = touchmark_store::codec::serial_rule(&order.serial_rule)?;
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1),

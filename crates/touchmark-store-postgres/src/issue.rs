@@ -281,11 +281,7 @@ async fn try_issue(
 
 /// The unit a retry is answered with.
 fn already(existing: Option<IssuedUnit>) -> Result<IssuedUnit, Failed> {
-    existing.ok_or_else(|| {
-        Failed::Fatal(StoreError::Corrupt(
-            "a retry was decided without an issued unit".into(),
-        ))
-    })
+    existing.ok_or_else(|| Failed::Fatal(touchmark_store::codec::retry_without_unit()))
 }
 
 /// Runs [`CHECKS_SQL`] for `req`.

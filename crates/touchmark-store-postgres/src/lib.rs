@@ -181,8 +181,7 @@ fn describe(options: &PgConnectOptions, schema: Option<&str>) -> String {
 
 /// Encodes `event` for the log.
 fn leaf(event: &Event) -> Result<Leaf> {
-    Ok(Leaf::try_from(event)
-        .map_err(|e| StoreError::Corrupt(format!("an event to append: {e}")))?)
+    Ok(touchmark_store::codec::leaf(event)?)
 }
 
 /// Appends a leaf inside the caller's transaction, without an index (the sequencer gives it one

@@ -147,9 +147,7 @@ pub(super) async fn log_state(pool: &PgPool) -> Result<Option<LogState>> {
         get::<Option<Vec<u8>>>(&row, 2)?,
         get::<Option<String>>(&row, 3)?,
     ) else {
-        return Err(
-            StoreError::Corrupt(format!("no checkpoint for the log state's size {size}")).into(),
-        );
+        return Err(touchmark_store::codec::checkpoint_missing(rows::count(size)?).into());
     };
     Ok(Some(LogState {
         size: rows::count(size)?,

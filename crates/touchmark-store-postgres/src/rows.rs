@@ -13,7 +13,7 @@ use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{Serial, SerialRule};
 use touchmark_tlog::Hash;
 
-use touchmark_store::decode;
+use touchmark_store::codec;
 use touchmark_store::{IssuedUnit, StoredEvent, UnitSummary};
 
 use crate::error::Result;
@@ -82,33 +82,33 @@ where
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
-    decode::corrupt(what, e).into()
+    codec::corrupt(what, e).into()
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: String) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    Ok(decode::parse(what, &text)?)
+    Ok(codec::parse(what, &text)?)
 }
 
 /// A Merkle tree hash (a leaf hash, a root).
 pub(super) fn tree_hash(what: &str, bytes: Vec<u8>) -> Result<Hash> {
-    Ok(decode::tree_hash(what, &bytes)?)
+    Ok(codec::tree_hash(what, &bytes)?)
 }
 
 pub(super) fn serial(text: String) -> Result<Serial> {
-    Ok(decode::serial(&text)?)
+    Ok(codec::serial(&text)?)
 }
 
 /// A 32-byte content digest.
 pub(super) fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
-    Ok(decode::sha256(what, &bytes)?)
+    Ok(codec::sha256(what, &bytes)?)
 }
 
 /// A non-negative count or index.
 pub(super) fn count(n: i64) -> Result<u64> {
-    Ok(decode::count(n)?)
+    Ok(codec::count(n)?)
 }
 
 /// Reads [`product_columns`].

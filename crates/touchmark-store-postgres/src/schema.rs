@@ -98,7 +98,7 @@ pub(super) async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<()> {
     let applied: i32 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM touchmark_schema")
         .fetch_one(&mut *tx)
         .await?;
-    let applied = touchmark_store::decode::schema_version(applied.into(), MIGRATIONS.len())?;
+    let applied = touchmark_store::codec::schema_version(applied.into(), MIGRATIONS.len())?;
     for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
         let version =

@@ -22,6 +22,7 @@ use touchmark_core::policy::issue::{
 use touchmark_core::policy::order::OrderChange;
 use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
+use touchmark_store::codec;
 use touchmark_store::log::{LeaseRow, SavedLog, check_lease, check_save};
 use touchmark_store::{
     CatalogStore, Constraint, IssuanceStore, IssueOutcome, IssueRequest, IssuedUnit, LogState,
@@ -95,7 +96,7 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let applied = touchmark_store::decode::schema_version(applied, MIGRATIONS.len())?;
+    let applied = touchmark_store::codec::schema_version(applied, MIGRATIONS.len())?;
     for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -254,9 +255,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
     let attempt = &issuance.attempt;
     match decide(&facts, issuance) {
         Decision::AlreadyIssued => {
-            let unit = existing.ok_or_else(|| {
-                StoreError::Corrupt("a retry was decided without an issued unit".into())
-            })?;
+            let unit = existing.ok_or_else(codec::retry_without_unit)?;
             return Ok(IssueOutcome::AlreadyIssued(unit));
         }
         Decision::Refuse { refusal, event } => {
@@ -629,8 +628,7 @@ impl CatalogStore for SqliteStore {
             if exists(ctx.conn, "SELECT 1 FROM orders WHERE id = ?1", order.id.as_str())? {
                 return Err(StoreError::exists(RecordKind::Order, &order.id).into());
             }
-            let rule = serde_json::to_string(&order.serial_rule)
-                .map_err(|e| StoreError::Corrupt(format!("a serial rule to store: {e}")))?;
+            let rule = codec::serial_rule(&order.serial_rule)?;
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO orders (id, product, factory, quota, issued, serial_rule, not_before, not_after, state, created_at)
@@ -938,9 +936,7 @@ impl LogStore for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("no checkpoint for the log state's size {size}"))
-                })?;
+                .ok_or_else(|| codec::checkpoint_missing(size as u64))?;
             let root = Hash::from_slice(&root)
                 .map_err(|_| StoreError::Corrupt("checkpoint root".into()))?;
             Ok(Some(LogState {

@@ -15,7 +15,7 @@ use touchmark_core::order::{Order, OrderState};
 use touchmark_core::{OrderId, SerialRule};
 use touchmark_tlog::Hash;
 
-use touchmark_store::decode;
+use touchmark_store::codec;
 use touchmark_store::{IssuedUnit, StoredEvent, UnitSummary};
 
 use crate::error::Result;
@@ -23,14 +23,14 @@ use crate::error::Result;
 type RowResult<T> = rusqlite::Result<Result<T>>;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
-    decode::corrupt(what, e).into()
+    codec::corrupt(what, e).into()
 }
 
 fn parse<T: std::str::FromStr>(what: &str, text: String) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    Ok(decode::parse(what, &text)?)
+    Ok(codec::parse(what, &text)?)
 }
 
 /// SQLite keeps timestamps as RFC 3339 text.
@@ -43,15 +43,15 @@ fn opt_time(what: &str, text: Option<String>) -> Result<Option<OffsetDateTime>> 
 }
 
 fn hash(what: &str, bytes: Vec<u8>) -> Result<Sha256Hash> {
-    Ok(decode::sha256(what, &bytes)?)
+    Ok(codec::sha256(what, &bytes)?)
 }
 
 fn leaf(what: &str, bytes: Vec<u8>) -> Result<Hash> {
-    Ok(decode::tree_hash(what, &bytes)?)
+    Ok(codec::tree_hash(what, &bytes)?)
 }
 
 pub(super) fn count(n: i64) -> Result<u64> {
-    Ok(decode::count(n)?)
+    Ok(codec::count(n)?)
 }
 
 pub(super) const PRODUCT_SQL: &str = "SELECT id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url, \
@@ -258,7 +258,7 @@ pub(super) fn issued_unit_from_row(r: &Row<'_>) -> RowResult<IssuedUnit> {
         Ok(IssuedUnit {
             order: parse("order id", order)?,
             product: parse("product id", product)?,
-            serial: decode::serial(&serial)?,
+            serial: codec::serial(&serial)?,
             station: parse("station id", station)?,
             cert_der: der,
             cert_sha256: hash("certificate sha256", sha)?,
@@ -297,7 +297,7 @@ pub(super) fn unit_from_row(r: &Row<'_>) -> RowResult<UnitSummary> {
         let (product, serial, order, status, station, cert, attempts) = raw;
         Ok(UnitSummary {
             product: parse("product id", product)?,
-            serial: decode::serial(&serial)?,
+            serial: codec::serial(&serial)?,
             order: parse("order id", order)?,
             status: UnitStatus::from_str_opt(&status)
                 .ok_or_else(|| corrupt("unit status", &status))?,

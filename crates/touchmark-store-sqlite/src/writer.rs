@@ -9,7 +9,7 @@
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
-use touchmark_core::event::{Event, Leaf, Logged};
+use touchmark_core::event::{Event, Logged};
 
 use touchmark_store::StoreError;
 
@@ -28,8 +28,7 @@ impl WriteCtx<'_> {
     /// Appends an event to the log inside the current transaction, at the next index; returns
     /// that index and where the event was logged.
     pub(crate) fn append(&mut self, event: &Event) -> Result<(u64, Logged), Error> {
-        let leaf = Leaf::try_from(event)
-            .map_err(|e| StoreError::Corrupt(format!("an event to append: {e}")))?;
+        let leaf = touchmark_store::codec::leaf(event)?;
         let index = self.next_index;
         self.conn
             .prepare_cached("INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5)")?

@@ -19,7 +19,7 @@
 //!   commit without an index; the one sequencer elected through
 //!   [`LogStore::acquire_sequencer`] gives them indices in batches.
 
-pub mod decode;
+pub mod codec;
 mod error;
 pub mod log;
 #[cfg(feature = "testsuite")]

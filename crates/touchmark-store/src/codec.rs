@@ -1,12 +1,13 @@
-//! Reading stored values back into domain types, the same on every backend. A stored value that
-//! does not parse is [`StoreError::Corrupt`]: it can only come from a change made outside
-//! Touchmark. Backends call these on what their driver read.
+//! Turning domain values into what a store keeps, and reading them back, the same on every
+//! backend. A stored value that does not parse is [`StoreError::Corrupt`]: it can only come
+//! from a change made outside Touchmark. Backends call these on what their driver reads and
+//! writes.
 
 use std::fmt::Display;
 use std::str::FromStr;
 
-use touchmark_core::Serial;
-use touchmark_core::event::Sha256Hash;
+use touchmark_core::event::{Event, Leaf, Sha256Hash};
+use touchmark_core::{Serial, SerialRule};
 use touchmark_tlog::Hash;
 
 use crate::StoreError;
@@ -14,6 +15,35 @@ use crate::StoreError;
 /// `what` is stored in a form that does not parse.
 pub fn corrupt(what: &str, e: impl Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// An event's leaf: its canonical bytes and hash, as appended.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if the event cannot be canonicalized (none of the events defined can
+/// fail; the error keeps this total).
+pub fn leaf(event: &Event) -> Result<Leaf, StoreError> {
+    Leaf::try_from(event).map_err(|e| corrupt("an event to append", e))
+}
+
+/// A serial rule as stored: JSON.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if it cannot be serialized (it always can; the error keeps this
+/// total).
+pub fn serial_rule(rule: &SerialRule) -> Result<String, StoreError> {
+    serde_json::to_string(rule).map_err(|e| corrupt("a serial rule to store", e))
+}
+
+/// A retry that `decide` recognised without the issued unit it read: facts and unit were read
+/// together, so this is a bug, said rather than guessed around.
+pub fn retry_without_unit() -> StoreError {
+    StoreError::Corrupt("a retry was decided without an issued unit".into())
+}
+
+/// A saved log state whose checkpoint is gone.
+pub fn checkpoint_missing(size: u64) -> StoreError {
+    StoreError::Corrupt(format!("no checkpoint for the log state's size {size}"))
 }
 
 /// Parses a stored text (an id, say).
