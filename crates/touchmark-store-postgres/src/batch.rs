@@ -1,27 +1,28 @@
-//! Group commit for issuances: one transaction, one commit, for every issuance that is ready
-//! at the same moment in this replica.
+//! Group commit for issuances: one statement, one commit, for every issuance that is ready at
+//! the same moment in this replica.
 //!
 //! Each issuance moves its order's count, and the order's row stays locked from that update
 //! until the commit has flushed. Committed one by one, issuances of one order therefore run one
 //! flush at a time, whatever the concurrency. Here a single task takes every issuance that has
-//! passed its checks and is waiting, runs each one's counting statement in one transaction, and
-//! commits once: the row is locked once and flushed once for the whole batch. While a batch
-//! commits, the next one gathers by itself, so a lone request is never held back by a timer.
+//! passed its checks and is waiting, and records them all with one statement over arrays
+//! (`issue::RECORD_SQL`), which commits once: the row is locked once and flushed once for the
+//! whole batch, and never across a round trip to this process. While a batch commits, the next
+//! one gathers by itself, so a lone request is never held back by a timer.
 //!
-//! Nothing about the rules changes: each statement is the same conditional count and insert as
-//! an issuance on its own, every lock it takes is held until the batch's commit, and the events
-//! take their `seq` in statement order after those locks. Orders are locked in id order, so two
-//! batches (in two replicas) never wait for each other in a cycle. When any statement fails (a
-//! race on a serial or key), the whole batch rolls back and each issuance runs again on its own.
+//! Nothing about the rules changes: the statement counts each order's issuances only if they
+//! all fit its quota, locks orders in id order (so two replicas' batches never wait for each
+//! other in a cycle), and inserts the events after those locks. An issuance it did not count
+//! goes back to its caller, which decides again under locks. When the statement fails (a race
+//! on a serial or key), nothing of the batch stays and each issuance runs again on its own.
 
 use std::sync::Arc;
 
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::issue::{Prepared, count_and_record};
+use crate::issue::{Prepared, record};
 
-/// Most issuances in one transaction: bounds a batch's latency and how long it holds the rows.
+/// Most issuances in one statement: bounds a batch's latency and how long it holds the rows.
 const MAX_BATCH: usize = 64;
 
 /// What became of one issuance in a batch.
@@ -78,8 +79,6 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Lock orders in one global order: no cycle with another replica's batch.
-        batch.sort_by(|a, b| a.issuance.order().as_str().cmp(b.issuance.order().as_str()));
         let jobs = batch.len();
         match commit(&pool, &batch).await {
             Ok(counted) => {
@@ -99,17 +98,8 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs the batch in one transaction; whether each issuance was counted.
+/// Records the batch in one statement; whether each issuance was counted.
 async fn commit(pool: &PgPool, batch: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
-    if let [job] = batch {
-        // Alone: the statement commits by itself, without two more round trips.
-        return Ok(vec![count_and_record(pool, &job.issuance).await?]);
-    }
-    let mut tx = pool.begin().await?;
-    let mut counted = Vec::with_capacity(batch.len());
-    for job in batch {
-        counted.push(count_and_record(&mut *tx, &job.issuance).await?);
-    }
-    tx.commit().await?;
-    Ok(counted)
+    let issuances: Vec<&Prepared> = batch.iter().map(|job| job.issuance.as_ref()).collect();
+    record(pool, &issuances).await
 }

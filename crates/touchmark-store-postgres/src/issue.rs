@@ -77,40 +77,78 @@ const CHECKS_UNIT_AT: usize = 7;
 const LOCK_SQL: &str = "SELECT (SELECT 1 FROM stations WHERE id = $1 FOR SHARE),
                                (SELECT 1 FROM orders WHERE id = $2 FOR NO KEY UPDATE)";
 
-/// Step 2: lock, count and record, or do nothing. Each statement of the `WITH` reads the rows
-/// of the one before, so they run in this order (a data-modifying `WITH` runs its statements
-/// in an unspecified order otherwise), and only if the station is active and the count moved.
-const ISSUE_SQL: &str = "
-WITH station AS MATERIALIZED (
-    SELECT id FROM stations WHERE id = $2 AND status = 'active' FOR SHARE
+/// Step 2, for one issuance or a batch of them, in one statement: lock the active stations
+/// (`FOR SHARE`: a revocation waits) and the orders (in id order, so two replicas' batches
+/// never wait for each other in a cycle), count each order's issuances at once if they all fit
+/// its quota (the race guard behind check 8, all or nothing per order), and only then insert
+/// the events, certificates, units and test attempts of what was counted (I3). It returns the
+/// ordinal (from 1) of every issuance it recorded.
+///
+/// Being one statement, it commits the moment it ends, and no row stays locked across a round
+/// trip to this process: a replica that freezes mid-batch holds nothing (finding 1 of the
+/// fault review). Each statement of the `WITH` reads the rows of the one before, so they run in
+/// this order (a data-modifying `WITH` runs its statements in an unspecified order otherwise).
+const RECORD_SQL: &str = "
+WITH input AS MATERIALIZED (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
+                         $6::bytea[], $7::text[], $8::text[], $9::bytea[], $10::text[],
+                         $11::bytea[], $12::timestamptz[], $13::text[], $14::text[],
+                         $15::bytea[], $16::text[], $17::timestamptz[])
+        WITH ORDINALITY AS i (order_id, station, kind, bytes, leaf_hash, cert_sha256, product,
+                              serial, pubkey_sha256, cert_serial, der, at, verdict, format,
+                              test_sha256, record, test_at, n)
+), station AS MATERIALIZED (
+    SELECT id FROM stations
+    WHERE id IN (SELECT station FROM input) AND status = 'active'
+    ORDER BY id FOR SHARE
+), eligible AS MATERIALIZED (
+    SELECT input.* FROM input JOIN station ON station.id = input.station
+), wanted AS MATERIALIZED (
+    SELECT order_id, count(*) AS k FROM eligible GROUP BY order_id
+), locked AS MATERIALIZED (
+    SELECT id FROM orders WHERE id IN (SELECT order_id FROM wanted)
+    ORDER BY id FOR NO KEY UPDATE
 ), counted AS (
-    UPDATE orders SET issued = issued + 1
-    FROM station
-    WHERE orders.id = $1 AND orders.state = 'open' AND orders.issued < orders.quota
+    UPDATE orders SET issued = orders.issued + wanted.k
+    FROM locked JOIN wanted ON wanted.order_id = locked.id
+    WHERE orders.id = locked.id AND orders.state = 'open'
+      AND orders.issued + wanted.k <= orders.quota
     RETURNING orders.id
+), chosen AS MATERIALIZED (
+    SELECT eligible.* FROM eligible JOIN counted ON counted.id = eligible.order_id
 ), event AS (
     INSERT INTO events (kind, order_id, bytes, leaf_hash)
-    SELECT $3, id, $4, $5 FROM counted
-    RETURNING seq
+    SELECT kind, order_id, bytes, leaf_hash FROM chosen ORDER BY n
+    RETURNING seq, leaf_hash
 ), certificate AS (
     INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256,
                               cert_serial, der, event_seq, issued_at)
-    SELECT $6, $7, $8, $1, $2, $9, $10, $11, seq, $12 FROM event
-    RETURNING event_seq
+    SELECT c.cert_sha256, c.product, c.serial, c.order_id, c.station, c.pubkey_sha256,
+           c.cert_serial, c.der, event.seq, c.at
+    FROM chosen c JOIN event ON event.leaf_hash = c.leaf_hash
+    RETURNING event_seq, sha256
 ), unit AS (
     INSERT INTO units (product, serial, order_id, status, station, pubkey_sha256, cert_sha256,
                        updated_at)
-    SELECT $7, $8, $1, 'provisioned', $2, $9, $6, $12 FROM certificate
+    SELECT c.product, c.serial, c.order_id, 'provisioned', c.station, c.pubkey_sha256,
+           c.cert_sha256, c.at
+    FROM chosen c JOIN certificate ON certificate.sha256 = c.cert_sha256
     ON CONFLICT (product, serial) DO UPDATE SET order_id = excluded.order_id,
         status = 'provisioned', station = excluded.station,
         pubkey_sha256 = excluded.pubkey_sha256, cert_sha256 = excluded.cert_sha256,
         updated_at = excluded.updated_at
+    RETURNING cert_sha256
+), attempt AS (
+    INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256,
+                               record, event_seq, created_at)
+    SELECT c.product, c.order_id, c.station, c.serial, c.verdict, c.format, c.test_sha256,
+           c.record, certificate.event_seq, c.test_at
+    FROM chosen c
+    JOIN unit ON unit.cert_sha256 = c.cert_sha256
+    JOIN certificate ON certificate.sha256 = c.cert_sha256
     RETURNING 1
 )
-INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256, record,
-                           event_seq, created_at)
-SELECT $7, $1, $2, $8, $13, $14, $15, $16, (SELECT event_seq FROM certificate), $17
-FROM unit";
+SELECT n FROM chosen";
 
 /// An event with, when the request carried a valid record, its test attempt and, when asked,
 /// the unit recorded as failed (inserted, or updated while it is still only a failed test: a
@@ -136,13 +174,6 @@ WHERE units.status = 'failed_test'";
 pub(super) struct Prepared {
     req: IssueRequest,
     leaf: Leaf,
-}
-
-impl Prepared {
-    /// The order the issuance counts against: a batch locks its orders in this order.
-    pub(super) fn order(&self) -> &OrderId {
-        &self.req.issuance().attempt.order
-    }
 }
 
 /// Why one run of an issuance failed.
@@ -226,7 +257,7 @@ async fn try_issue(
                         return Err(Failed::Race(StoreError::Database(why)));
                     }
                 },
-                None => count_and_record(pool, prepared).await?,
+                None => record(pool, &[prepared]).await?[0],
             };
             if counted {
                 return Ok(IssueOutcome::Issued(issued_unit_of(prepared)));
@@ -264,7 +295,7 @@ async fn try_issue(
             }
         }
         Decision::Proceed => {
-            if !count_and_record(&mut *tx, prepared).await? {
+            if !record(&mut *tx, &[prepared]).await?[0] {
                 // The checks passed on rows this transaction holds locked: the count cannot
                 // fail to move. Say so rather than guess an answer.
                 return Err(Failed::Fatal(StoreError::Database(format!(
@@ -329,37 +360,98 @@ fn read_facts(row: &PgRow) -> Result<(IssueFacts, Option<IssuedUnit>)> {
     Ok((facts, existing))
 }
 
-/// Step 2. `Ok(false)` if the station is not active or the count did not move, and then
-/// nothing was written.
-pub(super) async fn count_and_record<'e>(
+/// Step 2 for `batch` ([`RECORD_SQL`]): whether each issuance was counted and recorded. One
+/// that was not changed nothing: its station is not active, its order not open, or its order
+/// has too little quota left for the batch's issuances of it.
+pub(super) async fn record<'e>(
     conn: impl PgExecutor<'e>,
-    prepared: &Prepared,
-) -> Result<bool, sqlx::Error> {
-    let Prepared { req, leaf } = prepared;
-    let issuance = req.issuance();
-    let at = to_millis(issuance.attempt.at);
-    let test = req.test();
-    let done = sqlx::query(ISSUE_SQL)
-        .bind(issuance.attempt.order.as_str())
-        .bind(issuance.attempt.station.as_str())
-        .bind(leaf.kind)
-        .bind(leaf.bytes.as_slice())
-        .bind(leaf.hash.as_bytes().as_slice())
-        .bind(issuance.cert_sha256.0.as_slice())
-        .bind(issuance.product.as_str())
-        .bind(issuance.serial.as_str())
-        .bind(issuance.pubkey_sha256.0.as_slice())
-        .bind(&req.certificate().serial_hex)
-        .bind(req.certificate().der.as_slice())
-        .bind(at)
-        .bind(test.verdict.as_str())
-        .bind(test.format.as_str())
-        .bind(test.sha256.0.as_slice())
-        .bind(&test.record)
-        .bind(to_millis(test.at))
-        .execute(conn)
+    batch: &[&Prepared],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut c = Columns::with_capacity(batch.len());
+    for prepared in batch {
+        c.push(prepared);
+    }
+    let recorded: Vec<i64> = sqlx::query_scalar(RECORD_SQL)
+        .bind(c.order)
+        .bind(c.station)
+        .bind(c.kind)
+        .bind(c.bytes)
+        .bind(c.leaf_hash)
+        .bind(c.cert_sha256)
+        .bind(c.product)
+        .bind(c.serial)
+        .bind(c.pubkey_sha256)
+        .bind(c.cert_serial)
+        .bind(c.der)
+        .bind(c.at)
+        .bind(c.verdict)
+        .bind(c.format)
+        .bind(c.test_sha256)
+        .bind(c.record)
+        .bind(c.test_at)
+        .fetch_all(conn)
         .await?;
-    Ok(done.rows_affected() == 1)
+    let mut done = vec![false; batch.len()];
+    for n in recorded {
+        if let Some(slot) = usize::try_from(n).ok().and_then(|n| done.get_mut(n - 1)) {
+            *slot = true;
+        }
+    }
+    Ok(done)
+}
+
+/// A batch's issuances as the columns of [`RECORD_SQL`]'s arrays.
+#[derive(Default)]
+struct Columns<'a> {
+    order: Vec<&'a str>,
+    station: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    bytes: Vec<&'a [u8]>,
+    leaf_hash: Vec<&'a [u8]>,
+    cert_sha256: Vec<&'a [u8]>,
+    product: Vec<&'a str>,
+    serial: Vec<&'a str>,
+    pubkey_sha256: Vec<&'a [u8]>,
+    cert_serial: Vec<&'a str>,
+    der: Vec<&'a [u8]>,
+    at: Vec<time::OffsetDateTime>,
+    verdict: Vec<&'static str>,
+    format: Vec<&'static str>,
+    test_sha256: Vec<&'a [u8]>,
+    record: Vec<&'a str>,
+    test_at: Vec<time::OffsetDateTime>,
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            order: Vec::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, prepared: &'a Prepared) {
+        let Prepared { req, leaf } = prepared;
+        let issuance = req.issuance();
+        let test = req.test();
+        self.order.push(issuance.attempt.order.as_str());
+        self.station.push(issuance.attempt.station.as_str());
+        self.kind.push(leaf.kind);
+        self.bytes.push(&leaf.bytes);
+        self.leaf_hash.push(leaf.hash.as_bytes());
+        self.cert_sha256.push(&issuance.cert_sha256.0);
+        self.product.push(issuance.product.as_str());
+        self.serial.push(issuance.serial.as_str());
+        self.pubkey_sha256.push(&issuance.pubkey_sha256.0);
+        self.cert_serial.push(&req.certificate().serial_hex);
+        self.der.push(&req.certificate().der);
+        self.at.push(to_millis(issuance.attempt.at));
+        self.verdict.push(test.verdict.as_str());
+        self.format.push(test.format.as_str());
+        self.test_sha256.push(&test.sha256.0);
+        self.record.push(&test.record);
+        self.test_at.push(to_millis(test.at));
+    }
 }
 
 /// The unit just issued, as [`issued_unit`] will read it back.
