@@ -31,6 +31,10 @@ pub enum AuthorityError {
     /// The enrollment token is unknown, used or expired.
     #[error("the enrollment token is unknown, already used or expired")]
     EnrollmentTokenInvalid,
+    /// The database is busy or unreachable; nothing was done, and the request may be sent
+    /// again shortly. The text is for the server's log only.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// Something failed inside: storage, a key, a stored value. The text is for the server's
     /// log only; a client is told only that it failed.
     #[error("internal error: {0}")]
@@ -45,6 +49,7 @@ impl AuthorityError {
             Self::Invalid(_) => ErrorCode::InvalidRequest,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::EnrollmentTokenInvalid => ErrorCode::EnrollmentTokenInvalid,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -71,6 +76,7 @@ impl From<StoreError> for AuthorityError {
             }
             StoreError::Refused(refusal) => Self::Denied(refusal),
             StoreError::EnrollmentTokenInvalid => Self::EnrollmentTokenInvalid,
+            StoreError::Unavailable(why) => Self::Unavailable(why),
             other => Self::internal(other),
         }
     }

@@ -60,6 +60,33 @@ pub enum InstallationError {
         /// The cause.
         source: PkiError,
     },
+    /// The database holds nothing: no installation was set up in it.
+    #[error(
+        "the database holds no Touchmark installation: run `touchmark init` for it first (a mistyped database name reaches an empty one)"
+    )]
+    DatabaseEmpty,
+    /// The database belongs to another installation: another root CA and log key.
+    #[error(
+        "the database belongs to another installation (its log key is {theirs}); this data directory's log key is {ours}: point each installation at its own database"
+    )]
+    DatabaseOfAnother {
+        /// This installation's log verifier key.
+        ours: String,
+        /// The database owner's log verifier key.
+        theirs: String,
+    },
+    /// The database holds records that no installation claimed, and its log does not prove
+    /// that they are this installation's.
+    #[error(
+        "the database holds records no installation claimed, and its log is not signed with this data directory's log key ({ours}); refusing to write into it"
+    )]
+    DatabaseUnclaimed {
+        /// This installation's log verifier key.
+        ours: String,
+    },
+    /// The database could not be read or written.
+    #[error("the database: {0}")]
+    Store(#[from] touchmark_store::StoreError),
     /// A file could not be read or written.
     #[error("{context}: {source}")]
     Io {
@@ -318,6 +345,69 @@ impl Installation {
             log_key,
             log_verifier,
         })
+    }
+
+    /// Claims `store` for this installation, as `touchmark init` does: from now on a server of
+    /// another installation refuses it.
+    ///
+    /// # Errors
+    /// [`InstallationError::DatabaseOfAnother`] if another installation claimed it first.
+    pub async fn claim(
+        &self,
+        store: &dyn touchmark_store::Store,
+        now: OffsetDateTime,
+    ) -> Result<(), InstallationError> {
+        let ours = self.log_verifier.to_string();
+        let owner = store.claim(&ours, now).await?;
+        if owner != ours {
+            return Err(InstallationError::DatabaseOfAnother {
+                ours,
+                theirs: owner,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything is written, that `store` is this installation's database
+    /// (finding 3 of the fault review): claimed by it, or holding a log signed with its key, or
+    /// (`own_file`) the SQLite file inside its own data directory, from before databases were
+    /// claimed. A database it may use but that is not claimed yet is claimed now.
+    ///
+    /// # Errors
+    /// [`InstallationError::DatabaseEmpty`], [`InstallationError::DatabaseOfAnother`] or
+    /// [`InstallationError::DatabaseUnclaimed`].
+    pub async fn check_database(
+        &self,
+        store: &dyn touchmark_store::Store,
+        own_file: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), InstallationError> {
+        let ours = self.log_verifier.to_string();
+        match store.owner().await? {
+            Some(owner) if owner == ours => return Ok(()),
+            Some(owner) => {
+                return Err(InstallationError::DatabaseOfAnother {
+                    ours,
+                    theirs: owner,
+                });
+            }
+            None => {}
+        }
+        if store.is_empty().await? {
+            return Err(InstallationError::DatabaseEmpty);
+        }
+        let signed_by_us = match store.log_state().await? {
+            Some(state) => touchmark_tlog::checkpoint::SignedCheckpoint::open(
+                state.note.as_bytes(),
+                &self.log_verifier,
+            )
+            .is_ok(),
+            None => false,
+        };
+        if !(own_file || signed_by_us) {
+            return Err(InstallationError::DatabaseUnclaimed { ours });
+        }
+        self.claim(store, now).await
     }
 
     /// The audit log's Ed25519 signing key.

@@ -13,6 +13,8 @@ use touchmark_core::api::{
     TokenCreated, UnitBody,
 };
 
+use crate::ErrorCode;
+
 use crate::config::{self, ClientConfig};
 use crate::error::ClientError;
 use crate::path::segment;
@@ -23,6 +25,9 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// The `User-Agent` sent with every request.
 const USER_AGENT: &str = concat!("touchmark/", env!("CARGO_PKG_VERSION"));
+
+/// How many times [`Client::provision`] sends a request the server answers `unavailable`.
+pub const PROVISION_ATTEMPTS: u32 = 5;
 
 /// A typed client for one Touchmark server.
 ///
@@ -358,18 +363,39 @@ impl Client {
     /// `status: "already_issued"` with the same certificate. A refusal is
     /// [`ClientError::Api`], with the refusal's code and the receipt of its log entry.
     ///
+    /// While the server answers `unavailable` (its database busy or unreachable; nothing was
+    /// done) the request is sent again after the code's retry delay, up to
+    /// [`PROVISION_ATTEMPTS`] times in all: issuance is idempotent, so a unit is never issued
+    /// twice.
+    ///
     /// # Errors
     ///
     /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` order id; otherwise any
-    /// failure.
+    /// failure, or the last `unavailable`.
     pub async fn provision(
         &self,
         order: &str,
         request: &ProvisionRequest,
     ) -> Result<ProvisionResponse, ClientError> {
         let path = format!("/v1/orders/{}/units", segment("order id", order)?);
-        self.call(Method::POST, path, Auth::None, Some(request))
-            .await
+        let mut attempt = 1;
+        loop {
+            let answer = self
+                .call(Method::POST, path.clone(), Auth::None, Some(request))
+                .await;
+            match answer
+                .as_ref()
+                .err()
+                .and_then(ClientError::code)
+                .and_then(ErrorCode::retry_after)
+            {
+                Some(delay) if attempt < PROVISION_ATTEMPTS => {
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => return answer,
+            }
+        }
     }
 
     /// `GET /v1/units/{serial}`: the units with this serial, one per product.

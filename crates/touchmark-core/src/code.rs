@@ -50,6 +50,9 @@ pub enum ErrorCode {
     Conflict,
     /// The enrollment token is unknown, used or expired.
     EnrollmentTokenInvalid,
+    /// The database is busy (a row another request holds) or unreachable: nothing was done,
+    /// and the same request may be sent again shortly.
+    Unavailable,
     /// Something failed inside the server; the details are in its log, never in the response.
     Internal,
 }
@@ -77,12 +80,13 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::EnrollmentTokenInvalid => "enrollment_token_invalid",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotOpen,
@@ -102,12 +106,23 @@ impl ErrorCode {
         Self::NotFound,
         Self::Conflict,
         Self::EnrollmentTokenInvalid,
+        Self::Unavailable,
         Self::Internal,
     ];
 
     /// Parses a code from its wire form.
     pub fn from_wire(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// How long a client waits before sending the same request again, for a code that says
+    /// nothing was done and asks for a retry (`Retry-After`, RFC 9110 §10.2.3); `None` for
+    /// every other code.
+    pub fn retry_after(self) -> Option<std::time::Duration> {
+        match self {
+            Self::Unavailable => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        }
     }
 
     /// Whether this code is a provisioning refusal that is recorded in the log as an event.

@@ -16,6 +16,10 @@ use touchmark_tlog::TlogError;
 /// What a client is told about a failure inside the server.
 const INTERNAL_MESSAGE: &str = "internal error; the server's log has the details";
 
+/// What a client is told when the database is busy or unreachable.
+const UNAVAILABLE_MESSAGE: &str =
+    "the database is busy or unreachable; nothing was done: send the same request again shortly";
+
 /// An error on its way to the client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -46,6 +50,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -108,6 +113,10 @@ impl From<AuthorityError> for ApiError {
                 ..Self::new(refusal.code, refusal.message)
             },
             AuthorityError::Internal(cause) => Self::internal(cause),
+            AuthorityError::Unavailable(cause) => {
+                tracing::warn!(%cause, "the database is unavailable");
+                Self::new(ErrorCode::Unavailable, UNAVAILABLE_MESSAGE)
+            }
             other => Self::new(other.code(), other.to_string()),
         }
     }
@@ -139,12 +148,20 @@ impl From<LogError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry = self.code.retry_after();
         let body = ErrorBody {
             code: self.code.as_str().to_owned(),
             message: self.message,
             receipt: self.logged.map(|r| receipt_body(&r)),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = retry {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(after.as_secs()),
+            );
+        }
+        response
     }
 }
 

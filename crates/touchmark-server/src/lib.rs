@@ -52,6 +52,10 @@ impl Server {
             Arc::clone(installation.server_key()),
             installation.station_ca().certificate(),
         )?;
+        // Before anything is written: the database must be this installation's.
+        installation
+            .check_database(store.as_ref(), false, clock.now())
+            .await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;

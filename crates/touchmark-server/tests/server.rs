@@ -1668,3 +1668,177 @@ mod edges {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A database serves only the installation that claimed it: another installation's server, or
+// a server over an empty database, refuses to start before it writes anything.
+// ---------------------------------------------------------------------------------------------
+mod ownership {
+    use std::net::SocketAddr;
+
+    use touchmark_authority::InstallationError;
+    use touchmark_authority::log::LogConfig;
+    use touchmark_core::Clock;
+    use touchmark_core::clock::SystemClock;
+
+    use super::*;
+
+    touchmark_testkit::both_backends!(a_database_serves_only_its_own_installation);
+
+    async fn a_database_serves_only_its_own_installation(backend: Backend) {
+        let now = time::OffsetDateTime::now_utc();
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = touchmark_testkit::installation(dir_a.path(), now);
+        let b = touchmark_testkit::installation(dir_b.path(), now);
+        let (store, _guard) = touchmark_testkit::open_store(backend, dir_a.path()).await;
+        let bind = |installation| {
+            let store = Arc::clone(&store);
+            async move {
+                touchmark_server::Server::bind(
+                    "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+                    installation,
+                    store,
+                    Arc::new(SystemClock) as Arc<dyn Clock>,
+                    LogConfig::default(),
+                )
+                .await
+            }
+        };
+
+        // Empty: nobody's yet, and no server starts on it (a mistyped database name).
+        let err = b
+            .check_database(store.as_ref(), false, now)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, InstallationError::DatabaseEmpty), "{err}");
+        let err = bind(&b).await.unwrap_err();
+        assert!(
+            err.to_string().contains("holds no Touchmark installation"),
+            "{err:#}"
+        );
+        assert_eq!(store.owner().await.unwrap(), None);
+        assert!(store.is_empty().await.unwrap(), "a refused server wrote");
+
+        // A claims it, once and for good.
+        a.claim(store.as_ref(), now).await.unwrap();
+        a.claim(store.as_ref(), now).await.unwrap();
+        let ours = a.log_verifier().to_string();
+        assert_eq!(store.owner().await.unwrap(), Some(ours.clone()));
+        let err = b.claim(store.as_ref(), now).await.unwrap_err();
+        assert!(
+            matches!(err, InstallationError::DatabaseOfAnother { .. }),
+            "{err}"
+        );
+
+        // Another installation's server refuses it, naming both log keys, and writes nothing.
+        let events = store.event_count().await.unwrap();
+        let err = b
+            .check_database(store.as_ref(), true, now)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&ours) && text.contains(&b.log_verifier().to_string()),
+            "{text}"
+        );
+        assert!(bind(&b).await.is_err());
+        assert_eq!(store.event_count().await.unwrap(), events);
+        assert!(
+            store.log_state().await.unwrap().is_none(),
+            "B signed into A's log"
+        );
+
+        // A's server starts.
+        a.check_database(store.as_ref(), false, now).await.unwrap();
+        bind(&a).await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outage: with its database unreachable the server answers `503 unavailable` with Retry-After
+// at once, on `/healthz` and on provisioning, and serves again when the database is back.
+// ---------------------------------------------------------------------------------------------
+mod outage {
+    use std::time::{Duration, Instant};
+
+    use touchmark_testkit::{Raw, Reply, TcpProxy};
+
+    use super::*;
+
+    /// Far longer than any answer under test should take: reaching it means a hang.
+    const HANG: Duration = Duration::from_secs(8);
+
+    async fn health(raw: &Raw) -> Reply {
+        tokio::time::timeout(
+            HANG,
+            raw.send(reqwest::Method::GET, "/healthz", None, Vec::new(), None),
+        )
+        .await
+        .expect("/healthz hung")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(tm_postgres),
+        ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+    )]
+    async fn an_unreachable_database_is_answered_503_at_once() {
+        let (proxy, through) = TcpProxy::in_front_of(&touchmark_testenv::postgres_url()).await;
+        let schema = touchmark_store_postgres::ScratchSchema::new(&through);
+        let store = Arc::new(schema.connect().await.unwrap());
+        let kit = TestServer::start_on(tempfile::tempdir().unwrap(), store, Some(schema)).await;
+        let line = kit.line("out", 10, "OUT-0001..OUT-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let before = kit.snapshot(&line.order).await;
+        let raw = kit.raw();
+        let unit = Unit::new("OUT-0001");
+
+        // Down: pooled connections fail at once, new ones are refused until the pool gives up;
+        // either way the answer is a 503 that says to come back, without a driver message.
+        proxy.cut();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..6 {
+            let started = Instant::now();
+            let health = health(&raw).await;
+            health.assert_error(503, "unavailable");
+            assert_eq!(health.retry_after.as_deref(), Some("1"));
+
+            let refused =
+                tokio::time::timeout(HANG, station.provision(&line.order, &unit, passing_test()))
+                    .await
+                    .expect("provisioning hung on the outage");
+            refused.assert_error(503, "unavailable");
+            assert_eq!(refused.retry_after.as_deref(), Some("1"));
+            for leak in ["pool", "connect", "refused", "os error"] {
+                assert!(
+                    !refused.text.contains(leak),
+                    "a driver message reached the client: {}",
+                    refused.text
+                );
+            }
+            slowest = slowest.max(started.elapsed());
+        }
+        eprintln!("slowest pair of 503 answers: {slowest:?}");
+
+        // Back: served again once the pool has replaced its dead connections (each fails one
+        // request; sequential requests take the idle ones in turn, so 16 answers in a row, the
+        // pool's size, mean none is left), and the outage changed nothing.
+        proxy.restore();
+        let started = Instant::now();
+        let mut served_since = None;
+        let mut in_a_row = 0;
+        while in_a_row < 16 {
+            assert!(started.elapsed() < HANG, "never served again");
+            if health(&raw).await.status == 200 {
+                served_since.get_or_insert_with(|| started.elapsed());
+                in_a_row += 1;
+            } else {
+                in_a_row = 0;
+            }
+        }
+        eprintln!("served again after {served_since:?}");
+        assert_eq!(kit.snapshot(&line.order).await, before);
+        let served = station.provision(&line.order, &unit, passing_test()).await;
+        assert_eq!(served.status, 201, "{}", served.text);
+    }
+}

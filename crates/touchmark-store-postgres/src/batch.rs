@@ -12,14 +12,19 @@
 //! Nothing about the rules changes: the statement counts each order's issuances only if they
 //! all fit its quota, locks orders in id order (so two replicas' batches never wait for each
 //! other in a cycle), and inserts the events after those locks. An issuance it did not count
-//! goes back to its caller, which decides again under locks. When the statement fails (a race
-//! on a serial or key), nothing of the batch stays and each issuance runs again on its own.
+//! goes back to its caller, which decides again under locks. When the statement fails, nothing
+//! of the batch stays: after a race on a serial or key each issuance runs again on its own;
+//! after anything else (a lock held past the timeout, a lost connection) each answers with
+//! that error, which a station may send again.
 
 use std::sync::Arc;
 
 use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use touchmark_store::StoreError;
+
+use crate::error::{is_retryable, store_error};
 use crate::issue::{Prepared, record};
 
 /// Most issuances in one statement: bounds a batch's latency and how long it holds the rows.
@@ -33,8 +38,13 @@ pub(super) enum Counted {
     /// The count did not move (no quota left, order not open, station not active): nothing
     /// was written; the caller decides again under locks.
     No,
-    /// The batch did not commit; nothing of it stays. The caller runs the issuance on its own.
+    /// The batch lost a race (on a serial or key) and did not commit; nothing of it stays. The
+    /// caller runs the issuance on its own.
     Again(String),
+    /// The batch did not commit for a reason that running again at once would meet too (a row
+    /// locked past the lock timeout, a lost connection); nothing of it stays. The caller
+    /// answers with it.
+    Failed(StoreError),
 }
 
 struct Job {
@@ -88,10 +98,17 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
                         .send(if counted { Counted::Yes } else { Counted::No });
                 }
             }
-            Err(e) => {
+            Err(e) if is_retryable(&e) => {
                 tracing::debug!(error = %e, jobs, "issuance batch rolled back; each runs alone");
                 for job in batch.drain(..) {
                     let _ = job.done.send(Counted::Again(e.to_string()));
+                }
+            }
+            Err(e) => {
+                let e = store_error(e);
+                tracing::debug!(error = %e, jobs, "issuance batch failed");
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Counted::Failed(e.clone()));
                 }
             }
         }

@@ -14,6 +14,13 @@ const FOREIGN_KEY_VIOLATION: &str = "23503";
 const SERIALIZATION_FAILURE: &str = "40001";
 /// SQLSTATE `deadlock_detected`.
 const DEADLOCK_DETECTED: &str = "40P01";
+/// SQLSTATE `lock_not_available`: a row stayed locked past `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE class 08: connection exceptions.
+const CONNECTION_EXCEPTION_CLASS: &str = "08";
+/// SQLSTATE `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`: the server is going down
+/// or coming up.
+const SERVER_GOING: [&str; 3] = ["57P01", "57P02", "57P03"];
 
 touchmark_store::backend_error!();
 
@@ -40,8 +47,18 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
             Some(UNIQUE_VIOLATION) => StoreError::Constraint(unique(db.constraint())),
             Some(FOREIGN_KEY_VIOLATION) => StoreError::Constraint(Constraint::MissingReference),
             Some(CHECK_VIOLATION) => StoreError::Constraint(Constraint::InvalidValue),
+            Some(LOCK_NOT_AVAILABLE) => StoreError::Unavailable(e.to_string()),
+            Some(code)
+                if code.starts_with(CONNECTION_EXCEPTION_CLASS) || SERVER_GOING.contains(&code) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
             _ => StoreError::Database(e.to_string()),
         },
+        // The server cannot be reached, or no connection was free in time.
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
         // A value that does not decode into its Rust type was written outside Touchmark.
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())
@@ -77,4 +94,9 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
             Some(UNIQUE_VIOLATION | SERIALIZATION_FAILURE | DEADLOCK_DETECTED)
         )
     )
+}
+
+/// Whether `e` says a row stayed locked past `lock_timeout`.
+pub(crate) fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE))
 }

@@ -308,6 +308,13 @@ const TABLES: &[Table] = &[
         write: "INSERT INTO log_state (id, size, tree)
                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])",
     ),
+    table!(
+        "log_owner",
+        [Int, Text, Time],
+        read: "SELECT id, verifier, claimed_at FROM log_owner",
+        write: "INSERT INTO log_owner (id, verifier, claimed_at)
+                SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[])",
+    ),
 ];
 
 /// What the reading thread sends.
@@ -333,10 +340,13 @@ pub async fn sqlite_to_postgres(
 ) -> Result<MigrationReport, MigrateError> {
     let source = open_source(sqlite_path)?;
     let mut tx = target.pool().begin().await?;
+    // The copy waits on its SQLite reader between batches: longer than the sessions' short
+    // idle timeout allows a transaction to sit.
+    crate::extend_timeouts(&mut tx, "60s", "10min").await?;
     // No replica may write while the copy runs; plain reads still may.
     sqlx::query(
         "LOCK TABLE tokens, products, factories, stations, orders, events, units, certificates,
-             test_attempts, log_checkpoints, log_tiles, log_state IN EXCLUSIVE MODE",
+             test_attempts, log_checkpoints, log_tiles, log_state, log_owner IN EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
     .await?;

@@ -256,6 +256,7 @@ async fn try_issue(
                     Counted::Again(why) => {
                         return Err(Failed::Race(StoreError::Database(why)));
                     }
+                    Counted::Failed(e) => return Err(Failed::Fatal(e)),
                 },
                 None => record(pool, &[prepared]).await?[0],
             };

@@ -54,8 +54,39 @@ pub use scratch::ScratchSchema;
 /// `max_connections` must cover every replica's.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// How long to wait for a connection, new or pooled, before failing the request.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection, new or pooled, before answering that the database is
+/// unavailable: a load balancer or a station should hear of an outage at once, not after a
+/// hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every session's timeouts (finding 1 of the fault review). No transaction of Touchmark's
+/// waits on its client between statements, so one left idle belongs to a replica that froze
+/// (a paused VM, a partition): PostgreSQL ends it, and releases its row locks, after 2 s, well
+/// inside the sequencer lease. A statement waits at most 1 s for a row lock, and then the
+/// request is answered `unavailable` and may be sent again, instead of hanging.
+const SESSION_SETTINGS: &str =
+    "SELECT set_config('idle_in_transaction_session_timeout', '2s', false),
+        set_config('lock_timeout', '1s', false),
+        CASE WHEN $1::text IS NOT NULL THEN set_config('search_path', $1, false) END";
+
+/// Lengthens the two session timeouts for the rest of `tx`, for the rare transaction that
+/// legitimately waits longer than a request may: a migration, or an import that reads SQLite
+/// between batches.
+async fn extend_timeouts(
+    tx: &mut sqlx::PgConnection,
+    lock: &str,
+    idle: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('lock_timeout', $1, true),
+            set_config('idle_in_transaction_session_timeout', $2, true)",
+    )
+    .bind(lock)
+    .bind(idle)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
 
 /// Whether `s` is a PostgreSQL connection URL (`postgres://` or `postgresql://`), as opposed to
 /// a SQLite file path.
@@ -116,7 +147,7 @@ impl PostgresStore {
         let search_path: Option<Arc<str>> = schema.map(|s| Arc::from(schema::quote(s)));
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // A ping before every use would double the round trips of the hot path; a
             // connection the server dropped fails one request, which the station retries
             // (issuance is idempotent, I2).
@@ -124,17 +155,10 @@ impl PostgresStore {
             .after_connect(move |conn, _| {
                 let search_path = search_path.clone();
                 Box::pin(async move {
-                    // A replica that stops in the middle of a transaction (paused, cut off)
-                    // must not keep an order's row locked, and every issuance of the order
-                    // waiting, for longer than this.
-                    sqlx::query(
-                        "SELECT set_config('idle_in_transaction_session_timeout', '60s', false),
-                                CASE WHEN $1::text IS NOT NULL
-                                     THEN set_config('search_path', $1, false) END",
-                    )
-                    .bind(search_path.as_deref())
-                    .execute(&mut *conn)
-                    .await?;
+                    sqlx::query(SESSION_SETTINGS)
+                        .bind(search_path.as_deref())
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -160,8 +184,10 @@ impl PostgresStore {
         Ok(schema::drop(url, schema).await?)
     }
 
-    /// The connection pool, for tools that work on the database directly (the SQLite copy).
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The connection pool, for tools that work on the database next to the store: the SQLite
+    /// copy, and fault drills that hold a replica's transaction open. Its sessions carry the
+    /// store's timeouts.
+    pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
 }
@@ -345,6 +371,14 @@ impl IssuanceStore for PostgresStore {
 
 #[async_trait]
 impl LogStore for PostgresStore {
+    async fn owner(&self) -> touchmark_store::Result<Option<String>> {
+        Ok(log::owner(self.pool()).await?)
+    }
+
+    async fn claim(&self, verifier: &str, at: OffsetDateTime) -> touchmark_store::Result<String> {
+        Ok(log::claim(self.pool(), verifier, at).await?)
+    }
+
     async fn events(&self, start: u64, limit: u32) -> touchmark_store::Result<Vec<StoredEvent>> {
         Ok(log::events(self.pool(), start, limit).await?)
     }

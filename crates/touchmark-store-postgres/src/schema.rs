@@ -12,6 +12,7 @@ use crate::error::Result;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_log.sql"),
+    include_str!("../migrations/0003_owner.sql"),
 ];
 
 /// The first key of the migration advisory lock ("tm"); the second is the schema's hash, so
@@ -70,6 +71,8 @@ pub(super) async fn drop(url: &str, schema: &str) -> Result<()> {
 /// [`StoreError::Corrupt`] if the database has a newer schema than this build knows.
 pub(super) async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<()> {
     let mut tx = pool.begin().await?;
+    // A migration may take longer than the sessions' short timeouts allow a transaction.
+    crate::extend_timeouts(&mut tx, "60s", "60s").await?;
     // Held until the transaction ends: a replica that starts at the same time waits here, then
     // finds the migrations applied.
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))")

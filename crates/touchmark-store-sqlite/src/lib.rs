@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_lease.sql"),
+    include_str!("../migrations/0004_owner.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
@@ -821,6 +822,35 @@ impl IssuanceStore for SqliteStore {
 
 #[async_trait]
 impl LogStore for SqliteStore {
+    async fn owner(&self) -> touchmark_store::Result<Option<String>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row("SELECT verifier FROM log_owner WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn claim(&self, verifier: &str, at: OffsetDateTime) -> touchmark_store::Result<String> {
+        let verifier = verifier.to_owned();
+        self.write(move |ctx| {
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO log_owner (id, verifier, claimed_at) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![verifier, ts(at)])?;
+            Ok(ctx
+                .conn
+                .query_row("SELECT verifier FROM log_owner WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?)
+        })
+        .await
+    }
+
     async fn events(&self, start: u64, limit: u32) -> touchmark_store::Result<Vec<StoredEvent>> {
         self.read(move |conn| {
             let mut stmt =

@@ -170,7 +170,12 @@ pub enum StoreError {
     /// A stored value does not parse: the database was changed outside Touchmark.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// The database failed or is unreachable. The text is the driver's: for logs only.
+    /// The database is unreachable, or a row the operation needs stayed locked past the
+    /// lock timeout: nothing was done, and the operation may be tried again shortly. The text
+    /// is the driver's: for logs only.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database failed. The text is the driver's: for logs only.
     #[error("database error: {0}")]
     Database(String),
     /// The store is shutting down.

@@ -139,6 +139,13 @@ pub trait IssuanceStore: Send + Sync + std::fmt::Debug + 'static {
 /// their tiles.
 #[async_trait]
 pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The audit log verifier key of the installation this database belongs to, once one
+    /// claimed it.
+    async fn owner(&self) -> Result<Option<String>>;
+    /// Records that this database belongs to the installation whose log verifier key is
+    /// `verifier`, unless one claimed it before; returns the owner's key either way (the first
+    /// claim wins, whoever races it).
+    async fn claim(&self, verifier: &str, at: OffsetDateTime) -> Result<String>;
     /// Sequenced events from index `start`, at most `limit`, in index order.
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// Whether the store holds no record at all. Every record comes with its event (I3), so this

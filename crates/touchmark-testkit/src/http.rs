@@ -16,6 +16,8 @@ pub struct Reply {
     pub status: StatusCode,
     /// The `Content-Type` header.
     pub content_type: String,
+    /// The `Retry-After` header, if sent.
+    pub retry_after: Option<String>,
     /// The body, parsed as JSON (`Value::Null` when it is not JSON, with `text` holding it).
     pub body: Value,
     /// The body as text.
@@ -127,11 +129,17 @@ impl Raw {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
             content_type,
+            retry_after,
             body,
             text,
         }

@@ -12,14 +12,16 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod proxy;
 pub mod records;
 pub mod server;
 pub mod snapshot;
 
 pub use fixtures::{Line, Station, Unit, order_request, pem_sha256};
 pub use http::{Raw, Reply, client_tls};
+pub use proxy::TcpProxy;
 pub use records::{failing_test, openhtf_passing_test, passing_test};
-pub use server::{Backend, TestServer};
+pub use server::{Backend, TestServer, installation, open_store};
 pub use snapshot::Snapshot;
 
 /// Generates, for each `async fn name(backend: Backend)` in scope listed, the tests

@@ -67,37 +67,63 @@ impl Drop for TestServer {
     }
 }
 
+/// A fresh, empty store of `backend`: SQLite in `dir`, or a scratch schema, dropped with the
+/// returned guard.
+pub async fn open_store(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> (Arc<dyn Store>, Option<ScratchSchema>) {
+    match backend {
+        Backend::Sqlite => (
+            Arc::new(SqliteStore::open(&Installation::database_path(dir)).expect("store")),
+            None,
+        ),
+        Backend::Postgres => {
+            let schema = ScratchSchema::new(&touchmark_testenv::postgres_url());
+            let store = schema.connect().await.expect("a PostgreSQL schema");
+            (Arc::new(store), Some(schema))
+        }
+    }
+}
+
+/// A fresh installation in `dir` whose keys live in memory.
+pub fn installation(dir: &std::path::Path, now: OffsetDateTime) -> Installation {
+    Installation::init_with(
+        dir,
+        Arc::new(MemoryKeys::default()),
+        &InitOptions {
+            organization: "Test".into(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            log_origin: "test.local/log".into(),
+        },
+        now,
+    )
+    .expect("init")
+}
+
 impl TestServer {
     /// Initializes an installation in a fresh directory and starts a server on it, with its
     /// records in `backend`. The log sequences only when a test asks
     /// ([`TestServer::sequence_now`]) or after a minute, so no test waits on its interval.
     pub async fn start(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (store, schema) = open_store(backend, dir.path()).await;
+        Self::start_on(dir, store, schema).await
+    }
+
+    /// The same on a store of the caller's, empty, in `dir`; `schema` is dropped with the
+    /// server.
+    pub async fn start_on(
+        dir: TempDir,
+        store: Arc<dyn Store>,
+        schema: Option<ScratchSchema>,
+    ) -> Self {
         let now = OffsetDateTime::now_utc();
-        let installation = Installation::init_with(
-            dir.path(),
-            Arc::new(MemoryKeys::default()),
-            &InitOptions {
-                organization: "Test".into(),
-                hosts: vec!["localhost".into(), "127.0.0.1".into()],
-                log_origin: "test.local/log".into(),
-            },
-            now,
-        )
-        .expect("init");
-        let (store, schema): (Arc<dyn Store>, _) = match backend {
-            Backend::Sqlite => (
-                Arc::new(
-                    SqliteStore::open(&Installation::database_path(dir.path())).expect("store"),
-                ),
-                None,
-            ),
-            Backend::Postgres => {
-                let schema = ScratchSchema::new(&touchmark_testenv::postgres_url());
-                let store = schema.connect().await.expect("a PostgreSQL schema");
-                (Arc::new(store), Some(schema))
-            }
-        };
+        let installation = installation(dir.path(), now);
+        installation
+            .claim(store.as_ref(), now)
+            .await
+            .expect("the new database is the installation's");
         let clock = Arc::new(ManualClock::new(now));
         let log_config = LogConfig {
             interval: std::time::Duration::from_secs(60),

@@ -90,6 +90,20 @@ impl Log {
             tiles.insert((tile.level().unwrap_or(0), tile.index()), data);
         }
         let root: Hash = builder.root();
+        // A holder that stalled since it took the lease finds out here, before it signs; what
+        // it signs is also saved only under the lease (fenced), so a late save cannot land.
+        match self
+            .store
+            .acquire_sequencer(&self.holder, self.config.lease_ttl)
+            .await?
+        {
+            Some(renewed) if renewed.epoch == lease.epoch => {}
+            _ => {
+                tracing::info!("sequencer lease lost before signing; nothing is signed");
+                self.set_lease(None);
+                return Ok(None);
+            }
+        }
         let signed = self.sign(builder.size(), root).await?;
         let state = LogState {
             size: builder.size(),

@@ -13,13 +13,19 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use touchmark_core::api::{ErrorBody, Health};
+use touchmark_store::StoreError;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, ObjectBuilder, Ref, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// How long `/healthz` waits for the database before it answers `unavailable`.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,9 +58,16 @@ impl Modify for Security {
 }
 
 /// The server's health and version.
-#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health), (status = 503, description = "the database is unreachable", body = ErrorBody), (status = 500, body = ErrorBody)))]
 async fn healthz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let log_size = s.store.event_count().await?;
+    // A load balancer must hear of a database outage at once, not after the pool gives up.
+    let log_size = tokio::time::timeout(HEALTH_TIMEOUT, s.store.event_count())
+        .await
+        .map_err(|_| {
+            ApiError::from(StoreError::Unavailable(
+                "the database did not answer the health check in time".into(),
+            ))
+        })??;
     let log_halted = s.log.halted();
     Ok(Json(Health {
         status: if log_halted.is_some() {
@@ -81,7 +94,46 @@ async fn not_found() -> ApiError {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes_with_doc().split_for_parts().1
+    routes_and_doc().1
+}
+
+/// The routes and their document, in which every operation also lists the `503 unavailable`
+/// that any request may meet while the database is busy or unreachable.
+fn routes_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = routes_with_doc().split_for_parts();
+    let unavailable = ResponseBuilder::new()
+        .description("the database is busy or unreachable; nothing was done")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("seconds to wait before sending the request again"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .responses
+                .responses
+                .entry("503".into())
+                .or_insert_with(|| unavailable.clone().into());
+        }
+    }
+    (router, doc)
 }
 
 fn routes_with_doc() -> OpenApiRouter<AppState> {
@@ -115,7 +167,7 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
 
 /// The complete router.
 pub fn router(state: AppState) -> Router {
-    let (router, doc) = routes_with_doc().split_for_parts();
+    let (router, doc) = routes_and_doc();
     let doc = Arc::new(doc);
     router
         .route(

@@ -186,6 +186,14 @@ impl<S: Store> IssuanceStore for IndexedAtCommit<S> {
 
 #[async_trait]
 impl<S: Store> LogStore for IndexedAtCommit<S> {
+    async fn owner(&self) -> Result<Option<String>> {
+        self.0.owner().await
+    }
+
+    async fn claim(&self, verifier: &str, at: OffsetDateTime) -> Result<String> {
+        self.0.claim(verifier, at).await
+    }
+
     async fn events(&self, start: u64, limit: u32) -> Result<Vec<StoredEvent>> {
         self.0.events(start, limit).await
     }

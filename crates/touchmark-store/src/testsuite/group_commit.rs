@@ -100,7 +100,7 @@ pub async fn failing_job_leaves_no_trace(store: Arc<dyn Store>) {
                         .create_factory(new_factory.clone(), factory_created(&new_factory))
                         .await
                         .map(Done::Created),
-                    _ => match store.issue(request).await.unwrap() {
+                    _ => match super::kit::issue_as_station(&*store, request).await {
                         IssueOutcome::Issued(unit) => Ok(Done::Issued(unit.logged)),
                         other => panic!("expected Issued, got {other:?}"),
                     },

@@ -15,8 +15,9 @@ use touchmark_core::testrecord::Verdict;
 use touchmark_core::{OrderId, ProductId};
 
 use super::kit::{
-    Kit, already_issued, at, attempt, check_log, counts, event_at, index_of, indices_of, issued,
-    log_size, move_order, receipt_of, revoke, set_quota, settled, settled_opt, unit_states,
+    Kit, already_issued, at, attempt, check_log, counts, event_at, index_of, indices_of,
+    issue_as_station, issued, log_size, move_order, receipt_of, revoke, set_quota, settled,
+    settled_opt, unit_states,
 };
 
 /// Runs `requests` all at once and returns the outcomes in request order.
@@ -27,7 +28,7 @@ async fn issue_all(store: &Arc<dyn Store>, requests: Vec<IssueRequest>) -> Vec<I
         let (store, barrier) = (Arc::clone(store), Arc::clone(&barrier));
         set.spawn(async move {
             barrier.wait().await;
-            (i, store.issue(request).await.unwrap())
+            (i, issue_as_station(&*store, request).await)
         });
     }
     let mut outcomes = set.join_all().await;
@@ -557,7 +558,7 @@ where
         let (store, barrier) = (Arc::clone(&kit.store), Arc::clone(&barrier));
         set.spawn(async move {
             barrier.wait().await;
-            store.issue(request).await.unwrap()
+            issue_as_station(&*store, request).await
         });
     }
     let changing = {

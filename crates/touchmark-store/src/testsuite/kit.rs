@@ -55,6 +55,22 @@ pub fn serial(text: &str) -> Serial {
     Serial::parse(text).unwrap()
 }
 
+/// `store.issue(request)` as a station sends it: again while the store answers
+/// [`StoreError::Unavailable`] (a lock or a connection it waited too long for), which
+/// idempotent issuance (I2) makes safe. Panics on any other error, or after 100 tries.
+pub async fn issue_as_station(store: &dyn Store, request: IssueRequest) -> IssueOutcome {
+    for _ in 0..100 {
+        match store.issue(request.clone()).await {
+            Ok(outcome) => return outcome,
+            Err(StoreError::Unavailable(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("issue: {e}"),
+        }
+    }
+    panic!("the store stayed unavailable for 100 tries")
+}
+
 /// The SHA-256 of a device key named `name`.
 pub fn key(name: &str) -> Sha256Hash {
     Sha256Hash::of(format!("device key {name}").as_bytes())

@@ -21,7 +21,8 @@ use touchmark_core::{OrderId, ProductId};
 
 use super::Reopen;
 use super::kit::{
-    Kit, all_events, check_log, counts, indices_of, log_size, receipt_of, settled, settled_opt,
+    Kit, all_events, check_log, counts, indices_of, issue_as_station, log_size, receipt_of,
+    settled, settled_opt,
 };
 
 /// The harness's store and two more instances on the same storage.
@@ -59,7 +60,7 @@ async fn issue_across(
         let barrier = Arc::clone(&barrier);
         set.spawn(async move {
             barrier.wait().await;
-            (i, store.issue(request).await.unwrap())
+            (i, issue_as_station(&*store, request).await)
         });
     }
     let mut outcomes = set.join_all().await;
@@ -121,7 +122,7 @@ pub async fn quota_holds_across_replicas(store: Arc<dyn Store>, reopen: Reopen) 
             barrier.wait().await;
             let mut outcomes = Vec::new();
             for request in requests {
-                outcomes.push(store.issue(request).await.unwrap());
+                outcomes.push(issue_as_station(&*store, request).await);
             }
             outcomes
         });
@@ -357,7 +358,7 @@ pub async fn sequencers_take_turns_across_replicas(store: Arc<dyn Store>, reopen
             let mut receipts = Vec::new();
             for i in 0..50 {
                 let request = kit.request(w % 3, &format!("SN-{w}-{i}"), &format!("rs-{w}-{i}"));
-                let outcome = store.issue(request).await.unwrap();
+                let outcome = issue_as_station(&*store, request).await;
                 assert!(matches!(outcome, IssueOutcome::Issued(_)), "{outcome:?}");
                 receipts.push(receipt_of(&outcome));
             }

@@ -18,8 +18,8 @@ use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
 use touchmark_tlog::Hash;
 
 use super::kit::{
-    Kit, all_events, at, check_log, counts, factory, factory_created, indices_of, log_size,
-    receipt_of, set_quota,
+    Kit, all_events, at, check_log, counts, factory, factory_created, indices_of, issue_as_station,
+    log_size, receipt_of, set_quota,
 };
 
 /// A lease that outlives any test step.
@@ -342,16 +342,18 @@ pub async fn sequencing_is_dense_and_complete(store: Arc<dyn Store>) {
             barrier.wait().await;
             match i {
                 0..150 => Committed::Issue(Box::new(
-                    store
-                        .issue(kit.request(i % 4, &format!("SN-{i}"), &format!("sq-{i}")))
-                        .await
-                        .unwrap(),
+                    issue_as_station(
+                        &*store,
+                        kit.request(i % 4, &format!("SN-{i}"), &format!("sq-{i}")),
+                    )
+                    .await,
                 )),
                 150..160 => Committed::Issue(Box::new(
-                    store
-                        .issue(kit.request_for(&other, i % 4, "SN-CLONE", &format!("c-{i}")))
-                        .await
-                        .unwrap(),
+                    issue_as_station(
+                        &*store,
+                        kit.request_for(&other, i % 4, "SN-CLONE", &format!("c-{i}")),
+                    )
+                    .await,
                 )),
                 160..190 => Committed::Receipt(
                     store

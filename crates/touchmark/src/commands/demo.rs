@@ -177,6 +177,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         config::initial_file(&crate::database::Database::for_dir(&dir, None)),
     )?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
+    installation.claim(store.as_ref(), clock.now()).await?;
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));

@@ -71,6 +71,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         Some(store) => store,
         None => database.open().await?,
     };
+    installation.claim(store.as_ref(), clock.now()).await?;
     let authority = Authority::new(&installation, store, clock);
     let first = NewTokenRequest {
         role: Role::Admin,

@@ -22,6 +22,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let installation = Installation::open(&dir, &passphrase)?;
     let store: Arc<dyn Store> = config.database.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // A SQLite file inside the data directory is the installation's own, even from before
+    // databases were claimed; a shared database must prove it.
+    let own_file = matches!(config.database, crate::database::Database::Sqlite(_));
+    installation
+        .check_database(store.as_ref(), own_file, clock.now())
+        .await?;
     let server = Server::bind(config.listen, &installation, store, clock, config.log).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line; keep its shape.

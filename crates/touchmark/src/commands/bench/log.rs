@@ -526,6 +526,7 @@ async fn set_up() -> anyhow::Result<Setup> {
     let installation = Installation::init(&dir, &passphrase, &options, clock.now())
         .with_context(|| format!("cannot create an installation in {}", dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
+    installation.claim(store.as_ref(), clock.now()).await?;
     let server = Server::bind(
         "127.0.0.1:0".parse().context("loopback address")?,
         &installation,

@@ -150,6 +150,7 @@ impl Touchmark {
                         .with_context(|| format!("cannot open {}", schema.url))?,
                 ),
             };
+            installation.claim(store.as_ref(), clock.now()).await?;
             let server = Server::bind(
                 "127.0.0.1:0".parse().context("loopback address")?,
                 &installation,
