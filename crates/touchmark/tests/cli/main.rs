@@ -1,6 +1,8 @@
 //! End-to-end tests of the `touchmark` binary: real processes, real TLS, real database files.
 //!
 //! - `crash`: SIGKILL the server in the middle of a provisioning run, restart it, finish the run.
+//! - `faults`: the sequencer's replica frozen with SIGSTOP under load: another takes over, the
+//!   live replicas keep answering, and the woken one signs nothing.
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
 //! - `readme`: the README's walk-through, run exactly as written.
@@ -11,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod crash;
+mod faults;
 mod kit;
 mod log;
 mod migrate;

@@ -8,7 +8,7 @@
 //!
 //! Needs `mosquitto` (or `TOUCHMARK_TEST_MOSQUITTO`) and `mosquitto_pub` / `mosquitto_sub` (or
 //! `TOUCHMARK_TEST_MOSQUITTO_PUB` / `TOUCHMARK_TEST_MOSQUITTO_SUB`); without them the test is
-//! skipped, unless `CI=true`, where it fails.
+//! reported as ignored, with that reason, unless `CI=true`, where it fails.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -39,43 +39,13 @@ struct Tools {
 }
 
 impl Tools {
-    /// The tools, or `None` (after printing why) when one is missing outside CI.
-    fn find() -> Option<Self> {
-        let tool = |var: &str, default: &str| {
-            let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));
-            // Only "cannot be started" counts as missing: `--help` exits non-zero in all three.
-            let runs = Command::new(&path)
-                .arg("--help")
-                .stdin(Stdio::null())
-                .output()
-                .is_ok();
-            (path, runs)
-        };
-        let (broker, b) = tool("TOUCHMARK_TEST_MOSQUITTO", "mosquitto");
-        let (publish, p) = tool("TOUCHMARK_TEST_MOSQUITTO_PUB", "mosquitto_pub");
-        let (subscribe, s) = tool("TOUCHMARK_TEST_MOSQUITTO_SUB", "mosquitto_sub");
-        let missing: Vec<String> = [(&broker, b), (&publish, p), (&subscribe, s)]
-            .iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(path, _)| path.display().to_string())
-            .collect();
-        if missing.is_empty() {
-            return Some(Self {
-                broker,
-                publish,
-                subscribe,
-            });
+    /// The tools, for a test that runs only with `tm_mosquitto` (see `touchmark-testenv`).
+    fn find() -> Self {
+        Self {
+            broker: touchmark_testenv::tool(&touchmark_testenv::MOSQUITTO),
+            publish: touchmark_testenv::tool(&touchmark_testenv::MOSQUITTO_PUB),
+            subscribe: touchmark_testenv::tool(&touchmark_testenv::MOSQUITTO_SUB),
         }
-        let why = format!(
-            "cannot run {} (install Debian's `mosquitto mosquitto-clients`, or set \
-             TOUCHMARK_TEST_MOSQUITTO / TOUCHMARK_TEST_MOSQUITTO_PUB / TOUCHMARK_TEST_MOSQUITTO_SUB)",
-            missing.join(", ")
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("the MQTT acceptance test needs Mosquitto on CI: {why}");
-        }
-        eprintln!("skipping the MQTT acceptance test: {why}");
-        None
     }
 }
 
@@ -342,8 +312,12 @@ fn describe(out: &Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tm_mosquitto),
+    ignore = "needs Mosquitto: install Debian's mosquitto and mosquitto-clients, or set TOUCHMARK_TEST_MOSQUITTO, TOUCHMARK_TEST_MOSQUITTO_PUB and TOUCHMARK_TEST_MOSQUITTO_SUB"
+)]
 async fn mosquitto_accepts_provisioned_devices_and_refuses_others() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     let work = tempfile::tempdir().unwrap();
     let files = work.path();
 

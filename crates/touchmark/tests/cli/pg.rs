@@ -1,5 +1,6 @@
 //! A fresh PostgreSQL database for one test, on the server named by
-//! `TOUCHMARK_TEST_POSTGRES_URL`, dropped when the test ends.
+//! `TOUCHMARK_TEST_POSTGRES_URL`, dropped when the test ends. A test that uses one carries
+//! `#[cfg_attr(not(tm_postgres), ignore = "…")]`: without a server it is reported as ignored.
 
 use sqlx::Connection;
 
@@ -9,21 +10,6 @@ pub struct Fresh {
     pub url: String,
     server: String,
     name: String,
-}
-
-/// The server's URL, or `None` (with the reason printed) when none is configured. Under
-/// `CI=true` a missing server is a failure, not a skip.
-pub fn server_url(test: &str) -> Option<String> {
-    match std::env::var("TOUCHMARK_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: CI=true but TOUCHMARK_TEST_POSTGRES_URL is not set")
-        }
-        _ => {
-            eprintln!("{test}: skipped: set TOUCHMARK_TEST_POSTGRES_URL to a PostgreSQL server");
-            None
-        }
-    }
 }
 
 /// `url` with its database name replaced by `name`.
@@ -38,10 +24,10 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl Fresh {
-    /// Creates an empty database, or returns `None` when no server is configured (see
-    /// [`server_url`]).
-    pub async fn create(test: &str) -> Option<Self> {
-        let server = server_url(test)?;
+    /// Creates an empty database on the server at `TOUCHMARK_TEST_POSTGRES_URL`, for a test
+    /// that runs only with `tm_postgres` (see `touchmark-testenv`).
+    pub async fn create() -> Self {
+        let server = touchmark_testenv::postgres_url();
         let mut nonce = [0u8; 6];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
         let name = format!("touchmark_cli_{}", hex::encode(nonce));
@@ -52,11 +38,11 @@ impl Fresh {
             .await
             .unwrap();
         conn.close().await.unwrap();
-        Some(Self {
+        Self {
             url: with_database(&server, &name),
             server,
             name,
-        })
+        }
     }
 }
 

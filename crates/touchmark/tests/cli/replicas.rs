@@ -71,10 +71,12 @@ fn current_order(unit: &Unit) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+)]
 async fn three_replicas_issue_exactly_the_quota() {
-    let Some(db) = pg::Fresh::create("three_replicas_issue_exactly_the_quota").await else {
-        return;
-    };
+    let db = pg::Fresh::create().await;
     let (tmp, dir) = kit::tempdir();
     let token = kit::init_with(&dir, Some(&db.url));
     // A second installation (other keys, another log key) never writes into the same database.
@@ -229,12 +231,13 @@ async fn wait_for_sequencer(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+)]
 async fn sequencer_replica_killed_mid_run_another_takes_over() {
     const UNITS: usize = 600;
-    let Some(db) = pg::Fresh::create("sequencer_replica_killed_mid_run_another_takes_over").await
-    else {
-        return;
-    };
+    let db = pg::Fresh::create().await;
     let (tmp, dir) = kit::tempdir();
     let token = kit::init_with(&dir, Some(&db.url));
     let servers = replicas(&dir, &db.url, 3);
@@ -405,4 +408,94 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
     eprintln!("sequencer takeover after SIGKILL: {takeover:?} (detected by polling)");
     drop(servers);
     drop(db);
+}
+
+/// Runs `touchmark serve` on `database` for the installation in `dir`, expecting a refusal:
+/// its stderr. Fails if it starts serving.
+fn refused_serve(dir: &Path, database: &str) -> String {
+    let mut child = std::process::Command::new(kit::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .args(["--database", database])
+        .env("TOUCHMARK_KEY_PASSPHRASE", kit::PASSPHRASE)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("serve started on a database it does not own");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "serve listened"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// How many rows a table of `database` holds.
+async fn rows(database: &str, table: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database).await.unwrap();
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+)]
+async fn serve_refuses_an_empty_database_and_another_installations() {
+    let (ours, theirs) = (pg::Fresh::create().await, pg::Fresh::create().await);
+    let empty = pg::Fresh::create().await;
+    let (tmp, dir) = kit::tempdir();
+    kit::init_with(&dir, Some(&ours.url));
+    let other = tmp.path().join("other");
+    kit::init_with(&other, Some(&theirs.url));
+    let key = |d: &Path| {
+        std::fs::read_to_string(d.join("log-verifier.txt"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+
+    // A mistyped database name: empty, and left empty.
+    let stderr = refused_serve(&dir, &empty.url);
+    assert!(
+        stderr.contains("holds no Touchmark installation"),
+        "{stderr}"
+    );
+    assert_eq!(rows(&empty.url, "events").await, 0);
+    assert_eq!(rows(&empty.url, "log_owner").await, 0);
+
+    // Another installation's database, initialised but never served: refused, naming both log
+    // keys, and nothing written into it.
+    let events = rows(&theirs.url, "events").await;
+    let stderr = refused_serve(&dir, &theirs.url);
+    assert!(
+        stderr.contains("belongs to another installation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&key(&dir)) && stderr.contains(&key(&other)),
+        "{stderr}"
+    );
+    assert_eq!(rows(&theirs.url, "events").await, events);
+    assert_eq!(rows(&theirs.url, "log_checkpoints").await, 0);
+
+    // Its rightful installation still serves it.
+    let served = Served::start_with(&other, Some(&theirs.url));
+    drop(served);
+    drop((ours, theirs, empty));
 }

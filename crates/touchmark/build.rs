@@ -1,0 +1,11 @@
+//! Declares what this crate's tests need from the machine (see `touchmark-testenv`).
+
+fn main() {
+    touchmark_testenv::declare(&[
+        touchmark_testenv::POSTGRES,
+        touchmark_testenv::OPENSSL,
+        touchmark_testenv::MOSQUITTO,
+        touchmark_testenv::MOSQUITTO_PUB,
+        touchmark_testenv::MOSQUITTO_SUB,
+    ]);
+}
