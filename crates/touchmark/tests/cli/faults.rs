@@ -125,9 +125,8 @@ async fn a_frozen_sequencer_is_replaced_and_stops_nobody() {
     let admin = kit::admin(&urls[0], &dir, &token);
     kit::setup_order(&admin, "PO-FZ", 1_000_000).await;
     let mut clients = Vec::new();
-    for replica in 0..urls.len() {
+    for (replica, url) in urls.iter().enumerate() {
         for s in 0..STATIONS_PER_REPLICA {
-            let url = &urls[replica];
             let identity = kit::enroll(&admin, url, &dir, "cm", &format!("st-{replica}-{s}")).await;
             clients.push((replica, kit::station_client(url, &dir, &identity)));
         }
