@@ -107,12 +107,15 @@ impl TestServer {
     /// ([`TestServer::sequence_now`]) or after a minute, so no test waits on its interval.
     pub async fn start(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        // The installation first: it refuses a directory that holds a database already.
+        let installation = installation(dir.path(), now);
         let (store, schema) = open_store(backend, dir.path()).await;
-        Self::start_on(dir, store, schema).await
+        Self::serve(dir, installation, store, schema, now).await
     }
 
-    /// The same on a store of the caller's, empty, in `dir`; `schema` is dropped with the
-    /// server.
+    /// The same on a store of the caller's, empty, with a new installation in `dir`; `schema`
+    /// is dropped with the server.
     pub async fn start_on(
         dir: TempDir,
         store: Arc<dyn Store>,
@@ -120,6 +123,16 @@ impl TestServer {
     ) -> Self {
         let now = OffsetDateTime::now_utc();
         let installation = installation(dir.path(), now);
+        Self::serve(dir, installation, store, schema, now).await
+    }
+
+    async fn serve(
+        dir: TempDir,
+        installation: Installation,
+        store: Arc<dyn Store>,
+        schema: Option<ScratchSchema>,
+        now: OffsetDateTime,
+    ) -> Self {
         installation
             .claim(store.as_ref(), now)
             .await
