@@ -31,6 +31,17 @@ pub enum ClientError {
     /// An argument cannot be put into a request path: an empty id, or `.` or `..`.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A station's or a simulated unit's key, or its CSR, could not be made.
+    #[error("cannot make a key or CSR: {0}")]
+    Key(String),
+    /// A simulator run's settings are out of range. The message names the setting as
+    /// `touchmark station run` spells its flag.
+    #[error("{0}")]
+    Plan(String),
+    /// A station's files cannot be read or written: its directory is not an enrolled
+    /// station's, or a provisioned unit's files cannot be kept.
+    #[error("{0}")]
+    Files(String),
 }
 
 impl ClientError {
@@ -57,6 +68,18 @@ impl ClientError {
             Self::Api { body, .. } => Some(body),
             _ => None,
         }
+    }
+
+    /// The error body, when the server's policy refused the request with a refusal code (a
+    /// decision, logged), as opposed to a request that failed.
+    pub fn refusal(&self) -> Option<&ErrorBody> {
+        self.body()
+            .filter(|_| self.code().is_some_and(ErrorCode::is_refusal))
+    }
+
+    /// A key or CSR that could not be made.
+    pub(crate) fn key(err: touchmark_pki::PkiError) -> Self {
+        Self::Key(err.to_string())
     }
 
     /// A transport error from reqwest, with every cause in its source chain.

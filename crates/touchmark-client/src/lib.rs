@@ -1,4 +1,6 @@
-//! A typed HTTP client for Touchmark's `/v1` API, used by the CLI, the stations and the tests.
+//! A typed HTTP client for Touchmark's `/v1` API, used by the CLI, the stations and the tests,
+//! and the station's side of it: enrollment and the station directory ([`station`]), and the
+//! line simulator ([`sim`]).
 //!
 //! The client speaks HTTPS only and trusts only the root CA(s) it is given, never the system's.
 //! Admins and auditors authenticate with a bearer token, stations with an mTLS identity
@@ -22,6 +24,8 @@ mod client;
 mod config;
 mod error;
 mod path;
+pub mod sim;
+pub mod station;
 
 pub use client::Client;
 pub use config::{ClientConfig, Identity};

@@ -1,5 +1,5 @@
-//! Checked field types for what admins type: names, certificate subject text, URLs, OIDs and
-//! timestamps. Each carries its one limit rule, so the CA that later puts the value into a
+//! Checked field types for what admins type: names, certificate subject text, URLs, OIDs,
+//! timestamps and the database URL. Each carries its one limit rule, so the CA that later puts the value into a
 //! certificate never meets a value it must refuse.
 
 use std::fmt;
@@ -238,6 +238,98 @@ pub fn timestamp(
         .transpose()
 }
 
+/// A PostgreSQL URL (`postgres://` or `postgresql://`). Its password never appears in `Debug`
+/// or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Parses field `field` as a `postgres://` or `postgresql://` URL.
+    ///
+    /// # Errors
+    /// [`FieldError`] for any other scheme, or a URL without a host part.
+    pub fn parse(field: &'static str, text: &str) -> Result<Self, FieldError> {
+        let text = text.trim();
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "`{}` is not a database URL: use postgres://USER@HOST:PORT/DATABASE, or \
+                     leave it out for SQLite in the data directory",
+                    redact(text)
+                ),
+            ));
+        };
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "scheme `{scheme}` is not supported: use postgres://…, or leave it out for \
+                     SQLite in the data directory"
+                ),
+            ));
+        }
+        if rest.is_empty() || rest.starts_with('/') && !rest.contains("host=") {
+            return Err(FieldError::new(
+                field,
+                format!("the database URL {} names no server", redact(text)),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The URL itself, password included: for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the URL carries a password.
+    pub fn has_password(&self) -> bool {
+        redact(&self.0) != self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = FieldError;
+
+    /// Parses a `database` field: see [`DatabaseUrl::parse`].
+    fn from_str(text: &str) -> Result<Self, FieldError> {
+        Self::parse("database", text)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", redact(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+/// The URL with any password (`user:secret@`, `password=secret`) replaced by `***`.
+fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            out = format!("{scheme}://{}:***{}", &authority[..colon], &rest[at..]);
+        }
+    }
+    if let Some(start) = out.find("password=") {
+        let value = start + "password=".len();
+        let end = out[value..].find('&').map_or(out.len(), |e| value + e);
+        out.replace_range(value..end, "***");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -310,5 +402,45 @@ mod tests {
         }
         let random = Oid::under_uuid_arc(u64::MAX);
         assert_eq!(Oid::parse("oid", random.as_str()).unwrap(), random);
+    }
+
+    #[test]
+    fn database_url_passwords_never_show() {
+        let url = DatabaseUrl::parse(
+            "database",
+            "postgres://app:s3cret@db.example:5432/touchmark",
+        )
+        .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db.example:5432/touchmark"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.has_password());
+        let url = DatabaseUrl::parse(
+            "database",
+            "postgres://db/x?user=a&password=p4ss&sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://db/x?user=a&password=***&sslmode=require"
+        );
+        let plain =
+            DatabaseUrl::parse("database", "postgres://postgres@127.0.0.1:5432/test").unwrap();
+        assert_eq!(plain.to_string(), "postgres://postgres@127.0.0.1:5432/test");
+        assert!(!plain.has_password());
+    }
+
+    #[test]
+    fn other_database_schemes_are_refused_clearly() {
+        for (bad, says) in [
+            ("mysql://root@db/x", "scheme `mysql` is not supported"),
+            ("touchmark.db", "is not a database URL"),
+            ("postgres://", "names no server"),
+        ] {
+            let err = DatabaseUrl::parse("database", bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -458,51 +458,158 @@ pub fn verify_root_from_tiles<R: TileReader + ?Sized>(
     }
 }
 
+/// What a full audit of a tiled log ([`audit_tiles_with`]) reports to, and how strict it is.
+///
+/// Only [`TileAuditor::entry`] has no default. The other methods default to the strict
+/// behaviour of [`audit_tiles`]: the first unusable bundle, differing tile or wrong root ends the
+/// audit with an error. An auditor that overrides them can record each problem instead and let
+/// the audit go on, so that it can name every tile and entry that is wrong.
+pub trait TileAuditor {
+    /// Receives each entry of the tree, in order, with its index.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the auditor returns ends the audit with that error.
+    fn entry(&mut self, index: u64, entry: &[u8]) -> Result<(), TlogError>;
+
+    /// Hears that an entry bundle could not be read (`error` is the reader's) or decoded
+    /// ([`TlogError::MalformedBundle`]). If this returns `Ok`, the audit goes on without the
+    /// bundle's entries: the leaf hashes of the served level-0 tile (or zero hashes, if that
+    /// tile is unusable too) stand in for the ones its entries would give, so the levels above
+    /// are still checked.
+    ///
+    /// # Errors
+    ///
+    /// By default `error`, which ends the audit.
+    fn bundle_unusable(&mut self, bundle: &Tile, error: TlogError) -> Result<(), TlogError> {
+        let _ = bundle;
+        Err(error)
+    }
+
+    /// Compares hash tile `tile` as recomputed from the entries with what the reader served for
+    /// it, or the reader's error. Called once for every hash tile of the checkpoint's tree,
+    /// partial tiles included, as soon as the entries before it determine it.
+    ///
+    /// # Errors
+    ///
+    /// By default the reader's error, or [`TlogError::TileMismatch`] when the two differ.
+    fn check_tile(
+        &mut self,
+        tile: &Tile,
+        recomputed: &[u8],
+        served: Result<Vec<u8>, TlogError>,
+    ) -> Result<(), TlogError> {
+        let _ = tile;
+        if served? == recomputed {
+            Ok(())
+        } else {
+            Err(TlogError::TileMismatch)
+        }
+    }
+
+    /// Compares the root recomputed from the entries with the checkpoint's, once every tile
+    /// has been checked.
+    ///
+    /// # Errors
+    ///
+    /// By default [`TlogError::RootMismatch`] when they differ.
+    fn check_root(&mut self, recomputed: &Hash, checkpoint: &Checkpoint) -> Result<(), TlogError> {
+        if recomputed == checkpoint.root() {
+            Ok(())
+        } else {
+            Err(TlogError::RootMismatch)
+        }
+    }
+}
+
+/// The auditor of [`audit_tiles`]: a callback for the entries, strict about everything else.
+struct EntryCallback<F>(F);
+
+impl<F: FnMut(u64, &[u8]) -> Result<(), TlogError>> TileAuditor for EntryCallback<F> {
+    fn entry(&mut self, index: u64, entry: &[u8]) -> Result<(), TlogError> {
+        (self.0)(index, entry)
+    }
+}
+
 /// A full audit of a tiled log: reads every entry bundle of the checkpoint's tree, hands each
 /// entry to `on_entry` with its index, recomputes every hash tile and compares it with the one
 /// the reader serves, and checks that the recomputed root is the checkpoint's.
 ///
-/// Memory use is one bundle plus one pending tile per level.
+/// Memory use is one bundle plus one pending tile per level. This is [`audit_tiles_with`] with
+/// an auditor that stops at the first problem.
 ///
 /// # Errors
 ///
 /// [`TlogError::MalformedBundle`], [`TlogError::TileMismatch`] if a served hash tile differs
 /// from the recomputation, [`TlogError::RootMismatch`], whatever the reader returns, or
 /// whatever `on_entry` returns.
-pub fn audit_tiles<R, F>(
-    reader: &R,
-    checkpoint: &Checkpoint,
-    mut on_entry: F,
-) -> Result<(), TlogError>
+pub fn audit_tiles<R, F>(reader: &R, checkpoint: &Checkpoint, on_entry: F) -> Result<(), TlogError>
 where
     R: TileReader + ?Sized,
     F: FnMut(u64, &[u8]) -> Result<(), TlogError>,
 {
-    let check = |tile: &Tile, contents: &[u8]| -> Result<(), TlogError> {
-        if reader.read_tile(tile)? == contents {
-            Ok(())
-        } else {
-            Err(TlogError::TileMismatch)
-        }
-    };
+    audit_tiles_with(reader, checkpoint, &mut EntryCallback(on_entry))
+}
+
+/// A full audit of a tiled log, reporting to `auditor`: reads every entry bundle of the
+/// checkpoint's tree and hands each entry to [`TileAuditor::entry`], recomputes every hash
+/// tile from the leaf hashes and has [`TileAuditor::check_tile`] compare it with the one the
+/// reader serves, then has [`TileAuditor::check_root`] compare the recomputed root with the
+/// checkpoint's. How far it goes after a problem is the auditor's choice.
+///
+/// Memory use is one bundle plus one pending tile per level.
+///
+/// # Errors
+///
+/// Whatever the auditor returns, or [`TlogError::InvalidTile`] and [`TlogError::TreeFull`] for
+/// a checkpoint size no tree can have.
+pub fn audit_tiles_with<R, A>(
+    reader: &R,
+    checkpoint: &Checkpoint,
+    auditor: &mut A,
+) -> Result<(), TlogError>
+where
+    R: TileReader + ?Sized,
+    A: TileAuditor + ?Sized,
+{
     let mut builder = TileBuilder::new();
+    let append = |builder: &mut TileBuilder, auditor: &mut A, leaf: Hash| {
+        for (tile, contents) in builder.append(leaf)? {
+            auditor.check_tile(&tile, &contents, reader.read_tile(&tile))?;
+        }
+        Ok::<(), TlogError>(())
+    };
     for bundle in new_entry_bundles(0, checkpoint.size())? {
-        let data = reader.read_tile(&bundle)?;
-        for entry in decode_bundle(&data, usize::from(bundle.width))? {
-            on_entry(builder.size(), entry)?;
-            for (tile, contents) in builder.append(leaf_hash(entry))? {
-                check(&tile, &contents)?;
+        let width = usize::from(bundle.width);
+        let unusable = match reader.read_tile(&bundle) {
+            Ok(data) => match decode_bundle(&data, width) {
+                Ok(entries) => {
+                    for entry in entries {
+                        auditor.entry(builder.size(), entry)?;
+                        append(&mut builder, auditor, leaf_hash(entry))?;
+                    }
+                    None
+                }
+                Err(error) => Some(error),
+            },
+            Err(error) => Some(error),
+        };
+        if let Some(error) = unusable {
+            auditor.bundle_unusable(&bundle, error)?;
+            let level0 = Tile::hashes(0, bundle.index, bundle.width)?;
+            let leaves = reader
+                .read_tile(&level0)
+                .and_then(|served| tile_hashes(&served, bundle.width))
+                .unwrap_or_else(|_| vec![Hash::default(); width]);
+            for leaf in leaves {
+                append(&mut builder, auditor, leaf)?;
             }
         }
     }
     for (tile, contents) in builder.partial_tiles()? {
-        check(&tile, &contents)?;
+        auditor.check_tile(&tile, &contents, reader.read_tile(&tile))?;
     }
-    if builder.root() == *checkpoint.root() {
-        Ok(())
-    } else {
-        Err(TlogError::RootMismatch)
-    }
+    auditor.check_root(&builder.root(), checkpoint)
 }
 
 /// Builds hash tiles as leaves are appended: the writer's side of a tiled log.

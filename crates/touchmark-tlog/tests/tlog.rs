@@ -445,8 +445,9 @@ mod properties {
 mod tiles {
     use super::*;
     use touchmark_tlog::tile::{
-        TileBuilder, TileHashReader, audit_tiles, decode_bundle, new_entry_bundles, new_tiles,
-        root_from_tiles, tile_contents, tiles_for_size, verify_root_from_tiles,
+        TileAuditor, TileBuilder, TileHashReader, audit_tiles, audit_tiles_with, decode_bundle,
+        new_entry_bundles, new_tiles, root_from_tiles, tile_contents, tiles_for_size,
+        verify_root_from_tiles,
     };
     use touchmark_tlog::tree::{
         LeafSlice, consistency_proof, inclusion_proof, prove_consistency, prove_inclusion,
@@ -626,6 +627,77 @@ mod tiles {
                 .len(),
             232
         );
+    }
+
+    /// An auditor that records every problem and lets the audit go on.
+    #[derive(Default)]
+    struct Recorder {
+        entries: u64,
+        unusable: Vec<String>,
+        differing: Vec<String>,
+        unreadable: Vec<String>,
+        checked: usize,
+        root: Option<Hash>,
+    }
+
+    impl TileAuditor for Recorder {
+        fn entry(&mut self, index: u64, _: &[u8]) -> Result<(), TlogError> {
+            assert!(index >= self.entries, "entries in order");
+            self.entries = index + 1;
+            Ok(())
+        }
+
+        fn bundle_unusable(&mut self, bundle: &Tile, _: TlogError) -> Result<(), TlogError> {
+            self.unusable.push(bundle.path());
+            Ok(())
+        }
+
+        fn check_tile(
+            &mut self,
+            tile: &Tile,
+            recomputed: &[u8],
+            served: Result<Vec<u8>, TlogError>,
+        ) -> Result<(), TlogError> {
+            self.checked += 1;
+            match served {
+                Ok(served) if served == recomputed => {}
+                Ok(_) => self.differing.push(tile.path()),
+                Err(_) => self.unreadable.push(tile.path()),
+            }
+            Ok(())
+        }
+
+        fn check_root(&mut self, root: &Hash, _: &Checkpoint) -> Result<(), TlogError> {
+            self.root = Some(*root);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_tolerant_auditor_hears_of_every_problem_and_the_root() {
+        let n = 1_000;
+        let (_, leaves, mut store) = tiled_log(n, &[]);
+        let cp = Checkpoint::new("o", n, reference::mth(&leaves)).unwrap();
+        let mut clean = Recorder::default();
+        audit_tiles_with(&store, &cp, &mut clean).unwrap();
+        assert_eq!(clean.entries, n);
+        assert_eq!(clean.checked, tiles_for_size(n).len());
+        assert!(clean.differing.is_empty() && clean.unreadable.is_empty());
+        assert_eq!(clean.root, Some(*cp.root()));
+
+        // A changed hash tile, an unreadable bundle and a missing upper tile, all at once.
+        store.files.get_mut("tile/0/001").unwrap()[5] ^= 1;
+        store.files.remove("tile/entries/002");
+        store.files.remove("tile/1/000.p/3");
+        let mut found = Recorder::default();
+        audit_tiles_with(&store, &cp, &mut found).unwrap();
+        assert_eq!(found.unusable, ["tile/entries/002"]);
+        assert_eq!(found.differing, ["tile/0/001"]);
+        assert_eq!(found.unreadable, ["tile/1/000.p/3"]);
+        // The served leaf hashes stood in for the missing bundle, so the entries still lead to
+        // the checkpoint's root.
+        assert_eq!(found.entries, n);
+        assert_eq!(found.root, Some(*cp.root()));
     }
 
     #[test]

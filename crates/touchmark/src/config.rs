@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use touchmark_authority::log::LogConfig;
 
-use crate::database::{self, Database, DatabaseUrl};
+use touchmark_core::field::DatabaseUrl;
+
+use crate::database::{self, Database};
 
 /// The file name inside the data directory.
 pub const FILE: &str = "touchmark.toml";
@@ -93,7 +95,7 @@ pub fn load(
     let from_file = file
         .database
         .as_deref()
-        .map(DatabaseUrl::parse)
+        .map(str::parse::<DatabaseUrl>)
         .transpose()
         .with_context(|| format!("{}: `database`", path.display()))?;
     let url = match database {
@@ -183,7 +185,9 @@ mod tests {
         .unwrap();
         let config = load(dir.path(), None, None).unwrap();
         assert!(matches!(&config.database, Database::Postgres(u) if u.expose().ends_with("/file")));
-        let flag = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/flag").unwrap();
+        let flag = "postgres://postgres@127.0.0.1:5432/flag"
+            .parse::<DatabaseUrl>()
+            .unwrap();
         let config = load(dir.path(), None, Some(flag)).unwrap();
         assert!(matches!(&config.database, Database::Postgres(u) if u.expose().ends_with("/flag")));
         std::fs::write(dir.path().join(FILE), "database = \"mysql://x/y\"\n").unwrap();
@@ -199,7 +203,7 @@ mod tests {
             (Some("postgres://postgres@127.0.0.1:5432/test"), true),
             (Some("postgres://app:s3cret@127.0.0.1:5432/test"), false),
         ] {
-            let db = Database::for_dir(dir.path(), url.map(|u| DatabaseUrl::parse(u).unwrap()));
+            let db = Database::for_dir(dir.path(), url.map(|u| u.parse::<DatabaseUrl>().unwrap()));
             let text = initial_file(&db);
             assert!(!text.contains("s3cret"), "{text}");
             std::fs::write(dir.path().join(FILE), &text).unwrap();

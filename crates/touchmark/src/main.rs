@@ -1,19 +1,20 @@
 //! The `touchmark` command: parse the arguments, run the subcommand, report errors.
 
+mod args;
 mod cli;
 mod commands;
 mod config;
 mod database;
 mod output;
 mod secrets;
-mod sim;
+mod shutdown;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
-use crate::commands::{admin, bench, demo, fixture, init, migrate, serve};
+use crate::cli::{Cli, Command, StationCommand};
+use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, run, serve};
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.
@@ -56,13 +57,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
         Command::Factory(c) => admin::factory(c).await,
-        Command::Station(c) => admin::station(c).await,
+        Command::Station(StationCommand::Admin(c)) => admin::station(c).await,
+        Command::Station(StationCommand::Enroll(args)) => fixture::enroll(args).await,
+        Command::Station(StationCommand::Provision(args)) => fixture::provision(args).await,
+        Command::Station(StationCommand::Run(args)) => run::run(args).await,
+        Command::Station(StationCommand::Receipt(args)) => fixture::receipt(args).await,
         Command::Order(c) => admin::order(c).await,
         Command::Unit(c) => admin::unit(c).await,
         Command::Token(c) => admin::token(c).await,
         Command::Events(args) => admin::events(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Audit(args) => crate::commands::audit::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
     }
 }

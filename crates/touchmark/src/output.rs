@@ -1,5 +1,8 @@
 //! Human tables by default, JSON for scripts.
 
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON.
@@ -68,4 +71,23 @@ pub fn fields(pairs: &[(&str, String)]) {
 /// `-` for an absent value.
 pub fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
+}
+
+/// A progress bar for a simulated line, in Touchmark's style.
+pub fn bar(len: u64, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos:>4}/{len:4} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix.to_owned());
+    bar
+}
+
+/// What a simulated line does after each unit: advance `bar` and show the tally's message.
+pub fn on_unit(bar: ProgressBar) -> Arc<dyn Fn(String) + Send + Sync> {
+    Arc::new(move |message| {
+        bar.inc(1);
+        bar.set_message(message);
+    })
 }

@@ -58,5 +58,26 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
 /// # Errors
 /// When the file exists already or cannot be written.
 pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
-    crate::commands::fixture::write_private(path, format!("{secret}\n").as_bytes())
+    write_private(path, format!("{secret}\n").as_bytes())
+}
+
+/// Writes `contents` to a new file, readable only by its owner (on Unix), and syncs it.
+///
+/// # Errors
+/// When the file exists already or cannot be written.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))
 }

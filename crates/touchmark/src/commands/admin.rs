@@ -1,16 +1,270 @@
 //! Admin and auditor commands: thin calls to the API, printed as tables or JSON.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use clap::{Args, Subcommand};
+use touchmark_audit::UnitReceipt;
 use touchmark_client::{Client, ClientConfig};
 use touchmark_core::api::{
     CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, OrderBody,
 };
 
-use crate::cli::{
-    ApiArgs, EventsArgs, FactoryCommand, OrderCommand, ProductCommand, StationCommand,
-    TokenCommand, UnitCommand,
-};
+use crate::args::ApiArgs;
 use crate::output::{self, Table, fields, or_dash};
+
+/// `product` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Create a product and its issuing CA.
+    Create {
+        /// The product id [default: generated].
+        #[arg(long)]
+        id: Option<String>,
+        /// A human name.
+        #[arg(long)]
+        name: String,
+        /// Subject O of device certificates.
+        #[arg(long)]
+        org: String,
+        /// Subject CN of device certificates.
+        #[arg(long)]
+        cn: String,
+        /// RFC 4108 hwType OID for hardwareModuleName [default: a random arc under 2.25].
+        #[arg(long)]
+        hw_type_oid: Option<String>,
+        /// CRL distribution point URL.
+        #[arg(long)]
+        crl_url: Option<String>,
+        /// OCSP responder URL.
+        #[arg(long)]
+        ocsp_url: Option<String>,
+        /// Device certificate notAfter, RFC 3339 [default: 9999-12-31T23:59:59Z].
+        #[arg(long)]
+        cert_not_after: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List products.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a product, with its issuing CA.
+    Show {
+        /// The product id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `factory` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FactoryCommand {
+    /// Create a factory.
+    Create {
+        /// The factory id [default: generated].
+        #[arg(long)]
+        id: Option<String>,
+        /// A human name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List factories.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// The admin's `station` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StationCommand {
+    /// Create a station and print its one-time enrollment token.
+    Create {
+        /// The factory the station belongs to.
+        #[arg(long)]
+        factory: String,
+        /// The station id [default: generated].
+        #[arg(long)]
+        id: Option<String>,
+        /// A human name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Minutes until the enrollment token expires.
+        #[arg(long, default_value_t = 1440)]
+        ttl_minutes: u64,
+        /// Also write the enrollment token to this file (created with mode 0600).
+        #[arg(long)]
+        enrollment_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List stations.
+    List {
+        /// Only stations of this factory.
+        #[arg(long)]
+        factory: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a station.
+    Show {
+        /// The station id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a station: it is refused at once.
+    Revoke {
+        /// The station id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `order` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// Create an order (in draft unless --open).
+    Create {
+        /// The order id [default: generated].
+        #[arg(long)]
+        id: Option<String>,
+        /// The product built.
+        #[arg(long)]
+        product: String,
+        /// The factory that builds it.
+        #[arg(long)]
+        factory: String,
+        /// How many units may receive an identity.
+        #[arg(long)]
+        quota: u64,
+        /// Admitted serials as a range, such as SN-000001..SN-000500.
+        #[arg(long, conflicts_with = "serial_pattern")]
+        serial_range: Option<String>,
+        /// Admitted serials as a regular expression the whole serial must match.
+        #[arg(long)]
+        serial_pattern: Option<String>,
+        /// Start of the window, RFC 3339.
+        #[arg(long)]
+        not_before: Option<String>,
+        /// End of the window, RFC 3339.
+        #[arg(long)]
+        not_after: Option<String>,
+        /// Open the order at once.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List orders.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show an order with its counts.
+    Show {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Open an order.
+    Open {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Close an order.
+    Close {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Cancel an order.
+    Cancel {
+        /// The order id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Change an order's quota (logged with the old and new value).
+    Quota {
+        /// The order id.
+        id: String,
+        /// The new quota.
+        quota: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `unit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UnitCommand {
+    /// List an order's units.
+    List {
+        /// The order.
+        #[arg(long)]
+        order: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a unit by serial.
+    Show {
+        /// The serial.
+        serial: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a unit's receipt (`c2sp.org/tlog-proof@v1`): the inclusion proof of its issuance
+    /// and the signed checkpoint. With --key, verify it here first.
+    Receipt {
+        /// The serial.
+        serial: String,
+        /// The log's verifier key (`<origin>+<id>+<key>`), or `@FILE` holding it.
+        #[arg(long)]
+        key: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; the secret is printed once.
+    Create {
+        /// `admin` or `auditor` (read-only).
+        #[arg(long)]
+        role: String,
+        /// A note for humans.
+        #[arg(long)]
+        label: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// First index.
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// Most events shown (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
 
 /// A client for `api`: the server URL, the token and the root CA to trust.
 ///
@@ -180,7 +434,7 @@ pub async fn factory(command: FactoryCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs an admin `station` subcommand (enroll and provision are in `fixture`).
+/// Runs an admin `station` subcommand (what runs on the fixture PC is in `fixture` and `run`).
 ///
 /// # Errors
 /// When the server refuses or cannot be reached.
@@ -248,23 +502,6 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 return output::json(&s);
             }
             println!("Revoked station {}; it is refused from now on.", s.id);
-        }
-        StationCommand::Enroll(args) => return super::fixture::enroll(args).await,
-        StationCommand::Provision(args) => return super::fixture::provision(args).await,
-        StationCommand::Run(args) => return super::run::run(args).await,
-        StationCommand::Receipt {
-            order,
-            serial,
-            out,
-            dir,
-        } => {
-            let (client, _) = super::fixture::station_client(&dir)?;
-            let receipt = client.station_receipt(&order, &serial).await?;
-            match out {
-                Some(path) => std::fs::write(&path, &receipt)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
-                None => print!("{receipt}"),
-            }
         }
     }
     Ok(())
@@ -444,34 +681,15 @@ async fn receipt(serial: &str, key: Option<&str>, api: &ApiArgs) -> anyhow::Resu
         print!("{text}");
         return Ok(());
     };
-    let key = match key.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
-        }
-        None => key.to_owned(),
-    };
-    let verifier = touchmark_tlog::note::NoteVerifier::parse(key.trim())
-        .context("--key is not a verifier key")?;
-    let receipt = touchmark_tlog::proof::Receipt::parse(text.as_bytes())
-        .context("the server's receipt is malformed")?;
+    let verifier = touchmark_audit::verifier_key(key).context("--key")?;
+    let receipt = UnitReceipt::parse(&text).context("the server's receipt")?;
     let entry = client
         .events(receipt.index(), 1)
         .await?
         .into_iter()
         .next()
         .with_context(|| format!("log entry {} is missing", receipt.index()))?;
-    let leaf = touchmark_tlog::hash::leaf_hash(entry.canonical.as_bytes());
-    let checkpoint = receipt
-        .verify(&leaf, &verifier)
-        .context("the receipt does not verify")?;
-    let event = touchmark_core::event::Event::from_canonical(entry.canonical.as_bytes())?;
-    match &event.body {
-        touchmark_core::event::EventBody::UnitIssued { serial: s, .. } if s.as_str() == serial => {}
-        _ => anyhow::bail!(
-            "log entry {} is not the issuance of {serial}",
-            receipt.index()
-        ),
-    }
+    let checkpoint = receipt.verify(entry.canonical.as_bytes(), serial, &verifier)?;
     if api.json {
         return output::json(&serde_json::json!({
             "serial": serial, "index": receipt.index(), "checkpoint_size": checkpoint.size(), "verified": true, "receipt": text

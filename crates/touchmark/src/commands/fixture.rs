@@ -1,16 +1,91 @@
-//! What runs on the fixture PC: `station enroll` and `station provision`.
+//! What runs on the fixture PC: `station enroll`, `station provision` and `station receipt`. The
+//! station's side of the API is `touchmark_client::station`'s; this reads the files and prints.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use base64::Engine;
-use serde::{Deserialize, Serialize};
-use touchmark_client::{Client, ClientConfig, ClientError, Identity};
-use touchmark_core::api::{EnrollRequest, ProvisionRequest};
-use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+use clap::Args;
+use touchmark_client::station::StationDir;
 
-use crate::cli::{EnrollArgs, ProvisionArgs};
+use crate::args::StationDirArgs;
 use crate::output::{self, fields};
+use crate::secrets;
+
+/// Arguments of `station enroll`.
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The server's URL.
+    #[arg(long, env = "TOUCHMARK_SERVER")]
+    pub server: String,
+    /// The one-time enrollment token from `touchmark station create`.
+    #[arg(
+        long,
+        env = "TOUCHMARK_ENROLLMENT_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the enrollment token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The root CA that signed the server's certificate (given to the factory with the token).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Where to keep the station's key, certificate and settings.
+    #[arg(
+        long,
+        env = "TOUCHMARK_STATION_DIR",
+        default_value = "touchmark-station"
+    )]
+    pub dir: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `station provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The order to count the unit against.
+    #[arg(long)]
+    pub order: String,
+    /// The unit's serial.
+    #[arg(long)]
+    pub serial: String,
+    /// The unit's CSR, PEM or DER.
+    #[arg(long)]
+    pub csr: PathBuf,
+    /// The unit's test record, JSON (Touchmark's or OpenHTF's).
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Directory to write certificate.pem, chain.pem, root-ca.pem and receipt.json into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The station directory.
+    #[command(flatten)]
+    pub station: StationDirArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `station receipt`.
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The order the unit was counted against.
+    #[arg(long)]
+    pub order: String,
+    /// The unit's serial.
+    #[arg(long)]
+    pub serial: String,
+    /// Write the receipt to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The station directory.
+    #[command(flatten)]
+    pub station: StationDirArgs,
+}
 
 /// A refusal by the server's policy: `station provision` exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -22,37 +97,6 @@ pub struct Refused {
     pub message: String,
 }
 
-/// `station.json` in the station directory.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StationFile {
-    server: String,
-    station: String,
-    factory: String,
-}
-
-const KEY: &str = "station.key";
-const CERT: &str = "station.pem";
-const ROOT: &str = "root-ca.pem";
-const SETTINGS: &str = "station.json";
-
-pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("cannot sync {}", path.display()))
-}
-
 /// Runs `station enroll`.
 ///
 /// # Errors
@@ -60,49 +104,15 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> 
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let root_ca_pem = std::fs::read_to_string(&args.ca)
         .with_context(|| format!("cannot read the root CA {}", args.ca.display()))?;
-    if args.dir.join(KEY).exists() {
-        bail!(
-            "{} already holds an enrolled station; choose another --dir",
-            args.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    // The station's key is made here and never leaves this machine: only its CSR is sent.
-    let signer = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256)?;
-    let csr = touchmark_pki::pem::encode(
-        "CERTIFICATE REQUEST",
-        &build_csr(&signer, "touchmark-station")?,
-    );
-    let key_path = args.dir.join(KEY);
-    write_private(&key_path, signer.pkcs8_pem().as_bytes())?;
-    let client = Client::new(ClientConfig::new(args.server.clone(), root_ca_pem.clone()))?;
     let token = match (args.token, &args.token_file) {
         (Some(token), _) => token,
-        (None, Some(path)) => crate::secrets::read_secret_file(path)?,
+        (None, Some(path)) => secrets::read_secret_file(path)?,
         (None, None) => bail!("give the enrollment token with --token or --token-file"),
     };
-    let enrolled = match client.enroll(&EnrollRequest { token, csr }).await {
-        Ok(enrolled) => enrolled,
-        Err(e) => {
-            // No certificate: the key is useless, and a later attempt makes a new one.
-            let _ = std::fs::remove_file(&key_path);
-            return Err(e.into());
-        }
-    };
-    std::fs::write(args.dir.join(CERT), &enrolled.certificate_pem)
-        .context("cannot write station.pem")?;
-    std::fs::write(args.dir.join(ROOT), &root_ca_pem).context("cannot write root-ca.pem")?;
-    let settings = StationFile {
-        server: args.server,
-        station: enrolled.station.clone(),
-        factory: enrolled.factory.clone(),
-    };
-    std::fs::write(
-        args.dir.join(SETTINGS),
-        serde_json::to_string_pretty(&settings)?,
-    )
-    .context("cannot write station.json")?;
+    let dir = StationDir::new(&args.dir);
+    let (enrolled, settings) = dir
+        .enroll(&args.server, &root_ca_pem, token, secrets::write_private)
+        .await?;
     if args.json {
         return output::json(&settings);
     }
@@ -117,86 +127,40 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A client that authenticates as the station enrolled in `dir`.
-///
-/// # Errors
-/// When the directory is not an enrolled station's.
-pub fn station_client(dir: &Path) -> anyhow::Result<(Client, String)> {
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name)).with_context(|| {
-            format!(
-                "cannot read {} (is {} a station directory from `touchmark station enroll`?)",
-                dir.join(name).display(),
-                dir.display()
-            )
-        })
-    };
-    let settings: StationFile =
-        serde_json::from_str(&read(SETTINGS)?).context("station.json is invalid")?;
-    let mut config = ClientConfig::new(settings.server, read(ROOT)?);
-    config.identity = Some(Identity::new(read(CERT)?, read(KEY)?));
-    Ok((Client::new(config)?, settings.station))
-}
-
-/// Reads a CSR file: PEM is sent as is, DER as base64.
-fn read_csr(path: &Path) -> anyhow::Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read the CSR {}", path.display()))?;
-    if bytes.len() > 64 * 1024 {
-        bail!("the CSR {} is larger than 64 KiB", path.display());
-    }
-    Ok(match std::str::from_utf8(&bytes) {
-        Ok(text) if text.trim_start().starts_with("-----BEGIN") => text.to_owned(),
-        _ => base64::engine::general_purpose::STANDARD.encode(&bytes),
-    })
-}
-
 /// Runs `station provision`.
 ///
 /// # Errors
 /// [`Refused`] when the server's policy refuses the unit; any other error otherwise.
 pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
-    let csr = read_csr(&args.csr)?;
+    let csr = std::fs::read(&args.csr)
+        .with_context(|| format!("cannot read the CSR {}", args.csr.display()))?;
+    if csr.len() > 64 * 1024 {
+        bail!("the CSR {} is larger than 64 KiB", args.csr.display());
+    }
     let test_text = std::fs::read_to_string(&args.test)
         .with_context(|| format!("cannot read the test record {}", args.test.display()))?;
     let test: serde_json::Value = serde_json::from_str(&test_text)
         .with_context(|| format!("the test record {} is not JSON", args.test.display()))?;
-    let (client, _) = station_client(&args.dir)?;
-    let request = ProvisionRequest {
-        serial: args.serial.clone(),
-        csr,
-        test,
-    };
-    let done = match client.provision(&args.order, &request).await {
+    let station = StationDir::new(&args.station.dir);
+    let done = match station
+        .provision(&args.order, &args.serial, &csr, test, &args.out)
+        .await
+    {
         Ok(done) => done,
-        Err(ClientError::Api { body, .. })
-            if touchmark_core::code::ErrorCode::from_wire(&body.code)
-                .is_some_and(|c| c.is_refusal()) =>
-        {
+        Err(e) => {
+            let Some(body) = e.refusal() else {
+                return Err(e.into());
+            };
             if args.json {
-                output::json(&body)?;
+                output::json(body)?;
             }
             return Err(Refused {
-                code: body.code,
-                message: body.message,
+                code: body.code.clone(),
+                message: body.message.clone(),
             }
             .into());
         }
-        Err(e) => return Err(e.into()),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let write = |name: &str, contents: &str| {
-        std::fs::write(args.out.join(name), contents)
-            .with_context(|| format!("cannot write {}", args.out.join(name).display()))
-    };
-    write("certificate.pem", &done.certificate_pem)?;
-    write("chain.pem", &done.chain_pem)?;
-    write("root-ca.pem", &done.root_ca_pem)?;
-    write(
-        "receipt.json",
-        &serde_json::to_string_pretty(&done.receipt)?,
-    )?;
     if args.json {
         return output::json(&done);
     }
@@ -221,5 +185,21 @@ pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
         ),
         ("leaf hash", done.receipt.leaf_hash),
     ]);
+    Ok(())
+}
+
+/// Runs `station receipt`.
+///
+/// # Errors
+/// When the directory is not an enrolled station's, the server refuses, or the file cannot be
+/// written.
+pub async fn receipt(args: ReceiptArgs) -> anyhow::Result<()> {
+    let (client, _) = StationDir::new(&args.station.dir).client()?;
+    let receipt = client.station_receipt(&args.order, &args.serial).await?;
+    match args.out {
+        Some(path) => std::fs::write(&path, &receipt)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{receipt}"),
+    }
     Ok(())
 }

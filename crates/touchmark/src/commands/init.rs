@@ -1,8 +1,10 @@
 //! `touchmark init`: a new installation and its first admin token.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::Args;
 use serde::Serialize;
 use touchmark_authority::Authority;
 use touchmark_authority::{InitOptions, Installation};
@@ -13,9 +15,35 @@ use touchmark_core::field::Label;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_store::Store;
 
-use crate::cli::InitArgs;
+use crate::args::{DataArgs, DatabaseArgs};
 use crate::database::{self, Database};
 use crate::{config, output, secrets};
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where the installation lives.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where its records live.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// A DNS name or IP address for the server's TLS certificate; repeat for several.
+    #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub hosts: Vec<String>,
+    /// The organization named in the CA certificates.
+    #[arg(long, default_value = "Touchmark")]
+    pub org: String,
+    /// The audit log's origin (its name in checkpoints), such as `touchmark.example.com/log`.
+    #[arg(long, default_value = "touchmark.local/log")]
+    pub log_origin: String,
+    /// Also write the first admin token to this file (created with mode 0600).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Opens the new installation's database. A shared database must be empty: two installations
 /// (two root CAs, two log keys) must never write into one log.

@@ -5,16 +5,37 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use clap::Args;
 use serde::Serialize;
 use touchmark_authority::Installation;
+use touchmark_core::field::DatabaseUrl;
 use touchmark_store::Store;
 use touchmark_store_postgres::PostgresStore;
 use touchmark_store_sqlite::SqliteStore;
 use touchmark_tlog::checkpoint::SignedCheckpoint;
 use touchmark_tlog::note::NoteVerifier;
 
-use crate::cli::MigrateArgs;
+use crate::args::DataArgs;
 use crate::output;
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The installation whose SQLite database (touchmark.db) is copied. Stop its server first.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The PostgreSQL database to copy into; it must hold no Touchmark records yet.
+    #[arg(
+        long = "to",
+        env = "TOUCHMARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub to: DatabaseUrl,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Serialize)]
 struct Migrated {

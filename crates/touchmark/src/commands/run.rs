@@ -1,13 +1,60 @@
-//! `touchmark station run`: the fixture client as a line simulator.
+//! `touchmark station run`: the fixture client as a line simulator (`touchmark_client::sim`),
+//! with live progress and a summary.
 
-use anyhow::bail;
-use rand::Rng;
+use clap::Args;
 use serde::Serialize;
+use touchmark_client::sim::{Run, Tally};
+use touchmark_client::station::StationDir;
 
-use crate::cli::RunArgs;
-use crate::commands::fixture::station_client;
+use crate::args::StationDirArgs;
 use crate::output::{self, Table};
-use crate::sim::{self, Kind, Outcome, SimUnit, Tally, UnitKey};
+
+/// Arguments of `station run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The order to provision against.
+    #[arg(long)]
+    pub order: String,
+    /// How many units to simulate.
+    #[arg(long, default_value_t = 100)]
+    pub units: u64,
+    /// Serial prefix.
+    #[arg(long, default_value = "SN-")]
+    pub prefix: String,
+    /// Number of the first serial (serials are PREFIX + a zero-padded number).
+    #[arg(long, default_value_t = 1)]
+    pub first: u64,
+    /// Digits of the serial number.
+    #[arg(long, default_value_t = 6)]
+    pub digits: usize,
+    /// Units in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Share of units that fail their test, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Extra units that reuse an earlier unit's serial with a new key (expect `serial_conflict`).
+    #[arg(long, default_value_t = 0)]
+    pub clone_serials: u64,
+    /// Extra units that reuse an earlier unit's key with a new serial (expect `key_reused`).
+    #[arg(long, default_value_t = 0)]
+    pub clone_keys: u64,
+    /// Most units started per second (0: no limit).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Seed for the simulated test results, so a run can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The station directory.
+    #[command(flatten)]
+    pub station: StationDirArgs,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Serialize)]
 struct Summary<'a> {
@@ -44,100 +91,28 @@ pub fn print_tally(tally: &Tally) {
 /// For bad arguments, a station directory that is not enrolled, or a failure to make keys.
 /// Refusals are outcomes, not errors.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&args.fail_rate) {
-        bail!("--fail-rate must be between 0 and 1");
-    }
-    if !(1..=1024).contains(&args.concurrency) {
-        bail!("--concurrency must be 1 to 1024");
-    }
-    if args.rate < 0.0 || !args.rate.is_finite() {
-        bail!("--rate must be a positive number of units per second, or 0 for no limit");
-    }
-    if args.units > 1_000_000 {
-        bail!("--units must be at most 1,000,000");
-    }
-    let last = args
-        .first
-        .checked_add(args.units + args.clone_keys)
-        .filter(|n| n.to_string().len() <= args.digits);
-    if last.is_none() {
-        bail!(
-            "serials from {} for {} units do not fit in {} digits",
-            args.first,
-            args.units,
-            args.digits
-        );
-    }
-    let (client, station) = station_client(&args.dir)?;
-    let mut rng = sim::rng(args.seed);
-    let serial = |n: u64| format!("{}{:0width$}", args.prefix, n, width = args.digits);
-    let mut units = Vec::new();
-    let mut keys: Vec<UnitKey> = Vec::new();
-    for i in 0..args.units {
-        let kind = if rng.random_bool(args.fail_rate) {
-            Kind::FailsTest
-        } else {
-            Kind::Good
-        };
-        let (unit, key) = SimUnit::new(serial(args.first + i), kind, &mut rng)?;
-        units.push(unit);
-        keys.push(key);
-    }
+    let run = Run {
+        order: args.order.clone(),
+        units: args.units,
+        prefix: args.prefix,
+        first: args.first,
+        digits: args.digits,
+        concurrency: args.concurrency,
+        fail_rate: args.fail_rate,
+        clone_serials: args.clone_serials,
+        clone_keys: args.clone_keys,
+        rate: args.rate,
+        seed: args.seed,
+    };
+    run.check()?;
+    let (client, station) = StationDir::new(&args.station.dir).client()?;
     let show = !args.quiet && !args.json;
-    let bar = show.then(|| sim::bar(args.units + args.clone_serials + args.clone_keys, &station));
-    let (mut tally, outcomes) = sim::run_line(
-        client.clone(),
-        args.order.clone(),
-        units.clone(),
-        args.concurrency,
-        args.rate,
-        bar.clone(),
-    )
-    .await;
-
-    // Clones go after the line, against units that were really issued.
-    let issued: Vec<usize> = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(i, o)| {
-            matches!(o, Outcome::Issued | Outcome::AlreadyIssued) && units[*i].kind == Kind::Good
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if (args.clone_serials > 0 || args.clone_keys > 0) && issued.is_empty() {
+    let bar = show.then(|| output::bar(run.total(), &station));
+    let done = run.run(client, bar.clone().map(output::on_unit)).await?;
+    if done.nothing_to_clone {
         eprintln!("warning: no unit was issued, so there is nothing to clone");
-    } else {
-        let mut clones = Vec::new();
-        for j in 0..args.clone_serials as usize {
-            let original = &units[issued[j % issued.len()]];
-            let (unit, _) = SimUnit::new(original.serial.clone(), Kind::CloneSerial, &mut rng)?;
-            clones.push(unit);
-        }
-        for j in 0..args.clone_keys {
-            let original = &keys[issued[j as usize % issued.len()]];
-            clones.push(SimUnit::clone_key(
-                serial(args.first + args.units + j),
-                original,
-                &mut rng,
-            )?);
-        }
-        if !clones.is_empty() {
-            let (clone_tally, _) = sim::run_line(
-                client,
-                args.order.clone(),
-                clones,
-                args.concurrency,
-                args.rate,
-                bar.clone(),
-            )
-            .await;
-            // The clones run after the line, so their time adds to it (merge keeps the longer
-            // of two tallies, which is right for lines that run side by side).
-            let line_seconds = tally.seconds;
-            tally.merge(&clone_tally);
-            tally.seconds = line_seconds + clone_tally.seconds;
-        }
     }
+    let tally = done.tally;
     if let Some(bar) = bar {
         bar.finish();
     }

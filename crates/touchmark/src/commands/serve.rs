@@ -1,14 +1,30 @@
 //! `touchmark serve`: the HTTPS API until Ctrl-C or SIGTERM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use clap::Args;
 use touchmark_authority::Installation;
 use touchmark_core::{Clock, SystemClock};
 use touchmark_server::Server;
 use touchmark_store::Store;
 
-use crate::cli::ServeArgs;
-use crate::{config, secrets};
+use crate::args::{DataArgs, DatabaseArgs};
+use crate::{config, secrets, shutdown};
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the installation lives.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where its records live.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on [default: the config file's `listen`, else 127.0.0.1:8443].
+    #[arg(long, env = "TOUCHMARK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+}
 
 /// Runs `touchmark serve`.
 ///
@@ -33,31 +49,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Scripts and tests wait for this line; keep its shape.
     println!("touchmark listening on https://{addr}");
     eprintln!("touchmark: records in {}", config.database);
-    server.run(shutdown_signal()).await;
+    server.run(shutdown::signal()).await;
     println!("touchmark stopped");
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use touchmark_core::api::ProvisionRequest;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
 
+use crate::error::{Context as _, Error};
+
 /// One unit, ready to send.
 #[derive(Debug)]
 pub(crate) struct Unit {
@@ -42,11 +44,11 @@ fn passing_test(n: u64) -> serde_json::Value {
     })
 }
 
-fn unit(n: u64) -> anyhow::Result<Unit> {
+fn unit(n: u64) -> Result<Unit, Error> {
     let serial = serial(n);
-    let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256)
-        .map_err(|e| anyhow::anyhow!("cannot generate a unit key: {e}"))?;
-    let csr = build_csr(&key, &serial).map_err(|e| anyhow::anyhow!("cannot build a CSR: {e}"))?;
+    let key =
+        SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).context("cannot generate a unit key")?;
+    let csr = build_csr(&key, &serial).context("cannot build a CSR")?;
     Ok(Unit {
         request: ProvisionRequest {
             csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
@@ -60,13 +62,13 @@ fn unit(n: u64) -> anyhow::Result<Unit> {
 ///
 /// # Errors
 /// When a key or CSR cannot be made.
-pub(crate) async fn generate(first: u64, count: usize) -> anyhow::Result<Arc<Vec<Unit>>> {
+pub(crate) async fn generate(first: u64, count: usize) -> Result<Arc<Vec<Unit>>, Error> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(count.max(1));
     tokio::task::spawn_blocking(move || {
         let chunk = count.div_ceil(threads);
-        let parts: Vec<anyhow::Result<Vec<Unit>>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<Vec<Unit>, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let start = (t * chunk).min(count);
@@ -74,7 +76,7 @@ pub(crate) async fn generate(first: u64, count: usize) -> anyhow::Result<Arc<Vec
                     scope.spawn(move || {
                         (start..end)
                             .map(|i| unit(first + i as u64))
-                            .collect::<anyhow::Result<Vec<Unit>>>()
+                            .collect::<Result<Vec<Unit>, Error>>()
                     })
                 })
                 .collect();
@@ -82,7 +84,7 @@ pub(crate) async fn generate(first: u64, count: usize) -> anyhow::Result<Arc<Vec
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a unit generator thread died")))
+                        .unwrap_or(Err(Error::Died("a unit generator thread")))
                 })
                 .collect()
         });
@@ -93,7 +95,7 @@ pub(crate) async fn generate(first: u64, count: usize) -> anyhow::Result<Arc<Vec
         Ok(Arc::new(units))
     })
     .await
-    .map_err(|e| anyhow::anyhow!("unit generation died: {e}"))?
+    .map_err(|_| Error::Died("unit generation"))?
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::units::Unit;
+use crate::cpu::process_cpu;
+use crate::error::Error;
+use crate::units::Unit;
 
 /// How many failure messages a sample keeps to show; the count is always exact.
 const KEPT_FAILURES: usize = 5;
@@ -58,33 +60,18 @@ impl Sample {
     /// Fails unless every request succeeded: a benchmark that measured errors is worthless.
     ///
     /// # Errors
-    /// Naming how many failed and the first failures.
-    pub fn check(&self, what: &str) -> anyhow::Result<()> {
+    /// [`Error::Void`], naming how many failed and the first failures.
+    pub fn check(&self, what: &str) -> Result<(), Error> {
         if self.failed == 0 {
             return Ok(());
         }
-        anyhow::bail!(
+        Err(Error::Void(format!(
             "{what}: {} of {} requests failed; the figures would be meaningless. First failures:\n  {}",
             self.failed,
             self.units,
             self.failures.join("\n  ")
-        )
+        )))
     }
-}
-
-/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux).
-///
-/// Fields 14 and 15 count in USER_HZ ticks, which the kernel fixes at 100 per second for
-/// `/proc` on every mainstream architecture. `None` elsewhere.
-fn process_cpu() -> Option<Duration> {
-    const USER_HZ: u64 = 100;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
 /// Sends every unit of `units` once, with one worker per client, and times each request.
@@ -97,7 +84,7 @@ pub(crate) async fn drive<C, F, Fut>(
     clients: &[C],
     units: Arc<Vec<Unit>>,
     call: F,
-) -> anyhow::Result<Sample>
+) -> Result<Sample, Error>
 where
     C: Clone + Send + 'static,
     F: Fn(C, Arc<Vec<Unit>>, usize) -> Fut + Clone + Send + 'static,
@@ -147,9 +134,8 @@ where
         cpu: None,
     };
     for worker in workers {
-        let (latencies, failed, failures) = worker
-            .await
-            .map_err(|e| anyhow::anyhow!("a load worker died: {e}"))?;
+        let (latencies, failed, failures) =
+            worker.await.map_err(|_| Error::Died("a load worker"))?;
         sample.latencies.extend(latencies);
         sample.failed += failed;
         sample.failures.extend(
@@ -189,12 +175,5 @@ mod tests {
         assert_eq!(s.quantile(1.0), Duration::from_millis(100));
         assert_eq!(sample(&[7]).quantile(0.99), Duration::from_millis(7));
         assert_eq!(sample(&[]).quantile(0.5), Duration::ZERO);
-    }
-
-    #[test]
-    fn process_cpu_is_read_on_linux() {
-        if cfg!(target_os = "linux") {
-            assert!(process_cpu().is_some());
-        }
     }
 }

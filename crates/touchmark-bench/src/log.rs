@@ -1,4 +1,4 @@
-//! `touchmark bench log`: the audit log's cost, append to verification.
+//! `log`: the audit log's cost, append to verification.
 //!
 //! A fresh installation with the SQLite store (WAL, `synchronous=FULL`, group commit) and an
 //! in-process server. The product, factory and order are created through the authority, as the
@@ -10,9 +10,9 @@
 //!    its background sequencer does not compete with the appends: they are measured alone.
 //! 2. **sequence**: [`Log::sequence_once`](touchmark_authority::log::Log::sequence_once) until a
 //!    signed checkpoint covers every event (tree, tiles, checkpoint, in ≤ 100,000-entry steps).
-//! 3. **verify**: the server runs; `audit verify` downloads the log over HTTPS, recomputes every
-//!    leaf, tile and the root, and replays the events; once cold, once from the warm cache. The
-//!    report must show no violation and exactly the counts appended.
+//! 3. **verify**: the server runs; [`touchmark_audit::verify`] downloads the log over HTTPS,
+//!    recomputes every leaf, tile and the root, and replays the events; once cold, once from the
+//!    warm cache. The report must show no violation and exactly the counts appended.
 //!
 //! Beside them: the machine's raw SHA-256 rate on 64-byte inputs (one thread, the `sha2` crate
 //! the log uses), and a short `bench provision` run at concurrency 32, to put the append cost
@@ -25,62 +25,57 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use clap::Args;
 use serde::Serialize;
 use time::OffsetDateTime;
-use touchmark_authority::log::LogConfig;
-use touchmark_authority::{InitOptions, Installation};
-use touchmark_core::api::{CreateFactory, CreateOrder, CreateProduct};
-use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
-use touchmark_core::{
-    Clock, ErrorCode, FactoryId, OrderId, ProductId, Serial, StationId, SystemClock,
-};
-use touchmark_pki::Passphrase;
-use touchmark_server::Server;
+use touchmark_audit::{Audit, Silent, Source};
+use touchmark_authority::Installation;
+use touchmark_core::event::{Event, EventBody, Sha256Hash};
+use touchmark_core::{ErrorCode, FactoryId, OrderId, ProductId, Serial, StationId};
 use touchmark_store::{Rejection, Store};
 use touchmark_store_sqlite::SqliteStore;
+use touchmark_tlog::note::NoteVerifier;
 
-use super::{Plan, progress};
-use crate::commands::audit::{self, VerifyArgs};
-use crate::output::{Table, fields};
-
-/// Arguments of `bench log`.
-#[derive(Debug, Args)]
-pub struct LogArgs {
-    /// Events to append [default: 1,000,000; 20,000 with --quick].
-    #[arg(long)]
-    pub events: Option<u64>,
-    /// Concurrent appending tasks; the store's group commit batches their transactions.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// A short run (20,000 events, shorter reference measurements), for CI and smoke tests.
-    #[arg(long)]
-    pub quick: bool,
-    /// Print the whole result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::Progress;
+use crate::cpu::Watch;
+use crate::error::{Context as _, Error};
+use crate::provision::{self, Backend, Plan};
+use crate::setup::{self, Fixtures};
 
 const ORDER: &str = "PO-BENCH-LOG";
-const PRODUCT: &str = "bench-log-sensor";
-const FACTORY: &str = "bench-log-cm";
-const QUOTA: u64 = 1_000_000;
+/// The product, factory and order the appended events name.
+const FIXTURES: Fixtures = Fixtures {
+    product: "bench-log-sensor",
+    product_name: "Bench Log Sensor",
+    factory: "bench-log-cm",
+    factory_name: "Bench Log CM",
+    order: ORDER,
+    quota: 1_000_000,
+};
 /// Stations named in the events (they need not exist for a refusal to be recorded).
 const STATIONS: usize = 32;
-const TEMP_PASSPHRASE: &str = "touchmark bench log, temporary installation";
 /// The most events one run may append.
 const MAX_EVENTS: u64 = 100_000_000;
 /// The concurrency of the provisioning reference.
 const PROVISION_CONCURRENCY: usize = 32;
 /// `audit verify` of a 1,000,000-event log must take less than this.
-const VERIFY_TARGET: Duration = Duration::from_secs(10);
+pub const VERIFY_TARGET: Duration = Duration::from_secs(10);
 /// Appending must cost less than this share of provisioning's time per unit.
-const APPEND_SHARE_TARGET: f64 = 0.10;
+pub const APPEND_SHARE_TARGET: f64 = 0.10;
+
+/// What to measure, as `touchmark bench log` is asked: see [`LogPlan::new`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Events to append [default: 1,000,000; 20,000 when quick].
+    pub events: Option<u64>,
+    /// Concurrent appending tasks; the store's group commit batches their transactions.
+    pub concurrency: usize,
+    /// A short run (20,000 events, shorter reference measurements).
+    pub quick: bool,
+}
 
 /// The resolved settings of one run.
 #[derive(Debug, Clone)]
-struct LogPlan {
+pub struct LogPlan {
     events: u64,
     concurrency: usize,
     sha_time: Duration,
@@ -90,54 +85,45 @@ struct LogPlan {
 }
 
 impl LogPlan {
-    fn from_args(args: &LogArgs) -> anyhow::Result<Self> {
-        let events = args
+    /// Checks `options` and resolves their defaults.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a setting out of range, named as the command line spells it.
+    pub fn new(options: &Options) -> Result<Self, Error> {
+        let events = options
             .events
-            .unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
+            .unwrap_or(if options.quick { 20_000 } else { 1_000_000 });
         if events == 0 || events > MAX_EVENTS {
-            anyhow::bail!("--events must be 1 to {MAX_EVENTS}");
+            return Err(Error::Invalid(format!(
+                "--events must be 1 to {MAX_EVENTS}"
+            )));
         }
-        if args.concurrency == 0 || args.concurrency > 4096 {
-            anyhow::bail!("--concurrency must be 1 to 4096");
+        if options.concurrency == 0 || options.concurrency > 4096 {
+            return Err(Error::Invalid("--concurrency must be 1 to 4096".into()));
         }
         Ok(Self {
             events,
-            concurrency: args.concurrency,
-            sha_time: Duration::from_millis(if args.quick { 300 } else { 1000 }),
-            quick: args.quick,
+            concurrency: options.concurrency,
+            sha_time: Duration::from_millis(if options.quick { 300 } else { 1000 }),
+            quick: options.quick,
             provision: Plan {
                 concurrencies: vec![PROVISION_CONCURRENCY],
                 rounds: 1,
                 units_per_round: None,
-                round_target: Duration::from_secs(if args.quick { 1 } else { 3 }),
-                ceiling_time: Duration::from_millis(if args.quick { 50 } else { 100 }),
-                quick: args.quick,
-                data: None,
-                backend: crate::commands::bench::Backend::Sqlite,
+                round_target: Duration::from_secs(if options.quick { 1 } else { 3 }),
+                ceiling_time: Duration::from_millis(if options.quick { 50 } else { 100 }),
+                quick: options.quick,
+                keep: None,
+                backend: Backend::Sqlite,
                 cfssl: false,
             },
         })
     }
 }
 
-/// Runs `bench log`.
-///
-/// # Errors
-/// When a step fails, or the verification does not find exactly what was appended.
-pub async fn run(args: LogArgs) -> anyhow::Result<()> {
-    let plan = LogPlan::from_args(&args)?;
-    let report = measure(&plan).await?;
-    if args.json {
-        crate::output::json(&report)
-    } else {
-        report.print();
-        Ok(())
-    }
-}
-
 /// One timed phase.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Phase {
+pub struct Phase {
     /// Entries the phase handled.
     pub entries: u64,
     /// Wall-clock time.
@@ -183,7 +169,7 @@ impl Phase {
 
 /// How the run was set up.
 #[derive(Debug, Serialize)]
-pub(crate) struct LogSetup {
+pub struct LogSetup {
     /// `release`, or `debug` (figures meaningless).
     pub build: &'static str,
     /// `std::thread::available_parallelism()`.
@@ -202,7 +188,7 @@ pub(crate) struct LogSetup {
 
 /// The log's size and shape.
 #[derive(Debug, Serialize)]
-pub(crate) struct Shape {
+pub struct Shape {
     /// Entries in the verified checkpoint (the appended events plus the setup's).
     pub log_size: u64,
     /// Mean canonical size of the appended events, bytes.
@@ -216,7 +202,7 @@ pub(crate) struct Shape {
 
 /// The provisioning reference.
 #[derive(Debug, Serialize)]
-pub(crate) struct ProvisionReference {
+pub struct ProvisionReference {
     /// Concurrent stations.
     pub concurrency: usize,
     /// Units in the timed round.
@@ -231,7 +217,7 @@ pub(crate) struct ProvisionReference {
 
 /// What the audit found, against what was appended.
 #[derive(Debug, Serialize)]
-pub(crate) struct LogVerification {
+pub struct LogVerification {
     /// Events appended by the benchmark.
     pub appended: u64,
     /// Events in the store at the end.
@@ -248,7 +234,7 @@ pub(crate) struct LogVerification {
 
 /// Whether the targets were met.
 #[derive(Debug, Serialize)]
-pub(crate) struct Targets {
+pub struct Targets {
     /// The cold verification time scaled to 1,000,000 entries, seconds.
     pub verify_1m_s: f64,
     /// Under 10 s.
@@ -265,7 +251,7 @@ pub(crate) struct Targets {
 
 /// The whole result.
 #[derive(Debug, Serialize)]
-pub(crate) struct LogReport {
+pub struct LogReport {
     /// How the run was set up.
     pub setup: LogSetup,
     /// Raw SHA-256 of 64-byte inputs, one thread, per second.
@@ -286,41 +272,6 @@ pub(crate) struct LogReport {
     pub targets: Targets,
     /// The cross-check.
     pub verification: LogVerification,
-}
-
-/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux).
-fn process_cpu() -> Option<Duration> {
-    const USER_HZ: u64 = 100;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
-}
-
-/// A stopwatch for wall-clock and process CPU time.
-struct Watch {
-    start: Instant,
-    cpu: Option<Duration>,
-}
-
-impl Watch {
-    fn start() -> Self {
-        Self {
-            cpu: process_cpu(),
-            start: Instant::now(),
-        }
-    }
-
-    fn stop(&self) -> (Duration, Option<Duration>) {
-        let elapsed = self.start.elapsed();
-        let cpu = self
-            .cpu
-            .zip(process_cpu())
-            .map(|(a, b)| b.saturating_sub(a));
-        (elapsed, cpu)
-    }
 }
 
 /// Raw SHA-256 of 64-byte inputs on one thread, per second: `sha2`, through
@@ -378,24 +329,24 @@ struct Ids {
 }
 
 impl Ids {
-    fn new() -> anyhow::Result<Self> {
+    fn new() -> Result<Self, Error> {
         let stations = (0..STATIONS)
             .map(|s| StationId::parse(&format!("bench-line-{s:03}")))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("station id: {e}"))?;
+            .context("station id")?;
         Ok(Self {
-            product: ProductId::parse(PRODUCT).map_err(|e| anyhow::anyhow!("product id: {e}"))?,
-            order: OrderId::parse(ORDER).map_err(|e| anyhow::anyhow!("order id: {e}"))?,
-            factory: FactoryId::parse(FACTORY).map_err(|e| anyhow::anyhow!("factory id: {e}"))?,
+            product: ProductId::parse(FIXTURES.product).context("product id")?,
+            order: OrderId::parse(ORDER).context("order id")?,
+            factory: FactoryId::parse(FIXTURES.factory).context("factory id")?,
             stations,
         })
     }
 
     /// The `i`-th rejection: distinct serials, with the hashes a real refusal carries. Only the
     /// event is recorded: this measures the log's append, not the test-record table.
-    fn rejection(&self, i: u64, at: OffsetDateTime) -> anyhow::Result<Rejection> {
-        let serial = Serial::parse(&format!("SN-{i:09}"))
-            .map_err(|e| anyhow::anyhow!("serial of event {i}: {e}"))?;
+    fn rejection(&self, i: u64, at: OffsetDateTime) -> Result<Rejection, Error> {
+        let serial =
+            Serial::parse(&format!("SN-{i:09}")).with_context(|| format!("serial of event {i}"))?;
         let station = self.stations[(i % STATIONS as u64) as usize].clone();
         let pubkey = Sha256Hash::of(format!("bench pubkey {i}").as_bytes());
         let test = Sha256Hash::of(format!("bench test record {i}").as_bytes());
@@ -435,17 +386,22 @@ impl Ids {
 }
 
 /// Appends `n` events from `concurrency` tasks, each a durable commit before it returns.
-async fn append(store: &Arc<dyn Store>, n: u64, concurrency: usize) -> anyhow::Result<()> {
+async fn append(
+    store: &Arc<dyn Store>,
+    n: u64,
+    concurrency: usize,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), Error> {
     let ids = Arc::new(Ids::new()?);
     let next = Arc::new(AtomicU64::new(0));
     let ticker = tokio::spawn({
-        let next = Arc::clone(&next);
+        let (next, progress) = (Arc::clone(&next), Arc::clone(progress));
         async move {
             let start = Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let done = next.load(Ordering::Relaxed).min(n);
-                progress(format!(
+                progress.step(&format!(
                     "append: {done}/{n} ({:.0} events/s so far)",
                     done as f64 / start.elapsed().as_secs_f64()
                 ));
@@ -459,20 +415,20 @@ async fn append(store: &Arc<dyn Store>, n: u64, concurrency: usize) -> anyhow::R
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return Ok::<(), anyhow::Error>(());
+                    return Ok::<(), Error>(());
                 }
                 let rejection = ids.rejection(i, OffsetDateTime::now_utc())?;
                 store
                     .record_rejection(rejection)
                     .await
-                    .map_err(|e| anyhow::anyhow!("appending event {i}: {e}"))?;
+                    .with_context(|| format!("appending event {i}"))?;
             }
         });
     }
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
         let outcome = joined
-            .map_err(|e| anyhow::anyhow!("an append task died: {e}"))
+            .map_err(|_| Error::Died("an append task"))
             .and_then(|r| r);
         if let Err(e) = outcome {
             // Stop the others too: the run is void.
@@ -487,10 +443,10 @@ async fn append(store: &Arc<dyn Store>, n: u64, concurrency: usize) -> anyhow::R
 }
 
 /// The mean canonical size of up to 1,000 events from `start`.
-async fn mean_entry_bytes(store: &Arc<dyn Store>, start: u64) -> anyhow::Result<f64> {
-    let events = store.events(start, 1000).await?;
+async fn mean_entry_bytes(store: &Arc<dyn Store>, start: u64) -> Result<f64, Error> {
+    let events = store.events(start, 1000).await.context("events")?;
     if events.is_empty() {
-        anyhow::bail!("no event at index {start}");
+        return Err(Error::Void(format!("no event at index {start}")));
     }
     Ok(events.iter().map(|e| e.bytes.len() as f64).sum::<f64>() / events.len() as f64)
 }
@@ -501,113 +457,27 @@ fn blocks_per_entry(bytes: f64) -> f64 {
     ((1.0 + bytes + 9.0) / 64.0).ceil() + 2.0
 }
 
-/// The log under test: the installation, the server (bound, started later), and its state.
-struct Setup {
-    temp: tempfile::TempDir,
-    dir: std::path::PathBuf,
-    verifier: String,
-    server: Server,
-}
-
-async fn set_up() -> anyhow::Result<Setup> {
-    let temp = tempfile::Builder::new()
-        .prefix("touchmark-bench-log-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let dir = temp.path().join("data");
-    let passphrase =
-        Passphrase::new(TEMP_PASSPHRASE.into()).map_err(|e| anyhow::anyhow!("passphrase: {e}"))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let options = InitOptions {
-        organization: "Touchmark Bench".into(),
-        hosts: vec!["localhost".into(), "127.0.0.1".into()],
-        log_origin: "bench.touchmark.local/log".into(),
-    };
-    let installation = Installation::init(&dir, &passphrase, &options, clock.now())
-        .with_context(|| format!("cannot create an installation in {}", dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(&dir))?);
-    installation.claim(store.as_ref(), clock.now()).await?;
-    let server = Server::bind(
-        "127.0.0.1:0".parse().context("loopback address")?,
-        &installation,
-        store,
-        clock,
-        LogConfig::default(),
-    )
-    .await?;
-    let authority = server.authority();
-    authority
-        .create_product(
-            Actor::System,
-            CreateProduct {
-                id: Some(PRODUCT.into()),
-                name: "Bench Log Sensor".into(),
-                organization: "Acme".into(),
-                common_name: "Acme Sensor".into(),
-                hw_type_oid: Some("1.3.6.1.4.1.99999.1".into()),
-                crl_url: None,
-                ocsp_url: None,
-                cert_not_after: None,
-            }
-            .try_into()?,
-        )
-        .await
-        .context("cannot create the product")?;
-    authority
-        .create_factory(
-            Actor::System,
-            CreateFactory {
-                id: Some(FACTORY.into()),
-                name: "Bench Log CM".into(),
-            }
-            .try_into()?,
-        )
-        .await
-        .context("cannot create the factory")?;
-    authority
-        .create_order(
-            Actor::System,
-            CreateOrder {
-                id: Some(ORDER.into()),
-                product: PRODUCT.into(),
-                factory: FACTORY.into(),
-                quota: QUOTA,
-                serial_range: None,
-                serial_pattern: None,
-                not_before: None,
-                not_after: None,
-                open: true,
-            }
-            .try_into()?,
-        )
-        .await
-        .context("cannot create the order")?;
-    Ok(Setup {
-        temp,
-        dir,
-        verifier: installation.log_verifier().to_string(),
-        server,
-    })
-}
-
-/// Runs `audit verify` against `url` with a fresh state file, and the cache `cache`.
+/// Audits the log at `url`, trusting `root_ca`, with `key`, a fresh state file and the cache
+/// `cache`; fails on any violation.
 async fn verify(
-    url: &str,
-    (dir, key): (&Path, &str),
+    (url, root_ca): (&str, &Path),
+    key: &NoteVerifier,
     state: &Path,
     cache: &Path,
-) -> anyhow::Result<(audit::Report, Duration, Option<Duration>)> {
-    let args = VerifyArgs {
-        source: url.to_owned(),
-        key: key.to_owned(),
+) -> Result<(touchmark_audit::Report, Duration, Option<Duration>), Error> {
+    let audit = Audit {
+        source: Source::Https {
+            url: url.to_owned(),
+            root_ca: root_ca.to_owned(),
+        },
+        key: key.clone(),
         state: state.to_owned(),
         cache: Some(cache.to_owned()),
-        trust: crate::cli::RootCaArgs::of_installation(dir),
-        json: false,
-        quiet: true,
     };
     let watch = Watch::start();
-    let report = audit::verify(&args, None).await?;
+    let report = touchmark_audit::verify(&audit, Arc::new(Silent))
+        .await
+        .context("audit verify")?;
     let (elapsed, cpu) = watch.stop();
     report
         .verdict()
@@ -617,22 +487,24 @@ async fn verify(
 
 /// Checks that an audit found exactly what was appended.
 fn check(
-    report: &audit::Report,
+    report: &touchmark_audit::Report,
     size: u64,
     failed: u64,
     refusals: &BTreeMap<String, u64>,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let Some(order) = report.orders.get(ORDER) else {
-        anyhow::bail!("the audit does not report order {ORDER}: the figures are void");
+        return Err(Error::Void(format!(
+            "the audit does not report order {ORDER}: the figures are void"
+        )));
     };
     if report.checkpoint.size != size
         || report.events != size
         || order.failed_tests != failed
         || &order.refusals != refusals
         || order.issued != 0
-        || order.quota_history != [QUOTA]
+        || order.quota_history != [FIXTURES.quota]
     {
-        anyhow::bail!(
+        return Err(Error::Void(format!(
             "the audit's counts do not match what was appended, the figures are void: log size \
              {size}, checkpoint {}, replayed {}; failed tests {failed} appended, {} counted; \
              refusals {refusals:?} appended, {:?} counted; issued {} (expected 0); quota {:?}",
@@ -642,51 +514,64 @@ fn check(
             order.refusals,
             order.issued,
             order.quota_history
-        );
+        )));
     }
     Ok(())
 }
 
-/// Runs the whole benchmark.
-async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
+/// Runs the whole benchmark described by `plan`, telling `progress` about each long step.
+///
+/// # Errors
+/// When a step fails, or the verification does not find exactly what was appended.
+pub async fn run(plan: &LogPlan, progress: &Arc<dyn Progress>) -> Result<LogReport, Error> {
     if cfg!(debug_assertions) {
-        progress("WARNING: this is a DEBUG build; its figures say nothing about production speed");
+        progress
+            .step("WARNING: this is a DEBUG build; its figures say nothing about production speed");
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
-    progress("measuring raw SHA-256 on 64-byte inputs (one thread)");
+    progress.step("measuring raw SHA-256 on 64-byte inputs (one thread)");
     let sha_time = plan.sha_time;
     let sha = tokio::task::spawn_blocking(move || sha256_rate(sha_time))
         .await
-        .map_err(|e| anyhow::anyhow!("the SHA-256 measurement died: {e}"))?;
+        .map_err(|_| Error::Died("the SHA-256 measurement"))?;
 
-    progress("setting up an installation, its order and a server (not yet serving)");
-    let setup = set_up().await?;
-    let store = Arc::clone(setup.server.store());
-    let log = Arc::clone(setup.server.log());
-    let base = store.event_count().await?;
+    progress.step("setting up an installation, its order and a server (not yet serving)");
+    let installed = setup::install(None, "touchmark-bench-log-")?;
+    let database = Installation::database_path(&installed.dir);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&database).context("cannot open the database")?);
+    let server = setup::bind(&installed.installation, store).await?;
+    FIXTURES.create(server.authority()).await?;
+    let store = Arc::clone(server.store());
+    let log = Arc::clone(server.log());
+    let base = store.event_count().await.context("event count")?;
 
-    progress(format!(
+    progress.step(&format!(
         "appending {} events from {} tasks, each a durable commit",
         plan.events, plan.concurrency
     ));
     let watch = Watch::start();
-    append(&store, plan.events, plan.concurrency).await?;
+    append(&store, plan.events, plan.concurrency, progress).await?;
     let (elapsed, cpu) = watch.stop();
     let append = Phase::new(plan.events, elapsed, cpu, sha, cores);
-    let size = store.event_count().await?;
+    let size = store.event_count().await.context("event count")?;
     if size != base + plan.events {
-        anyhow::bail!(
+        return Err(Error::Void(format!(
             "the store holds {size} events after appending {} to {base}",
             plan.events
-        );
+        )));
     }
 
-    progress("sequencing: tree, tiles and signed checkpoints");
+    progress.step("sequencing: tree, tiles and signed checkpoints");
     let before = log.latest().map_or(0, |s| s.size());
     let watch = Watch::start();
     loop {
-        match log.sequence_once(OffsetDateTime::now_utc()).await? {
+        match log
+            .sequence_once(OffsetDateTime::now_utc())
+            .await
+            .context("sequencing")?
+        {
             Some(n) if n < size => {}
             _ => break,
         }
@@ -694,33 +579,31 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
     let (elapsed, cpu) = watch.stop();
     let signed = log.latest().map_or(0, |s| s.size());
     if signed != size {
-        anyhow::bail!("the log signed a checkpoint of size {signed}, not {size}");
+        return Err(Error::Void(format!(
+            "the log signed a checkpoint of size {signed}, not {size}"
+        )));
     }
     let sequence = Phase::new(size - before, elapsed, cpu, sha, cores);
 
-    let Setup {
-        temp,
-        dir,
-        verifier,
-        server,
-    } = setup;
-    let addr = server.local_addr()?;
+    let key = installed.installation.log_verifier().clone();
+    let root_ca = installed.dir.join("certs/root-ca.pem");
+    let addr = server.local_addr().context("the server's address")?;
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async {
         let _ = stop.await;
     }));
-    let installation = (dir.as_path(), verifier.as_str());
     let url = format!("https://127.0.0.1:{}", addr.port());
-    let audit_dir = temp.path().join("audit");
+    let source = (url.as_str(), root_ca.as_path());
+    let audit_dir = installed.dir.with_file_name("audit");
     std::fs::create_dir_all(&audit_dir)
         .with_context(|| format!("cannot create {}", audit_dir.display()))?;
     let (failed, refusals) = expected_counts(plan.events);
 
-    progress(format!(
+    progress.step(&format!(
         "audit verify over HTTPS, cold cache: {size} entries"
     ));
     let cache = audit_dir.join("cache");
-    let result = verify(&url, installation, &audit_dir.join("cold.state"), &cache).await;
+    let result = verify(source, &key, &audit_dir.join("cold.state"), &cache).await;
     let cold = match result {
         Ok(cold) => cold,
         Err(e) => {
@@ -730,8 +613,8 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
         }
     };
     check(&cold.0, size, failed, &refusals)?;
-    progress("audit verify again, warm cache (a fresh state file)");
-    let warm = verify(&url, installation, &audit_dir.join("warm.state"), &cache).await;
+    progress.step("audit verify again, warm cache (a fresh state file)");
+    let warm = verify(source, &key, &audit_dir.join("warm.state"), &cache).await;
     let _ = shutdown.send(());
     let _ = serving.await;
     let warm = warm?;
@@ -743,15 +626,20 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
     let blocks = blocks_per_entry(mean_bytes);
     drop(log);
     drop(store);
-    let data = format!("{} (temporary, deleted at the end)", dir.display());
-    drop(temp);
+    let data = format!(
+        "{} (temporary, deleted at the end)",
+        installed.dir.display()
+    );
+    drop(installed);
 
-    progress(format!(
+    progress.step(&format!(
         "provisioning reference: `bench provision`, one round at c={PROVISION_CONCURRENCY}"
     ));
-    let reference = super::provision(&plan.provision).await?;
+    let reference = provision::run(&plan.provision, progress).await?;
     let Some(series) = reference.provisioning.first() else {
-        anyhow::bail!("the provisioning reference measured nothing");
+        return Err(Error::Void(
+            "the provisioning reference measured nothing".into(),
+        ));
     };
     let m = &series.median;
     let provisioning = ProvisionReference {
@@ -836,160 +724,6 @@ async fn measure(plan: &LogPlan) -> anyhow::Result<LogReport> {
     })
 }
 
-fn rate(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn percent(v: f64) -> String {
-    format!("{:.1}%", v * 100.0)
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "MET" } else { "NOT MET" }
-}
-
-impl LogReport {
-    /// Prints the tables.
-    pub fn print(&self) {
-        let s = &self.setup;
-        println!("Touchmark audit log benchmark");
-        if s.build == "debug" {
-            println!();
-            println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
-            println!("  !!! Build with `cargo build --release -p touchmark` and run it again.");
-        }
-        println!();
-        let sh = &self.shape;
-        fields(&[
-            ("build", s.build.to_owned()),
-            (
-                "cores",
-                format!("{} (std::thread::available_parallelism)", s.cores),
-            ),
-            (
-                "events",
-                format!(
-                    "{} appended by {} concurrent tasks; log size {}",
-                    s.events, s.concurrency, sh.log_size
-                ),
-            ),
-            (
-                "entries",
-                format!(
-                    "{:.0} bytes on average; {:.0} SHA-256 blocks each to build the tree \
-                     (= {:.1} raw 64-byte hashes)",
-                    sh.mean_entry_bytes,
-                    sh.sha256_blocks_per_entry,
-                    sh.sha256_64b_equivalents_per_entry
-                ),
-            ),
-            ("method", s.method.clone()),
-            ("data", s.data.clone()),
-        ]);
-
-        println!(
-            "\nRaw SHA-256, 64-byte inputs, one thread (sha2, as the log): {} hashes/s ({:.3} µs each)",
-            rate(self.sha256_64b_per_s),
-            if self.sha256_64b_per_s > 0.0 {
-                1e6 / self.sha256_64b_per_s
-            } else {
-                0.0
-            }
-        );
-
-        println!();
-        let mut table = Table::new(&[
-            "phase",
-            "entries",
-            "seconds",
-            "entries/s",
-            "µs/entry",
-            "CPU µs/entry",
-            "÷ SHA-256 1 core",
-            &format!("÷ SHA-256 {} cores", s.cores),
-        ]);
-        for (name, p) in [
-            ("append (durable, group commit)", &self.append),
-            ("sequence (tree, tiles, checkpoint)", &self.sequence),
-            (
-                "audit verify, cold (download+verify+replay)",
-                &self.verify_cold,
-            ),
-            ("audit verify, warm cache", &self.verify_warm),
-        ] {
-            table.row(vec![
-                name.into(),
-                p.entries.to_string(),
-                format!("{:.2}", p.seconds),
-                rate(p.entries_per_s),
-                format!("{:.2}", p.us_per_entry),
-                p.cpu_us_per_entry.map_or("-".into(), |v| format!("{v:.2}")),
-                format!("{:.4}", p.of_sha256_one_core),
-                format!("{:.4}", p.of_sha256_all_cores),
-            ]);
-        }
-        table.print();
-        println!("CPU µs/entry counts this whole process (during verification: the server too).");
-
-        let pr = &self.provisioning;
-        let t = &self.targets;
-        println!(
-            "\nProvisioning reference (bench provision, c={}, one round of {} units): {} units/s, \
-             {:.1} µs/unit wall, {} CPU µs/unit",
-            pr.concurrency,
-            pr.units,
-            rate(pr.units_per_s),
-            pr.us_per_unit,
-            pr.cpu_us_per_unit.map_or("-".into(), |v| format!("{v:.0}"))
-        );
-        println!();
-        let mut table = Table::new(&["target", "measured", "goal", "verdict"]);
-        table.row(vec![
-            "audit verify of 1,000,000 entries (cold, scaled)".into(),
-            format!("{:.2} s", t.verify_1m_s),
-            format!("< {} s", VERIFY_TARGET.as_secs()),
-            met(t.verify_met).into(),
-        ]);
-        table.row(vec![
-            "append µs/entry ÷ provisioning µs/unit".into(),
-            percent(t.append_share),
-            format!("< {}", percent(APPEND_SHARE_TARGET)),
-            met(t.append_met).into(),
-        ]);
-        table.row(vec![
-            "  same, CPU time".into(),
-            t.append_cpu_share.map_or("-".into(), percent),
-            "-".into(),
-            "-".into(),
-        ]);
-        table.row(vec![
-            "  append + sequence ÷ provisioning".into(),
-            percent(t.append_and_sequence_share),
-            "-".into(),
-            "-".into(),
-        ]);
-        table.print();
-
-        let v = &self.verification;
-        println!(
-            "\nVerified: {} events appended, {} in the store, {} replayed by the audit; failed \
-             tests {} appended / {} counted; refusals {:?} appended / {:?} counted; {} violations.",
-            v.appended,
-            v.event_count,
-            v.events_replayed,
-            v.failed_tests.0,
-            v.failed_tests.1,
-            v.refusals.0,
-            v.refusals.1,
-            v.violations
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -1024,12 +758,13 @@ mod tests {
                 round_target: Duration::from_secs(1),
                 ceiling_time: Duration::from_millis(20),
                 quick: true,
-                data: None,
-                backend: crate::commands::bench::Backend::Sqlite,
+                keep: None,
+                backend: Backend::Sqlite,
                 cfssl: false,
             },
         };
-        let report = measure(&plan).await.unwrap();
+        let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
+        let report = run(&plan, &progress).await.unwrap();
         assert!(report.sha256_64b_per_s > 0.0);
         for phase in [
             &report.append,

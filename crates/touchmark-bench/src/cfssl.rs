@@ -8,14 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 
-use super::load::{self, Sample};
-use super::progress;
-use super::report::Series;
-use super::units::Unit;
+use crate::Progress;
+use crate::error::{Context as _, Error};
+use crate::load::{self, Sample};
+use crate::report::Series;
+use crate::units::Unit;
 
 /// The environment variable naming the cfssl binary.
 const ENV: &str = "TOUCHMARK_BENCH_CFSSL";
@@ -49,13 +49,16 @@ CREATE TABLE ocsp_responses (
 ///
 /// # Errors
 /// When it is not found, with how to install it.
-pub(crate) fn binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn binary() -> Result<PathBuf, Error> {
     if let Some(path) = std::env::var_os(ENV) {
         let path = PathBuf::from(path);
         if path.is_file() {
             return Ok(path);
         }
-        anyhow::bail!("{ENV} names {}, which is not a file", path.display());
+        return Err(Error::Cfssl(format!(
+            "{ENV} names {}, which is not a file",
+            path.display()
+        )));
     }
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -63,10 +66,10 @@ pub(crate) fn binary() -> anyhow::Result<PathBuf> {
             .find(|candidate| candidate.is_file())
     });
     found.ok_or_else(|| {
-        anyhow::anyhow!(
+        Error::Cfssl(format!(
             "--compare cfssl: cfssl was not found on the PATH. Install it (Debian/Ubuntu: \
              `apt-get install golang-cfssl`) or set {ENV} to the cfssl binary"
-        )
+        ))
     })
 }
 
@@ -131,7 +134,7 @@ impl Served {
         name: &str,
         db_config: Option<&Path>,
         workers: usize,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("cannot find a free loopback port")?
@@ -167,11 +170,11 @@ impl Served {
         };
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = served.child.try_wait()? {
-                anyhow::bail!(
+            if let Some(status) = served.child.try_wait().context("cfssl serve")? {
+                return Err(Error::Cfssl(format!(
                     "cfssl serve ({name}) exited with {status}:\n  {}",
                     log_tail(&served.log)
-                );
+                )));
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -180,10 +183,10 @@ impl Served {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                anyhow::bail!(
+                return Err(Error::Cfssl(format!(
                     "cfssl serve ({name}) did not listen on port {port} within {START_TIMEOUT:?}:\n  {}",
                     log_tail(&served.log)
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -210,7 +213,7 @@ impl Served {
     }
 
     /// Signs every unit's CSR through `concurrency` workers.
-    async fn drive(&self, concurrency: usize, units: Arc<Vec<Unit>>) -> anyhow::Result<Sample> {
+    async fn drive(&self, concurrency: usize, units: Arc<Vec<Unit>>) -> Result<Sample, Error> {
         let clients = &self.clients[..concurrency.min(self.clients.len())];
         load::drive(
             clients,
@@ -261,12 +264,12 @@ impl Served {
 /// cfssl's own failures (its SQLite certdb answers `database is locked` under concurrency) are
 /// a finding to report, not a reason to drop the comparison: they are counted, shown, and left
 /// out of its rates. A server that fails every request, though, is a broken setup.
-fn tolerate(name: &str, sample: &Sample) -> anyhow::Result<()> {
+fn tolerate(name: &str, sample: &Sample, progress: &dyn Progress) -> Result<(), Error> {
     if sample.succeeded() == 0 {
         return sample.check(name);
     }
     if let Some(first) = sample.failures.first() {
-        progress(format!(
+        progress.step(&format!(
             "WARNING: {name}: {} of {} requests failed (counted and reported); first: {first}",
             sample.failed, sample.units
         ));
@@ -288,7 +291,7 @@ pub(crate) struct Pair {
 
 /// The comparison's results.
 #[derive(Debug, Serialize)]
-pub(crate) struct CfsslReport {
+pub struct CfsslReport {
     /// `cfssl version`.
     pub version: String,
     /// `cfssl serve` without a database.
@@ -305,9 +308,13 @@ impl Pair {
     ///
     /// # Errors
     /// When cfssl fails to make its CA or to start.
-    pub async fn start(bin: &Path, workers: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn start(
+        bin: &Path,
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<Self, Error> {
         let version = version(bin);
-        progress(format!(
+        progress.step(&format!(
             "starting cfssl {version} (no database, and SQLite certdb)"
         ));
         let dir = tempfile::Builder::new()
@@ -315,9 +322,13 @@ impl Pair {
             .tempdir()
             .context("cannot create a temporary directory")?;
         let path = dir.path();
-        std::fs::write(
-            path.join("ca-csr.json"),
-            r#"{"CN":"Bench cfssl CA","key":{"algo":"ecdsa","size":256},"names":[{"O":"Bench"}]}"#,
+        let write = |name: &str, contents: &[u8]| {
+            std::fs::write(path.join(name), contents)
+                .with_context(|| format!("cannot write {}", path.join(name).display()))
+        };
+        write(
+            "ca-csr.json",
+            br#"{"CN":"Bench cfssl CA","key":{"algo":"ecdsa","size":256},"names":[{"O":"Bench"}]}"#,
         )?;
         let out = Command::new(bin)
             .args(["genkey", "-initca", "-loglevel", "2"])
@@ -325,27 +336,29 @@ impl Pair {
             .output()
             .context("cannot run cfssl genkey")?;
         if !out.status.success() {
-            anyhow::bail!(
+            return Err(Error::Cfssl(format!(
                 "cfssl genkey -initca failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            )));
         }
         let ca: InitCa = serde_json::from_slice(&out.stdout)
             .context("cfssl genkey -initca printed no {cert, key}")?;
-        std::fs::write(path.join("ca.pem"), ca.cert)?;
-        std::fs::write(path.join("ca-key.pem"), ca.key)?;
-        std::fs::write(
-            path.join("config.json"),
-            r#"{"signing":{"default":{"expiry":"8760h","usages":["digital signature","client auth"]}}}"#,
+        write("ca.pem", ca.cert.as_bytes())?;
+        write("ca-key.pem", ca.key.as_bytes())?;
+        write(
+            "config.json",
+            br#"{"signing":{"default":{"expiry":"8760h","usages":["digital signature","client auth"]}}}"#,
         )?;
         let certdb = path.join("certdb.sqlite");
         rusqlite::Connection::open(&certdb)
             .and_then(|conn| conn.execute_batch(CERTDB_SCHEMA))
             .context("cannot create cfssl's certdb")?;
         let db_config = path.join("db-config.json");
-        std::fs::write(
-            &db_config,
-            serde_json::json!({"driver": "sqlite3", "data_source": certdb}).to_string(),
+        write(
+            "db-config.json",
+            serde_json::json!({"driver": "sqlite3", "data_source": certdb})
+                .to_string()
+                .as_bytes(),
         )?;
         let no_db = Served::start(bin, path, "cfssl-no-db", None, workers).await?;
         let sqlite = Served::start(bin, path, "cfssl-sqlite", Some(&db_config), workers).await?;
@@ -363,31 +376,32 @@ impl Pair {
     ///
     /// # Errors
     /// When a request fails or a worker dies.
-    pub async fn run(
+    pub(crate) async fn run(
         &mut self,
         concurrency: usize,
         warm: &Arc<Vec<Unit>>,
         batches: &[Arc<Vec<Unit>>],
-    ) -> anyhow::Result<(Series, Series)> {
+        progress: &dyn Progress,
+    ) -> Result<(Series, Series), Error> {
         let per_round = batches.first().map_or(0, |b| b.len());
         let mut results = Vec::with_capacity(2);
         for (name, with_db) in [("cfssl (no db)", false), ("cfssl (sqlite)", true)] {
             let served = if with_db { &self.sqlite } else { &self.no_db };
             let sample = served.drive(concurrency, Arc::clone(warm)).await?;
-            tolerate(&format!("{name} warm-up"), &sample)?;
+            tolerate(&format!("{name} warm-up"), &sample, progress)?;
             if with_db {
                 self.sqlite_sent += sample.succeeded() as u64;
             }
             let mut samples = Vec::with_capacity(batches.len());
             for (round, batch) in batches.iter().enumerate() {
                 let sample = served.drive(concurrency, Arc::clone(batch)).await?;
-                progress(format!(
+                progress.step(&format!(
                     "{name} c={concurrency} round {}/{}: {:.0} units/s",
                     round + 1,
                     batches.len(),
                     sample.units_per_s()
                 ));
-                tolerate(name, &sample)?;
+                tolerate(name, &sample, progress)?;
                 if with_db {
                     self.sqlite_sent += sample.succeeded() as u64;
                 }
@@ -399,7 +413,7 @@ impl Pair {
         let no_db = results.pop();
         match (no_db, sqlite) {
             (Some(no_db), Some(sqlite)) => Ok((no_db, sqlite)),
-            _ => anyhow::bail!("cfssl runs are missing"),
+            _ => Err(Error::Cfssl("cfssl runs are missing".into())),
         }
     }
 
@@ -407,20 +421,20 @@ impl Pair {
     ///
     /// # Errors
     /// When the certdb cannot be read or its count is wrong.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         no_database: Vec<Series>,
         sqlite: Vec<Series>,
-    ) -> anyhow::Result<CfsslReport> {
+    ) -> Result<CfsslReport, Error> {
         let rows: i64 = rusqlite::Connection::open(&self.certdb)
             .and_then(|conn| conn.query_row("SELECT count(*) FROM certificates", [], |r| r.get(0)))
             .context("cannot read cfssl's certdb")?;
         let rows = u64::try_from(rows).unwrap_or(0);
         if rows != self.sqlite_sent {
-            anyhow::bail!(
+            return Err(Error::Void(format!(
                 "cfssl's certdb holds {rows} certificates, but it answered {} with a certificate",
                 self.sqlite_sent
-            );
+            )));
         }
         Ok(CfsslReport {
             version: self.version.clone(),

@@ -1,136 +1,56 @@
-//! `touchmark bench`: honest, repeatable measurements of the hot path.
-//!
-//! `bench provision` starts a real Touchmark server in this process (a fresh installation, the
-//! SQLite store with WAL and `synchronous=FULL`, HTTPS with station mTLS), enrolls one station
-//! per concurrent worker over the API, and provisions pre-generated units through the typed
-//! client on kept-alive connections. Every figure is the median of several rounds, every unit of
-//! every round must come back issued (HTTP 201), and the order's count must match what was sent:
-//! a run that measured errors fails instead of printing a number.
-//!
-//! Beside it, the same run measures the machine's ceilings (raw ECDSA P-256, CSR → certificate
-//! without I/O, a durable SQLite commit) and, with `--compare cfssl`, Cloudflare's cfssl on the
-//! same CSRs.
+//! `provision`: the provisioning hot path end to end, against the machine's ceilings and,
+//! optionally, cfssl on the same CSRs.
 
-mod cfssl;
-mod crypto;
-mod load;
-mod log;
-mod report;
-mod setup;
-mod units;
-
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use crate::Progress;
+use crate::cfssl;
+use crate::crypto;
+use crate::error::Error;
+use crate::load::Sample;
+use crate::report::{Report, Series, Setup, Verification};
+use crate::setup::Touchmark;
+use crate::units::{self, Unit};
 
-use self::load::Sample;
-use self::report::{Report, Series, Setup, Verification};
-use self::setup::{Backend, Touchmark};
-use self::units::Unit;
+pub use crate::setup::{Backend, Keep};
 
-/// Arguments of `bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// What to measure.
-    #[command(subcommand)]
-    pub command: BenchCommand,
-}
-
-/// What `bench` can measure.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// The provisioning hot path: HTTPS with station mTLS, policy checks, signing and the
-    /// durable commit (SQLite, or PostgreSQL with one or more replicas), end to end, in this
-    /// process.
-    Provision(ProvisionArgs),
-    /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
-    /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
-    Log(log::LogArgs),
-}
-
-/// Arguments of `bench provision`.
-#[derive(Debug, Args)]
-pub struct ProvisionArgs {
-    /// Concurrent stations to measure, comma-separated. Each worker is one enrolled station
-    /// with its own kept-alive connection.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+/// What to measure, as `touchmark bench provision` is asked: see [`Plan::new`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Concurrent stations to measure, one series each.
     pub concurrency: Vec<usize>,
-    /// Rounds per concurrency; every figure is the median of the rounds [default: 5, 2 with
-    /// --quick].
-    #[arg(long)]
+    /// Rounds per concurrency [default: 5, 2 when quick].
     pub rounds: Option<usize>,
-    /// Units per round [default: calibrated by a warm-up for about 3 s per round, 1 s with
-    /// --quick].
-    #[arg(long)]
+    /// Units per round [default: calibrated by a warm-up for about 3 s per round, 1 s when
+    /// quick].
     pub units_per_round: Option<usize>,
-    /// A short run (2 rounds of about 1 s, shorter ceiling measurements), for CI and smoke tests.
-    #[arg(long)]
+    /// A short run (2 rounds of about 1 s, shorter ceiling measurements).
     pub quick: bool,
-    /// Create the installation in this new directory and keep it, instead of a temporary one
-    /// (the key passphrase comes from TOUCHMARK_KEY_PASSPHRASE, as for `init`).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
-    /// instead of SQLite.
-    #[arg(long = "database", value_name = "URL")]
-    pub database: Option<crate::database::DatabaseUrl>,
-    /// Server replicas on the PostgreSQL database, each with its own pool; the stations are
-    /// spread over them [default: 1]. Needs --database.
-    #[arg(long, default_value_t = 1)]
+    /// Create the installation here and keep it, instead of a temporary one.
+    pub keep: Option<Keep>,
+    /// Keep the records in a fresh schema of this PostgreSQL database instead of SQLite.
+    pub database: Option<touchmark_core::field::DatabaseUrl>,
+    /// Server replicas on the PostgreSQL database.
     pub replicas: usize,
-    /// Also run the same CSRs through another CA server.
-    #[arg(long, value_enum)]
-    pub compare: Option<Compare>,
-    /// Print the whole result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// A CA server to compare with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Compare {
-    /// Cloudflare's cfssl (`cfssl serve`), without a database and with its SQLite certdb.
-    /// Found through TOUCHMARK_BENCH_CFSSL or PATH.
-    Cfssl,
-}
-
-/// Runs `touchmark bench`.
-///
-/// # Errors
-/// When a measurement cannot be taken, or a unit was not issued.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.command {
-        BenchCommand::Provision(args) => {
-            let json = args.json;
-            let plan = Plan::from_args(args)?;
-            let report = provision(&plan).await?;
-            if json {
-                crate::output::json(&report)
-            } else {
-                report.print();
-                Ok(())
-            }
-        }
-        BenchCommand::Log(args) => log::run(args).await,
-    }
+    /// Also run the same CSRs through cfssl.
+    pub cfssl: bool,
 }
 
 /// The resolved settings of one run.
 #[derive(Debug, Clone)]
-struct Plan {
-    concurrencies: Vec<usize>,
-    rounds: usize,
+pub struct Plan {
+    pub(crate) concurrencies: Vec<usize>,
+    pub(crate) rounds: usize,
     /// Fixed units per round, or `None` to calibrate for `round_target`.
-    units_per_round: Option<usize>,
-    round_target: Duration,
+    pub(crate) units_per_round: Option<usize>,
+    pub(crate) round_target: Duration,
     /// How long each ceiling loop runs.
-    ceiling_time: Duration,
-    quick: bool,
-    data: Option<PathBuf>,
-    backend: Backend,
-    cfssl: bool,
+    pub(crate) ceiling_time: Duration,
+    pub(crate) quick: bool,
+    pub(crate) keep: Option<Keep>,
+    pub(crate) backend: Backend,
+    pub(crate) cfssl: bool,
 }
 
 /// The most units one round may hold, whatever the calibration says (memory stays bounded).
@@ -139,45 +59,58 @@ const MAX_UNITS_PER_ROUND: usize = 200_000;
 const MAX_CONCURRENCY: usize = 1024;
 
 impl Plan {
-    fn from_args(args: ProvisionArgs) -> anyhow::Result<Self> {
-        let mut concurrencies = args.concurrency;
+    /// Checks `options` and resolves their defaults.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a setting out of range, named as the command line spells it.
+    pub fn new(options: Options) -> Result<Self, Error> {
+        let invalid = |message: String| Err(Error::Invalid(message));
+        let mut concurrencies = options.concurrency;
         concurrencies.dedup();
         if concurrencies.is_empty() {
-            anyhow::bail!("--concurrency needs at least one value");
+            return invalid("--concurrency needs at least one value".into());
         }
         if let Some(bad) = concurrencies
             .iter()
             .find(|&&c| c == 0 || c > MAX_CONCURRENCY)
         {
-            anyhow::bail!("--concurrency {bad}: each value must be 1 to {MAX_CONCURRENCY}");
+            return invalid(format!(
+                "--concurrency {bad}: each value must be 1 to {MAX_CONCURRENCY}"
+            ));
         }
-        let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 5 });
+        let rounds = options.rounds.unwrap_or(if options.quick { 2 } else { 5 });
         if rounds == 0 || rounds > 100 {
-            anyhow::bail!("--rounds must be 1 to 100");
+            return invalid("--rounds must be 1 to 100".into());
         }
-        if let Some(n) = args.units_per_round
+        if let Some(n) = options.units_per_round
             && (n == 0 || n > MAX_UNITS_PER_ROUND)
         {
-            anyhow::bail!("--units-per-round must be 1 to {MAX_UNITS_PER_ROUND}");
+            return invalid(format!(
+                "--units-per-round must be 1 to {MAX_UNITS_PER_ROUND}"
+            ));
         }
-        let backend = match (args.database, args.replicas) {
-            (_, 0) | (_, 17..) => anyhow::bail!("--replicas must be 1 to 16"),
+        let backend = match (options.database, options.replicas) {
+            (_, 0) | (_, 17..) => return invalid("--replicas must be 1 to 16".into()),
             (None, 1) => Backend::Sqlite,
-            (None, _) => anyhow::bail!(
-                "--replicas needs --database postgres://…: replicas share one PostgreSQL database"
-            ),
+            (None, _) => {
+                return invalid(
+                    "--replicas needs --database postgres://…: replicas share one PostgreSQL \
+                     database"
+                        .into(),
+                );
+            }
             (Some(url), replicas) => Backend::Postgres { url, replicas },
         };
         Ok(Self {
             backend,
             concurrencies,
             rounds,
-            units_per_round: args.units_per_round,
-            round_target: Duration::from_secs(if args.quick { 1 } else { 3 }),
-            ceiling_time: Duration::from_millis(if args.quick { 300 } else { 1000 }),
-            quick: args.quick,
-            data: args.data,
-            cfssl: args.compare == Some(Compare::Cfssl),
+            units_per_round: options.units_per_round,
+            round_target: Duration::from_secs(if options.quick { 1 } else { 3 }),
+            ceiling_time: Duration::from_millis(if options.quick { 300 } else { 1000 }),
+            quick: options.quick,
+            keep: options.keep,
+            cfssl: options.cfssl,
         })
     }
 
@@ -187,15 +120,16 @@ impl Plan {
     }
 }
 
-/// Progress of long steps, on stderr so that `--json` output stays clean.
-fn progress(message: impl std::fmt::Display) {
-    eprintln!("[bench] {message}");
-}
-
-/// Runs the whole benchmark described by `plan`.
-async fn provision(plan: &Plan) -> anyhow::Result<Report> {
+/// Runs the whole benchmark described by `plan`, telling `progress` about each long step.
+///
+/// # Errors
+/// When a measurement cannot be taken, or a unit was not issued: a run that measured errors
+/// fails instead of giving a figure.
+pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Error> {
+    let progress = progress.as_ref();
     if cfg!(debug_assertions) {
-        progress("WARNING: this is a DEBUG build; its figures say nothing about production speed");
+        progress
+            .step("WARNING: this is a DEBUG build; its figures say nothing about production speed");
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // Fail before the long part when the comparison cannot run.
@@ -206,17 +140,17 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
     };
     let max_concurrency = plan.concurrencies.iter().copied().max().unwrap_or(1);
 
-    progress(format!(
+    progress.step(&format!(
         "setting up an installation, a server and {max_concurrency} station(s)"
     ));
-    let touchmark = Touchmark::start(plan.data.as_deref(), &plan.backend, max_concurrency).await?;
+    let touchmark = Touchmark::start(plan.keep.as_ref(), &plan.backend, max_concurrency).await?;
 
-    progress("measuring the machine's ceilings (single thread, no network)");
+    progress.step("measuring the machine's ceilings (single thread, no network)");
     let samples = units::generate(0, 64).await?;
     let ceilings = crypto::measure(plan.ceiling_time, touchmark.dir(), samples).await?;
 
     let mut cfssl = match &cfssl_bin {
-        Some(bin) => Some(cfssl::Pair::start(bin, max_concurrency).await?),
+        Some(bin) => Some(cfssl::Pair::start(bin, max_concurrency, progress).await?),
         None => None,
     };
 
@@ -245,7 +179,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
             }
         };
 
-        progress(format!(
+        progress.step(&format!(
             "c={concurrency}: generating {} units ({} rounds of {per_round}) before timing",
             per_round * plan.rounds,
             plan.rounds
@@ -261,7 +195,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
             let sample = touchmark.drive(stations, Arc::clone(batch)).await?;
             sent += sample.units as u64;
             issued += sample.succeeded() as u64;
-            progress(format!(
+            progress.step(&format!(
                 "touchmark c={concurrency} round {}/{}: {:.0} units/s",
                 round + 1,
                 plan.rounds,
@@ -273,13 +207,13 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
         series.push(Series::new(concurrency, per_round, &samples));
 
         if let Some(pair) = &mut cfssl {
-            let (no_db, sqlite) = pair.run(concurrency, &warm, &batches).await?;
+            let (no_db, sqlite) = pair.run(concurrency, &warm, &batches, progress).await?;
             cfssl_series.0.push(no_db);
             cfssl_series.1.push(sqlite);
         }
     }
 
-    progress("verifying the order's counts");
+    progress.step("verifying the order's counts");
     let detail = touchmark.order().await?;
     let verification = Verification {
         units_sent: sent,
@@ -297,7 +231,7 @@ async fn provision(plan: &Plan) -> anyhow::Result<Report> {
     };
     let data = touchmark.data_description();
     let server = touchmark.server_description();
-    touchmark.stop().await;
+    touchmark.stop(progress).await;
 
     Ok(Report::new(
         Setup {
@@ -341,11 +275,12 @@ mod tests {
             round_target: Duration::from_secs(1),
             ceiling_time: Duration::from_millis(50),
             quick: true,
-            data: None,
+            keep: None,
             backend: Backend::Sqlite,
             cfssl: false,
         };
-        let report = provision(&plan).await.unwrap();
+        let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
+        let report = run(&plan, &progress).await.unwrap();
         assert_eq!(report.provisioning.len(), 2);
         for (series, c) in report.provisioning.iter().zip([1, 4]) {
             assert_eq!(series.concurrency, c);

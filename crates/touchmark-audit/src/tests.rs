@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use touchmark_core::code::ErrorCode;
@@ -14,10 +15,25 @@ use touchmark_tlog::hash::leaf_hash;
 use touchmark_tlog::note::NoteSigner;
 use touchmark_tlog::tile::{Tile, TileBuilder, encode_bundle, new_entry_bundles, tiles_for_size};
 
-use super::report::ViolationKind;
 use super::*;
 
 const ORIGIN: &str = "audit.test/log";
+
+/// An error with its chain of causes, as the command line shows it.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn silent() -> Arc<dyn Progress> {
+    Arc::new(Silent)
+}
 
 fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, &[7; 32]).unwrap()
@@ -162,23 +178,20 @@ impl Case {
         dir
     }
 
-    fn args(&self, source: &Path) -> VerifyArgs {
-        VerifyArgs {
-            source: source.display().to_string(),
-            key: signer().verifier().to_string(),
+    fn args(&self, source: &Path) -> Audit {
+        Audit {
+            source: Source::new(
+                &source.display().to_string(),
+                self.root.join("no-data/certs/root-ca.pem"),
+            ),
+            key: signer().verifier(),
             state: self.root.join("audit.state"),
             cache: None,
-            trust: crate::cli::RootCaArgs {
-                ca: None,
-                data: self.root.join("no-data"),
-            },
-            json: false,
-            quiet: true,
         }
     }
 
-    async fn verify(&self, source: &Path) -> anyhow::Result<Report> {
-        let report = verify(&self.args(source), None).await?;
+    async fn verify(&self, source: &Path) -> Result<Report, Error> {
+        let report = verify(&self.args(source), silent()).await?;
         report.verdict()?;
         Ok(report)
     }
@@ -186,7 +199,7 @@ impl Case {
     async fn fails(&self, source: &Path) -> String {
         match self.verify(source).await {
             Ok(report) => panic!("verification passed: {report:?}"),
-            Err(e) => format!("{e:#}"),
+            Err(e) => chain(&e),
         }
     }
 }
@@ -286,17 +299,14 @@ async fn a_changed_checkpoint_byte_or_another_key_fails() {
     // A log signed by a key other than the one the auditor was given.
     std::fs::write(dir.join("checkpoint"), &note).unwrap();
     let mut args = case.args(&dir);
-    args.key = NoteSigner::from_seed(ORIGIN, &[8; 32])
-        .unwrap()
-        .verifier()
-        .to_string();
-    let error = format!("{:#}", verify(&args, None).await.unwrap_err());
+    args.key = NoteSigner::from_seed(ORIGIN, &[8; 32]).unwrap().verifier();
+    let error = chain(&verify(&args, silent()).await.unwrap_err());
     assert!(error.contains("bad checkpoint"), "{error}");
     // The key may come from a file.
     let file = case.root.join("key.txt");
     std::fs::write(&file, format!("{}\n", signer().verifier())).unwrap();
-    args.key = format!("@{}", file.display());
-    verify(&args, None).await.unwrap().verdict().unwrap();
+    args.key = verifier_key(&format!("@{}", file.display())).unwrap();
+    verify(&args, silent()).await.unwrap().verdict().unwrap();
 }
 
 #[tokio::test]
@@ -357,7 +367,7 @@ async fn issuing_beyond_the_quota_is_a_violation_naming_the_entry() {
     );
     // The tree itself verified, so the state moves on: the violation stays in the log.
     assert!(case.root.join("audit.state").exists());
-    let report = verify(&case.args(&dir), None).await.unwrap();
+    let report = verify(&case.args(&dir), silent()).await.unwrap();
     assert_eq!(report.orders["PO-1"].issued, 4);
     assert_eq!(report.violations.len(), 1);
     assert_eq!(report.violations[0].index, Some(5));
@@ -373,10 +383,10 @@ async fn a_non_canonical_entry_is_a_bad_entry_naming_its_index_only() {
         .replacen(',', ", ", 1);
     events[3] = spaced.into_bytes();
     let dir = case.log("log", &events);
-    let report = verify(&case.args(&dir), None).await.unwrap();
+    let report = verify(&case.args(&dir), silent()).await.unwrap();
     assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
     assert_eq!(report.violations[0].kind, ViolationKind::BadEntry);
-    let error = format!("{:#}", report.verdict().unwrap_err());
+    let error = chain(&report.verdict().unwrap_err());
     assert!(
         error.contains("entry 3 (in tile/entries/000.p/7) is not a canonical event"),
         "{error}"
@@ -442,19 +452,8 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     let case = Case::new();
     let server = case.log("server", &many());
     let out = case.root.join("export");
-    let args = ExportArgs {
-        dir: out.clone(),
-        server: "https://unused.invalid".into(),
-        trust: crate::cli::RootCaArgs {
-            ca: None,
-            data: case.root.join("no-data"),
-        },
-        json: false,
-        quiet: true,
-    };
-    export(&args, Some(Remote::Dir(server.clone())))
-        .await
-        .unwrap();
+    let remote = Remote::Dir(server.clone());
+    export_from(&out, &remote, silent()).await.unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("log-verifier.txt")).unwrap(),
         format!("{}\n", signer().verifier())
@@ -462,7 +461,7 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     let report = case.verify(&out).await.unwrap();
     assert_eq!(report.checkpoint.size, 600);
     // A second export into the same directory is refused.
-    let error = export(&args, Some(Remote::Dir(server.clone())))
+    let error = export_from(&out, &remote, silent())
         .await
         .unwrap_err()
         .to_string();
@@ -472,7 +471,7 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     std::fs::remove_file(case.root.join("audit.state")).unwrap();
     let remote_args = case.args(Path::new("https://unused.invalid"));
     for _ in 0..2 {
-        let report = verify(&remote_args, Some(Remote::Dir(server.clone())))
+        let report = verify_from(&remote_args, Some(Remote::Dir(server.clone())), silent())
             .await
             .unwrap();
         report.verdict().unwrap();
@@ -481,13 +480,12 @@ async fn export_then_verify_offline_and_verify_through_a_cache() {
     assert!(cache.join("tile/entries/001").is_file());
     // A corrupted full tile in the cache is found (and named) like a served one.
     flip(&cache.join("tile/0/001"), 100);
-    let error = format!(
-        "{:#}",
-        verify(&remote_args, Some(Remote::Dir(server)))
+    let error = chain(
+        &verify_from(&remote_args, Some(Remote::Dir(server)), silent())
             .await
             .unwrap()
             .verdict()
-            .unwrap_err()
+            .unwrap_err(),
     );
     assert!(error.contains("hash tile tile/0/001"), "{error}");
 }
@@ -512,11 +510,55 @@ fn base_urls_must_be_plain_https() {
 async fn a_url_needs_a_readable_root_ca() {
     let case = Case::new();
     let mut args = case.args(Path::new("https://log.example"));
-    let error = format!("{:#}", verify(&args, None).await.unwrap_err());
+    let error = chain(&verify(&args, silent()).await.unwrap_err());
     assert!(error.contains("cannot read the root CA"), "{error}");
     let ca = case.root.join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
-    args.trust.ca = Some(ca);
-    let error = format!("{:#}", verify(&args, None).await.unwrap_err());
+    args.source = Source::Https {
+        url: "https://log.example".into(),
+        root_ca: ca,
+    };
+    let error = chain(&verify(&args, silent()).await.unwrap_err());
     assert!(error.contains("no certificate"), "{error}");
+}
+
+#[test]
+fn a_unit_receipt_proves_its_issuance_with_the_key_alone() {
+    use touchmark_tlog::proof::Receipt;
+    use touchmark_tlog::tree;
+
+    let entries = story();
+    let leaves: Vec<_> = entries.iter().map(|e| leaf_hash(e)).collect();
+    let checkpoint = Checkpoint::new(ORIGIN, leaves.len() as u64, tree::root(&leaves)).unwrap();
+    let signed = SignedCheckpoint::sign(checkpoint, &signer()).unwrap();
+    // Entry 1 is the issuance of SN-000001.
+    let text = Receipt::new(1, tree::inclusion_proof(&leaves, 1).unwrap(), &signed).to_text();
+    let receipt = UnitReceipt::parse(&text).unwrap();
+    assert_eq!(receipt.index(), 1);
+    let verified = receipt
+        .verify(&entries[1], "SN-000001", &signer().verifier())
+        .unwrap();
+    assert_eq!(verified.size(), 7);
+    // Another unit's serial, another entry, another key: each is refused.
+    let error = receipt
+        .verify(&entries[1], "SN-000002", &signer().verifier())
+        .unwrap_err();
+    assert!(
+        chain(&error).contains("is not the issuance of SN-000002"),
+        "{}",
+        chain(&error)
+    );
+    assert!(matches!(
+        receipt.verify(&entries[3], "SN-000002", &signer().verifier()),
+        Err(Error::ReceiptInvalid(_))
+    ));
+    let other = NoteSigner::from_seed(ORIGIN, &[8; 32]).unwrap().verifier();
+    assert!(matches!(
+        receipt.verify(&entries[1], "SN-000001", &other),
+        Err(Error::ReceiptInvalid(_))
+    ));
+    assert!(matches!(
+        UnitReceipt::parse("not a receipt"),
+        Err(Error::Receipt(_))
+    ));
 }

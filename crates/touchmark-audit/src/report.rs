@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 use touchmark_core::replay::OrderReport;
 
-use crate::output::{Table, fields};
+use crate::Error;
 
 /// The kind of a violation. The first group breaks the log itself (DESIGN §6, specs/TLOG.md);
 /// the last two are about what the verified events say.
@@ -41,7 +41,8 @@ impl ViolationKind {
         !matches!(self, Self::BadEntry | Self::Replay)
     }
 
-    fn as_str(self) -> &'static str {
+    /// The kind's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingTile => "missing_tile",
             Self::MalformedTile => "malformed_tile",
@@ -114,92 +115,27 @@ impl Report {
     /// `Ok` when there is no violation at all; otherwise an error naming the first few.
     ///
     /// # Errors
-    /// When the report holds any violation.
-    pub fn verdict(&self) -> anyhow::Result<()> {
-        let Some(first) = self.violations.first() else {
-            return Ok(());
-        };
+    /// [`Error::Violations`] when the report holds any violation.
+    pub fn verdict(&self) -> Result<(), Error> {
         const SHOWN: usize = 3;
-        let mut message = format!(
-            "the audit of {} at size {} found {} violation{}: {first}",
-            self.origin,
-            self.checkpoint.size,
-            self.violations.len(),
-            if self.violations.len() == 1 { "" } else { "s" }
-        );
-        for v in self.violations.iter().skip(1).take(SHOWN - 1) {
-            message.push_str("; ");
-            message.push_str(&v.message);
-        }
-        if self.violations.len() > SHOWN {
-            message.push_str("; …");
-        }
-        anyhow::bail!(message)
-    }
-
-    /// Prints the report as tables.
-    pub fn print(&self) {
-        let previous = match &self.previous {
-            None => "none (first run: nothing to compare)".to_owned(),
-            Some(p) => format!("size {} root {}", p.size, p.root),
-        };
-        fields(&[
-            ("log", self.origin.clone()),
-            ("size", self.checkpoint.size.to_string()),
-            ("root", self.checkpoint.root.clone()),
-            ("previous", previous),
-            (
-                "tree",
-                if self.tree_verified() {
-                    "verified".to_owned()
-                } else {
-                    "NOT VERIFIED".to_owned()
-                },
-            ),
-            ("events", self.events.to_string()),
-        ]);
-        println!();
-        let mut orders = Table::new(&["ORDER", "QUOTA", "ISSUED", "FAILED", "REFUSED"]);
-        for (order, r) in &self.orders {
-            let quota = r
-                .quota_history
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(" → ");
-            let refused = r
-                .refusals
-                .iter()
-                .map(|(code, n)| format!("{code}={n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            orders.row(vec![
-                order.clone(),
-                if quota.is_empty() { "-".into() } else { quota },
-                r.issued.to_string(),
-                r.failed_tests.to_string(),
-                if refused.is_empty() {
-                    "-".into()
-                } else {
-                    refused
-                },
-            ]);
-        }
-        orders.print();
-        println!();
         if self.violations.is_empty() {
-            println!("violations: none");
-            return;
+            return Ok(());
         }
-        println!("violations: {}", self.violations.len());
-        let mut table = Table::new(&["ENTRY", "KIND", "WHAT"]);
-        for v in &self.violations {
-            table.row(vec![
-                v.index.map_or_else(|| "-".to_owned(), |i| i.to_string()),
-                v.kind.as_str().to_owned(),
-                v.message.clone(),
-            ]);
+        let mut summary = self
+            .violations
+            .iter()
+            .take(SHOWN)
+            .map(|v| v.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.violations.len() > SHOWN {
+            summary.push_str("; …");
         }
-        table.print();
+        Err(Error::Violations {
+            origin: self.origin.clone(),
+            size: self.checkpoint.size,
+            count: self.violations.len(),
+            summary,
+        })
     }
 }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _,
@@ -20,11 +19,12 @@ use touchmark_pki::{
     create_intermediate_ca, create_root_ca, issue_device_cert, parse_csr,
 };
 
-use super::units::Unit;
+use crate::error::{Context as _, Error};
+use crate::units::Unit;
 
 /// Operations per second, each measured on one thread.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Ceilings {
+pub struct Ceilings {
     /// ECDSA P-256 SHA-256 signatures of a 300-byte message (about a TBSCertificate).
     pub ecdsa_p256_sign_per_s: f64,
     /// Verifications of such signatures.
@@ -39,7 +39,7 @@ pub(crate) struct Ceilings {
 }
 
 /// Runs `op` repeatedly for about `budget`; returns its rate per second.
-fn rate(budget: Duration, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+fn rate(budget: Duration, mut op: impl FnMut() -> Result<(), Error>) -> Result<f64, Error> {
     // One untimed call warms caches and lazily initialised state.
     op()?;
     let start = Instant::now();
@@ -56,33 +56,34 @@ fn rate(budget: Duration, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow:
     }
 }
 
-fn ecdsa(budget: Duration) -> anyhow::Result<(f64, f64)> {
+fn ecdsa(budget: Duration) -> Result<(f64, f64), Error> {
     let rng = SystemRandom::new();
     let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
-        .map_err(|_| anyhow::anyhow!("cannot generate a P-256 key"))?;
+        .context("cannot generate a P-256 key")?;
     let message = [0x5au8; 300];
     let sign = rate(budget, || {
         let sig = key
             .sign(&rng, black_box(&message))
-            .map_err(|_| anyhow::anyhow!("P-256 signing failed"))?;
+            .context("P-256 signing failed")?;
         black_box(sig);
         Ok(())
     })?;
-    let sig = key
-        .sign(&rng, &message)
-        .map_err(|_| anyhow::anyhow!("P-256 signing failed"))?;
+    let sig = key.sign(&rng, &message).context("P-256 signing failed")?;
     let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref());
     let verify = rate(budget, || {
         public
             .verify(black_box(&message), black_box(sig.as_ref()))
-            .map_err(|_| anyhow::anyhow!("P-256 verification failed"))
+            .context("P-256 verification failed")
     })?;
     Ok((sign, verify))
 }
 
 /// An issuing CA like a product's: a root, and an intermediate that signs device certificates.
-pub(crate) fn issuing_ca() -> anyhow::Result<CaIssuer> {
-    let pki = |e: touchmark_pki::PkiError| anyhow::anyhow!("test CA: {e}");
+pub(crate) fn issuing_ca() -> Result<CaIssuer, Error> {
+    let pki = |e: touchmark_pki::PkiError| Error::Step {
+        what: "test CA".into(),
+        source: e.into(),
+    };
     let now = OffsetDateTime::now_utc();
     let root_key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).map_err(pki)?;
     let subject = |cn: &str| Subject {
@@ -128,9 +129,9 @@ pub(crate) fn issue_one(
     issuer: &CaIssuer,
     profile: &DeviceProfile,
     unit: &Unit,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let csr = parse_csr(unit.request.csr.as_bytes())
-        .map_err(|e| anyhow::anyhow!("CSR of {}: {e}", unit.request.serial))?;
+        .with_context(|| format!("CSR of {}", unit.request.serial))?;
     let cert = issue_device_cert(
         issuer,
         &csr,
@@ -139,20 +140,19 @@ pub(crate) fn issue_one(
         OffsetDateTime::now_utc(),
         SerialNumber::random(&mut rand::rng()),
     )
-    .map_err(|e| anyhow::anyhow!("issuance for {}: {e}", unit.request.serial))?;
+    .with_context(|| format!("issuance for {}", unit.request.serial))?;
     black_box(cert);
     Ok(())
 }
 
-fn issuance(budget: Duration, units: &[Unit]) -> anyhow::Result<(f64, f64)> {
+fn issuance(budget: Duration, units: &[Unit]) -> Result<(f64, f64), Error> {
     if units.is_empty() {
-        anyhow::bail!("no sample CSRs");
+        return Err(Error::Invalid("no sample CSRs".into()));
     }
     let mut i = 0;
     let parse = rate(budget, || {
         i = (i + 1) % units.len();
-        let csr = parse_csr(black_box(units[i].request.csr.as_bytes()))
-            .map_err(|e| anyhow::anyhow!("CSR: {e}"))?;
+        let csr = parse_csr(black_box(units[i].request.csr.as_bytes())).context("CSR")?;
         black_box(csr);
         Ok(())
     })?;
@@ -178,18 +178,24 @@ impl Drop for ProbeFiles {
     }
 }
 
-fn sqlite_commits(budget: Duration, dir: &Path) -> anyhow::Result<f64> {
+fn sqlite_commits(budget: Duration, dir: &Path) -> Result<f64, Error> {
     let files = ProbeFiles(dir.join("bench-commit-probe.db"));
-    let conn = rusqlite::Connection::open(&files.0).context("commit probe database")?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")?;
+    let probe = "commit probe database";
+    let conn = rusqlite::Connection::open(&files.0).context(probe)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .context(probe)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .context(probe)?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .context(probe)?;
     // About the size of a device certificate and its event.
     let body = vec![0xa5u8; 1024];
-    let mut insert = conn.prepare("INSERT INTO t (body) VALUES (?1)")?;
+    let mut insert = conn
+        .prepare("INSERT INTO t (body) VALUES (?1)")
+        .context(probe)?;
     // Each statement outside a transaction is its own durable commit.
     let rate = rate(budget, || {
-        insert.execute([&body])?;
+        insert.execute([&body]).context(probe)?;
         Ok(())
     })?;
     drop(insert);
@@ -206,7 +212,7 @@ pub(crate) async fn measure(
     budget: Duration,
     dir: &Path,
     samples: Arc<Vec<Unit>>,
-) -> anyhow::Result<Ceilings> {
+) -> Result<Ceilings, Error> {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || {
         let (sign, verify) = ecdsa(budget)?;
@@ -221,5 +227,5 @@ pub(crate) async fn measure(
         })
     })
     .await
-    .map_err(|e| anyhow::anyhow!("the ceiling measurement died: {e}"))?
+    .map_err(|_| Error::Died("the ceiling measurement"))?
 }

@@ -1,5 +1,6 @@
 //! The line simulator: units with their own keys and realistic test records, provisioned by a
-//! station at a set concurrency and rate, with a tally of every outcome.
+//! station at a set concurrency and rate, with a tally of every outcome. `touchmark station
+//! run` and the demo run it; clones of issued units stand in for counterfeits.
 //!
 //! Each simulated unit stands in for a device with a secure element: its P-256 key is made for
 //! it and never leaves it; only its CSR goes to the server.
@@ -8,13 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use touchmark_client::{Client, ClientError};
 use touchmark_core::api::ProvisionRequest;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+
+use crate::{Client, ClientError};
 
 /// What the simulator meant a unit to be, so the outcome can be checked against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,15 +45,20 @@ pub struct SimUnit {
 }
 
 /// A unit's key, kept so a clone can reuse it.
+#[derive(Debug)]
 pub struct UnitKey(SoftwareSigner);
 
 impl SimUnit {
     /// A unit with a fresh key.
     ///
     /// # Errors
-    /// When the key or CSR cannot be made.
-    pub fn new(serial: String, kind: Kind, rng: &mut StdRng) -> anyhow::Result<(Self, UnitKey)> {
-        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256)?;
+    /// [`ClientError::Key`] when the key or CSR cannot be made.
+    pub fn new(
+        serial: String,
+        kind: Kind,
+        rng: &mut StdRng,
+    ) -> Result<(Self, UnitKey), ClientError> {
+        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).map_err(ClientError::key)?;
         let unit = Self::with_key(serial, kind, &key, rng)?;
         Ok((unit, UnitKey(key)))
     }
@@ -60,14 +66,15 @@ impl SimUnit {
     /// A unit whose CSR is signed by an existing key (a cloned secure element).
     ///
     /// # Errors
-    /// When the CSR cannot be made.
+    /// [`ClientError::Key`] when the CSR cannot be made.
     pub fn with_key(
         serial: String,
         kind: Kind,
         key: &SoftwareSigner,
         rng: &mut StdRng,
-    ) -> anyhow::Result<Self> {
-        let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &build_csr(key, &serial)?);
+    ) -> Result<Self, ClientError> {
+        let csr = build_csr(key, &serial).map_err(ClientError::key)?;
+        let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr);
         let test = test_record(kind == Kind::FailsTest, rng);
         Ok(Self {
             serial,
@@ -80,9 +87,223 @@ impl SimUnit {
     /// A unit reusing `original`'s key under another serial.
     ///
     /// # Errors
-    /// When the CSR cannot be made.
-    pub fn clone_key(serial: String, original: &UnitKey, rng: &mut StdRng) -> anyhow::Result<Self> {
+    /// [`ClientError::Key`] when the CSR cannot be made.
+    pub fn clone_key(
+        serial: String,
+        original: &UnitKey,
+        rng: &mut StdRng,
+    ) -> Result<Self, ClientError> {
         Self::with_key(serial, Kind::CloneKey, &original.0, rng)
+    }
+}
+
+/// The units of a line, with their keys kept so that clones can reuse them.
+#[derive(Debug)]
+pub struct Line {
+    /// The units, in the order they were made.
+    pub units: Vec<SimUnit>,
+    /// Each unit's key, in the same order.
+    pub keys: Vec<UnitKey>,
+}
+
+impl Line {
+    /// A unit for each of `serials`, each with a fresh key; `fails(i, rng)` says whether the
+    /// `i`-th fails its test.
+    ///
+    /// # Errors
+    /// [`ClientError::Key`] when a key or CSR cannot be made.
+    pub fn new(
+        serials: impl IntoIterator<Item = String>,
+        mut fails: impl FnMut(usize, &mut StdRng) -> bool,
+        rng: &mut StdRng,
+    ) -> Result<Self, ClientError> {
+        let (mut units, mut keys) = (Vec::new(), Vec::new());
+        for (i, serial) in serials.into_iter().enumerate() {
+            let kind = if fails(i, rng) {
+                Kind::FailsTest
+            } else {
+                Kind::Good
+            };
+            let (unit, key) = SimUnit::new(serial, kind, rng)?;
+            units.push(unit);
+            keys.push(key);
+        }
+        Ok(Self { units, keys })
+    }
+
+    /// Clones of the good units that were issued (`outcomes` in the order of the units), to
+    /// send after the line: `serial_clones` units reuse such a unit's serial with a new key
+    /// (expect `serial_conflict`), and one unit per serial of `key_clone_serials` reuses such a
+    /// unit's key (expect `key_reused`), taking the issued units in turn. `None` when no good
+    /// unit was issued.
+    ///
+    /// # Errors
+    /// [`ClientError::Key`] when a key or CSR cannot be made.
+    pub fn clones(
+        &self,
+        outcomes: &[Outcome],
+        serial_clones: u64,
+        key_clone_serials: impl IntoIterator<Item = String>,
+        rng: &mut StdRng,
+    ) -> Result<Option<Vec<SimUnit>>, ClientError> {
+        let issued: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| {
+                matches!(o, Outcome::Issued | Outcome::AlreadyIssued)
+                    && self.units.get(*i).is_some_and(|u| u.kind == Kind::Good)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if issued.is_empty() {
+            return Ok(None);
+        }
+        let mut clones = Vec::new();
+        let serial_clones = usize::try_from(serial_clones).unwrap_or(usize::MAX);
+        for &i in issued.iter().cycle().take(serial_clones) {
+            let (unit, _) = SimUnit::new(self.units[i].serial.clone(), Kind::CloneSerial, rng)?;
+            clones.push(unit);
+        }
+        for (serial, &i) in key_clone_serials.into_iter().zip(issued.iter().cycle()) {
+            clones.push(SimUnit::clone_key(serial, &self.keys[i], rng)?);
+        }
+        Ok(Some(clones))
+    }
+}
+
+/// A station's run, as `touchmark station run` makes it: a line of simulated units, then clones
+/// of units the line issued.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The order to provision against.
+    pub order: String,
+    /// How many units to simulate.
+    pub units: u64,
+    /// The serial prefix: serials are the prefix and a zero-padded number.
+    pub prefix: String,
+    /// The number of the first serial.
+    pub first: u64,
+    /// Digits of the serial number.
+    pub digits: usize,
+    /// Units in flight at once.
+    pub concurrency: usize,
+    /// Share of units that fail their test, 0.0 to 1.0.
+    pub fail_rate: f64,
+    /// Extra units that reuse an issued unit's serial with a new key.
+    pub clone_serials: u64,
+    /// Extra units that reuse an issued unit's key with a new serial.
+    pub clone_keys: u64,
+    /// Most units started per second (0: no limit).
+    pub rate: f64,
+    /// Seed for the simulated test results, so that a run can be repeated.
+    pub seed: Option<u64>,
+}
+
+/// What a [`Run`] did.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Every unit's outcome, clones included.
+    pub tally: Tally,
+    /// Clones were asked for, but no unit was issued to clone.
+    pub nothing_to_clone: bool,
+}
+
+impl Run {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`ClientError::Plan`] naming the setting as `touchmark station run` spells its flag.
+    pub fn check(&self) -> Result<(), ClientError> {
+        let bad = |message: String| Err(ClientError::Plan(message));
+        if !(0.0..=1.0).contains(&self.fail_rate) {
+            return bad("--fail-rate must be between 0 and 1".into());
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            return bad("--concurrency must be 1 to 1024".into());
+        }
+        if self.rate < 0.0 || !self.rate.is_finite() {
+            return bad(
+                "--rate must be a positive number of units per second, or 0 for no limit".into(),
+            );
+        }
+        if self.units > 1_000_000 {
+            return bad("--units must be at most 1,000,000".into());
+        }
+        let last = self
+            .first
+            .checked_add(self.units + self.clone_keys)
+            .filter(|n| n.to_string().len() <= self.digits);
+        if last.is_none() {
+            return bad(format!(
+                "serials from {} for {} units do not fit in {} digits",
+                self.first, self.units, self.digits
+            ));
+        }
+        Ok(())
+    }
+
+    /// The units the run sends, clones included.
+    pub fn total(&self) -> u64 {
+        self.units + self.clone_serials + self.clone_keys
+    }
+
+    fn serial(&self, n: u64) -> String {
+        format!("{}{:0width$}", self.prefix, n, width = self.digits)
+    }
+
+    /// Runs the line through `client`, then the clones, handing `on_unit` the tally's progress
+    /// message after each unit.
+    ///
+    /// # Errors
+    /// [`ClientError::Key`] when a key or CSR cannot be made. Refusals are outcomes.
+    pub async fn run(
+        &self,
+        client: Client,
+        on_unit: Option<Arc<dyn Fn(String) + Send + Sync>>,
+    ) -> Result<RunOutcome, ClientError> {
+        let mut rng = rng(self.seed);
+        let serials = (self.first..self.first + self.units).map(|n| self.serial(n));
+        let line = Line::new(serials, |_, rng| rng.random_bool(self.fail_rate), &mut rng)?;
+        let (mut tally, outcomes) = run_line(
+            client.clone(),
+            self.order.clone(),
+            line.units.clone(),
+            self.concurrency,
+            self.rate,
+            on_unit.clone(),
+        )
+        .await;
+
+        // Clones go after the line, against units that were really issued.
+        let first_key_clone = self.first + self.units;
+        let key_clones =
+            (first_key_clone..first_key_clone + self.clone_keys).map(|n| self.serial(n));
+        let clones = line.clones(&outcomes, self.clone_serials, key_clones, &mut rng)?;
+        let asked = self.clone_serials > 0 || self.clone_keys > 0;
+        if let Some(clones) = clones.filter(|c| !c.is_empty()) {
+            let (clone_tally, _) = run_line(
+                client,
+                self.order.clone(),
+                clones,
+                self.concurrency,
+                self.rate,
+                on_unit,
+            )
+            .await;
+            // The clones run after the line, so their time adds to it (merge keeps the longer
+            // of two tallies, which is right for lines that run side by side).
+            let line_seconds = tally.seconds;
+            tally.merge(&clone_tally);
+            tally.seconds = line_seconds + clone_tally.seconds;
+            return Ok(RunOutcome {
+                tally,
+                nothing_to_clone: false,
+            });
+        }
+        Ok(RunOutcome {
+            tally,
+            nothing_to_clone: asked,
+        })
     }
 }
 
@@ -232,7 +453,7 @@ impl Tally {
     }
 }
 
-/// Sends one unit.
+/// Sends one unit, and tells a refusal by the server's policy from an error.
 pub async fn provision(client: &Client, order: &str, unit: &SimUnit) -> Outcome {
     let request = ProvisionRequest {
         serial: unit.serial.clone(),
@@ -242,14 +463,11 @@ pub async fn provision(client: &Client, order: &str, unit: &SimUnit) -> Outcome 
     match client.provision(order, &request).await {
         Ok(done) if done.status == "already_issued" => Outcome::AlreadyIssued,
         Ok(_) => Outcome::Issued,
-        Err(ClientError::Api { body, .. })
-            if touchmark_core::code::ErrorCode::from_wire(&body.code)
-                .is_some_and(|c| c.is_refusal()) =>
-        {
-            Outcome::Refused(body.code)
-        }
-        Err(ClientError::Api { body, .. }) => Outcome::Error(body.code),
-        Err(e) => Outcome::Error(e.to_string()),
+        Err(e) => match (e.refusal(), e.body()) {
+            (Some(body), _) => Outcome::Refused(body.code.clone()),
+            (None, Some(body)) => Outcome::Error(body.code.clone()),
+            (None, None) => Outcome::Error(e.to_string()),
+        },
     }
 }
 
@@ -283,14 +501,15 @@ impl Pacer {
 }
 
 /// Provisions `units` through `client` with `concurrency` in flight, at most `rate` started per
-/// second, updating `bar` as it goes. Returns the tally and each unit's outcome, in order.
+/// second, handing `on_unit` the tally's one-line progress message after each unit. Returns
+/// the tally and each unit's outcome, in order.
 pub async fn run_line(
     client: Client,
     order: String,
     units: Vec<SimUnit>,
     concurrency: usize,
     rate: f64,
-    bar: Option<ProgressBar>,
+    on_unit: Option<Arc<dyn Fn(String) + Send + Sync>>,
 ) -> (Tally, Vec<Outcome>) {
     let started = Instant::now();
     let units = Arc::new(units);
@@ -300,7 +519,7 @@ pub async fn run_line(
     let pacer = Arc::new(Pacer::new(rate));
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (client, order, units, next, tally, outcomes, pacer, bar) = (
+        let (client, order, units, next, tally, outcomes, pacer, on_unit) = (
             client.clone(),
             order.clone(),
             Arc::clone(&units),
@@ -308,7 +527,7 @@ pub async fn run_line(
             Arc::clone(&tally),
             Arc::clone(&outcomes),
             Arc::clone(&pacer),
-            bar.clone(),
+            on_unit.clone(),
         );
         workers.push(tokio::spawn(async move {
             loop {
@@ -328,9 +547,8 @@ pub async fn run_line(
                 {
                     *slot = Some(outcome);
                 }
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                    bar.set_message(message);
+                if let Some(on_unit) = &on_unit {
+                    on_unit(message);
                 }
             }
         }));
@@ -361,14 +579,42 @@ pub fn rng(seed: Option<u64>) -> StdRng {
     }
 }
 
-/// A progress bar in Touchmark's style.
-pub fn bar(len: u64, prefix: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos:>4}/{len:4} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_line_clones_only_its_issued_good_units_in_turn() {
+        let serials = (1..=4).map(|n| format!("SN-{n:06}"));
+        let line = Line::new(serials, |i, _| i == 1, &mut rng(Some(7))).unwrap();
+        let kinds: Vec<Kind> = line.units.iter().map(|u| u.kind).collect();
+        assert_eq!(kinds, [Kind::Good, Kind::FailsTest, Kind::Good, Kind::Good]);
+
+        // Unit 0 issued, 1 failed its test, 2 refused, 3 issued on a retry.
+        let outcomes = [
+            Outcome::Issued,
+            Outcome::Refused("test_failed".into()),
+            Outcome::Refused("quota_exhausted".into()),
+            Outcome::AlreadyIssued,
+        ];
+        let mut rng = rng(Some(8));
+        let clones = line
+            .clones(&outcomes, 3, ["SN-000900".to_owned()], &mut rng)
+            .unwrap()
+            .unwrap();
+        let seen: Vec<(&str, Kind)> = clones.iter().map(|u| (u.serial.as_str(), u.kind)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("SN-000001", Kind::CloneSerial),
+                ("SN-000004", Kind::CloneSerial),
+                ("SN-000001", Kind::CloneSerial),
+                ("SN-000900", Kind::CloneKey),
+            ]
+        );
+        let none = vec![Outcome::Error("down".into()); 4];
+        assert!(line.clones(&none, 1, [], &mut rng).unwrap().is_none());
     }
-    bar.set_prefix(prefix.to_owned());
-    bar
 }

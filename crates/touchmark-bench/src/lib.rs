@@ -1,0 +1,47 @@
+//! Touchmark's benchmarks: honest, repeatable measurements of the hot path and of the audit
+//! log, run in this process against a fresh installation.
+//!
+//! [`provision::run`] starts a real Touchmark server (a fresh installation, the SQLite store
+//! with WAL and `synchronous=FULL`, or a PostgreSQL database with one or more replicas; HTTPS
+//! with station mTLS), enrolls one station per concurrent worker over the API, and provisions
+//! pre-generated units through the typed client on kept-alive connections. Every figure is the
+//! median of several rounds, every unit of every round must come back issued (HTTP 201), and
+//! the order's count must match what was sent: a run that measured errors fails instead of
+//! giving a number. Beside it, the same run measures the machine's ceilings (raw ECDSA P-256,
+//! CSR → certificate without I/O, a durable SQLite commit) and, optionally, Cloudflare's cfssl
+//! on the same CSRs.
+//!
+//! [`log::run`] measures the audit log: durable appends, sequencing, and a full audit of a
+//! large log over HTTPS, against the machine's raw SHA-256 rate and the provisioning cost per
+//! unit.
+//!
+//! Each run reports its long steps to a [`Progress`], and returns a report that serializes
+//! whole; printing it is the caller's.
+
+mod cfssl;
+mod cpu;
+mod crypto;
+mod error;
+mod load;
+pub mod log;
+pub mod provision;
+pub mod report;
+mod setup;
+mod units;
+
+pub use crate::error::Error;
+
+/// Where a benchmark reports what it is doing, one line per long step (the command line prints
+/// each on stderr, so that JSON output stays clean).
+pub trait Progress: Send + Sync {
+    /// The run reached `line`.
+    fn step(&self, line: &str);
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _: &str) {}
+}

@@ -1,0 +1,241 @@
+//! The station's side of the API, as the fixture PC runs it: a key made on the PC that never
+//! leaves it, enrollment with a one-time token, and the station directory that keeps the key,
+//! the certificate and the settings for the commands that follow.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use touchmark_core::api::{EnrollRequest, EnrollResponse, ProvisionRequest, ProvisionResponse};
+use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+use zeroize::Zeroizing;
+
+use crate::{Client, ClientConfig, ClientError, Identity};
+
+/// A station's private key, made where it is used.
+#[derive(Debug)]
+pub struct StationKey(SoftwareSigner);
+
+impl StationKey {
+    /// A fresh P-256 key.
+    ///
+    /// # Errors
+    /// [`ClientError::Key`] when it cannot be made.
+    pub fn generate() -> Result<Self, ClientError> {
+        SoftwareSigner::generate(KeyAlgorithm::EcdsaP256)
+            .map(Self)
+            .map_err(ClientError::key)
+    }
+
+    /// The key as PKCS#8 PEM, to keep on the fixture PC only.
+    pub fn pkcs8_pem(&self) -> Zeroizing<String> {
+        self.0.pkcs8_pem()
+    }
+}
+
+/// Trades the one-time enrollment `token` and a CSR of `key` (common name `name`) for the
+/// station's mTLS certificate, at the server `url` trusted through `root_ca_pem` alone. Returns
+/// the server's answer and a client that authenticates as the station.
+///
+/// # Errors
+/// [`ClientError::Key`] when the CSR cannot be made, or the server's refusal.
+pub async fn enroll(
+    url: &str,
+    root_ca_pem: &str,
+    token: String,
+    key: &StationKey,
+    name: &str,
+) -> Result<(EnrollResponse, Client), ClientError> {
+    let csr = build_csr(&key.0, name).map_err(ClientError::key)?;
+    let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr);
+    let anonymous = Client::new(ClientConfig::new(url, root_ca_pem))?;
+    let enrolled = anonymous.enroll(&EnrollRequest { token, csr }).await?;
+    let mut config = ClientConfig::new(url, root_ca_pem);
+    config.identity = Some(Identity::new(
+        enrolled.certificate_pem.clone(),
+        key.pkcs8_pem().to_string(),
+    ));
+    Ok((enrolled, Client::new(config)?))
+}
+
+/// `station.json` in a station directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationSettings {
+    /// The server's URL.
+    pub server: String,
+    /// The station's id.
+    pub station: String,
+    /// Its factory's id.
+    pub factory: String,
+}
+
+/// A station directory, as `touchmark station enroll` writes it: the private key
+/// (`station.key`), the station's certificate (`station.pem`), the root CA (`root-ca.pem`) and
+/// the settings (`station.json`).
+#[derive(Debug, Clone)]
+pub struct StationDir(PathBuf);
+
+const KEY: &str = "station.key";
+const CERT: &str = "station.pem";
+const ROOT: &str = "root-ca.pem";
+const SETTINGS: &str = "station.json";
+
+impl StationDir {
+    /// The station directory `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self(dir.into())
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Where the private key is kept. The caller writes it, readable by its owner only.
+    pub fn key_path(&self) -> PathBuf {
+        self.0.join(KEY)
+    }
+
+    /// Whether a station is enrolled here already (its key is here).
+    pub fn is_enrolled(&self) -> bool {
+        self.key_path().exists()
+    }
+
+    /// Enrolls a station into this directory. Its key is made here and never leaves the
+    /// machine: `write_key` writes it to [`StationDir::key_path`], readable by its owner only.
+    /// The one-time `token` and the key's CSR are traded for the station's certificate at
+    /// `server`, trusted through `root_ca_pem` alone, and the rest is saved. Without a
+    /// certificate the key is useless, so it is removed again, and a later attempt makes a new
+    /// one.
+    ///
+    /// # Errors
+    /// [`ClientError::Files`] when a station is enrolled here already or a file cannot be
+    /// written, [`ClientError::Key`], or the server's refusal.
+    pub async fn enroll<E: std::fmt::Display>(
+        &self,
+        server: &str,
+        root_ca_pem: &str,
+        token: String,
+        write_key: impl FnOnce(&Path, &[u8]) -> Result<(), E>,
+    ) -> Result<(EnrollResponse, StationSettings), ClientError> {
+        let dir = |e: String| ClientError::Files(e);
+        if self.is_enrolled() {
+            return Err(dir(format!(
+                "{} already holds an enrolled station; choose another directory",
+                self.0.display()
+            )));
+        }
+        std::fs::create_dir_all(&self.0)
+            .map_err(|e| dir(format!("cannot create {}: {e}", self.0.display())))?;
+        let key = StationKey::generate()?;
+        write_key(&self.key_path(), key.pkcs8_pem().as_bytes()).map_err(|e| dir(e.to_string()))?;
+        match enroll(server, root_ca_pem, token, &key, "touchmark-station").await {
+            Ok((enrolled, _)) => {
+                let settings = self.save(&enrolled, root_ca_pem, server)?;
+                Ok((enrolled, settings))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(self.key_path());
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes what `enrolled`, the answer of `server` trusted through `root_ca_pem`, makes of
+    /// this directory: the certificate, the root CA and the settings. The key is written first,
+    /// by the caller.
+    ///
+    /// # Errors
+    /// [`ClientError::Files`] when a file cannot be written.
+    pub fn save(
+        &self,
+        enrolled: &EnrollResponse,
+        root_ca_pem: &str,
+        server: &str,
+    ) -> Result<StationSettings, ClientError> {
+        let settings = StationSettings {
+            server: server.to_owned(),
+            station: enrolled.station.clone(),
+            factory: enrolled.factory.clone(),
+        };
+        let json = serde_json::to_string_pretty(&settings)
+            .map_err(|e| ClientError::Files(format!("station.json: {e}")))?;
+        for (name, contents) in [
+            (CERT, enrolled.certificate_pem.as_str()),
+            (ROOT, root_ca_pem),
+            (SETTINGS, json.as_str()),
+        ] {
+            std::fs::write(self.0.join(name), contents)
+                .map_err(|e| ClientError::Files(format!("cannot write {name}: {e}")))?;
+        }
+        Ok(settings)
+    }
+
+    /// Provisions one unit as the station enrolled here: its serial, CSR (PEM, or DER, sent as
+    /// base64) and test record go to `order`, and the answer's certificate, chain, root CA and
+    /// receipt are written into `out` as `certificate.pem`, `chain.pem`, `root-ca.pem` and
+    /// `receipt.json`.
+    ///
+    /// # Errors
+    /// [`ClientError::Files`] when the directory is not an enrolled station's or a file cannot
+    /// be written, or the server's answer: see [`ClientError::refusal`].
+    pub async fn provision(
+        &self,
+        order: &str,
+        serial: &str,
+        csr: &[u8],
+        test: serde_json::Value,
+        out: &Path,
+    ) -> Result<ProvisionResponse, ClientError> {
+        let csr = match std::str::from_utf8(csr) {
+            Ok(text) if text.trim_start().starts_with("-----BEGIN") => text.to_owned(),
+            _ => base64::engine::general_purpose::STANDARD.encode(csr),
+        };
+        let request = ProvisionRequest {
+            serial: serial.to_owned(),
+            csr,
+            test,
+        };
+        let (client, _) = self.client()?;
+        let done = client.provision(order, &request).await?;
+        let receipt = serde_json::to_string_pretty(&done.receipt)
+            .map_err(|e| ClientError::Files(format!("receipt.json: {e}")))?;
+        let failed = |e: std::io::Error| ClientError::Files(format!("{}: {e}", out.display()));
+        std::fs::create_dir_all(out).map_err(failed)?;
+        for (name, contents) in [
+            ("certificate.pem", done.certificate_pem.as_str()),
+            ("chain.pem", &done.chain_pem),
+            ("root-ca.pem", &done.root_ca_pem),
+            ("receipt.json", &receipt),
+        ] {
+            std::fs::write(out.join(name), contents).map_err(|e| {
+                ClientError::Files(format!("cannot write {}: {e}", out.join(name).display()))
+            })?;
+        }
+        Ok(done)
+    }
+
+    /// A client that authenticates as the station enrolled here, and the station's id.
+    ///
+    /// # Errors
+    /// [`ClientError::Files`] when the directory is not an enrolled station's.
+    pub fn client(&self) -> Result<(Client, String), ClientError> {
+        let read = |name: &str| {
+            let path = self.0.join(name);
+            std::fs::read_to_string(&path).map_err(|e| {
+                ClientError::Files(format!(
+                    "cannot read {} (is {} a station directory from `touchmark station \
+                     enroll`?): {e}",
+                    path.display(),
+                    self.0.display()
+                ))
+            })
+        };
+        let settings: StationSettings = serde_json::from_str(&read(SETTINGS)?)
+            .map_err(|e| ClientError::Files(format!("station.json is invalid: {e}")))?;
+        let mut config = ClientConfig::new(settings.server, read(ROOT)?);
+        config.identity = Some(Identity::new(read(CERT)?, read(KEY)?));
+        Ok((Client::new(config)?, settings.station))
+    }
+}

@@ -1,0 +1,101 @@
+//! The argument groups several commands share: where the installation and its records are,
+//! which root CA to trust, how to reach the server, and where a station's files are. Each
+//! command's own arguments live with the command.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use touchmark_core::field::DatabaseUrl;
+
+/// Where the data directory is.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// The data directory.
+    #[arg(
+        long = "data",
+        env = "TOUCHMARK_DATA",
+        default_value = "touchmark-data"
+    )]
+    pub dir: PathBuf,
+}
+
+/// Which database holds the records.
+#[derive(Debug, Args, Clone)]
+pub struct DatabaseArgs {
+    /// A PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE) to keep the records in, shared by
+    /// every replica serving the same data directory [default: the config file's `database`,
+    /// else SQLite in the data directory]. A URL with a password is better passed in
+    /// TOUCHMARK_DATABASE_URL_FILE.
+    #[arg(
+        long = "database",
+        env = "TOUCHMARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub url: Option<DatabaseUrl>,
+}
+
+/// The root CA a client trusts for the server's TLS certificate.
+#[derive(Debug, Args, Clone)]
+pub struct RootCaArgs {
+    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
+    #[arg(long, env = "TOUCHMARK_CA")]
+    pub ca: Option<PathBuf>,
+    /// The data directory, used to find the root CA when --ca is not given.
+    #[arg(
+        long = "data",
+        env = "TOUCHMARK_DATA",
+        default_value = "touchmark-data"
+    )]
+    pub data: PathBuf,
+}
+
+impl RootCaArgs {
+    /// The root CA file: `--ca`, else `<data>/certs/root-ca.pem`.
+    pub fn path(&self) -> PathBuf {
+        self.ca
+            .clone()
+            .unwrap_or_else(|| self.data.join("certs/root-ca.pem"))
+    }
+}
+
+/// How a client command reaches the server.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        env = "TOUCHMARK_SERVER",
+        default_value = "https://localhost:8443"
+    )]
+    pub server: String,
+    /// An admin or auditor API token.
+    #[arg(
+        long,
+        env = "TOUCHMARK_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the API token.
+    #[arg(long, env = "TOUCHMARK_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Which root CA to trust.
+    #[command(flatten)]
+    pub trust: RootCaArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The station directory written by `touchmark station enroll`.
+#[derive(Debug, Args, Clone)]
+pub struct StationDirArgs {
+    /// The station directory written by `touchmark station enroll`.
+    #[arg(
+        long,
+        env = "TOUCHMARK_STATION_DIR",
+        default_value = "touchmark-station"
+    )]
+    pub dir: PathBuf,
+}

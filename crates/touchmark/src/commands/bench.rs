@@ -1,0 +1,489 @@
+//! `touchmark bench`: honest, repeatable measurements of the hot path (see the README). The
+//! measuring is `touchmark_bench`'s; this parses the arguments and prints the results.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+use touchmark_bench::Progress;
+use touchmark_bench::log::{self, APPEND_SHARE_TARGET, LogPlan, LogReport, VERIFY_TARGET};
+use touchmark_bench::provision::{self, Keep, Plan};
+use touchmark_bench::report::Report;
+use touchmark_core::field::DatabaseUrl;
+
+use crate::output::{self, Table, fields};
+use crate::{config, database, secrets};
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// What `bench` can measure.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The provisioning hot path: HTTPS with station mTLS, policy checks, signing and the
+    /// durable commit (SQLite, or PostgreSQL with one or more replicas), end to end, in this
+    /// process.
+    Provision(ProvisionArgs),
+    /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
+    /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
+    Log(LogArgs),
+}
+
+/// Arguments of `bench provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Concurrent stations to measure, comma-separated. Each worker is one enrolled station
+    /// with its own kept-alive connection.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub concurrency: Vec<usize>,
+    /// Rounds per concurrency; every figure is the median of the rounds [default: 5, 2 with
+    /// --quick].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Units per round [default: calibrated by a warm-up for about 3 s per round, 1 s with
+    /// --quick].
+    #[arg(long)]
+    pub units_per_round: Option<usize>,
+    /// A short run (2 rounds of about 1 s, shorter ceiling measurements), for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Create the installation in this new directory and keep it, instead of a temporary one
+    /// (the key passphrase comes from TOUCHMARK_KEY_PASSPHRASE, as for `init`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
+    /// instead of SQLite.
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
+    /// Server replicas on the PostgreSQL database, each with its own pool; the stations are
+    /// spread over them [default: 1]. Needs --database.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Also run the same CSRs through another CA server.
+    #[arg(long, value_enum)]
+    pub compare: Option<Compare>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A CA server to compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compare {
+    /// Cloudflare's cfssl (`cfssl serve`), without a database and with its SQLite certdb.
+    /// Found through TOUCHMARK_BENCH_CFSSL or PATH.
+    Cfssl,
+}
+
+/// Arguments of `bench log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Events to append [default: 1,000,000; 20,000 with --quick].
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Concurrent appending tasks; the store's group commit batches their transactions.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// A short run (20,000 events, shorter reference measurements), for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `touchmark bench`.
+///
+/// # Errors
+/// When a measurement cannot be taken, or a unit was not issued.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let progress: Arc<dyn Progress> = Arc::new(Stderr);
+    match args.command {
+        BenchCommand::Provision(args) => {
+            let keep = match args.data {
+                Some(dir) => Some(Keep {
+                    config: config::initial_file(&database::Database::for_dir(&dir, None)),
+                    config_file: config::FILE.into(),
+                    passphrase: secrets::passphrase()?,
+                    dir,
+                }),
+                None => None,
+            };
+            let plan = Plan::new(provision::Options {
+                concurrency: args.concurrency,
+                rounds: args.rounds,
+                units_per_round: args.units_per_round,
+                quick: args.quick,
+                keep,
+                database: args.database,
+                replicas: args.replicas,
+                cfssl: args.compare == Some(Compare::Cfssl),
+            })?;
+            let report = provision::run(&plan, &progress).await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_provision(&report);
+        }
+        BenchCommand::Log(args) => {
+            let plan = LogPlan::new(&log::Options {
+                events: args.events,
+                concurrency: args.concurrency,
+                quick: args.quick,
+            })?;
+            let report = log::run(&plan, &progress).await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_log(&report);
+        }
+    }
+    Ok(())
+}
+
+/// Progress of long steps, on stderr so that `--json` output stays clean.
+struct Stderr;
+
+impl Progress for Stderr {
+    fn step(&self, line: &str) {
+        eprintln!("[bench] {line}");
+    }
+}
+
+fn rate(v: f64, decimals: usize) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.decimals$}")
+    }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn times(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "MET" } else { "NOT MET" }
+}
+
+/// Prints the result of `bench provision` as tables.
+fn print_provision(report: &Report) {
+    let s = &report.setup;
+    println!("Touchmark provisioning benchmark");
+    if s.build == "debug" {
+        println!();
+        println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+        println!("  !!! Build with `cargo build --release -p touchmark` and run it again.");
+    }
+    println!();
+    let units: Vec<String> = s
+        .concurrencies
+        .iter()
+        .zip(&s.units_per_round)
+        .map(|(c, n)| format!("c={c}: {n}"))
+        .collect();
+    fields(&[
+        ("build", s.build.to_owned()),
+        (
+            "cores",
+            format!("{} (std::thread::available_parallelism)", s.cores),
+        ),
+        (
+            "rounds",
+            format!(
+                "{} per concurrency; figures are the median of the rounds",
+                s.rounds
+            ),
+        ),
+        (
+            "units per round",
+            match s.round_target_s {
+                Some(t) => format!("{} (calibrated for ~{t:.0} s per round)", units.join(", ")),
+                None => units.join(", "),
+            },
+        ),
+        ("server", s.server.clone()),
+        ("data", s.data.clone()),
+    ]);
+
+    let c = &report.ceilings;
+    println!("\nCeilings of this machine (one thread, no network, measured in this run)");
+    let us = |r: f64| {
+        if r > 0.0 {
+            format!("{:.1} µs each", 1e6 / r)
+        } else {
+            "-".into()
+        }
+    };
+    let mut table = Table::new(&["operation", "per second", "cost"]);
+    for (name, r) in [
+        ("ECDSA P-256 sign (aws-lc-rs)", c.ecdsa_p256_sign_per_s),
+        ("ECDSA P-256 verify (aws-lc-rs)", c.ecdsa_p256_verify_per_s),
+        ("CSR parse + signature check", c.csr_parse_per_s),
+        ("CSR -> device certificate", c.csr_to_certificate_per_s),
+        (
+            "SQLite durable commit (1 row)",
+            c.sqlite_durable_commit_per_s,
+        ),
+    ] {
+        table.row(vec![name.into(), rate(r, 1), us(r)]);
+    }
+    table.print();
+
+    println!(
+        "\nProvisioning over HTTPS + mTLS, durable commit before each answer (median of {} rounds)",
+        s.rounds
+    );
+    let mut table = Table::new(&[
+        "concurrency",
+        "units/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "CPU µs/unit",
+        "CPU busy",
+        "of ceiling",
+    ]);
+    for (series, ratio) in report.provisioning.iter().zip(&report.ratio) {
+        let m = &series.median;
+        table.row(vec![
+            series.concurrency.to_string(),
+            rate(m.units_per_s, 1),
+            ms(m.p50_ms),
+            ms(m.p99_ms),
+            ms(m.max_ms),
+            m.cpu_us_per_unit.map_or("-".into(), |v| format!("{v:.0}")),
+            m.cpu_utilization
+                .map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
+            format!("{:.1}%", ratio.of_all_cores * 100.0),
+        ]);
+    }
+    table.print();
+    println!(
+        "\n\"of ceiling\" = units/s ÷ (CSR -> certificate rate on one thread × {} cores = {} /s).\n\
+         CPU µs/unit and CPU busy count this whole process: the server and the load generator\n\
+         (TLS client, JSON) share the same cores.",
+        s.cores,
+        rate(c.csr_to_certificate_per_s * s.cores as f64, 1)
+    );
+
+    if let Some(cf) = &report.cfssl {
+        println!(
+            "\nCompared with cfssl {} on the same CSRs (cfssl: plain HTTP, no mTLS, no policy, quota or log)",
+            cf.version
+        );
+        let mut table = Table::new(&[
+            "concurrency",
+            "touchmark /s",
+            "cfssl no-db /s",
+            "cfssl sqlite /s",
+            "tm / no-db",
+            "tm / sqlite",
+            "p50 ms tm|no-db|sqlite",
+            "cfssl failed no-db|sqlite",
+        ]);
+        for ((tm, nodb), sq) in report
+            .provisioning
+            .iter()
+            .zip(&cf.no_database)
+            .zip(&cf.sqlite)
+        {
+            let (a, b, c) = (
+                tm.median.units_per_s,
+                nodb.median.units_per_s,
+                sq.median.units_per_s,
+            );
+            table.row(vec![
+                tm.concurrency.to_string(),
+                rate(a, 1),
+                rate(b, 1),
+                rate(c, 1),
+                times(a, b),
+                times(a, c),
+                format!(
+                    "{} | {} | {}",
+                    ms(tm.median.p50_ms),
+                    ms(nodb.median.p50_ms),
+                    ms(sq.median.p50_ms)
+                ),
+                format!("{} | {}", nodb.failed, sq.failed),
+            ]);
+        }
+        table.print();
+        for series in cf.no_database.iter().chain(&cf.sqlite) {
+            if let Some(failure) = &series.first_failure {
+                println!(
+                    "cfssl FAILED {} requests at c={} (its rates count only certificates \
+                     issued); first failure: {failure}",
+                    series.failed, series.concurrency
+                );
+            }
+        }
+        println!("cfssl certdb rows at the end: {}", cf.certdb_rows);
+    }
+
+    let v = &report.verification;
+    println!(
+        "\nVerified: {} units sent (warm-ups included), {} answered issued (HTTP 201); the order \
+         counts {} issued, {} certificates, {} unit.issued events, {} refusals.",
+        v.units_sent,
+        v.answered_issued_201,
+        v.order_issued,
+        v.certificates,
+        v.issued_events,
+        v.refusals
+    );
+}
+
+/// Prints the result of `bench log` as tables.
+fn print_log(report: &LogReport) {
+    let s = &report.setup;
+    println!("Touchmark audit log benchmark");
+    if s.build == "debug" {
+        println!();
+        println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+        println!("  !!! Build with `cargo build --release -p touchmark` and run it again.");
+    }
+    println!();
+    let sh = &report.shape;
+    fields(&[
+        ("build", s.build.to_owned()),
+        (
+            "cores",
+            format!("{} (std::thread::available_parallelism)", s.cores),
+        ),
+        (
+            "events",
+            format!(
+                "{} appended by {} concurrent tasks; log size {}",
+                s.events, s.concurrency, sh.log_size
+            ),
+        ),
+        (
+            "entries",
+            format!(
+                "{:.0} bytes on average; {:.0} SHA-256 blocks each to build the tree \
+                 (= {:.1} raw 64-byte hashes)",
+                sh.mean_entry_bytes,
+                sh.sha256_blocks_per_entry,
+                sh.sha256_64b_equivalents_per_entry
+            ),
+        ),
+        ("method", s.method.clone()),
+        ("data", s.data.clone()),
+    ]);
+
+    println!(
+        "\nRaw SHA-256, 64-byte inputs, one thread (sha2, as the log): {} hashes/s ({:.3} µs each)",
+        rate(report.sha256_64b_per_s, 2),
+        if report.sha256_64b_per_s > 0.0 {
+            1e6 / report.sha256_64b_per_s
+        } else {
+            0.0
+        }
+    );
+
+    println!();
+    let mut table = Table::new(&[
+        "phase",
+        "entries",
+        "seconds",
+        "entries/s",
+        "µs/entry",
+        "CPU µs/entry",
+        "÷ SHA-256 1 core",
+        &format!("÷ SHA-256 {} cores", s.cores),
+    ]);
+    for (name, p) in [
+        ("append (durable, group commit)", &report.append),
+        ("sequence (tree, tiles, checkpoint)", &report.sequence),
+        (
+            "audit verify, cold (download+verify+replay)",
+            &report.verify_cold,
+        ),
+        ("audit verify, warm cache", &report.verify_warm),
+    ] {
+        table.row(vec![
+            name.into(),
+            p.entries.to_string(),
+            format!("{:.2}", p.seconds),
+            rate(p.entries_per_s, 2),
+            format!("{:.2}", p.us_per_entry),
+            p.cpu_us_per_entry.map_or("-".into(), |v| format!("{v:.2}")),
+            format!("{:.4}", p.of_sha256_one_core),
+            format!("{:.4}", p.of_sha256_all_cores),
+        ]);
+    }
+    table.print();
+    println!("CPU µs/entry counts this whole process (during verification: the server too).");
+
+    let pr = &report.provisioning;
+    let t = &report.targets;
+    println!(
+        "\nProvisioning reference (bench provision, c={}, one round of {} units): {} units/s, \
+         {:.1} µs/unit wall, {} CPU µs/unit",
+        pr.concurrency,
+        pr.units,
+        rate(pr.units_per_s, 2),
+        pr.us_per_unit,
+        pr.cpu_us_per_unit.map_or("-".into(), |v| format!("{v:.0}"))
+    );
+    println!();
+    let mut table = Table::new(&["target", "measured", "goal", "verdict"]);
+    table.row(vec![
+        "audit verify of 1,000,000 entries (cold, scaled)".into(),
+        format!("{:.2} s", t.verify_1m_s),
+        format!("< {} s", VERIFY_TARGET.as_secs()),
+        met(t.verify_met).into(),
+    ]);
+    table.row(vec![
+        "append µs/entry ÷ provisioning µs/unit".into(),
+        percent(t.append_share),
+        format!("< {}", percent(APPEND_SHARE_TARGET)),
+        met(t.append_met).into(),
+    ]);
+    table.row(vec![
+        "  same, CPU time".into(),
+        t.append_cpu_share.map_or("-".into(), percent),
+        "-".into(),
+        "-".into(),
+    ]);
+    table.row(vec![
+        "  append + sequence ÷ provisioning".into(),
+        percent(t.append_and_sequence_share),
+        "-".into(),
+        "-".into(),
+    ]);
+    table.print();
+
+    let v = &report.verification;
+    println!(
+        "\nVerified: {} events appended, {} in the store, {} replayed by the audit; failed \
+         tests {} appended / {} counted; refusals {:?} appended / {:?} counted; {} violations.",
+        v.appended,
+        v.event_count,
+        v.events_replayed,
+        v.failed_tests.0,
+        v.failed_tests.1,
+        v.refusals.0,
+        v.refusals.1,
+        v.violations
+    );
+}
