@@ -751,17 +751,7 @@ mod tests {
             concurrency: 16,
             sha_time: Duration::from_millis(50),
             quick: true,
-            provision: Plan {
-                concurrencies: vec![4],
-                rounds: 1,
-                units_per_round: Some(20),
-                round_target: Duration::from_secs(1),
-                ceiling_time: Duration::from_millis(20),
-                quick: true,
-                keep: None,
-                backend: Backend::Sqlite,
-                cfssl: false,
-            },
+            provision: Plan::tiny(vec![4], Duration::from_millis(20)),
         };
         let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
         let report = run(&plan, &progress).await.unwrap();

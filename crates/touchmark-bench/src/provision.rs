@@ -53,6 +53,25 @@ pub struct Plan {
     pub(crate) cfssl: bool,
 }
 
+#[cfg(test)]
+impl Plan {
+    /// A plan for the crate's own tests: one round of 20 units on SQLite at each of
+    /// `concurrencies`, ceilings measured for `ceiling_time`.
+    pub(crate) fn tiny(concurrencies: Vec<usize>, ceiling_time: Duration) -> Self {
+        Self {
+            concurrencies,
+            rounds: 1,
+            units_per_round: Some(20),
+            round_target: Duration::from_secs(1),
+            ceiling_time,
+            quick: true,
+            keep: None,
+            backend: Backend::Sqlite,
+            cfssl: false,
+        }
+    }
+}
+
 /// The most units one round may hold, whatever the calibration says (memory stays bounded).
 const MAX_UNITS_PER_ROUND: usize = 200_000;
 /// The most concurrent stations (one enrolled station each).
@@ -268,17 +287,7 @@ mod tests {
     /// The quick benchmark, with tiny numbers, runs end to end in any build and verifies itself.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn quick_benchmark_runs_and_verifies_every_unit() {
-        let plan = Plan {
-            concurrencies: vec![1, 4],
-            rounds: 1,
-            units_per_round: Some(20),
-            round_target: Duration::from_secs(1),
-            ceiling_time: Duration::from_millis(50),
-            quick: true,
-            keep: None,
-            backend: Backend::Sqlite,
-            cfssl: false,
-        };
+        let plan = Plan::tiny(vec![1, 4], Duration::from_millis(50));
         let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
         let report = run(&plan, &progress).await.unwrap();
         assert_eq!(report.provisioning.len(), 2);

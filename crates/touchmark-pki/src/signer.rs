@@ -271,7 +271,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ED25519, UnparsedPublicKey};
-    use base64::Engine as _;
 
     use super::*;
 
@@ -317,21 +316,6 @@ mod tests {
             SoftwareSigner::from_pkcs8(KeyAlgorithm::EcdsaP256, &s.pkcs8_der()),
             Err(PkiError::KeyRejected(_))
         ));
-    }
-
-    #[test]
-    fn ed25519_seed_is_deterministic() {
-        let mut seed = [0u8; 32];
-        for (i, b) in seed.iter_mut().enumerate() {
-            *b = i as u8;
-        }
-        let s = SoftwareSigner::from_ed25519_seed(&seed).unwrap();
-        let mut tagged = vec![0x01];
-        tagged.extend_from_slice(s.public_key_raw());
-        assert_eq!(
-            base64::engine::general_purpose::STANDARD.encode(tagged),
-            "AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
-        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -29,17 +28,7 @@ mod support {
 
     /// Runs openssl in `dir`, returning (success, stdout + stderr).
     pub fn run(openssl: &Path, dir: &Path, args: &[&str]) -> (bool, String) {
-        let out = Command::new(openssl)
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        touchmark_testenv::run(openssl, dir, args)
     }
 
     /// A P-256 CSR made by openssl (`ecparam -genkey` + `req -new`), as PEM.

@@ -28,7 +28,6 @@ use touchmark_testkit::{
 // rustls/webpki (DESIGN §5).
 // ---------------------------------------------------------------------------------------------
 mod chains {
-    use std::process::Command;
 
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use rustls::server::WebPkiClientVerifier;
@@ -155,31 +154,22 @@ mod chains {
             std::fs::write(dir.path().join("root-ca.pem"), &issued.root_ca_pem).unwrap();
             std::fs::write(dir.path().join("chain.pem"), &issued.chain_pem).unwrap();
             std::fs::write(dir.path().join("certificate.pem"), &issued.certificate_pem).unwrap();
+            let verify = ["verify", "-x509_strict", "-CAfile", "root-ca.pem"];
             for extra in [&[][..], &["-purpose", "sslclient"][..]] {
-                let out = Command::new(&openssl)
-                    .current_dir(dir.path())
-                    .args(["verify", "-x509_strict", "-CAfile", "root-ca.pem"])
-                    .args(["-untrusted", "chain.pem"])
-                    .args(extra)
-                    .arg("certificate.pem")
-                    .output()
-                    .unwrap();
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                assert!(out.status.success(), "openssl verify {extra:?}: {text}");
+                let args = [
+                    &verify[..],
+                    &["-untrusted", "chain.pem"],
+                    extra,
+                    &["certificate.pem"],
+                ];
+                let (ok, text) = touchmark_testenv::run(&openssl, dir.path(), &args.concat());
+                assert!(ok, "openssl verify {extra:?}: {text}");
                 assert!(text.contains("certificate.pem: OK"), "{text}");
             }
             // Without the issuing CA, the chain does not verify: openssl really checked it.
-            let out = Command::new(&openssl)
-                .current_dir(dir.path())
-                .args(["verify", "-x509_strict", "-CAfile", "root-ca.pem"])
-                .arg("certificate.pem")
-                .output()
-                .unwrap();
-            assert!(!out.status.success());
+            let args = [&verify[..], &["certificate.pem"]].concat();
+            let (ok, text) = touchmark_testenv::run(&openssl, dir.path(), &args);
+            assert!(!ok, "{text}");
         }
 
         // A real rustls handshake: the device presents its chain and proves its key.
@@ -1268,16 +1258,7 @@ mod admin_input {
     touchmark_testkit::both_backends!(bad_product_fields_are_refused_by_name_and_change_nothing);
 
     fn product(id: &str, name: &str) -> CreateProduct {
-        CreateProduct {
-            id: Some(id.into()),
-            name: name.into(),
-            organization: "Test Devices".into(),
-            common_name: "Widget".into(),
-            hw_type_oid: None,
-            crl_url: None,
-            ocsp_url: None,
-            cert_not_after: None,
-        }
+        touchmark_testkit::fixtures::product_request(id, name)
     }
 
     async fn bad_product_fields_are_refused_by_name_and_change_nothing(backend: Backend) {

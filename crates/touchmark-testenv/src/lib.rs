@@ -164,3 +164,23 @@ pub fn tool(need: &Need) -> PathBuf {
         ),
     }
 }
+
+/// Runs `program` with `args` in `dir`: whether it succeeded, and its stdout then stderr, for
+/// the assertion's message.
+///
+/// # Panics
+/// When the program cannot be started at all: a test's tool that is missing is a failure.
+#[allow(clippy::panic)]
+pub fn run(program: &Path, dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -118,19 +118,24 @@ pub fn pem_sha256(pem: &str) -> String {
     hex::encode(Sha256::digest(&blocks[0].der))
 }
 
+/// A request for product `id` named `name`, organization `Test Devices`, CN `Widget`.
+pub fn product_request(id: &str, name: &str) -> CreateProduct {
+    CreateProduct {
+        id: Some(id.into()),
+        name: name.into(),
+        organization: "Test Devices".into(),
+        common_name: "Widget".into(),
+        hw_type_oid: None,
+        crl_url: None,
+        ocsp_url: None,
+        cert_not_after: None,
+    }
+}
+
 /// Creates product `id` (`Widget <id>`, organization `Test Devices`) through `admin`.
 pub async fn product(admin: &Client, id: &str) -> String {
     admin
-        .create_product(&CreateProduct {
-            id: Some(id.into()),
-            name: format!("Widget {id}"),
-            organization: "Test Devices".into(),
-            common_name: "Widget".into(),
-            hw_type_oid: None,
-            crl_url: None,
-            ocsp_url: None,
-            cert_not_after: None,
-        })
+        .create_product(&product_request(id, &format!("Widget {id}")))
         .await
         .expect("product")
         .id

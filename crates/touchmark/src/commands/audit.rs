@@ -50,12 +50,9 @@ pub struct VerifyArgs {
     /// Which root CA to trust for an `https://` source.
     #[command(flatten)]
     pub trust: RootCaArgs,
-    /// Print the whole report as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// How to print.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `audit export`.
@@ -73,6 +70,14 @@ pub struct ExportArgs {
     /// Which root CA to trust for an `https://` source.
     #[command(flatten)]
     pub trust: RootCaArgs,
+    /// How to print.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How an audit command prints.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -95,9 +100,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
                 state: args.state,
                 cache: args.cache,
             };
-            let bars = Bar::shared(args.quiet || args.json);
+            let bars = Bar::shared(args.output.quiet || args.output.json);
             let report = touchmark_audit::verify(&audit, bars).await?;
-            if args.json {
+            if args.output.json {
                 output::json(&report)?;
             } else {
                 print(&report);
@@ -105,10 +110,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             Ok(report.verdict()?)
         }
         AuditCommand::Export(args) => {
-            let bars = Bar::shared(args.quiet || args.json);
+            let bars = Bar::shared(args.output.quiet || args.output.json);
             let exported =
                 touchmark_audit::export(&args.dir, &args.server, &args.trust.path(), bars).await?;
-            if args.json {
+            if args.output.json {
                 return output::json(&exported);
             }
             println!(
