@@ -1,5 +1,5 @@
 //! Setting up: `init`, `serve` and `station enroll` refuse what they cannot do, with a clear
-//! message and a non-zero exit, and change nothing.
+//! message and a non-zero exit, and change nothing; a flag overrides the environment.
 
 use std::process::Command;
 
@@ -269,4 +269,88 @@ async fn a_failed_enrollment_leaves_nothing_behind_and_a_retry_works() {
         files,
         ["root-ca.pem", "station.json", "station.key", "station.pem"]
     );
+}
+
+#[test]
+fn a_token_flag_overrides_the_environment() {
+    let (tmp, data) = kit::tempdir();
+    let token = kit::init(&data);
+    let served = kit::Served::start(&data);
+    let stale = tmp.path().join("stale.token");
+    std::fs::write(&stale, "tm_stale_token\n").unwrap();
+    let good = tmp.path().join("good.token");
+    std::fs::write(&good, format!("{token}\n")).unwrap();
+    let list = |command: &mut Command| {
+        command
+            .args(["order", "list", "--server", &served.url, "--data"])
+            .arg(&data)
+            .env_remove("TOUCHMARK_TOKEN")
+            .env_remove("TOUCHMARK_TOKEN_FILE");
+    };
+
+    // --token beats an exported TOUCHMARK_TOKEN_FILE.
+    let mut command = touchmark(None);
+    list(&mut command);
+    let out = command
+        .args(["--token", &token])
+        .env("TOUCHMARK_TOKEN_FILE", &stale)
+        .output()
+        .unwrap();
+    kit::assert_success(&out, "--token with TOUCHMARK_TOKEN_FILE exported");
+
+    // --token-file beats an exported TOUCHMARK_TOKEN.
+    let mut command = touchmark(None);
+    list(&mut command);
+    let out = command
+        .arg("--token-file")
+        .arg(&good)
+        .env("TOUCHMARK_TOKEN", "tm_stale_token")
+        .output()
+        .unwrap();
+    kit::assert_success(&out, "--token-file with TOUCHMARK_TOKEN exported");
+
+    // Both variables exported: refused, naming the variables and no flag.
+    let mut command = touchmark(None);
+    list(&mut command);
+    let out = command
+        .env("TOUCHMARK_TOKEN", &token)
+        .env("TOUCHMARK_TOKEN_FILE", &good)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("TOUCHMARK_TOKEN ") && stderr.contains("TOUCHMARK_TOKEN_FILE"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--token"), "names no flag: {stderr}");
+
+    // Both flags typed: that conflict is the user's own.
+    let mut command = touchmark(None);
+    list(&mut command);
+    let out = command
+        .args(["--token", &token, "--token-file"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+
+    // `station enroll`: --token-file beats an exported TOUCHMARK_ENROLLMENT_TOKEN.
+    let out = touchmark(None)
+        .args(["station", "enroll", "--server", &served.url, "--ca"])
+        .arg(data.join("certs/root-ca.pem"))
+        .arg("--dir")
+        .arg(tmp.path().join("fixture"))
+        .arg("--token-file")
+        .arg(tmp.path().join("missing.token"))
+        .env("TOUCHMARK_ENROLLMENT_TOKEN", "tm_enroll_stale")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("missing.token"),
+        "the file was used: {stderr}"
+    );
+    assert!(!stderr.contains("'--token "), "names no flag: {stderr}");
 }
