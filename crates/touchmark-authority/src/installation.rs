@@ -2,8 +2,9 @@
 //! `touchmark serve` opens.
 //!
 //! ```text
-//! DATA/
-//!   touchmark.db            SQLite database (WAL)
+//! DATA/                     0700: its owner's alone
+//!   touchmark.db            SQLite database (WAL), 0600
+//!   serve.lock              held by the one `touchmark serve` of a SQLite data directory
 //!   keys/                   private keys, encrypted under the passphrase (0700, files 0600)
 //!   certs/root-ca.pem       root CA: trust anchor for device chains and the server's TLS
 //!   certs/station-ca.pem    station CA: issues the stations' mTLS client certificates
@@ -21,6 +22,10 @@ use touchmark_pki::{
 };
 
 use crate::secrets::serial_number;
+
+mod guard;
+
+pub use guard::{DataDirLock, LOCK_FILE};
 
 /// Key names inside the key store.
 pub mod key_names {
@@ -84,6 +89,32 @@ pub enum InstallationError {
         /// This installation's log verifier key.
         ours: String,
     },
+    /// Another process serves this data directory: a SQLite one serves one process at a
+    /// time.
+    #[error(
+        "{} is already served by another `touchmark serve`{}: a SQLite data directory serves one process at a time; stop that one first, or keep the records in PostgreSQL to run several replicas",
+        .dir.display(),
+        holder_text(.holder)
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// The process holding it, when its lock file says.
+        holder: Option<u32>,
+    },
+    /// A path in the data directory is open to other users.
+    #[error(
+        "{} is open to other users (mode {mode:03o}), and holds keys or test records: run `{fix}`",
+        .path.display()
+    )]
+    NotPrivate {
+        /// The path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The command that makes it private.
+        fix: String,
+    },
     /// The database could not be read or written.
     #[error("the database: {0}")]
     Store(#[from] touchmark_store::StoreError),
@@ -95,6 +126,12 @@ pub enum InstallationError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+fn holder_text(holder: &Option<u32>) -> String {
+    holder
+        .map(|p| format!(" (process {p})"))
+        .unwrap_or_default()
 }
 
 fn pki(context: impl Into<String>) -> impl FnOnce(PkiError) -> InstallationError {
@@ -188,6 +225,14 @@ impl Installation {
     ) -> Result<Self, InstallationError> {
         std::fs::create_dir_all(dir.join("certs"))
             .map_err(io(format!("cannot create {}", dir.display())))?;
+        // The directory holds the keys and every test record: its owner's alone (finding 7),
+        // even when it existed before.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(format!("cannot make {} private", dir.display())))?;
+        }
         let org = options.organization.clone();
         let start = now - Duration::hours(1);
 

@@ -103,11 +103,12 @@ impl StationDir {
     }
 
     /// Enrolls a station into this directory. Its key is made here and never leaves the
-    /// machine: `write_key` writes it to [`StationDir::key_path`], readable by its owner only.
-    /// The one-time `token` and the key's CSR are traded for the station's certificate at
-    /// `server`, trusted through `root_ca_pem` alone, and the rest is saved. Without a
-    /// certificate the key is useless, so it is removed again, and a later attempt makes a new
-    /// one.
+    /// machine. The one-time `token` and the key's CSR are traded for the station's
+    /// certificate at `server`, trusted through `root_ca_pem` alone; only then is anything
+    /// written: the key by `write_key` to [`StationDir::key_path`], readable by its owner only,
+    /// and the rest by [`StationDir::save`]. A refused, failed or interrupted enrollment
+    /// therefore leaves the directory as it was (not even created), and a later attempt starts
+    /// afresh; a failure to write removes what was written.
     ///
     /// # Errors
     /// [`ClientError::Files`] when a station is enrolled here already or a file cannot be
@@ -126,18 +127,42 @@ impl StationDir {
                 self.0.display()
             )));
         }
-        std::fs::create_dir_all(&self.0)
-            .map_err(|e| dir(format!("cannot create {}: {e}", self.0.display())))?;
+        // Refused now, while the token is still good.
+        if self.0.exists() && !self.0.is_dir() {
+            return Err(dir(format!("{} is not a directory", self.0.display())));
+        }
         let key = StationKey::generate()?;
-        write_key(&self.key_path(), key.pkcs8_pem().as_bytes()).map_err(|e| dir(e.to_string()))?;
-        match enroll(server, root_ca_pem, token, &key, "touchmark-station").await {
-            Ok((enrolled, _)) => {
-                let settings = self.save(&enrolled, root_ca_pem, server)?;
-                Ok((enrolled, settings))
-            }
+        let (enrolled, _) = enroll(server, root_ca_pem, token, &key, "touchmark-station").await?;
+        let created = !self.0.exists();
+        let existing: Vec<&str> = [KEY, CERT, ROOT, SETTINGS]
+            .into_iter()
+            .filter(|name| self.0.join(name).exists())
+            .collect();
+        let written = std::fs::create_dir_all(&self.0)
+            .map_err(|e| dir(format!("cannot create {}: {e}", self.0.display())))
+            .and_then(|()| {
+                write_key(&self.key_path(), key.pkcs8_pem().as_bytes())
+                    .map_err(|e| dir(e.to_string()))
+            })
+            .and_then(|()| self.save(&enrolled, root_ca_pem, server));
+        match written {
+            Ok(settings) => Ok((enrolled, settings)),
             Err(e) => {
-                let _ = std::fs::remove_file(self.key_path());
-                Err(e)
+                // Leave the directory as it was. The token is spent: say so, so that nobody
+                // retries with it.
+                for name in [KEY, CERT, ROOT, SETTINGS] {
+                    if !existing.contains(&name) {
+                        let _ = std::fs::remove_file(self.0.join(name));
+                    }
+                }
+                if created {
+                    let _ = std::fs::remove_dir(&self.0);
+                }
+                Err(dir(format!(
+                    "station {} was enrolled and its enrollment token is spent, but its files \
+                     could not be kept: {e}",
+                    enrolled.station
+                )))
             }
         }
     }

@@ -39,8 +39,11 @@ async fn bearer(parts: &Parts, state: &AppState) -> Result<ApiToken, ApiError> {
     let value = header
         .to_str()
         .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+    // The scheme's name is case-insensitive (RFC 9110 §11.1), so `bearer` is `Bearer`.
     let secret = value
-        .strip_prefix("Bearer ")
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, secret)| secret.trim_start_matches(' '))
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     let token = state

@@ -820,7 +820,8 @@ mod adversarial {
 
     touchmark_testkit::both_backends!(
         bad_input_gets_a_clear_error_and_changes_nothing,
-        a_revoked_station_is_refused_and_logged
+        a_revoked_station_is_refused_and_logged,
+        the_bearer_scheme_is_case_insensitive
     );
 
     /// Whether the case is logged as a refusal.
@@ -1217,6 +1218,37 @@ mod adversarial {
             before,
             "an expired station certificate"
         );
+    }
+
+    /// The authentication scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` and
+    /// `BEARER` work as `Bearer` does; another scheme, or none, is still refused.
+    async fn the_bearer_scheme_is_case_insensitive(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let auditor = kit
+            .admin
+            .create_token(&CreateToken {
+                role: "auditor".into(),
+                label: "scheme".into(),
+            })
+            .await
+            .unwrap();
+        let raw = kit.raw();
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let reply = raw
+                .get_with_authorization("/v1/orders", &format!("{scheme} {}", auditor.token))
+                .await;
+            assert_eq!(reply.status.as_u16(), 200, "{scheme}: {}", reply.text);
+        }
+        for refused in [
+            format!("Basic {}", auditor.token),
+            format!("Bearer{}", auditor.token),
+            format!("Bearerx {}", auditor.token),
+            auditor.token.clone(),
+            "bearer ".to_owned(),
+        ] {
+            let reply = raw.get_with_authorization("/v1/orders", &refused).await;
+            reply.assert_error(401, "unauthorized");
+        }
     }
 
     async fn a_revoked_station_is_refused_and_logged(backend: Backend) {

@@ -95,6 +95,27 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Creates the database file, if it is not there yet, readable and writable by its owner only
+/// (0600 on Unix): it holds every test record. SQLite gives the `-wal` and `-shm` files it
+/// makes beside it the database file's mode. An existing file is left as it is.
+fn create_private(path: &Path) -> touchmark_store::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let applied = touchmark_store::codec::schema_version(applied, MIGRATIONS.len())?;
@@ -114,6 +135,7 @@ impl SqliteStore {
     /// [`StoreError::Database`] if the file cannot be opened, [`StoreError::Corrupt`] if its
     /// schema is newer than this build.
     pub fn open(path: &Path) -> touchmark_store::Result<Self> {
+        create_private(path)?;
         let mut conn = Connection::open(path).map_err(Error::from)?;
         configure(&conn)?;
         migrate(&mut conn)?;

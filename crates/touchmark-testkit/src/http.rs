@@ -121,6 +121,19 @@ impl Raw {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        Self::reply(request).await
+    }
+
+    /// GETs `path` with `authorization` as the whole `Authorization` header, scheme included.
+    pub async fn get_with_authorization(&self, path: &str, authorization: &str) -> Reply {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization);
+        Self::reply(request).await
+    }
+
+    async fn reply(request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("the server answers");
         let status = response.status();
         let content_type = response

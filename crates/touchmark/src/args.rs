@@ -69,16 +69,14 @@ pub struct ApiArgs {
         default_value = "https://localhost:8443"
     )]
     pub server: String,
-    /// An admin or auditor API token.
-    #[arg(
-        long,
-        env = "TOUCHMARK_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
+    /// An admin or auditor API token [env: TOUCHMARK_TOKEN]. Either flag overrides both
+    /// variables.
+    // The variables are read by `ApiArgs::token`, not by clap: clap would let an exported
+    // TOUCHMARK_TOKEN_FILE conflict with a typed --token, naming a flag nobody typed.
+    #[arg(long, conflicts_with = "token_file")]
     pub token: Option<String>,
-    /// A file holding the API token.
-    #[arg(long, env = "TOUCHMARK_TOKEN_FILE")]
+    /// A file holding the API token [env: TOUCHMARK_TOKEN_FILE].
+    #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// Which root CA to trust.
     #[command(flatten)]
@@ -86,6 +84,22 @@ pub struct ApiArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ApiArgs {
+    /// The API token: `--token`, else the file `--token-file` names, else `TOUCHMARK_TOKEN`,
+    /// else the file `TOUCHMARK_TOKEN_FILE` names, else none. A flag overrides the environment.
+    ///
+    /// # Errors
+    /// When both variables are set, or the token file cannot be read or is empty.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        crate::secrets::secret(
+            self.token.as_deref(),
+            self.token_file.as_deref(),
+            "TOUCHMARK_TOKEN",
+            Some("TOUCHMARK_TOKEN_FILE"),
+        )
+    }
 }
 
 /// The station directory written by `touchmark station enroll`.

@@ -39,6 +39,46 @@ pub fn passphrase() -> anyhow::Result<Passphrase> {
     Passphrase::new(text).context("TOUCHMARK_KEY_PASSPHRASE is empty")
 }
 
+/// A secret (a token) given by a flag, by a flag naming a file, by the variable `var`, or by
+/// the variable `file_var` naming a file, in that order: a flag overrides the environment
+/// (clap refuses two flags; two variables are refused here, by name). An empty variable counts
+/// as unset.
+///
+/// # Errors
+/// When both variables are set, or the file cannot be read or is empty.
+pub fn secret(
+    flag: Option<&str>,
+    file_flag: Option<&Path>,
+    var: &str,
+    file_var: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if let Some(secret) = flag {
+        return Ok(Some(secret.to_owned()));
+    }
+    if let Some(path) = file_flag {
+        return read_secret_file(path).map(Some);
+    }
+    let direct = std::env::var_os(var).filter(|v| !v.is_empty());
+    let file = file_var.and_then(|name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(|path| (name, path))
+    });
+    match (direct, file) {
+        (Some(_), Some((file_var, _))) => {
+            bail!("both {var} and {file_var} are set; set only one")
+        }
+        (Some(direct), None) => direct
+            .into_string()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{var} is not valid UTF-8")),
+        (None, Some((file_var, path))) => read_secret_file(Path::new(&path))
+            .with_context(|| file_var.to_owned())
+            .map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Reads a secret (a token) from a file, without its trailing newline.
 ///
 /// # Errors

@@ -279,11 +279,7 @@ pub fn client(api: &ApiArgs) -> anyhow::Result<Client> {
         )
     })?;
     let mut config = ClientConfig::new(api.server.clone(), root_ca_pem);
-    config.token = match (&api.token, &api.token_file) {
-        (Some(token), _) => Some(token.clone()),
-        (None, Some(path)) => Some(crate::secrets::read_secret_file(path)?),
-        (None, None) => None,
-    };
+    config.token = api.token()?;
     Ok(Client::new(config)?)
 }
 

@@ -17,14 +17,11 @@ pub struct EnrollArgs {
     /// The server's URL.
     #[arg(long, env = "TOUCHMARK_SERVER")]
     pub server: String,
-    /// The one-time enrollment token from `touchmark station create`.
-    #[arg(
-        long,
-        env = "TOUCHMARK_ENROLLMENT_TOKEN",
-        hide_env_values = true,
-        required_unless_present = "token_file",
-        conflicts_with = "token_file"
-    )]
+    /// The one-time enrollment token from `touchmark station create` [env:
+    /// TOUCHMARK_ENROLLMENT_TOKEN]. Either flag overrides the variable.
+    // The variable is read in `enroll`, not by clap, so that an exported one never conflicts
+    // with a typed --token-file.
+    #[arg(long, conflicts_with = "token_file")]
     pub token: Option<String>,
     /// A file holding the enrollment token.
     #[arg(long)]
@@ -104,10 +101,16 @@ pub struct Refused {
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let root_ca_pem = std::fs::read_to_string(&args.ca)
         .with_context(|| format!("cannot read the root CA {}", args.ca.display()))?;
-    let token = match (args.token, &args.token_file) {
-        (Some(token), _) => token,
-        (None, Some(path)) => secrets::read_secret_file(path)?,
-        (None, None) => bail!("give the enrollment token with --token or --token-file"),
+    let Some(token) = secrets::secret(
+        args.token.as_deref(),
+        args.token_file.as_deref(),
+        "TOUCHMARK_ENROLLMENT_TOKEN",
+        None,
+    )?
+    else {
+        bail!(
+            "give the enrollment token with --token or --token-file, or in TOUCHMARK_ENROLLMENT_TOKEN"
+        );
     };
     let dir = StationDir::new(&args.dir);
     let (enrolled, settings) = dir

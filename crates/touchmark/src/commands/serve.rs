@@ -29,18 +29,27 @@ pub struct ServeArgs {
 /// Runs `touchmark serve`.
 ///
 /// # Errors
-/// When the installation cannot be opened (wrong passphrase, missing directory) or the address
-/// cannot be bound.
+/// When the installation cannot be opened (wrong passphrase, missing directory), other users
+/// can read it, another server serves its SQLite database already, or the address cannot be
+/// bound.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dir = args.data.dir;
     let config = config::load(&dir, args.listen, args.database.url)?;
     let passphrase = secrets::passphrase()?;
     let installation = Installation::open(&dir, &passphrase)?;
-    let store: Arc<dyn Store> = config.database.open().await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // A SQLite file inside the data directory is the installation's own, even from before
     // databases were claimed; a shared database must prove it.
     let own_file = matches!(config.database, crate::database::Database::Sqlite(_));
+    Installation::check_private(&dir, own_file)?;
+    // One server per SQLite file, held until this function returns (or the process ends);
+    // replicas on PostgreSQL share their database on purpose.
+    let _lock = if own_file {
+        Some(Installation::lock(&dir)?)
+    } else {
+        None
+    };
+    let store: Arc<dyn Store> = config.database.open().await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     installation
         .check_database(store.as_ref(), own_file, clock.now())
         .await?;

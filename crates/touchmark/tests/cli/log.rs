@@ -343,8 +343,11 @@ async fn an_issuance_beyond_quota_inserted_into_the_database_is_a_violation() {
     assert_fails(&out, "quota", "an issuance beyond quota");
 }
 
+/// Copies a directory with its files' and directories' permissions, as `cp -a` would: `serve`
+/// refuses a data directory that other users can read.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::metadata(from).unwrap().permissions()).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());

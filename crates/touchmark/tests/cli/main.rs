@@ -1,6 +1,8 @@
 //! End-to-end tests of the `touchmark` binary: real processes, real TLS, real database files.
 //!
 //! - `crash`: SIGKILL the server in the middle of a provisioning run, restart it, finish the run.
+//! - `datadir`: a SQLite data directory is served by one process at a time, and is private to
+//!   its owner.
 //! - `faults`: the sequencer's replica frozen with SIGSTOP under load: another takes over, the
 //!   live replicas keep answering, and the woken one signs nothing.
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
@@ -13,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod crash;
+mod datadir;
 mod faults;
 mod kit;
 mod log;
