@@ -223,16 +223,14 @@ impl Installation {
         options: &InitOptions,
         now: OffsetDateTime,
     ) -> Result<Self, InstallationError> {
-        std::fs::create_dir_all(dir.join("certs"))
-            .map_err(io(format!("cannot create {}", dir.display())))?;
         // The directory holds the keys and every test record: its owner's alone (finding 7),
         // even when it existed before.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io(format!("cannot make {} private", dir.display())))?;
-        }
+        touchmark_pki::keystore::create_private_dir(dir).map_err(io(format!(
+            "cannot create {} for its owner alone",
+            dir.display()
+        )))?;
+        std::fs::create_dir_all(dir.join("certs"))
+            .map_err(io(format!("cannot create {}", dir.join("certs").display())))?;
         let org = options.organization.clone();
         let start = now - Duration::hours(1);
 

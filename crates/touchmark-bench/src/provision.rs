@@ -250,7 +250,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
     };
     let data = touchmark.data_description();
     let server = touchmark.server_description();
-    touchmark.stop(progress).await;
+    touchmark.stop().await;
 
     Ok(Report::new(
         Setup {

@@ -19,10 +19,9 @@ use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::Passphrase;
 use touchmark_server::Server;
 use touchmark_store::Store;
-use touchmark_store_postgres::PostgresStore;
+use touchmark_store_postgres::ScratchSchema;
 use touchmark_store_sqlite::SqliteStore;
 
-use crate::Progress;
 use crate::error::{Context as _, Error};
 use crate::load::{self, Sample};
 use crate::units::Unit;
@@ -185,27 +184,12 @@ pub(crate) async fn bind(
         .context("cannot start the server")
 }
 
-/// A fresh PostgreSQL schema for one run, dropped by [`Touchmark::stop`].
-struct Schema {
-    url: DatabaseUrl,
-    name: String,
-}
-
-impl Schema {
-    fn new(url: &DatabaseUrl) -> Self {
-        let mut nonce = [0u8; 6];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
-        Self {
-            url: url.clone(),
-            name: format!("touchmark_bench_{}", hex::encode(nonce)),
-        }
-    }
-}
-
 /// A running in-process Touchmark.
 pub(crate) struct Touchmark {
     installed: Installed,
-    schema: Option<Schema>,
+    /// The database, for the report (its password redacted), and this run's schema in it,
+    /// dropped with the guard however the run ends.
+    schema: Option<(DatabaseUrl, ScratchSchema)>,
     admin: Client,
     stations: Vec<Client>,
     replicas: usize,
@@ -228,7 +212,10 @@ impl Touchmark {
         let (installation, dir) = (&installed.installation, &installed.dir);
         let (schema, replicas) = match backend {
             Backend::Sqlite => (None, 1),
-            Backend::Postgres { url, replicas } => (Some(Schema::new(url)), (*replicas).max(1)),
+            Backend::Postgres { url, replicas } => (
+                Some((url.clone(), ScratchSchema::new(url.expose()))),
+                (*replicas).max(1),
+            ),
         };
         let mut servers = Vec::with_capacity(replicas);
         let mut shutdown = Vec::with_capacity(replicas);
@@ -242,10 +229,11 @@ impl Touchmark {
                     SqliteStore::open(&Installation::database_path(dir))
                         .context("cannot open the database")?,
                 ),
-                Some(schema) => Arc::new(
-                    PostgresStore::connect(schema.url.expose(), Some(&schema.name))
+                Some((url, schema)) => Arc::new(
+                    schema
+                        .connect()
                         .await
-                        .with_context(|| format!("cannot open {}", schema.url))?,
+                        .with_context(|| format!("cannot open {url}"))?,
                 ),
             };
             let server = bind(installation, store).await?;
@@ -329,10 +317,11 @@ impl Touchmark {
                       station mTLS";
         match &self.schema {
             None => format!("{common}, SQLite WAL synchronous=FULL, group commit"),
-            Some(schema) => format!(
-                "{common}, PostgreSQL {} (schema {}, dropped at the end), {} replica(s) with \
+            Some((url, schema)) => format!(
+                "{common}, PostgreSQL {url} (schema {}, dropped at the end), {} replica(s) with \
                  their own pools, stations spread over them",
-                schema.url, schema.name, self.replicas
+                schema.name(),
+                self.replicas
             ),
         }
     }
@@ -381,9 +370,9 @@ impl Touchmark {
             .context("cannot read the order")
     }
 
-    /// Stops the servers and waits for them, drops a PostgreSQL schema (telling `progress` if
-    /// it cannot), and deletes a temporary installation.
-    pub async fn stop(self, progress: &dyn Progress) {
+    /// Stops the servers and waits for them, drops a PostgreSQL schema, and deletes a
+    /// temporary installation.
+    pub async fn stop(self) {
         let Self {
             installed,
             schema,
@@ -402,11 +391,8 @@ impl Touchmark {
         for server in servers {
             let _ = server.await;
         }
-        if let Some(schema) = schema
-            && let Err(e) = PostgresStore::drop_schema(schema.url.expose(), &schema.name).await
-        {
-            progress.step(&format!("cannot drop the schema {}: {e}", schema.name));
-        }
+        // The scratch schema's guard drops it (a failure is logged as a warning).
+        drop(schema);
         drop(installed);
     }
 }

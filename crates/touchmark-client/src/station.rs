@@ -46,16 +46,35 @@ pub async fn enroll(
     key: &StationKey,
     name: &str,
 ) -> Result<(EnrollResponse, Client), ClientError> {
-    let csr = build_csr(&key.0, name).map_err(ClientError::key)?;
-    let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr);
-    let anonymous = Client::new(ClientConfig::new(url, root_ca_pem))?;
-    let enrolled = anonymous.enroll(&EnrollRequest { token, csr }).await?;
+    let enrolled = certificate(url, root_ca_pem, token, key, name).await?;
     let mut config = ClientConfig::new(url, root_ca_pem);
     config.identity = Some(Identity::new(
         enrolled.certificate_pem.clone(),
         key.pkcs8_pem().to_string(),
     ));
     Ok((enrolled, Client::new(config)?))
+}
+
+/// Writes `key` to the new file `path`, readable by its owner only, and syncs it.
+fn write_key(path: &Path, key: &StationKey) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = touchmark_pki::keystore::create_private_file(path)?;
+    file.write_all(key.pkcs8_pem().as_bytes())?;
+    file.sync_all()
+}
+
+/// The enrollment request itself: the token and a CSR of `key`, traded for the certificate.
+async fn certificate(
+    url: &str,
+    root_ca_pem: &str,
+    token: String,
+    key: &StationKey,
+    name: &str,
+) -> Result<EnrollResponse, ClientError> {
+    let csr = build_csr(&key.0, name).map_err(ClientError::key)?;
+    let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr);
+    let anonymous = Client::new(ClientConfig::new(url, root_ca_pem))?;
+    anonymous.enroll(&EnrollRequest { token, csr }).await
 }
 
 /// `station.json` in a station directory.
@@ -92,7 +111,7 @@ impl StationDir {
         &self.0
     }
 
-    /// Where the private key is kept. The caller writes it, readable by its owner only.
+    /// Where the private key is kept, readable by its owner only.
     pub fn key_path(&self) -> PathBuf {
         self.0.join(KEY)
     }
@@ -105,20 +124,19 @@ impl StationDir {
     /// Enrolls a station into this directory. Its key is made here and never leaves the
     /// machine. The one-time `token` and the key's CSR are traded for the station's
     /// certificate at `server`, trusted through `root_ca_pem` alone; only then is anything
-    /// written: the key by `write_key` to [`StationDir::key_path`], readable by its owner only,
-    /// and the rest by [`StationDir::save`]. A refused, failed or interrupted enrollment
+    /// written: the key to [`StationDir::key_path`], readable by its owner only, and the rest
+    /// by [`StationDir::save`]. A refused, failed or interrupted enrollment
     /// therefore leaves the directory as it was (not even created), and a later attempt starts
     /// afresh; a failure to write removes what was written.
     ///
     /// # Errors
     /// [`ClientError::Files`] when a station is enrolled here already or a file cannot be
     /// written, [`ClientError::Key`], or the server's refusal.
-    pub async fn enroll<E: std::fmt::Display>(
+    pub async fn enroll(
         &self,
         server: &str,
         root_ca_pem: &str,
         token: String,
-        write_key: impl FnOnce(&Path, &[u8]) -> Result<(), E>,
     ) -> Result<(EnrollResponse, StationSettings), ClientError> {
         let dir = |e: String| ClientError::Files(e);
         if self.is_enrolled() {
@@ -132,7 +150,7 @@ impl StationDir {
             return Err(dir(format!("{} is not a directory", self.0.display())));
         }
         let key = StationKey::generate()?;
-        let (enrolled, _) = enroll(server, root_ca_pem, token, &key, "touchmark-station").await?;
+        let enrolled = certificate(server, root_ca_pem, token, &key, "touchmark-station").await?;
         let created = !self.0.exists();
         let existing: Vec<&str> = [KEY, CERT, ROOT, SETTINGS]
             .into_iter()
@@ -141,8 +159,8 @@ impl StationDir {
         let written = std::fs::create_dir_all(&self.0)
             .map_err(|e| dir(format!("cannot create {}: {e}", self.0.display())))
             .and_then(|()| {
-                write_key(&self.key_path(), key.pkcs8_pem().as_bytes())
-                    .map_err(|e| dir(e.to_string()))
+                write_key(&self.key_path(), &key)
+                    .map_err(|e| dir(format!("cannot write {}: {e}", self.key_path().display())))
             })
             .and_then(|()| self.save(&enrolled, root_ca_pem, server));
         match written {

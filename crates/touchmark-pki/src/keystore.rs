@@ -195,8 +195,13 @@ fn check_name(name: &str) -> Result<(), PkiError> {
     }
 }
 
+/// Creates `dir` (and its parents) readable by its owner only (0700 on Unix), and makes it so
+/// if it existed with looser permissions: for a directory that holds keys or secrets.
+///
+/// # Errors
+/// The I/O error.
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     fs::DirBuilder::new()
         .recursive(true)
@@ -206,12 +211,21 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// Creates `dir` and its parents (no permission model to apply here).
+///
+/// # Errors
+/// The I/O error.
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+/// Creates the new file `path`, readable and writable by its owner only (0600 on Unix), for a
+/// key or a secret. Refuses to open a file that exists already.
+///
+/// # Errors
+/// The I/O error; [`std::io::ErrorKind::AlreadyExists`] when `path` exists.
+pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -102,10 +102,11 @@ impl ApiArgs {
     }
 }
 
-/// The station directory written by `touchmark station enroll`.
+/// The station directory: where `touchmark station enroll` keeps the station's key,
+/// certificate and settings, and where the commands after it read them.
 #[derive(Debug, Args, Clone)]
 pub struct StationDirArgs {
-    /// The station directory written by `touchmark station enroll`.
+    /// The station directory: its key, certificate and settings, written by `station enroll`.
     #[arg(
         long,
         env = "TOUCHMARK_STATION_DIR",

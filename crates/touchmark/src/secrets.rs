@@ -98,25 +98,10 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
 /// # Errors
 /// When the file exists already or cannot be written.
 pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
-    write_private(path, format!("{secret}\n").as_bytes())
-}
-
-/// Writes `contents` to a new file, readable only by its owner (on Unix), and syncs it.
-///
-/// # Errors
-/// When the file exists already or cannot be written.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
+    let mut file = touchmark_pki::keystore::create_private_file(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
+    file.write_all(format!("{secret}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.sync_all()
         .with_context(|| format!("cannot sync {}", path.display()))

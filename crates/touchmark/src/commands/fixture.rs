@@ -29,13 +29,9 @@ pub struct EnrollArgs {
     /// The root CA that signed the server's certificate (given to the factory with the token).
     #[arg(long)]
     pub ca: PathBuf,
-    /// Where to keep the station's key, certificate and settings.
-    #[arg(
-        long,
-        env = "TOUCHMARK_STATION_DIR",
-        default_value = "touchmark-station"
-    )]
-    pub dir: PathBuf,
+    /// The station directory to write.
+    #[command(flatten)]
+    pub station: StationDirArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -112,10 +108,8 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
             "give the enrollment token with --token or --token-file, or in TOUCHMARK_ENROLLMENT_TOKEN"
         );
     };
-    let dir = StationDir::new(&args.dir);
-    let (enrolled, settings) = dir
-        .enroll(&args.server, &root_ca_pem, token, secrets::write_private)
-        .await?;
+    let dir = StationDir::new(&args.station.dir);
+    let (enrolled, settings) = dir.enroll(&args.server, &root_ca_pem, token).await?;
     if args.json {
         return output::json(&settings);
     }
@@ -124,7 +118,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         enrolled.station, enrolled.factory
     );
     fields(&[
-        ("directory", args.dir.display().to_string()),
+        ("directory", args.station.dir.display().to_string()),
         ("server", settings.server),
     ]);
     Ok(())
