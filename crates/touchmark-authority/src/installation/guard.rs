@@ -3,7 +3,7 @@
 //! the check that no other user can read the directory, its keys or its database.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Installation, InstallationError, io};
 
@@ -51,19 +51,15 @@ impl Installation {
     /// [`InstallationError::NotPrivate`] for the first path found open to others;
     /// [`InstallationError::Io`] when one cannot be read.
     pub fn check_private(dir: &Path, sqlite: bool) -> Result<(), InstallationError> {
-        let mut private: Vec<(PathBuf, u32)> = vec![(dir.to_owned(), 0o700)];
-        private.push((dir.join("keys"), 0o700));
+        check_mode(dir, 0o700)?;
+        check_mode(&dir.join("keys"), 0o700)?;
         if sqlite {
             let database = Self::database_path(dir);
-            for suffix in ["-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm"] {
                 let mut name = database.clone().into_os_string();
                 name.push(suffix);
-                private.push((PathBuf::from(name), 0o600));
+                check_mode(Path::new(&name), 0o600)?;
             }
-            private.insert(2, (database, 0o600));
-        }
-        for (path, wanted) in private {
-            check_mode(&path, wanted)?;
         }
         Ok(())
     }
