@@ -1,5 +1,10 @@
 //! Declares what this crate's tests need from the machine (see `touchmark-testenv`).
 
 fn main() {
-    touchmark_testenv::declare(&[touchmark_testenv::POSTGRES, touchmark_testenv::OPENSSL]);
+    touchmark_testenv::declare(&[
+        touchmark_testenv::POSTGRES,
+        touchmark_testenv::OPENSSL,
+        touchmark_testenv::OPENAPI_SPEC_VALIDATOR,
+        touchmark_testenv::SCHEMATHESIS,
+    ]);
 }

@@ -70,7 +70,7 @@ impl Authority {
     /// Creates a product with its own issuing CA, signed by the root.
     ///
     /// # Errors
-    /// `invalid_request` for a notAfter in the past, `conflict` if the id is taken.
+    /// `unprocessable` for a notAfter in the past, `conflict` if the id is taken.
     pub async fn create_product(&self, actor: Actor, req: NewProduct) -> Result<Product> {
         let id = id_or_random(req.id, "prod-", ProductId::parse)?;
         // An arc under 2.25 (ITU-T X.667) needs no registration; production products should
@@ -81,7 +81,7 @@ impl Authority {
         let now = self.clock.now();
         if req.cert_not_after.is_some_and(|t| t <= now) {
             return Err(AuthorityError::denied(
-                ErrorCode::InvalidRequest,
+                ErrorCode::Unprocessable,
                 "cert_not_after must be in the future",
             ));
         }

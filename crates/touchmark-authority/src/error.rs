@@ -46,7 +46,7 @@ impl AuthorityError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Refused { refusal, .. } | Self::Denied(refusal) => refusal.code,
-            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::Invalid(e) => e.code(),
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::EnrollmentTokenInvalid => ErrorCode::EnrollmentTokenInvalid,
             Self::Unavailable(_) => ErrorCode::Unavailable,

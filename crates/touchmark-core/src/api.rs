@@ -10,6 +10,59 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+/// A count in a request. JSON has one kind of number, and the API document's `integer` is any
+/// number without a fractional part, so `43.0` is the count 43 as much as `43` is.
+mod count {
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// The largest count a float carries exactly (2^53).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    struct Count;
+
+    impl Visitor<'_> for Count {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number, not negative")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.fract() == 0.0 && (0.0..=EXACT).contains(&v) {
+                // Whole and within 2^53: the conversion is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+
+    struct Whole(u64);
+
+    impl<'de> serde::Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+            de.deserialize_any(Count).map(Whole)
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+        <Whole as serde::Deserialize>::deserialize(de).map(|w| w.0)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+        <Option<Whole> as serde::Deserialize>::deserialize(de).map(|w| w.map(|w| w.0))
+    }
+}
+
 /// Every error response: a stable code and a message for humans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -167,7 +220,7 @@ pub struct CreateStation {
     #[serde(default)]
     pub name: Option<String>,
     /// Minutes until the enrollment token expires (1 to 10080; default 1440).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count::optional")]
     pub enrollment_ttl_minutes: Option<u64>,
 }
 
@@ -241,6 +294,7 @@ pub struct CreateOrder {
     /// The factory that builds it.
     pub factory: String,
     /// How many units may receive an identity.
+    #[serde(deserialize_with = "count::required")]
     pub quota: u64,
     /// Serial range, such as `SN-000001..SN-000500`.
     #[serde(default)]
@@ -309,6 +363,7 @@ pub struct OrderDetail {
 #[serde(deny_unknown_fields)]
 pub struct SetQuota {
     /// The new quota; not below the issued count.
+    #[serde(deserialize_with = "count::required")]
     pub quota: u64,
 }
 
@@ -389,4 +444,41 @@ pub struct Health {
     /// the checkpoints. Exactly one replica sharing a database does at a time.
     #[serde(default)]
     pub sequencer: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_count_is_any_whole_number_json_can_write() {
+        for (body, quota) in [
+            (r#"{"quota": 43}"#, 43),
+            (r#"{"quota": 43.0}"#, 43),
+            (r#"{"quota": 4.3e1}"#, 43),
+            (r#"{"quota": 0}"#, 0),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<SetQuota>(body).unwrap().quota,
+                quota,
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"quota": 43.5}"#,
+            r#"{"quota": -1}"#,
+            r#"{"quota": 1e300}"#,
+            r#"{"quota": "43"}"#,
+            r#"{"quota": null}"#,
+        ] {
+            assert!(serde_json::from_str::<SetQuota>(body).is_err(), "{body}");
+        }
+        let station: CreateStation =
+            serde_json::from_str(r#"{"factory": "f", "enrollment_ttl_minutes": 60.0}"#).unwrap();
+        assert_eq!(station.enrollment_ttl_minutes, Some(60));
+        let station: CreateStation = serde_json::from_str(r#"{"factory": "f"}"#).unwrap();
+        assert_eq!(station.enrollment_ttl_minutes, None);
+    }
 }

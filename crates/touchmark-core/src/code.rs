@@ -36,8 +36,13 @@ pub enum ErrorCode {
     KeyReused,
     /// Check 8: the order has no quota left.
     QuotaExhausted,
-    /// The request is malformed: bad JSON, wrong types, missing or invalid fields.
+    /// The request is malformed: bad JSON, wrong types, missing fields, or a value the API
+    /// document forbids (its type, length, pattern or range).
     InvalidRequest,
+    /// The request is well-formed as the API document describes it, but breaks a rule the
+    /// document cannot state: a serial range whose ends differ in width, a window that ends
+    /// before it starts, a test record without a verdict, a date already past.
+    Unprocessable,
     /// The request body is larger than the limit.
     PayloadTooLarge,
     /// No valid admin credentials.
@@ -74,6 +79,7 @@ impl ErrorCode {
             Self::KeyReused => "key_reused",
             Self::QuotaExhausted => "quota_exhausted",
             Self::InvalidRequest => "invalid_request",
+            Self::Unprocessable => "unprocessable",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -86,7 +92,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotOpen,
@@ -100,6 +106,7 @@ impl ErrorCode {
         Self::KeyReused,
         Self::QuotaExhausted,
         Self::InvalidRequest,
+        Self::Unprocessable,
         Self::PayloadTooLarge,
         Self::Unauthorized,
         Self::Forbidden,

@@ -167,15 +167,15 @@ impl TryFrom<api::CreateOrder> for NewOrder {
             check_quota(req.quota).map_err(|refusal| FieldError::new("quota", refusal.message))?;
         let serial_rule = match (&req.serial_range, &req.serial_pattern) {
             (Some(_), Some(_)) => {
-                return Err(FieldError::new(
+                return Err(FieldError::rule(
                     "serial_range",
                     "give serial_range or serial_pattern, not both",
                 ));
             }
             (Some(range), None) => SerialRule::parse_range(range)
-                .map_err(|e| FieldError::new("serial_range", e.to_string()))?,
+                .map_err(|e| FieldError::rule("serial_range", e.to_string()))?,
             (None, Some(pattern)) => SerialRule::parse_pattern(pattern)
-                .map_err(|e| FieldError::new("serial_pattern", e.to_string()))?,
+                .map_err(|e| FieldError::rule("serial_pattern", e.to_string()))?,
             (None, None) => SerialRule::Any,
         };
         let not_before = timestamp("not_before", req.not_before.as_deref())?;
@@ -183,7 +183,7 @@ impl TryFrom<api::CreateOrder> for NewOrder {
         if let (Some(a), Some(b)) = (not_before, not_after)
             && a >= b
         {
-            return Err(FieldError::new("not_before", "must be before not_after"));
+            return Err(FieldError::rule("not_before", "must be before not_after"));
         }
         Ok(Self {
             id: id("id", req.id.as_deref(), OrderId::parse)?,
@@ -239,8 +239,14 @@ impl TryFrom<api::ProvisionRequest> for Provision {
 
     fn try_from(req: api::ProvisionRequest) -> Result<Self, FieldError> {
         Ok(Self {
-            record: TestRecord::parse(&req.test)
-                .map_err(|e| FieldError::new("test", e.to_string()))?,
+            // The API document says the record is an object; what it holds is a rule of its own.
+            record: TestRecord::parse(&req.test).map_err(|e| {
+                if req.test.is_object() {
+                    FieldError::rule("test", e.to_string())
+                } else {
+                    FieldError::new("test", e.to_string())
+                }
+            })?,
             serial: req.serial,
             csr: req.csr,
         })

@@ -16,14 +16,43 @@ pub struct FieldError {
     pub field: &'static str,
     /// What is wrong with it.
     pub reason: String,
+    /// Whether the API document already forbids the value, or only a rule it cannot state.
+    pub kind: FieldErrorKind,
+}
+
+/// Which side of the API document a field error falls on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// The document forbids the value: its type, length, pattern or range (`invalid_request`).
+    Malformed,
+    /// The document allows it, but a rule it cannot state refuses it: a range's two ends, a
+    /// window's order, a test record's content (`unprocessable`).
+    Unprocessable,
 }
 
 impl FieldError {
-    /// `field` is wrong for `reason`.
+    /// `field` is wrong for `reason`, as the API document says.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
+            kind: FieldErrorKind::Malformed,
+        }
+    }
+
+    /// `field` breaks a rule that the API document cannot state, for `reason`.
+    pub fn rule(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            kind: FieldErrorKind::Unprocessable,
+            ..Self::new(field, reason)
+        }
+    }
+
+    /// The stable code it is answered with.
+    pub fn code(&self) -> crate::code::ErrorCode {
+        match self.kind {
+            FieldErrorKind::Malformed => crate::code::ErrorCode::InvalidRequest,
+            FieldErrorKind::Unprocessable => crate::code::ErrorCode::Unprocessable,
         }
     }
 }
@@ -34,6 +63,12 @@ pub const X520_NAME_MAX: usize = 64;
 
 /// What a product's issuing CA adds to the product's name to make its common name.
 pub const ISSUING_CA_SUFFIX: &str = " Issuing CA";
+
+/// The rule of [`check_text`] as a JSON Schema (ECMA-262) pattern for the API document: no
+/// control character (Unicode category Cc), and at least one character that is not white space
+/// (Unicode `White_Space`, as `str::trim` removes it). The length bound goes beside it as
+/// `maxLength`, which counts characters as [`check_text`] does.
+pub const TEXT_PATTERN: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$";
 
 fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.trim().is_empty() {
@@ -129,6 +164,8 @@ pub struct HttpUrl(String);
 impl HttpUrl {
     /// The most characters it may have.
     pub const MAX: usize = 256;
+    /// Its rule as a JSON Schema pattern, beside `maxLength` [`HttpUrl::MAX`].
+    pub const PATTERN: &str = "^https?://[!-~]*$";
 
     /// Checks `value` as the request's field `field`.
     ///
@@ -163,7 +200,8 @@ impl From<HttpUrl> for String {
 }
 
 /// A dotted object identifier, such as `1.3.6.1.4.1.99999.1` (X.660): at least two arcs, at
-/// most 32, the first 0 to 2, the second below 40 under 0 and 1, no leading zeros.
+/// most 32, each of at most 19 digits, the first 0 to 2, the second below 40 under 0 and 1, no
+/// leading zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Oid {
     text: String,
@@ -171,6 +209,11 @@ pub struct Oid {
 }
 
 impl Oid {
+    /// Its rule as a JSON Schema pattern: two to 32 arcs of at most 19 digits (so each fits 64
+    /// bits) without leading zeros, the first 0 to 2, the second below 40 under 0 and 1.
+    pub const PATTERN: &str =
+        "^(([01]\\.([0-9]|[1-3][0-9]))|(2\\.(0|[1-9][0-9]{0,18})))(\\.(0|[1-9][0-9]{0,18})){0,30}$";
+
     /// Parses `text` as the request's field `field`.
     ///
     /// # Errors
@@ -188,7 +231,7 @@ impl Oid {
         let arcs = text
             .split('.')
             .map(|a| {
-                if a.is_empty() || (a.len() > 1 && a.starts_with('0')) {
+                if a.is_empty() || a.len() > 19 || (a.len() > 1 && a.starts_with('0')) {
                     Err(bad())
                 } else {
                     a.parse::<u64>().map_err(|_| bad())
@@ -441,6 +484,85 @@ mod tests {
         ] {
             let err = DatabaseUrl::parse("database", bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    /// The API document states each rule as a pattern (for clients and for schemathesis, which
+    /// checks the server against the document); the pattern and the parser agree on every
+    /// sample, each side of each rule.
+    #[test]
+    fn the_documents_patterns_agree_with_the_parsers() {
+        let matches =
+            |pattern: &str, value: &str| regex::Regex::new(pattern).unwrap().is_match(value);
+        let texts = [
+            "a",
+            " a ",
+            "Line 1 — Shenzhen",
+            "\u{a0}x",
+            "",
+            " ",
+            "\u{a0}",
+            "\u{3000}\u{2028}",
+            "\u{feff}",
+            "a\u{7}b",
+            "a\u{85}",
+            "\u{9f}",
+            "tab\there",
+            "x\n",
+        ];
+        for text in texts {
+            assert_eq!(
+                matches(TEXT_PATTERN, text),
+                Label::parse("name", text).is_ok(),
+                "{text:?}"
+            );
+        }
+        let urls = [
+            "http://",
+            "https://crl.example/x.crl",
+            "http://a b",
+            "ftp://x",
+            "HTTP://x",
+            "https://\u{e9}",
+            "http://x\n",
+        ];
+        for url in urls {
+            assert_eq!(
+                matches(HttpUrl::PATTERN, url),
+                HttpUrl::parse("url", url).is_ok(),
+                "{url:?}"
+            );
+        }
+        let oids = [
+            "1.3.6.1.4.1.99999.1",
+            "2.999.3",
+            "0.39",
+            "0.40",
+            "1.03",
+            "2.0",
+            "3.1",
+            "1",
+            "1..2",
+            "1.2.9999999999999999999",
+            "1.2.10000000000000000000",
+            "1.2.x",
+            "1.2 ",
+        ];
+        for oid in oids {
+            assert_eq!(
+                matches(Oid::PATTERN, oid),
+                Oid::parse("oid", oid).is_ok(),
+                "{oid:?}"
+            );
+        }
+        let thirty_two = vec!["1"; 32].join(".");
+        let thirty_three = vec!["1"; 33].join(".");
+        for oid in [thirty_two, thirty_three] {
+            assert_eq!(
+                matches(Oid::PATTERN, &oid),
+                Oid::parse("oid", &oid).is_ok(),
+                "{oid}"
+            );
         }
     }
 }

@@ -19,6 +19,10 @@ pub struct IdError {
 
 const MAX_ID_LEN: usize = 64;
 
+/// The rule of every identifier and of a serial, as a JSON Schema (ECMA-262) pattern for the
+/// API document: 1 to 64 characters of `[A-Za-z0-9._-]`, starting with a letter or digit.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
 fn check_id(kind: &'static str, raw: &str) -> Result<(), IdError> {
     let fail = |reason| IdError {
         kind,
@@ -126,8 +130,11 @@ mod tests {
 
     #[test]
     fn identifiers_follow_the_grammar() {
+        let pattern = regex::Regex::new(ID_PATTERN).unwrap();
         for good in ["a", "PO-2026-0042", "line_3.b", &"x".repeat(64)] {
             assert!(OrderId::parse(good).is_ok(), "{good}");
+            assert!(pattern.is_match(good), "{good}");
+            assert!(crate::Serial::parse(good).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -141,6 +148,8 @@ mod tests {
             "../x",
         ] {
             assert!(OrderId::parse(bad).is_err(), "{bad:?}");
+            assert!(!pattern.is_match(bad), "{bad:?}");
+            assert!(crate::Serial::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -46,7 +46,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CsrInvalid
         | ErrorCode::CsrSignatureInvalid
         | ErrorCode::KeyTypeUnsupported
-        | ErrorCode::TestFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::TestFailed
+        | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,

@@ -60,6 +60,21 @@ pub const MOSQUITTO_SUB: Need = Need {
     program: Some("mosquitto_sub"),
 };
 
+/// `openapi-spec-validator` (PyPI): `TOUCHMARK_TEST_OPENAPI_SPEC_VALIDATOR`, else on `PATH`.
+/// With [`SCHEMATHESIS`], the oracles of the OpenAPI document.
+pub const OPENAPI_SPEC_VALIDATOR: Need = Need {
+    cfg: "tm_openapi_tools",
+    var: "TOUCHMARK_TEST_OPENAPI_SPEC_VALIDATOR",
+    program: Some("openapi-spec-validator"),
+};
+
+/// `schemathesis` (PyPI): `TOUCHMARK_TEST_SCHEMATHESIS`, else on `PATH`.
+pub const SCHEMATHESIS: Need = Need {
+    cfg: "tm_openapi_tools",
+    var: "TOUCHMARK_TEST_SCHEMATHESIS",
+    program: Some("schemathesis"),
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

@@ -15,7 +15,7 @@ use touchmark_core::order::OrderState;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 use super::convert;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{self, ApiJson, ApiPath};
 use crate::auth::{Admin, Reader};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -181,6 +181,7 @@ pub async fn create_station(
 
 /// Filters for the station list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StationFilter {
     /// Only stations of this factory.
@@ -406,11 +407,14 @@ pub async fn get_unit(
 
 /// A page of the event log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventPage {
     /// First index (default 0).
+    #[serde(default, deserialize_with = "extract::log_position")]
     pub start: Option<u64>,
     /// Most events returned (default and maximum 1000).
+    #[serde(default, deserialize_with = "extract::page_size")]
     pub limit: Option<u32>,
 }
 
@@ -424,7 +428,7 @@ pub async fn list_events(
     query: Result<Query<EventPage>, QueryRejection>,
 ) -> ApiResult<Json<Vec<EventEntry>>> {
     let Query(page) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
+    let limit = page.limit.unwrap_or(extract::MAX_PAGE);
     let events = s.store.events(page.start.unwrap_or(0), limit).await?;
     Ok(Json(
         events

@@ -78,6 +78,35 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
     }
 }
 
+/// The largest log position (an entry's index or a tree's size) a request may name: the API
+/// document's `int64`. No log comes near it; a larger number is a malformed request.
+pub const MAX_LOG_POSITION: u64 = i64::MAX as u64;
+
+/// The most events one page of `/v1/events` holds, and its default size.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Deserializes a log position from a query, refusing one above [`MAX_LOG_POSITION`].
+pub fn log_position<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    let value = <Option<u64> as serde::Deserialize>::deserialize(de)?;
+    match value {
+        Some(v) if v > MAX_LOG_POSITION => Err(serde::de::Error::custom(format!(
+            "{v} is beyond the largest log position, {MAX_LOG_POSITION}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Deserializes a page size from a query: 1 to [`MAX_PAGE`].
+pub fn page_size<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    let value = <Option<u32> as serde::Deserialize>::deserialize(de)?;
+    match value {
+        Some(v) if !(1..=MAX_PAGE).contains(&v) => Err(serde::de::Error::custom(format!(
+            "a page holds 1 to {MAX_PAGE} events, not {v}"
+        ))),
+        other => Ok(other),
+    }
+}
+
 /// Cuts an error message that may echo client input, so a huge input is not sent back.
 pub fn bounded(message: &str) -> String {
     const MAX: usize = 300;

@@ -14,7 +14,7 @@ use touchmark_core::policy::issue::check_station;
 use touchmark_core::{OrderId, Serial};
 use touchmark_tlog::tile::{TILE_WIDTH, Tile, TileKind, encode_bundle};
 
-use super::extract::ApiPath;
+use super::extract::{ApiPath, log_position};
 use crate::auth::{Reader, StationAuth};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -124,13 +124,20 @@ pub async fn tile(
         .into_response())
 }
 
+fn log_position_required<'de, D: serde::Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    log_position(de)?.ok_or_else(|| serde::de::Error::custom("a log position is required"))
+}
+
 /// Parameters of an inclusion proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
     /// The entry's index.
+    #[serde(deserialize_with = "log_position_required")]
     pub index: u64,
     /// The tree size (a signed checkpoint's); the latest when absent.
+    #[serde(default, deserialize_with = "log_position")]
     pub size: Option<u64>,
 }
 
@@ -171,6 +178,12 @@ pub async fn inclusion(
 ) -> Result<Json<ProofBody>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let (size, checkpoint) = checkpoint_of(&s, q.size).await?;
+    if q.index >= size {
+        return Err(ApiError::not_found(format!(
+            "entry {} in the tree of size {size}",
+            q.index
+        )));
+    }
     let proof = s.log.inclusion_proof(q.index, size).await?;
     Ok(Json(ProofBody {
         size,
@@ -181,11 +194,14 @@ pub async fn inclusion(
 
 /// Parameters of a consistency proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     /// The older tree size.
+    #[serde(deserialize_with = "log_position_required")]
     pub old: u64,
     /// The newer tree size (a signed checkpoint's); the latest when absent.
+    #[serde(default, deserialize_with = "log_position")]
     pub new: Option<u64>,
 }
 
@@ -198,6 +214,12 @@ pub async fn consistency(
 ) -> Result<Json<ProofBody>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let (size, checkpoint) = checkpoint_of(&s, q.new).await?;
+    if q.old > size {
+        return Err(ApiError::not_found(format!(
+            "a consistency proof from size {} to the smaller size {size}",
+            q.old
+        )));
+    }
     let proof = s.log.consistency_proof(q.old, size).await?;
     Ok(Json(ProofBody {
         size,

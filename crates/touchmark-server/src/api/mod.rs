@@ -3,6 +3,7 @@
 
 mod admin;
 mod convert;
+mod document;
 pub mod extract;
 pub mod log;
 mod station;
@@ -93,13 +94,14 @@ async fn not_found() -> ApiError {
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     routes_and_doc().1
 }
 
 /// The routes and their document, in which every operation also lists the `503 unavailable`
-/// that any request may meet while the database is busy or unreachable.
-fn routes_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// that any request may meet while the database is busy or unreachable, and every parameter
+/// and body property the rules that the server checks ([`document`]).
+fn routes_and_doc() -> (Router<AppState>, serde_json::Value) {
     let (router, mut doc) = routes_with_doc().split_for_parts();
     let unavailable = ResponseBuilder::new()
         .description("the database is busy or unreachable; nothing was done")
@@ -133,6 +135,8 @@ fn routes_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .or_insert_with(|| unavailable.clone().into());
         }
     }
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    document::constrain(&mut doc);
     (router, doc)
 }
 

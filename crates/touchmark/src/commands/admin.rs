@@ -260,7 +260,7 @@ pub struct EventsArgs {
     #[arg(long, default_value_t = 0)]
     pub start: u64,
     /// Most events shown (1 to 1000).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub limit: u64,
     #[command(flatten)]
     pub api: ApiArgs,

@@ -1,0 +1,133 @@
+//! What the OpenAPI document says that the handlers' annotations cannot: the rules of every
+//! identifier, name, URL, OID, count and log position, taken from where `touchmark-core` states
+//! them, so that a client (or schemathesis, which CI runs against the server) knows from the
+//! document alone which requests the server accepts. A request the document allows is never
+//! answered `400 invalid_request`; one it forbids always is.
+
+use serde_json::{Value, json};
+use touchmark_core::command::NewStation;
+use touchmark_core::field::{HttpUrl, Label, Oid, ProductName, SubjectText, TEXT_PATTERN};
+use touchmark_core::id::ID_PATTERN;
+use touchmark_core::order::MAX_QUOTA;
+
+use super::extract::{MAX_LOG_POSITION, MAX_PAGE};
+
+fn id() -> Value {
+    json!({ "pattern": ID_PATTERN, "minLength": 1, "maxLength": 64 })
+}
+
+fn text(max: usize) -> Value {
+    json!({ "pattern": TEXT_PATTERN, "minLength": 1, "maxLength": max })
+}
+
+fn url() -> Value {
+    json!({ "pattern": HttpUrl::PATTERN, "maxLength": HttpUrl::MAX })
+}
+
+fn timestamp() -> Value {
+    json!({ "format": "date-time" })
+}
+
+fn position() -> Value {
+    json!({ "minimum": 0, "maximum": MAX_LOG_POSITION })
+}
+
+/// The constraints of each request body's properties: (schema, property, constraints).
+fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("CreateProduct", "id", id()),
+        ("CreateProduct", "name", text(ProductName::MAX)),
+        ("CreateProduct", "organization", text(SubjectText::MAX)),
+        ("CreateProduct", "common_name", text(SubjectText::MAX)),
+        (
+            "CreateProduct",
+            "hw_type_oid",
+            json!({ "pattern": Oid::PATTERN }),
+        ),
+        ("CreateProduct", "crl_url", url()),
+        ("CreateProduct", "ocsp_url", url()),
+        ("CreateProduct", "cert_not_after", timestamp()),
+        ("CreateFactory", "id", id()),
+        ("CreateFactory", "name", text(Label::MAX)),
+        ("CreateStation", "id", id()),
+        ("CreateStation", "factory", id()),
+        ("CreateStation", "name", text(Label::MAX)),
+        (
+            "CreateStation",
+            "enrollment_ttl_minutes",
+            json!({ "minimum": 1, "maximum": NewStation::TTL_MAX_MINUTES }),
+        ),
+        ("CreateOrder", "id", id()),
+        ("CreateOrder", "product", id()),
+        ("CreateOrder", "factory", id()),
+        ("CreateOrder", "quota", json!({ "maximum": MAX_QUOTA })),
+        ("CreateOrder", "not_before", timestamp()),
+        ("CreateOrder", "not_after", timestamp()),
+        ("SetQuota", "quota", json!({ "maximum": MAX_QUOTA })),
+        (
+            "CreateToken",
+            "role",
+            json!({ "enum": ["admin", "auditor"] }),
+        ),
+        ("CreateToken", "label", text(Label::MAX)),
+    ]
+}
+
+/// The constraints of a path or query parameter, by its name.
+fn parameter_rule(name: &str) -> Option<Value> {
+    match name {
+        "id" | "order" | "serial" | "factory" => Some(id()),
+        "start" | "index" | "size" | "old" | "new" => Some(position()),
+        "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
+        _ => None,
+    }
+}
+
+fn merge(target: &mut Value, rules: &Value) {
+    if let (Some(target), Some(rules)) = (target.as_object_mut(), rules.as_object()) {
+        for (key, value) in rules {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// Adds the constraints to `doc`, the document as the annotations made it.
+pub fn constrain(doc: &mut Value) {
+    for (schema, property, rules) in body_rules() {
+        let target = doc.pointer_mut(&format!(
+            "/components/schemas/{schema}/properties/{property}"
+        ));
+        debug_assert!(
+            target.is_some(),
+            "{schema}.{property} is not in the document"
+        );
+        if let Some(target) = target {
+            merge(target, &rules);
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for parameter in parameters {
+                let rule = parameter
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .and_then(parameter_rule);
+                if let (Some(rule), Some(schema)) = (rule, parameter.get_mut("schema")) {
+                    merge(schema, &rule);
+                }
+            }
+        }
+    }
+}
