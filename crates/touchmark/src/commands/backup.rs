@@ -70,7 +70,10 @@ fn print(
     let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
     println!("{what} {}.", directory.display());
     fields(&[
-        ("taken", manifest.created_at.to_string()),
+        (
+            "taken",
+            touchmark_core::clock::format_timestamp(manifest.created_at),
+        ),
         ("from", manifest.source.clone()),
         (
             "files",

@@ -622,3 +622,52 @@ fn assert_roff(page: &str, name: &str) {
         );
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL"
+)]
+async fn doctor_checks_a_postgresql_installation_and_fails_another_s_database() {
+    let (tmp, data) = kit::tempdir();
+    let work = tmp.path();
+    let database = crate::pg::Fresh::create().await;
+    let token = kit::init_with(&data, Some(&database.url));
+    let served = Served::start_with(&data, Some(&database.url));
+    kit::setup_order(&kit::admin(&served.url, &data, &token), "PO-1", 10).await;
+    // The URL is in the installation's touchmark.toml: doctor finds it there.
+    let sound = doctor(work, &data, Some(kit::PASSPHRASE));
+    assert!(
+        sound.1.values().all(|(s, _)| s == "ok"),
+        "a sound PostgreSQL installation: {:?}",
+        sound.1
+    );
+    assert_check(&sound, "database", "ok", "PostgreSQL");
+    assert_check(&sound, "product keys", "ok", "1 product");
+    // Another installation pointed at this database is told it is not its own.
+    let other = work.join("other");
+    kit::init(&other);
+    let mut command = touchmark(work);
+    command
+        .args(["doctor", "--json", "--data"])
+        .arg(&other)
+        .args(["--database", &database.url]);
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let installation = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "installation")
+        .unwrap();
+    assert_eq!(installation["status"], "fail", "{report:#}");
+    assert!(
+        installation["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another installation"),
+        "{report:#}"
+    );
+    served.kill();
+}
