@@ -23,9 +23,16 @@ use touchmark_pki::{
 
 use crate::secrets::serial_number;
 
+mod backup;
+mod doctor;
 mod guard;
 
+pub use backup::{BackupFile, BackupManifest, MANIFEST};
+pub use doctor::{Check, Status};
 pub use guard::{DataDirLock, LOCK_FILE};
+
+/// The configuration file in a data directory, written by `touchmark init`.
+pub const CONFIG_FILE: &str = "touchmark.toml";
 
 /// Key names inside the key store.
 pub mod key_names {
@@ -115,6 +122,12 @@ pub enum InstallationError {
         /// The command that makes it private.
         fix: String,
     },
+    /// A directory to write a backup or a restored installation into holds something.
+    #[error("{} is not empty: refusing to overwrite it; choose a new directory", .0.display())]
+    NotEmpty(PathBuf),
+    /// A backup could not be taken, or is incomplete or damaged.
+    #[error("{0}")]
+    Backup(String),
     /// The database could not be read or written.
     #[error("the database: {0}")]
     Store(#[from] touchmark_store::StoreError),

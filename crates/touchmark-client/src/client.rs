@@ -746,10 +746,18 @@ mod tests {
         let client =
             Client::new(config(&format!("https://127.0.0.1:{port}"), &pki.ca_pem)).unwrap();
         match client.health().await {
-            Err(ClientError::Transport(text)) => {
-                assert!(text.to_lowercase().contains("refused"), "{text}");
+            Err(err @ ClientError::Unreachable { .. }) => {
+                let cause = err.cause().unwrap();
+                assert!(cause.to_lowercase().contains("refused"), "{cause}");
+                assert!(err.to_string().contains("connection refused"), "{err}");
+                assert!(
+                    err.to_string()
+                        .contains(&format!("https://127.0.0.1:{port}")),
+                    "{err}"
+                );
+                assert_eq!(err.local_code(), Some("server_unreachable"));
             }
-            other => panic!("expected a transport error, got {other:?}"),
+            other => panic!("expected an unreachable server, got {other:?}"),
         }
     }
 
@@ -874,10 +882,16 @@ mod tests {
             .health()
             .await
         {
-            Err(ClientError::Transport(text)) => {
-                assert!(text.contains("invalid peer certificate"), "{text}");
+            Err(err @ ClientError::Untrusted { .. }) => {
+                let cause = err.cause().unwrap();
+                assert!(cause.contains("invalid peer certificate"), "{cause}");
+                assert!(
+                    err.to_string().contains("not signed by the root CA"),
+                    "{err}"
+                );
+                assert_eq!(err.local_code(), Some("server_untrusted"));
             }
-            other => panic!("expected a transport error, got {other:?}"),
+            other => panic!("expected an untrusted server, got {other:?}"),
         }
     }
 }

@@ -6,7 +6,7 @@ use touchmark_core::ErrorCode;
 use touchmark_core::api::ErrorBody;
 
 /// Why a request, or building a [`Client`](crate::Client), failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error status and a JSON [`ErrorBody`].
@@ -18,8 +18,33 @@ pub enum ClientError {
         /// the receipt.
         body: ErrorBody,
     },
-    /// The request did not complete: connection, TLS or timeout failure. The text holds the
-    /// whole chain of causes, so a TLS alert or a certificate error is visible.
+    /// Nothing answered at the server's address: nothing listens there, its name does not
+    /// resolve, or the network does not reach it. Nothing was sent. Its stable code is
+    /// `server_unreachable` ([`ClientError::local_code`]).
+    #[error("cannot reach the server at {url}: {reason}")]
+    Unreachable {
+        /// The server's origin (`https://host:port`).
+        url: String,
+        /// What happened, in words: "nothing is listening there (connection refused)".
+        reason: String,
+        /// The whole chain of causes from the HTTP and TLS libraries, for `-v`.
+        cause: String,
+    },
+    /// The server answered, but its TLS certificate is not one this client trusts: it is
+    /// signed by another root CA than the one given, or does not name the host, or is out of
+    /// its validity. Nothing was sent. Its stable code is `server_untrusted`.
+    #[error("the server at {url} is not trusted: {reason}")]
+    Untrusted {
+        /// The server's origin (`https://host:port`).
+        url: String,
+        /// What is wrong with its certificate, in words.
+        reason: String,
+        /// The whole chain of causes from the HTTP and TLS libraries, for `-v`.
+        cause: String,
+    },
+    /// The request did not complete for another reason: a timeout, a TLS alert from the
+    /// server, a connection cut. The text holds the whole chain of causes, so a TLS alert or
+    /// a certificate error is visible.
     #[error("transport error: {0}")]
     Transport(String),
     /// The server's answer did not parse as what the route returns.
@@ -77,12 +102,42 @@ impl ClientError {
             .filter(|_| self.code().is_some_and(ErrorCode::is_refusal))
     }
 
+    /// A stable code for a failure decided on this side, before any answer: `server_unreachable`
+    /// for [`Unreachable`](Self::Unreachable), `server_untrusted` for
+    /// [`Untrusted`](Self::Untrusted). `None` for the others (an answer's code is
+    /// [`ClientError::code`]).
+    pub fn local_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Unreachable { .. } => Some("server_unreachable"),
+            Self::Untrusted { .. } => Some("server_untrusted"),
+            _ => None,
+        }
+    }
+
+    /// The underlying cause of a transport failure, as the HTTP and TLS libraries put it: for
+    /// a verbose report. `None` for the other errors, whose text says it all.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            Self::Unreachable { cause, .. } | Self::Untrusted { cause, .. } => Some(cause),
+            Self::Transport(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The client's reading of a transport failure that another part of the program hit with
+    /// the same HTTP library (the auditor fetches the log's tiles with it): `err`, or `None`
+    /// when it is not such a failure.
+    pub fn from_transport(err: &(dyn StdError + 'static)) -> Option<Self> {
+        err.downcast_ref::<reqwest::Error>().map(Self::transport)
+    }
+
     /// A key or CSR that could not be made.
     pub(crate) fn key(err: touchmark_pki::PkiError) -> Self {
         Self::Key(err.to_string())
     }
 
-    /// A transport error from reqwest, with every cause in its source chain.
+    /// A transport error from reqwest, with every cause in its source chain: a server that
+    /// cannot be reached, or whose certificate is not trusted, is told apart from the rest.
     pub(crate) fn transport(err: &reqwest::Error) -> Self {
         let mut text = if err.is_timeout() {
             format!("timed out: {err}")
@@ -91,8 +146,109 @@ impl ClientError {
         };
         append_causes(&mut text, err.source());
         // The URL can hold nothing secret (tokens travel in a header), so it may stay.
-        Self::Transport(text)
+        let url = err
+            .url()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|| "(unknown)".to_owned());
+        match classify(err) {
+            Some(Failure::Unreachable(reason)) => Self::Unreachable {
+                url,
+                reason,
+                cause: text,
+            },
+            Some(Failure::Untrusted(reason)) => Self::Untrusted {
+                url,
+                reason,
+                cause: text,
+            },
+            None => Self::Transport(text),
+        }
     }
+}
+
+/// What a transport failure means for the person who ran the command.
+enum Failure {
+    Unreachable(String),
+    Untrusted(String),
+}
+
+/// Tells an unreachable server and an untrusted certificate apart from other transport
+/// failures, by the typed errors in the chain (never by their text). A certificate problem
+/// wins over the connection error that carries it.
+fn classify(err: &reqwest::Error) -> Option<Failure> {
+    let mut refused = None;
+    let mut node: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = node {
+        for inner in unwrapped(e) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return untrusted(tls).map(Failure::Untrusted);
+            }
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                refused = refused.or(match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        Some("nothing is listening there (connection refused)")
+                    }
+                    std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable => {
+                        Some("the network does not reach it")
+                    }
+                    _ => None,
+                });
+            }
+        }
+        node = e.source();
+    }
+    if let Some(reason) = refused {
+        return Some(Failure::Unreachable(reason.to_owned()));
+    }
+    // A connection that failed before TLS began: a name that does not resolve, or no route.
+    (err.is_connect() && !err.is_timeout()).then(|| {
+        Failure::Unreachable("no connection could be made (is the host name right?)".to_owned())
+    })
+}
+
+/// `err` and the errors it wraps without naming them as its source: `io::Error::source` skips
+/// the error it wraps, and the TLS connector wraps rustls' error in an `io::Error` twice.
+fn unwrapped<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut found = vec![err];
+    let mut i = 0;
+    while let Some(&e) = found.get(i) {
+        i += 1;
+        if found.len() > 16 {
+            break;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            found.push(inner);
+        }
+    }
+    found
+}
+
+/// What is wrong with the server's certificate, when the TLS error is about it.
+fn untrusted(err: &rustls::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return None;
+    };
+    Some(
+        match cert {
+            C::UnknownIssuer | C::BadSignature => {
+                "its certificate is not signed by the root CA this client trusts"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "its certificate does not name this host"
+            }
+            C::Expired | C::ExpiredContext { .. } => "its certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "its certificate is not valid yet (is this machine's clock right?)"
+            }
+            C::Revoked => "its certificate is revoked",
+            _ => "its certificate is not acceptable",
+        }
+        .to_owned(),
+    )
 }
 
 /// Appends `: cause` for each error in the chain whose text is not already shown. hyper and

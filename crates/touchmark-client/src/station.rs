@@ -92,8 +92,15 @@ pub struct StationSettings {
 /// A station directory, as `touchmark station enroll` writes it: the private key
 /// (`station.key`), the station's certificate (`station.pem`), the root CA (`root-ca.pem`) and
 /// the settings (`station.json`).
+///
+/// The server named in `station.json` is where the station enrolled; [`StationDir::server`]
+/// points the commands after enrollment at another URL (the server moved, or a fixture talks
+/// to a replica or a test server) without rewriting the directory.
 #[derive(Debug, Clone)]
-pub struct StationDir(PathBuf);
+pub struct StationDir {
+    dir: PathBuf,
+    server: Option<String>,
+}
 
 const KEY: &str = "station.key";
 const CERT: &str = "station.pem";
@@ -103,17 +110,28 @@ const SETTINGS: &str = "station.json";
 impl StationDir {
     /// The station directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self(dir.into())
+        Self {
+            dir: dir.into(),
+            server: None,
+        }
+    }
+
+    /// Talks to the server at `url` instead of the one in `station.json` (`None` keeps that
+    /// one). The URL is checked when a client is made; the directory is not changed.
+    #[must_use]
+    pub fn server(mut self, url: Option<String>) -> Self {
+        self.server = url;
+        self
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 
     /// Where the private key is kept, readable by its owner only.
     pub fn key_path(&self) -> PathBuf {
-        self.0.join(KEY)
+        self.dir.join(KEY)
     }
 
     /// Whether a station is enrolled here already (its key is here).
@@ -142,22 +160,22 @@ impl StationDir {
         if self.is_enrolled() {
             return Err(dir(format!(
                 "{} already holds an enrolled station; choose another directory",
-                self.0.display()
+                self.dir.display()
             )));
         }
         // Refused now, while the token is still good.
-        if self.0.exists() && !self.0.is_dir() {
-            return Err(dir(format!("{} is not a directory", self.0.display())));
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(dir(format!("{} is not a directory", self.dir.display())));
         }
         let key = StationKey::generate()?;
         let enrolled = certificate(server, root_ca_pem, token, &key, "touchmark-station").await?;
-        let created = !self.0.exists();
+        let created = !self.dir.exists();
         let existing: Vec<&str> = [KEY, CERT, ROOT, SETTINGS]
             .into_iter()
-            .filter(|name| self.0.join(name).exists())
+            .filter(|name| self.dir.join(name).exists())
             .collect();
-        let written = std::fs::create_dir_all(&self.0)
-            .map_err(|e| dir(format!("cannot create {}: {e}", self.0.display())))
+        let written = std::fs::create_dir_all(&self.dir)
+            .map_err(|e| dir(format!("cannot create {}: {e}", self.dir.display())))
             .and_then(|()| {
                 write_key(&self.key_path(), &key)
                     .map_err(|e| dir(format!("cannot write {}: {e}", self.key_path().display())))
@@ -170,11 +188,11 @@ impl StationDir {
                 // retries with it.
                 for name in [KEY, CERT, ROOT, SETTINGS] {
                     if !existing.contains(&name) {
-                        let _ = std::fs::remove_file(self.0.join(name));
+                        let _ = std::fs::remove_file(self.dir.join(name));
                     }
                 }
                 if created {
-                    let _ = std::fs::remove_dir(&self.0);
+                    let _ = std::fs::remove_dir(&self.dir);
                 }
                 Err(dir(format!(
                     "station {} was enrolled and its enrollment token is spent, but its files \
@@ -209,7 +227,7 @@ impl StationDir {
             (ROOT, root_ca_pem),
             (SETTINGS, json.as_str()),
         ] {
-            std::fs::write(self.0.join(name), contents)
+            std::fs::write(self.dir.join(name), contents)
                 .map_err(|e| ClientError::Files(format!("cannot write {name}: {e}")))?;
         }
         Ok(settings)
@@ -259,25 +277,28 @@ impl StationDir {
         Ok(done)
     }
 
-    /// A client that authenticates as the station enrolled here, and the station's id.
+    /// A client that authenticates as the station enrolled here, and the station's id. It
+    /// talks to the server [`StationDir::server`] set, else to the one in `station.json`.
     ///
     /// # Errors
-    /// [`ClientError::Files`] when the directory is not an enrolled station's.
+    /// [`ClientError::Files`] when the directory is not an enrolled station's,
+    /// [`ClientError::Config`] for a server URL that is not `https`.
     pub fn client(&self) -> Result<(Client, String), ClientError> {
         let read = |name: &str| {
-            let path = self.0.join(name);
+            let path = self.dir.join(name);
             std::fs::read_to_string(&path).map_err(|e| {
                 ClientError::Files(format!(
                     "cannot read {} (is {} a station directory from `touchmark station \
                      enroll`?): {e}",
                     path.display(),
-                    self.0.display()
+                    self.dir.display()
                 ))
             })
         };
         let settings: StationSettings = serde_json::from_str(&read(SETTINGS)?)
             .map_err(|e| ClientError::Files(format!("station.json is invalid: {e}")))?;
-        let mut config = ClientConfig::new(settings.server, read(ROOT)?);
+        let server = self.server.clone().unwrap_or(settings.server);
+        let mut config = ClientConfig::new(server, read(ROOT)?);
         config.identity = Some(Identity::new(read(CERT)?, read(KEY)?));
         Ok((Client::new(config)?, settings.station))
     }

@@ -112,6 +112,19 @@ impl Certificate {
         Sha256::digest(&self.spki).into()
     }
 
+    /// The validity window: notBefore and notAfter.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidCertificate`] if a time cannot be represented.
+    pub fn validity(&self) -> Result<(OffsetDateTime, OffsetDateTime), PkiError> {
+        let parsed = self.parsed()?;
+        let validity = parsed.validity();
+        Ok((
+            validity.not_before.to_datetime(),
+            validity.not_after.to_datetime(),
+        ))
+    }
+
     /// Parses the certificate with x509-parser. It parsed at construction, so this only fails if
     /// the parser is not deterministic.
     pub(crate) fn parsed(&self) -> Result<X509Certificate<'_>, PkiError> {

@@ -2,6 +2,7 @@
 //! and a small pool of read connections. One server process per database file (DESIGN §10):
 //! the writer thread keeps the log's next index.
 
+pub mod copy;
 mod error;
 mod rows;
 mod writer;

@@ -75,6 +75,14 @@ pub const SCHEMATHESIS: Need = Need {
     program: Some("schemathesis"),
 };
 
+/// `script` (util-linux), which runs a program under a pseudo-terminal and records what it
+/// draws: `TOUCHMARK_TEST_SCRIPT`, else `script` on `PATH`.
+pub const SCRIPT: Need = Need {
+    cfg: "tm_script",
+    var: "TOUCHMARK_TEST_SCRIPT",
+    program: Some("script"),
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

@@ -114,3 +114,12 @@ pub struct StationDirArgs {
     )]
     pub dir: PathBuf,
 }
+
+/// Which server a station's commands after enrollment talk to.
+#[derive(Debug, Args, Clone)]
+pub struct StationServerArgs {
+    /// The server's URL, instead of the one the station enrolled with (kept in the station
+    /// directory's station.json, which is not changed).
+    #[arg(long = "server", env = "TOUCHMARK_SERVER", value_name = "URL")]
+    pub url: Option<String>,
+}

@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, run, serve};
+use crate::commands::{
+    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, run, serve,
+};
 
 /// Touchmark: only units that passed their factory test, within the ordered quota, get a device
 /// identity — and every decision is provable from a signed, append-only log.
@@ -15,6 +17,9 @@ use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, run, se
     max_term_width = 100
 )]
 pub struct Cli {
+    /// When something fails, say more: the underlying cause of a connection or TLS failure.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -58,6 +63,21 @@ pub enum Command {
     /// Copy a complete SQLite installation into an empty PostgreSQL database, so that it can be
     /// served by several replicas. Every record moves; the log keeps its key, size and root.
     Migrate(migrate::MigrateArgs),
+    /// Copy a SQLite installation, while its server runs if need be: a consistent snapshot of
+    /// the database, the keys, certificates and configuration, private to its owner. For
+    /// PostgreSQL, use pg_dump.
+    Backup(backup::BackupArgs),
+    /// Make a new data directory from a backup. Refuses a data directory that is served or
+    /// holds anything.
+    Restore(backup::RestoreArgs),
+    /// Check a data directory: permissions, keys, database, log and clock, each ok, warn or
+    /// fail; exits non-zero when any check fails.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell). For bash:
+    /// `touchmark completions bash > /etc/bash_completion.d/touchmark`.
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page, or with --dir write one per command (`man -l touchmark.1`).
+    Man(manual::ManArgs),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.
@@ -70,7 +90,7 @@ pub enum StationCommand {
     /// for the station's mTLS certificate. The key never leaves this machine.
     Enroll(fixture::EnrollArgs),
     /// On the fixture PC: provision one unit. Exit code 0 = issued, 2 = refused (code printed),
-    /// 1 = error.
+    /// 3 = the server could not be reached or is not trusted, 1 = any other error.
     Provision(fixture::ProvisionArgs),
     /// The fixture client and line simulator: simulated units, each with its own key, tested
     /// and provisioned at the given concurrency and rate, with live progress.

@@ -12,9 +12,12 @@ mod shutdown;
 use std::process::ExitCode;
 
 use clap::Parser;
+use touchmark_client::ClientError;
 
 use crate::cli::{Cli, Command, StationCommand};
-use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, run, serve};
+use crate::commands::{
+    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, run, serve,
+};
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.
@@ -37,17 +40,72 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let verbose = cli.verbose;
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if let Some(refused) = e.downcast_ref::<fixture::Refused>() {
-                eprintln!("{refused}");
-                return ExitCode::from(2);
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => report(&e, verbose),
     }
+}
+
+/// The exit status when the server could not be reached or trusted: nothing was sent, and
+/// the same command may work once the URL, the server or the CA is right.
+const EXIT_TRANSPORT: u8 = 3;
+
+/// Prints a failed command's error, and returns its exit status: 2 for a refusal by the
+/// server's policy, 3 when the server could not be reached or trusted (with what to check, a
+/// stable code, and with `-v` the underlying cause), 1 for anything else.
+fn report(e: &anyhow::Error, verbose: bool) -> ExitCode {
+    if let Some(refused) = e.downcast_ref::<fixture::Refused>() {
+        eprintln!("{refused}");
+        return ExitCode::from(2);
+    }
+    // The client's own error, or the auditor's fetch failure read the same way; what came
+    // before it in the chain is the context, what came after is the cause, shown with -v.
+    let mut context = Vec::new();
+    let mut found = None;
+    for cause in e.chain() {
+        if let Some(client) = cause.downcast_ref::<ClientError>() {
+            found = Some(std::borrow::Cow::Borrowed(client));
+            break;
+        }
+        if let Some(client) = ClientError::from_transport(cause) {
+            found = Some(std::borrow::Cow::Owned(client));
+            break;
+        }
+        context.push(cause.to_string());
+    }
+    let Some(client) = found else {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    };
+    context.push(client.to_string());
+    eprintln!("error: {}", context.join(": "));
+    let check = match client.as_ref() {
+        ClientError::Unreachable { .. } => {
+            "the URL (--server, or TOUCHMARK_SERVER; a station uses the URL it enrolled with \
+             unless --server is given), and that `touchmark serve` is running there"
+        }
+        ClientError::Untrusted { .. } => {
+            "--ca (or TOUCHMARK_CA; a station uses its directory's root-ca.pem): it must be the \
+             root CA of the installation serving this URL (its data directory's \
+             certs/root-ca.pem), and the URL must name that server"
+        }
+        _ => {
+            if verbose && let Some(cause) = client.cause() {
+                eprintln!("  cause: {cause}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("  check: {check}");
+    if let Some(code) = client.local_code() {
+        eprintln!("  code:  {code}");
+    }
+    match (verbose, client.cause()) {
+        (true, Some(cause)) => eprintln!("  cause: {cause}"),
+        _ => eprintln!("  (run with -v for the underlying cause)"),
+    }
+    ExitCode::from(EXIT_TRANSPORT)
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -69,5 +127,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man(args) => manual::man(&args),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON.
@@ -73,9 +73,12 @@ pub fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
 }
 
-/// A progress bar for a simulated line, in Touchmark's style.
+/// A progress bar for a simulated line, in Touchmark's style. It draws nowhere until it is
+/// given a target: added to a `MultiProgress`, or [`ProgressBar::set_draw_target`]. Made on
+/// standard error instead, setting its prefix would draw it there at once, outside any
+/// `MultiProgress` it is added to next: a line left behind at 0 that nothing redraws.
 pub fn bar(len: u64, prefix: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos:>4}/{len:4} {msg}")
     {
         bar.set_style(style.progress_chars("=> "));

@@ -107,7 +107,7 @@ fn lock_exclusive(file: File, _dir: &Path, _path: &Path) -> Result<DataDirLock, 
 }
 
 #[cfg(unix)]
-fn check_mode(path: &Path, wanted: u32) -> Result<(), InstallationError> {
+pub(super) fn check_mode(path: &Path, wanted: u32) -> Result<(), InstallationError> {
     use std::os::unix::fs::PermissionsExt;
 
     let mode = match std::fs::metadata(path) {
@@ -131,6 +131,6 @@ fn check_mode(path: &Path, wanted: u32) -> Result<(), InstallationError> {
 }
 
 #[cfg(not(unix))]
-fn check_mode(_path: &Path, _wanted: u32) -> Result<(), InstallationError> {
+pub(super) fn check_mode(_path: &Path, _wanted: u32) -> Result<(), InstallationError> {
     Ok(())
 }

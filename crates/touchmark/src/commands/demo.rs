@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Args;
-use indicatif::{MultiProgress, ProgressDrawTarget};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use touchmark_demo::{ORDER, Options, QUOTA};
 use touchmark_pki::Passphrase;
 
@@ -48,6 +48,9 @@ fn passphrase(dir: &Path) -> anyhow::Result<Passphrase> {
 struct Story {
     quiet: bool,
     bars: MultiProgress,
+    /// Each line's bar, kept until the lines are done: a bar dropped when its line ends would
+    /// leave the `MultiProgress` before its last units are drawn.
+    lines: std::sync::Mutex<Vec<ProgressBar>>,
 }
 
 impl touchmark_demo::Progress for Story {
@@ -58,11 +61,25 @@ impl touchmark_demo::Progress for Story {
     }
 
     fn line(&self, name: &str, units: u64) -> Arc<dyn Fn(String) + Send + Sync> {
-        output::on_unit(self.bars.add(output::bar(units, name)))
+        let bar = self.bars.add(output::bar(units, name));
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(bar.clone());
+        output::on_unit(bar)
     }
 
     fn lines_done(&self) {
-        self.bars.clear().ok();
+        // Drawn once more whatever the rate limit, where they stopped (each line's total), and
+        // left on the screen above the summary.
+        for bar in self
+            .lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            bar.abandon();
+        }
     }
 }
 
@@ -80,6 +97,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let story = Story {
         quiet: args.json,
         bars: MultiProgress::new(),
+        lines: std::sync::Mutex::new(Vec::new()),
     };
     if args.json {
         story.bars.set_draw_target(ProgressDrawTarget::hidden());

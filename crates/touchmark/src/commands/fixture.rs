@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use touchmark_client::station::StationDir;
 
-use crate::args::StationDirArgs;
+use crate::args::{StationDirArgs, StationServerArgs};
 use crate::output::{self, fields};
 use crate::secrets;
 
@@ -58,6 +58,9 @@ pub struct ProvisionArgs {
     /// The station directory.
     #[command(flatten)]
     pub station: StationDirArgs,
+    /// The server, when it is not the one the station enrolled with.
+    #[command(flatten)]
+    pub server: StationServerArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +81,9 @@ pub struct ReceiptArgs {
     /// The station directory.
     #[command(flatten)]
     pub station: StationDirArgs,
+    /// The server, when it is not the one the station enrolled with.
+    #[command(flatten)]
+    pub server: StationServerArgs,
 }
 
 /// A refusal by the server's policy: `station provision` exits with code 2.
@@ -138,7 +144,7 @@ pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the test record {}", args.test.display()))?;
     let test: serde_json::Value = serde_json::from_str(&test_text)
         .with_context(|| format!("the test record {} is not JSON", args.test.display()))?;
-    let station = StationDir::new(&args.station.dir);
+    let station = StationDir::new(&args.station.dir).server(args.server.url);
     let done = match station
         .provision(&args.order, &args.serial, &csr, test, &args.out)
         .await
@@ -191,7 +197,9 @@ pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
 /// When the directory is not an enrolled station's, the server refuses, or the file cannot be
 /// written.
 pub async fn receipt(args: ReceiptArgs) -> anyhow::Result<()> {
-    let (client, _) = StationDir::new(&args.station.dir).client()?;
+    let (client, _) = StationDir::new(&args.station.dir)
+        .server(args.server.url)
+        .client()?;
     let receipt = client.station_receipt(&args.order, &args.serial).await?;
     match args.out {
         Some(path) => std::fs::write(&path, &receipt)

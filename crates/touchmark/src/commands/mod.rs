@@ -2,10 +2,13 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod demo;
+pub mod doctor;
 pub mod fixture;
 pub mod init;
+pub mod manual;
 pub mod migrate;
 pub mod run;
 pub mod serve;

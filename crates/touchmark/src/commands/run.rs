@@ -6,7 +6,7 @@ use serde::Serialize;
 use touchmark_client::sim::{Run, Tally};
 use touchmark_client::station::StationDir;
 
-use crate::args::StationDirArgs;
+use crate::args::{StationDirArgs, StationServerArgs};
 use crate::output::{self, Table};
 
 /// Arguments of `station run`.
@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// The station directory.
     #[command(flatten)]
     pub station: StationDirArgs,
+    /// The server, when it is not the one the station enrolled with.
+    #[command(flatten)]
+    pub server: StationServerArgs,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -105,16 +108,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     run.check()?;
-    let (client, station) = StationDir::new(&args.station.dir).client()?;
+    let (client, station) = StationDir::new(&args.station.dir)
+        .server(args.server.url)
+        .client()?;
     let show = !args.quiet && !args.json;
-    let bar = show.then(|| output::bar(run.total(), &station));
+    let bar = show.then(|| {
+        let bar = output::bar(run.total(), &station);
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar
+    });
     let done = run.run(client, bar.clone().map(output::on_unit)).await?;
     if done.nothing_to_clone {
         eprintln!("warning: no unit was issued, so there is nothing to clone");
     }
     let tally = done.tally;
     if let Some(bar) = bar {
-        bar.finish();
+        // Left where it stopped: every unit sent counted once, so the total when all were.
+        bar.abandon();
     }
     let summary = Summary {
         station: &station,

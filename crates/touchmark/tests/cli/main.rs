@@ -1,19 +1,25 @@
 //! End-to-end tests of the `touchmark` binary: real processes, real TLS, real database files.
 //!
+//! - `connect`: a station pointed at a server that moved (`--server`), and a server that is not
+//!   running or not trusted reported with what to check.
 //! - `crash`: SIGKILL the server in the middle of a provisioning run, restart it, finish the run.
 //! - `datadir`: a SQLite data directory is served by one process at a time, and is private to
 //!   its owner.
 //! - `faults`: the sequencer's replica frozen with SIGSTOP under load: another takes over, the
 //!   live replicas keep answering, and the woken one signs nothing.
+//! - `ops`: backups taken while units are provisioned, restored and served; `doctor` finding each
+//!   broken thing; completions and manual pages that bash and roff accept.
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
-//! - `readme`: the README's walk-through, run exactly as written.
+//! - `pty`: the demo under a pseudo-terminal: its progress bars reach their totals.
+//! - `readme`: the README, every `bash` block from the top to the bottom, run exactly as written.
 //! - `replicas`: three servers on one PostgreSQL database: the quota holds, and the sequencer
 //!   fails over.
 //! - `sim`: the line simulator and the demo, as a factory engineer runs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect;
 mod crash;
 mod datadir;
 mod faults;
@@ -21,7 +27,9 @@ mod kit;
 mod log;
 mod migrate;
 mod mqtt;
+mod ops;
 mod pg;
+mod pty;
 mod readme;
 mod replicas;
 mod setup;

@@ -55,7 +55,7 @@ fn demo_exits_zero_with_every_outcome_as_expected() {
     );
 }
 
-fn enroll_with_cli(
+pub(crate) fn enroll_with_cli(
     work: &std::path::Path,
     served: &Served,
     data: &std::path::Path,
