@@ -113,6 +113,18 @@ pub fn admin(url: &str, dir: &Path, token: &str) -> Client {
 }
 
 /// A station's mTLS identity (certificate PEM, key PEM), enrolled through the API.
+/// Every event of the log, a page (at most 1,000) at a time.
+pub async fn all_events(admin: &Client) -> Vec<touchmark_client::api::EventEntry> {
+    let mut events = Vec::new();
+    loop {
+        let page = admin.events(events.len() as u64, 1000).await.unwrap();
+        if page.is_empty() {
+            return events;
+        }
+        events.extend(page);
+    }
+}
+
 pub async fn enroll(admin: &Client, url: &str, dir: &Path, factory: &str, id: &str) -> Identity {
     let created = admin
         .create_station(&touchmark_core::api::CreateStation {
