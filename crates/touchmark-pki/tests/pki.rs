@@ -952,6 +952,46 @@ mod ca {
     }
 
     #[test]
+    fn issuer_organization_and_hosts_are_read_back() {
+        let h = hierarchy();
+        let other = hierarchy();
+        let issuing = h.issuing.certificate();
+        assert!(issuing.is_issued_by(&h.root));
+        assert!(h.root.is_issued_by(&h.root), "a root issues itself");
+        assert!(!issuing.is_issued_by(issuing));
+        // The same subject name under another key is not the issuer.
+        assert!(!issuing.is_issued_by(&other.root));
+        assert!(
+            !h.station
+                .certificate()
+                .is_issued_by(h.issuing.certificate())
+        );
+        assert_eq!(
+            issuing.subject_organization().as_deref(),
+            Some("Acme Devices")
+        );
+
+        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let hosts: Vec<String> = ["touchmark.example.com", "127.0.0.1", "::1", "localhost"]
+            .map(String::from)
+            .into();
+        let t = now();
+        let cert = issue_server_cert(
+            &h.issuing,
+            key.public_key_spki(),
+            &hosts,
+            t - Duration::minutes(1),
+            t + Duration::days(90),
+            serial(),
+        )
+        .unwrap();
+        assert_eq!(cert.server_hosts().unwrap(), hosts);
+        assert!(cert.is_issued_by(issuing));
+        assert_eq!(cert.subject_organization(), None);
+        assert_eq!(issuing.server_hosts().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
     fn certs_from_pem_reads_a_chain() {
         let h = hierarchy();
         let bundle = format!("{}{}", h.issuing.certificate().pem(), h.root.pem());

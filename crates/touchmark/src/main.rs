@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, StationCommand};
-use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, run, serve};
+use crate::commands::{admin, audit, bench, demo, fixture, init, migrate, roots, run, serve};
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.
@@ -54,6 +54,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => init::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::SplitRoots(args) => roots::run(args),
         Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
         Command::Factory(c) => admin::factory(c).await,

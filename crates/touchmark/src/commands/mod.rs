@@ -7,5 +7,6 @@ pub mod demo;
 pub mod fixture;
 pub mod init;
 pub mod migrate;
+pub mod roots;
 pub mod run;
 pub mod serve;

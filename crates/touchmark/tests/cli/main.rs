@@ -5,11 +5,14 @@
 //!   its owner.
 //! - `faults`: the sequencer's replica frozen with SIGSTOP under load: another takes over, the
 //!   live replicas keep answering, and the woken one signs nothing.
-//! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
+//! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others, stations
+//!   among them.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
 //! - `readme`: the README's walk-through, run exactly as written.
 //! - `replicas`: three servers on one PostgreSQL database: the quota holds, and the sequencer
 //!   fails over.
+//! - `roots`: a device root apart from the stations' and the server's, and the move to it of a
+//!   data directory made with one root.
 //! - `sim`: the line simulator and the demo, as a factory engineer runs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,5 +27,6 @@ mod mqtt;
 mod pg;
 mod readme;
 mod replicas;
+mod roots;
 mod setup;
 mod sim;
