@@ -693,9 +693,14 @@ fn checked_id<'a>(what: &str, id: &'a str) -> Result<&'a str, PkiError> {
 
 /// Issues a station's mTLS client certificate from its CSR.
 ///
-/// Profile: subject O = factory_id, OU = `touchmark-station`, CN = station_id; SAN URI
-/// `touchmark:station:<factory_id>/<station_id>`; critical keyUsage digitalSignature; EKU
-/// clientAuth; critical basicConstraints cA false; SKI; AKI.
+/// Profile: subject O = factory_id, OU = `touchmark-station`, CN = station_id; no
+/// subjectAltName; critical keyUsage digitalSignature; EKU clientAuth; critical
+/// basicConstraints cA false; SKI; AKI.
+///
+/// The station is named by its subject, which is what [`crate::verify_station_cert`] reads. It
+/// has no subjectAltName: RFC 5280 §4.2.1.6 needs none when the subject is not empty, and the
+/// URI it once held (`touchmark:station:…`, an unregistered scheme) was a name no relying party
+/// resolved, and one pkilint refuses as URI syntax (issue 11, finding 9).
 ///
 /// # Errors
 /// [`PkiError::InvalidParameter`] for a bad identifier or validity, or a signer error.
@@ -723,11 +728,8 @@ pub fn issue_station_cert(
         DnType::CommonName,
         DnValue::Utf8String(station_id.to_owned()),
     );
-    let uri = format!("touchmark:station:{factory_id}/{station_id}");
-    let uri = rcgen::string::Ia5String::try_from(uri)
-        .map_err(|e| PkiError::InvalidParameter(e.to_string()))?;
     let key = SubjectKey::p256(csr.public_key_raw());
-    let mut params = base_params(
+    let params = base_params(
         dn,
         not_before,
         not_after,
@@ -737,7 +739,6 @@ pub fn issue_station_cert(
         vec![ExtendedKeyUsagePurpose::ClientAuth],
         key.raw,
     )?;
-    params.subject_alt_names = vec![SanType::URI(uri)];
     issuer.sign(&params, &key, csr.spki_der())
 }
 

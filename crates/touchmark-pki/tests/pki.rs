@@ -1037,13 +1037,19 @@ mod station {
         assert_eq!(id.factory_id, "acme-sz");
         assert_eq!(id.cert_sha256, cert.sha256());
 
-        // SAN URI and usage as specified.
+        // Named by its subject alone, with no subjectAltName (issue 11, finding 9: the URI it
+        // held was an unregistered scheme that pkilint refuses), and usage as specified.
         use x509_parser::prelude::*;
         let (_, x) = X509Certificate::from_der(cert.der()).unwrap();
-        let san = x.subject_alternative_name().unwrap().unwrap();
+        assert!(x.subject_alternative_name().unwrap().is_none());
+        assert!(
+            x.extensions()
+                .iter()
+                .all(|e| e.oid.to_id_string() != "2.5.29.17")
+        );
         assert_eq!(
-            san.value.general_names,
-            vec![GeneralName::URI("touchmark:station:acme-sz/line1-st07")]
+            x.subject().to_string(),
+            "O=acme-sz, OU=touchmark-station, CN=line1-st07"
         );
         assert!(x.extended_key_usage().unwrap().unwrap().value.client_auth);
         assert!(!x.extended_key_usage().unwrap().unwrap().value.server_auth);

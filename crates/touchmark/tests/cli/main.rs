@@ -8,6 +8,8 @@
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others, stations
 //!   among them.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
+//! - `pkilint`: every kind of certificate an installation makes passes pkilint's RFC 5280
+//!   linters.
 //! - `readme`: the README's walk-through, run exactly as written.
 //! - `replicas`: three servers on one PostgreSQL database: the quota holds, and the sequencer
 //!   fails over.
@@ -25,6 +27,7 @@ mod log;
 mod migrate;
 mod mqtt;
 mod pg;
+mod pkilint;
 mod readme;
 mod replicas;
 mod roots;
