@@ -8,5 +8,7 @@ fn main() {
         touchmark_testenv::MOSQUITTO_PUB,
         touchmark_testenv::MOSQUITTO_SUB,
         touchmark_testenv::SCRIPT,
+        touchmark_testenv::PKILINT,
+        touchmark_testenv::PKILINT_CHAIN,
     ]);
 }

@@ -67,7 +67,7 @@ impl Authority {
         Ok((id, req.role, secret))
     }
 
-    /// Creates a product with its own issuing CA, signed by the root.
+    /// Creates a product with its own issuing CA, signed by the device root.
     ///
     /// # Errors
     /// `unprocessable` for a notAfter in the past, `conflict` if the id is taken.
@@ -96,7 +96,7 @@ impl Authority {
             organization: req.organization.as_str().to_owned(),
             common_name: req.name.issuing_ca_name().into(),
         };
-        let (keys, root) = (Arc::clone(&self.keys), Arc::clone(&self.root));
+        let (keys, root) = (Arc::clone(&self.keys), Arc::clone(&self.device_root));
         let ca = off_runtime(move || {
             // A key left by an attempt that failed before its product was stored is reused.
             let key = if keys.contains(&key_name) {

@@ -2,15 +2,26 @@
 //! `touchmark serve` opens.
 //!
 //! ```text
-//! DATA/                     0700: its owner's alone
-//!   touchmark.db            SQLite database (WAL), 0600
-//!   serve.lock              held by the one `touchmark serve` of a SQLite data directory
-//!   keys/                   private keys, encrypted under the passphrase (0700, files 0600)
-//!   certs/root-ca.pem       root CA: trust anchor for device chains and the server's TLS
-//!   certs/station-ca.pem    station CA: issues the stations' mTLS client certificates
-//!   certs/server.pem        the server's TLS certificate
-//!   log-verifier.txt        the audit log's verifier key (C2SP signed-note), for auditors
+//! DATA/                       0700: its owner's alone
+//!   touchmark.db              SQLite database (WAL), 0600
+//!   serve.lock                held by the one `touchmark serve` of a SQLite data directory
+//!   keys/                     private keys, encrypted under the passphrase (0700, files 0600)
+//!   certs/device-root-ca.pem  device root CA: anchors the products' issuing CAs, and so every
+//!                             device certificate; what a device's relying party trusts
+//!   certs/infra-root-ca.pem   infrastructure root CA: anchors the station CA and the server's
+//!                             TLS certificate; what stations and admins trust for the server
+//!   certs/station-ca.pem      station CA, under the infrastructure root: issues the stations'
+//!                             mTLS client certificates
+//!   certs/server.pem          the server's TLS certificate, under the infrastructure root
+//!   log-verifier.txt          the audit log's verifier key (C2SP signed-note), for auditors
 //! ```
+//!
+//! Two roots keep the hierarchies apart (issue 11, finding 6): a broker that trusts the device
+//! root for its devices cannot be handed a station's certificate, or the server's, as a device.
+//! A data directory made before the split has one root, `certs/root-ca.pem`, over the
+//! products' CAs, the station CA and the server alike ([`RootLayout::Single`]). It still
+//! opens and serves; [`Installation::split_roots`] (`touchmark split-roots`) moves it to the
+//! two roots, keeping its root as the device root.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +37,7 @@ use crate::secrets::serial_number;
 mod backup;
 mod doctor;
 mod guard;
+mod roots;
 
 pub use backup::{BackupFile, BackupManifest, MANIFEST};
 pub use doctor::{Check, Status};
@@ -36,11 +48,19 @@ pub const CONFIG_FILE: &str = "touchmark.toml";
 
 /// Key names inside the key store.
 pub mod key_names {
-    /// The root CA's key.
+    /// The device root CA's key: the single root's, in a data directory from before the split,
+    /// which becomes the device root when it is split.
     pub const ROOT_CA: &str = "root-ca";
-    /// The station CA's key.
+    /// The infrastructure root CA's key.
+    pub const INFRA_ROOT_CA: &str = "infra-root-ca";
+    /// The station CA's key, under the infrastructure root.
+    pub const INFRA_STATION_CA: &str = "infra-station-ca";
+    /// The server's TLS key, certified by the infrastructure root.
+    pub const INFRA_SERVER_TLS: &str = "infra-server-tls";
+    /// The station CA's key in a single-root data directory (from before the split). A split
+    /// leaves it unused: keys are never replaced.
     pub const STATION_CA: &str = "station-ca";
-    /// The server's TLS key.
+    /// The server's TLS key in a single-root data directory (from before the split).
     pub const SERVER_TLS: &str = "server-tls";
     /// The audit log's Ed25519 signing key.
     pub const LOG: &str = "log";
@@ -49,6 +69,33 @@ pub mod key_names {
     pub fn product(id: &touchmark_core::ProductId) -> String {
         format!("product-{}", id.as_str().to_ascii_lowercase())
     }
+}
+
+/// The certificate files of a data directory, relative to it.
+pub mod cert_files {
+    /// The device root CA (split layout).
+    pub const DEVICE_ROOT: &str = "certs/device-root-ca.pem";
+    /// The infrastructure root CA (split layout).
+    pub const INFRA_ROOT: &str = "certs/infra-root-ca.pem";
+    /// The one root of a data directory from before the split.
+    pub const SINGLE_ROOT: &str = "certs/root-ca.pem";
+    /// The station CA.
+    pub const STATION_CA: &str = "certs/station-ca.pem";
+    /// The server's TLS certificate.
+    pub const SERVER: &str = "certs/server.pem";
+}
+
+/// How a data directory's roots are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RootLayout {
+    /// Two roots: the device root over the products' issuing CAs, and the infrastructure root
+    /// over the station CA and the server's TLS certificate.
+    Split,
+    /// One root over everything: a data directory made before the split. A broker that trusts
+    /// it for devices also accepts a station's certificate (issue 11, finding 6); it serves
+    /// until it is split with [`Installation::split_roots`].
+    Single,
 }
 
 /// Why an installation could not be created or opened.
@@ -128,6 +175,17 @@ pub enum InstallationError {
     /// A backup could not be taken, or is incomplete or damaged.
     #[error("{0}")]
     Backup(String),
+    /// The data directory has its two roots already.
+    #[error("{0} has separate device and infrastructure roots already; there is nothing to split")]
+    AlreadySplit(PathBuf),
+    /// A `touchmark split-roots` stopped halfway: the directory has no `certs/` until it is run
+    /// again.
+    #[error(
+        "{} holds an interrupted `touchmark split-roots` (certs.split/ without certs/): run `touchmark split-roots --data {}` again to finish it",
+        .0.display(),
+        .0.display()
+    )]
+    SplitInterrupted(PathBuf),
     /// The database could not be read or written.
     #[error("the database: {0}")]
     Store(#[from] touchmark_store::StoreError),
@@ -173,7 +231,10 @@ pub struct InitOptions {
 pub struct Installation {
     dir: PathBuf,
     keys: Arc<dyn KeyProvider>,
-    root: Arc<CaIssuer>,
+    layout: RootLayout,
+    device_root: Arc<CaIssuer>,
+    /// The same issuer as `device_root` in the [`RootLayout::Single`] layout.
+    infra_root: Arc<CaIssuer>,
     station_ca: Arc<CaIssuer>,
     server_cert: Certificate,
     server_key: Arc<dyn Signer>,
@@ -191,6 +252,100 @@ fn read_cert(path: &Path) -> Result<Certificate, InstallationError> {
     Certificate::from_pem(&pem).map_err(pki(format!("{} is not a certificate", path.display())))
 }
 
+/// Whether [`Infrastructure::create`] may take up keys that are there already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// No: a new installation makes every key, and a name that is taken is an error.
+    Refuse,
+    /// Yes: a split that stopped made them, and nothing used them (keys are never replaced,
+    /// so its retry cannot make them again).
+    Reuse,
+}
+
+/// The P-256 key named `name`, made now, or loaded when `existing` allows and it is there.
+fn p256_key(
+    keys: &dyn KeyProvider,
+    name: &str,
+    existing: Existing,
+) -> Result<Arc<dyn Signer>, PkiError> {
+    if existing == Existing::Reuse && keys.contains(name) {
+        keys.load(name)
+    } else {
+        keys.generate(name, KeyAlgorithm::EcdsaP256)
+    }
+}
+
+/// The infrastructure hierarchy: its root, the station CA under it, and the server's TLS
+/// certificate under it.
+struct Infrastructure {
+    root: CaIssuer,
+    station_ca: CaIssuer,
+    server_cert: Certificate,
+    server_key: Arc<dyn Signer>,
+}
+
+impl Infrastructure {
+    /// Makes the infrastructure hierarchy for `organization`, its server certificate
+    /// covering `hosts`, with its keys in `keys` under the `INFRA_*` names.
+    fn create(
+        keys: &dyn KeyProvider,
+        existing: Existing,
+        organization: &str,
+        hosts: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Self, InstallationError> {
+        let start = now - Duration::hours(1);
+        let root_key = p256_key(keys, key_names::INFRA_ROOT_CA, existing)
+            .map_err(pki("infrastructure root CA key"))?;
+        let root_cert = create_root_ca(
+            root_key.as_ref(),
+            &Subject {
+                organization: organization.to_owned(),
+                common_name: format!("{organization} Infrastructure Root CA"),
+            },
+            start,
+            now + Duration::days(365 * 30),
+            serial_number(),
+        )
+        .map_err(pki("infrastructure root CA certificate"))?;
+        let root = CaIssuer::new(root_cert, root_key).map_err(pki("infrastructure root CA"))?;
+
+        let station_key =
+            p256_key(keys, key_names::INFRA_STATION_CA, existing).map_err(pki("station CA key"))?;
+        let station_cert = create_intermediate_ca(
+            &root,
+            station_key.public_key_spki(),
+            &Subject {
+                organization: organization.to_owned(),
+                common_name: format!("{organization} Station CA"),
+            },
+            start,
+            now + Duration::days(365 * 10),
+            serial_number(),
+        )
+        .map_err(pki("station CA certificate"))?;
+        let station_ca = CaIssuer::new(station_cert, station_key).map_err(pki("station CA"))?;
+
+        let server_key =
+            p256_key(keys, key_names::INFRA_SERVER_TLS, existing).map_err(pki("server TLS key"))?;
+        let server_cert = issue_server_cert(
+            &root,
+            server_key.public_key_spki(),
+            hosts,
+            start,
+            now + Duration::days(825),
+            serial_number(),
+        )
+        .map_err(pki("server TLS certificate"))?;
+        Ok(Self {
+            root,
+            station_ca,
+            server_cert,
+            server_key,
+        })
+    }
+}
+
 impl Installation {
     /// The database file.
     pub fn database_path(dir: &Path) -> PathBuf {
@@ -198,8 +353,9 @@ impl Installation {
     }
 
     /// Creates a new installation in `dir`, with its keys encrypted under `passphrase` in
-    /// `dir/keys`: root CA, station CA, server TLS certificate and log key. Refuses a directory
-    /// that already holds one.
+    /// `dir/keys`: the device root CA, the infrastructure root CA with the station CA and the
+    /// server's TLS certificate under it, and the log key. Refuses a directory that already
+    /// holds one.
     ///
     /// # Errors
     /// [`InstallationError`] naming the step that failed.
@@ -245,62 +401,43 @@ impl Installation {
         std::fs::create_dir_all(dir.join("certs"))
             .map_err(io(format!("cannot create {}", dir.join("certs").display())))?;
         let org = options.organization.clone();
-        let start = now - Duration::hours(1);
 
         let root_key = keys
             .generate(key_names::ROOT_CA, KeyAlgorithm::EcdsaP256)
-            .map_err(pki("root CA key"))?;
+            .map_err(pki("device root CA key"))?;
         let root_subject = Subject {
             organization: org.clone(),
-            common_name: format!("{org} Root CA"),
+            common_name: format!("{org} Device Root CA"),
         };
         let root_cert = create_root_ca(
             root_key.as_ref(),
             &root_subject,
-            start,
+            now - Duration::hours(1),
             now + Duration::days(365 * 30),
             serial_number(),
         )
-        .map_err(pki("root CA certificate"))?;
-        let root = CaIssuer::new(root_cert, root_key).map_err(pki("root CA"))?;
-
-        let station_key = keys
-            .generate(key_names::STATION_CA, KeyAlgorithm::EcdsaP256)
-            .map_err(pki("station CA key"))?;
-        let station_subject = Subject {
-            organization: org.clone(),
-            common_name: format!("{org} Station CA"),
-        };
-        let station_cert = create_intermediate_ca(
-            &root,
-            station_key.public_key_spki(),
-            &station_subject,
-            start,
-            now + Duration::days(365 * 10),
-            serial_number(),
-        )
-        .map_err(pki("station CA certificate"))?;
-
-        let server_key = keys
-            .generate(key_names::SERVER_TLS, KeyAlgorithm::EcdsaP256)
-            .map_err(pki("server TLS key"))?;
-        let server_cert = issue_server_cert(
-            &root,
-            server_key.public_key_spki(),
-            &options.hosts,
-            start,
-            now + Duration::days(825),
-            serial_number(),
-        )
-        .map_err(pki("server TLS certificate"))?;
+        .map_err(pki("device root CA certificate"))?;
+        let device_root = CaIssuer::new(root_cert, root_key).map_err(pki("device root CA"))?;
+        let infra =
+            Infrastructure::create(keys.as_ref(), Existing::Refuse, &org, &options.hosts, now)?;
 
         let log_key = keys
             .generate(key_names::LOG, KeyAlgorithm::Ed25519)
             .map_err(pki("log key"))?;
 
-        write_file(&dir.join("certs/root-ca.pem"), &root.certificate().pem())?;
-        write_file(&dir.join("certs/station-ca.pem"), &station_cert.pem())?;
-        write_file(&dir.join("certs/server.pem"), &server_cert.pem())?;
+        write_file(
+            &dir.join(cert_files::DEVICE_ROOT),
+            &device_root.certificate().pem(),
+        )?;
+        write_file(
+            &dir.join(cert_files::INFRA_ROOT),
+            &infra.root.certificate().pem(),
+        )?;
+        write_file(
+            &dir.join(cert_files::STATION_CA),
+            &infra.station_ca.certificate().pem(),
+        )?;
+        write_file(&dir.join(cert_files::SERVER), &infra.server_cert.pem())?;
         let log_public: [u8; 32] =
             log_key
                 .public_key_raw()
@@ -316,14 +453,15 @@ impl Installation {
                 source: PkiError::InvalidParameter(e.to_string()),
             })?;
         write_file(&dir.join("log-verifier.txt"), &format!("{verifier}\n"))?;
-        let station_ca = CaIssuer::new(station_cert, station_key).map_err(pki("station CA"))?;
         Ok(Self {
             dir: dir.to_owned(),
             keys,
-            root: Arc::new(root),
-            station_ca: Arc::new(station_ca),
-            server_cert,
-            server_key,
+            layout: RootLayout::Split,
+            device_root: Arc::new(device_root),
+            infra_root: Arc::new(infra.root),
+            station_ca: Arc::new(infra.station_ca),
+            server_cert: infra.server_cert,
+            server_key: infra.server_key,
             log_key,
             log_verifier: verifier,
         })
@@ -331,9 +469,14 @@ impl Installation {
 
     /// Refuses a directory that holds an installation's keys, certificates or database already.
     fn check_new(dir: &Path) -> Result<(), InstallationError> {
-        if ["keys", "certs/root-ca.pem"]
-            .iter()
-            .any(|p| dir.join(p).exists())
+        if [
+            "keys",
+            cert_files::DEVICE_ROOT,
+            cert_files::INFRA_ROOT,
+            cert_files::SINGLE_ROOT,
+        ]
+        .iter()
+        .any(|p| dir.join(p).exists())
             || Self::database_path(dir).exists()
         {
             return Err(InstallationError::AlreadyInitialized(dir.to_owned()));
@@ -341,15 +484,18 @@ impl Installation {
         Ok(())
     }
 
-    /// Opens an installation, decrypting its keys with `passphrase`.
+    /// Opens an installation, decrypting its keys with `passphrase`, in either layout
+    /// ([`Installation::layout`]).
     ///
     /// # Errors
-    /// [`InstallationError::NotInitialized`], [`InstallationError::WrongPassphrase`], or the
-    /// file or key that failed.
+    /// [`InstallationError::NotInitialized`], [`InstallationError::WrongPassphrase`],
+    /// [`InstallationError::SplitInterrupted`], or the file or key that failed, such as a
+    /// station CA or server certificate that its layout's root did not issue.
     pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Self, InstallationError> {
         if !dir.join("keys").exists() {
             return Err(InstallationError::NotInitialized(dir.to_owned()));
         }
+        roots::check_not_interrupted(dir)?;
         let keys = KeyStore::open(&dir.join("keys"), passphrase).map_err(|e| match e {
             PkiError::WrongPassphrase => InstallationError::WrongPassphrase(dir.join("keys")),
             other => InstallationError::Pki {
@@ -357,23 +503,104 @@ impl Installation {
                 source: other,
             },
         })?;
-        let root_key = keys.load(key_names::ROOT_CA).map_err(pki("root CA key"))?;
-        let root = CaIssuer::new(read_cert(&dir.join("certs/root-ca.pem"))?, root_key)
-            .map_err(pki("root CA"))?;
-        let station_key = keys
-            .load(key_names::STATION_CA)
-            .map_err(pki("station CA key"))?;
-        let station_ca = CaIssuer::new(read_cert(&dir.join("certs/station-ca.pem"))?, station_key)
-            .map_err(pki("station CA"))?;
-        let server_key = keys
-            .load(key_names::SERVER_TLS)
-            .map_err(pki("server TLS key"))?;
-        let server_cert = read_cert(&dir.join("certs/server.pem"))?;
+        Self::load(dir, Arc::new(keys))
+    }
+
+    /// Which layout the certificates in `dir` have: [`RootLayout::Split`] when it has an
+    /// infrastructure root, [`RootLayout::Single`] when it has only the one root of the
+    /// earlier layout.
+    ///
+    /// # Errors
+    /// [`InstallationError::NotInitialized`] when it has neither.
+    pub fn layout_of(dir: &Path) -> Result<RootLayout, InstallationError> {
+        if dir.join(cert_files::INFRA_ROOT).exists() {
+            Ok(RootLayout::Split)
+        } else if dir.join(cert_files::SINGLE_ROOT).exists() {
+            Ok(RootLayout::Single)
+        } else {
+            Err(InstallationError::NotInitialized(dir.to_owned()))
+        }
+    }
+
+    /// The root a client of the server in `dir` trusts: the infrastructure root, or the one
+    /// root of a data directory from before the split. Reads no key.
+    pub fn server_root_path(dir: &Path) -> PathBuf {
+        match Self::layout_of(dir) {
+            Ok(RootLayout::Single) => dir.join(cert_files::SINGLE_ROOT),
+            _ => dir.join(cert_files::INFRA_ROOT),
+        }
+    }
+
+    /// The root a relying party of the devices trusts: the device root, or the one root of a
+    /// data directory from before the split. Reads no key.
+    pub fn device_root_path(dir: &Path) -> PathBuf {
+        match Self::layout_of(dir) {
+            Ok(RootLayout::Single) => dir.join(cert_files::SINGLE_ROOT),
+            _ => dir.join(cert_files::DEVICE_ROOT),
+        }
+    }
+
+    /// Loads the certificates of `dir` with their keys from `keys`.
+    fn load(dir: &Path, keys: Arc<dyn KeyProvider>) -> Result<Self, InstallationError> {
+        let layout = Self::layout_of(dir)?;
+        let issuer = |file: &str, key: &str, what: &str| {
+            let signer = keys.load(key).map_err(pki(format!("{what} key")))?;
+            CaIssuer::new(read_cert(&dir.join(file))?, signer).map_err(pki(what.to_owned()))
+        };
+        let (device_root, infra_root, station_key, server_key) = match layout {
+            RootLayout::Split => (
+                Arc::new(issuer(
+                    cert_files::DEVICE_ROOT,
+                    key_names::ROOT_CA,
+                    "device root CA",
+                )?),
+                Arc::new(issuer(
+                    cert_files::INFRA_ROOT,
+                    key_names::INFRA_ROOT_CA,
+                    "infrastructure root CA",
+                )?),
+                key_names::INFRA_STATION_CA,
+                key_names::INFRA_SERVER_TLS,
+            ),
+            RootLayout::Single => {
+                let root = Arc::new(issuer(
+                    cert_files::SINGLE_ROOT,
+                    key_names::ROOT_CA,
+                    "root CA",
+                )?);
+                (
+                    Arc::clone(&root),
+                    root,
+                    key_names::STATION_CA,
+                    key_names::SERVER_TLS,
+                )
+            }
+        };
+        let station_ca = issuer(cert_files::STATION_CA, station_key, "station CA")?;
+        let server_key = keys.load(server_key).map_err(pki("server TLS key"))?;
+        let server_cert = read_cert(&dir.join(cert_files::SERVER))?;
         if server_cert.spki_der() != server_key.public_key_spki() {
             return Err(InstallationError::Pki {
-                context: "certs/server.pem".into(),
+                context: cert_files::SERVER.into(),
                 source: PkiError::KeyMismatch,
             });
+        }
+        // A station CA or server certificate of the other hierarchy (a file copied from
+        // elsewhere, a half-done move) would have clients trust what the layout says they
+        // do not.
+        for (file, cert) in [
+            (cert_files::STATION_CA, station_ca.certificate()),
+            (cert_files::SERVER, &server_cert),
+        ] {
+            if !cert.is_issued_by(infra_root.certificate()) {
+                return Err(InstallationError::Pki {
+                    context: file.into(),
+                    source: PkiError::InvalidCertificate(format!(
+                        "not issued by the root that anchors the server ({})",
+                        Self::server_root_path(dir).display()
+                    )),
+                });
+            }
         }
         let log_key = keys.load(key_names::LOG).map_err(pki("log key"))?;
         let verifier_path = dir.join("log-verifier.txt");
@@ -393,8 +620,10 @@ impl Installation {
         }
         Ok(Self {
             dir: dir.to_owned(),
-            keys: Arc::new(keys),
-            root: Arc::new(root),
+            keys,
+            layout,
+            device_root,
+            infra_root,
             station_ca: Arc::new(station_ca),
             server_cert,
             server_key,
@@ -486,9 +715,21 @@ impl Installation {
         &self.keys
     }
 
-    /// The root CA.
-    pub fn root(&self) -> &Arc<CaIssuer> {
-        &self.root
+    /// How the roots are laid out: two, or the one of a data directory from before the split.
+    pub fn layout(&self) -> RootLayout {
+        self.layout
+    }
+
+    /// The device root CA: it signs the products' issuing CAs. In the
+    /// [`RootLayout::Single`] layout it is also [`Installation::infra_root`].
+    pub fn device_root(&self) -> &Arc<CaIssuer> {
+        &self.device_root
+    }
+
+    /// The infrastructure root CA: it signs the station CA and the server's TLS certificate,
+    /// and clients of the server trust it.
+    pub fn infra_root(&self) -> &Arc<CaIssuer> {
+        &self.infra_root
     }
 
     /// The station CA.
@@ -496,7 +737,8 @@ impl Installation {
         &self.station_ca
     }
 
-    /// The server's TLS certificate chain (leaf only: the root is the client's anchor).
+    /// The server's TLS certificate chain (leaf only: the infrastructure root is the client's
+    /// anchor).
     pub fn server_cert(&self) -> &Certificate {
         &self.server_cert
     }

@@ -11,7 +11,8 @@
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (DESIGN §4);
 //! - [`log`]: the audit log, its sequencer, proofs and receipts (DESIGN §6);
-//! - [`installation`]: the data directory's keys and certificates (`touchmark init`).
+//! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
+//!   init`, `touchmark split-roots`).
 
 pub mod catalog;
 mod error;
@@ -29,7 +30,7 @@ use touchmark_pki::{CaIssuer, KeyProvider};
 use touchmark_store::Store;
 
 pub use error::AuthorityError;
-pub use installation::{InitOptions, Installation, InstallationError};
+pub use installation::{InitOptions, Installation, InstallationError, RootLayout};
 pub use issuance::Provisioned;
 
 /// Shorthand for the authority's results.
@@ -41,8 +42,9 @@ pub struct Authority {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: Arc<dyn KeyProvider>,
-    root: Arc<CaIssuer>,
-    root_pem: String,
+    device_root: Arc<CaIssuer>,
+    device_root_pem: String,
+    server_root_pem: String,
     station_ca: Arc<CaIssuer>,
     station_ca_pem: String,
     issuers: RwLock<HashMap<ProductId, Arc<issuance::ProductIssuer>>>,
@@ -55,8 +57,9 @@ impl Authority {
             store,
             clock,
             keys: Arc::clone(installation.keys()),
-            root: Arc::clone(installation.root()),
-            root_pem: installation.root().certificate().pem(),
+            device_root: Arc::clone(installation.device_root()),
+            device_root_pem: installation.device_root().certificate().pem(),
+            server_root_pem: installation.infra_root().certificate().pem(),
             station_ca: Arc::clone(installation.station_ca()),
             station_ca_pem: installation.station_ca().certificate().pem(),
             issuers: RwLock::new(HashMap::new()),
@@ -73,9 +76,16 @@ impl Authority {
         &self.station_ca_pem
     }
 
-    /// The root CA certificate, PEM.
-    pub fn root_pem(&self) -> &str {
-        &self.root_pem
+    /// The device root CA certificate, PEM: the anchor of every device chain.
+    pub fn device_root_pem(&self) -> &str {
+        &self.device_root_pem
+    }
+
+    /// The root CA certificate that anchors the server's TLS certificate and the station CA,
+    /// PEM: the infrastructure root (the one root, in a data directory from before the
+    /// split).
+    pub fn server_root_pem(&self) -> &str {
+        &self.server_root_pem
     }
 
     /// The store the authority records into.

@@ -586,7 +586,7 @@ pub async fn run(plan: &LogPlan, progress: &Arc<dyn Progress>) -> Result<LogRepo
     let sequence = Phase::new(size - before, elapsed, cpu, sha, cores);
 
     let key = installed.installation.log_verifier().clone();
-    let root_ca = installed.dir.join("certs/root-ca.pem");
+    let root_ca = Installation::server_root_path(&installed.dir);
     let addr = server.local_addr().context("the server's address")?;
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async {

@@ -258,7 +258,7 @@ impl Touchmark {
                 let _ = stop.await;
             })));
         }
-        let root_pem = installation.root().certificate().pem();
+        let root_pem = installation.infra_root().certificate().pem();
         let url = urls.first().cloned().unwrap_or_default();
         let mut config = ClientConfig::new(url, root_pem.clone());
         config.token = token;

@@ -90,8 +90,9 @@ pub struct StationSettings {
 }
 
 /// A station directory, as `touchmark station enroll` writes it: the private key
-/// (`station.key`), the station's certificate (`station.pem`), the root CA (`root-ca.pem`) and
-/// the settings (`station.json`).
+/// (`station.key`), the station's certificate (`station.pem`), the root CA it trusts for the
+/// server (`root-ca.pem`: the installation's infrastructure root, as given to `enroll`) and the
+/// settings (`station.json`).
 ///
 /// The server named in `station.json` is where the station enrolled; [`StationDir::server`]
 /// points the commands after enrollment at another URL (the server moved, or a fixture talks
@@ -234,9 +235,9 @@ impl StationDir {
     }
 
     /// Provisions one unit as the station enrolled here: its serial, CSR (PEM, or DER, sent as
-    /// base64) and test record go to `order`, and the answer's certificate, chain, root CA and
-    /// receipt are written into `out` as `certificate.pem`, `chain.pem`, `root-ca.pem` and
-    /// `receipt.json`.
+    /// base64) and test record go to `order`, and the answer's certificate, chain, device root
+    /// CA and receipt are written into `out` as `certificate.pem`, `chain.pem`, `root-ca.pem`
+    /// and `receipt.json`.
     ///
     /// # Errors
     /// [`ClientError::Files`] when the directory is not an enrolled station's or a file cannot

@@ -120,7 +120,8 @@ pub struct ProvisionResponse {
     pub certificate_pem: String,
     /// The device certificate followed by the product's issuing CA, PEM.
     pub chain_pem: String,
-    /// The root CA, PEM: the trust anchor of the chain.
+    /// The device root CA, PEM: the trust anchor of the chain, and what a relying party of
+    /// the devices trusts. It is not the root that anchors the server and the stations.
     pub root_ca_pem: String,
     /// SHA-256 of the device certificate (DER), hex.
     pub cert_sha256: String,
@@ -277,7 +278,9 @@ pub struct EnrollResponse {
     pub certificate_pem: String,
     /// The station CA, PEM.
     pub station_ca_pem: String,
-    /// The root CA, PEM (it anchors the server's TLS certificate).
+    /// The infrastructure root CA, PEM: it anchors the server's TLS certificate and the
+    /// station CA. (A server whose data directory predates the split answers its one root.)
+    /// Not the device root: a device's relying party must not trust it.
     pub root_ca_pem: String,
 }
 

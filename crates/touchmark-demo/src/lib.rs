@@ -296,7 +296,7 @@ async fn audit(
         log.sequence_once(time::OffsetDateTime::now_utc()).await?;
     }
     let audit = touchmark_audit::Audit {
-        source: touchmark_audit::Source::new(url, dir.join("certs/root-ca.pem")),
+        source: touchmark_audit::Source::new(url, Installation::server_root_path(dir)),
         key: log.verifier().clone(),
         state: dir.join("audit.state"),
         cache: None,
@@ -360,7 +360,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         let _ = stopped.await;
     }));
     let url = format!("https://localhost:{port}");
-    let root_path = dir.join("certs/root-ca.pem");
+    let root_path = Installation::server_root_path(dir);
     let root = std::fs::read_to_string(&root_path).map_err(io("read", &root_path))?;
     progress.say(&format!(
         "Touchmark demo: server at {url}, data in {}",

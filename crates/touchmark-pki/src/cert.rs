@@ -125,6 +125,65 @@ impl Certificate {
         ))
     }
 
+    /// Whether `issuer` issued this certificate: this certificate's issuer name is `issuer`'s
+    /// subject, byte for byte, and its signature verifies under `issuer`'s public key.
+    pub fn is_issued_by(&self, issuer: &Certificate) -> bool {
+        let (Ok(cert), Ok(ca)) = (self.parsed(), issuer.parsed()) else {
+            return false;
+        };
+        cert.issuer().as_raw() == ca.subject().as_raw()
+            && cert.verify_signature(Some(ca.public_key())).is_ok()
+    }
+
+    /// The subject's organizationName (O), when it has exactly one that is a string.
+    pub fn subject_organization(&self) -> Option<String> {
+        let cert = self.parsed().ok()?;
+        let mut values = cert.subject().iter_organization();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.as_str().ok().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// The DNS names and IP addresses of the subjectAltName, in order, as
+    /// [`issue_server_cert`] takes them: what a server certificate covers.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidCertificate`] if the extension does not parse, or holds an IP
+    /// address that is neither 4 nor 16 octets.
+    pub fn server_hosts(&self) -> Result<Vec<String>, PkiError> {
+        use x509_parser::extensions::GeneralName;
+
+        let cert = self.parsed()?;
+        let Some(san) = cert
+            .subject_alternative_name()
+            .map_err(|e| PkiError::InvalidCertificate(e.to_string()))?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut hosts = Vec::new();
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => hosts.push((*dns).to_owned()),
+                GeneralName::IPAddress(octets) => {
+                    let ip = match octets.len() {
+                        4 => <[u8; 4]>::try_from(*octets).map(IpAddr::from).ok(),
+                        16 => <[u8; 16]>::try_from(*octets).map(IpAddr::from).ok(),
+                        _ => None,
+                    };
+                    let ip = ip.ok_or_else(|| {
+                        PkiError::InvalidCertificate(
+                            "an iPAddress name is neither 4 nor 16 octets".into(),
+                        )
+                    })?;
+                    hosts.push(ip.to_string());
+                }
+                _ => {}
+            }
+        }
+        Ok(hosts)
+    }
+
     /// Parses the certificate with x509-parser. It parsed at construction, so this only fails if
     /// the parser is not deterministic.
     pub(crate) fn parsed(&self) -> Result<X509Certificate<'_>, PkiError> {
@@ -647,9 +706,14 @@ fn checked_id<'a>(what: &str, id: &'a str) -> Result<&'a str, PkiError> {
 
 /// Issues a station's mTLS client certificate from its CSR.
 ///
-/// Profile: subject O = factory_id, OU = `touchmark-station`, CN = station_id; SAN URI
-/// `touchmark:station:<factory_id>/<station_id>`; critical keyUsage digitalSignature; EKU
-/// clientAuth; critical basicConstraints cA false; SKI; AKI.
+/// Profile: subject O = factory_id, OU = `touchmark-station`, CN = station_id; no
+/// subjectAltName; critical keyUsage digitalSignature; EKU clientAuth; critical
+/// basicConstraints cA false; SKI; AKI.
+///
+/// The station is named by its subject, which is what [`crate::verify_station_cert`] reads. It
+/// has no subjectAltName: RFC 5280 §4.2.1.6 needs none when the subject is not empty, and the
+/// URI it once held (`touchmark:station:…`, an unregistered scheme) was a name no relying party
+/// resolved, and one pkilint refuses as URI syntax (issue 11, finding 9).
 ///
 /// # Errors
 /// [`PkiError::InvalidParameter`] for a bad identifier or validity, or a signer error.
@@ -677,11 +741,8 @@ pub fn issue_station_cert(
         DnType::CommonName,
         DnValue::Utf8String(station_id.to_owned()),
     );
-    let uri = format!("touchmark:station:{factory_id}/{station_id}");
-    let uri = rcgen::string::Ia5String::try_from(uri)
-        .map_err(|e| PkiError::InvalidParameter(e.to_string()))?;
     let key = SubjectKey::p256(csr.public_key_raw());
-    let mut params = base_params(
+    let params = base_params(
         dn,
         not_before,
         not_after,
@@ -691,7 +752,6 @@ pub fn issue_station_cert(
         vec![ExtendedKeyUsagePurpose::ClientAuth],
         key.raw,
     )?;
-    params.subject_alt_names = vec![SanType::URI(uri)];
     issuer.sign(&params, &key, csr.spki_der())
 }
 

@@ -952,6 +952,46 @@ mod ca {
     }
 
     #[test]
+    fn issuer_organization_and_hosts_are_read_back() {
+        let h = hierarchy();
+        let other = hierarchy();
+        let issuing = h.issuing.certificate();
+        assert!(issuing.is_issued_by(&h.root));
+        assert!(h.root.is_issued_by(&h.root), "a root issues itself");
+        assert!(!issuing.is_issued_by(issuing));
+        // The same subject name under another key is not the issuer.
+        assert!(!issuing.is_issued_by(&other.root));
+        assert!(
+            !h.station
+                .certificate()
+                .is_issued_by(h.issuing.certificate())
+        );
+        assert_eq!(
+            issuing.subject_organization().as_deref(),
+            Some("Acme Devices")
+        );
+
+        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let hosts: Vec<String> = ["touchmark.example.com", "127.0.0.1", "::1", "localhost"]
+            .map(String::from)
+            .into();
+        let t = now();
+        let cert = issue_server_cert(
+            &h.issuing,
+            key.public_key_spki(),
+            &hosts,
+            t - Duration::minutes(1),
+            t + Duration::days(90),
+            serial(),
+        )
+        .unwrap();
+        assert_eq!(cert.server_hosts().unwrap(), hosts);
+        assert!(cert.is_issued_by(issuing));
+        assert_eq!(cert.subject_organization(), None);
+        assert_eq!(issuing.server_hosts().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
     fn certs_from_pem_reads_a_chain() {
         let h = hierarchy();
         let bundle = format!("{}{}", h.issuing.certificate().pem(), h.root.pem());
@@ -997,13 +1037,19 @@ mod station {
         assert_eq!(id.factory_id, "acme-sz");
         assert_eq!(id.cert_sha256, cert.sha256());
 
-        // SAN URI and usage as specified.
+        // Named by its subject alone, with no subjectAltName (issue 11, finding 9: the URI it
+        // held was an unregistered scheme that pkilint refuses), and usage as specified.
         use x509_parser::prelude::*;
         let (_, x) = X509Certificate::from_der(cert.der()).unwrap();
-        let san = x.subject_alternative_name().unwrap().unwrap();
+        assert!(x.subject_alternative_name().unwrap().is_none());
+        assert!(
+            x.extensions()
+                .iter()
+                .all(|e| e.oid.to_id_string() != "2.5.29.17")
+        );
         assert_eq!(
-            san.value.general_names,
-            vec![GeneralName::URI("touchmark:station:acme-sz/line1-st07")]
+            x.subject().to_string(),
+            "O=acme-sz, OU=touchmark-station, CN=line1-st07"
         );
         assert!(x.extended_key_usage().unwrap().unwrap().value.client_auth);
         assert!(!x.extended_key_usage().unwrap().unwrap().value.server_auth);

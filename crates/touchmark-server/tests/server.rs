@@ -13,7 +13,7 @@ use time::Duration;
 use touchmark_client::api::{
     CreateOrder, CreateStation, CreateToken, EnrollRequest, ProvisionResponse,
 };
-use touchmark_client::{ClientError, ErrorCode};
+use touchmark_client::{Client, ClientConfig, ClientError, ErrorCode};
 use touchmark_core::OrderId;
 use touchmark_core::clock::format_timestamp;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
@@ -41,7 +41,12 @@ mod chains {
             not(tm_openssl),
             ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
         )]
-        issued_chains_verify_with_openssl_and_as_tls_client_certificates
+        issued_chains_verify_with_openssl_and_as_tls_client_certificates,
+        #[cfg_attr(
+            not(tm_openssl),
+            ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+        )]
+        stations_and_the_server_chain_to_a_root_apart_from_the_devices
     );
 
     /// A TLS server that requires a client certificate chaining to `root_der`, as a relying
@@ -142,7 +147,7 @@ mod chains {
         assert_eq!(reply.status, 201, "{}", reply.text);
         let issued: ProvisionResponse = serde_json::from_value(reply.body).unwrap();
         assert_eq!(issued.status, "issued");
-        assert_eq!(issued.root_ca_pem, kit.root_ca_pem);
+        assert_eq!(issued.root_ca_pem, kit.device_root_pem);
         assert!(issued.chain_pem.starts_with(&issued.certificate_pem));
         assert_eq!(ders(&issued.chain_pem).len(), 2);
         assert_eq!(issued.cert_sha256, pem_sha256(&issued.certificate_pem));
@@ -201,6 +206,133 @@ mod chains {
             refused.is_err(),
             "a certificate without its key was accepted"
         );
+    }
+
+    /// Issue 11, finding 6: with one root over everything, a relying party that trusts the
+    /// device root accepted a station's certificate as a device. Stations and the server now
+    /// chain to the infrastructure root, which the enrollment hands the station, and the
+    /// device root anchors devices alone.
+    async fn stations_and_the_server_chain_to_a_root_apart_from_the_devices(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        assert_ne!(
+            kit.device_root_pem, kit.root_ca_pem,
+            "one root anchors the devices and the server"
+        );
+        let line = kit.line("roots", 5, "SN-0001..SN-0100").await;
+        let created = kit
+            .admin
+            .create_station(&CreateStation {
+                id: None,
+                factory: line.factory.clone(),
+                name: None,
+                enrollment_ttl_minutes: None,
+            })
+            .await
+            .unwrap();
+        let station_key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let enrolled = kit
+            .anonymous()
+            .enroll(&EnrollRequest {
+                token: created.enrollment_token,
+                csr: touchmark_pki::pem::encode(
+                    "CERTIFICATE REQUEST",
+                    &build_csr(&station_key, "st").unwrap(),
+                ),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            enrolled.root_ca_pem, kit.root_ca_pem,
+            "the enrollment hands the station the root of the server"
+        );
+        let station = kit.enroll_station(&line.factory).await;
+        let unit = Unit::new("SN-0001");
+        let reply = station.provision(&line.order, &unit, passing_test()).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let issued: ProvisionResponse = serde_json::from_value(reply.body).unwrap();
+        assert_eq!(issued.root_ca_pem, kit.device_root_pem);
+
+        // A relying party of the devices refuses the station, presented with its own key and
+        // the station CA, and still accepts the device.
+        let device_root = ders(&kit.device_root_pem).remove(0);
+        let station_chain = [
+            ders(&enrolled.certificate_pem),
+            ders(&enrolled.station_ca_pem),
+        ]
+        .concat();
+        let key = |signer: &SoftwareSigner| {
+            PrivateKeyDer::from_pem_slice(signer.pkcs8_pem().as_bytes()).unwrap()
+        };
+        let refused = handshake(
+            device_root.clone(),
+            station_chain.clone(),
+            key(&station_key),
+        )
+        .await;
+        assert!(
+            refused.is_err(),
+            "a relying party of the devices accepted a station's certificate"
+        );
+        handshake(device_root, ders(&issued.chain_pem), key(&unit.signer))
+            .await
+            .expect("the device is accepted");
+        // The station's chain is sound: under the infrastructure root it is accepted.
+        handshake(
+            ders(&kit.root_ca_pem).remove(0),
+            station_chain,
+            key(&station_key),
+        )
+        .await
+        .expect("the station chain verifies under the infrastructure root");
+
+        // openssl agrees: the station chains to the infrastructure root, not the device root;
+        // the device to the device root, not the infrastructure root.
+        let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pem) in [
+            ("device-root.pem", &kit.device_root_pem),
+            ("infra-root.pem", &kit.root_ca_pem),
+            ("station-ca.pem", &enrolled.station_ca_pem),
+            ("station.pem", &enrolled.certificate_pem),
+            ("chain.pem", &issued.chain_pem),
+            ("device.pem", &issued.certificate_pem),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        for (root, untrusted, leaf, trusted) in [
+            ("infra-root.pem", "station-ca.pem", "station.pem", true),
+            ("device-root.pem", "station-ca.pem", "station.pem", false),
+            ("device-root.pem", "chain.pem", "device.pem", true),
+            ("infra-root.pem", "chain.pem", "device.pem", false),
+        ] {
+            let args = [
+                "verify",
+                "-x509_strict",
+                "-purpose",
+                "sslclient",
+                "-CAfile",
+                root,
+                "-untrusted",
+                untrusted,
+                leaf,
+            ];
+            let (ok, text) = touchmark_testenv::run(&openssl, dir.path(), &args);
+            assert_eq!(ok, trusted, "{leaf} under {root}: {text}");
+        }
+
+        // A client that trusts the device root alone does not reach the server.
+        let device_trust = Client::new(ClientConfig::new(&kit.base_url, &kit.device_root_pem))
+            .unwrap()
+            .health()
+            .await;
+        assert!(
+            device_trust.is_err(),
+            "the server's certificate chains to the device root"
+        );
+        kit.anonymous()
+            .health()
+            .await
+            .expect("the server's certificate chains to the infrastructure root");
     }
 }
 

@@ -1,8 +1,9 @@
-//! What Touchmark's tests need from the machine (a PostgreSQL server, openssl, Mosquitto), and
-//! an honest answer when one is missing.
+//! What Touchmark's tests need from the machine (a PostgreSQL server, openssl, Mosquitto,
+//! pkilint), and an honest answer when one is missing.
 //!
 //! A crate whose tests need something calls [`declare`] from its build script. For each need
-//! it finds, the script sets a `cfg` (`tm_postgres`, `tm_openssl`, `tm_mosquitto`), and a test
+//! it finds, the script sets a `cfg` (`tm_postgres`, `tm_openssl`, `tm_mosquitto`,
+//! `tm_pkilint`), and a test
 //! carries `#[cfg_attr(not(tm_postgres), ignore = "needs PostgreSQL: …")]`: without the
 //! service, `cargo test` reports it as ignored, with the reason, never as passed. Under
 //! `CI=true` every need counts as present, so a missing one fails its tests instead.
@@ -83,6 +84,23 @@ pub const SCRIPT: Need = Need {
     program: Some("script"),
 };
 
+/// pkilint's RFC 5280 certificate linter (PyPI `pkilint`): `TOUCHMARK_TEST_PKILINT`, else
+/// `lint_pkix_cert` on `PATH` (its issuer and subject linter is asked for by
+/// [`PKILINT_CHAIN`]).
+pub const PKILINT: Need = Need {
+    cfg: "tm_pkilint",
+    var: "TOUCHMARK_TEST_PKILINT",
+    program: Some("lint_pkix_cert"),
+};
+
+/// pkilint's issuer and subject linter: `TOUCHMARK_TEST_PKILINT_CHAIN`, else
+/// `lint_pkix_signer_signee_cert_chain` on `PATH`.
+pub const PKILINT_CHAIN: Need = Need {
+    cfg: "tm_pkilint",
+    var: "TOUCHMARK_TEST_PKILINT_CHAIN",
+    program: Some("lint_pkix_signer_signee_cert_chain"),
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -142,7 +160,8 @@ pub fn declare(needs: &[Need]) {
         }
     }
     for cfg in present {
-        // A need shared by several tools (Mosquitto) holds only if every one of them is there.
+        // A need shared by several tools (Mosquitto, pkilint) holds only if every one of them is
+        // there.
         if is_ci() || !absent.contains(&cfg) {
             println!("cargo:rustc-cfg={cfg}");
         }

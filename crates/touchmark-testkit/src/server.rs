@@ -43,8 +43,12 @@ pub enum Backend {
 pub struct TestServer {
     /// `https://localhost:PORT`.
     pub base_url: String,
-    /// The installation's root CA, PEM: the anchor of the server's TLS certificate.
+    /// The root a client trusts for the server, PEM: the installation's infrastructure root,
+    /// the anchor of the server's TLS certificate and of the station CA.
     pub root_ca_pem: String,
+    /// The installation's device root, PEM: the anchor of every device chain, which a
+    /// provisioning answer carries as its `root_ca_pem`.
+    pub device_root_pem: String,
     /// The server's clock, moved by the tests.
     pub clock: Arc<ManualClock>,
     /// A client holding an admin token.
@@ -169,13 +173,15 @@ impl TestServer {
             let _ = rx.await;
         }));
         let base_url = format!("https://localhost:{port}");
-        let root_ca_pem = installation.root().certificate().pem();
+        let root_ca_pem = installation.infra_root().certificate().pem();
+        let device_root_pem = installation.device_root().certificate().pem();
         let mut config = ClientConfig::new(&base_url, &root_ca_pem);
         config.token = Some(token);
         let admin = Client::new(config).expect("admin client");
         Self {
             base_url,
             root_ca_pem,
+            device_root_pem,
             clock,
             admin,
             store,

@@ -1,10 +1,11 @@
 //! The argument groups several commands share: where the installation and its records are,
-//! which root CA to trust, how to reach the server, and where a station's files are. Each
+//! which root CA to trust for the server, how to reach the server, and where a station's files are. Each
 //! command's own arguments live with the command.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use touchmark_authority::Installation;
 use touchmark_core::field::DatabaseUrl;
 
 /// Where the data directory is.
@@ -38,7 +39,9 @@ pub struct DatabaseArgs {
 /// The root CA a client trusts for the server's TLS certificate.
 #[derive(Debug, Args, Clone)]
 pub struct RootCaArgs {
-    /// The root CA that signed the server's certificate [default: <data>/certs/root-ca.pem].
+    /// The root CA that signed the server's certificate: the installation's infrastructure root
+    /// [default: <data>/certs/infra-root-ca.pem; <data>/certs/root-ca.pem in a data directory
+    /// from before `touchmark split-roots`].
     #[arg(long, env = "TOUCHMARK_CA")]
     pub ca: Option<PathBuf>,
     /// The data directory, used to find the root CA when --ca is not given.
@@ -51,11 +54,11 @@ pub struct RootCaArgs {
 }
 
 impl RootCaArgs {
-    /// The root CA file: `--ca`, else `<data>/certs/root-ca.pem`.
+    /// The root CA file: `--ca`, else the data directory's root of the server.
     pub fn path(&self) -> PathBuf {
         self.ca
             .clone()
-            .unwrap_or_else(|| self.data.join("certs/root-ca.pem"))
+            .unwrap_or_else(|| Installation::server_root_path(&self.data))
     }
 }
 

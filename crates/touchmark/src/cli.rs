@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, run, serve,
+    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
 
 /// Touchmark: only units that passed their factory test, within the ordered quota, get a device
@@ -28,9 +28,14 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a data directory: database, root and station CAs, server TLS certificate, log key
-    /// and a first admin token (printed once).
+    /// Create a data directory: database, the device root CA, the infrastructure root CA with
+    /// the station CA and the server's TLS certificate, log key and a first admin token (printed
+    /// once).
     Init(init::InitArgs),
+    /// Give the stations and the server a root of their own, apart from the devices' root, in a
+    /// data directory made before roots were split. Stop the server first; enroll the stations
+    /// again afterwards.
+    SplitRoots(roots::SplitRootsArgs),
     /// Serve the HTTPS API (stations over mTLS, admins with bearer tokens).
     Serve(serve::ServeArgs),
     /// Manage products and their issuing CAs.

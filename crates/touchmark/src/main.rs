@@ -16,7 +16,7 @@ use touchmark_client::ClientError;
 
 use crate::cli::{Cli, Command, StationCommand};
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, run, serve,
+    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
@@ -112,6 +112,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => init::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::SplitRoots(args) => roots::run(args),
         Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
         Command::Factory(c) => admin::factory(c).await,

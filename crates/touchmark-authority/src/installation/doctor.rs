@@ -11,7 +11,7 @@ use touchmark_pki::{Certificate, Passphrase};
 use touchmark_store::Store;
 use touchmark_tlog::checkpoint::SignedCheckpoint;
 
-use super::{Installation, InstallationError, guard, key_names};
+use super::{Installation, InstallationError, RootLayout, guard, key_names};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -143,7 +143,7 @@ impl Installation {
                 Check::new(
                     "keys",
                     Status::Ok,
-                    "the passphrase decrypts the root CA, station CA, server TLS and log keys, \
+                    "the passphrase decrypts the root CAs, station CA, server TLS and log keys, \
                      and each matches its certificate or verifier key",
                 ),
                 Some(installation),
@@ -323,14 +323,30 @@ impl Installation {
     /// products' issuing CAs in `store`, when it can be read: `now` must be inside each
     /// window (see [`validity_status`]).
     pub async fn doctor_clock(&self, store: Option<&dyn Store>, now: OffsetDateTime) -> Check {
-        let mut certs = vec![
-            ("root CA".to_owned(), Ok(self.root.certificate().clone())),
+        let roots = match self.layout {
+            RootLayout::Split => vec![
+                (
+                    "device root CA".to_owned(),
+                    Ok(self.device_root.certificate().clone()),
+                ),
+                (
+                    "infrastructure root CA".to_owned(),
+                    Ok(self.infra_root.certificate().clone()),
+                ),
+            ],
+            RootLayout::Single => vec![(
+                "root CA".to_owned(),
+                Ok(self.device_root.certificate().clone()),
+            )],
+        };
+        let mut certs = roots;
+        certs.extend([
             (
                 "station CA".to_owned(),
                 Ok(self.station_ca.certificate().clone()),
             ),
             ("server TLS".to_owned(), Ok(self.server_cert.clone())),
-        ];
+        ]);
         if let Some(store) = store
             && let Ok(products) = store.products().await
         {

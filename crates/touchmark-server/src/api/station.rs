@@ -28,7 +28,7 @@ pub async fn enroll(
             factory: station.factory.into(),
             certificate_pem: cert.pem(),
             station_ca_pem: s.authority.station_ca_pem().to_owned(),
-            root_ca_pem: s.authority.root_pem().to_owned(),
+            root_ca_pem: s.authority.server_root_pem().to_owned(),
         }),
     ))
 }
@@ -80,7 +80,7 @@ pub async fn provision(
             serial: done.unit.serial.into(),
             certificate_pem: done.certificate_pem,
             chain_pem: done.chain_pem,
-            root_ca_pem: s.authority.root_pem().to_owned(),
+            root_ca_pem: s.authority.device_root_pem().to_owned(),
             cert_sha256: done.unit.cert_sha256.to_hex(),
             receipt,
         }),

@@ -464,7 +464,7 @@ pub async fn station(command: StationCommand) -> anyhow::Result<()> {
                 s.enrollment_expires_at, created.enrollment_token
             );
             println!(
-                "On the fixture PC: touchmark station enroll --server {} --token <token> --ca root-ca.pem",
+                "On the fixture PC: touchmark station enroll --server {} --token <token> --ca infra-root-ca.pem",
                 api.server
             );
         }

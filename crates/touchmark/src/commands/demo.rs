@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use touchmark_authority::Installation;
 use touchmark_demo::{ORDER, Options, QUOTA};
 use touchmark_pki::Passphrase;
 
@@ -185,8 +186,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         output::fields(&[
             ("API", format!("{url}/v1  (OpenAPI: {url}/openapi.json)")),
             (
-                "root CA",
-                dir.join("certs/root-ca.pem").display().to_string(),
+                "root CA of the server",
+                Installation::server_root_path(&dir).display().to_string(),
+            ),
+            (
+                "root CA of the devices",
+                Installation::device_root_path(&dir).display().to_string(),
             ),
             ("admin token", demo.token.clone()),
         ]);

@@ -26,7 +26,8 @@ pub struct EnrollArgs {
     /// A file holding the enrollment token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// The root CA that signed the server's certificate (given to the factory with the token).
+    /// The root CA that signed the server's certificate: the installation's infrastructure root,
+    /// `certs/infra-root-ca.pem`, given to the factory with the token.
     #[arg(long)]
     pub ca: PathBuf,
     /// The station directory to write.
@@ -52,7 +53,8 @@ pub struct ProvisionArgs {
     /// The unit's test record, JSON (Touchmark's or OpenHTF's).
     #[arg(long)]
     pub test: PathBuf,
-    /// Directory to write certificate.pem, chain.pem, root-ca.pem and receipt.json into.
+    /// Directory to write certificate.pem, chain.pem, root-ca.pem (the device root) and
+    /// receipt.json into.
     #[arg(long)]
     pub out: PathBuf,
     /// The station directory.

@@ -60,7 +60,8 @@ async fn open_empty(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
 #[derive(Serialize)]
 struct Initialized {
     data: String,
-    root_ca: String,
+    device_root_ca: String,
+    infra_root_ca: String,
     log_verifier_key: String,
     admin_token_id: String,
     admin_token: String,
@@ -115,7 +116,8 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let verifier = std::fs::read_to_string(dir.join("log-verifier.txt")).unwrap_or_default();
     let done = Initialized {
         data: dir.display().to_string(),
-        root_ca: dir.join("certs/root-ca.pem").display().to_string(),
+        device_root_ca: Installation::device_root_path(&dir).display().to_string(),
+        infra_root_ca: Installation::server_root_path(&dir).display().to_string(),
         log_verifier_key: verifier.trim().to_owned(),
         admin_token_id: id.to_string(),
         admin_token: token,
@@ -125,13 +127,18 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     }
     println!("Initialized a Touchmark installation in {}", done.data);
     output::fields(&[
-        ("root CA", done.root_ca),
+        ("device root CA", done.device_root_ca),
+        ("infrastructure root CA", done.infra_root_ca),
         ("log verifier key", done.log_verifier_key),
         ("admin token id", done.admin_token_id),
     ]);
     println!(
         "\nAdmin token (shown once; only its hash is stored):\n\n  {}\n",
         done.admin_token
+    );
+    println!(
+        "Relying parties of the devices (brokers, backends) trust the device root CA; stations \
+         and admins trust the infrastructure root CA for the server.\n"
     );
     match &database {
         Database::Postgres(url) if url.has_password() => println!(

@@ -10,5 +10,6 @@ pub mod fixture;
 pub mod init;
 pub mod manual;
 pub mod migrate;
+pub mod roots;
 pub mod run;
 pub mod serve;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
-use touchmark_authority::Installation;
+use touchmark_authority::{Installation, RootLayout};
 use touchmark_core::{Clock, SystemClock};
 use touchmark_server::Server;
 use touchmark_store::Store;
@@ -37,6 +37,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = config::load(&dir, args.listen, args.database.url)?;
     let passphrase = secrets::passphrase()?;
     let installation = Installation::open(&dir, &passphrase)?;
+    if installation.layout() == RootLayout::Single {
+        // Issue 11, finding 6: it still serves, so that an upgrade breaks nothing, but says
+        // what is wrong and what fixes it.
+        eprintln!(
+            "touchmark: warning: one root CA ({}) signs the devices' CAs, the station CA and \
+             this server's certificate, so a broker that trusts it for devices also accepts a \
+             station's certificate as a device. Stop the server and run `touchmark split-roots \
+             --data {}` to give stations and the server a root of their own.",
+            Installation::server_root_path(&dir).display(),
+            dir.display()
+        );
+    }
     // A SQLite file inside the data directory is the installation's own, even from before
     // databases were claimed; a shared database must prove it.
     let own_file = matches!(config.database, crate::database::Database::Sqlite(_));

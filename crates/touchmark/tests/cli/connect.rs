@@ -209,7 +209,7 @@ async fn a_server_signed_by_another_root_is_reported_with_what_to_check() {
     let other = tmp.path().join("other");
     kit::init(&other);
     let served = Served::start(&data);
-    let wrong_ca = other.join("certs/root-ca.pem");
+    let wrong_ca = other.join("certs/infra-root-ca.pem");
     let out = touchmark(tmp.path())
         .args([
             "order",

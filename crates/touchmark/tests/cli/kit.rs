@@ -60,13 +60,23 @@ impl Served {
 
     /// Starts `touchmark serve` with another key passphrase.
     pub fn start_with_passphrase(dir: &Path, database: Option<&str>, passphrase: &str) -> Self {
+        Self::spawn(dir, database, passphrase, Stdio::inherit())
+    }
+
+    /// Starts `touchmark serve` with its standard error going to the file `stderr`.
+    pub fn start_logged(dir: &Path, stderr: &Path) -> Self {
+        let file = std::fs::File::create(stderr).unwrap();
+        Self::spawn(dir, None, PASSPHRASE, Stdio::from(file))
+    }
+
+    fn spawn(dir: &Path, database: Option<&str>, passphrase: &str, stderr: Stdio) -> Self {
         let mut command = Command::new(bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir)
             .env("TOUCHMARK_KEY_PASSPHRASE", passphrase)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         if let Some(url) = database {
             command.args(["--database", url]);
         }
@@ -102,8 +112,26 @@ impl Drop for Served {
     }
 }
 
+/// `dir/certs/<split>`, or the one root `dir/certs/root-ca.pem` of a data directory from
+/// before roots were split.
+fn root_file(dir: &Path, split: &str) -> String {
+    let path = dir.join("certs").join(split);
+    let path = if path.exists() {
+        path
+    } else {
+        dir.join("certs/root-ca.pem")
+    };
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The root a client trusts for the server: the installation's infrastructure root.
 pub fn root_ca(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("certs/root-ca.pem")).unwrap()
+    root_file(dir, "infra-root-ca.pem")
+}
+
+/// The root a relying party of the devices trusts: the installation's device root.
+pub fn device_root(dir: &Path) -> String {
+    root_file(dir, "device-root-ca.pem")
 }
 
 pub fn admin(url: &str, dir: &Path, token: &str) -> Client {
@@ -203,7 +231,7 @@ pub fn audit(url: &str, dir: &Path, state: &Path) -> std::process::Output {
         .arg("--state")
         .arg(state)
         .arg("--ca")
-        .arg(dir.join("certs/root-ca.pem"))
+        .arg(dir.join("certs/infra-root-ca.pem"))
         .output()
         .unwrap()
 }
@@ -266,4 +294,80 @@ pub async fn setup_order(
         .unwrap();
     open_order(admin, order, quota).await;
     product
+}
+
+/// Turns the fresh installation in `dir` into the layout that `touchmark init` wrote before
+/// roots were split (issue 11, finding 6): one root, `certs/root-ca.pem` with the key
+/// `root-ca`, over the station CA (key `station-ca`) and the server's certificate (key
+/// `server-tls`, for localhost, 127.0.0.1 and ::1), and no infrastructure root. The device
+/// root becomes that one root; the database, the log key and the admin token stay as they are.
+pub fn make_single_root(dir: &Path) {
+    use std::sync::Arc;
+
+    use time::{Duration, OffsetDateTime};
+    use touchmark_pki::{
+        CaIssuer, Certificate, KeyStore, Passphrase, SerialNumber, Signer, Subject,
+        create_intermediate_ca, issue_server_cert,
+    };
+
+    let keys = KeyStore::open(
+        &dir.join("keys"),
+        &Passphrase::new(PASSPHRASE.into()).unwrap(),
+    )
+    .unwrap();
+    let certs = dir.join("certs");
+    let root_pem = std::fs::read_to_string(certs.join("device-root-ca.pem")).unwrap();
+    let root = CaIssuer::new(
+        Certificate::from_pem(&root_pem).unwrap(),
+        keys.load("root-ca").unwrap(),
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let serial = || SerialNumber::random(&mut rand::rng());
+    let station_key: Arc<dyn Signer> = keys
+        .generate("station-ca", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let station_ca = create_intermediate_ca(
+        &root,
+        station_key.public_key_spki(),
+        &Subject {
+            organization: "Touchmark".into(),
+            common_name: "Touchmark Station CA".into(),
+        },
+        now - Duration::hours(1),
+        now + Duration::days(365 * 10),
+        serial(),
+    )
+    .unwrap();
+    let server_key = keys
+        .generate("server-tls", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let server = issue_server_cert(
+        &root,
+        server_key.public_key_spki(),
+        &["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        now - Duration::hours(1),
+        now + Duration::days(825),
+        serial(),
+    )
+    .unwrap();
+    std::fs::write(certs.join("root-ca.pem"), &root_pem).unwrap();
+    std::fs::write(certs.join("station-ca.pem"), station_ca.pem()).unwrap();
+    std::fs::write(certs.join("server.pem"), server.pem()).unwrap();
+    for file in ["device-root-ca.pem", "infra-root-ca.pem"] {
+        std::fs::remove_file(certs.join(file)).unwrap();
+    }
+    for key in ["infra-root-ca", "infra-station-ca", "infra-server-tls"] {
+        std::fs::remove_file(dir.join("keys").join(format!("{key}.key"))).unwrap();
+    }
+}
+
+/// `touchmark split-roots --data DIR`.
+pub fn split_roots(dir: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["split-roots", "--data"])
+        .arg(dir)
+        .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap()
 }

@@ -94,7 +94,7 @@ fn verify(source: &str, data: &Path, state: &Path) -> Output {
         .arg("--state")
         .arg(state)
         .arg("--ca")
-        .arg(data.join("certs/root-ca.pem"))
+        .arg(data.join("certs/infra-root-ca.pem"))
         .output()
         .unwrap()
 }
@@ -172,7 +172,7 @@ async fn a_served_log_verifies_and_reports_per_order() {
         .args(["audit", "export"])
         .arg(&bundle)
         .args(["--server", &log.url(), "--ca"])
-        .arg(log.dir.join("certs/root-ca.pem"))
+        .arg(log.dir.join("certs/infra-root-ca.pem"))
         .output()
         .unwrap();
     assert!(
@@ -240,7 +240,7 @@ async fn tampering_with_a_served_log_is_detected() {
         .args(["audit", "export"])
         .arg(&bundle)
         .args(["--server", &log.url(), "--ca"])
-        .arg(log.dir.join("certs/root-ca.pem"))
+        .arg(log.dir.join("certs/infra-root-ca.pem"))
         .output()
         .unwrap();
     assert!(export.status.success());

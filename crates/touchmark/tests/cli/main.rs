@@ -9,12 +9,17 @@
 //!   live replicas keep answering, and the woken one signs nothing.
 //! - `ops`: backups taken while units are provisioned, restored and served; `doctor` finding each
 //!   broken thing; completions and manual pages that bash and roff accept.
-//! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others.
+//! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others, stations
+//!   among them.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
+//! - `pkilint`: every kind of certificate an installation makes passes pkilint's RFC 5280
+//!   linters.
 //! - `pty`: the demo under a pseudo-terminal: its progress bars reach their totals.
 //! - `readme`: the README, every `bash` block from the top to the bottom, run exactly as written.
 //! - `replicas`: three servers on one PostgreSQL database: the quota holds, and the sequencer
 //!   fails over.
+//! - `roots`: a device root apart from the stations' and the server's, and the move to it of a
+//!   data directory made with one root.
 //! - `sim`: the line simulator and the demo, as a factory engineer runs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -29,8 +34,10 @@ mod migrate;
 mod mqtt;
 mod ops;
 mod pg;
+mod pkilint;
 mod pty;
 mod readme;
 mod replicas;
+mod roots;
 mod setup;
 mod sim;

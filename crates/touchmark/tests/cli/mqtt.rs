@@ -1,10 +1,16 @@
 //! MQTT acceptance: a real Mosquitto broker accepts provisioned devices and refuses others.
 //!
 //! A Mosquitto 2.0 broker with a TLS listener that requires a client certificate trusts
-//! Touchmark's root CA and the product's issuing CA. A device provisioned through a real
+//! Touchmark's device root CA and the product's issuing CA. A device provisioned through a real
 //! `touchmark serve` connects with its key and chain and publishes a message that another
-//! provisioned device receives. A self-signed device and a device from another Touchmark
-//! installation are refused, while the same command with the good device still succeeds.
+//! provisioned device receives. A self-signed device, a device from another Touchmark
+//! installation, and a station of the same installation presenting its own certificate and the
+//! station CA (issue 11, finding 6) are refused, while the same command with the good device
+//! still succeeds.
+//!
+//! A data directory made before roots were split has one root over devices and stations: a
+//! broker that trusts it accepts a station as a device. After `touchmark split-roots`, the same
+//! broker refuses a station enrolled from then on and still accepts every device.
 //!
 //! Needs `mosquitto` (or `TOUCHMARK_TEST_MOSQUITTO`) and `mosquitto_pub` / `mosquitto_sub` (or
 //! `TOUCHMARK_TEST_MOSQUITTO_PUB` / `TOUCHMARK_TEST_MOSQUITTO_SUB`); without them the test is
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use touchmark_client::Client;
+use touchmark_client::{Client, Identity};
 use touchmark_core::api::ProvisionRequest;
 use touchmark_pki::{
     CaIssuer, KeyAlgorithm, SerialNumber, SoftwareSigner, Subject, build_csr, create_root_ca,
@@ -71,7 +77,9 @@ impl Device {
 struct Installation {
     served: Served,
     station: Client,
-    root_ca_pem: String,
+    /// The station's own credentials: its key, and its certificate with the station CA.
+    station_identity: Identity,
+    device_root_pem: String,
     issuing_ca_pem: String,
 }
 
@@ -80,14 +88,51 @@ impl Installation {
         let served = Served::start(dir);
         let admin = kit::admin(&served.url, dir, token);
         let product = kit::setup_order(&admin, ORDER, 10).await;
-        let identity = kit::enroll(&admin, &served.url, dir, "cm", "line-1").await;
+        Self::with_station(served, dir, token, "line-1", product.issuing_ca_pem).await
+    }
+
+    /// The installation served by `served`, set up already, with a new station `id`.
+    async fn with_station(
+        served: Served,
+        dir: &Path,
+        token: &str,
+        id: &str,
+        issuing_ca_pem: String,
+    ) -> Self {
+        let admin = kit::admin(&served.url, dir, token);
+        let identity = kit::enroll(&admin, &served.url, dir, "cm", id).await;
         let station = kit::station_client(&served.url, dir, &identity);
+        let station_ca = std::fs::read_to_string(dir.join("certs/station-ca.pem")).unwrap();
+        let station_identity = Identity::new(
+            format!("{}\n{}", identity.cert_chain_pem.trim(), station_ca.trim()),
+            identity.key_pem.to_string(),
+        );
         Self {
             served,
             station,
-            root_ca_pem: kit::root_ca(dir),
-            issuing_ca_pem: product.issuing_ca_pem,
+            station_identity,
+            device_root_pem: kit::device_root(dir),
+            issuing_ca_pem,
         }
+    }
+
+    /// The station's credentials, written as a device's would be.
+    fn station_as_device(&self, files: &Path, name: &str) -> Device {
+        Device::write(
+            files,
+            name,
+            &self.station_identity.key_pem,
+            &self.station_identity.cert_chain_pem,
+        )
+    }
+
+    /// What the broker trusts: the device root and the product's issuing CA.
+    fn device_trust(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.device_root_pem.trim(),
+            self.issuing_ca_pem.trim()
+        )
     }
 
     /// Provisions a unit with a fresh key, as a station would, and writes its credentials.
@@ -110,7 +155,7 @@ impl Installation {
         assert_eq!(done.status, "issued");
         assert_eq!(
             done.root_ca_pem.trim(),
-            self.root_ca_pem.trim(),
+            self.device_root_pem.trim(),
             "{}",
             self.served.url
         );
@@ -282,6 +327,47 @@ impl Broker {
             .args(["-m", "hi"]);
         bounded(&mut cmd)
     }
+
+    /// Publishes as `good`, which must get through.
+    fn assert_accepted(&self, tools: &Tools, broker_ca: &Path, what: &str, good: &Device) {
+        let published = self.publish(tools, broker_ca, good);
+        assert!(
+            published.status.success(),
+            "{what} is refused: {}; {}",
+            describe(&published),
+            self.diagnostics()
+        );
+    }
+
+    /// Publishes as `stranger`, which the broker must refuse at the TLS handshake, and then as
+    /// `good`, which must still get through.
+    fn assert_refused(
+        &self,
+        tools: &Tools,
+        broker_ca: &Path,
+        what: &str,
+        stranger: &Device,
+        good: &Device,
+    ) {
+        let before = self.read_log().matches("certificate verify failed").count();
+        let refused = self.publish(tools, broker_ca, stranger);
+        assert!(
+            !refused.status.success(),
+            "{what} was accepted: {}",
+            describe(&refused)
+        );
+        let log = self.read_log();
+        assert!(
+            log.matches("certificate verify failed").count() > before,
+            "the broker logged no TLS verification failure for {what}: {log}"
+        );
+        self.assert_accepted(
+            tools,
+            broker_ca,
+            &format!("after refusing {what}, the provisioned device"),
+            good,
+        );
+    }
 }
 
 impl Drop for Broker {
@@ -336,12 +422,10 @@ async fn mosquitto_accepts_provisioned_devices_and_refuses_others() {
     let (impostor_key, impostor_cert) = self_signed("Acme Sensor");
     let impostor = Device::write(files, "impostor", &impostor_key.pkcs8_pem(), &impostor_cert);
 
+    let station = a.station_as_device(files, "station");
+
     let broker_ca = broker_identity(files);
-    let broker = Broker::start(
-        &tools,
-        files,
-        &format!("{}\n{}", a.root_ca_pem.trim(), a.issuing_ca_pem.trim()),
-    );
+    let broker = Broker::start(&tools, files, &a.device_trust());
 
     // Accepted: the listener subscribes first (the broker logs its SUBACK; the client's own
     // output is block-buffered in a pipe), then the device publishes and the listener receives
@@ -387,35 +471,93 @@ async fn mosquitto_accepts_provisioned_devices_and_refuses_others() {
         "the broker took the certificate's CN as the username: {log}"
     );
 
-    // Refused: a self-signed certificate, and one from another Touchmark installation. After
-    // each, the good device with the same command still gets through.
+    // Refused: a self-signed certificate, one from another Touchmark installation, and the
+    // installation's own station with its certificate and the station CA (issue 11, finding
+    // 6). After each, the good device with the same command still gets through.
     for (what, stranger) in [
         ("a self-signed device", &impostor),
         ("a device of another installation", &foreign),
+        ("a station of the same installation", &station),
     ] {
-        let before = broker
-            .read_log()
-            .matches("certificate verify failed")
-            .count();
-        let refused = broker.publish(&tools, &broker_ca, stranger);
-        assert!(
-            !refused.status.success(),
-            "{what} was accepted: {}",
-            describe(&refused)
-        );
-        let log = broker.read_log();
-        assert!(
-            log.matches("certificate verify failed").count() > before,
-            "the broker logged no TLS verification failure for {what}: {log}"
-        );
-        let again = broker.publish(&tools, &broker_ca, &device);
-        assert!(
-            again.status.success(),
-            "after refusing {what}, the provisioned device is refused too: {}; {}",
-            describe(&again),
-            broker.diagnostics()
+        broker.assert_refused(&tools, &broker_ca, what, stranger, &device);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tm_mosquitto),
+    ignore = "needs Mosquitto: install Debian's mosquitto and mosquitto-clients, or set TOUCHMARK_TEST_MOSQUITTO, TOUCHMARK_TEST_MOSQUITTO_PUB and TOUCHMARK_TEST_MOSQUITTO_SUB"
+)]
+async fn after_split_roots_the_broker_refuses_new_stations_and_keeps_every_device() {
+    let tools = Tools::find();
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path();
+    let (_tmp, dir) = kit::tempdir();
+    let token = kit::init(&dir);
+    kit::make_single_root(&dir);
+
+    // One root, as data directories made before the split have: the broker that trusts it for
+    // devices accepts the station as a device. This is what `serve` warns about.
+    let single = Installation::start(&dir, &token).await;
+    let old_device = single.provision("SN-000001", files, "old-device").await;
+    let old_station = single.station_as_device(files, "old-station");
+    let issuing_ca_pem = single.issuing_ca_pem.clone();
+    let root_before = single.device_root_pem.clone();
+    {
+        let broker_ca = broker_identity(files);
+        let broker = Broker::start(&tools, files, &single.device_trust());
+        broker.assert_accepted(&tools, &broker_ca, "the device", &old_device);
+        broker.assert_accepted(
+            &tools,
+            &broker_ca,
+            "with one root, the station presented as a device",
+            &old_station,
         );
     }
+    drop(single);
+
+    let split = kit::split_roots(&dir);
+    kit::assert_success(&split, "split-roots");
+    let served = Served::start(&dir);
+    let after = Installation::with_station(served, &dir, &token, "line-2", issuing_ca_pem).await;
+    assert_eq!(
+        after.device_root_pem, root_before,
+        "the one root stays, as the device root"
+    );
+    let new_device = after.provision("SN-000002", files, "new-device").await;
+    let new_station = after.station_as_device(files, "new-station");
+
+    let files = files.join("after");
+    std::fs::create_dir(&files).unwrap();
+    let broker_ca = broker_identity(&files);
+    let broker = Broker::start(&tools, &files, &after.device_trust());
+    broker.assert_accepted(
+        &tools,
+        &broker_ca,
+        "a device issued after the split",
+        &new_device,
+    );
+    broker.assert_accepted(
+        &tools,
+        &broker_ca,
+        "a device issued before the split",
+        &old_device,
+    );
+    broker.assert_refused(
+        &tools,
+        &broker_ca,
+        "a station enrolled after the split",
+        &new_station,
+        &new_device,
+    );
+    // What the split cannot take back (docs/pki.md): a station certificate issued before it
+    // still chains to the device root until it expires. The server refuses it.
+    broker.assert_accepted(
+        &tools,
+        &broker_ca,
+        "a station certificate issued before the split",
+        &old_station,
+    );
 }
 
 /// Waits for a spawned client, killing it if it outlives `DEADLINE` (and so failing it).

@@ -76,7 +76,7 @@ fn serve_refuses_a_missing_or_wrong_passphrase() {
 fn init_refuses_an_existing_installation_and_serve_an_empty_directory() {
     let (_tmp, dir) = kit::tempdir();
     kit::init(&dir);
-    let before = std::fs::read(dir.join("certs/root-ca.pem")).unwrap();
+    let before = std::fs::read(dir.join("certs/infra-root-ca.pem")).unwrap();
     let again = touchmark(Some(kit::PASSPHRASE))
         .args(["init", "--data"])
         .arg(&dir)
@@ -89,7 +89,7 @@ fn init_refuses_an_existing_installation_and_serve_an_empty_directory() {
         stderr_of(&again)
     );
     assert_eq!(
-        std::fs::read(dir.join("certs/root-ca.pem")).unwrap(),
+        std::fs::read(dir.join("certs/infra-root-ca.pem")).unwrap(),
         before,
         "nothing was replaced"
     );
@@ -168,7 +168,7 @@ fn enroll(server: &str, data: &std::path::Path, station: &std::path::Path) -> Co
     let mut command = touchmark(None);
     command
         .args(["station", "enroll", "--server", server, "--ca"])
-        .arg(data.join("certs/root-ca.pem"))
+        .arg(data.join("certs/infra-root-ca.pem"))
         .arg("--dir")
         .arg(station);
     command
@@ -338,7 +338,7 @@ fn a_token_flag_overrides_the_environment() {
     // `station enroll`: --token-file beats an exported TOUCHMARK_ENROLLMENT_TOKEN.
     let out = touchmark(None)
         .args(["station", "enroll", "--server", &served.url, "--ca"])
-        .arg(data.join("certs/root-ca.pem"))
+        .arg(data.join("certs/infra-root-ca.pem"))
         .arg("--dir")
         .arg(tmp.path().join("fixture"))
         .arg("--token-file")

@@ -85,7 +85,7 @@ pub(crate) fn enroll_with_cli(
         .args(["station", "enroll", "--server", &served.url, "--token-file"])
         .arg(work.join(format!("{station}.token")))
         .arg("--ca")
-        .arg(data.join("certs/root-ca.pem"))
+        .arg(data.join("certs/infra-root-ca.pem"))
         .arg("--dir")
         .arg(&dir)
         .output()
