@@ -97,7 +97,9 @@ async fn enroll(admin: &Client, url: &str, id: &str, ca: &Path, station: &Path) 
 
 /// `touchmark station provision` of unit `serial` from the station in `station`, writing the
 /// answer into `work/serial/`.
-fn provision(station: &Path, work: &Path, serial: &str) -> (Output, PathBuf) {
+/// `station provision` from the station directory `station`, at `server` (`--server`: a
+/// restarted server listens on another port than the one the station enrolled with).
+fn provision(station: &Path, server: &str, work: &Path, serial: &str) -> (Output, PathBuf) {
     let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let csr = work.join(format!("{serial}.csr"));
     std::fs::write(
@@ -118,6 +120,7 @@ fn provision(station: &Path, work: &Path, serial: &str) -> (Output, PathBuf) {
         .arg(&out_dir)
         .arg("--dir")
         .arg(station)
+        .args(["--server", server])
         .output()
         .unwrap();
     (out, out_dir)
@@ -200,7 +203,7 @@ async fn a_single_root_directory_serves_with_a_warning_until_split_roots() {
     )
     .await;
     kit::assert_success(&out, "enroll with the one root");
-    let (out, first) = provision(&old_station, work, "SN-000001");
+    let (out, first) = provision(&old_station, &served.url, work, "SN-000001");
     kit::assert_success(&out, "provision with the one root");
     assert_eq!(
         std::fs::read(first.join("root-ca.pem")).unwrap(),
@@ -261,8 +264,9 @@ async fn a_single_root_directory_serves_with_a_warning_until_split_roots() {
     );
 
     // The station enrolled before the split no longer trusts the server...
-    let (out, _) = provision(&old_station, work, "SN-000002");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let (out, _) = provision(&old_station, &served.url, work, "SN-000002");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("server_untrusted"), "{}", text(&out));
     // ...and the server no longer accepts its certificate, whatever root the station trusts.
     let read = |name: &str| std::fs::read_to_string(old_station.join(name)).unwrap();
     let mut config = ClientConfig::new(&served.url, kit::root_ca(&data));
@@ -291,7 +295,7 @@ async fn a_single_root_directory_serves_with_a_warning_until_split_roots() {
     )
     .await;
     kit::assert_success(&out, "enroll after the split");
-    let (out, second) = provision(&new_station, work, "SN-000002");
+    let (out, second) = provision(&new_station, &served.url, work, "SN-000002");
     kit::assert_success(&out, "provision after the split");
     assert_eq!(
         std::fs::read(second.join("root-ca.pem")).unwrap(),
