@@ -950,6 +950,33 @@ impl LogStore for SqliteStore {
         .await
     }
 
+    async fn take_over_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> touchmark_store::Result<Option<SequencerLease>> {
+        let holder = holder.to_owned();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.write(move |ctx| {
+            let epoch: i64 = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, 1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,
+                         epoch = log_lease.epoch + 1, expires_at = excluded.expires_at
+                     RETURNING epoch",
+                )?
+                .query_row(params![holder, now_millis().saturating_add(ttl)], |r| {
+                    r.get(0)
+                })?;
+            Ok(Some(SequencerLease {
+                holder,
+                epoch: rows::count(epoch)?,
+            }))
+        })
+        .await
+    }
+
     async fn release_sequencer(&self, lease: &SequencerLease) -> touchmark_store::Result<()> {
         let lease = lease.clone();
         self.write(move |ctx| {

@@ -164,6 +164,17 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
         holder: &str,
         ttl: std::time::Duration,
     ) -> Result<Option<SequencerLease>>;
+    /// Grants the lease to `holder` for `ttl` in a new epoch, whoever holds it and however
+    /// long it still runs: the previous holder is fenced. Only for a caller that can prove no
+    /// other live process may hold the lease (a server holding a SQLite data directory's
+    /// exclusive lock), so that a lease still running is a dead process's and need not be
+    /// waited out after a crash. `None` when the lease row is locked by a stalled transaction
+    /// (as for [`LogStore::acquire_sequencer`]).
+    async fn take_over_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<SequencerLease>>;
     /// Gives up the lease, so another replica can take over at once.
     async fn release_sequencer(&self, lease: &SequencerLease) -> Result<()>;
     /// Gives committed entries that have no index yet the next indices, in commit order, at

@@ -115,6 +115,7 @@ macro_rules! conformance_suite {
                 log::stale_previous_is_a_conflict,
                 sequencer::lease_is_exclusive,
                 sequencer::expired_lease_is_fenced,
+                sequencer::take_over_fences_a_live_holder,
                 sequencer::sequence_entries_respects_max,
                 sequencer::sequencing_is_dense_and_complete,
             );
