@@ -34,15 +34,15 @@ pub enum ErrorCode {
     /// Check 5: the test record names no serial, or another serial than the unit's (its DUT id
     /// in OpenHTF's shape): a record of another unit, replayed (a clone suspect).
     TestRecordMismatch,
-    /// Check 5: the test record was already used to issue another unit (a clone suspect).
-    TestRecordReused,
     /// Check 5: the test verdict is not pass.
     TestFailed,
     /// Check 6: the serial is already provisioned with another key (a clone suspect).
     SerialConflict,
     /// Check 7: the public key is already bound to another serial (a cloned secure element).
     KeyReused,
-    /// Check 8: the order has no quota left.
+    /// Check 8: the test record was already used to issue another unit (a clone suspect).
+    TestRecordReused,
+    /// Check 9 (the last): the order has no quota left.
     QuotaExhausted,
     /// The request is malformed: bad JSON, wrong types, missing or invalid fields.
     InvalidRequest,
@@ -108,10 +108,10 @@ impl ErrorCode {
         Self::CsrSignatureInvalid,
         Self::KeyTypeUnsupported,
         Self::TestRecordMismatch,
-        Self::TestRecordReused,
         Self::TestFailed,
         Self::SerialConflict,
         Self::KeyReused,
+        Self::TestRecordReused,
         Self::QuotaExhausted,
         Self::InvalidRequest,
         Self::PayloadTooLarge,

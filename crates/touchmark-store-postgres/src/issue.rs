@@ -88,7 +88,7 @@ const LOCK_SQL: &str = "SELECT (SELECT 1 FROM stations WHERE id = $1 FOR SHARE),
 /// hold `now` (the authority's clock, read just before the statement: check 2 at commit; a
 /// window never changes, so it needs no lock), lock the orders (in id order, so two replicas'
 /// batches never wait for each other in a cycle), count each order's issuances at once if they
-/// all fit its quota (the race guard behind check 8, all or nothing per order), and only then
+/// all fit its quota (the race guard behind the quota check, all or nothing per order), and only then
 /// insert the events, certificates, units and test attempts of what was counted (I3). It
 /// returns the ordinal (from 1) of every issuance it recorded.
 ///

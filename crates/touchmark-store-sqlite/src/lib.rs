@@ -304,7 +304,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
         }
         Decision::Proceed => {}
     }
-    // The race guard behind check 8: the count moves only while it is below the quota. With one
+    // The race guard behind the quota check: the count moves only while it is below the quota. With one
     // writer it always moves here; if it did not, the facts above were wrong.
     let counted = ctx
         .conn

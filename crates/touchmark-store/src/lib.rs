@@ -122,7 +122,7 @@ pub trait IssuanceStore: Send + Sync + std::fmt::Debug + 'static {
     /// Commits one issuance, or records why it was refused: inside one transaction it reads the
     /// facts of `touchmark_core::policy::issue::decide` under its locks and applies the
     /// decision. The count moves by a conditional update (`issued < quota`), the race guard
-    /// behind check 8. Durable before it returns.
+    /// behind the quota check. Durable before it returns.
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome>;
     /// Records a refusal or a failed test with its event. Counts nothing.
     async fn record_rejection(&self, rejection: Rejection) -> Result<Logged>;

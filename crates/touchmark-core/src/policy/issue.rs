@@ -6,11 +6,11 @@
 //! verdict, and that it names this unit). The storage backend then reads [`IssueFacts`] under
 //! its locks, with the time by the authority's clock at that moment, and calls [`decide`],
 //! which runs checks 1 and 2 again on the rows as committed and at that time (a station revoked,
-//! an order closed or its window ended a moment ago), then 6, the part of 5 that needs the
-//! store (a test record already used by another unit), 7 and 8. Both sides call the same
+//! an order closed or its window ended a moment ago), then 6, 7, 8 (a test record that already
+//! issued another unit) and 9 (the quota), as `docs/design.md` numbers them. Both sides call the same
 //! functions, so a refusal reads the same wherever it was decided. The backend's conditional
-//! count (`issued < quota`) stays in SQL, as the race guard behind check 8, and so does a
-//! unique index on the test record's hash behind the reuse check.
+//! count (`issued < quota`) stays in SQL, as the race guard behind check 9, and so does a
+//! unique index on the test record's hash behind check 8.
 
 use time::OffsetDateTime;
 
@@ -63,7 +63,7 @@ pub fn check_station(station: &Station, order: &Order) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// What check 2 and check 8 read of an order.
+/// What check 2 and the quota check read of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderFacts {
     /// Where the order is in its life.
@@ -340,8 +340,8 @@ pub enum Decision {
     Proceed,
 }
 
-/// Checks 1 and 2 again, at the time the facts were read, then 6, the reuse of a test record,
-/// 7 and 8, on what the store holds (DESIGN §4). A refusal's event carries the time it was
+/// Checks 1 and 2 again, at the time the facts were read, then 6 to 9, on what the store holds
+/// (DESIGN §4, numbered as in `docs/design.md`). A refusal's event carries the time it was
 /// decided.
 pub fn decide(facts: &IssueFacts, issuance: &Issuance) -> Decision {
     match check_facts(facts, issuance) {
@@ -376,16 +376,6 @@ fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refu
             ),
         ));
     }
-    // 5, on what is stored: the test record already issued another unit. A retry of the same
-    // unit with the same record was answered above.
-    if let Some(other) = &facts.test_used_by {
-        return Err(Refusal::new(
-            ErrorCode::TestRecordReused,
-            format!(
-                "this test record was already used to issue serial {other}; a replayed record is a clone suspect"
-            ),
-        ));
-    }
     // 7: the key bound to another serial.
     if let Some(other) = &facts.key_bound_to {
         return Err(Refusal::new(
@@ -395,7 +385,17 @@ fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refu
             ),
         ));
     }
-    // 8: quota left. The store's conditional count guards the race behind this check.
+    // 8: the test record already issued another unit: a replay. A retry of the same unit with
+    // the same record was answered above.
+    if let Some(other) = &facts.test_used_by {
+        return Err(Refusal::new(
+            ErrorCode::TestRecordReused,
+            format!(
+                "this test record was already used to issue serial {other}; a replayed record is a clone suspect"
+            ),
+        ));
+    }
+    // 9: quota left. The store's conditional count guards the race behind this check.
     if order.issued >= order.quota {
         return Err(Refusal::new(
             ErrorCode::QuotaExhausted,
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn decide_refuses_at_the_first_failing_check() {
         type Edit = fn(&mut IssueFacts);
-        let cases: [(&str, Edit, Option<ErrorCode>); 19] = [
+        let cases: [(&str, Edit, Option<ErrorCode>); 20] = [
             ("everything holds", |_| {}, None),
             (
                 "station revoked",
@@ -559,10 +559,18 @@ mod tests {
                 Some(ErrorCode::KeyReused),
             ),
             (
-                "a reused test record wins over a reused key",
+                "a reused key wins over a reused test record",
                 |f| {
                     f.key_bound_to = Some(Serial::parse("SN-9").unwrap());
                     f.test_used_by = Some(Serial::parse("SN-8").unwrap());
+                },
+                Some(ErrorCode::KeyReused),
+            ),
+            (
+                "a reused test record wins over no quota",
+                |f| {
+                    f.test_used_by = Some(Serial::parse("SN-8").unwrap());
+                    f.order.as_mut().unwrap().issued = 5;
                 },
                 Some(ErrorCode::TestRecordReused),
             ),

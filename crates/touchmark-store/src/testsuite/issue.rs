@@ -363,7 +363,7 @@ pub async fn key_reused_is_refused(store: Arc<dyn Store>) {
     check_log(&store).await;
 }
 
-/// Check 8, and its place after checks 6 and 7 and after the retry of I2.
+/// The quota check, and its place after checks 6 and 7 and after the retry of I2.
 pub async fn quota_exhausted_is_refused(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "qe", 2, 1).await;
     let first = issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
@@ -379,7 +379,7 @@ pub async fn quota_exhausted_is_refused(store: Arc<dyn Store>) {
     // A retry consumes nothing, so a full order still answers it.
     let again = already_issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
     assert_eq!(settled(&store, again).await, settled(&store, first).await);
-    // Checks 6 and 7 come before check 8.
+    // Checks 6 and 7 come before the quota check.
     assert_refused(
         &store,
         kit.request(0, "SN-1", "k9"),
@@ -821,9 +821,10 @@ pub async fn order_window_is_judged_at_commit(store: Arc<dyn Store>) {
     assert_eq!(log.last().unwrap().at, at(151));
 }
 
-/// Check 5 on what is stored (issue 11, finding 5): a test record that issued one unit is
-/// refused `test_record_reused` for any other, in any order or product, before check 7; the
-/// same unit retried with the same record is still a retry.
+/// The reuse of a test record, on what is stored (issue 11, finding 5): a record that issued
+/// one unit is refused `test_record_reused` for any other, in any order or product, after
+/// checks 6 and 7 and before the quota; the same unit retried with the same record is still a
+/// retry.
 pub async fn test_record_reused_is_refused(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "tr", 10, 2).await;
     let other = kit.add_order("tr-o2", 10).await;
@@ -868,11 +869,11 @@ pub async fn test_record_reused_is_refused(store: Arc<dyn Store>) {
         &watched,
     )
     .await;
-    // Before check 7: a replayed record with a reused key is refused for the record.
+    // After check 7: a replayed record with a reused key is refused for the key.
     assert_refused(
         &store,
         replay(&kit.order, "SN-4", "k1"),
-        ErrorCode::TestRecordReused,
+        ErrorCode::KeyReused,
         &watched,
     )
     .await;
@@ -909,7 +910,8 @@ pub async fn test_record_reused_is_refused(store: Arc<dyn Store>) {
             2,
             0,
             &[
-                (ErrorCode::TestRecordReused, 2),
+                (ErrorCode::TestRecordReused, 1),
+                (ErrorCode::KeyReused, 1),
                 (ErrorCode::SerialConflict, 1)
             ]
         )
