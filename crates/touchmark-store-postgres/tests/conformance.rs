@@ -112,3 +112,63 @@ async fn the_counting_statement_judges_the_window_again() {
     );
     drop(harness.guard);
 }
+
+/// A SQLite installation copied here keeps each certificate's test record hash, so a record
+/// that issued a unit before the copy is refused for another unit after it (issue 11,
+/// finding 5).
+#[cfg(feature = "import-sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"
+)]
+async fn a_copied_installation_keeps_its_test_records_used() {
+    use touchmark_core::code::ErrorCode;
+    use touchmark_core::testrecord::Verdict;
+    use touchmark_store::IssueOutcome;
+    use touchmark_store::testsuite::kit::{Kit, at, attempt, clock, issued, serial};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("touchmark.db");
+    let sqlite: Arc<dyn Store> =
+        Arc::new(touchmark_store_sqlite::SqliteStore::open(&path).unwrap());
+    let kit = Kit::new(&sqlite, "im", 10, 1).await;
+    let record = attempt(&kit.stations[0], &serial("SN-1"), Verdict::Pass, at(99));
+    let first = kit.request_with(&kit.order, 0, "SN-1", "k1", record.clone(), clock());
+    issued(sqlite.issue(first).await.unwrap());
+    let Kit {
+        store: _,
+        product,
+        factory,
+        stations,
+        order,
+    } = kit;
+    drop(sqlite);
+
+    let scratch = ScratchSchema::new(&touchmark_testenv::postgres_url());
+    let target = scratch.connect().await.unwrap();
+    touchmark_store_postgres::import::sqlite_to_postgres(&path, &target)
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(target);
+    let kit = Kit {
+        store: Arc::clone(&store),
+        product,
+        factory,
+        stations,
+        order,
+    };
+    let replay = kit.request_with(&kit.order, 0, "SN-2", "k2", record, clock());
+    match store.issue(replay).await.unwrap() {
+        IssueOutcome::Refused { refusal, .. } => {
+            assert_eq!(
+                refusal.code,
+                ErrorCode::TestRecordReused,
+                "{}",
+                refusal.message
+            )
+        }
+        other => panic!("expected test_record_reused, got {other:?}"),
+    }
+    drop(scratch);
+}
