@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use touchmark_core::replay::OrderReport;
+use touchmark_core::replay::{OrderReport, Suspect};
 
 use crate::Error;
 
@@ -101,6 +101,11 @@ pub struct Report {
     pub events: u64,
     /// Per order: quota history, units issued, failed tests, refusals by code.
     pub orders: BTreeMap<String, OrderReport>,
+    /// Every refusal of the clone class, in log order: a unit that presented another unit's
+    /// serial, key or test record (`serial_conflict`, `key_reused`, `test_record_mismatch`,
+    /// `test_record_reused`). Refused, so not violations, but each one is evidence of a
+    /// counterfeit or a replayed record at the station named.
+    pub suspects: Vec<Suspect>,
     /// Every violation found, integrity violations first.
     pub violations: Vec<Violation>,
 }

@@ -59,7 +59,14 @@ fn created(order: &str, quota: u64) -> Event {
     )
 }
 
+/// Unit `n`'s issuance, with its own key and its own test record.
 fn issued(order: &str, n: u64) -> Event {
+    let mut test = [3u8; 32];
+    test[..8].copy_from_slice(&n.to_be_bytes());
+    issued_with_test(order, n, Sha256Hash(test))
+}
+
+fn issued_with_test(order: &str, n: u64, test_sha256: Sha256Hash) -> Event {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&n.to_be_bytes());
     Event::new(
@@ -72,7 +79,7 @@ fn issued(order: &str, n: u64) -> Event {
             serial: Serial::parse(&format!("SN-{n:06}")).unwrap(),
             cert_sha256: Sha256Hash(key),
             pubkey_sha256: Sha256Hash(key),
-            test_sha256: Sha256Hash([3; 32]),
+            test_sha256,
         },
     )
 }
@@ -372,6 +379,71 @@ async fn issuing_beyond_the_quota_is_a_violation_naming_the_entry() {
     assert_eq!(report.violations.len(), 1);
     assert_eq!(report.violations[0].index, Some(5));
     assert_eq!(report.violations[0].kind, ViolationKind::Replay);
+}
+
+#[tokio::test]
+async fn a_replayed_test_record_in_an_old_log_is_a_violation_and_refusals_of_clones_are_listed() {
+    let case = Case::new();
+    let mut events = story();
+    // A log written before replayed records were refused: unit 402 issued with unit 400's record.
+    let record = Sha256Hash([0x40; 32]);
+    events.push(
+        issued_with_test("PO-2", 400, record)
+            .canonical_bytes()
+            .unwrap(),
+    );
+    events.push(
+        issued_with_test("PO-2", 402, record)
+            .canonical_bytes()
+            .unwrap(),
+    );
+    // And one written since: the replay refused, with the other clone-class refusals.
+    for reason in [
+        ErrorCode::TestRecordMismatch,
+        ErrorCode::TestRecordReused,
+        ErrorCode::SerialConflict,
+        ErrorCode::KeyReused,
+    ] {
+        events.push(refused("PO-1", reason).canonical_bytes().unwrap());
+    }
+    events.insert(7, created("PO-2", 10).canonical_bytes().unwrap());
+    let dir = case.log("log", &events);
+    let report = verify(&case.args(&dir), silent()).await.unwrap();
+    assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+    let v = &report.violations[0];
+    assert_eq!((v.kind, v.index), (ViolationKind::Replay, Some(9)));
+    assert!(
+        v.message.contains("SN-000402")
+            && v.message.contains("SN-000400 of product sensor (entry 8)"),
+        "{}",
+        v.message
+    );
+    let error = chain(&report.verdict().unwrap_err());
+    assert!(error.contains("a replayed test record"), "{error}");
+
+    let suspects: Vec<(u64, ErrorCode)> = report
+        .suspects
+        .iter()
+        .map(|s| (s.index, s.reason))
+        .collect();
+    assert_eq!(
+        suspects,
+        vec![
+            (10, ErrorCode::TestRecordMismatch),
+            (11, ErrorCode::TestRecordReused),
+            (12, ErrorCode::SerialConflict),
+            (13, ErrorCode::KeyReused),
+        ]
+    );
+    assert_eq!(report.suspects[0].station.as_str(), "line-1");
+    assert_eq!(
+        report.suspects[0].serial.as_ref().unwrap().as_str(),
+        "SN-999999"
+    );
+    // The story's own refusals (quota) are not clone suspects.
+    assert_eq!(report.orders["PO-1"].refusals["quota_exhausted"], 2);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["suspects"][1]["reason"], "test_record_reused");
 }
 
 #[tokio::test]

@@ -403,6 +403,7 @@ pub(crate) fn audit(
         previous: previous.map(head),
         events: replay.events(),
         orders: replay.orders().clone(),
+        suspects: replay.suspects().to_vec(),
         violations,
     })
 }

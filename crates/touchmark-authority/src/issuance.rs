@@ -55,8 +55,10 @@ impl Authority {
     /// Provisions one unit: checks 1 to 8 of DESIGN §4 in order, then signs and commits.
     ///
     /// # Errors
-    /// [`AuthorityError::Refused`] with its stable code, logged; `not_found` for an unknown
-    /// order.
+    /// [`AuthorityError::Refused`] with its stable code, logged; an order that does not exist
+    /// too (`order_not_found`), so that an auditor sees a station probing for orders. Its event
+    /// is built here and recorded like every refusal, so the edge can bound how many it lets
+    /// through per station.
     pub async fn provision(
         &self,
         station: &Station,
@@ -74,11 +76,11 @@ impl Authority {
             record: normalized.text,
             at: now,
         };
-        let order = self
-            .store
-            .order(order_id)
-            .await?
-            .ok_or_else(|| AuthorityError::NotFound(format!("order {order_id}")))?;
+        let Some(order) = self.store.order(order_id).await? else {
+            return Err(self
+                .unknown_order(station, order_id, &req, now, test_sha256)
+                .await);
+        };
         let attempt = Attempt {
             at: now,
             order: order.id.clone(),
@@ -88,7 +90,7 @@ impl Authority {
         let refuse = |refusal: Refusal, event: Event, serial: Option<Serial>, failed_unit| {
             let rejection = Rejection {
                 event,
-                product: order.product.clone(),
+                product: Some(order.product.clone()),
                 order: order.id.clone(),
                 station: station.id.clone(),
                 serial,
@@ -127,10 +129,21 @@ impl Authority {
             }
         };
         let pubkey_sha256 = Sha256Hash(csr.spki_sha256());
-        // 5. The test passed. A failure is kept and counts nothing.
-        if let Err(refusal) = issue::check_test(&req.record) {
-            let event = attempt.test_failed(&serial, pubkey_sha256, test_sha256);
-            return Err(refuse(refusal, event, Some(serial), true).await);
+        // 5. The record is this unit's, and it passed. A failure is kept and counts nothing; a
+        // record of another unit (or of none) is kept as the refusal's evidence, and says
+        // nothing about this unit.
+        if let Err(refusal) = issue::check_test(&req.record, &serial) {
+            if refusal.code == ErrorCode::TestFailed {
+                let event = attempt.test_failed(&serial, pubkey_sha256, test_sha256);
+                return Err(refuse(refusal, event, Some(serial), true).await);
+            }
+            let event = attempt.refused(
+                refusal.code,
+                Some(&serial),
+                Some(pubkey_sha256),
+                Some(test_sha256),
+            );
+            return Err(refuse(refusal, event, Some(serial), false).await);
         }
         // 6 to 8 run inside the store's transaction, after signing, so the certificate is
         // stored in the same commit as the count and the event. A retry of an issued unit is
@@ -152,7 +165,8 @@ impl Authority {
             der: cert.into_der(),
             serial_hex: serial_number.to_hex(),
         };
-        let request = IssueRequest::new(issuance, certificate, test);
+        // The store reads this clock again inside its transaction: check 2 at commit.
+        let request = IssueRequest::new(issuance, certificate, test, Arc::clone(&self.clock));
         match self.store.issue(request).await? {
             IssueOutcome::Issued(unit) => Ok(provisioned(false, unit, &issuer)),
             IssueOutcome::AlreadyIssued(unit) => Ok(provisioned(true, unit, &issuer)),
@@ -160,6 +174,37 @@ impl Authority {
                 Err(AuthorityError::Refused { refusal, logged })
             }
         }
+    }
+
+    /// Records and answers the refusal of a request against an order that does not exist: the
+    /// event names the order asked for, the station and its factory, and the serial when it is
+    /// well formed. Nothing else is kept: there is no product to keep a test record under.
+    async fn unknown_order(
+        &self,
+        station: &Station,
+        order_id: &OrderId,
+        req: &Provision,
+        now: time::OffsetDateTime,
+        test_sha256: Sha256Hash,
+    ) -> AuthorityError {
+        let refusal = issue::order_not_found(order_id);
+        let attempt = Attempt {
+            at: now,
+            order: order_id.clone(),
+            factory: station.factory.clone(),
+            station: station.id.clone(),
+        };
+        let serial = Serial::parse(&req.serial).ok();
+        let rejection = Rejection {
+            event: attempt.refused(refusal.code, serial.as_ref(), None, Some(test_sha256)),
+            product: None,
+            order: order_id.clone(),
+            station: station.id.clone(),
+            serial,
+            test: None,
+            failed_unit: false,
+        };
+        self.reject(refusal, rejection).await
     }
 
     /// Records a refusal decided before the transaction, and answers it.

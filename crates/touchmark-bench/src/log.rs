@@ -375,7 +375,7 @@ impl Ids {
         };
         Ok(Rejection {
             event: Event::new(at, body),
-            product: self.product.clone(),
+            product: Some(self.product.clone()),
             order,
             station: row_station,
             serial: Some(row_serial),

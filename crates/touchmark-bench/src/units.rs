@@ -20,11 +20,12 @@ fn serial(n: u64) -> String {
     format!("BENCH-{n:010}")
 }
 
-/// A passing test record as a factory test fixture would send it: four steps, a few
-/// measurements inside their limits, values varying a little per unit.
-fn passing_test(n: u64) -> serde_json::Value {
+/// A passing test record of unit `serial` as a factory test fixture would send it: four
+/// steps, a few measurements inside their limits, values varying a little per unit.
+fn passing_test(serial: &str, n: u64) -> serde_json::Value {
     let jitter = (n % 17) as f64 / 100.0;
     serde_json::json!({
+        "serial": serial,
         "verdict": "pass",
         "started_at": "2026-11-21T06:00:00Z",
         "ended_at": "2026-11-21T06:00:42Z",
@@ -52,7 +53,7 @@ fn unit(n: u64) -> Result<Unit, Error> {
     Ok(Unit {
         request: ProvisionRequest {
             csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
-            test: passing_test(n),
+            test: passing_test(&serial, n),
             serial,
         },
     })
@@ -109,8 +110,9 @@ mod tests {
     #[test]
     fn the_test_record_parses_and_passes() {
         for n in [0, 5, 16, 1_000_003] {
-            let record = TestRecord::parse(&passing_test(n)).unwrap();
+            let record = TestRecord::parse(&passing_test(&serial(n), n)).unwrap();
             assert!(record.passed(), "unit {n}");
+            assert_eq!(record.serial, Some(serial(n)), "unit {n}");
         }
     }
 

@@ -75,7 +75,7 @@ impl SimUnit {
     ) -> Result<Self, ClientError> {
         let csr = build_csr(key, &serial).map_err(ClientError::key)?;
         let csr = touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr);
-        let test = test_record(kind == Kind::FailsTest, rng);
+        let test = test_record(&serial, kind == Kind::FailsTest, rng);
         Ok(Self {
             serial,
             csr,
@@ -307,8 +307,9 @@ impl Run {
     }
 }
 
-/// A realistic functional test: power, radio, flash and sensor calibration, with limits.
-pub fn test_record(fail: bool, rng: &mut StdRng) -> serde_json::Value {
+/// A realistic functional test of unit `serial`: power, radio, flash and sensor calibration,
+/// with limits. The record names the unit it tested, as the server requires.
+pub fn test_record(serial: &str, fail: bool, rng: &mut StdRng) -> serde_json::Value {
     let start = time::OffsetDateTime::now_utc() - time::Duration::seconds(rng.random_range(30..90));
     let end = start + time::Duration::seconds(rng.random_range(20..30));
     let current = rng.random_range(41.0..47.0_f64);
@@ -323,6 +324,7 @@ pub fn test_record(fail: bool, rng: &mut StdRng) -> serde_json::Value {
     let verdict = if fail { "fail" } else { "pass" };
     let rf = if fail { "fail" } else { "pass" };
     serde_json::json!({
+        "serial": serial,
         "verdict": verdict,
         "started_at": touchmark_core::clock::format_timestamp(start),
         "ended_at": touchmark_core::clock::format_timestamp(end),

@@ -101,7 +101,8 @@ pub struct ProvisionRequest {
     pub serial: String,
     /// The unit's PKCS#10 CSR: PEM, or base64 of the DER.
     pub csr: String,
-    /// The test record: Touchmark's JSON or OpenHTF's.
+    /// The test record: Touchmark's JSON or OpenHTF's. It must name the unit it tested
+    /// (`serial`, or OpenHTF's `dut_id`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub test: serde_json::Value,
 }

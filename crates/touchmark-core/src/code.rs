@@ -16,6 +16,9 @@ pub enum ErrorCode {
     StationNotAuthorized,
     /// Check 1: the station was revoked.
     StationRevoked,
+    /// Check 2: the order named in the request does not exist. Logged, so that an auditor sees a
+    /// station probing for orders.
+    OrderNotFound,
     /// Check 2: the order is not open (draft, closed or cancelled).
     OrderNotOpen,
     /// Check 2: the order is outside its time window.
@@ -28,13 +31,18 @@ pub enum ErrorCode {
     CsrSignatureInvalid,
     /// Check 4: the CSR's key is not P-256.
     KeyTypeUnsupported,
+    /// Check 5: the test record names no serial, or another serial than the unit's (its DUT id
+    /// in OpenHTF's shape): a record of another unit, replayed (a clone suspect).
+    TestRecordMismatch,
     /// Check 5: the test verdict is not pass.
     TestFailed,
     /// Check 6: the serial is already provisioned with another key (a clone suspect).
     SerialConflict,
     /// Check 7: the public key is already bound to another serial (a cloned secure element).
     KeyReused,
-    /// Check 8: the order has no quota left.
+    /// Check 8: the test record was already used to issue another unit (a clone suspect).
+    TestRecordReused,
+    /// Check 9 (the last): the order has no quota left.
     QuotaExhausted,
     /// The request is malformed: bad JSON, wrong types, missing fields, or a value the API
     /// document forbids (its type, length, pattern or range).
@@ -68,12 +76,15 @@ impl ErrorCode {
         match self {
             Self::StationNotAuthorized => "station_not_authorized",
             Self::StationRevoked => "station_revoked",
+            Self::OrderNotFound => "order_not_found",
             Self::OrderNotOpen => "order_not_open",
             Self::OrderExpired => "order_expired",
             Self::SerialOutOfRange => "serial_out_of_range",
             Self::CsrInvalid => "csr_invalid",
             Self::CsrSignatureInvalid => "csr_signature_invalid",
             Self::KeyTypeUnsupported => "key_type_unsupported",
+            Self::TestRecordMismatch => "test_record_mismatch",
+            Self::TestRecordReused => "test_record_reused",
             Self::TestFailed => "test_failed",
             Self::SerialConflict => "serial_conflict",
             Self::KeyReused => "key_reused",
@@ -92,18 +103,21 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
+        Self::OrderNotFound,
         Self::OrderNotOpen,
         Self::OrderExpired,
         Self::SerialOutOfRange,
         Self::CsrInvalid,
         Self::CsrSignatureInvalid,
         Self::KeyTypeUnsupported,
+        Self::TestRecordMismatch,
         Self::TestFailed,
         Self::SerialConflict,
         Self::KeyReused,
+        Self::TestRecordReused,
         Self::QuotaExhausted,
         Self::InvalidRequest,
         Self::Unprocessable,
@@ -138,16 +152,32 @@ impl ErrorCode {
             self,
             Self::StationNotAuthorized
                 | Self::StationRevoked
+                | Self::OrderNotFound
                 | Self::OrderNotOpen
                 | Self::OrderExpired
                 | Self::SerialOutOfRange
                 | Self::CsrInvalid
                 | Self::CsrSignatureInvalid
                 | Self::KeyTypeUnsupported
+                | Self::TestRecordMismatch
+                | Self::TestRecordReused
                 | Self::TestFailed
                 | Self::SerialConflict
                 | Self::KeyReused
                 | Self::QuotaExhausted
+        )
+    }
+
+    /// Whether this refusal is of the clone class: the request repeats what another unit
+    /// already holds (its serial, its key or its test record) or carries another unit's test
+    /// record. An auditor lists each one; the server raises an alert.
+    pub fn is_clone_suspect(self) -> bool {
+        matches!(
+            self,
+            Self::TestRecordMismatch
+                | Self::TestRecordReused
+                | Self::SerialConflict
+                | Self::KeyReused
         )
     }
 }
@@ -193,6 +223,12 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 12);
+        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 15);
+        assert!(
+            ErrorCode::ALL
+                .iter()
+                .filter(|c| c.is_clone_suspect())
+                .all(|c| c.is_refusal())
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Replaying the log: per-order counts rebuilt from the events alone, and every violation of
-//! the invariants that the events can show.
+//! Replaying the log: per-order counts rebuilt from the events alone, every violation of the
+//! invariants that the events can show, and every refusal of the clone class (a serial, key or
+//! test record of another unit), which an auditor looks at one by one.
 //!
 //! Auditors run this over a verified log; the demo and tests run it to check that the log tells
 //! the same story as the database.
@@ -8,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::code::ErrorCode;
 use crate::event::{Event, EventBody, Sha256Hash};
 use crate::id::{OrderId, ProductId, StationId};
 use crate::serial::Serial;
@@ -34,6 +36,27 @@ pub struct Violation {
     pub message: String,
 }
 
+/// A refusal of the clone class (`ErrorCode::is_clone_suspect`): a unit that presented another
+/// unit's serial, key or test record. Refused, so no invariant broke, but each one is evidence of
+/// a counterfeit or a replay at the station that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspect {
+    /// The log index of the refusal.
+    pub index: u64,
+    /// Why it was refused.
+    pub reason: ErrorCode,
+    /// The order named in the request.
+    pub order: OrderId,
+    /// The station that sent it.
+    pub station: StationId,
+    /// The serial it asked for, when it was well formed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<Serial>,
+    /// SHA-256 of the test record it carried, when it carried a valid one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_sha256: Option<Sha256Hash>,
+}
+
 /// The state of a replay.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -42,6 +65,9 @@ pub struct Replay {
     order_product: HashMap<OrderId, ProductId>,
     serials: HashMap<(ProductId, Serial), u64>,
     keys: HashMap<Sha256Hash, (Serial, u64)>,
+    /// The unit each test record issued, and where.
+    tests: HashMap<Sha256Hash, (ProductId, Serial, u64)>,
+    suspects: Vec<Suspect>,
     revoked: HashMap<StationId, u64>,
     violations: Vec<Violation>,
     events: u64,
@@ -107,6 +133,7 @@ impl Replay {
                 station,
                 serial,
                 pubkey_sha256,
+                test_sha256,
                 ..
             } => {
                 let report = self.orders.entry(order.to_string()).or_default();
@@ -139,6 +166,20 @@ impl Replay {
                 } else {
                     self.keys.insert(*pubkey_sha256, (serial.clone(), index));
                 }
+                // One test record issues one unit (issue 11, finding 5); a log written before
+                // the server refused replayed records may hold two.
+                if let Some((other_product, other, first)) = self.tests.get(test_sha256) {
+                    if (other_product, other) != (product, serial) {
+                        let message = format!(
+                            "test record {test_sha256} issued serial {serial} of product {product} \
+                             and serial {other} of product {other_product} (entry {first}): a replayed test record"
+                        );
+                        self.violation(index, message);
+                    }
+                } else {
+                    self.tests
+                        .insert(*test_sha256, (product.clone(), serial.clone(), index));
+                }
                 if let Some(at) = self.revoked.get(station) {
                     let message =
                         format!("unit {serial} issued by station {station}, revoked at entry {at}");
@@ -151,7 +192,14 @@ impl Replay {
                     .or_default()
                     .failed_tests += 1;
             }
-            EventBody::UnitRefused { order, reason, .. } => {
+            EventBody::UnitRefused {
+                order,
+                station,
+                serial,
+                test_sha256,
+                reason,
+                ..
+            } => {
                 *self
                     .orders
                     .entry(order.to_string())
@@ -159,6 +207,16 @@ impl Replay {
                     .refusals
                     .entry(reason.as_str().to_owned())
                     .or_default() += 1;
+                if reason.is_clone_suspect() {
+                    self.suspects.push(Suspect {
+                        index,
+                        reason: *reason,
+                        order: order.clone(),
+                        station: station.clone(),
+                        serial: serial.clone(),
+                        test_sha256: *test_sha256,
+                    });
+                }
             }
             _ => {}
         }
@@ -178,6 +236,11 @@ impl Replay {
     pub fn violations(&self) -> &[Violation] {
         &self.violations
     }
+
+    /// Refusals of the clone class found so far, in log order.
+    pub fn suspects(&self) -> &[Suspect] {
+        &self.suspects
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +249,6 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::code::ErrorCode;
     use crate::event::Actor;
     use crate::id::FactoryId;
 
@@ -210,7 +272,17 @@ mod tests {
         )
     }
 
+    /// A `unit.issued` with a test record of its own (named by the serial).
     fn issued(serial: &str, key: u8, station: &str) -> Event {
+        issued_with(serial, key, station, Sha256Hash::of(serial.as_bytes()))
+    }
+
+    /// A `unit.issued` whose test record hash is `[test; 32]`.
+    fn issued_with_test(serial: &str, key: u8, station: &str, test: u8) -> Event {
+        issued_with(serial, key, station, Sha256Hash([test; 32]))
+    }
+
+    fn issued_with(serial: &str, key: u8, station: &str, test_sha256: Sha256Hash) -> Event {
         Event::new(
             at(),
             EventBody::UnitIssued {
@@ -221,7 +293,7 @@ mod tests {
                 serial: Serial::parse(serial).unwrap(),
                 cert_sha256: Sha256Hash([key; 32]),
                 pubkey_sha256: Sha256Hash([key; 32]),
-                test_sha256: Sha256Hash([0; 32]),
+                test_sha256,
             },
         )
     }
@@ -258,6 +330,53 @@ mod tests {
         let report = &r.orders()["o"];
         assert_eq!((report.issued, report.quota_history.clone()), (2, vec![2]));
         assert_eq!(report.refusals["quota_exhausted"], 1);
+        assert!(r.suspects().is_empty(), "{:?}", r.suspects());
+    }
+
+    fn refused(reason: ErrorCode, serial: &str) -> Event {
+        Event::new(
+            at(),
+            EventBody::UnitRefused {
+                order: OrderId::parse("o").unwrap(),
+                factory: Some(FactoryId::parse("f").unwrap()),
+                station: StationId::parse("s").unwrap(),
+                serial: Some(Serial::parse(serial).unwrap()),
+                pubkey_sha256: None,
+                test_sha256: Some(Sha256Hash([7; 32])),
+                reason,
+            },
+        )
+    }
+
+    #[test]
+    fn clone_class_refusals_are_listed_with_their_entries() {
+        let r = replay(&[
+            created(5),
+            issued("A", 1, "s"),
+            refused(ErrorCode::QuotaExhausted, "B"),
+            refused(ErrorCode::TestRecordMismatch, "C"),
+            refused(ErrorCode::TestRecordReused, "D"),
+            refused(ErrorCode::SerialConflict, "A"),
+            refused(ErrorCode::KeyReused, "E"),
+            refused(ErrorCode::TestFailed, "F"),
+        ]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        let listed: Vec<(u64, ErrorCode, &str)> = r
+            .suspects()
+            .iter()
+            .map(|s| (s.index, s.reason, s.serial.as_ref().unwrap().as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (3, ErrorCode::TestRecordMismatch, "C"),
+                (4, ErrorCode::TestRecordReused, "D"),
+                (5, ErrorCode::SerialConflict, "A"),
+                (6, ErrorCode::KeyReused, "E"),
+            ]
+        );
+        assert_eq!(r.suspects()[0].test_sha256, Some(Sha256Hash([7; 32])));
+        assert_eq!(r.orders()["o"].refusals["test_record_mismatch"], 1);
     }
 
     #[test]
@@ -291,12 +410,33 @@ mod tests {
                 vec![created(5), revoke, issued("A", 1, "s")],
                 2,
             ),
+            (
+                "one test record issuing two units",
+                vec![
+                    created(5),
+                    issued_with_test("SN-000400", 1, "s", 9),
+                    issued_with_test("SN-000402", 2, "s", 9),
+                ],
+                2,
+            ),
         ];
         for (name, events, index) in cases {
             let r = replay(&events);
             assert_eq!(r.violations().len(), 1, "{name}: {:?}", r.violations());
             assert_eq!(r.violations()[0].index, index, "{name}");
         }
+        let r = replay(&[
+            created(5),
+            issued_with_test("SN-000400", 1, "s", 9),
+            issued_with_test("SN-000402", 2, "s", 9),
+        ]);
+        let message = &r.violations()[0].message;
+        assert!(
+            message.contains("SN-000400")
+                && message.contains("SN-000402")
+                && message.contains("entry 1"),
+            "{message}"
+        );
         let mut r = Replay::new();
         r.apply(0, &created(1));
         r.apply(2, &issued("A", 1, "s"));

@@ -3,13 +3,19 @@
 //! Two input shapes are accepted and mapped into one model, [`TestRecord`]:
 //!
 //! - **Touchmark's own JSON** (strict: unknown fields are an error):
-//!   `{verdict, started_at, ended_at, fixture_version?, raw_log_sha256?, source_format?, steps: [{name,
-//!   outcome, measurements: [{name, value, unit?, low?, high?, outcome}]}]}`. `source_format`
-//!   (`"touchmark"` or `"openhtf"`) is written by [`TestRecord::to_json`] so the normalized form
-//!   remembers the shape a record was first submitted in.
+//!   `{serial?, verdict, started_at, ended_at, fixture_version?, raw_log_sha256?, source_format?,
+//!   steps: [{name, outcome, measurements: [{name, value, unit?, low?, high?, outcome}]}]}`.
+//!   `source_format` (`"touchmark"` or `"openhtf"`) is written by [`TestRecord::to_json`] so the
+//!   normalized form remembers the shape a record was first submitted in.
 //! - **OpenHTF's JSON test record** (what openhtf's `JsonOutput` callback writes): recognised by its
 //!   `phases` key. Only the fields that are mapped are checked (strictly); the many other fields real
-//!   records carry (`dut_id`, `code_info`, `log_records`, attachments, ...) are ignored.
+//!   records carry (`code_info`, `log_records`, attachments, ...) are ignored.
+//!
+//! The serial of the unit tested ([`TestRecord::serial`]: Touchmark's `serial`, OpenHTF's `dut_id`)
+//! is kept and normalized with the rest, so the record's hash covers it. Parsing accepts a record
+//! that names none (records stored before it was required name none); provisioning refuses one
+//! (`touchmark_core::policy::issue::check_test`), so a record cannot be replayed as another
+//! unit's (issue 11, finding 5).
 //!
 //! Optional fields may be absent or `null`. Every error names the offending field by its path in the
 //! input, for example `steps[2].measurements[0].value: expected a number, string or boolean, found null`.
@@ -245,6 +251,10 @@ pub struct TestStep {
 pub struct TestRecord {
     /// The shape the record was first submitted in.
     pub format: RecordFormat,
+    /// The serial of the unit the record says it tested, as written (Touchmark's `serial`,
+    /// OpenHTF's `dut_id`); `None` when it names none. Compared with the unit's serial at
+    /// provisioning, never parsed here.
+    pub serial: Option<String>,
     /// Overall result.
     pub verdict: Verdict,
     /// When the test started.
@@ -334,11 +344,15 @@ impl TestRecord {
     /// The normalized form, in Touchmark's own shape, as stored in the database.
     ///
     /// Timestamps are RFC 3339 in UTC, the raw-log hash is lowercase hex, absent optional fields are
-    /// omitted, numbers stay JSON numbers, and `source_format` records [`TestRecord::format`]. For any
+    /// omitted, numbers stay JSON numbers, `serial` is the unit the record names (an OpenHTF
+    /// record's `dut_id`), and `source_format` records [`TestRecord::format`]. For any
     /// record returned by [`TestRecord::parse`], `parse(&r.to_json()) == Ok(r)`.
     pub fn to_json(&self) -> Value {
         let mut root = Map::new();
         root.insert("source_format".into(), self.format.as_str().into());
+        if let Some(serial) = &self.serial {
+            root.insert("serial".into(), serial.as_str().into());
+        }
         root.insert("verdict".into(), self.verdict.as_str().into());
         root.insert(
             "started_at".into(),
@@ -491,6 +505,7 @@ fn parse_touchmark(root: &Map<String, Value>) -> Result<(TestRecord, Sources), T
         "",
         &[
             "source_format",
+            "serial",
             "verdict",
             "started_at",
             "ended_at",
@@ -520,6 +535,9 @@ fn parse_touchmark(root: &Map<String, Value>) -> Result<(TestRecord, Sources), T
             ("aborted", Verdict::Aborted),
         ],
     )?;
+    let serial = optional(root, "serial")
+        .map(|v| parse_name(v, "serial"))
+        .transpose()?;
     let started_at = parse_timestamp(required(root, "", "started_at")?, "started_at")?;
     let ended_at = parse_timestamp(required(root, "", "ended_at")?, "ended_at")?;
     if ended_at < started_at {
@@ -580,6 +598,7 @@ fn parse_touchmark(root: &Map<String, Value>) -> Result<(TestRecord, Sources), T
     }
     let record = TestRecord {
         format,
+        serial,
         verdict,
         started_at,
         ended_at,
@@ -659,6 +678,11 @@ fn parse_openhtf(root: &Map<String, Value>) -> Result<(TestRecord, Sources), Tes
             "is before start_time_millis",
         ));
     }
+    // The DUT id the test was started with: OpenHTF writes `UNKNOWN_DUT` when none was given,
+    // which then simply names no unit of ours.
+    let serial = optional(root, "dut_id")
+        .map(|v| parse_name(v, "dut_id"))
+        .transpose()?;
     let fixture_version = match optional(root, "metadata") {
         None => None,
         Some(meta) => optional(expect_object(meta, "metadata")?, "test_version")
@@ -725,6 +749,7 @@ fn parse_openhtf(root: &Map<String, Value>) -> Result<(TestRecord, Sources), Tes
     }
     let record = TestRecord {
         format: RecordFormat::OpenHtf,
+        serial,
         verdict,
         started_at,
         ended_at,
@@ -1231,6 +1256,7 @@ mod tests {
 
     fn touchmark_record() -> Value {
         json!({
+            "serial": "SN-000400",
             "verdict": "pass",
             "started_at": "2026-03-01T10:00:00+01:00",
             "ended_at": "2026-03-01T09:00:42.5Z",
@@ -1271,6 +1297,7 @@ mod tests {
         let r = TestRecord::parse(&touchmark_record()).unwrap();
         let expected = TestRecord {
             format: RecordFormat::Touchmark,
+            serial: Some("SN-000400".into()),
             verdict: Verdict::Pass,
             started_at: datetime!(2026-03-01 09:00:00 UTC),
             ended_at: datetime!(2026-03-01 09:00:42.5 UTC),
@@ -1420,6 +1447,7 @@ mod tests {
         };
         let expected = TestRecord {
             format: RecordFormat::OpenHtf,
+            serial: Some("TM-000123".into()),
             verdict: Verdict::Fail,
             started_at: datetime!(2026-03-01 09:00:00 UTC),
             ended_at: datetime!(2026-03-01 09:00:42.5 UTC),
@@ -1551,6 +1579,11 @@ mod tests {
                 "end before start",
                 Box::new(|v| v["end_time_millis"] = json!(1_772_355_599_999_u64)),
                 "end_time_millis: is before start_time_millis",
+            ),
+            (
+                "dut_id type",
+                Box::new(|v| v["dut_id"] = json!(123)),
+                "dut_id: expected a string, found a number",
             ),
             (
                 "test_version type",
@@ -1706,8 +1739,18 @@ mod tests {
             ),
             (
                 "unknown top-level field",
-                Box::new(|v| v["serial"] = json!("x")),
-                "serial: unknown field",
+                Box::new(|v| v["dut_id"] = json!("x")),
+                "dut_id: unknown field",
+            ),
+            (
+                "empty serial",
+                Box::new(|v| v["serial"] = json!("")),
+                "serial: must not be empty",
+            ),
+            (
+                "serial type",
+                Box::new(|v| v["serial"] = json!(400)),
+                "serial: expected a string, found a number",
             ),
             (
                 "unknown step field",
@@ -2005,7 +2048,7 @@ mod tests {
             "outcome":"pass","name":"self_test"},{"measurements":[],"outcome":"skip","name":"optional_calibration"}],
             "raw_log_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
             "fixture_version":"rf-fixture 2.3.1","ended_at":"2026-03-01T04:00:42.500-05:00",
-            "started_at":"2026-03-01T09:00:00Z","verdict":"pass"}"#;
+            "started_at":"2026-03-01T09:00:00Z","serial":"SN-000400","verdict":"pass"}"#;
         let other = TestRecord::parse(&serde_json::from_str(text).unwrap()).unwrap();
         assert_eq!(other, r);
         assert_eq!(other.sha256(), r.sha256());
@@ -2020,9 +2063,35 @@ mod tests {
             "{canonical}"
         );
 
-        // Any change changes the digest.
+        // Any change changes the digest, the unit it names included.
         let mut changed = r.clone();
         changed.steps[0].measurements[0].value = MeasuredValue::Number(17.26);
         assert_ne!(changed.sha256(), r.sha256());
+        let mut other_unit = r.clone();
+        other_unit.serial = Some("SN-000402".into());
+        assert_ne!(other_unit.sha256(), r.sha256());
+    }
+
+    #[test]
+    fn the_unit_a_record_names_is_kept() {
+        // Touchmark's shape names it `serial`, OpenHTF's `dut_id`; both normalize to `serial`.
+        let r = TestRecord::parse(&touchmark_record()).unwrap();
+        assert_eq!(r.serial.as_deref(), Some("SN-000400"));
+        assert_eq!(r.to_json()["serial"], "SN-000400");
+        let r = TestRecord::parse(&openhtf_record()).unwrap();
+        assert_eq!(r.serial.as_deref(), Some("TM-000123"));
+        assert_eq!(r.to_json()["serial"], "TM-000123");
+        assert_eq!(TestRecord::parse(&r.to_json()).unwrap(), r);
+
+        // A record that names none still parses (records stored before the serial was required
+        // name none); provisioning refuses it.
+        let mut v = touchmark_record();
+        v.as_object_mut().unwrap().remove("serial");
+        let r = TestRecord::parse(&v).unwrap();
+        assert_eq!(r.serial, None);
+        assert!(r.to_json().get("serial").is_none());
+        let mut v = openhtf_record();
+        v["dut_id"] = json!(null);
+        assert_eq!(TestRecord::parse(&v).unwrap().serial, None);
     }
 }

@@ -38,6 +38,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthorized | ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
         ErrorCode::OrderNotOpen
         | ErrorCode::OrderExpired
+        | ErrorCode::TestRecordReused
         | ErrorCode::SerialConflict
         | ErrorCode::KeyReused
         | ErrorCode::QuotaExhausted
@@ -46,11 +47,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CsrInvalid
         | ErrorCode::CsrSignatureInvalid
         | ErrorCode::KeyTypeUnsupported
+        | ErrorCode::TestRecordMismatch
         | ErrorCode::TestFailed
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

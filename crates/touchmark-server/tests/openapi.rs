@@ -75,7 +75,11 @@ async fn the_document_is_valid_and_the_server_conforms_to_it(backend: Backend) {
     let line = kit.line("api", 50, "SN-000001..SN-000050").await;
     let station = kit.enroll_station(&line.factory).await;
     let issued = station
-        .provision(&line.order, &Unit::new("SN-000001"), passing_test())
+        .provision(
+            &line.order,
+            &Unit::new("SN-000001"),
+            passing_test("SN-000001"),
+        )
         .await;
     assert_eq!(issued.status.as_u16(), 201, "{}", issued.text);
     kit.sequence_now().await;

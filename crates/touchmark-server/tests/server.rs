@@ -19,8 +19,8 @@ use touchmark_core::clock::format_timestamp;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
 
 use touchmark_testkit::{
-    Backend, Snapshot, TestServer, Unit, failing_test, openhtf_passing_test, passing_test,
-    pem_sha256,
+    Backend, Snapshot, TestServer, Unit, failing_test, openhtf_passing_test,
+    openhtf_real_sn_000400, openhtf_real_unknown_dut, passing_test, pem_sha256,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -143,7 +143,9 @@ mod chains {
         let line = kit.line("chain", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
-        let reply = station.provision(&line.order, &unit, passing_test()).await;
+        let reply = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         let issued: ProvisionResponse = serde_json::from_value(reply.body).unwrap();
         assert_eq!(issued.status, "issued");
@@ -247,7 +249,9 @@ mod chains {
         );
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
-        let reply = station.provision(&line.order, &unit, passing_test()).await;
+        let reply = station
+            .provision(&line.order, &unit, passing_test("SN-0001"))
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         let issued: ProvisionResponse = serde_json::from_value(reply.body).unwrap();
         assert_eq!(issued.root_ca_pem, kit.device_root_pem);
@@ -377,7 +381,11 @@ mod quota {
                         for u in (w..UNITS_PER_STATION).step_by(WORKERS_PER_STATION) {
                             let n = s * UNITS_PER_STATION + u + 1;
                             let unit = Unit::new(&format!("{round}-{n:04}"));
-                            replies.push(station.provision(&order, &unit, passing_test()).await);
+                            replies.push(
+                                station
+                                    .provision(&order, &unit, passing_test(&unit.serial))
+                                    .await,
+                            );
                         }
                         replies
                     });
@@ -476,10 +484,14 @@ mod retries {
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
 
-        let first = station.provision(&line.order, &unit, passing_test()).await;
+        let first = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(first.status, 201, "{}", first.text);
         let after_first = kit.snapshot(&line.order).await;
-        let second = station.provision(&line.order, &unit, passing_test()).await;
+        let second = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(second.status, 200, "{}", second.text);
         assert_eq!(first.body["status"], "issued");
         assert_eq!(second.body["status"], "already_issued");
@@ -501,7 +513,7 @@ mod retries {
             .client
             .provision(
                 &line.order,
-                &serde_json::from_value(unit.request(passing_test())).unwrap(),
+                &serde_json::from_value(unit.request(passing_test(&unit.serial))).unwrap(),
             )
             .await
             .unwrap();
@@ -514,19 +526,25 @@ mod retries {
         let line = kit.line("one", 1, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
-        let first = station.provision(&line.order, &unit, passing_test()).await;
+        let first = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(first.status, 201, "{}", first.text);
         let spent = kit.snapshot(&line.order).await;
         assert_eq!(spent.units[0].product, line.product);
 
         // The quota is spent, yet the retry is answered: it consumes nothing.
-        let retry = station.provision(&line.order, &unit, passing_test()).await;
+        let retry = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(retry.status, 200, "{}", retry.text);
         assert_eq!(retry.body["certificate_pem"], first.body["certificate_pem"]);
         assert_eq!(kit.snapshot(&line.order).await, spent);
 
         // A failed retest of the provisioned unit is kept, and the unit stays provisioned.
-        let retest = station.provision(&line.order, &unit, failing_test()).await;
+        let retest = station
+            .provision(&line.order, &unit, failing_test(&unit.serial))
+            .await;
         retest.assert_error(422, "test_failed");
         let after = kit.snapshot(&line.order).await;
         let mut expected = Snapshot {
@@ -550,7 +568,9 @@ mod retries {
             )
             .await;
         let before = kit.snapshot(&other).await;
-        let reply = station.provision(&other, &unit, passing_test()).await;
+        let reply = station
+            .provision(&other, &unit, passing_test(&unit.serial))
+            .await;
         reply.assert_error(409, "serial_conflict");
         assert_eq!(
             kit.snapshot(&other).await,
@@ -567,7 +587,11 @@ mod retries {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..16 {
             let (station, unit, order) = (station.clone(), Arc::clone(&unit), line.order.clone());
-            tasks.spawn(async move { station.provision(&order, &unit, passing_test()).await });
+            tasks.spawn(async move {
+                station
+                    .provision(&order, &unit, passing_test(&unit.serial))
+                    .await
+            });
         }
         let mut statuses = BTreeMap::new();
         let mut certificates = HashSet::new();
@@ -617,6 +641,8 @@ mod refusals {
     enum After {
         /// One `unit.refused` event with the code; nothing else.
         Refused,
+        /// One `unit.refused` event naming an order that does not exist; no order changes.
+        OnlyLogged,
         /// One `unit.test_failed` event, the attempt kept, the unit listed as failed.
         TestFailed,
     }
@@ -662,6 +688,11 @@ mod refusals {
         let factory = kit.factory("fac-r").await;
         let other_factory = kit.factory("fac-other").await;
         let main = kit.order("ord-main", &product, &factory, 10, range).await;
+        // Another product's order over the same serials: its SN-0001 is another unit.
+        let second_product = kit.product("prod-s").await;
+        let second = kit
+            .order("ord-second", &second_product, &factory, 10, range)
+            .await;
         let full = kit
             .order("ord-full", &product, &factory, 1, "FL-0001..FL-0100")
             .await;
@@ -696,17 +727,20 @@ mod refusals {
         // Prior state: one unit issued on `main`, the one unit of `full`'s quota spent, and the
         // soon-revoked station's connection warmed with a successful request.
         let issued = Unit::new("SN-0001");
-        let reply = station.provision(&main, &issued, passing_test()).await;
+        let reply = station
+            .provision(&main, &issued, passing_test(&issued.serial))
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         let reply = station
-            .provision(&full, &Unit::new("FL-0001"), passing_test())
+            .provision(&full, &Unit::new("FL-0001"), passing_test("FL-0001"))
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         let warm = revoked
             .client
             .provision(
                 &main,
-                &serde_json::from_value(Unit::new("SN-0099").request(passing_test())).unwrap(),
+                &serde_json::from_value(Unit::new("SN-0099").request(passing_test("SN-0099")))
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -715,7 +749,7 @@ mod refusals {
         // `late`'s window closes.
         kit.advance(Duration::hours(2));
 
-        let fresh = |serial: &str| Unit::new(serial).request(passing_test());
+        let fresh = |serial: &str| Unit::new(serial).request(passing_test(serial));
         let cases = vec![
             Case {
                 name: "a station of another factory",
@@ -772,6 +806,15 @@ mod refusals {
                 after: After::Refused,
             },
             Case {
+                name: "an order that does not exist",
+                station: &station,
+                order: "ord-nope",
+                body: fresh("SN-0004"),
+                status: 404,
+                code: "order_not_found",
+                after: After::OnlyLogged,
+            },
+            Case {
                 name: "a serial outside the range",
                 station: &station,
                 order: &main,
@@ -784,7 +827,11 @@ mod refusals {
                 name: "a CSR that is garbage",
                 station: &station,
                 order: &main,
-                body: body("SN-0005", "not a certificate request", passing_test()),
+                body: body(
+                    "SN-0005",
+                    "not a certificate request",
+                    passing_test("SN-0005"),
+                ),
                 status: 422,
                 code: "csr_invalid",
                 after: After::Refused,
@@ -796,7 +843,7 @@ mod refusals {
                 body: body(
                     "SN-0005",
                     &tampered_csr(&Unit::new("SN-0005")),
-                    passing_test(),
+                    passing_test("SN-0005"),
                 ),
                 status: 422,
                 code: "csr_signature_invalid",
@@ -809,7 +856,7 @@ mod refusals {
                 body: body(
                     "SN-0005",
                     &foreign_csr(&rcgen::PKCS_RSA_SHA256),
-                    passing_test(),
+                    passing_test("SN-0005"),
                 ),
                 status: 422,
                 code: "key_type_unsupported",
@@ -822,17 +869,48 @@ mod refusals {
                 body: body(
                     "SN-0005",
                     &foreign_csr(&rcgen::PKCS_ECDSA_P384_SHA384),
-                    passing_test(),
+                    passing_test("SN-0005"),
                 ),
                 status: 422,
                 code: "key_type_unsupported",
                 after: After::Refused,
             },
             Case {
+                name: "a test record of another unit",
+                station: &station,
+                order: &main,
+                body: Unit::new("SN-0008").request(passing_test("SN-0009")),
+                status: 422,
+                code: "test_record_mismatch",
+                after: After::Refused,
+            },
+            Case {
+                name: "a test record that names no unit",
+                station: &station,
+                order: &main,
+                body: Unit::new("SN-0008").request({
+                    let mut record = passing_test("SN-0008");
+                    record.as_object_mut().unwrap().remove("serial");
+                    record
+                }),
+                status: 422,
+                code: "test_record_mismatch",
+                after: After::Refused,
+            },
+            Case {
+                name: "a test record that issued another product's unit",
+                station: &station,
+                order: &second,
+                body: Unit::new("SN-0001").request(passing_test("SN-0001")),
+                status: 409,
+                code: "test_record_reused",
+                after: After::Refused,
+            },
+            Case {
                 name: "a failed test",
                 station: &station,
                 order: &main,
-                body: Unit::new("SN-0006").request(failing_test()),
+                body: Unit::new("SN-0006").request(failing_test("SN-0006")),
                 status: 422,
                 code: "test_failed",
                 after: After::TestFailed,
@@ -841,7 +919,7 @@ mod refusals {
                 name: "an issued serial with a new key",
                 station: &station,
                 order: &main,
-                body: Unit::new("SN-0001").request(passing_test()),
+                body: Unit::new("SN-0001").request(passing_test("SN-0001")),
                 status: 409,
                 code: "serial_conflict",
                 after: After::Refused,
@@ -850,7 +928,7 @@ mod refusals {
                 name: "an issued key on a new serial",
                 station: &station,
                 order: &main,
-                body: issued.clone_key("SN-0007").request(passing_test()),
+                body: issued.clone_key("SN-0007").request(passing_test("SN-0007")),
                 status: 409,
                 code: "key_reused",
                 after: After::Refused,
@@ -859,7 +937,7 @@ mod refusals {
                 name: "an order with no quota left",
                 station: &station,
                 order: &full,
-                body: Unit::new("FL-0002").request(passing_test()),
+                body: Unit::new("FL-0002").request(passing_test("FL-0002")),
                 status: 409,
                 code: "quota_exhausted",
                 after: After::Refused,
@@ -869,7 +947,12 @@ mod refusals {
         let mut seen = HashSet::new();
         for case in cases {
             let name = case.name;
-            let before = kit.snapshot(case.order).await;
+            // An order that does not exist has no snapshot: the main one must not move.
+            let watched = match case.after {
+                After::OnlyLogged => main.as_str(),
+                _ => case.order,
+            };
+            let before = kit.snapshot(watched).await;
             let reply = if case.code == "station_revoked" {
                 // Through the typed client whose kept-alive connection served a request
                 // before the revocation: the revocation applies at once on it.
@@ -898,7 +981,7 @@ mod refusals {
             };
             reply.assert_error(case.status, case.code);
             let index = kit.index(&reply).await;
-            let after = kit.snapshot(case.order).await;
+            let after = kit.snapshot(watched).await;
             if case.code != "station_revoked" {
                 assert_eq!(
                     index, before.log_size,
@@ -908,6 +991,10 @@ mod refusals {
                     After::Refused => {
                         before.refused_attempt(case.code, case.body["serial"].as_str().unwrap())
                     }
+                    After::OnlyLogged => Snapshot {
+                        log_size: before.log_size + 1,
+                        ..before.clone()
+                    },
                     After::TestFailed => {
                         let mut expected = Snapshot {
                             failed_tests: before.failed_tests + 1,
@@ -939,6 +1026,91 @@ mod refusals {
             .map(ErrorCode::as_str)
             .collect();
         assert_eq!(seen, all);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test records (issue 11, finding 5): a record is its unit's own, and issues one unit. The
+// records here were written by the real `openhtf` package.
+// ---------------------------------------------------------------------------------------------
+mod records {
+    use super::*;
+
+    touchmark_testkit::both_backends!(a_replayed_openhtf_record_is_refused_and_logged);
+
+    /// The log's entry at `index`, parsed.
+    async fn entry(kit: &TestServer, index: u64) -> Value {
+        let logged = kit.admin.events(index, 1).await.unwrap().remove(0);
+        assert_eq!(logged.index, index);
+        serde_json::from_str(&logged.canonical).unwrap()
+    }
+
+    async fn a_replayed_openhtf_record_is_refused_and_logged(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("rec", 10, "SN-000001..SN-000999").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let record = openhtf_real_sn_000400();
+        assert_eq!(record["dut_id"], "SN-000400");
+
+        // SN-000400's own record provisions it; sent again, it is a retry.
+        let sn400 = Unit::new("SN-000400");
+        let first = station.provision(&line.order, &sn400, record.clone()).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let issued = entry(&kit, kit.index(&first).await).await;
+        assert_eq!(issued["type"], "unit.issued");
+        let again = station.provision(&line.order, &sn400, record.clone()).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+
+        // The finding: SN-000400's record sent as SN-000402's test. Refused and logged as a
+        // clone suspect with the record's hash; nothing is counted.
+        let sn402 = Unit::new("SN-000402");
+        let before = kit.snapshot(&line.order).await;
+        let reply = station.provision(&line.order, &sn402, record.clone()).await;
+        reply.assert_error(422, "test_record_mismatch");
+        let message = reply.body["message"].as_str().unwrap();
+        assert!(
+            message.contains("SN-000400") && message.contains("SN-000402"),
+            "{message}"
+        );
+        let index = kit.index(&reply).await;
+        assert_eq!(index, before.log_size);
+        let refused = entry(&kit, index).await;
+        assert_eq!(refused["type"], "unit.refused");
+        assert_eq!(refused["reason"], "test_record_mismatch");
+        assert_eq!(refused["serial"], "SN-000402");
+        assert_eq!(refused["test_sha256"], issued["test_sha256"]);
+        assert_eq!(
+            kit.snapshot(&line.order).await,
+            before.refused_attempt("test_record_mismatch", "SN-000402")
+        );
+
+        // A test openhtf ran without a DUT id names no unit ("UNKNOWN_DUT").
+        let unknown = openhtf_real_unknown_dut();
+        assert_eq!(unknown["dut_id"], "UNKNOWN_DUT");
+        let before = kit.snapshot(&line.order).await;
+        let reply = station.provision(&line.order, &sn402, unknown).await;
+        reply.assert_error(422, "test_record_mismatch");
+        assert!(
+            reply.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("names no unit"),
+            "{}",
+            reply.text
+        );
+        assert_eq!(
+            kit.snapshot(&line.order).await,
+            before.refused_attempt("test_record_mismatch", "SN-000402")
+        );
+
+        // With a record of its own, SN-000402 is provisioned.
+        let reply = station
+            .provision(&line.order, &sn402, openhtf_passing_test("SN-000402"))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let after = kit.snapshot(&line.order).await;
+        assert_eq!(after.issued, 2);
+        assert_eq!(after.refusals["test_record_mismatch"], 2);
     }
 }
 
@@ -996,7 +1168,7 @@ mod adversarial {
         let line = kit.line("adv", 10, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let unit = Unit::new("SN-0001");
-        let good = unit.request(passing_test());
+        let good = unit.request(passing_test(&unit.serial));
         let with = |key: &str, value: Value| {
             let mut body = good.clone();
             body[key] = value;
@@ -1195,7 +1367,7 @@ mod adversarial {
                 "a pass verdict contradicted by its measurement",
                 Some("application/json"),
                 json_bytes(&with("test", {
-                    let mut t = passing_test();
+                    let mut t = passing_test("SN-0001");
                     t["steps"][0]["measurements"][0]["value"] = json!(99);
                     t
                 })),
@@ -1245,13 +1417,13 @@ mod adversarial {
 
         // The OpenHTF shape is accepted; nothing above consumed the serial.
         let reply = station
-            .provision(&line.order, &unit, openhtf_passing_test())
+            .provision(&line.order, &unit, openhtf_passing_test(&unit.serial))
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
 
         // Identities: none, foreign, revoked.
         let before = kit.snapshot(&line.order).await;
-        let next = Unit::new("SN-0002").request(passing_test());
+        let next = Unit::new("SN-0002").request(passing_test("SN-0002"));
         let reply = kit.raw().provision(&line.order, &next).await;
         reply.assert_error(401, "station_not_authorized");
         assert_eq!(
@@ -1273,10 +1445,27 @@ mod adversarial {
         reply.assert_error(401, "station_not_authorized");
         assert_eq!(kit.snapshot(&line.order).await, before, "a foreign station");
 
-        // An unknown order.
+        // An unknown order: refused, and logged (a station probing for orders is worth an
+        // auditor's look), naming the order asked for; no order changes.
         let reply = station.raw.provision("ord-nope", &next).await;
-        reply.assert_error(404, "not_found");
-        assert_eq!(kit.snapshot(&line.order).await, before, "an unknown order");
+        reply.assert_error(404, "order_not_found");
+        let index = kit.index(&reply).await;
+        assert_eq!(index, before.log_size, "the refusal takes the next index");
+        let logged = kit.admin.events(index, 1).await.unwrap().remove(0);
+        let event: Value = serde_json::from_str(&logged.canonical).unwrap();
+        assert_eq!(event["type"], "unit.refused");
+        assert_eq!(event["reason"], "order_not_found");
+        assert_eq!(event["order"], "ord-nope");
+        assert_eq!(event["station"], station.id.as_str());
+        assert_eq!(event["serial"], "SN-0002");
+        assert_eq!(
+            kit.snapshot(&line.order).await,
+            Snapshot {
+                log_size: before.log_size + 1,
+                ..before.clone()
+            },
+            "an unknown order"
+        );
 
         // Admin endpoints: no token, a bad token, an auditor writing.
         let no_token = kit.anonymous();
@@ -1391,7 +1580,7 @@ mod adversarial {
         assert_eq!(revoked.status, "revoked");
         let before = kit.snapshot(&line.order).await;
         let reply = station
-            .provision(&line.order, &Unit::new("SN-0001"), passing_test())
+            .provision(&line.order, &Unit::new("SN-0001"), passing_test("SN-0001"))
             .await;
         reply.assert_error(403, "station_revoked");
         assert_eq!(
@@ -1733,7 +1922,8 @@ mod edges {
         let line = kit.line("utf", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         let log_size = kit.log_size().await;
-        let body = serde_json::to_vec(&Unit::new("SN-0001").request(passing_test())).unwrap();
+        let body =
+            serde_json::to_vec(&Unit::new("SN-0001").request(passing_test("SN-0001"))).unwrap();
         let reply = station
             .raw
             .send(
@@ -1780,7 +1970,7 @@ mod edges {
         let kit = TestServer::start(backend).await;
         let line = kit.line("echo", 5, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
-        let mut body = Unit::new("SN-0001").request(passing_test());
+        let mut body = Unit::new("SN-0001").request(passing_test("SN-0001"));
         body[&"k".repeat(100_000)] = json!(1);
         let before = kit.snapshot(&line.order).await;
         let reply = station.raw.provision(&line.order, &body).await;
@@ -1954,10 +2144,12 @@ mod outage {
             health.assert_error(503, "unavailable");
             assert_eq!(health.retry_after.as_deref(), Some("1"));
 
-            let refused =
-                tokio::time::timeout(HANG, station.provision(&line.order, &unit, passing_test()))
-                    .await
-                    .expect("provisioning hung on the outage");
+            let refused = tokio::time::timeout(
+                HANG,
+                station.provision(&line.order, &unit, passing_test(&unit.serial)),
+            )
+            .await
+            .expect("provisioning hung on the outage");
             refused.assert_error(503, "unavailable");
             assert_eq!(refused.retry_after.as_deref(), Some("1"));
             for leak in ["pool", "connect", "refused", "os error"] {
@@ -1989,7 +2181,9 @@ mod outage {
         }
         eprintln!("served again after {served_since:?}");
         assert_eq!(kit.snapshot(&line.order).await, before);
-        let served = station.provision(&line.order, &unit, passing_test()).await;
+        let served = station
+            .provision(&line.order, &unit, passing_test(&unit.serial))
+            .await;
         assert_eq!(served.status, 201, "{}", served.text);
     }
 }

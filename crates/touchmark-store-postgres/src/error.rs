@@ -78,12 +78,14 @@ fn unique(name: Option<&str>) -> Constraint {
         Some("orders_pkey") => Constraint::DuplicateId(RecordKind::Order),
         Some("certificates_product_serial_key") => Constraint::SerialCertified,
         Some("certificates_pubkey_sha256_key") => Constraint::KeyCertified,
+        Some("certificates_by_test") => Constraint::TestRecordUsed,
         other => Constraint::Other(other.unwrap_or("unnamed").to_owned()),
     }
 }
 
 /// Whether `e` says the transaction lost a race with another one and may simply be run again:
-/// a unique key that a concurrent transaction (perhaps on another replica) committed first, a
+/// a unique key (a serial, key or test record) that a concurrent transaction (perhaps on
+/// another replica) committed first, a
 /// deadlock, or a serialization failure. Run again, the transaction's checks see the committed
 /// row and answer as if the two had never overlapped.
 pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {

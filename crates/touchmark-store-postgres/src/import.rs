@@ -267,14 +267,15 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "certificates",
-        [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time],
+        [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time, Blob],
         read: "SELECT sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der,
-                      event_index + 1, issued_at FROM certificates",
+                      event_index + 1, issued_at, test_sha256 FROM certificates",
         write: "INSERT INTO certificates (sha256, product, serial, order_id, station,
-                                          pubkey_sha256, cert_serial, der, event_seq, issued_at)
+                                          pubkey_sha256, cert_serial, der, event_seq, issued_at,
+                                          test_sha256)
                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
                                      $6::bytea[], $7::text[], $8::bytea[], $9::bigint[],
-                                     $10::timestamptz[])",
+                                     $10::timestamptz[], $11::bytea[])",
     ),
     table!(
         "test_attempts",

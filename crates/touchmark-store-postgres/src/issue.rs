@@ -13,14 +13,18 @@
 //!
 //! 1. One query reads the facts `touchmark_core::policy::issue::decide` needs: the station's
 //!    status, the order's state, window and counts, the certificate already issued for the
-//!    serial (with where its event was logged), and the serial already bound to the key. A
-//!    retry that was issued before (I2) is answered here.
+//!    serial (with where its event was logged), the serial already bound to the key, and the
+//!    serial already issued with the test record; `decide` judges them at the time by the
+//!    authority's clock ([`IssueRequest::now`]). A retry that was issued before (I2) is
+//!    answered here.
 //! 2. If they pass, one statement counts and records the issuance: it locks the station's row
-//!    if the station is active (`FOR SHARE`: a revocation waits), updates the order's count if
-//!    it is open with quota left (the quota check, I1; the row stays locked), and only then
-//!    inserts the event, the certificate, the unit and the test attempt (I3). Being one
-//!    statement, it commits the moment it ends: the order's row stays locked only while the
-//!    inserts run and the commit flushes, with no round trip to this process in between.
+//!    if the station is active (`FOR SHARE`: a revocation waits), keeps only the issuances whose
+//!    order's window holds the clock read just before the statement (check 2 at commit), updates
+//!    the order's count if it is open with quota left (the quota check, I1; the row stays
+//!    locked), and only then inserts the event, the certificate, the unit and the test attempt
+//!    (I3). Being one statement, it commits the moment it ends: the order's row stays locked
+//!    only while the inserts run and the commit flushes, with no round trip to this process in
+//!    between.
 //!
 //! Anything else (a check failed in step 1, or the count did not move in step 2) is settled in
 //! one transaction that first locks the station's row (`FOR SHARE`) and the order's row
@@ -28,10 +32,11 @@
 //! verdict: the refusal with its event and test attempt, or, if the state changed back in
 //! between (quota raised), the issuance.
 //!
-//! Two replicas that race on the same serial or key meet at a unique constraint: the loser's
+//! Two replicas that race on the same serial, key or test record meet at a unique constraint
+//! (the certificate's serial, key and test record hash are each unique): the loser's
 //! statement or transaction fails whole (nothing of it stays, not even the count), and it runs
 //! again, now seeing the winner's row, to answer `AlreadyIssued`, `serial_conflict` or
-//! `key_reused` exactly as if the requests had not overlapped.
+//! `key_reused` or `test_record_reused` exactly as if the requests had not overlapped.
 
 use std::sync::Arc;
 
@@ -60,29 +65,32 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// Step 1: the facts of `decide`, in one row, whatever exists.
 const CHECKS_SQL: &str = concat!(
-    "SELECT s.status, o.state, o.issued, o.quota, o.not_before, o.not_after, k.serial, ",
+    "SELECT s.status, o.state, o.issued, o.quota, o.not_before, o.not_after, k.serial, t.serial, ",
     issued_unit_columns!(),
     " FROM (VALUES (1)) AS one (x)
       LEFT JOIN stations s ON s.id = $1
       LEFT JOIN orders o ON o.id = $2
       LEFT JOIN certificates c ON c.product = $3 AND c.serial = $4
       LEFT JOIN events e ON e.seq = c.event_seq
-      LEFT JOIN certificates k ON k.pubkey_sha256 = $5"
+      LEFT JOIN certificates k ON k.pubkey_sha256 = $5
+      LEFT JOIN certificates t ON t.test_sha256 = $6"
 );
 
 /// Where the issued unit's columns start in a [`CHECKS_SQL`] row.
-const CHECKS_UNIT_AT: usize = 7;
+const CHECKS_UNIT_AT: usize = 8;
 
 /// The slow path's locks, station first (as in step 2), whatever the rows hold.
 const LOCK_SQL: &str = "SELECT (SELECT 1 FROM stations WHERE id = $1 FOR SHARE),
                                (SELECT 1 FROM orders WHERE id = $2 FOR NO KEY UPDATE)";
 
 /// Step 2, for one issuance or a batch of them, in one statement: lock the active stations
-/// (`FOR SHARE`: a revocation waits) and the orders (in id order, so two replicas' batches
-/// never wait for each other in a cycle), count each order's issuances at once if they all fit
-/// its quota (the race guard behind check 8, all or nothing per order), and only then insert
-/// the events, certificates, units and test attempts of what was counted (I3). It returns the
-/// ordinal (from 1) of every issuance it recorded.
+/// (`FOR SHARE`: a revocation waits), leave out the issuances whose order's window does not
+/// hold `now` (the authority's clock, read just before the statement: check 2 at commit; a
+/// window never changes, so it needs no lock), lock the orders (in id order, so two replicas'
+/// batches never wait for each other in a cycle), count each order's issuances at once if they
+/// all fit its quota (the race guard behind the quota check, all or nothing per order), and only then
+/// insert the events, certificates, units and test attempts of what was counted (I3). It
+/// returns the ordinal (from 1) of every issuance it recorded.
 ///
 /// Being one statement, it commits the moment it ends, and no row stays locked across a round
 /// trip to this process: a replica that freezes mid-batch holds nothing (finding 1 of the
@@ -93,16 +101,20 @@ WITH input AS MATERIALIZED (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
                          $6::bytea[], $7::text[], $8::text[], $9::bytea[], $10::text[],
                          $11::bytea[], $12::timestamptz[], $13::text[], $14::text[],
-                         $15::bytea[], $16::text[], $17::timestamptz[])
+                         $15::bytea[], $16::text[], $17::timestamptz[], $18::timestamptz[])
         WITH ORDINALITY AS i (order_id, station, kind, bytes, leaf_hash, cert_sha256, product,
                               serial, pubkey_sha256, cert_serial, der, at, verdict, format,
-                              test_sha256, record, test_at, n)
+                              test_sha256, record, test_at, now, n)
 ), station AS MATERIALIZED (
     SELECT id FROM stations
     WHERE id IN (SELECT station FROM input) AND status = 'active'
     ORDER BY id FOR SHARE
 ), eligible AS MATERIALIZED (
-    SELECT input.* FROM input JOIN station ON station.id = input.station
+    SELECT input.* FROM input
+    JOIN station ON station.id = input.station
+    JOIN orders span ON span.id = input.order_id
+    WHERE (span.not_before IS NULL OR input.now >= span.not_before)
+      AND (span.not_after IS NULL OR input.now <= span.not_after)
 ), wanted AS MATERIALIZED (
     SELECT order_id, count(*) AS k FROM eligible GROUP BY order_id
 ), locked AS MATERIALIZED (
@@ -122,9 +134,9 @@ WITH input AS MATERIALIZED (
     RETURNING seq, leaf_hash
 ), certificate AS (
     INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256,
-                              cert_serial, der, event_seq, issued_at)
+                              cert_serial, der, event_seq, issued_at, test_sha256)
     SELECT c.cert_sha256, c.product, c.serial, c.order_id, c.station, c.pubkey_sha256,
-           c.cert_serial, c.der, event.seq, c.at
+           c.cert_serial, c.der, event.seq, c.at, c.test_sha256
     FROM chosen c JOIN event ON event.leaf_hash = c.leaf_hash
     RETURNING event_seq, sha256
 ), unit AS (
@@ -243,7 +255,7 @@ async fn try_issue(
     prepared: &Arc<Prepared>,
 ) -> Result<IssueOutcome, Failed> {
     let req = &prepared.req;
-    let (facts, existing) = read_facts(&checks(pool, req).await?)?;
+    let (facts, existing) = read_facts(&checks(pool, req).await?, req)?;
     match decide(&facts, req.issuance()) {
         Decision::AlreadyIssued => return Ok(IssueOutcome::AlreadyIssued(already(existing)?)),
         Decision::Proceed => {
@@ -277,13 +289,13 @@ async fn try_issue(
         .execute(&mut *tx)
         .await?;
     // A statement of its own, after the locks: it sees every change committed before them.
-    let (facts, existing) = read_facts(&checks(&mut *tx, req).await?)?;
+    let (facts, existing) = read_facts(&checks(&mut *tx, req).await?, req)?;
     let outcome = match decide(&facts, req.issuance()) {
         Decision::AlreadyIssued => IssueOutcome::AlreadyIssued(already(existing)?),
         Decision::Refuse { refusal, event } => {
             let leaf = leaf(&event)?;
             let row = AttemptRow {
-                product: &req.issuance().product,
+                product: Some(&req.issuance().product),
                 order: &attempt.order,
                 station: &attempt.station,
                 serial: Some(&req.issuance().serial),
@@ -325,12 +337,14 @@ async fn checks<'e>(conn: impl PgExecutor<'e>, req: &IssueRequest) -> Result<PgR
         .bind(issuance.product.as_str())
         .bind(issuance.serial.as_str())
         .bind(issuance.pubkey_sha256.0.as_slice())
+        .bind(req.test().sha256.0.as_slice())
         .fetch_one(conn)
         .await
 }
 
-/// The facts of a [`CHECKS_SQL`] row, and the issued unit it found.
-fn read_facts(row: &PgRow) -> Result<(IssueFacts, Option<IssuedUnit>)> {
+/// The facts of a [`CHECKS_SQL`] row for `req`, at the time by its clock now (just after the
+/// row was read), and the issued unit it found.
+fn read_facts(row: &PgRow, req: &IssueRequest) -> Result<(IssueFacts, Option<IssuedUnit>)> {
     let corrupt = |what: &str, text: &str| StoreError::Corrupt(format!("{what} `{text}`"));
     let station = get::<Option<String>>(row, 0)?
         .map(|s| StationStatus::from_str_opt(&s).ok_or_else(|| corrupt("station status", &s)))
@@ -348,6 +362,7 @@ fn read_facts(row: &PgRow) -> Result<(IssueFacts, Option<IssuedUnit>)> {
     };
     let existing = rows::issued_unit(row, CHECKS_UNIT_AT)?;
     let facts = IssueFacts {
+        now: req.now(),
         station,
         order,
         existing: existing.as_ref().map(|unit| ExistingCertificate {
@@ -355,6 +370,9 @@ fn read_facts(row: &PgRow) -> Result<(IssueFacts, Option<IssuedUnit>)> {
             pubkey_sha256: unit.pubkey_sha256,
         }),
         key_bound_to: get::<Option<String>>(row, 6)?
+            .map(rows::serial)
+            .transpose()?,
+        test_used_by: get::<Option<String>>(row, 7)?
             .map(rows::serial)
             .transpose()?,
     };
@@ -390,6 +408,7 @@ pub(super) async fn record<'e>(
         .bind(c.test_sha256)
         .bind(c.record)
         .bind(c.test_at)
+        .bind(c.now)
         .fetch_all(conn)
         .await?;
     let mut done = vec![false; batch.len()];
@@ -421,6 +440,7 @@ struct Columns<'a> {
     test_sha256: Vec<&'a [u8]>,
     record: Vec<&'a str>,
     test_at: Vec<time::OffsetDateTime>,
+    now: Vec<time::OffsetDateTime>,
 }
 
 impl<'a> Columns<'a> {
@@ -452,6 +472,8 @@ impl<'a> Columns<'a> {
         self.test_sha256.push(&test.sha256.0);
         self.record.push(&test.record);
         self.test_at.push(to_millis(test.at));
+        // Read as the statement is built, right before it runs: check 2 at commit.
+        self.now.push(req.now());
     }
 }
 
@@ -475,7 +497,7 @@ fn issued_unit_of(prepared: &Prepared) -> IssuedUnit {
 pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Result<Logged> {
     let leaf = leaf(&rejection.event)?;
     let row = AttemptRow {
-        product: &rejection.product,
+        product: rejection.product.as_ref(),
         order: &rejection.order,
         station: &rejection.station,
         serial: rejection.serial.as_ref(),
@@ -485,9 +507,10 @@ pub(super) async fn record_rejection(pool: &PgPool, rejection: &Rejection) -> Re
     Ok(leaf.logged(None))
 }
 
-/// A test attempt's row: the record, and the request it came with.
+/// A test attempt's row: the record, and the request it came with. A record is kept only with
+/// its product: a request against an unknown order keeps its event alone.
 struct AttemptRow<'a> {
-    product: &'a ProductId,
+    product: Option<&'a ProductId>,
     order: &'a OrderId,
     station: &'a StationId,
     serial: Option<&'a Serial>,
@@ -501,20 +524,21 @@ async fn reject<'e>(
     row: &AttemptRow<'_>,
     failed_unit: bool,
 ) -> Result<(), sqlx::Error> {
+    let test = row.test.filter(|_| row.product.is_some());
     sqlx::query(REJECTION_SQL)
         .bind(leaf.kind)
         .bind(leaf.order.as_ref().map(OrderId::as_str))
         .bind(leaf.bytes.as_slice())
         .bind(leaf.hash.as_bytes().as_slice())
-        .bind(row.product.as_str())
+        .bind(row.product.map(ProductId::as_str))
         .bind(row.order.as_str())
         .bind(row.station.as_str())
         .bind(row.serial.map(Serial::as_str))
-        .bind(row.test.map(|t| t.verdict.as_str()))
-        .bind(row.test.map(|t| t.format.as_str()))
-        .bind(row.test.map(|t| t.sha256.0.as_slice()))
-        .bind(row.test.map(|t| t.record.as_str()))
-        .bind(row.test.map(|t| to_millis(t.at)))
+        .bind(test.map(|t| t.verdict.as_str()))
+        .bind(test.map(|t| t.format.as_str()))
+        .bind(test.map(|t| t.sha256.0.as_slice()))
+        .bind(test.map(|t| t.record.as_str()))
+        .bind(test.map(|t| to_millis(t.at)))
         .bind(failed_unit)
         .execute(conn)
         .await?;

@@ -399,6 +399,14 @@ impl LogStore for PostgresStore {
         Ok(log::acquire_sequencer(self.pool(), holder, ttl).await?)
     }
 
+    async fn take_over_sequencer(
+        &self,
+        holder: &str,
+        ttl: Duration,
+    ) -> touchmark_store::Result<Option<SequencerLease>> {
+        Ok(log::take_over_sequencer(self.pool(), holder, ttl).await?)
+    }
+
     async fn release_sequencer(&self, lease: &SequencerLease) -> touchmark_store::Result<()> {
         Ok(log::release_sequencer(self.pool(), lease).await?)
     }

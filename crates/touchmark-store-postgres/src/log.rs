@@ -124,6 +124,40 @@ pub(super) async fn acquire_sequencer(
         .transpose()
 }
 
+pub(super) async fn take_over_sequencer(
+    pool: &PgPool,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<SequencerLease>> {
+    let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    // As for acquiring: a lease row a stalled transaction keeps locked counts as held.
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *tx)
+        .await?;
+    let granted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO log_lease (id, holder, epoch, expires_at)
+         VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,
+             epoch = log_lease.epoch + 1, expires_at = excluded.expires_at
+         RETURNING epoch",
+    )
+    .bind(holder)
+    .bind(ttl)
+    .fetch_one(&mut *tx)
+    .await;
+    let epoch = match granted {
+        Ok(epoch) => epoch,
+        Err(e) if is_lock_timeout(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    Ok(Some(SequencerLease {
+        holder: holder.to_owned(),
+        epoch: rows::count(epoch)?,
+    }))
+}
+
 pub(super) async fn release_sequencer(pool: &PgPool, lease: &SequencerLease) -> Result<()> {
     sqlx::query(
         "UPDATE log_lease SET expires_at = clock_timestamp()

@@ -32,6 +32,7 @@ fn constraint(message: &str) -> Constraint {
         ("UNIQUE", "orders.id") => Constraint::DuplicateId(RecordKind::Order),
         ("UNIQUE", "certificates.product, certificates.serial") => Constraint::SerialCertified,
         ("UNIQUE", "certificates.pubkey_sha256") => Constraint::KeyCertified,
+        ("UNIQUE", "certificates.test_sha256") => Constraint::TestRecordUsed,
         ("FOREIGN KEY", _) => Constraint::MissingReference,
         ("CHECK", _) | ("NOT NULL", _) => Constraint::InvalidValue,
         _ => Constraint::Other(message.to_owned()),
@@ -56,6 +57,10 @@ mod tests {
             (
                 "UNIQUE constraint failed: certificates.pubkey_sha256",
                 Constraint::KeyCertified,
+            ),
+            (
+                "UNIQUE constraint failed: certificates.test_sha256",
+                Constraint::TestRecordUsed,
             ),
             (
                 "FOREIGN KEY constraint failed",

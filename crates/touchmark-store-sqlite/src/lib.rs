@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_lease.sql"),
     include_str!("../migrations/0004_owner.sql"),
+    include_str!("../migrations/0005_test_record.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
@@ -259,16 +260,23 @@ fn issue_facts(conn: &Connection, req: &IssueRequest) -> Result<(IssueFacts, Opt
         .prepare_cached("SELECT serial FROM certificates WHERE pubkey_sha256 = ?1")?
         .query_row([issuance.pubkey_sha256.0.as_slice()], |r| r.get(0))
         .optional()?;
+    let test_used_by: Option<String> = conn
+        .prepare_cached("SELECT serial FROM certificates WHERE test_sha256 = ?1")?
+        .query_row([req.test().sha256.0.as_slice()], |r| r.get(0))
+        .optional()?;
+    let parse =
+        |s: String| Serial::parse(&s).map_err(|e| StoreError::Corrupt(format!("serial: {e}")));
     let facts = IssueFacts {
+        // Read here, in the transaction that commits the decision.
+        now: req.now(),
         station,
         order: order.as_ref().map(OrderFacts::from),
         existing: existing.as_ref().map(|unit| ExistingCertificate {
             order: unit.order.clone(),
             pubkey_sha256: unit.pubkey_sha256,
         }),
-        key_bound_to: key_bound_to
-            .map(|s| Serial::parse(&s).map_err(|e| StoreError::Corrupt(format!("serial: {e}"))))
-            .transpose()?,
+        key_bound_to: key_bound_to.map(parse).transpose()?,
+        test_used_by: test_used_by.map(parse).transpose()?,
     };
     Ok((facts, existing))
 }
@@ -297,7 +305,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
         }
         Decision::Proceed => {}
     }
-    // The race guard behind check 8: the count moves only while it is below the quota. With one
+    // The race guard behind the quota check: the count moves only while it is below the quota. With one
     // writer it always moves here; if it did not, the facts above were wrong.
     let counted = ctx
         .conn
@@ -315,8 +323,8 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
     let at = ts(attempt.at);
     let cert_sha256 = issuance.cert_sha256;
     conn.prepare_cached(
-        "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at, test_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         cert_sha256.0.as_slice(),
@@ -329,6 +337,7 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
         req.certificate().der,
         index as i64,
         at,
+        req.test().sha256.0.as_slice(),
     ])?;
     conn.prepare_cached(
         "INSERT INTO units (product, serial, order_id, status, station, pubkey_sha256, cert_sha256, updated_at)
@@ -765,13 +774,15 @@ impl IssuanceStore for SqliteStore {
         self.write(move |ctx| {
             let r = &rejection;
             let (index, logged) = ctx.append(&r.event)?;
-            let Some(test) = &r.test else {
+            // A record is kept with its product: an unknown order has none, and keeps only
+            // its event.
+            let (Some(test), Some(product)) = (&r.test, &r.product) else {
                 return Ok(logged);
             };
             insert_attempt(
                 ctx.conn,
                 test,
-                &r.product,
+                product,
                 &r.order,
                 &r.station,
                 r.serial.as_ref(),
@@ -788,7 +799,7 @@ impl IssuanceStore for SqliteStore {
                          WHERE units.status = 'failed_test'",
                     )?
                     .execute(params![
-                        r.product.as_str(),
+                        product.as_str(),
                         serial.as_str(),
                         r.order.as_str(),
                         r.station.as_str(),
@@ -935,6 +946,33 @@ impl LogStore for SqliteStore {
             Ok(Some(SequencerLease {
                 holder,
                 epoch: epoch as u64,
+            }))
+        })
+        .await
+    }
+
+    async fn take_over_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> touchmark_store::Result<Option<SequencerLease>> {
+        let holder = holder.to_owned();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.write(move |ctx| {
+            let epoch: i64 = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, 1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,
+                         epoch = log_lease.epoch + 1, expires_at = excluded.expires_at
+                     RETURNING epoch",
+                )?
+                .query_row(params![holder, now_millis().saturating_add(ttl)], |r| {
+                    r.get(0)
+                })?;
+            Ok(Some(SequencerLease {
+                holder,
+                epoch: rows::count(epoch)?,
             }))
         })
         .await
@@ -1093,4 +1131,81 @@ fn lease_is_live(conn: &Connection, lease: &SequencerLease) -> Result<()> {
         })
         .transpose()?;
     Ok(check_lease(lease, current)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A database of schema 4 (before test records were bound to one unit) that already issued
+    /// two units with one record: the migration keeps both certificates, gives the record's
+    /// hash to the first, and leaves the later one without it, so the unique index holds.
+    #[test]
+    fn an_old_database_with_a_replayed_record_migrates() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // Only the tables the migration reads are filled: no products, orders or stations.
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        let record = [0x40u8; 32];
+        for (idx, serial, test) in [
+            (0, "SN-000400", record),
+            (1, "SN-000402", record),
+            (2, "SN-000403", [0x41u8; 32]),
+        ] {
+            conn.execute(
+                "INSERT INTO events (idx, kind, order_id, bytes, leaf_hash) VALUES (?1, 'unit.issued', 'o', x'00', ?2)",
+                params![idx, [idx as u8; 32].as_slice()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO certificates (sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der, event_index, issued_at)
+                 VALUES (?1, 'p', ?2, 'o', 's', ?3, '01', x'30', ?4, '2026-01-01T00:00:00.000Z')",
+                params![
+                    [idx as u8 + 10; 32].as_slice(),
+                    serial,
+                    [idx as u8 + 20; 32].as_slice(),
+                    idx
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO test_attempts (product, order_id, station, serial, verdict, format, sha256, record, event_index, created_at)
+                 VALUES ('p', 'o', 's', ?1, 'pass', 'openhtf', ?2, '{}', ?3, '2026-01-01T00:00:00.000Z')",
+                params![serial, test.as_slice(), idx],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, SCHEMA_VERSION);
+        let mut stmt = conn
+            .prepare("SELECT serial, test_sha256 FROM certificates ORDER BY event_index")
+            .unwrap();
+        let rows: Vec<(String, Option<Vec<u8>>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("SN-000400".to_owned(), Some(record.to_vec())),
+                ("SN-000402".to_owned(), None),
+                ("SN-000403".to_owned(), Some(vec![0x41; 32])),
+            ]
+        );
+        // From now on the index refuses a second unit with one record.
+        let again = conn.execute(
+            "UPDATE certificates SET test_sha256 = ?1 WHERE serial = 'SN-000402'",
+            [record.as_slice()],
+        );
+        assert!(again.is_err());
+    }
 }

@@ -71,6 +71,8 @@ pub enum Constraint {
     SerialCertified,
     /// The public key is already certified.
     KeyCertified,
+    /// The test record already issued a unit.
+    TestRecordUsed,
     /// The write refers to a record that does not exist.
     MissingReference,
     /// A value is outside what the schema allows.
@@ -88,6 +90,7 @@ impl fmt::Display for Constraint {
             }
             Self::SerialCertified => f.write_str("this serial is already certified"),
             Self::KeyCertified => f.write_str("this public key is already certified"),
+            Self::TestRecordUsed => f.write_str("this test record already issued a unit"),
             Self::MissingReference => {
                 f.write_str("the change refers to a record that does not exist")
             }

@@ -122,7 +122,7 @@ pub trait IssuanceStore: Send + Sync + std::fmt::Debug + 'static {
     /// Commits one issuance, or records why it was refused: inside one transaction it reads the
     /// facts of `touchmark_core::policy::issue::decide` under its locks and applies the
     /// decision. The count moves by a conditional update (`issued < quota`), the race guard
-    /// behind check 8. Durable before it returns.
+    /// behind the quota check. Durable before it returns.
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome>;
     /// Records a refusal or a failed test with its event. Counts nothing.
     async fn record_rejection(&self, rejection: Rejection) -> Result<Logged>;
@@ -160,6 +160,17 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     /// Expiry is judged by the store's clock (the database server's, when it has one), so
     /// replicas with skewed clocks still agree.
     async fn acquire_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<SequencerLease>>;
+    /// Grants the lease to `holder` for `ttl` in a new epoch, whoever holds it and however
+    /// long it still runs: the previous holder is fenced. Only for a caller that can prove no
+    /// other live process may hold the lease (a server holding a SQLite data directory's
+    /// exclusive lock), so that a lease still running is a dead process's and need not be
+    /// waited out after a crash. `None` when the lease row is locked by a stalled transaction
+    /// (as for [`LogStore::acquire_sequencer`]).
+    async fn take_over_sequencer(
         &self,
         holder: &str,
         ttl: std::time::Duration,

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
+use touchmark_core::Clock;
 use touchmark_core::code::Refusal;
 use touchmark_core::entity::{Role, UnitStatus};
 use touchmark_core::event::{Event, EventBody, Logged, Sha256Hash};
@@ -73,8 +75,9 @@ pub struct NewCertificate {
 }
 
 /// Everything needed to commit one issuance. Inside its transaction the store reads the
-/// [`touchmark_core::policy::issue::IssueFacts`], and `policy::issue::decide` says whether it
-/// is a retry, a refusal (with its event) or an issuance, recorded with [`IssueRequest::event`].
+/// [`touchmark_core::policy::issue::IssueFacts`], with the time by [`IssueRequest::now`], and
+/// `policy::issue::decide` says whether it is a retry, a refusal (with its event) or an
+/// issuance, recorded with [`IssueRequest::event`].
 ///
 /// The event is the issuance's own `unit.issued` event, made by [`IssueRequest::new`], so what
 /// is stored and what is logged cannot disagree.
@@ -84,17 +87,38 @@ pub struct IssueRequest {
     pub(crate) event: Event,
     pub(crate) certificate: NewCertificate,
     pub(crate) test: TestAttempt,
+    clock: Arc<dyn Clock>,
 }
 
 impl IssueRequest {
-    /// The request to record `issuance`, its signed `certificate` and its passing `test`.
-    pub fn new(issuance: Issuance, certificate: NewCertificate, test: TestAttempt) -> Self {
+    /// The request to record `issuance`, its signed `certificate` and its passing `test`; the
+    /// store decides it at the time `clock` tells inside its transaction (the authority's
+    /// clock).
+    pub fn new(
+        issuance: Issuance,
+        certificate: NewCertificate,
+        test: TestAttempt,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             event: issuance.issued_event(),
             issuance,
             certificate,
             test,
+            clock,
         }
+    }
+
+    /// The time now, by the authority's clock: what a store reads inside its transaction, with
+    /// the other facts, so that check 2 judges the order's window when the issuance commits,
+    /// not when the request arrived.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The clock the request is decided by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The issuance, as checks 1 to 5 left it: what checks 6 to 8 decide on.
@@ -168,8 +192,10 @@ pub enum IssueOutcome {
 pub struct Rejection {
     /// The `unit.refused` or `unit.test_failed` event.
     pub event: Event,
-    /// The order's product.
-    pub product: ProductId,
+    /// The order's product; `None` when the order does not exist (`order_not_found`). The
+    /// test record is kept only with a product: a request against an unknown order leaves its
+    /// event alone.
+    pub product: Option<ProductId>,
     /// The order named in the request.
     pub order: OrderId,
     /// The station that asked.

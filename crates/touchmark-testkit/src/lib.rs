@@ -20,7 +20,10 @@ pub mod snapshot;
 pub use fixtures::{Line, Station, Unit, order_request, pem_sha256};
 pub use http::{Raw, Reply, client_tls};
 pub use proxy::TcpProxy;
-pub use records::{failing_test, openhtf_passing_test, passing_test};
+pub use records::{
+    failing_test, openhtf_passing_test, openhtf_real_sn_000400, openhtf_real_unknown_dut,
+    passing_test,
+};
 pub use server::{Backend, TestServer, installation, open_store};
 pub use snapshot::Snapshot;
 

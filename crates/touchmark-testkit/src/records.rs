@@ -1,10 +1,12 @@
-//! Test records as fixtures send them: Touchmark's own shape, passing and failing, and OpenHTF's.
+//! Test records as fixtures send them, each naming the unit it tested: Touchmark's own shape,
+//! passing and failing, and OpenHTF's; and records that the real `openhtf` package wrote.
 
 use serde_json::{Value, json};
 
-/// A passing test record in Touchmark's shape.
-pub fn passing_test() -> Value {
+/// A passing test record of unit `serial` in Touchmark's shape.
+pub fn passing_test(serial: &str) -> Value {
     json!({
+        "serial": serial,
         "verdict": "pass",
         "started_at": "2026-03-01T09:00:00Z",
         "ended_at": "2026-03-01T09:00:42.5Z",
@@ -23,9 +25,11 @@ pub fn passing_test() -> Value {
     })
 }
 
-/// A failing test record in Touchmark's shape: one measurement out of its limits.
-pub fn failing_test() -> Value {
+/// A failing test record of unit `serial` in Touchmark's shape: one measurement out of its
+/// limits.
+pub fn failing_test(serial: &str) -> Value {
     json!({
+        "serial": serial,
         "verdict": "fail",
         "started_at": "2026-03-01T09:00:00Z",
         "ended_at": "2026-03-01T09:00:42.5Z",
@@ -42,10 +46,10 @@ pub fn failing_test() -> Value {
     })
 }
 
-/// A passing test record as OpenHTF's `JsonOutput` writes it.
-pub fn openhtf_passing_test() -> Value {
+/// A passing test record of unit `serial` as OpenHTF's `JsonOutput` writes it.
+pub fn openhtf_passing_test(serial: &str) -> Value {
     json!({
-        "dut_id": "ignored",
+        "dut_id": serial,
         "station_id": "line1-rf-03",
         "start_time_millis": 1_772_355_600_000_u64,
         "end_time_millis": 1_772_355_642_500_u64,
@@ -67,4 +71,20 @@ pub fn openhtf_passing_test() -> Value {
             }
         ]
     })
+}
+
+/// A record the real `openhtf` package (1.6) wrote with its `OutputToJSON` callback, for a test
+/// started with DUT id `SN-000400`: one phase, one measured voltage, PASS. Made by
+/// `openhtf/make_records.py` beside this file.
+pub fn openhtf_real_sn_000400() -> Value {
+    parse(include_str!("openhtf/SN-000400.json"))
+}
+
+/// The same test run by the real `openhtf` package without a DUT id: it writes `UNKNOWN_DUT`.
+pub fn openhtf_real_unknown_dut() -> Value {
+    parse(include_str!("openhtf/UNKNOWN_DUT.json"))
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect("a JSON record")
 }

@@ -145,6 +145,7 @@ impl TestServer {
         let log_config = LogConfig {
             interval: std::time::Duration::from_secs(60),
             lease_ttl: std::time::Duration::from_secs(180),
+            sole: None,
         };
         let server = Server::bind(
             "127.0.0.1:0".parse::<SocketAddr>().expect("address"),

@@ -48,6 +48,8 @@ impl LogFile {
         let config = LogConfig {
             interval: ms(self.interval_ms, default.interval),
             lease_ttl: ms(self.lease_ttl_ms, default.lease_ttl),
+            // Set by `serve` once it holds the data directory's lock, never by the file.
+            sole: None,
         };
         if !(Duration::from_millis(10)..=Duration::from_secs(10)).contains(&config.interval) {
             bail!("`log.interval_ms` must be 10 to 10000");

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::Path;
 
 use super::{Installation, InstallationError, io};
+use crate::log::SoleSequencer;
 
 /// The lock file in a data directory: it holds the process id of the server that holds the
 /// lock, for the message another server prints.
@@ -19,6 +20,15 @@ pub const LOCK_FILE: &str = "serve.lock";
 #[derive(Debug)]
 pub struct DataDirLock {
     _file: File,
+}
+
+impl DataDirLock {
+    /// Proof, for the audit log, that no other process can sequence this data directory's
+    /// SQLite log while the lock is held: a sequencer lease held by another is a dead
+    /// predecessor's, to be taken over at once.
+    pub fn sole_sequencer(&self) -> SoleSequencer {
+        SoleSequencer::new()
+    }
 }
 
 impl Installation {

@@ -23,8 +23,9 @@ use touchmark_tlog::note::{NoteKey, NoteVerifier};
 use touchmark_tlog::proof::Receipt;
 use touchmark_tlog::tile::TileBuilder;
 
-/// The log's timings. Tests shorten them, or drive the log with [`Log::sequence_once`] instead
-/// of waiting for the wall clock.
+/// The log's timings, and whether this process is provably the only one that can sequence it.
+/// Tests shorten the timings, or drive the log with [`Log::sequence_once`] instead of waiting
+/// for the wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     /// How often the sequencer looks for new entries; checkpoints follow within a second.
@@ -32,6 +33,11 @@ pub struct LogConfig {
     /// How long the sequencer lease lasts unless renewed (every `interval`). When the
     /// sequencer's replica dies, another one takes over within this long plus one interval.
     pub lease_ttl: Duration,
+    /// Proof that no other process can hold the lease, when there is one: the lease is then
+    /// taken over at once whoever holds it, so a server restarted after a crash signs its first
+    /// checkpoint without waiting `lease_ttl` for its dead predecessor's lease (issue 11,
+    /// finding 8). Replicas sharing a database have none, and wait.
+    pub sole: Option<SoleSequencer>,
 }
 
 impl Default for LogConfig {
@@ -39,7 +45,25 @@ impl Default for LogConfig {
         Self {
             interval: Duration::from_millis(200),
             lease_ttl: Duration::from_secs(3),
+            sole: None,
         }
+    }
+}
+
+/// Proof that this process is the only one that can sequence its log: made only by
+/// [`crate::installation::DataDirLock::sole_sequencer`], from the exclusive lock a server holds
+/// on a SQLite data directory. Any other holder of the lease is then a process that is gone.
+///
+/// On PostgreSQL, replicas share the lease and no lock proves that a lease named by another
+/// holder belongs to a dead process rather than a live replica, so none is made there and the
+/// lease is waited out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoleSequencer(());
+
+impl SoleSequencer {
+    /// Only the data directory's lock makes one.
+    pub(crate) fn new() -> Self {
+        Self(())
     }
 }
 

@@ -37,11 +37,15 @@ impl Log {
     pub async fn sequence_once(&self, now: time::OffsetDateTime) -> Result<Option<u64>, LogError> {
         let mut guard = self.builder.lock().await;
         self.adopt_saved(&mut guard).await?;
-        let Some(lease) = self
-            .store
-            .acquire_sequencer(&self.holder, self.config.lease_ttl)
-            .await?
-        else {
+        let ttl = self.config.lease_ttl;
+        let mut acquired = self.store.acquire_sequencer(&self.holder, ttl).await?;
+        if acquired.is_none() && self.config.sole.is_some() {
+            // No other process can hold the lease: its holder is a predecessor that died
+            // (SIGKILL, a power cut) without giving it back. Take it now rather than wait.
+            tracing::info!("taking over the sequencer lease left by a process that is gone");
+            acquired = self.store.take_over_sequencer(&self.holder, ttl).await?;
+        }
+        let Some(lease) = acquired else {
             self.set_lease(None);
             return Ok(None);
         };

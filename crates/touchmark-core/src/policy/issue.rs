@@ -2,12 +2,15 @@
 //! its outcome.
 //!
 //! The authority runs checks 1 to 5 on what it read before any transaction: the station, the
-//! order, the serial, the CSR (check 4 belongs to `touchmark-pki`) and the test record. The
-//! storage backend then reads [`IssueFacts`] under its locks and calls [`decide`], which runs
-//! checks 1 and 2 again on the rows as committed (a station revoked or an order closed a moment
-//! ago), then 6 to 8. Both sides call the same functions, so a refusal reads the same wherever
-//! it was decided. The backend's conditional count (`issued < quota`) stays in SQL, as the race
-//! guard behind check 8.
+//! order, the serial, the CSR (check 4 belongs to `touchmark-pki`) and the test record (its
+//! verdict, and that it names this unit). The storage backend then reads [`IssueFacts`] under
+//! its locks, with the time by the authority's clock at that moment, and calls [`decide`],
+//! which runs checks 1 and 2 again on the rows as committed and at that time (a station revoked,
+//! an order closed or its window ended a moment ago), then 6, 7, 8 (a test record that already
+//! issued another unit) and 9 (the quota), as `docs/design.md` numbers them. Both sides call the same
+//! functions, so a refusal reads the same wherever it was decided. The backend's conditional
+//! count (`issued < quota`) stays in SQL, as the race guard behind check 9, and so does a
+//! unique index on the test record's hash behind check 8.
 
 use time::OffsetDateTime;
 
@@ -60,7 +63,7 @@ pub fn check_station(station: &Station, order: &Order) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// What check 2 and check 8 read of an order.
+/// What check 2 and the quota check read of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderFacts {
     /// Where the order is in its life.
@@ -113,6 +116,14 @@ pub fn order_accepts(id: &OrderId, order: &OrderFacts, now: OffsetDateTime) -> R
     Ok(())
 }
 
+/// Check 2's refusal of an order that does not exist.
+pub fn order_not_found(id: &OrderId) -> Refusal {
+    Refusal::new(
+        ErrorCode::OrderNotFound,
+        format!("order {id} does not exist"),
+    )
+}
+
 /// Check 3: the serial parses and fits the order's range or pattern.
 ///
 /// # Errors
@@ -124,11 +135,42 @@ pub fn check_serial(raw: &str, rule: &SerialRule) -> Result<Serial, Refusal> {
     Ok(serial)
 }
 
-/// Check 5: the test verdict is pass.
+/// What OpenHTF writes as the DUT id of a test started without one.
+const OPENHTF_NO_DUT: &str = "UNKNOWN_DUT";
+
+/// Check 5: the test record is this unit's, and its verdict is pass.
+///
+/// The record must name the unit's serial (Touchmark's `serial`, OpenHTF's `dut_id`): a record
+/// that names another unit, or none, says nothing about this one, and accepting it would let one
+/// passing record stand in for any number of units (issue 11, finding 5). So the identity is
+/// checked first, and a record of another unit is refused whatever its verdict.
 ///
 /// # Errors
-/// `test_failed`, naming the first failing step when the record says which.
-pub fn check_test(record: &TestRecord) -> Result<(), Refusal> {
+/// `test_record_mismatch` when the record names no serial or another one; `test_failed`,
+/// naming the first failing step when the record says which.
+pub fn check_test(record: &TestRecord, serial: &Serial) -> Result<(), Refusal> {
+    match record.serial.as_deref() {
+        Some(named) if named == serial.as_str() => {}
+        Some(OPENHTF_NO_DUT) | None => {
+            return Err(Refusal::new(
+                ErrorCode::TestRecordMismatch,
+                format!(
+                    "the test record names no unit; it must name serial {serial} (`serial` in \
+                     Touchmark's shape, the DUT id in OpenHTF's)"
+                ),
+            ));
+        }
+        Some(named) => {
+            return Err(Refusal::new(
+                ErrorCode::TestRecordMismatch,
+                format!(
+                    "the test record is of unit {}, not of {serial}; a record of another unit is a \
+                     clone suspect",
+                    crate::clock::truncate(named, 64)
+                ),
+            ));
+        }
+    }
     if record.passed() {
         return Ok(());
     }
@@ -237,9 +279,13 @@ impl Issuance {
         )
     }
 
-    /// The `unit.refused` event of this issuance refused with `code`.
-    pub fn refused_event(&self, code: ErrorCode) -> Event {
-        self.attempt.refused(
+    /// The `unit.refused` event of this issuance refused with `code`, decided at `at`.
+    pub fn refused_event(&self, code: ErrorCode, at: OffsetDateTime) -> Event {
+        let attempt = Attempt {
+            at,
+            ..self.attempt.clone()
+        };
+        attempt.refused(
             code,
             Some(&self.serial),
             Some(self.pubkey_sha256),
@@ -260,6 +306,10 @@ pub struct ExistingCertificate {
 /// What a storage backend read, under its locks, for one issuance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueFacts {
+    /// The time by the authority's clock when the facts were read, inside the transaction that
+    /// commits the decision: check 2's window is judged at this time, not when the request
+    /// arrived (signing, and the wait for the writer, come in between).
+    pub now: OffsetDateTime,
     /// The station's status; `None` if the station is unknown.
     pub station: Option<StationStatus>,
     /// The order; `None` if it is unknown.
@@ -268,6 +318,9 @@ pub struct IssueFacts {
     pub existing: Option<ExistingCertificate>,
     /// The serial the request's public key is already certified for, if any.
     pub key_bound_to: Option<Serial>,
+    /// The serial of the unit, of any product, already issued with the request's test record
+    /// (the same SHA-256), if any.
+    pub test_used_by: Option<Serial>,
 }
 
 /// What [`decide`] concluded.
@@ -287,12 +340,14 @@ pub enum Decision {
     Proceed,
 }
 
-/// Checks 1 and 2 again, then 6 to 8, on what the store holds (DESIGN §4).
+/// Checks 1 and 2 again, at the time the facts were read, then 6 to 9, on what the store holds
+/// (DESIGN §4, numbered as in `docs/design.md`). A refusal's event carries the time it was
+/// decided.
 pub fn decide(facts: &IssueFacts, issuance: &Issuance) -> Decision {
     match check_facts(facts, issuance) {
         Ok(decision) => decision,
         Err(refusal) => Decision::Refuse {
-            event: Box::new(issuance.refused_event(refusal.code)),
+            event: Box::new(issuance.refused_event(refusal.code, facts.now)),
             refusal,
         },
     }
@@ -302,14 +357,12 @@ fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refu
     let attempt = &issuance.attempt;
     // 1 again: a station revoked a moment ago is refused at once.
     station_may_act(&attempt.station, facts.station)?;
-    // 2 again: the order may have closed since the request was read.
-    let order = facts.order.as_ref().ok_or_else(|| {
-        Refusal::new(
-            ErrorCode::OrderNotOpen,
-            format!("order {} is unknown", attempt.order),
-        )
-    })?;
-    order_accepts(&attempt.order, order, attempt.at)?;
+    // 2 again: the order may have closed, or its window ended, since the request was read.
+    let order = facts
+        .order
+        .as_ref()
+        .ok_or_else(|| order_not_found(&attempt.order))?;
+    order_accepts(&attempt.order, order, facts.now)?;
     // 6, and the retry of I2: a serial already certified.
     if let Some(existing) = &facts.existing {
         if existing.pubkey_sha256 == issuance.pubkey_sha256 && existing.order == attempt.order {
@@ -332,7 +385,17 @@ fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refu
             ),
         ));
     }
-    // 8: quota left. The store's conditional count guards the race behind this check.
+    // 8: the test record already issued another unit: a replay. A retry of the same unit with
+    // the same record was answered above.
+    if let Some(other) = &facts.test_used_by {
+        return Err(Refusal::new(
+            ErrorCode::TestRecordReused,
+            format!(
+                "this test record was already used to issue serial {other}; a replayed record is a clone suspect"
+            ),
+        ));
+    }
+    // 9: quota left. The store's conditional count guards the race behind this check.
     if order.issued >= order.quota {
         return Err(Refusal::new(
             ErrorCode::QuotaExhausted,
@@ -384,10 +447,12 @@ mod tests {
 
     fn facts() -> IssueFacts {
         IssueFacts {
+            now: NOW,
             station: Some(StationStatus::Active),
             order: Some(open_order()),
             existing: None,
             key_bound_to: None,
+            test_used_by: None,
         }
     }
 
@@ -395,7 +460,7 @@ mod tests {
     #[test]
     fn decide_refuses_at_the_first_failing_check() {
         type Edit = fn(&mut IssueFacts);
-        let cases: [(&str, Edit, Option<ErrorCode>); 14] = [
+        let cases: [(&str, Edit, Option<ErrorCode>); 20] = [
             ("everything holds", |_| {}, None),
             (
                 "station revoked",
@@ -415,7 +480,7 @@ mod tests {
             (
                 "order unknown",
                 |f| f.order = None,
-                Some(ErrorCode::OrderNotOpen),
+                Some(ErrorCode::OrderNotFound),
             ),
             (
                 "order closed",
@@ -436,6 +501,37 @@ mod tests {
                 "window not yet open",
                 |f| f.order.as_mut().unwrap().not_before = Some(datetime!(2026-07-01 0:00 UTC)),
                 Some(ErrorCode::OrderExpired),
+            ),
+            (
+                // The request arrived inside the window (NOW), the facts are read after it closed.
+                "window closed by the time the facts are read",
+                |f| f.now = datetime!(2027-01-01 0:00 UTC),
+                Some(ErrorCode::OrderExpired),
+            ),
+            (
+                // And the other way round: the window is judged at the time of the facts only.
+                "window open by the time the facts are read",
+                |f| {
+                    f.order.as_mut().unwrap().not_before = Some(datetime!(2026-06-01 12:00:01 UTC));
+                    f.now = datetime!(2026-06-01 12:00:01 UTC);
+                },
+                None,
+            ),
+            (
+                "test record issued another unit",
+                |f| f.test_used_by = Some(Serial::parse("SN-9").unwrap()),
+                Some(ErrorCode::TestRecordReused),
+            ),
+            (
+                "a serial conflict wins over a reused test record",
+                |f| {
+                    f.existing = Some(ExistingCertificate {
+                        order: OrderId::parse("PO-1").unwrap(),
+                        pubkey_sha256: sha("another key"),
+                    });
+                    f.test_used_by = Some(Serial::parse("SN-1").unwrap());
+                },
+                Some(ErrorCode::SerialConflict),
             ),
             (
                 "serial issued with another key",
@@ -463,6 +559,22 @@ mod tests {
                 Some(ErrorCode::KeyReused),
             ),
             (
+                "a reused key wins over a reused test record",
+                |f| {
+                    f.key_bound_to = Some(Serial::parse("SN-9").unwrap());
+                    f.test_used_by = Some(Serial::parse("SN-8").unwrap());
+                },
+                Some(ErrorCode::KeyReused),
+            ),
+            (
+                "a reused test record wins over no quota",
+                |f| {
+                    f.test_used_by = Some(Serial::parse("SN-8").unwrap());
+                    f.order.as_mut().unwrap().issued = 5;
+                },
+                Some(ErrorCode::TestRecordReused),
+            ),
+            (
                 "no quota left",
                 |f| f.order.as_mut().unwrap().issued = 5,
                 Some(ErrorCode::QuotaExhausted),
@@ -484,7 +596,8 @@ mod tests {
                 (Decision::Proceed, None) => {}
                 (Decision::Refuse { refusal, event }, Some(code)) => {
                     assert_eq!(refusal.code, code, "{name}");
-                    assert_eq!(*event, issuance.refused_event(code), "{name}");
+                    // Logged at the time it was decided.
+                    assert_eq!(*event, issuance.refused_event(code, f.now), "{name}");
                     assert!(!refusal.message.is_empty(), "{name}");
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
@@ -499,6 +612,8 @@ mod tests {
             order: OrderId::parse("PO-1").unwrap(),
             pubkey_sha256: sha("key"),
         });
+        // Its test record is the one it was issued with: no reuse.
+        f.test_used_by = Some(Serial::parse("SN-1").unwrap());
         // Even with no quota left: a retry consumes nothing, so it needs nothing.
         f.order.as_mut().unwrap().issued = 5;
         assert_eq!(decide(&f, &issuance()), Decision::AlreadyIssued);
@@ -522,6 +637,78 @@ mod tests {
             assert_eq!(refusal.code, ErrorCode::OrderNotOpen, "{state}");
             assert!(refusal.message.contains(state.as_str()), "{state}");
         }
+    }
+
+    /// A record in Touchmark's shape naming `serial` (or none), passing or not.
+    fn record(serial: Option<&str>, pass: bool) -> TestRecord {
+        let mut v = serde_json::json!({
+            "verdict": if pass { "pass" } else { "fail" },
+            "started_at": "2026-06-01T11:00:00Z",
+            "ended_at": "2026-06-01T11:00:30Z",
+            "steps": [{ "name": "rf", "outcome": if pass { "pass" } else { "fail" }, "measurements": [] }]
+        });
+        if let Some(serial) = serial {
+            v["serial"] = serial.into();
+        }
+        TestRecord::parse(&v).unwrap()
+    }
+
+    #[test]
+    fn a_test_record_must_be_the_units_own_before_its_verdict_counts() {
+        let unit = Serial::parse("SN-000402").unwrap();
+        let cases: [(&str, Option<&str>, bool, Option<ErrorCode>); 7] = [
+            ("names the unit and passes", Some("SN-000402"), true, None),
+            (
+                "names the unit and fails",
+                Some("SN-000402"),
+                false,
+                Some(ErrorCode::TestFailed),
+            ),
+            (
+                "names another unit",
+                Some("SN-000400"),
+                true,
+                Some(ErrorCode::TestRecordMismatch),
+            ),
+            (
+                "names another unit and fails: not this unit's failure",
+                Some("SN-000400"),
+                false,
+                Some(ErrorCode::TestRecordMismatch),
+            ),
+            (
+                "names no unit",
+                None,
+                true,
+                Some(ErrorCode::TestRecordMismatch),
+            ),
+            (
+                "OpenHTF's placeholder for no DUT id",
+                Some("UNKNOWN_DUT"),
+                true,
+                Some(ErrorCode::TestRecordMismatch),
+            ),
+            (
+                "differs in case only",
+                Some("sn-000402"),
+                true,
+                Some(ErrorCode::TestRecordMismatch),
+            ),
+        ];
+        for (name, named, pass, want) in cases {
+            let got = check_test(&record(named, pass), &unit)
+                .err()
+                .map(|r| r.code);
+            assert_eq!(got, want, "{name}");
+        }
+        let refusal = check_test(&record(Some("SN-000400"), true), &unit).unwrap_err();
+        assert!(refusal.message.contains("SN-000400"), "{}", refusal.message);
+        let refusal = check_test(&record(None, true), &unit).unwrap_err();
+        assert!(
+            refusal.message.contains("names no unit"),
+            "{}",
+            refusal.message
+        );
     }
 
     #[test]

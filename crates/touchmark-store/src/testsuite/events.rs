@@ -225,7 +225,7 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: refused.clone(),
-            product: p.id.clone(),
+            product: Some(p.id.clone()),
             order: o.id.clone(),
             station: s.id.clone(),
             serial: None,

@@ -89,7 +89,8 @@ pub async fn failing_job_leaves_no_trace(store: Arc<dyn Store>) {
                     45 => {
                         let (mut issuance, certificate, test) = request.into_parts();
                         issuance.cert_sha256 = seed_cert_sha256;
-                        let request = IssueRequest::new(issuance, certificate, test);
+                        let request =
+                            IssueRequest::new(issuance, certificate, test, super::kit::clock());
                         store.issue(request).await.map(|o| match o {
                             IssueOutcome::Issued(unit) => Done::Issued(unit.logged),
                             _ => Done::Changed,

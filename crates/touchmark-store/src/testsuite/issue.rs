@@ -15,8 +15,8 @@ use touchmark_core::testrecord::Verdict;
 use touchmark_core::{OrderId, ProductId};
 
 use super::kit::{
-    Kit, already_issued, at, attempt, check_log, counts, event_at, index_of, indices_of,
-    issue_as_station, issued, log_size, move_order, receipt_of, revoke, set_quota, settled,
+    Kit, already_issued, at, attempt, check_log, clock_at, counts, event_at, index_of, indices_of,
+    issue_as_station, issued, log_size, move_order, receipt_of, revoke, serial, set_quota, settled,
     settled_opt, unit_states,
 };
 
@@ -92,7 +92,7 @@ async fn assert_refused(
     assert_eq!(stored.leaf_hash, logged.leaf_hash);
     assert_eq!(
         event,
-        issuance.refused_event(code),
+        issuance.refused_event(code, request.now()),
         "the refusal is logged as the policy writes it"
     );
     match event.body {
@@ -215,7 +215,7 @@ pub async fn retry_returns_the_same_certificate(store: Arc<dyn Store>) {
     // The server signs afresh for a retry: the store still answers with the first certificate.
     let (mut issuance, certificate, test) = kit.request(1, "SN-1", "k1").into_parts();
     issuance.attempt.at = at(200);
-    let resigned = IssueRequest::new(issuance, certificate, test);
+    let resigned = IssueRequest::new(issuance, certificate, test, super::kit::clock());
     let again = already_issued(store.issue(resigned).await.unwrap());
     assert_eq!(settled(&store, again).await, first);
     assert_eq!(log_size(&store).await, events, "a retry logs nothing");
@@ -363,7 +363,7 @@ pub async fn key_reused_is_refused(store: Arc<dyn Store>) {
     check_log(&store).await;
 }
 
-/// Check 8, and its place after checks 6 and 7 and after the retry of I2.
+/// The quota check, and its place after checks 6 and 7 and after the retry of I2.
 pub async fn quota_exhausted_is_refused(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "qe", 2, 1).await;
     let first = issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
@@ -379,7 +379,7 @@ pub async fn quota_exhausted_is_refused(store: Arc<dyn Store>) {
     // A retry consumes nothing, so a full order still answers it.
     let again = already_issued(store.issue(kit.request(0, "SN-1", "k1")).await.unwrap());
     assert_eq!(settled(&store, again).await, settled(&store, first).await);
-    // Checks 6 and 7 come before check 8.
+    // Checks 6 and 7 come before the quota check.
     assert_refused(
         &store,
         kit.request(0, "SN-1", "k9"),
@@ -486,7 +486,7 @@ pub async fn station_not_active_is_refused(store: Arc<dyn Store>) {
     let test = attempt(&pending.id, &issuance.serial, Verdict::Pass, at(99));
     issuance.test_sha256 = test.sha256;
     issuance.attempt.station = pending.id;
-    let request = IssueRequest::new(issuance, certificate, test);
+    let request = IssueRequest::new(issuance, certificate, test, super::kit::clock());
     assert_refused(
         &store,
         request,
@@ -763,7 +763,7 @@ pub async fn issued_unit_reads_back_as_returned(store: Arc<dyn Store>) {
     let kit = Kit::new(&store, "rb", 10, 1).await;
     let (mut issuance, certificate, test) = kit.request(0, "SN-1", "k1").into_parts();
     issuance.attempt.at = at(100) + time::Duration::nanoseconds(1_234_567);
-    let request = IssueRequest::new(issuance, certificate, test);
+    let request = IssueRequest::new(issuance, certificate, test, super::kit::clock());
     let unit = issued(store.issue(request.clone()).await.unwrap());
     let read = store
         .issued_unit(&kit.product, &request.issuance().serial)
@@ -782,4 +782,179 @@ pub async fn issued_unit_reads_back_as_returned(store: Arc<dyn Store>) {
     assert_eq!(read, Some(unit.clone()));
     assert_eq!(already_issued(store.issue(request).await.unwrap()), unit);
     check_log(&store).await;
+}
+
+/// Check 2 at commit (issue 11, finding 8): the order's window is judged by the authority's
+/// clock as the store reads its facts, not as it was when the request arrived. A request that
+/// arrived inside the window, whose transaction runs after the window closed, is refused
+/// `order_expired` and counts nothing; one whose transaction runs inside the window issues.
+pub async fn order_window_is_judged_at_commit(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "ow", 10, 1).await;
+    // Every kit request arrives at at(100); this order's window closes at at(150).
+    let order = kit
+        .add_order_within("ow-o2", 10, Some(at(50)), Some(at(150)))
+        .await;
+    let clock = clock_at(at(100));
+    let test = attempt(&kit.stations[0], &serial("SN-1"), Verdict::Pass, at(99));
+    let inside = kit.request_with(&order, 0, "SN-1", "k1", test, clock.clone());
+    issued(store.issue(inside).await.unwrap());
+
+    // The clock moves past the window between the request and the commit (a slow signature, a
+    // queue at the writer): refused when the store decides.
+    let test = attempt(&kit.stations[0], &serial("SN-2"), Verdict::Pass, at(99));
+    let late = kit.request_with(&order, 0, "SN-2", "k2", test, clock.clone());
+    assert_eq!(
+        late.issuance().attempt.at,
+        at(100),
+        "it arrived in the window"
+    );
+    clock.set(at(151));
+    assert_refused(&store, late, ErrorCode::OrderExpired, &[&order]).await;
+    let o = store.order(&order).await.unwrap().unwrap();
+    assert_eq!(o.issued, 1);
+    assert_eq!(
+        store.order_counts(&order).await.unwrap(),
+        counts(1, 0, &[(ErrorCode::OrderExpired, 1)])
+    );
+    // The refusal is logged at the time it was decided.
+    let log = check_log(&store).await;
+    assert_eq!(log.last().unwrap().at, at(151));
+}
+
+/// The reuse of a test record, on what is stored (issue 11, finding 5): a record that issued
+/// one unit is refused `test_record_reused` for any other, in any order or product, after
+/// checks 6 and 7 and before the quota; the same unit retried with the same record is still a
+/// retry.
+pub async fn test_record_reused_is_refused(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "tr", 10, 2).await;
+    let other = kit.add_order("tr-o2", 10).await;
+    let record = attempt(&kit.stations[0], &serial("SN-1"), Verdict::Pass, at(99));
+    let first = kit.request_with(
+        &kit.order,
+        0,
+        "SN-1",
+        "k1",
+        record.clone(),
+        super::kit::clock(),
+    );
+    let first = issued(store.issue(first).await.unwrap());
+
+    // The same unit, the same record, signed afresh: a retry.
+    let again = kit.request_with(
+        &kit.order,
+        1,
+        "SN-1",
+        "k1",
+        record.clone(),
+        super::kit::clock(),
+    );
+    let again = already_issued(store.issue(again).await.unwrap());
+    assert_eq!(settled(&store, again).await, settled(&store, first).await);
+
+    let watched = [&kit.order, &other];
+    let replay = |order: &OrderId, serial: &str, key: &str| {
+        kit.request_with(order, 1, serial, key, record.clone(), super::kit::clock())
+    };
+    assert_refused(
+        &store,
+        replay(&kit.order, "SN-2", "k2"),
+        ErrorCode::TestRecordReused,
+        &watched,
+    )
+    .await;
+    assert_refused(
+        &store,
+        replay(&other, "SN-3", "k3"),
+        ErrorCode::TestRecordReused,
+        &watched,
+    )
+    .await;
+    // After check 7: a replayed record with a reused key is refused for the key.
+    assert_refused(
+        &store,
+        replay(&kit.order, "SN-4", "k1"),
+        ErrorCode::KeyReused,
+        &watched,
+    )
+    .await;
+    // After check 6: the same serial with another key is a serial conflict.
+    assert_refused(
+        &store,
+        replay(&kit.order, "SN-1", "k9"),
+        ErrorCode::SerialConflict,
+        &watched,
+    )
+    .await;
+    // Another product's unit with the same serial is another unit.
+    let elsewhere = Kit::new(&store, "tr2", 10, 1).await;
+    let crossed = elsewhere.request_with(
+        &elsewhere.order,
+        0,
+        "SN-1",
+        "k5",
+        record.clone(),
+        super::kit::clock(),
+    );
+    assert_refused(
+        &store,
+        crossed,
+        ErrorCode::TestRecordReused,
+        &[&elsewhere.order],
+    )
+    .await;
+    // SN-2 with a record of its own issues.
+    issued(store.issue(kit.request(0, "SN-2", "k2")).await.unwrap());
+    assert_eq!(
+        kit.counts().await,
+        counts(
+            2,
+            0,
+            &[
+                (ErrorCode::TestRecordReused, 1),
+                (ErrorCode::KeyReused, 1),
+                (ErrorCode::SerialConflict, 1)
+            ]
+        )
+    );
+    assert_eq!(
+        store.order_counts(&other).await.unwrap(),
+        counts(0, 0, &[(ErrorCode::TestRecordReused, 1)])
+    );
+    check_log(&store).await;
+}
+
+/// The race behind the reuse check: 16 concurrent requests for 16 serials, with 16 keys and one
+/// test record, from two stations. Exactly one issues; every other is refused
+/// `test_record_reused`, whichever transaction (or replica batch) got there first.
+pub async fn test_record_race_issues_once(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "tq", 100, 2).await;
+    let record = attempt(&kit.stations[0], &serial("SN-00"), Verdict::Pass, at(99));
+    let requests = (0..16)
+        .map(|i| {
+            kit.request_with(
+                &kit.order,
+                i % 2,
+                &format!("SN-{i:02}"),
+                &format!("tq-{i}"),
+                record.clone(),
+                super::kit::clock(),
+            )
+        })
+        .collect();
+    let outcomes = issue_all(&store, requests).await;
+    assert_eq!(
+        tally(&outcomes),
+        expect(&[("issued", 1), ("test_record_reused", 15)])
+    );
+    assert_eq!(store.order(&kit.order).await.unwrap().unwrap().issued, 1);
+    assert_eq!(
+        kit.counts().await,
+        counts(1, 0, &[(ErrorCode::TestRecordReused, 15)])
+    );
+    let log = check_log(&store).await;
+    let issued_with_record = log
+        .iter()
+        .filter(|e| matches!(&e.body, EventBody::UnitIssued { test_sha256, .. } if *test_sha256 == record.sha256))
+        .count();
+    assert_eq!(issued_with_record, 1);
 }

@@ -11,6 +11,8 @@ use crate::{
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+use touchmark_core::Clock;
+use touchmark_core::clock::ManualClock;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::{Factory, Product, Station, StationStatus, UnitStatus};
 use touchmark_core::event::{Actor, Event, EventBody, Leaf, Logged, Sha256Hash};
@@ -28,6 +30,16 @@ pub const T0: OffsetDateTime = datetime!(2026-03-01 08:00:00 UTC);
 /// `T0 + secs`.
 pub fn at(secs: i64) -> OffsetDateTime {
     T0 + Duration::seconds(secs)
+}
+
+/// A clock stopped at `now`, as the authority's clock reads inside a store's transaction.
+pub fn clock_at(now: OffsetDateTime) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(now))
+}
+
+/// The clock the kit's requests are decided by: stopped at their attempt's time, `at(100)`.
+pub fn clock() -> Arc<dyn Clock> {
+    clock_at(at(100))
 }
 
 /// A product id; panics on a bad one (a test bug).
@@ -202,8 +214,8 @@ pub fn order_created(o: &Order) -> Event {
             factory: o.factory.clone(),
             quota: o.quota,
             serial_rule: o.serial_rule.to_string(),
-            not_before: None,
-            not_after: None,
+            not_before: o.not_before.map(touchmark_core::clock::format_timestamp),
+            not_after: o.not_after.map(touchmark_core::clock::format_timestamp),
             actor: Actor::System,
         },
     )
@@ -346,7 +358,22 @@ impl Kit {
 
     /// Creates and opens another order of the kit's product and factory.
     pub async fn add_order(&self, id: &str, quota: u64) -> OrderId {
-        let o = order(id, &self.product, &self.factory, quota);
+        self.add_order_within(id, quota, None, None).await
+    }
+
+    /// The same, accepting units only from `not_before` to `not_after`.
+    pub async fn add_order_within(
+        &self,
+        id: &str,
+        quota: u64,
+        not_before: Option<OffsetDateTime>,
+        not_after: Option<OffsetDateTime>,
+    ) -> OrderId {
+        let o = Order {
+            not_before,
+            not_after,
+            ..order(id, &self.product, &self.factory, quota)
+        };
         self.store
             .create_order(o.clone(), order_created(&o))
             .await
@@ -373,9 +400,26 @@ impl Kit {
         serial_text: &str,
         key_name: &str,
     ) -> IssueRequest {
+        let test = attempt(
+            &self.stations[station],
+            &serial(serial_text),
+            Verdict::Pass,
+            at(99),
+        );
+        self.request_with(order, station, serial_text, key_name, test, clock())
+    }
+
+    /// A request on `order` that carries `test` and is decided by `clock`.
+    pub fn request_with(
+        &self,
+        order: &OrderId,
+        station: usize,
+        serial_text: &str,
+        key_name: &str,
+        test: TestAttempt,
+        clock: Arc<dyn Clock>,
+    ) -> IssueRequest {
         let station = self.stations[station].clone();
-        let serial = serial(serial_text);
-        let test = attempt(&station, &serial, Verdict::Pass, at(99));
         let certificate = fake_certificate();
         let issuance = Issuance {
             attempt: Attempt {
@@ -385,12 +429,12 @@ impl Kit {
                 station,
             },
             product: self.product.clone(),
-            serial,
+            serial: serial(serial_text),
             pubkey_sha256: key(key_name),
             cert_sha256: Sha256Hash::of(&certificate.der),
             test_sha256: test.sha256,
         };
-        IssueRequest::new(issuance, certificate, test)
+        IssueRequest::new(issuance, certificate, test, clock)
     }
 
     /// A failed test of `serial` on the kit's order, to record with `record_rejection`.
@@ -411,7 +455,7 @@ impl Kit {
                     reason: ErrorCode::TestFailed,
                 },
             ),
-            product: self.product.clone(),
+            product: Some(self.product.clone()),
             order: self.order.clone(),
             station,
             serial: Some(serial),

@@ -118,7 +118,7 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: event.clone(),
-            product: kit.product.clone(),
+            product: Some(kit.product.clone()),
             order: kit.order.clone(),
             station: kit.stations[0].clone(),
             serial: None,
@@ -147,7 +147,7 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     let receipt = store
         .record_rejection(Rejection {
             event: event.clone(),
-            product: kit.product.clone(),
+            product: Some(kit.product.clone()),
             order: kit.order.clone(),
             station: kit.stations[0].clone(),
             serial: Some(sn.clone()),
@@ -213,5 +213,51 @@ pub async fn unit_attempts_are_counted_per_product(store: Arc<dyn Store>) {
             ("pb-p", UnitStatus::Provisioned, 1)
         ]
     );
+    check_log(&store).await;
+}
+
+/// A request against an order that does not exist is recorded (`order_not_found`): its event
+/// alone, with no product and no test record to keep, and no order's counts change.
+pub async fn unknown_order_is_recorded_alone(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "uo", 5, 1).await;
+    let events = log_size(&store).await;
+    let nope = super::kit::order_id("uo-nope");
+    let event = Event::new(
+        at(60),
+        EventBody::UnitRefused {
+            order: nope.clone(),
+            factory: Some(kit.factory.clone()),
+            station: kit.stations[0].clone(),
+            serial: Some(serial("SN-1")),
+            pubkey_sha256: None,
+            test_sha256: Some(key("some record")),
+            reason: ErrorCode::OrderNotFound,
+        },
+    );
+    let receipt = store
+        .record_rejection(Rejection {
+            event: event.clone(),
+            product: None,
+            order: nope.clone(),
+            station: kit.stations[0].clone(),
+            serial: Some(serial("SN-1")),
+            test: Some(attempt(
+                &kit.stations[0],
+                &serial("SN-1"),
+                Verdict::Pass,
+                at(60),
+            )),
+            failed_unit: false,
+        })
+        .await
+        .unwrap();
+    let index = index_of(&store, &receipt).await;
+    assert_eq!(index, events);
+    assert_eq!(event_at(&store, index).await.1, event);
+    assert_eq!(log_size(&store).await, events + 1);
+    // No order, no unit, no attempt: only the event.
+    assert!(store.order(&nope).await.unwrap().is_none());
+    assert!(store.unit(&serial("SN-1")).await.unwrap().is_empty());
+    assert_eq!(kit.counts().await, counts(0, 0, &[]));
     check_log(&store).await;
 }

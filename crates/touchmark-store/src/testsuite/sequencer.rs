@@ -506,3 +506,40 @@ pub async fn sequencing_is_dense_and_complete(store: Arc<dyn Store>) {
         counts(1, 0, &[(ErrorCode::SerialConflict, 9)])
     );
 }
+
+/// A take-over (for a process that can prove it is the only one, issue 11 finding 8): the
+/// lease passes at once, in a new epoch, however long the holder's still runs; the former
+/// holder is fenced and cannot take it back while the new one's runs; the new holder renews it
+/// as usual.
+pub async fn take_over_fences_a_live_holder(store: Arc<dyn Store>) {
+    let dead = acquire(&store, "dead-process", LONG).await.unwrap();
+    assert!(acquire(&store, "restarted", LONG).await.is_none());
+    let taken = store
+        .take_over_sequencer("restarted", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.holder, "restarted");
+    assert_eq!(taken.epoch, dead.epoch + 1);
+    fenced(store.sequence_entries(&dead, 10).await, "the former holder");
+    fenced(
+        store
+            .save_log_state(&dead, None, state(0), vec![], at(1))
+            .await,
+        "the former holder's save",
+    );
+    assert!(acquire(&store, "dead-process", LONG).await.is_none());
+    let renewed = acquire(&store, "restarted", LONG).await.unwrap();
+    assert_eq!(renewed.epoch, taken.epoch, "a renewal keeps the epoch");
+    store.sequence_entries(&renewed, 10).await.unwrap();
+    // A released lease is taken over the same way, in the next epoch.
+    store.release_sequencer(&renewed).await.unwrap();
+    let again = store
+        .take_over_sequencer("restarted-again", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.epoch, renewed.epoch + 1);
+    store.release_sequencer(&again).await.unwrap();
+    check_log(&store).await;
+}

@@ -210,6 +210,25 @@ fn print(report: &Report) {
     }
     orders.print();
     println!();
+    if report.suspects.is_empty() {
+        println!("clone suspects: none");
+    } else {
+        println!("clone suspects: {}", report.suspects.len());
+        let mut table = Table::new(&["ENTRY", "REASON", "ORDER", "STATION", "SERIAL"]);
+        for s in &report.suspects {
+            table.row(vec![
+                s.index.to_string(),
+                s.reason.as_str().to_owned(),
+                s.order.to_string(),
+                s.station.to_string(),
+                s.serial
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+            ]);
+        }
+        table.print();
+    }
+    println!();
     if report.violations.is_empty() {
         println!("violations: none");
         return;

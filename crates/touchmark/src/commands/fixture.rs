@@ -50,7 +50,8 @@ pub struct ProvisionArgs {
     /// The unit's CSR, PEM or DER.
     #[arg(long)]
     pub csr: PathBuf,
-    /// The unit's test record, JSON (Touchmark's or OpenHTF's).
+    /// The unit's test record, JSON (Touchmark's or OpenHTF's), naming the unit tested
+    /// (`serial`, or OpenHTF's `dut_id`).
     #[arg(long)]
     pub test: PathBuf,
     /// Directory to write certificate.pem, chain.pem, root-ca.pem (the device root) and

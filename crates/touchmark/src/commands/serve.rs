@@ -55,17 +55,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Installation::check_private(&dir, own_file)?;
     // One server per SQLite file, held until this function returns (or the process ends);
     // replicas on PostgreSQL share their database on purpose.
-    let _lock = if own_file {
+    let lock = if own_file {
         Some(Installation::lock(&dir)?)
     } else {
         None
     };
+    // Holding the lock, this process is the SQLite log's only possible sequencer: a lease left
+    // by a predecessor killed mid-run is taken over at once rather than waited out.
+    let mut log_config = config.log;
+    log_config.sole = lock.as_ref().map(|l| l.sole_sequencer());
     let store: Arc<dyn Store> = config.database.open().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     installation
         .check_database(store.as_ref(), own_file, clock.now())
         .await?;
-    let server = Server::bind(config.listen, &installation, store, clock, config.log).await?;
+    let server = Server::bind(config.listen, &installation, store, clock, log_config).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line; keep its shape.
     println!("touchmark listening on https://{addr}");

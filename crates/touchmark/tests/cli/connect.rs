@@ -38,7 +38,7 @@ fn unit_files(work: &Path, serial: &str) -> (std::path::PathBuf, std::path::Path
     let csr = work.join(format!("{serial}.csr"));
     std::fs::write(&csr, &unit.csr).unwrap();
     let test = work.join("test.json");
-    std::fs::write(&test, kit::passing_test().to_string()).unwrap();
+    std::fs::write(&test, kit::passing_test(serial).to_string()).unwrap();
     (csr, test)
 }
 

@@ -272,6 +272,66 @@ async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
     }
 }
 
+/// After a SIGKILL, the restarted server holds the data directory's lock, so the sequencer
+/// lease still running in the database can only be its dead predecessor's: it takes it over at
+/// once (issue 11, finding 8). The checkpoint it signs before it accepts its first connection
+/// covers every entry committed before the kill, rather than one signed once the old lease
+/// expires. The lease here runs two minutes and the sequencer signs every ten seconds, so
+/// neither the old lease nor a later step could make the checkpoint cover them in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_after_sigkill_signs_before_serving() {
+    let (_tmp, dir) = kit::tempdir();
+    let token = kit::init(&dir);
+    std::fs::write(
+        dir.join("touchmark.toml"),
+        "[log]\ninterval_ms = 10000\nlease_ttl_ms = 120000\n",
+    )
+    .unwrap();
+    let served = Served::start(&dir);
+    let admin = kit::admin(&served.url, &dir, &token);
+    kit::setup_order(&admin, "PO-LEASE", 100).await;
+    let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
+    let station = kit::station_client(&served.url, &dir, &identity);
+
+    // Provision until the log holds entries no checkpoint covers yet; then kill the server,
+    // the sequencer lease still running.
+    let mut n = 0;
+    let committed = loop {
+        let unit = Unit::new(format!("SN-{n:06}"));
+        station
+            .provision("PO-LEASE", &unit.request())
+            .await
+            .unwrap();
+        n += 1;
+        let health = admin.health().await.unwrap();
+        if health.checkpoint_size < health.log_size {
+            break health.log_size;
+        }
+        assert!(n < 100, "the sequencer covered every entry each time");
+    };
+    served.kill();
+
+    let served = Served::start(&dir);
+    let admin = kit::admin(&served.url, &dir, &token);
+    let health = admin.health().await.unwrap();
+    assert!(
+        health.checkpoint_size >= committed,
+        "the first checkpoint after the restart covers the {committed} entries committed before \
+         the kill: it covers {}",
+        health.checkpoint_size
+    );
+    let note = admin.checkpoint().await.unwrap();
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    assert!(size >= committed, "{note}");
+    // And the log verifies from end to end.
+    let audited = audit(&served.url, &dir);
+    assert!(
+        audited.status.success(),
+        "audit after the restart: {}",
+        String::from_utf8_lossy(&audited.stderr)
+    );
+}
+
 /// Runs `touchmark audit verify` against `url`, with a state file beside the data directory.
 fn audit(url: &str, dir: &std::path::Path) -> std::process::Output {
     kit::audit(url, dir, &dir.parent().unwrap().join("audit.state"))

@@ -200,13 +200,15 @@ impl Unit {
         ProvisionRequest {
             serial: self.serial.clone(),
             csr: self.csr.clone(),
-            test: passing_test(),
+            test: passing_test(&self.serial),
         }
     }
 }
 
-pub fn passing_test() -> serde_json::Value {
+/// A passing test record of unit `serial`.
+pub fn passing_test(serial: &str) -> serde_json::Value {
     serde_json::json!({
+        "serial": serial,
         "verdict": "pass",
         "started_at": "2026-11-21T06:00:00Z",
         "ended_at": "2026-11-21T06:00:42Z",

@@ -147,7 +147,7 @@ impl Installation {
                 &ProvisionRequest {
                     serial: serial.into(),
                     csr,
-                    test: kit::passing_test(),
+                    test: kit::passing_test(serial),
                 },
             )
             .await

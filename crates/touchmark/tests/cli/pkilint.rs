@@ -119,7 +119,7 @@ async fn every_certificate_kind_passes_pkilint() {
                     "CERTIFICATE REQUEST",
                     &build_csr(&key, "SN-000001").unwrap(),
                 ),
-                test: kit::passing_test(),
+                test: kit::passing_test("SN-000001"),
             },
         )
         .await

@@ -108,7 +108,7 @@ fn provision(station: &Path, server: &str, work: &Path, serial: &str) -> (Output
     )
     .unwrap();
     let test = work.join("test.json");
-    std::fs::write(&test, kit::passing_test().to_string()).unwrap();
+    std::fs::write(&test, kit::passing_test(serial).to_string()).unwrap();
     let out_dir = work.join(serial);
     let out = touchmark()
         .args(["station", "provision", "--order", ORDER, "--serial", serial])
