@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use touchmark_core::replay::{OrderReport, Suspect};
+use touchmark_core::replay::{OrderReport, StationReport, Suspect};
 
 use crate::Error;
 
@@ -106,6 +106,9 @@ pub struct Report {
     /// `test_record_reused`). Refused, so not violations, but each one is evidence of a
     /// counterfeit or a replayed record at the station named.
     pub suspects: Vec<Suspect>,
+    /// Per station that has any: its refusal flood alerts (`station.refusal_flood`), and the
+    /// refusals they counted instead of logging one by one, by code.
+    pub refusal_floods: BTreeMap<String, StationReport>,
     /// Every violation found, integrity violations first.
     pub violations: Vec<Violation>,
 }

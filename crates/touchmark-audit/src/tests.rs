@@ -447,6 +447,45 @@ async fn a_replayed_test_record_in_an_old_log_is_a_violation_and_refusals_of_clo
 }
 
 #[tokio::test]
+async fn refusal_flood_alerts_verify_and_are_reported_per_station() {
+    let case = Case::new();
+    let flood = |count, end| {
+        Event::new(
+            at(70),
+            EventBody::RefusalFlood {
+                station: StationId::parse("line-9").unwrap(),
+                factory: FactoryId::parse("acme").unwrap(),
+                reason: ErrorCode::StationRevoked,
+                count,
+                window_start: touchmark_core::clock::format_timestamp(at(0)),
+                window_end: touchmark_core::clock::format_timestamp(at(end)),
+            },
+        )
+    };
+    let mut events = story();
+    events.push(flood(297, 60).canonical_bytes().unwrap());
+    let dir = case.log("log", &events);
+    let report = case.verify(&dir).await.unwrap();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    let station = &report.refusal_floods["line-9"];
+    assert_eq!(station.floods, 1);
+    assert_eq!(station.limited_refusals["station_revoked"], 297);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["refusal_floods"]["line-9"]["limited_refusals"]["station_revoked"],
+        297
+    );
+    // An alert that counts nothing is malformed, and named by its entry.
+    events.push(flood(0, 60).canonical_bytes().unwrap());
+    let dir = case.log("bad", &events);
+    let error = case.fails(&dir).await;
+    assert!(
+        error.contains("entry 8: the refusal flood alert for station line-9 is malformed"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_non_canonical_entry_is_a_bad_entry_naming_its_index_only() {
     let case = Case::new();
     let mut events = story();

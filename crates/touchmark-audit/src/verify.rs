@@ -404,6 +404,7 @@ pub(crate) fn audit(
         events: replay.events(),
         orders: replay.orders().clone(),
         suspects: replay.suspects().to_vec(),
+        refusal_floods: replay.stations().clone(),
         violations,
     })
 }

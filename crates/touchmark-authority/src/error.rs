@@ -18,6 +18,16 @@ pub enum AuthorityError {
         /// Where the refusal was logged.
         logged: Logged,
     },
+    /// A station refused at check 1 again inside its refusal window: nothing was done and
+    /// nothing was logged now; the refusal is counted into the window's alert. The code is
+    /// `rate_limited`.
+    #[error("{}", refusal.message)]
+    RateLimited {
+        /// The `rate_limited` refusal, naming the code it stands for.
+        refusal: Refusal,
+        /// How long until the window ends.
+        retry_after: std::time::Duration,
+    },
     /// A field of the request is not acceptable.
     #[error("{0}")]
     Invalid(#[from] FieldError),
@@ -45,7 +55,9 @@ impl AuthorityError {
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Refused { refusal, .. } | Self::Denied(refusal) => refusal.code,
+            Self::Refused { refusal, .. }
+            | Self::RateLimited { refusal, .. }
+            | Self::Denied(refusal) => refusal.code,
             Self::Invalid(e) => e.code(),
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::EnrollmentTokenInvalid => ErrorCode::EnrollmentTokenInvalid,

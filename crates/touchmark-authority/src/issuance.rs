@@ -99,10 +99,19 @@ impl Authority {
             };
             self.reject(refusal, rejection)
         };
-        // 1. The station is active and of the order's factory.
+        // 1. The station is active and of the order's factory. Logged for the first few per
+        // window (`policy::refusals`): a station refused here can send nothing that matters.
         if let Err(refusal) = issue::check_station(station, &order) {
-            let event = attempt.refused(refusal.code, None, None, Some(test_sha256));
-            return Err(refuse(refusal, event, None, false).await);
+            let rejection = Rejection {
+                event: attempt.refused(refusal.code, None, None, Some(test_sha256)),
+                product: Some(order.product.clone()),
+                order: order.id.clone(),
+                station: station.id.clone(),
+                serial: None,
+                test: Some(test.clone()),
+                failed_unit: false,
+            };
+            return Err(self.refuse_limited(station, refusal, rejection).await);
         }
         // 2. The order is open and inside its window.
         if let Err(refusal) = issue::order_accepts(&order.id, &OrderFacts::from(&order), now) {
@@ -178,7 +187,9 @@ impl Authority {
 
     /// Records and answers the refusal of a request against an order that does not exist: the
     /// event names the order asked for, the station and its factory, and the serial when it is
-    /// well formed. Nothing else is kept: there is no product to keep a test record under.
+    /// well formed. Nothing else is kept: there is no product to keep a test record under. Like
+    /// a refusal of check 1, it is logged once per window beyond the first few (a station
+    /// probing for orders: `policy::refusals`).
     async fn unknown_order(
         &self,
         station: &Station,
@@ -204,17 +215,7 @@ impl Authority {
             test: None,
             failed_unit: false,
         };
-        self.reject(refusal, rejection).await
-    }
-
-    /// Records a refusal decided before the transaction, and answers it.
-    async fn reject(&self, refusal: Refusal, rejection: Rejection) -> AuthorityError {
-        match self.store.record_rejection(rejection).await {
-            Ok(logged) => AuthorityError::Refused { refusal, logged },
-            Err(e) => {
-                AuthorityError::internal(format!("could not record refusal {}: {e}", refusal.code))
-            }
-        }
+        self.refuse_limited(station, refusal, rejection).await
     }
 
     /// The product's issuing CA and profile, loaded on first use.

@@ -10,6 +10,8 @@
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (DESIGN §4);
+//! - `refusals`: recording refusals, check 1's counted per station and window beyond the
+//!   first few, and their flood alerts;
 //! - [`log`]: the audit log, its sequencer, proofs and receipts (DESIGN §6);
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
@@ -19,6 +21,7 @@ mod error;
 pub mod installation;
 pub mod issuance;
 pub mod log;
+mod refusals;
 pub mod secrets;
 pub mod stations;
 
@@ -48,6 +51,7 @@ pub struct Authority {
     station_ca: Arc<CaIssuer>,
     station_ca_pem: String,
     issuers: RwLock<HashMap<ProductId, Arc<issuance::ProductIssuer>>>,
+    refusals: refusals::RefusalWindows,
 }
 
 impl Authority {
@@ -63,6 +67,9 @@ impl Authority {
             station_ca: Arc::clone(installation.station_ca()),
             station_ca_pem: installation.station_ca().certificate().pem(),
             issuers: RwLock::new(HashMap::new()),
+            refusals: refusals::RefusalWindows::new(
+                touchmark_core::policy::refusals::RefusalLimit::default(),
+            ),
         }
     }
 

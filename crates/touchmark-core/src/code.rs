@@ -68,6 +68,10 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside the server; the details are in its log, never in the response.
     Internal,
+    /// A station refused at check 1 again within its refusal window: answered without a log
+    /// entry of its own, and counted into one `station.refusal_flood` alert
+    /// (`policy::refusals`). Nothing was done; `Retry-After` says when the window ends.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -99,11 +103,12 @@ impl ErrorCode {
             Self::EnrollmentTokenInvalid => "enrollment_token_invalid",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::RateLimited => "rate_limited",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -129,6 +134,7 @@ impl ErrorCode {
         Self::EnrollmentTokenInvalid,
         Self::Unavailable,
         Self::Internal,
+        Self::RateLimited,
     ];
 
     /// Parses a code from its wire form.

@@ -286,6 +286,26 @@ pub enum EventBody {
         /// The refusal code.
         reason: ErrorCode,
     },
+    /// An alert: a station was refused for want of standing (check 1, or an order that does not
+    /// exist) again and again within one window. The
+    /// window's first few refusals were logged as `unit.refused`; the `count` that followed
+    /// were answered `rate_limited` and are recorded here once, instead of one entry each
+    /// (`policy::refusals`).
+    #[serde(rename = "station.refusal_flood")]
+    RefusalFlood {
+        /// The station the refused certificate identifies.
+        station: StationId,
+        /// Its factory.
+        factory: FactoryId,
+        /// The refusal code: `station_revoked`, `station_not_authorized` or `order_not_found`.
+        reason: ErrorCode,
+        /// Refusals answered `rate_limited` in the window, after its logged ones. At least 1.
+        count: u64,
+        /// When the window opened: the time of its first refusal.
+        window_start: String,
+        /// When the window closed.
+        window_end: String,
+    },
 }
 
 impl EventBody {
@@ -306,6 +326,7 @@ impl EventBody {
             Self::UnitIssued { .. } => "unit.issued",
             Self::TestFailed { .. } => "unit.test_failed",
             Self::UnitRefused { .. } => "unit.refused",
+            Self::RefusalFlood { .. } => "station.refusal_flood",
         }
     }
 

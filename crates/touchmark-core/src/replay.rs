@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::clock::parse_timestamp;
 use crate::code::ErrorCode;
 use crate::event::{Event, EventBody, Sha256Hash};
 use crate::id::{OrderId, ProductId, StationId};
@@ -25,6 +26,15 @@ pub struct OrderReport {
     pub failed_tests: u64,
     /// Refusals, by code.
     pub refusals: BTreeMap<String, u64>,
+}
+
+/// What the log says about one station's refusal floods (`station.refusal_flood` alerts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StationReport {
+    /// Flood alerts for the station.
+    pub floods: u64,
+    /// Refusals the alerts counted instead of logging one by one, by code.
+    pub limited_refusals: BTreeMap<String, u64>,
 }
 
 /// An invariant the log shows broken, with the index of the entry that breaks it.
@@ -69,6 +79,7 @@ pub struct Replay {
     tests: HashMap<Sha256Hash, (ProductId, Serial, u64)>,
     suspects: Vec<Suspect>,
     revoked: HashMap<StationId, u64>,
+    stations: BTreeMap<String, StationReport>,
     violations: Vec<Violation>,
     events: u64,
 }
@@ -218,6 +229,42 @@ impl Replay {
                     });
                 }
             }
+            EventBody::RefusalFlood {
+                station,
+                reason,
+                count,
+                window_start,
+                window_end,
+                ..
+            } => {
+                let report = self.stations.entry(station.to_string()).or_default();
+                report.floods += 1;
+                *report
+                    .limited_refusals
+                    .entry(reason.as_str().to_owned())
+                    .or_default() += count;
+                let window = parse_timestamp(window_start)
+                    .and_then(|start| Ok((start, parse_timestamp(window_end)?)));
+                let problem = match window {
+                    Err(e) => Some(e),
+                    Ok((start, end)) if end < start => Some(format!(
+                        "its window ends ({window_end}) before it starts ({window_start})"
+                    )),
+                    Ok((_, end)) if end > event.at => Some(format!(
+                        "its window ends ({window_end}) after the alert was logged"
+                    )),
+                    Ok(_) if *count == 0 => Some("it counts no refusal".to_owned()),
+                    Ok(_) => None,
+                };
+                if let Some(problem) = problem {
+                    self.violation(
+                        index,
+                        format!(
+                            "the refusal flood alert for station {station} is malformed: {problem}"
+                        ),
+                    );
+                }
+            }
             _ => {}
         }
     }
@@ -230,6 +277,11 @@ impl Replay {
     /// Per-order reports, by order id.
     pub fn orders(&self) -> &BTreeMap<String, OrderReport> {
         &self.orders
+    }
+
+    /// Per-station flood reports, by station id, for the stations that have any.
+    pub fn stations(&self) -> &BTreeMap<String, StationReport> {
+        &self.stations
     }
 
     /// Violations found so far.
@@ -441,5 +493,51 @@ mod tests {
         r.apply(0, &created(1));
         r.apply(2, &issued("A", 1, "s"));
         assert!(r.violations()[0].message.contains("out of order"));
+    }
+
+    fn flood(count: u64, start: &str, end: &str) -> Event {
+        Event::new(
+            crate::clock::parse_timestamp("2026-06-01T12:01:00.500Z").unwrap(),
+            EventBody::RefusalFlood {
+                station: StationId::parse("s").unwrap(),
+                factory: FactoryId::parse("f").unwrap(),
+                reason: ErrorCode::StationRevoked,
+                count,
+                window_start: start.into(),
+                window_end: end.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn flood_alerts_are_reported_per_station_and_checked() {
+        let (start, end) = ("2026-06-01T12:00:00.000Z", "2026-06-01T12:01:00.000Z");
+        let r = replay(&[flood(299, start, end), flood(1, start, end)]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        assert_eq!(
+            r.stations()["s"],
+            StationReport {
+                floods: 2,
+                limited_refusals: [("station_revoked".to_owned(), 300)].into()
+            }
+        );
+        for (name, event, problem) in [
+            ("no count", flood(0, start, end), "counts no refusal"),
+            ("backwards", flood(3, end, start), "before it starts"),
+            (
+                "logged before it closed",
+                flood(3, start, "2026-06-01T12:02:00.000Z"),
+                "after the alert was logged",
+            ),
+            ("not a time", flood(3, "noon", end), "RFC 3339"),
+        ] {
+            let r = replay(&[event]);
+            assert_eq!(r.violations().len(), 1, "{name}");
+            assert!(
+                r.violations()[0].message.contains(problem),
+                "{name}: {}",
+                r.violations()[0].message
+            );
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! Authentication as types: a handler that takes [`Admin`], [`Reader`] or [`StationAuth`]
-//! cannot run for a caller who lacks it.
+//! cannot run for a caller who lacks it; a [`StationAuth`] is never a revoked station.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use touchmark_core::StationId;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::entity::{ApiToken, Role, Station};
 use touchmark_core::event::{Actor, Sha256Hash};
+use touchmark_core::policy::issue::station_may_act;
 use touchmark_pki::{StationCertError, StationIdentity, verify_station_cert};
 
+use crate::access::RequestNotes;
 use crate::error::ApiError;
 use crate::listener::PeerCertificates;
 use crate::state::AppState;
@@ -82,20 +85,45 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
-/// A station authenticated by its mTLS certificate: the chain verifies against the station CA
-/// now, and it is the certificate the station enrolled with. The station may be revoked; the
-/// provisioning policy refuses it as check 1, and logs the attempt.
+/// A station authenticated by its mTLS certificate, that may act: the chain verifies against
+/// the station CA now, it is the certificate the station enrolled with, and the station is not
+/// revoked, as its row reads at this request (so a revocation applies at once, also on a
+/// connection kept alive from before it). A revoked station is refused here on every station
+/// endpoint, before its request is read; the provisioning endpoint logs that refusal
+/// (check 1, once per window: `policy::refusals`) with the station [`StationRefused`] carries.
 #[derive(Debug, Clone)]
 pub struct StationAuth {
     /// The station's record.
     pub station: Station,
 }
 
-impl FromRequestParts<AppState> for StationAuth {
-    type Rejection = ApiError;
+/// Why a caller is not served as a station.
+#[derive(Debug)]
+pub struct StationRefused {
+    /// The answer: `station_not_authorized` (401) when no station could be identified,
+    /// `station_revoked` or `station_not_authorized` (403) when one was, but may not act.
+    pub error: ApiError,
+    /// The station a valid certificate identified, when it may not act.
+    pub station: Option<Station>,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let refuse = |m: String| ApiError::unauthenticated(ErrorCode::StationNotAuthorized, m);
+impl IntoResponse for StationRefused {
+    fn into_response(self) -> Response {
+        self.error.into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for StationAuth {
+    type Rejection = StationRefused;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, StationRefused> {
+        let refuse = |m: String| StationRefused {
+            error: ApiError::unauthenticated(ErrorCode::StationNotAuthorized, m),
+            station: None,
+        };
         let chain = parts
             .extensions
             .get::<PeerCertificates>()
@@ -116,7 +144,11 @@ impl FromRequestParts<AppState> for StationAuth {
         let station = state
             .store
             .station(&id)
-            .await?
+            .await
+            .map_err(|e| StationRefused {
+                error: e.into(),
+                station: None,
+            })?
             .ok_or_else(|| refuse(format!("station {id} is unknown to this server")))?;
         if station.factory.as_str() != identity.factory_id
             || station.cert_sha256 != Some(Sha256Hash(identity.cert_sha256))
@@ -124,6 +156,16 @@ impl FromRequestParts<AppState> for StationAuth {
             return Err(refuse(format!(
                 "the client certificate is not station {id}'s current certificate"
             )));
+        }
+        if let Some(notes) = parts.extensions.get::<RequestNotes>() {
+            notes.station(&station.id);
+        }
+        // Check 1 on the station alone; the order's factory is checked where the order is read.
+        if let Err(refusal) = station_may_act(&station.id, Some(station.status)) {
+            return Err(StationRefused {
+                error: ApiError::new(refusal.code, refusal.message),
+                station: Some(station),
+            });
         }
         Ok(Self { station })
     }

@@ -27,6 +27,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     logged: Option<Logged>,
+    retry_after: Option<std::time::Duration>,
 }
 
 /// The HTTP status for each code.
@@ -54,6 +55,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -66,6 +68,7 @@ impl ApiError {
             code,
             message: message.into(),
             logged: None,
+            retry_after: None,
         }
     }
 
@@ -115,6 +118,13 @@ impl From<AuthorityError> for ApiError {
                 logged: Some(logged),
                 ..Self::new(refusal.code, refusal.message)
             },
+            AuthorityError::RateLimited {
+                refusal,
+                retry_after,
+            } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(refusal.code, refusal.message)
+            },
             AuthorityError::Internal(cause) => Self::internal(cause),
             AuthorityError::Unavailable(cause) => {
                 tracing::warn!(%cause, "the database is unavailable");
@@ -151,7 +161,7 @@ impl From<LogError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry = self.code.retry_after();
+        let retry = self.retry_after.or_else(|| self.code.retry_after());
         let body = ErrorBody {
             code: self.code.as_str().to_owned(),
             message: self.message,
@@ -159,11 +169,15 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(after) = retry {
+            // Whole seconds (RFC 9110 §10.2.3), rounded up so a client never comes back early.
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(after.as_secs()),
+                axum::http::HeaderValue::from(seconds.max(1)),
             );
         }
+        // For the request log (`crate::access`), which writes the code beside the status.
+        response.extensions_mut().insert(self.code);
         response
     }
 }

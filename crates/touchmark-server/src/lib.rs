@@ -3,11 +3,15 @@
 //!
 //! Layers, as in step-ca: [`api`] handlers read, validate and authorize; `touchmark_authority`
 //! decides and signs; `touchmark_store` records. [`auth`] makes authentication a type, [`error`]
-//! is the one mapping from errors to HTTP.
+//! is the one mapping from errors to HTTP, [`access`] logs every request. The listener bounds
+//! what connections may hold ([`ConnectionLimits`], [`limits`]).
 
+pub mod access;
 pub mod api;
 pub mod auth;
+mod connections;
 pub mod error;
+pub mod limits;
 mod listener;
 mod state;
 mod tls;
@@ -18,11 +22,39 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use touchmark_authority::log::{Log, LogConfig};
+
+pub use listener::ConnectionLimits;
 use touchmark_authority::{Authority, Installation};
 use touchmark_core::Clock;
+use touchmark_core::policy::refusals::RefusalLimit;
 use touchmark_store::Store;
 
 pub use state::AppState;
+
+/// How a server runs, beyond its installation and store.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The audit log's timings.
+    pub log: LogConfig,
+    /// What connections may hold.
+    pub connections: ConnectionLimits,
+    /// How a station refused at check 1 is logged: a few refusals per window one by one, the
+    /// rest counted into one alert (`policy::refusals`).
+    pub refusal_limit: RefusalLimit,
+    /// How often ended refusal windows are looked for, to log their alerts.
+    pub refusal_sweep: std::time::Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            log: LogConfig::default(),
+            connections: ConnectionLimits::default(),
+            refusal_limit: RefusalLimit::default(),
+            refusal_sweep: std::time::Duration::from_secs(1),
+        }
+    }
+}
 
 /// A server ready to run: its listener is bound, so its address is known.
 #[derive(Debug)]
@@ -31,6 +63,8 @@ pub struct Server {
     tls: Arc<rustls::ServerConfig>,
     state: AppState,
     app: axum::Router,
+    connections: ConnectionLimits,
+    refusal_sweep: std::time::Duration,
 }
 
 impl Server {
@@ -47,6 +81,25 @@ impl Server {
         clock: Arc<dyn Clock>,
         log_config: LogConfig,
     ) -> anyhow::Result<Self> {
+        let options = ServerOptions {
+            log: log_config,
+            ..ServerOptions::default()
+        };
+        Self::bind_with(addr, installation, store, clock, options).await
+    }
+
+    /// [`Server::bind`], with every option.
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    pub async fn bind_with(
+        addr: SocketAddr,
+        installation: &Installation,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        options: ServerOptions,
+    ) -> anyhow::Result<Self> {
+        let log_config = options.log;
         let tls = tls::server_config(
             installation.server_cert(),
             Arc::clone(installation.server_key()),
@@ -56,14 +109,12 @@ impl Server {
         installation
             .check_database(store.as_ref(), false, clock.now())
             .await?;
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = listener::bind(addr, options.connections.backlog)
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let authority = Arc::new(Authority::new(
-            installation,
-            Arc::clone(&store),
-            Arc::clone(&clock),
-        ));
+        let authority = Arc::new(
+            Authority::new(installation, Arc::clone(&store), Arc::clone(&clock))
+                .with_refusal_limit(options.refusal_limit),
+        );
         let log = Arc::new(
             Log::open(
                 Arc::clone(&store),
@@ -91,6 +142,8 @@ impl Server {
             tls: Arc::new(tls),
             state,
             app,
+            connections: options.connections,
+            refusal_sweep: options.refusal_sweep,
         })
     }
 
@@ -125,7 +178,22 @@ impl Server {
         let log = Arc::clone(&self.state.log);
         let sequencer =
             tokio::spawn(Arc::clone(&log).run_sequencer(Arc::clone(&self.state.clock), stopped));
-        listener::serve(self.listener, self.tls, self.app, shutdown).await;
+        let authority = Arc::clone(&self.state.authority);
+        let sweeper = tokio::spawn(close_refusal_windows(
+            Arc::clone(&authority),
+            self.refusal_sweep,
+        ));
+        listener::serve(
+            self.listener,
+            self.tls,
+            self.app,
+            self.connections,
+            shutdown,
+        )
+        .await;
+        sweeper.abort();
+        // The counts of windows still open are logged now rather than lost.
+        authority.close_refusal_windows(true).await;
         let _ = stop.send(true);
         let _ = sequencer.await;
         // Cover what was committed last before stopping.
@@ -133,5 +201,15 @@ impl Server {
             tracing::warn!(error = %e, "the final checkpoint could not be signed");
         }
         log.release().await;
+    }
+}
+
+/// Logs the alert of each refusal window once it has ended, looking every `period`.
+async fn close_refusal_windows(authority: Arc<Authority>, period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period.max(std::time::Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        authority.close_refusal_windows(false).await;
     }
 }

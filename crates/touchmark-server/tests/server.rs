@@ -1598,6 +1598,310 @@ mod adversarial {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stations refused for want of standing (issue 11, security findings 3 and 4): a revoked station
+// is refused on every station endpoint, reads included, also on a connection opened before its
+// revocation; a flood of refusals of a revoked or foreign station, or of one probing for orders,
+// is a few logged refusals and one alert with its count, and each refusal of a station that may
+// act for an order that exists is still logged.
+// ---------------------------------------------------------------------------------------------
+mod floods {
+    use std::collections::BTreeMap;
+
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use touchmark_core::event::{Event, EventBody};
+    use touchmark_core::replay::{Replay, StationReport};
+    use touchmark_testkit::Reply;
+
+    use super::*;
+
+    touchmark_testkit::both_backends!(
+        a_flood_of_refusals_is_a_few_entries_and_one_alert,
+        a_revoked_station_is_refused_on_every_endpoint_and_connection
+    );
+
+    /// Refused attempts each station sends at once.
+    const FLOOD: usize = 300;
+    /// Refusals logged one by one per window (`RefusalLimit::default()`).
+    const LOGGED: usize = 3;
+
+    /// Sends `FLOOD` provisioning requests of `station` for `order` at once.
+    async fn flood(station: &touchmark_testkit::Station, order: &str) -> Vec<Reply> {
+        let mut sent = tokio::task::JoinSet::new();
+        for i in 0..FLOOD {
+            let (raw, order) = (station.raw.clone(), order.to_owned());
+            let serial = format!("SN-{:04}", i + 1);
+            let body = Unit::new(&serial).request(passing_test(&serial));
+            sent.spawn(async move { raw.provision(&order, &body).await });
+        }
+        sent.join_all().await
+    }
+
+    /// `LOGGED` refusals logged with `status`, `code` and a receipt; every other one `429
+    /// rate_limited`, with a Retry-After inside the window and no receipt.
+    fn assert_few_logged_rest_limited(replies: &[Reply], status: u16, code: &str) {
+        let logged: Vec<&Reply> = replies.iter().filter(|r| r.code() == code).collect();
+        assert_eq!(
+            logged.len(),
+            LOGGED,
+            "{code}: the window's first refusals are logged"
+        );
+        for reply in logged {
+            reply.assert_error(status, code);
+            reply.receipt();
+        }
+        for reply in replies.iter().filter(|r| r.code() != code) {
+            reply.assert_error(429, "rate_limited");
+            assert!(reply.body.get("receipt").is_none(), "{}", reply.text);
+            let after: u64 = reply.retry_after.as_deref().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&after), "Retry-After {after}");
+        }
+    }
+
+    /// The events after index `from`, parsed.
+    async fn events_from(kit: &TestServer, from: u64) -> Vec<Event> {
+        kit.sequence_now().await;
+        kit.admin
+            .events(from, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| Event::from_canonical(e.canonical.as_bytes()).unwrap())
+            .collect()
+    }
+
+    async fn a_flood_of_refusals_is_a_few_entries_and_one_alert(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("fl", 10, "SN-0001..SN-0999").await;
+        let other = kit.factory("fac-elsewhere").await;
+        let revoked = kit.enroll_station(&line.factory).await;
+        let stranger = kit.enroll_station(&other).await;
+        let honest = kit.enroll_station(&line.factory).await;
+        kit.admin.revoke_station(&revoked.id).await.unwrap();
+        let before = kit.snapshot(&line.order).await;
+        let opened = kit.now();
+
+        let (from_revoked, from_stranger, from_prober) = tokio::join!(
+            flood(&revoked, &line.order),
+            flood(&stranger, &line.order),
+            flood(&honest, "ord-probe")
+        );
+        assert_few_logged_rest_limited(&from_revoked, 403, "station_revoked");
+        assert_few_logged_rest_limited(&from_stranger, 403, "station_not_authorized");
+        // A station asking for an order that does not exist has no standing either.
+        assert_few_logged_rest_limited(&from_prober, 404, "order_not_found");
+        // A station that may act has each refusal logged, with its unit: none is limited.
+        for serial in ["XX-1", "XX-2", "XX-3", "XX-4", "XX-5"] {
+            honest
+                .provision(&line.order, &Unit::new(serial), passing_test(serial))
+                .await
+                .assert_error(422, "serial_out_of_range");
+        }
+        let mut expected = before.clone();
+        for _ in 0..LOGGED {
+            expected = expected
+                .refused("station_revoked")
+                .refused("station_not_authorized");
+        }
+        for _ in 0..5 {
+            expected = expected.refused("serial_out_of_range");
+        }
+        // The probes are logged against the order they named, not this one.
+        expected.log_size += LOGGED as u64;
+        assert_eq!(
+            kit.snapshot(&line.order).await,
+            expected,
+            "{} refused attempts, {} entries",
+            3 * FLOOD + 5,
+            3 * LOGGED + 5
+        );
+
+        // The window has not ended a moment before its end; at its end, one alert each.
+        kit.advance(Duration::seconds(59));
+        assert_eq!(kit.close_refusal_windows().await, 0);
+        assert_eq!(kit.log_size().await, expected.log_size);
+        kit.advance(Duration::seconds(1));
+        assert_eq!(kit.close_refusal_windows().await, 3);
+        let alerts: BTreeMap<String, EventBody> = events_from(&kit, expected.log_size)
+            .await
+            .into_iter()
+            .map(|e| match &e.body {
+                EventBody::RefusalFlood { station, .. } => (station.to_string(), e.body),
+                other => panic!("not an alert: {other:?}"),
+            })
+            .collect();
+        assert_eq!(alerts.len(), 3);
+        let window = (
+            format_timestamp(opened),
+            format_timestamp(opened + Duration::seconds(60)),
+        );
+        for (station, factory, reason) in [
+            (&revoked, &line.factory, ErrorCode::StationRevoked),
+            (&stranger, &other, ErrorCode::StationNotAuthorized),
+            (&honest, &line.factory, ErrorCode::OrderNotFound),
+        ] {
+            assert_eq!(
+                alerts[&station.id],
+                EventBody::RefusalFlood {
+                    station: touchmark_core::StationId::parse(&station.id).unwrap(),
+                    factory: touchmark_core::FactoryId::parse(factory).unwrap(),
+                    reason,
+                    count: (FLOOD - LOGGED) as u64,
+                    window_start: window.0.clone(),
+                    window_end: window.1.clone(),
+                }
+            );
+        }
+        // The order's counts are unchanged by the alerts.
+        let after = kit.snapshot(&line.order).await;
+        assert_eq!(
+            after,
+            Snapshot {
+                log_size: expected.log_size + 3,
+                ..expected.clone()
+            }
+        );
+
+        // The next window starts with a logged refusal again.
+        let reply = revoked
+            .provision(&line.order, &Unit::new("SN-0500"), passing_test("SN-0500"))
+            .await;
+        reply.assert_error(403, "station_revoked");
+        reply.receipt();
+
+        // The auditor's replay accepts the alerts and reports them per station.
+        let mut replay = Replay::new();
+        for (index, event) in events_from(&kit, 0).await.iter().enumerate() {
+            replay.apply(index as u64, event);
+        }
+        assert!(replay.violations().is_empty(), "{:?}", replay.violations());
+        for (station, code) in [
+            (&revoked, "station_revoked"),
+            (&stranger, "station_not_authorized"),
+            (&honest, "order_not_found"),
+        ] {
+            assert_eq!(
+                replay.stations()[&station.id],
+                StationReport {
+                    floods: 1,
+                    limited_refusals: [(code.to_owned(), (FLOOD - LOGGED) as u64)].into(),
+                }
+            );
+        }
+    }
+
+    /// One TLS connection speaking HTTP/1.1, kept alive across requests.
+    struct KeptAlive(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+    impl KeptAlive {
+        async fn open(kit: &TestServer, station: &touchmark_testkit::Station) -> Self {
+            let mut config = touchmark_testkit::client_tls(
+                &kit.root_ca_pem,
+                Some((&station.cert_pem, &station.key_pem)),
+            );
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let port: u16 = kit.base_url.rsplit(':').next().unwrap().parse().unwrap();
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            Self(tls)
+        }
+
+        /// Sends one request and reads its answer: (status, body).
+        async fn send(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            self.0.write_all(request.as_bytes()).await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                let n = self.0.read(&mut byte).await.unwrap();
+                assert_eq!(n, 1, "the server closed the connection");
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let status = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap();
+            let mut body = vec![0u8; length];
+            self.0.read_exact(&mut body).await.unwrap();
+            (status, String::from_utf8(body).unwrap())
+        }
+    }
+
+    async fn a_revoked_station_is_refused_on_every_endpoint_and_connection(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("rv", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let reply = station
+            .provision(&line.order, &Unit::new("SN-0001"), passing_test("SN-0001"))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        kit.sequence_now().await;
+
+        // A connection that reads a receipt, and stays open across the revocation.
+        let mut open = KeptAlive::open(&kit, &station).await;
+        let receipt = format!("/v1/orders/{}/units/SN-0001/receipt", line.order);
+        let (status, body) = open.send("GET", &receipt, "").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("c2sp.org/tlog-proof@v1"), "{body}");
+
+        kit.admin.revoke_station(&station.id).await.unwrap();
+        let before = kit.snapshot(&line.order).await;
+        let refused = |status: u16, body: &str| {
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (403, Some("station_revoked"))
+            );
+            body
+        };
+        // The same connection: reads are refused, an unknown order does not change the answer,
+        // and a write is refused and logged.
+        let (status, body) = open.send("GET", &receipt, "").await;
+        assert!(refused(status, &body).get("receipt").is_none());
+        let (status, body) = open
+            .send("GET", "/v1/orders/ord-nope/units/SN-0001/receipt", "")
+            .await;
+        refused(status, &body);
+        let (status, body) = open
+            .send(
+                "POST",
+                &format!("/v1/orders/{}/units", line.order),
+                &Unit::new("SN-0002")
+                    .request(passing_test("SN-0002"))
+                    .to_string(),
+            )
+            .await;
+        assert!(refused(status, &body)["receipt"].is_object(), "{body}");
+        // A new connection is refused the same way.
+        let fresh = station
+            .raw
+            .send(reqwest::Method::GET, &receipt, None, vec![], None)
+            .await;
+        fresh.assert_error(403, "station_revoked");
+        // Only the write left a trace: one refusal, nothing else.
+        assert_eq!(
+            kit.snapshot(&line.order).await,
+            before.refused("station_revoked")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Admin input: every field an admin types is checked before anything is made or stored, with
 // `invalid_request` naming the field (I6). A product's name also names its issuing CA, whose
 // common name X.520 caps at 64 characters.

@@ -223,6 +223,13 @@ async fn insert_leaf(conn: &mut PgConnection, leaf: &Leaf) -> Result<Logged> {
     Ok(leaf.logged(None))
 }
 
+/// Appends an alert, which changes no other record, in a statement of its own.
+async fn record_alert(pool: &PgPool, event: &Event) -> Result<Logged> {
+    let leaf = leaf(event)?;
+    let mut conn = pool.acquire().await?;
+    insert_leaf(&mut conn, &leaf).await
+}
+
 /// Appends `event` inside the caller's transaction, without an index.
 async fn append(conn: &mut PgConnection, event: &Event) -> Result<Logged> {
     insert_leaf(conn, &leaf(event)?).await
@@ -350,6 +357,10 @@ impl IssuanceStore for PostgresStore {
 
     async fn record_rejection(&self, rejection: Rejection) -> touchmark_store::Result<Logged> {
         Ok(issue::record_rejection(self.pool(), &rejection).await?)
+    }
+
+    async fn record_alert(&self, event: Event) -> touchmark_store::Result<Logged> {
+        Ok(record_alert(self.pool(), &event).await?)
     }
 
     async fn issued_unit(

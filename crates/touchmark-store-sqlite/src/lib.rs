@@ -811,6 +811,11 @@ impl IssuanceStore for SqliteStore {
         .await
     }
 
+    async fn record_alert(&self, event: Event) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| ctx.append(&event).map(|(_, logged)| logged))
+            .await
+    }
+
     async fn issued_unit(
         &self,
         product: &ProductId,

@@ -126,6 +126,9 @@ pub trait IssuanceStore: Send + Sync + std::fmt::Debug + 'static {
     async fn issue(&self, request: IssueRequest) -> Result<IssueOutcome>;
     /// Records a refusal or a failed test with its event. Counts nothing.
     async fn record_rejection(&self, rejection: Rejection) -> Result<Logged>;
+    /// Records an alert: an event that changes no other record, such as the
+    /// `station.refusal_flood` that counts a station's refusals instead of logging each.
+    async fn record_alert(&self, event: Event) -> Result<Logged>;
     /// The issued certificate of a serial, if it has one.
     async fn issued_unit(&self, product: &ProductId, serial: &Serial)
     -> Result<Option<IssuedUnit>>;

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use touchmark_authority::log::{Log, LogConfig};
-use touchmark_authority::{InitOptions, Installation};
+use touchmark_authority::{Authority, InitOptions, Installation};
 use touchmark_client::api::CreateOrder;
 use touchmark_client::{Client, ClientConfig};
 use touchmark_core::Clock;
@@ -19,7 +19,7 @@ use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
 use touchmark_core::field::Label;
 use touchmark_pki::MemoryKeys;
-use touchmark_server::Server;
+use touchmark_server::{Server, ServerOptions};
 use touchmark_store::Store;
 use touchmark_store_postgres::ScratchSchema;
 use touchmark_store_sqlite::SqliteStore;
@@ -57,6 +57,8 @@ pub struct TestServer {
     pub store: Arc<dyn Store>,
     /// The server's audit log, for [`TestServer::sequence_now`].
     pub log: Arc<Log>,
+    /// The server's authority, for [`TestServer::close_refusal_windows`].
+    pub authority: Arc<Authority>,
     shutdown: Option<oneshot::Sender<()>>,
     // Dropped last: the data directory, and the PostgreSQL schema.
     _dir: TempDir,
@@ -142,23 +144,30 @@ impl TestServer {
             .await
             .expect("the new database is the installation's");
         let clock = Arc::new(ManualClock::new(now));
-        let log_config = LogConfig {
-            interval: std::time::Duration::from_secs(60),
-            lease_ttl: std::time::Duration::from_secs(180),
-            sole: None,
+        let options = ServerOptions {
+            log: LogConfig {
+                interval: std::time::Duration::from_secs(60),
+                lease_ttl: std::time::Duration::from_secs(180),
+                sole: None,
+            },
+            // Refusal windows end on the manual clock, and their alerts are logged when a
+            // test asks (`close_refusal_windows`).
+            refusal_sweep: std::time::Duration::from_secs(3600),
+            ..ServerOptions::default()
         };
-        let server = Server::bind(
+        let server = Server::bind_with(
             "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
             &installation,
             store,
             Arc::clone(&clock) as Arc<dyn Clock>,
-            log_config,
+            options,
         )
         .await
         .expect("bind");
         let port = server.local_addr().expect("local address").port();
         let store = Arc::clone(server.store());
         let log = Arc::clone(server.log());
+        let authority = Arc::clone(server.authority());
         let admin = NewTokenRequest {
             role: Role::Admin,
             label: Label::parse("label", "test").expect("label"),
@@ -187,6 +196,7 @@ impl TestServer {
             admin,
             store,
             log,
+            authority,
             shutdown: Some(tx),
             _dir: dir,
             _schema: schema,
@@ -201,6 +211,12 @@ impl TestServer {
             .await
             .expect("the log sequences");
         self.log.latest().map_or(0, |l| l.size())
+    }
+
+    /// Logs the alert of every refusal window that has ended on the server's clock, as the
+    /// server does every second; returns how many it logged.
+    pub async fn close_refusal_windows(&self) -> u64 {
+        self.authority.close_refusal_windows(false).await
     }
 
     /// The server's current time.

@@ -1,7 +1,7 @@
 //! The command line: every subcommand and its help text. Each command's arguments live with the
 //! command; `main` dispatches.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
@@ -20,9 +20,31 @@ pub struct Cli {
     /// When something fails, say more: the underlying cause of a connection or TLS failure.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// How diagnostics and the server's request log are written to standard error: `text`
+    /// (colours only on a terminal, and never with NO_COLOR set) or `json`, one object per
+    /// line. Which lines is TOUCHMARK_LOG's filter [default: `info` for `serve`, `warn`
+    /// otherwise].
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TOUCHMARK_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The form of the lines written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event, `key=value` fields.
+    Text,
+    /// One JSON object per line, its fields at the top level beside `timestamp`, `level`,
+    /// `target` and `message`.
+    Json,
 }
 
 /// Top-level commands.

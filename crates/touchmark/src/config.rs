@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use touchmark_authority::log::LogConfig;
+use touchmark_core::policy::refusals::RefusalLimit;
+use touchmark_server::ConnectionLimits;
 
 use touchmark_core::field::DatabaseUrl;
 
@@ -27,6 +29,135 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     database: Option<String>,
     log: Option<LogFile>,
+    connections: Option<ConnectionsFile>,
+    refusals: Option<RefusalsFile>,
+}
+
+/// The `[connections]` table: what client connections may hold (issue 11, security finding 1).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionsFile {
+    /// Connections open at once [default: from the open-file limit].
+    max: Option<usize>,
+    /// TLS handshake timeout.
+    handshake_timeout_ms: Option<u64>,
+    /// HTTP/1.1 header-read timeout.
+    header_timeout_ms: Option<u64>,
+    /// Idle timeout.
+    idle_timeout_ms: Option<u64>,
+    /// Listen backlog.
+    backlog: Option<u32>,
+}
+
+impl ConnectionsFile {
+    /// The limits, over the defaults, each within the bounds that keep a server usable.
+    fn config(&self) -> anyhow::Result<Connections> {
+        let default = ConnectionLimits::default();
+        let ms = |name: &str, v: Option<u64>, d: Duration, range: (u64, u64)| {
+            let value = v.map_or(d, Duration::from_millis);
+            let (low, high) = (
+                Duration::from_millis(range.0),
+                Duration::from_millis(range.1),
+            );
+            if (low..=high).contains(&value) {
+                Ok(value)
+            } else {
+                Err(anyhow::anyhow!(
+                    "`connections.{name}` must be {} to {}",
+                    range.0,
+                    range.1
+                ))
+            }
+        };
+        if self.max == Some(0) {
+            bail!("`connections.max` must be at least 1");
+        }
+        let backlog = self.backlog.unwrap_or(default.backlog);
+        if !(1..=65_535).contains(&backlog) {
+            bail!("`connections.backlog` must be 1 to 65535");
+        }
+        Ok(Connections {
+            max: self.max,
+            handshake_timeout: ms(
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                default.handshake_timeout,
+                (100, 120_000),
+            )?,
+            header_timeout: ms(
+                "header_timeout_ms",
+                self.header_timeout_ms,
+                default.header_timeout,
+                (100, 600_000),
+            )?,
+            idle_timeout: ms(
+                "idle_timeout_ms",
+                self.idle_timeout_ms,
+                default.idle_timeout,
+                (1_000, 3_600_000),
+            )?,
+            backlog,
+        })
+    }
+}
+
+/// The `[refusals]` table: how a station refused at check 1 is logged.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusalsFile {
+    /// The refusal window.
+    window_ms: Option<u64>,
+    /// Refusals logged one by one per window, station and code; the rest are counted into one
+    /// alert.
+    logged_per_window: Option<u64>,
+}
+
+impl RefusalsFile {
+    fn limit(&self) -> anyhow::Result<RefusalLimit> {
+        let default = RefusalLimit::default();
+        let window = match self.window_ms {
+            None => default.window,
+            Some(ms @ 1_000..=86_400_000) => {
+                time::Duration::milliseconds(i64::try_from(ms).context("`refusals.window_ms`")?)
+            }
+            Some(_) => bail!("`refusals.window_ms` must be 1000 to 86400000"),
+        };
+        let logged = match self.logged_per_window {
+            None => default.logged,
+            Some(n @ 1..=1_000) => n,
+            Some(_) => bail!("`refusals.logged_per_window` must be 1 to 1000"),
+        };
+        Ok(RefusalLimit { window, logged })
+    }
+}
+
+/// What client connections may hold: [`ConnectionLimits`] with the cap still to be sized from
+/// the open-file limit when it is not configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connections {
+    /// Connections open at once; `None` to size it from the open-file limit.
+    pub max: Option<usize>,
+    /// TLS handshake timeout.
+    pub handshake_timeout: Duration,
+    /// HTTP/1.1 header-read timeout.
+    pub header_timeout: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Listen backlog.
+    pub backlog: u32,
+}
+
+impl Connections {
+    /// The limits, with `max` connections.
+    pub fn limits(&self, max: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: max,
+            handshake_timeout: self.handshake_timeout,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            backlog: self.backlog,
+        }
+    }
 }
 
 /// The `[log]` table: the audit log's timings, in milliseconds.
@@ -72,6 +203,10 @@ pub struct Config {
     pub database: Database,
     /// The audit log's timings.
     pub log: LogConfig,
+    /// What client connections may hold.
+    pub connections: Connections,
+    /// How refusals of check 1 are logged (`policy::refusals`).
+    pub refusal_limit: RefusalLimit,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -109,10 +244,23 @@ pub fn load(
         .unwrap_or_default()
         .config()
         .with_context(|| format!("{} is invalid", path.display()))?;
+    let invalid = || format!("{} is invalid", path.display());
+    let connections = file
+        .connections
+        .unwrap_or_default()
+        .config()
+        .with_context(invalid)?;
+    let refusal_limit = file
+        .refusals
+        .unwrap_or_default()
+        .limit()
+        .with_context(invalid)?;
     Ok(Config {
         listen: listen.or(file.listen).unwrap_or(default),
         database: Database::for_dir(dir, url),
         log,
+        connections,
+        refusal_limit,
     })
 }
 
@@ -195,6 +343,68 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "database = \"mysql://x/y\"\n").unwrap();
         let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());
         assert!(err.contains("`database`") && err.contains("mysql"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_and_the_refusal_window_layer_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        let default = ConnectionLimits::default();
+        assert_eq!(
+            config.connections.max, None,
+            "sized from the open-file limit"
+        );
+        assert_eq!(
+            config.connections.limits(7),
+            ConnectionLimits {
+                max_connections: 7,
+                ..default
+            }
+        );
+        assert_eq!(config.refusal_limit, RefusalLimit::default());
+        std::fs::write(
+            dir.path().join(FILE),
+            "[connections]\nmax = 500\nhandshake_timeout_ms = 5000\nheader_timeout_ms = 2000\n\
+             idle_timeout_ms = 30000\nbacklog = 128\n[refusals]\nwindow_ms = 10000\n\
+             logged_per_window = 1\n",
+        )
+        .unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert_eq!(
+            config.connections,
+            Connections {
+                max: Some(500),
+                handshake_timeout: Duration::from_secs(5),
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                backlog: 128,
+            }
+        );
+        assert_eq!(
+            config.refusal_limit,
+            RefusalLimit {
+                window: time::Duration::seconds(10),
+                logged: 1
+            }
+        );
+        for (text, complaint) in [
+            ("[connections]\nmax = 0\n", "`connections.max`"),
+            (
+                "[connections]\nidle_timeout_ms = 10\n",
+                "`connections.idle_timeout_ms`",
+            ),
+            ("[connections]\nbacklog = 0\n", "`connections.backlog`"),
+            ("[connections]\nmax_conns = 5\n", "unknown field"),
+            ("[refusals]\nwindow_ms = 5\n", "`refusals.window_ms`"),
+            (
+                "[refusals]\nlogged_per_window = 0\n",
+                "`refusals.logged_per_window`",
+            ),
+        ] {
+            std::fs::write(dir.path().join(FILE), text).unwrap();
+            let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());
+            assert!(err.contains(complaint), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -9,12 +9,13 @@ mod output;
 mod secrets;
 mod shutdown;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use touchmark_client::ClientError;
 
-use crate::cli::{Cli, Command, StationCommand};
+use crate::cli::{Cli, Command, LogFormat, StationCommand};
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
@@ -26,13 +27,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOUCHMARK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // A server logs each request at `info`; a client command only what goes wrong.
+    let level = match &cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    logging(cli.log_format, level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -106,6 +106,30 @@ fn report(e: &anyhow::Error, verbose: bool) -> ExitCode {
         _ => eprintln!("  (run with -v for the underlying cause)"),
     }
     ExitCode::from(EXIT_TRANSPORT)
+}
+
+/// Sends diagnostics to standard error, filtered by TOUCHMARK_LOG (else `default_level`), as
+/// text or JSON lines. Text has colours only on a terminal, and not with NO_COLOR set
+/// (no-color.org), so a file or a pipe gets no escape sequences.
+fn logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOUCHMARK_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -8,8 +8,11 @@
 //!
 //! - [`issue`]: DESIGN §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
+//! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
+//!   alert;
 //! - [`station`]: a station's revocation.
 
 pub mod issue;
 pub mod order;
+pub mod refusals;
 pub mod station;

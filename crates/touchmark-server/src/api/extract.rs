@@ -12,6 +12,9 @@ use crate::error::ApiError;
 /// Largest request body accepted, in bytes. A test record of 10,000 measurements fits.
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
+/// How long a request body may take to arrive, all of it: 2 MiB in 30 s is 70 KB/s.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A JSON request body, deserialized strictly.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
@@ -34,7 +37,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the body must be JSON, sent with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        // A body that trickles in would hold its connection busy, out of reach of the idle
+        // timeout and of shedding (issue 11, security finding 1).
+        let read = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::invalid(format!(
+                    "the body did not arrive within {} seconds",
+                    BODY_TIMEOUT.as_secs()
+                ))
+            })?;
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     ErrorCode::PayloadTooLarge,

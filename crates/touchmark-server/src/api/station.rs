@@ -1,7 +1,7 @@
 //! Station endpoints: enrollment with a one-time token, and provisioning over mTLS.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use touchmark_core::OrderId;
 use touchmark_core::api::{
@@ -9,7 +9,7 @@ use touchmark_core::api::{
 };
 
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::StationAuth;
+use crate::auth::{StationAuth, StationRefused};
 use crate::error::{ApiError, receipt_body};
 use crate::state::AppState;
 
@@ -36,22 +36,37 @@ pub async fn enroll(
 /// Provisions one unit against an order's quota (station mTLS).
 ///
 /// Runs the checks of DESIGN §4 in order and answers with the first refusal, or commits the
-/// count, the certificate and its log event durably before answering. A retry with the same
+/// count, the certificate and its log event durably before answering. A station refused at
+/// check 1 (revoked, or of another factory) has its first refusal in a window logged, and the
+/// ones after it answered `429 rate_limited` until the window ends. A retry with the same
 /// serial, key and order answers 200 with the same certificate and consumes nothing.
 #[utoipa::path(post, path = "/v1/orders/{order}/units", tag = "station", params(("order" = String, Path)),
     request_body = ProvisionRequest,
     responses((status = 201, description = "issued", body = ProvisionResponse),
               (status = 200, description = "already issued: the same certificate", body = ProvisionResponse),
+              (status = 429, description = "a station refused at check 1 again within its window: counted, not logged one by one", body = ErrorBody,
+                  headers(("Retry-After" = u64, description = "seconds until the window ends"))),
               (status = "4XX", description = "refused, with its stable code", body = ErrorBody)),
     security(("mutual_tls" = [])))]
 pub async fn provision(
     State(s): State<AppState>,
-    station: StationAuth,
+    station: Result<StationAuth, StationRefused>,
     ApiPath(order): ApiPath<String>,
-    ApiJson(req): ApiJson<ProvisionRequest>,
+    body: Request,
 ) -> Result<(StatusCode, Json<ProvisionResponse>), ApiError> {
     let order = OrderId::parse(&order)
         .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
+    let station = match station {
+        Ok(station) => station,
+        // Check 1, before the body is read: a station that may not act is refused, and the
+        // refusal logged once per window.
+        Err(StationRefused {
+            station: Some(refused),
+            ..
+        }) => return Err(s.authority.refuse_station(&refused, &order).await.into()),
+        Err(StationRefused { error, .. }) => return Err(error),
+    };
+    let ApiJson(req) = ApiJson::<ProvisionRequest>::from_request(body, &s).await?;
     let done = s
         .authority
         .provision(&station.station, &order, req.try_into()?)

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crate::Store;
 
 pub mod admin;
+pub mod alert;
 pub mod durability;
 pub mod events;
 pub mod group_commit;
@@ -97,6 +98,7 @@ macro_rules! conformance_suite {
                 rejection::refusal_is_recorded_and_counts_nothing,
                 rejection::unit_attempts_are_counted_per_product,
                 rejection::unknown_order_is_recorded_alone,
+                alert::an_alert_is_logged_and_changes_nothing_else,
                 events::every_change_appends_one_event,
                 events::failed_operations_append_nothing,
                 admin::products_round_trip,

@@ -209,6 +209,23 @@ fn print(report: &Report) {
         ]);
     }
     orders.print();
+    if !report.refusal_floods.is_empty() {
+        println!();
+        let mut floods = Table::new(&["STATION", "FLOOD ALERTS", "REFUSALS COUNTED, NOT LOGGED"]);
+        for (station, r) in &report.refusal_floods {
+            let counted: Vec<String> = r
+                .limited_refusals
+                .iter()
+                .map(|(code, n)| format!("{code}={n}"))
+                .collect();
+            floods.row(vec![
+                station.clone(),
+                r.floods.to_string(),
+                counted.join(", "),
+            ]);
+        }
+        floods.print();
+    }
     println!();
     if report.suspects.is_empty() {
         println!("clone suspects: none");

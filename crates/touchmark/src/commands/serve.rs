@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use touchmark_authority::{Installation, RootLayout};
 use touchmark_core::{Clock, SystemClock};
-use touchmark_server::Server;
+use touchmark_server::{Server, ServerOptions, limits};
 use touchmark_store::Store;
 
 use crate::args::{DataArgs, DatabaseArgs};
@@ -24,14 +24,20 @@ pub struct ServeArgs {
     /// Address to listen on [default: the config file's `listen`, else 127.0.0.1:8443].
     #[arg(long, env = "TOUCHMARK_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Client connections open at once; at the cap, a new one closes the connection idle
+    /// longest [default: the config file's `connections.max`, else what the open-file limit
+    /// leaves after a reserve for the database and logs, at most 16384].
+    #[arg(long, env = "TOUCHMARK_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
 }
 
 /// Runs `touchmark serve`.
 ///
 /// # Errors
 /// When the installation cannot be opened (wrong passphrase, missing directory), other users
-/// can read it, another server serves its SQLite database already, or the address cannot be
-/// bound.
+/// can read it, another server serves its SQLite database already, the connection cap needs
+/// more open files than the hard limit allows, or the address cannot be bound.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dir = args.data.dir;
     let config = config::load(&dir, args.listen, args.database.url)?;
@@ -69,12 +75,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     installation
         .check_database(store.as_ref(), own_file, clock.now())
         .await?;
-    let server = Server::bind(config.listen, &installation, store, clock, log_config).await?;
+    let max_connections = max_connections(
+        args.max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .or(config.connections.max),
+    )?;
+    let options = ServerOptions {
+        log: log_config,
+        connections: config.connections.limits(max_connections),
+        refusal_limit: config.refusal_limit,
+        ..ServerOptions::default()
+    };
+    let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;
     let addr = server.local_addr()?;
     // Scripts and tests wait for this line; keep its shape.
     println!("touchmark listening on https://{addr}");
-    eprintln!("touchmark: records in {}", config.database);
+    tracing::info!("records in {}", config.database);
     server.run(shutdown::signal()).await;
     println!("touchmark stopped");
     Ok(())
+}
+
+/// Raises the open-file limit to the hard limit, and sizes the connection cap from the limit
+/// that results: `configured` if it fits, else an error that says what to change.
+fn max_connections(configured: Option<usize>) -> anyhow::Result<usize> {
+    let files = limits::raise_open_file_limit()?;
+    let fits = limits::connections_for(files.limit);
+    let max = match configured {
+        Some(max) if max > fits => anyhow::bail!(
+            "{max} connections need more open files than the limit of {} allows ({fits} after a \
+             reserve of {} for the database and logs): lower `--max-connections` or \
+             `connections.max`, or raise the hard limit (`ulimit -Hn`, systemd's LimitNOFILE)",
+            files.limit,
+            limits::reserved_files(files.limit)
+        ),
+        Some(max) => max,
+        None => fits.min(limits::DEFAULT_MAX_CONNECTIONS),
+    };
+    tracing::info!(
+        open_files = files.limit,
+        raised_from = files.raised_from,
+        max_connections = max,
+        "up to {max} connections"
+    );
+    Ok(max)
 }

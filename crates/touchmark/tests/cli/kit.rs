@@ -60,27 +60,38 @@ impl Served {
 
     /// Starts `touchmark serve` with another key passphrase.
     pub fn start_with_passphrase(dir: &Path, database: Option<&str>, passphrase: &str) -> Self {
-        Self::spawn(dir, database, passphrase, Stdio::inherit())
+        Self::start_configured(dir, database, passphrase, Stdio::inherit())
     }
 
     /// Starts `touchmark serve` with its standard error going to the file `stderr`.
     pub fn start_logged(dir: &Path, stderr: &Path) -> Self {
         let file = std::fs::File::create(stderr).unwrap();
-        Self::spawn(dir, None, PASSPHRASE, Stdio::from(file))
+        Self::start_configured(dir, None, PASSPHRASE, Stdio::from(file))
     }
 
-    fn spawn(dir: &Path, database: Option<&str>, passphrase: &str, stderr: Stdio) -> Self {
-        let mut command = Command::new(bin());
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir)
-            .env("TOUCHMARK_KEY_PASSPHRASE", passphrase)
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+    fn start_configured(
+        dir: &Path,
+        database: Option<&str>,
+        passphrase: &str,
+        stderr: Stdio,
+    ) -> Self {
+        let mut command = serve_command(dir);
+        command.env("TOUCHMARK_KEY_PASSPHRASE", passphrase);
         if let Some(url) = database {
             command.args(["--database", url]);
         }
-        let mut child = command.spawn().unwrap();
+        // One line per request would bury the test's own output; tests that read the request
+        // log start the server with a filter of their own.
+        if std::env::var_os("TOUCHMARK_LOG").is_none() {
+            command.env("TOUCHMARK_LOG", "warn");
+        }
+        Self::spawn(command.stderr(stderr))
+    }
+
+    /// Spawns `command`, a `touchmark serve` on a free port whose standard output is the
+    /// server's, and waits for its "listening" line.
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         let mut reader = BufReader::new(stdout);
@@ -110,6 +121,16 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `touchmark serve --listen 127.0.0.1:0 --data <dir>`, with the test passphrase.
+pub fn serve_command(dir: &Path) -> Command {
+    let mut command = Command::new(bin());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE);
+    command
 }
 
 /// `dir/certs/<split>`, or the one root `dir/certs/root-ca.pem` of a data directory from
