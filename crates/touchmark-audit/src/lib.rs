@@ -1,5 +1,5 @@
 //! Touchmark's audit verifier: checks a tiled transparency log with the log's public key
-//! alone, and exports one as a bundle that can be checked later without the server (DESIGN §6).
+//! alone, and exports one as a bundle that can be checked later without the server (design.md §6).
 //!
 //! [`verify`] checks the checkpoint's signature, recomputes every leaf hash, tile and the root
 //! from the entries ([`touchmark_tlog::tile::audit_tiles_with`]), checks that the log extends

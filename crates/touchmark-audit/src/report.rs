@@ -9,7 +9,7 @@ use touchmark_core::replay::{OrderReport, StationReport, Suspect};
 
 use crate::Error;
 
-/// The kind of a violation. The first group breaks the log itself (DESIGN §6, specs/TLOG.md);
+/// The kind of a violation. The first group breaks the log itself (design.md §6, specs/TLOG.md);
 /// the last two are about what the verified events say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -121,7 +121,7 @@ fn bytes(events: &[Event]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The story of DESIGN §12 in small: an order of 3, three units, a failed test, a refusal.
+/// The story of design.md §12 in small: an order of 3, three units, a failed test, a refusal.
 fn story() -> Vec<Vec<u8>> {
     bytes(&[
         created("PO-1", 3),

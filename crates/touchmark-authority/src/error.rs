@@ -10,7 +10,7 @@ use touchmark_store::StoreError;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthorityError {
-    /// A provisioning request was refused by a check of DESIGN §4, and the refusal was logged.
+    /// A provisioning request was refused by a check of design.md §4, and the refusal was logged.
     #[error("{}", refusal.message)]
     Refused {
         /// The stable code and its message.

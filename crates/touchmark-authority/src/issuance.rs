@@ -1,4 +1,4 @@
-//! Provisioning one unit (DESIGN §4): checks 1 to 5 here, in order, on what the request and
+//! Provisioning one unit (design.md §4): checks 1 to 5 here, in order, on what the request and
 //! the order say; then the signature, off the async runtime; then checks 6 to 8, the count, the
 //! certificate and the event, in one transaction of the store.
 
@@ -52,7 +52,7 @@ pub(crate) fn csr_refusal(e: &CsrError) -> Refusal {
 }
 
 impl Authority {
-    /// Provisions one unit: checks 1 to 8 of DESIGN §4 in order, then signs and commits.
+    /// Provisions one unit: checks 1 to 8 of design.md §4 in order, then signs and commits.
     ///
     /// # Errors
     /// [`AuthorityError::Refused`] with its stable code, logged; an order that does not exist

@@ -9,10 +9,10 @@
 //! Split by capability, as step-ca's `authority/` is:
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
 //! - [`stations`]: stations, their enrollment and their revocation;
-//! - [`issuance`]: provisioning one unit (DESIGN §4);
+//! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
 //!   first few, and their flood alerts;
-//! - [`log`]: the audit log, its sequencer, proofs and receipts (DESIGN §6);
+//! - [`log`]: the audit log, its sequencer, proofs and receipts (design.md §6);
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
 

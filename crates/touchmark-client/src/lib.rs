@@ -4,7 +4,7 @@
 //!
 //! The client speaks HTTPS only and trusts only the root CA(s) it is given, never the system's.
 //! Admins and auditors authenticate with a bearer token, stations with an mTLS identity
-//! (DESIGN §2). Requests and answers are the wire types of [`touchmark_core::api`]; every
+//! (design.md §2). Requests and answers are the wire types of [`touchmark_core::api`]; every
 //! error the server sends becomes [`ClientError::Api`] with its stable code.
 //!
 //! ```no_run

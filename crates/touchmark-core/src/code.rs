@@ -1,7 +1,7 @@
 //! The stable error codes that clients, scripts and auditors rely on.
 //!
 //! A code never changes meaning once released. The provisioning refusals are those of
-//! DESIGN §4, in the order of the checks.
+//! design.md §4, in the order of the checks.
 
 use std::fmt;
 
@@ -195,7 +195,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A decision not to act, with its stable code and a message fit for the person who asked: a
-/// provisioning refusal (DESIGN §4) for a station's operator, or a rule that an admin's change
+/// provisioning refusal (design.md §4) for a station's operator, or a rule that an admin's change
 /// breaks (a quota below the issued count, a closed order reopened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]

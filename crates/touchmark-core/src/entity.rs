@@ -139,7 +139,7 @@ pub struct ApiToken {
     pub revoked: bool,
 }
 
-/// A unit's status (DESIGN §3).
+/// A unit's status (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitStatus {

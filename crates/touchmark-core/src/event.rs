@@ -1,4 +1,4 @@
-//! Log events: one for every state change, refusal and failed test (DESIGN §6).
+//! Log events: one for every state change, refusal and failed test (design.md §6).
 //!
 //! An event's canonical bytes are the RFC 8785 form of its JSON, and those bytes are the leaf of
 //! the audit log. The schema is documented for auditors in `docs/events.md`; change it only by

@@ -1,4 +1,4 @@
-//! Production orders: quota, serial rule, time window and state (DESIGN §3).
+//! Production orders: quota, serial rule, time window and state (design.md §3).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Unit serial numbers and the rules an order sets for them (DESIGN §4, check 3).
+//! Unit serial numbers and the rules an order sets for them (design.md §4, check 3).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The demo: DESIGN §12 on one machine. A fresh installation, a server, a product, a factory
+//! The demo: design.md §12 on one machine. A fresh installation, a server, a product, a factory
 //! with three enrolled stations, an order of 500, three simulated lines on 600 passing units
 //! plus some that fail their test, two clones, the log audited over HTTPS with its key alone,
 //! and a summary that says whether every outcome is what it should be.

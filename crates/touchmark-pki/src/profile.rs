@@ -1,4 +1,4 @@
-//! The device certificate profile (IEEE 802.1AR IDevID, DESIGN.md §5) and device certificate issuance.
+//! The device certificate profile (IEEE 802.1AR IDevID, docs/design.md §5) and device certificate issuance.
 
 use rcgen::{
     CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue,
@@ -117,7 +117,7 @@ fn serial_attribute(unit_serial: &str) -> Result<DnValue, PkiError> {
 
 /// Issues a device's IDevID certificate from its verified CSR.
 ///
-/// Profile (IEEE 802.1AR, DESIGN.md §5):
+/// Profile (IEEE 802.1AR, docs/design.md §5):
 /// - subject O and CN from the profile, and serialNumber (2.5.4.5) = `unit_serial`;
 /// - subjectAltName holding only the RFC 4108 hardwareModuleName otherName (hwType from the
 ///   profile, hwSerialNum = the bytes of `unit_serial`), non-critical as the subject is not empty;

@@ -1,6 +1,6 @@
 //! Integration tests of Touchmark's HTTPS server: a real server on `127.0.0.1:0` per test, driven
 //! over TLS by the typed client and by raw requests, with the issued chains checked by verifiers
-//! we did not write (openssl, rustls/webpki). DESIGN §4 (checks 1 to 8, invariants I1, I2, I4, I6)
+//! we did not write (openssl, rustls/webpki). design.md §4 (checks 1 to 8, invariants I1, I2, I4, I6)
 //! and §5.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -25,7 +25,7 @@ use touchmark_testkit::{
 
 // ---------------------------------------------------------------------------------------------
 // Chains: every issued chain verifies with openssl, and works as a TLS client certificate with
-// rustls/webpki (DESIGN §5).
+// rustls/webpki (design.md §5).
 // ---------------------------------------------------------------------------------------------
 mod chains {
 
@@ -629,7 +629,7 @@ mod retries {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Every refusal code of DESIGN §4, as a table of named cases: its status, its code, its receipt,
+// Every refusal code of design.md §4, as a table of named cases: its status, its code, its receipt,
 // and nothing changed but the one logged event (I4).
 // ---------------------------------------------------------------------------------------------
 mod refusals {
@@ -1019,7 +1019,7 @@ mod refusals {
             }
             seen.insert(case.code);
         }
-        // Every refusal code of DESIGN §4 was exercised.
+        // Every refusal code of design.md §4 was exercised.
         let all: HashSet<&str> = ErrorCode::ALL
             .into_iter()
             .filter(|c| c.is_refusal())

@@ -1,6 +1,6 @@
 -- Touchmark schema, version 1 (PostgreSQL). The same tables and constraints as SQLite's
 -- (migrations/sqlite), with two differences that several replicas sharing this database need
--- (DESIGN §10):
+-- (design.md §10):
 -- - events are identified by seq, given at insert; idx, the log index, is given later by the
 --   one elected sequencer, in batches (partial index events_unsequenced). Certificates and test
 --   attempts refer to their event by seq.

@@ -1,4 +1,4 @@
--- The audit log's signed state (DESIGN §6) and the sequencer lease (DESIGN §10). Events are the
+-- The audit log's signed state (design.md §6) and the sequencer lease (design.md §10). Events are the
 -- leaves (table events).
 -- log_checkpoints is append-only: every checkpoint the log ever signed, by size.
 -- log_tiles holds each hash tile's latest contents; a partial tile only ever grows, so a

@@ -1,5 +1,5 @@
 //! Copying a complete SQLite installation into an empty PostgreSQL schema, for the move from
-//! the embedded store to a shared database (DESIGN §10).
+//! the embedded store to a shared database (design.md §10).
 //!
 //! The copy is one PostgreSQL transaction: either the whole installation arrives, or nothing
 //! does. The SQLite file is opened read-only and read in one read transaction, so the copy is

@@ -1,7 +1,7 @@
-//! The hot path: one issuance (DESIGN §4, checks 6 to 8 and I1 to I4) across any number of
+//! The hot path: one issuance (design.md §4, checks 6 to 8 and I1 to I4) across any number of
 //! replicas, rejections, and the unit reads.
 //!
-//! Two rules make the log tell the truth about concurrent requests (DESIGN §10). Whatever an
+//! Two rules make the log tell the truth about concurrent requests (design.md §10). Whatever an
 //! issuance or a refusal was decided on (the station active, the order open, quota left) is
 //! held, by a row lock, until its event is inserted and committed, so a revocation, a close or
 //! a quota change that conflicts with it waits, or is waited for. And an event takes its `seq`

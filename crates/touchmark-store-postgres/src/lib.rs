@@ -1,5 +1,5 @@
 //! The PostgreSQL backend: one database shared by any number of stateless server replicas
-//! (DESIGN §10).
+//! (design.md §10).
 //!
 //! Every state change commits with its event in one transaction, as on SQLite, but the event
 //! takes no log index then: replicas commit concurrently, and only a single writer could hand

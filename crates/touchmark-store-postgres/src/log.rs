@@ -1,6 +1,6 @@
 //! The audit log on a shared database: reading sequenced events, electing the one sequencer
 //! through the `log_lease` row, giving committed events their indices, and saving checkpoints
-//! and tiles (DESIGN §6, §10).
+//! and tiles (design.md §6, §10).
 //!
 //! The lease's expiry is judged by the database server's clock (`clock_timestamp()`), so
 //! replicas with skewed clocks agree on who holds it. Every sequencer write locks the lease row

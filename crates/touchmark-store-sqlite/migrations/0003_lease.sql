@@ -1,4 +1,4 @@
--- The sequencer lease (DESIGN §10): one holder at a time signs the log. With SQLite there is
+-- The sequencer lease (design.md §10): one holder at a time signs the log. With SQLite there is
 -- one server process, but the lease keeps the same fencing rules as on a shared database.
 -- expires_at is in milliseconds since the Unix epoch.
 

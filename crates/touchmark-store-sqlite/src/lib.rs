@@ -1,5 +1,5 @@
 //! The embedded SQLite backend: WAL, `synchronous=FULL`, one writer thread with group commit,
-//! and a small pool of read connections. One server process per database file (DESIGN §10):
+//! and a small pool of read connections. One server process per database file (design.md §10):
 //! the writer thread keeps the log's next index.
 
 pub mod copy;
@@ -89,7 +89,7 @@ impl Inner {
 
 fn configure(conn: &Connection) -> Result<()> {
     // WAL lets readers run beside the writer; FULL makes every commit durable before it
-    // returns (DESIGN §10). The busy timeout covers other processes, such as a backup.
+    // returns (design.md §10). The busy timeout covers other processes, such as a backup.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

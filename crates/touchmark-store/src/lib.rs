@@ -2,8 +2,8 @@
 //! give, and (with the `testsuite` feature) the conformance suite every backend runs.
 //!
 //! Every method that changes state appends its log event in the same durable transaction, so
-//! no change exists without its event and no event without its change (DESIGN I3). A store
-//! records; it never decides. The rules that depend on what is stored (DESIGN §4 checks 6 to 8,
+//! no change exists without its event and no event without its change (design.md I3). A store
+//! records; it never decides. The rules that depend on what is stored (design.md §4 checks 6 to 8,
 //! an order's life, a station's revocation) are functions of `touchmark_core::policy`: a
 //! backend reads their facts under its locks, calls them, and applies what they return.
 //!

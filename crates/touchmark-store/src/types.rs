@@ -319,7 +319,7 @@ pub struct LogTile {
     pub data: Vec<u8>,
 }
 
-/// The right to sequence the log, granted by the store to one holder at a time (DESIGN §10).
+/// The right to sequence the log, granted by the store to one holder at a time (design.md §10).
 ///
 /// The epoch grows every time the lease changes hands. Every write the sequencer makes names
 /// its lease, and the store refuses it ([`crate::StoreError::Fenced`]) once another holder has

@@ -33,7 +33,7 @@ impl Snapshot {
     }
 
     /// This snapshot after one logged refusal with `code` of a request for `serial`: the unit
-    /// keeps every test attempt (DESIGN §3), so a listed unit with that serial has one more.
+    /// keeps every test attempt (design.md §3), so a listed unit with that serial has one more.
     pub fn refused_attempt(&self, code: &str, serial: &str) -> Self {
         let mut next = self.refused(code);
         for unit in next.units.iter_mut().filter(|u| u.serial == serial) {

@@ -1,4 +1,4 @@
-//! The touchplate: the audit log over the event table (DESIGN §6).
+//! The touchplate: the audit log over the event table (design.md §6).
 //!
 //! Events are appended in the same transaction as their state change (with their index on
 //! SQLite; on a shared PostgreSQL database the elected sequencer gives them one). The

@@ -6,7 +6,7 @@
 //! saved in one transaction, so a crash leaves either the old or the new, never a mix.
 //!
 //! With several replicas on one database, every replica runs this loop, and the store's lease
-//! elects the one that sequences (DESIGN §10). The others adopt each checkpoint it saves, after
+//! elects the one that sequences (design.md §10). The others adopt each checkpoint it saves, after
 //! checking it. Its saves are fenced: once the lease has passed to another replica, a late save
 //! from the old sequencer is refused, and the index assignment it relied on is fenced the same
 //! way, so every signed tree is a prefix of the same sequence of entries.

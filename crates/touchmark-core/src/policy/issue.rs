@@ -1,4 +1,4 @@
-//! DESIGN §4: the eight checks of one provisioning request, in order, and the events that record
+//! design.md §4: the eight checks of one provisioning request, in order, and the events that record
 //! its outcome.
 //!
 //! The authority runs checks 1 to 5 on what it read before any transaction: the station, the
@@ -341,7 +341,7 @@ pub enum Decision {
 }
 
 /// Checks 1 and 2 again, at the time the facts were read, then 6 to 9, on what the store holds
-/// (DESIGN §4, numbered as in `docs/design.md`). A refusal's event carries the time it was
+/// (design.md §4, numbered as in `docs/design.md`). A refusal's event carries the time it was
 /// decided.
 pub fn decide(facts: &IssueFacts, issuance: &Issuance) -> Decision {
     match check_facts(facts, issuance) {

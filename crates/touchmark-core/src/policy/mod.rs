@@ -6,7 +6,7 @@
 //! same function, and applies the result atomically. So the decision is the same wherever it is
 //! taken, and the message a client reads is written in one place.
 //!
-//! - [`issue`]: DESIGN §4, checks 1 to 8, and the events of one provisioning request;
+//! - [`issue`]: design.md §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
 //!   alert;

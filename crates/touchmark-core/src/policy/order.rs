@@ -1,4 +1,4 @@
-//! An order's life and its quota (DESIGN §3): draft → open → closed | cancelled, and quota
+//! An order's life and its quota (design.md §3): draft → open → closed | cancelled, and quota
 //! changes that are themselves logged. Each rule takes the order as the store holds it, under
 //! its lock, and returns the change to apply with the event that records it.
 

@@ -35,7 +35,7 @@ pub async fn enroll(
 
 /// Provisions one unit against an order's quota (station mTLS).
 ///
-/// Runs the checks of DESIGN §4 in order and answers with the first refusal, or commits the
+/// Runs the checks of design.md §4 in order and answers with the first refusal, or commits the
 /// count, the certificate and its log event durably before answering. A station refused at
 /// check 1 (revoked, or of another factory) has its first refusal in a window logged, and the
 /// ones after it answered `429 rate_limited` until the window ends. A retry with the same

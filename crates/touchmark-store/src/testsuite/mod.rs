@@ -1,4 +1,4 @@
-//! The backend-independent conformance suite (DESIGN §4 invariants, §10).
+//! The backend-independent conformance suite (design.md §4 invariants, §10).
 //!
 //! Every test is a plain `pub async fn name(store: Arc<dyn Store>)` (the durability and
 //! replica tests also take a [`Reopen`]). A backend crate runs them all from its own tests with
@@ -59,7 +59,7 @@ pub struct Harness {
 /// - `reopen`: tests that also reopen the storage, as a restarted server would;
 /// - `replicas`: tests that run several store instances on one storage at once, as several
 ///   server replicas share one PostgreSQL database. Only a backend invoked with `replicas`
-///   runs them: SQLite is one server process by design (DESIGN §10).
+///   runs them: SQLite is one server process by design (design.md §10).
 ///
 /// Attributes after the harness go on every test: a backend whose service may be missing puts
 /// `#[cfg_attr(not(...), ignore = "why")]` there, so a run without it reports the tests as

@@ -187,7 +187,7 @@ pub async fn refusal_is_recorded_and_counts_nothing(store: Arc<dyn Store>) {
     check_log(&store).await;
 }
 
-/// A unit is its product and serial (DESIGN §3): its attempt count is its own, even when
+/// A unit is its product and serial (design.md §3): its attempt count is its own, even when
 /// another product has a unit with the same serial.
 pub async fn unit_attempts_are_counted_per_product(store: Arc<dyn Store>) {
     let a = Kit::new(&store, "pa", 5, 1).await;

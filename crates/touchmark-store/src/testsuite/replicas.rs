@@ -1,5 +1,5 @@
 //! Several store instances on one storage, as several `touchmark serve` replicas share one
-//! database (DESIGN §10): the quota (I1), retries (I2) and the clone checks hold across them,
+//! database (design.md §10): the quota (I1), retries (I2) and the clone checks hold across them,
 //! they read the same counts, certificates and log, and one sequencer at a time gives the
 //! log its indices while the lease changes hands.
 //!

@@ -1,4 +1,4 @@
-//! The sequencer (DESIGN §10): one lease holder at a time, renewals keep the epoch, a new grant
+//! The sequencer (design.md §10): one lease holder at a time, renewals keep the epoch, a new grant
 //! fences the old holder (its writes fail with `Fenced` and change nothing); and what it does
 //! with the lease: every committed entry gets exactly one index, densely from 0, in commit
 //! order, at most `max` per call.

@@ -1,5 +1,5 @@
 //! `touchmark audit`: verify the audit log offline with the log's public key alone, or export
-//! it as a bundle that can be verified later without the server (DESIGN §6). The work is
+//! it as a bundle that can be verified later without the server (design.md §6). The work is
 //! `touchmark_audit`'s; this parses the arguments, draws the progress bars and prints.
 
 use std::path::PathBuf;

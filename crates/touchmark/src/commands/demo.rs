@@ -1,4 +1,4 @@
-//! `touchmark demo`: DESIGN §12 on one machine (`touchmark_demo` runs it), told on the terminal
+//! `touchmark demo`: design.md §12 on one machine (`touchmark_demo` runs it), told on the terminal
 //! with live progress, then the summary; the server keeps running until Ctrl-C unless `--exit`.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Several `touchmark serve` processes on one PostgreSQL database (DESIGN §10): the database
+//! Several `touchmark serve` processes on one PostgreSQL database (design.md §10): the database
 //! holds the quota across replicas, one elected sequencer signs the log, and when its process is
 //! killed another replica takes over without signing anything inconsistent.
 
