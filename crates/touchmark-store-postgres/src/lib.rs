@@ -407,7 +407,7 @@ impl LogStore for PostgresStore {
         holder: &str,
         ttl: Duration,
     ) -> touchmark_store::Result<Option<SequencerLease>> {
-        Ok(log::acquire_sequencer(self.pool(), holder, ttl).await?)
+        Ok(log::claim_sequencer(self.pool(), holder, ttl, false).await?)
     }
 
     async fn take_over_sequencer(
@@ -415,7 +415,7 @@ impl LogStore for PostgresStore {
         holder: &str,
         ttl: Duration,
     ) -> touchmark_store::Result<Option<SequencerLease>> {
-        Ok(log::take_over_sequencer(self.pool(), holder, ttl).await?)
+        Ok(log::claim_sequencer(self.pool(), holder, ttl, true).await?)
     }
 
     async fn release_sequencer(&self, lease: &SequencerLease) -> touchmark_store::Result<()> {

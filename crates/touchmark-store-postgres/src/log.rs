@@ -76,10 +76,15 @@ pub(super) async fn claim(pool: &PgPool, verifier: &str, at: OffsetDateTime) -> 
     .await?)
 }
 
-pub(super) async fn acquire_sequencer(
+/// Grants the sequencer lease to `holder` for `ttl`: when there is none, when it has expired,
+/// when it is the holder's own (a live one is renewed in its epoch), or, with `take_over`,
+/// whatever holds it (for a holder that knows the other is dead). Any grant but a renewal starts
+/// a new epoch, which fences the former holder.
+pub(super) async fn claim_sequencer(
     pool: &PgPool,
     holder: &str,
     ttl: Duration,
+    take_over: bool,
 ) -> Result<Option<SequencerLease>> {
     let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     // Taking over depends only on the lease's age by the database's clock, never on a row lock
@@ -89,23 +94,25 @@ pub(super) async fn acquire_sequencer(
     sqlx::query("SET LOCAL lock_timeout = '200ms'")
         .execute(&mut *tx)
         .await?;
-    // One statement: grant when there is no lease, when it has expired, or when it is the
-    // holder's own (a live one is renewed in its epoch; any other grant starts a new epoch).
-    // While another holder's lease runs, the WHERE leaves the row as it is and nothing returns.
+    // One statement. While another holder's lease runs (and `take_over` is false), the WHERE
+    // leaves the row as it is and nothing returns.
     let granted: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
         "INSERT INTO log_lease (id, holder, epoch, expires_at)
          VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
          ON CONFLICT (id) DO UPDATE SET
              holder = excluded.holder,
-             epoch = CASE WHEN log_lease.holder = excluded.holder
+             epoch = CASE WHEN NOT $3
+                               AND log_lease.holder = excluded.holder
                                AND log_lease.expires_at > clock_timestamp()
                           THEN log_lease.epoch ELSE log_lease.epoch + 1 END,
              expires_at = excluded.expires_at
-         WHERE log_lease.holder = excluded.holder OR log_lease.expires_at <= clock_timestamp()
+         WHERE $3 OR log_lease.holder = excluded.holder
+               OR log_lease.expires_at <= clock_timestamp()
          RETURNING epoch",
     )
     .bind(holder)
     .bind(ttl)
+    .bind(take_over)
     .fetch_optional(&mut *tx)
     .await;
     let epoch = match granted {
@@ -122,40 +129,6 @@ pub(super) async fn acquire_sequencer(
             })
         })
         .transpose()
-}
-
-pub(super) async fn take_over_sequencer(
-    pool: &PgPool,
-    holder: &str,
-    ttl: Duration,
-) -> Result<Option<SequencerLease>> {
-    let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let mut tx = pool.begin().await?;
-    // As for acquiring: a lease row a stalled transaction keeps locked counts as held.
-    sqlx::query("SET LOCAL lock_timeout = '200ms'")
-        .execute(&mut *tx)
-        .await?;
-    let granted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "INSERT INTO log_lease (id, holder, epoch, expires_at)
-         VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
-         ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,
-             epoch = log_lease.epoch + 1, expires_at = excluded.expires_at
-         RETURNING epoch",
-    )
-    .bind(holder)
-    .bind(ttl)
-    .fetch_one(&mut *tx)
-    .await;
-    let epoch = match granted {
-        Ok(epoch) => epoch,
-        Err(e) if is_lock_timeout(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    tx.commit().await?;
-    Ok(Some(SequencerLease {
-        holder: holder.to_owned(),
-        epoch: rows::count(epoch)?,
-    }))
 }
 
 pub(super) async fn release_sequencer(pool: &PgPool, lease: &SequencerLease) -> Result<()> {

@@ -859,6 +859,50 @@ impl IssuanceStore for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Grants the sequencer lease to `holder` for `ttl`: when there is none, when it has
+    /// expired, when it is the holder's own (a live one is renewed in its epoch), or, with
+    /// `take_over`, whatever holds it. Any grant but a renewal starts a new epoch, which fences
+    /// the former holder.
+    async fn claim_sequencer(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        take_over: bool,
+    ) -> touchmark_store::Result<Option<SequencerLease>> {
+        let holder = holder.to_owned();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.write(move |ctx| {
+            let now = now_millis();
+            let current: Option<(String, i64, i64)> = ctx
+                .conn
+                .prepare_cached("SELECT holder, epoch, expires_at FROM log_lease WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let epoch = match current {
+                Some((_, epoch, _)) if take_over => epoch + 1,
+                // A live lease of our own is renewed in the same epoch.
+                Some((h, epoch, expires)) if h == holder && expires > now => epoch,
+                Some((_, _, expires)) if expires > now => return Ok(None),
+                Some((_, epoch, _)) => epoch + 1,
+                None => 1,
+            };
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
+                         expires_at = excluded.expires_at",
+                )?
+                .execute(params![holder, epoch, now.saturating_add(ttl)])?;
+            Ok(Some(SequencerLease {
+                holder,
+                epoch: rows::count(epoch)?,
+            }))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl LogStore for SqliteStore {
     async fn owner(&self) -> touchmark_store::Result<Option<String>> {
@@ -925,35 +969,7 @@ impl LogStore for SqliteStore {
         holder: &str,
         ttl: std::time::Duration,
     ) -> touchmark_store::Result<Option<SequencerLease>> {
-        let holder = holder.to_owned();
-        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.write(move |ctx| {
-            let now = now_millis();
-            let current: Option<(String, i64, i64)> = ctx
-                .conn
-                .prepare_cached("SELECT holder, epoch, expires_at FROM log_lease WHERE id = 1")?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let epoch = match current {
-                // A live lease of our own is renewed in the same epoch.
-                Some((h, epoch, expires)) if h == holder && expires > now => epoch,
-                Some((_, _, expires)) if expires > now => return Ok(None),
-                Some((_, epoch, _)) => epoch + 1,
-                None => 1,
-            };
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, ?2, ?3)
-                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
-                         expires_at = excluded.expires_at",
-                )?
-                .execute(params![holder, epoch, now.saturating_add(ttl)])?;
-            Ok(Some(SequencerLease {
-                holder,
-                epoch: epoch as u64,
-            }))
-        })
-        .await
+        self.claim_sequencer(holder, ttl, false).await
     }
 
     async fn take_over_sequencer(
@@ -961,26 +977,7 @@ impl LogStore for SqliteStore {
         holder: &str,
         ttl: std::time::Duration,
     ) -> touchmark_store::Result<Option<SequencerLease>> {
-        let holder = holder.to_owned();
-        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.write(move |ctx| {
-            let epoch: i64 = ctx
-                .conn
-                .prepare_cached(
-                    "INSERT INTO log_lease (id, holder, epoch, expires_at) VALUES (1, ?1, 1, ?2)
-                     ON CONFLICT (id) DO UPDATE SET holder = excluded.holder,
-                         epoch = log_lease.epoch + 1, expires_at = excluded.expires_at
-                     RETURNING epoch",
-                )?
-                .query_row(params![holder, now_millis().saturating_add(ttl)], |r| {
-                    r.get(0)
-                })?;
-            Ok(Some(SequencerLease {
-                holder,
-                epoch: rows::count(epoch)?,
-            }))
-        })
-        .await
+        self.claim_sequencer(holder, ttl, true).await
     }
 
     async fn release_sequencer(&self, lease: &SequencerLease) -> touchmark_store::Result<()> {
