@@ -29,6 +29,8 @@ pub(crate) struct Sample {
     /// CPU time this process used during the round (server and load generator together), where
     /// the OS reports it.
     pub cpu: Option<Duration>,
+    /// CPU time a server in another process used during the round, when it is measured.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Sample {
@@ -132,6 +134,7 @@ where
         failed: 0,
         failures: Vec::new(),
         cpu: None,
+        server_cpu: None,
     };
     for worker in workers {
         let (latencies, failed, failures) =
@@ -164,6 +167,7 @@ mod tests {
             failed: 0,
             failures: Vec::new(),
             cpu: None,
+            server_cpu: None,
         }
     }
 

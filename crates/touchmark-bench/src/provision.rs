@@ -13,7 +13,7 @@ use crate::report::{Report, Series, Setup, Verification};
 use crate::setup::Touchmark;
 use crate::units::{self, Unit};
 
-pub use crate::setup::{Backend, Keep};
+pub use crate::setup::{Backend, External, Keep};
 
 /// What to measure, as `touchmark bench provision` is asked: see [`Plan::new`].
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct Options {
     pub replicas: usize,
     /// Also run the same CSRs through cfssl.
     pub cfssl: bool,
+    /// Drive this server running elsewhere instead of one in this process.
+    pub server: Option<External>,
 }
 
 /// The resolved settings of one run.
@@ -108,17 +110,27 @@ impl Plan {
                 "--units-per-round must be 1 to {MAX_UNITS_PER_ROUND}"
             ));
         }
-        let backend = match (options.database, options.replicas) {
-            (_, 0) | (_, 17..) => return invalid("--replicas must be 1 to 16".into()),
-            (None, 1) => Backend::Sqlite,
-            (None, _) => {
+        let backend = match (options.server, options.database, options.replicas) {
+            (Some(_), database, replicas)
+                if database.is_some() || replicas != 1 || options.keep.is_some() =>
+            {
+                return invalid(
+                    "--server drives a server running elsewhere, with its own storage: it \
+                     takes no --database, --replicas or --data"
+                        .into(),
+                );
+            }
+            (Some(external), _, _) => Backend::External(external),
+            (None, _, 0) | (None, _, 17..) => return invalid("--replicas must be 1 to 16".into()),
+            (None, None, 1) => Backend::Sqlite,
+            (None, None, _) => {
                 return invalid(
                     "--replicas needs --database postgres://…: replicas share one PostgreSQL \
                      database"
                         .into(),
                 );
             }
-            (Some(url), replicas) => Backend::Postgres { url, replicas },
+            (None, Some(url), replicas) => Backend::Postgres { url, replicas },
         };
         Ok(Self {
             backend,
@@ -165,7 +177,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
     let touchmark = Touchmark::start(plan.keep.as_ref(), &plan.backend, max_concurrency).await?;
 
     progress.step("measuring the machine's ceilings (single thread, no network)");
-    let samples = units::generate(0, 64).await?;
+    let samples = units::generate(units::PREFIX, 0, 64).await?;
     let ceilings = crypto::measure(plan.ceiling_time, touchmark.dir(), samples).await?;
 
     let mut cfssl = match &cfssl_bin {
@@ -183,7 +195,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
 
         // Warm-up: opens each station's connection (TLS handshake) and sizes the rounds.
         let warm_n = plan.warmup_units(concurrency);
-        let warm = units::generate(next_serial, warm_n).await?;
+        let warm = units::generate(touchmark.serial_prefix(), next_serial, warm_n).await?;
         next_serial += warm_n as u64;
         let sample = touchmark.drive(stations, Arc::clone(&warm)).await?;
         sent += sample.units as u64;
@@ -205,7 +217,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
         ));
         let mut batches: Vec<Arc<Vec<Unit>>> = Vec::with_capacity(plan.rounds);
         for _ in 0..plan.rounds {
-            batches.push(units::generate(next_serial, per_round).await?);
+            batches.push(units::generate(touchmark.serial_prefix(), next_serial, per_round).await?);
             next_serial += per_round as u64;
         }
 
@@ -313,5 +325,96 @@ mod tests {
         assert_eq!(v.certificates, v.units_sent);
         assert_eq!(v.issued_events, v.units_sent);
         assert!(report.cfssl.is_none());
+        assert!(
+            report
+                .provisioning
+                .iter()
+                .all(|s| s.median.server_cpu_us_per_unit.is_none())
+        );
+    }
+
+    /// `--server`: the run sets up its own order on a server it does not own, twice on the same
+    /// server without the runs meeting, and reads the server's CPU time apart from its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drives_a_server_elsewhere_and_measures_its_cpu_apart() {
+        use touchmark_authority::Installation;
+        use touchmark_core::command::NewTokenRequest;
+        use touchmark_core::entity::Role;
+        use touchmark_core::event::Actor;
+        use touchmark_core::field::Label;
+        use touchmark_store_sqlite::SqliteStore;
+
+        let installed = crate::setup::install(None, "touchmark-bench-elsewhere-").unwrap();
+        let database = Installation::database_path(&installed.dir);
+        let store = Arc::new(SqliteStore::open(&database).unwrap());
+        let server = crate::setup::bind(&installed.installation, store)
+            .await
+            .unwrap();
+        let url = format!("https://127.0.0.1:{}", server.local_addr().unwrap().port());
+        let request = NewTokenRequest {
+            role: Role::Admin,
+            label: Label::parse("label", "bench elsewhere").unwrap(),
+        };
+        let (_, _, token) = server
+            .authority()
+            .create_token(Actor::System, request)
+            .await
+            .unwrap();
+        let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(async {
+            let _ = stop.await;
+        }));
+        let external = External {
+            url,
+            root_ca_pem: installed.installation.infra_root().certificate().pem(),
+            token,
+            // The server runs in this process here; a real one would be another.
+            pid: Some(std::process::id()),
+        };
+        let mut plan = Plan::tiny(vec![2], Duration::from_millis(50));
+        plan.units_per_round = Some(40);
+        plan.backend = Backend::External(external);
+        let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
+        for _ in 0..2 {
+            let report = run(&plan, &progress).await.unwrap();
+            let v = &report.verification;
+            // A warm-up of 20 units, then one round of 40, counted by this run's own order.
+            assert_eq!(v.units_sent, 60);
+            assert_eq!(v.order_issued, 60);
+            assert_eq!(v.certificates, 60);
+            assert_eq!(v.issued_events, 60);
+            let series = &report.provisioning[0];
+            assert!(series.median.server_cpu_us_per_unit.unwrap() > 0.0);
+            assert!(report.setup.server.contains("separate process"));
+        }
+        let _ = stop_tx.send(());
+        serving.await.unwrap();
+    }
+
+    #[test]
+    fn a_server_elsewhere_takes_no_storage_options() {
+        let external = External {
+            url: "https://127.0.0.1:1".into(),
+            root_ca_pem: String::new(),
+            token: "t".into(),
+            pid: None,
+        };
+        let options = |replicas| Options {
+            concurrency: vec![1],
+            rounds: None,
+            units_per_round: None,
+            quick: true,
+            keep: None,
+            database: None,
+            replicas,
+            cfssl: false,
+            server: Some(external.clone()),
+        };
+        let refused = Plan::new(options(2)).unwrap_err().to_string();
+        assert!(refused.contains("--server"), "{refused}");
+        assert!(matches!(
+            Plan::new(options(1)).unwrap().backend,
+            Backend::External(_)
+        ));
     }
 }

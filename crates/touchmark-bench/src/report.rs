@@ -48,8 +48,11 @@ pub struct RoundStats {
     pub p99_ms: f64,
     /// Slowest request.
     pub max_ms: f64,
-    /// CPU time of this whole process per unit (server and load generator), microseconds.
+    /// CPU time of this whole process per unit, microseconds: the server and the load generator
+    /// together in process, or the load generator alone against a server elsewhere.
     pub cpu_us_per_unit: Option<f64>,
+    /// CPU time of a server elsewhere per unit, microseconds, when its process id was given.
+    pub server_cpu_us_per_unit: Option<f64>,
     /// That CPU time over the time all cores offered (1.0 = every core busy all round).
     pub cpu_utilization: Option<f64>,
 }
@@ -66,16 +69,20 @@ impl RoundStats {
             p50_ms: ms(sample.quantile(0.50)),
             p99_ms: ms(sample.quantile(0.99)),
             max_ms: ms(sample.quantile(1.0)),
-            cpu_us_per_unit: sample
-                .cpu
-                .filter(|_| sample.units > 0)
-                .map(|cpu| cpu.as_secs_f64() * 1e6 / sample.units as f64),
+            cpu_us_per_unit: per_unit(sample.cpu, sample.units),
+            server_cpu_us_per_unit: per_unit(sample.server_cpu, sample.units),
             cpu_utilization: sample
                 .cpu
                 .filter(|_| seconds > 0.0)
                 .map(|cpu| cpu.as_secs_f64() / (seconds * cores as f64)),
         }
     }
+}
+
+/// `cpu` per unit of `units`, in microseconds.
+fn per_unit(cpu: Option<std::time::Duration>, units: usize) -> Option<f64> {
+    cpu.filter(|_| units > 0)
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / units as f64)
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -128,6 +135,9 @@ impl Series {
             p99_ms: of(|r| r.p99_ms),
             max_ms: of(|r| r.max_ms),
             cpu_us_per_unit: median_opt(rounds.iter().map(|r| r.cpu_us_per_unit).collect()),
+            server_cpu_us_per_unit: median_opt(
+                rounds.iter().map(|r| r.server_cpu_us_per_unit).collect(),
+            ),
             cpu_utilization: median_opt(rounds.iter().map(|r| r.cpu_utilization).collect()),
         };
         Self {

@@ -1,5 +1,6 @@
-//! The Touchmark under test, in this process: a fresh installation, its store (SQLite, or a
-//! fresh schema in a PostgreSQL database), HTTPS server replicas on loopback ports, the product,
+//! The Touchmark under test: in this process, a fresh installation, its store (SQLite, or a
+//! fresh schema in a PostgreSQL database) and HTTPS server replicas on loopback ports; or a
+//! server running elsewhere, reached through its API with an admin token. Then the product,
 //! factory and order the run counts against, and one enrolled station per concurrent worker,
 //! spread over the replicas.
 
@@ -22,6 +23,7 @@ use touchmark_store::Store;
 use touchmark_store_postgres::ScratchSchema;
 use touchmark_store_sqlite::SqliteStore;
 
+use crate::cpu::process_cpu_of;
 use crate::error::{Context as _, Error};
 use crate::load::{self, Sample};
 use crate::units::Unit;
@@ -34,6 +36,8 @@ const TEMP_PASSPHRASE: &str = "touchmark bench, temporary installation";
 /// Where the benchmark keeps its records.
 #[derive(Debug, Clone)]
 pub enum Backend {
+    /// A Touchmark server running elsewhere (`touchmark serve`), with its own storage.
+    External(External),
     /// SQLite in the installation's directory, one server.
     Sqlite,
     /// A fresh schema in this PostgreSQL database, dropped at the end, with this many server
@@ -44,6 +48,30 @@ pub enum Backend {
         /// Server replicas.
         replicas: usize,
     },
+}
+
+/// A server running elsewhere, measured apart from the load generator.
+#[derive(Clone)]
+pub struct External {
+    /// Its URL.
+    pub url: String,
+    /// The root CA of its TLS certificate, PEM.
+    pub root_ca_pem: String,
+    /// An admin token: the run creates its own product, factory, order and stations.
+    pub token: String,
+    /// The server's process id, when it runs on this machine: its CPU time per unit is then
+    /// read from `/proc`, apart from the load generator's.
+    pub pid: Option<u32>,
+}
+
+impl std::fmt::Debug for External {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("External")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An installation to create and keep, instead of a temporary one.
@@ -81,11 +109,11 @@ const PROVISION: Fixtures = Fixtures {
 };
 
 impl Fixtures {
-    /// Creates the product, the factory and the open order through `authority`, as the API
-    /// would.
-    pub(crate) async fn create(&self, authority: &Authority) -> Result<(), Error> {
+    /// The requests that create the product, the factory and the open order, their ids ending
+    /// in `suffix`.
+    fn requests(&self, suffix: &str) -> (CreateProduct, CreateFactory, CreateOrder) {
         let product = CreateProduct {
-            id: Some(self.product.into()),
+            id: Some(format!("{}{suffix}", self.product)),
             name: self.product_name.into(),
             organization: "Acme".into(),
             common_name: "Acme Sensor".into(),
@@ -94,22 +122,14 @@ impl Fixtures {
             ocsp_url: None,
             cert_not_after: None,
         };
-        authority
-            .create_product(Actor::System, product.try_into().context("product")?)
-            .await
-            .context("cannot create the product")?;
         let factory = CreateFactory {
-            id: Some(self.factory.into()),
+            id: Some(format!("{}{suffix}", self.factory)),
             name: self.factory_name.into(),
         };
-        authority
-            .create_factory(Actor::System, factory.try_into().context("factory")?)
-            .await
-            .context("cannot create the factory")?;
         let order = CreateOrder {
-            id: Some(self.order.into()),
-            product: self.product.into(),
-            factory: self.factory.into(),
+            id: Some(format!("{}{suffix}", self.order)),
+            product: format!("{}{suffix}", self.product),
+            factory: format!("{}{suffix}", self.factory),
             quota: self.quota,
             serial_range: None,
             serial_pattern: None,
@@ -117,11 +137,46 @@ impl Fixtures {
             not_after: None,
             open: true,
         };
+        (product, factory, order)
+    }
+
+    /// Creates the product, the factory and the open order through `authority`, as the API
+    /// would.
+    pub(crate) async fn create(&self, authority: &Authority) -> Result<(), Error> {
+        let (product, factory, order) = self.requests("");
+        authority
+            .create_product(Actor::System, product.try_into().context("product")?)
+            .await
+            .context("cannot create the product")?;
+        authority
+            .create_factory(Actor::System, factory.try_into().context("factory")?)
+            .await
+            .context("cannot create the factory")?;
         authority
             .create_order(Actor::System, order.try_into().context("order")?)
             .await
             .context("cannot create the order")?;
         Ok(())
+    }
+
+    /// Creates them through the API of a server running elsewhere, with ids of their own
+    /// (ending in `suffix`), so that runs against one server never share an order. Returns the
+    /// order's and the factory's ids.
+    async fn create_remote(&self, admin: &Client, suffix: &str) -> Result<(String, String), Error> {
+        let (product, factory, order) = self.requests(suffix);
+        admin
+            .create_product(&product)
+            .await
+            .context("cannot create the product")?;
+        admin
+            .create_factory(&factory)
+            .await
+            .context("cannot create the factory")?;
+        admin
+            .create_order(&order)
+            .await
+            .context("cannot create the order")?;
+        Ok((order.id.unwrap_or_default(), factory.id.unwrap_or_default()))
     }
 }
 
@@ -184,12 +239,21 @@ pub(crate) async fn bind(
         .context("cannot start the server")
 }
 
-/// A running in-process Touchmark.
+/// A running Touchmark: in this process, or a server elsewhere.
 pub(crate) struct Touchmark {
-    installed: Installed,
+    /// The in-process installation; `None` against a server elsewhere.
+    installed: Option<Installed>,
+    /// A scratch directory for the ceilings' measurements against a server elsewhere.
+    scratch: Option<tempfile::TempDir>,
     /// The database, for the report (its password redacted), and this run's schema in it,
     /// dropped with the guard however the run ends.
     schema: Option<(DatabaseUrl, ScratchSchema)>,
+    /// The server elsewhere.
+    external: Option<External>,
+    /// The order the run counts against.
+    order: String,
+    /// How the run's serials begin.
+    serial_prefix: String,
     admin: Client,
     stations: Vec<Client>,
     replicas: usize,
@@ -198,8 +262,8 @@ pub(crate) struct Touchmark {
 }
 
 impl Touchmark {
-    /// Sets everything up, in `keep`'s directory or in a temporary one, with `stations`
-    /// enrolled stations.
+    /// Sets everything up, in `keep`'s directory or in a temporary one (or on the server
+    /// elsewhere), with `stations` enrolled stations.
     ///
     /// # Errors
     /// When any step fails; the error names it.
@@ -208,15 +272,16 @@ impl Touchmark {
         backend: &Backend,
         stations: usize,
     ) -> Result<Self, Error> {
-        let installed = install(keep, "touchmark-bench-")?;
-        let (installation, dir) = (&installed.installation, &installed.dir);
         let (schema, replicas) = match backend {
+            Backend::External(external) => return Self::connect(external, stations).await,
             Backend::Sqlite => (None, 1),
             Backend::Postgres { url, replicas } => (
                 Some((url.clone(), ScratchSchema::new(url.expose()))),
                 (*replicas).max(1),
             ),
         };
+        let installed = install(keep, "touchmark-bench-")?;
+        let (installation, dir) = (&installed.installation, &installed.dir);
         let mut servers = Vec::with_capacity(replicas);
         let mut shutdown = Vec::with_capacity(replicas);
         let mut urls = Vec::with_capacity(replicas);
@@ -264,55 +329,105 @@ impl Touchmark {
         config.token = token;
         let admin = Client::new(config).context("admin client")?;
 
-        let mut clients = Vec::with_capacity(stations);
-        for i in 0..stations {
-            let id = format!("bench-line-{i:03}");
-            let created = admin
-                .create_station(&CreateStation {
-                    id: Some(id.clone()),
-                    factory: PROVISION.factory.into(),
-                    name: None,
-                    enrollment_ttl_minutes: None,
-                })
-                .await
-                .context("cannot create a station")?;
-            let key = StationKey::generate().context("station key")?;
-            // Stations are spread over the replicas, as a TCP load balancer would. One client
-            // per station: its own kept-alive connection, as on a real line.
-            let replica = &urls[i % urls.len()];
-            let token = created.enrollment_token;
-            let (_, client) = station::enroll(replica, &root_pem, token, &key, &id)
-                .await
-                .context("cannot enroll a station")?;
-            clients.push(client);
-        }
+        let stations = enroll(&admin, &urls, &root_pem, PROVISION.factory, "", stations).await?;
         Ok(Self {
-            installed,
+            installed: Some(installed),
+            scratch: None,
             schema,
+            external: None,
+            order: ORDER.into(),
+            serial_prefix: crate::units::PREFIX.into(),
             admin,
-            stations: clients,
+            stations,
             replicas,
             shutdown,
             servers,
         })
     }
 
-    /// The installation directory.
+    /// Sets up a run on a server elsewhere: its own product, factory and order, and
+    /// `stations` enrolled stations, all through the API with the admin token.
+    async fn connect(external: &External, stations: usize) -> Result<Self, Error> {
+        let scratch = tempfile::Builder::new()
+            .prefix("touchmark-bench-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let mut config = ClientConfig::new(external.url.clone(), external.root_ca_pem.clone());
+        config.token = Some(external.token.clone());
+        let admin = Client::new(config).context("admin client")?;
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let suffix = format!("-{}-{}", since_epoch.as_micros(), std::process::id());
+        let (order, factory) = PROVISION.create_remote(&admin, &suffix).await?;
+        let urls = [external.url.clone()];
+        let stations = enroll(
+            &admin,
+            &urls,
+            &external.root_ca_pem,
+            &factory,
+            &suffix,
+            stations,
+        )
+        .await?;
+        Ok(Self {
+            installed: None,
+            scratch: Some(scratch),
+            schema: None,
+            external: Some(external.clone()),
+            order,
+            serial_prefix: format!("{}{suffix}", crate::units::PREFIX),
+            admin,
+            stations,
+            replicas: 1,
+            shutdown: Vec::new(),
+            servers: Vec::new(),
+        })
+    }
+
+    /// A directory for the ceilings' measurements: the installation's, or a scratch one.
     pub fn dir(&self) -> &Path {
-        &self.installed.dir
+        match (&self.installed, &self.scratch) {
+            (Some(installed), _) => &installed.dir,
+            (None, Some(scratch)) => scratch.path(),
+            (None, None) => Path::new("."),
+        }
     }
 
     /// What to print about the data directory.
     pub fn data_description(&self) -> String {
-        let dir = self.installed.dir.display();
-        match &self.installed.temp {
+        let Some(installed) = &self.installed else {
+            return "the server's own".into();
+        };
+        let dir = installed.dir.display();
+        match &installed.temp {
             Some(_) => format!("{dir} (temporary, deleted at the end)"),
             None => format!("{dir} (kept)"),
         }
     }
 
+    /// How this run's serials begin.
+    pub fn serial_prefix(&self) -> &str {
+        &self.serial_prefix
+    }
+
+    /// The server's process id, when the server runs elsewhere on this machine.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.external.as_ref().and_then(|e| e.pid)
+    }
+
     /// What to print about the database and the replicas.
     pub fn server_description(&self) -> String {
+        if let Some(external) = &self.external {
+            let cpu = match external.pid {
+                Some(pid) => format!("its CPU time read from /proc/{pid}/stat"),
+                None => "its CPU time not measured (no --server-pid)".into(),
+            };
+            return format!(
+                "{}, a separate process; HTTPS with station mTLS; {cpu}",
+                external.url
+            );
+        }
         let common = "in-process, sharing the cores with the load generator; HTTPS (h2) with \
                       station mTLS";
         match &self.schema {
@@ -337,14 +452,15 @@ impl Touchmark {
     /// # Errors
     /// When a worker dies.
     pub async fn drive(&self, stations: &[Client], units: Arc<Vec<Unit>>) -> Result<Sample, Error> {
-        load::drive(
-            stations,
-            units,
-            |station: Client, units: Arc<Vec<Unit>>, i| async move {
+        let order: Arc<str> = self.order.as_str().into();
+        let server_before = self.server_pid().and_then(process_cpu_of);
+        let mut sample = load::drive(stations, units, move |station: Client, units, i| {
+            let order = Arc::clone(&order);
+            async move {
                 let Some(unit) = units.get(i) else {
                     return Err(format!("no unit {i}"));
                 };
-                match station.provision(ORDER, &unit.request).await {
+                match station.provision(&order, &unit.request).await {
                     Ok(done) if done.status == "issued" && done.serial == unit.request.serial => {
                         Ok(())
                     }
@@ -354,9 +470,13 @@ impl Touchmark {
                     )),
                     Err(e) => Err(format!("{}: {e}", unit.request.serial)),
                 }
-            },
-        )
-        .await
+            }
+        })
+        .await?;
+        sample.server_cpu = server_before
+            .zip(self.server_pid().and_then(process_cpu_of))
+            .map(|(before, after)| after.saturating_sub(before));
+        Ok(sample)
     }
 
     /// The order with its counts, as the server reports them.
@@ -365,7 +485,7 @@ impl Touchmark {
     /// When the server cannot be asked.
     pub async fn order(&self) -> Result<OrderDetail, Error> {
         self.admin
-            .order(ORDER)
+            .order(&self.order)
             .await
             .context("cannot read the order")
     }
@@ -375,6 +495,7 @@ impl Touchmark {
     pub async fn stop(self) {
         let Self {
             installed,
+            scratch,
             schema,
             admin,
             stations,
@@ -394,5 +515,39 @@ impl Touchmark {
         // The scratch schema's guard drops it (a failure is logged as a warning).
         drop(schema);
         drop(installed);
+        drop(scratch);
     }
+}
+
+/// Creates `n` stations in `factory` through `admin` (their ids ending in `suffix`), and
+/// enrolls each at one of `urls` in turn, as a TCP load balancer would spread them. One client
+/// per station: its own kept-alive connection, as on a real line.
+async fn enroll(
+    admin: &Client,
+    urls: &[String],
+    root_pem: &str,
+    factory: &str,
+    suffix: &str,
+    n: usize,
+) -> Result<Vec<Client>, Error> {
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("bench-line-{i:03}{suffix}");
+        let created = admin
+            .create_station(&CreateStation {
+                id: Some(id.clone()),
+                factory: factory.into(),
+                name: None,
+                enrollment_ttl_minutes: None,
+            })
+            .await
+            .context("cannot create a station")?;
+        let key = StationKey::generate().context("station key")?;
+        let url = &urls[i % urls.len()];
+        let (_, client) = station::enroll(url, root_pem, created.enrollment_token, &key, &id)
+            .await
+            .context("cannot enroll a station")?;
+        clients.push(client);
+    }
+    Ok(clients)
 }

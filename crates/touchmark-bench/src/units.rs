@@ -15,9 +15,13 @@ pub(crate) struct Unit {
     pub request: ProvisionRequest,
 }
 
+/// The serial prefix of a run on a server of its own. On a server that others share, a run
+/// adds its own tag: a serial (and its test record) is unique across all of a server's orders.
+pub(crate) const PREFIX: &str = "BENCH";
+
 /// The unit serial for number `n`.
-fn serial(n: u64) -> String {
-    format!("BENCH-{n:010}")
+fn serial(prefix: &str, n: u64) -> String {
+    format!("{prefix}-{n:010}")
 }
 
 /// A passing test record of unit `serial` as a factory test fixture would send it: four
@@ -45,8 +49,8 @@ fn passing_test(serial: &str, n: u64) -> serde_json::Value {
     })
 }
 
-fn unit(n: u64) -> Result<Unit, Error> {
-    let serial = serial(n);
+fn unit(prefix: &str, n: u64) -> Result<Unit, Error> {
+    let serial = serial(prefix, n);
     let key =
         SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).context("cannot generate a unit key")?;
     let csr = build_csr(&key, &serial).context("cannot build a CSR")?;
@@ -59,11 +63,17 @@ fn unit(n: u64) -> Result<Unit, Error> {
     })
 }
 
-/// Generates units `first .. first + count`, on every core.
+/// Generates units `first .. first + count`, their serials starting with `prefix`, on every
+/// core.
 ///
 /// # Errors
 /// When a key or CSR cannot be made.
-pub(crate) async fn generate(first: u64, count: usize) -> Result<Arc<Vec<Unit>>, Error> {
+pub(crate) async fn generate(
+    prefix: &str,
+    first: u64,
+    count: usize,
+) -> Result<Arc<Vec<Unit>>, Error> {
+    let prefix: Arc<str> = prefix.into();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(count.max(1));
@@ -74,9 +84,10 @@ pub(crate) async fn generate(first: u64, count: usize) -> Result<Arc<Vec<Unit>>,
                 .map(|t| {
                     let start = (t * chunk).min(count);
                     let end = ((t + 1) * chunk).min(count);
+                    let prefix = Arc::clone(&prefix);
                     scope.spawn(move || {
                         (start..end)
-                            .map(|i| unit(first + i as u64))
+                            .map(|i| unit(&prefix, first + i as u64))
                             .collect::<Result<Vec<Unit>, Error>>()
                     })
                 })
@@ -110,15 +121,15 @@ mod tests {
     #[test]
     fn the_test_record_parses_and_passes() {
         for n in [0, 5, 16, 1_000_003] {
-            let record = TestRecord::parse(&passing_test(&serial(n), n)).unwrap();
+            let record = TestRecord::parse(&passing_test(&serial(PREFIX, n), n)).unwrap();
             assert!(record.passed(), "unit {n}");
-            assert_eq!(record.serial, Some(serial(n)), "unit {n}");
+            assert_eq!(record.serial, Some(serial(PREFIX, n)), "unit {n}");
         }
     }
 
     #[test]
     fn the_csr_verifies() {
-        let unit = unit(42).unwrap();
+        let unit = unit(PREFIX, 42).unwrap();
         assert_eq!(unit.request.serial, "BENCH-0000000042");
         touchmark_pki::parse_csr(unit.request.csr.as_bytes()).unwrap();
     }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use clap::{Args, Subcommand, ValueEnum};
 use touchmark_bench::Progress;
 use touchmark_bench::log::{self, APPEND_SHARE_TARGET, LogPlan, LogReport, VERIFY_TARGET};
@@ -67,9 +69,61 @@ pub struct ProvisionArgs {
     /// Also run the same CSRs through another CA server.
     #[arg(long, value_enum)]
     pub compare: Option<Compare>,
+    /// Drive a Touchmark server running elsewhere (`touchmark serve`) instead of one in this
+    /// process, so that the load generator's CPU is measured apart from the server's. The run
+    /// creates its own product, factory, order and stations there, with an admin token.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["data", "database"])]
+    pub server: Option<String>,
+    /// With --server: a file holding an admin token [env: TOUCHMARK_TOKEN, TOUCHMARK_TOKEN_FILE].
+    #[arg(long, requires = "server")]
+    pub token_file: Option<PathBuf>,
+    /// With --server: the root CA of the server's TLS certificate [env: TOUCHMARK_CA].
+    #[arg(long, env = "TOUCHMARK_CA", requires = "server")]
+    pub ca: Option<PathBuf>,
+    /// With --server: the server's process id, when it runs on this machine; its CPU time per
+    /// unit is then read from /proc and reported apart from this process's.
+    #[arg(long, value_name = "PID", requires = "server")]
+    pub server_pid: Option<u32>,
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ProvisionArgs {
+    /// The server elsewhere that `--server` names, with its token and trust anchor.
+    fn external(&self) -> anyhow::Result<Option<provision::External>> {
+        let Some(url) = &self.server else {
+            return Ok(None);
+        };
+        let token = secrets::secret(
+            None,
+            self.token_file.as_deref(),
+            "TOUCHMARK_TOKEN",
+            Some("TOUCHMARK_TOKEN_FILE"),
+        )?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--server needs an admin token: --token-file F, or TOUCHMARK_TOKEN / \
+                 TOUCHMARK_TOKEN_FILE"
+            )
+        })?;
+        let Some(ca) = &self.ca else {
+            anyhow::bail!("--server needs the root CA of the server's certificate: --ca FILE");
+        };
+        let root_ca_pem = std::fs::read_to_string(ca)
+            .with_context(|| format!("cannot read the root CA {}", ca.display()))?;
+        if let Some(pid) = self.server_pid
+            && !std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+        {
+            anyhow::bail!("--server-pid {pid}: no such process on this machine");
+        }
+        Ok(Some(provision::External {
+            url: url.clone(),
+            root_ca_pem,
+            token,
+            pid: self.server_pid,
+        }))
+    }
 }
 
 /// A CA server to compare with.
@@ -105,6 +159,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let progress: Arc<dyn Progress> = Arc::new(Stderr);
     match args.command {
         BenchCommand::Provision(args) => {
+            let server = args.external()?;
             let keep = match args.data {
                 Some(dir) => Some(Keep {
                     config: config::initial_file(&database::Database::for_dir(&dir, None)),
@@ -123,6 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 database: args.database,
                 replicas: args.replicas,
                 cfssl: args.compare == Some(Compare::Cfssl),
+                server,
             })?;
             let report = provision::run(&plan, &progress).await?;
             if args.json {
@@ -251,7 +307,12 @@ fn print_provision(report: &Report) {
         "\nProvisioning over HTTPS + mTLS, durable commit before each answer (median of {} rounds)",
         s.rounds
     );
-    let mut table = Table::new(&[
+    // Against a server elsewhere, this process is the load generator alone.
+    let external = report
+        .provisioning
+        .iter()
+        .any(|series| series.median.server_cpu_us_per_unit.is_some());
+    let mut header = vec![
         "concurrency",
         "units/s",
         "p50 ms",
@@ -260,10 +321,16 @@ fn print_provision(report: &Report) {
         "CPU µs/unit",
         "CPU busy",
         "of ceiling",
-    ]);
+    ];
+    if external {
+        header[5] = "client CPU µs/unit";
+        header[6] = "client CPU busy";
+        header.push("server CPU µs/unit");
+    }
+    let mut table = Table::new(&header);
     for (series, ratio) in report.provisioning.iter().zip(&report.ratio) {
         let m = &series.median;
-        table.row(vec![
+        let mut row = vec![
             series.concurrency.to_string(),
             rate(m.units_per_s, 1),
             ms(m.p50_ms),
@@ -273,16 +340,32 @@ fn print_provision(report: &Report) {
             m.cpu_utilization
                 .map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
             format!("{:.1}%", ratio.of_all_cores * 100.0),
-        ]);
+        ];
+        if external {
+            row.push(
+                m.server_cpu_us_per_unit
+                    .map_or("-".into(), |v| format!("{v:.0}")),
+            );
+        }
+        table.row(row);
     }
     table.print();
     println!(
-        "\n\"of ceiling\" = units/s ÷ (CSR -> certificate rate on one thread × {} cores = {} /s).\n\
-         CPU µs/unit and CPU busy count this whole process: the server and the load generator\n\
-         (TLS client, JSON) share the same cores.",
+        "\n\"of ceiling\" = units/s ÷ (CSR -> certificate rate on one thread × {} cores = {} /s).",
         s.cores,
         rate(c.csr_to_certificate_per_s * s.cores as f64, 1)
     );
+    if external {
+        println!(
+            "client CPU counts this process, the load generator (TLS client, JSON); server CPU\n\
+             counts the server's process, read from /proc."
+        );
+    } else {
+        println!(
+            "CPU µs/unit and CPU busy count this whole process: the server and the load generator\n\
+             (TLS client, JSON) share the same cores."
+        );
+    }
 
     if let Some(cf) = &report.cfssl {
         println!(
