@@ -433,11 +433,6 @@ impl Pkcs11Keys {
     /// # Errors
     /// [`PkiError::KeyModule`] if the token cannot list its mechanisms.
     pub fn supports(&self, alg: KeyAlgorithm) -> Result<bool, PkiError> {
-        let list = self
-            .inner
-            .ctx
-            .get_mechanism_list(self.inner.slot())
-            .map_err(|e| module_error(&self.inner.config, "cannot list its mechanisms", &e))?;
         let needs = match alg {
             KeyAlgorithm::EcdsaP256 => [MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA],
             KeyAlgorithm::Ed25519 => [
@@ -445,7 +440,23 @@ impl Pkcs11Keys {
                 MechanismType::EDDSA,
             ],
         };
-        Ok(needs.iter().all(|m| list.contains(m)))
+        // One mechanism at a time: the whole list holds vendor mechanisms that the binding
+        // does not know, and logs each as an error.
+        let slot = self.inner.slot();
+        for mechanism in needs {
+            match self.inner.ctx.get_mechanism_info(slot, mechanism) {
+                Ok(_) => {}
+                Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => return Ok(false),
+                Err(e) => {
+                    return Err(module_error(
+                        &self.inner.config,
+                        "cannot read its mechanisms",
+                        &e,
+                    ));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Logs the application out of the token, as a token that restarted or timed out would:
