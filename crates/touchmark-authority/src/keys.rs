@@ -43,6 +43,33 @@ impl Authority {
         Ok(())
     }
 
+    /// Logs that the key `name`, `signer`'s, moved from the store `from` into the
+    /// installation's key provider.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub async fn log_key_migrated(
+        &self,
+        actor: Actor,
+        name: &str,
+        from: &str,
+        signer: &dyn Signer,
+    ) -> Result<()> {
+        let event = Event::new(
+            self.clock.now(),
+            EventBody::KeyMigrated {
+                key: name.to_owned(),
+                algorithm: signer.algorithm().as_str().to_owned(),
+                from: from.to_owned(),
+                to: self.keys.store_kind().to_owned(),
+                public_key_sha256: Sha256Hash(Sha256::digest(signer.public_key_spki()).into()),
+                actor,
+            },
+        );
+        self.store.record_alert(event).await?;
+        Ok(())
+    }
+
     /// Logs the keys a new installation made ([`INSTALLATION_KEYS`]), for `touchmark init`
     /// once its database is claimed.
     ///

@@ -323,6 +323,24 @@ pub enum EventBody {
         /// Who had it made.
         actor: Actor,
     },
+    /// A private key moved from one store to another (`touchmark keys migrate`: from the
+    /// encrypted files into a PKCS#11 token). The same key, so the same public key: an auditor
+    /// checks it against the key's `key.generated`.
+    #[serde(rename = "key.migrated")]
+    KeyMigrated {
+        /// The key's name.
+        key: String,
+        /// `ecdsa-p256` or `ed25519`.
+        algorithm: String,
+        /// Where it was: `files`, …
+        from: String,
+        /// Where it is now: `pkcs11`, …
+        to: String,
+        /// SHA-256 of its public key (the DER SubjectPublicKeyInfo).
+        public_key_sha256: Sha256Hash,
+        /// Who moved it.
+        actor: Actor,
+    },
 }
 
 impl EventBody {
@@ -345,6 +363,7 @@ impl EventBody {
             Self::UnitRefused { .. } => "unit.refused",
             Self::RefusalFlood { .. } => "station.refusal_flood",
             Self::KeyGenerated { .. } => "key.generated",
+            Self::KeyMigrated { .. } => "key.migrated",
         }
     }
 

@@ -308,6 +308,37 @@ impl Replay {
                     );
                 }
             }
+            EventBody::KeyMigrated {
+                key,
+                to,
+                public_key_sha256,
+                ..
+            } => match self.installation_keys.get_mut(key) {
+                Some(known) if known.public_key_sha256 == *public_key_sha256 => {
+                    known.store = to.clone();
+                }
+                Some(known) => {
+                    let message = format!(
+                        "key {key} is migrated with public key {public_key_sha256}, but entry {} \
+                         made it with {}",
+                        known.generated_at_index, known.public_key_sha256
+                    );
+                    self.violation(index, message);
+                }
+                // A key made before keys were logged: known from here on.
+                None => {
+                    self.installation_keys.insert(
+                        key.clone(),
+                        KeyReport {
+                            algorithm: String::new(),
+                            store: to.clone(),
+                            public_key_sha256: *public_key_sha256,
+                            generated_at_index: index,
+                            generated_at: crate::clock::format_timestamp(event.at),
+                        },
+                    );
+                }
+            },
             _ => {}
         }
     }
@@ -600,6 +631,30 @@ mod tests {
                 actor: Actor::System,
             },
         )
+    }
+
+    fn key_migrated(key: &str, public: u8) -> Event {
+        Event::new(
+            at(),
+            EventBody::KeyMigrated {
+                key: key.into(),
+                algorithm: "ecdsa-p256".into(),
+                from: "files".into(),
+                to: "pkcs11".into(),
+                public_key_sha256: Sha256Hash([public; 32]),
+                actor: Actor::System,
+            },
+        )
+    }
+
+    #[test]
+    fn a_migrated_key_keeps_its_public_key() {
+        let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 1)]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        assert_eq!(r.keys()["root-ca"].store, "pkcs11");
+        assert_eq!(r.keys()["root-ca"].generated_at_index, 0);
+        let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 2)]);
+        assert_eq!(r.violations().len(), 1, "another key under the name");
     }
 
     #[test]

@@ -68,6 +68,20 @@ pub(crate) fn ec_point(value: &[u8], len: usize) -> Option<Vec<u8>> {
     None
 }
 
+/// The private value in an unencrypted PKCS#8 v1 document of aws-lc-rs: the 32-byte scalar
+/// of a P-256 `ECPrivateKey` (RFC 5915), or the 32-byte seed of an Ed25519 key (RFC 8410).
+/// `None` if the document does not have that shape.
+pub(crate) fn pkcs8_private(alg: touchmark_pki::KeyAlgorithm, pkcs8: &[u8]) -> Option<Vec<u8>> {
+    // ECPrivateKey: version 1, then the OCTET STRING of the scalar; Ed25519: the
+    // CurvePrivateKey OCTET STRING inside the privateKey OCTET STRING.
+    let marker: &[u8] = match alg {
+        touchmark_pki::KeyAlgorithm::EcdsaP256 => &[0x02, 0x01, 0x01, 0x04, 0x20],
+        touchmark_pki::KeyAlgorithm::Ed25519 => &[0x04, 0x22, 0x04, 0x20],
+    };
+    let at = pkcs8.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    pkcs8.get(at..at + 32).map(<[u8]>::to_vec)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -29,7 +29,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use touchmark_pki::{KeyAlgorithm, KeyProvider, PkiError, Signer, spki_of};
+use touchmark_pki::{KeyAlgorithm, KeyProvider, PkiError, Signer, SoftwareSigner, spki_of};
 use zeroize::Zeroizing;
 
 pub mod der;
@@ -687,6 +687,82 @@ impl KeyProvider for Pkcs11Keys {
     fn load(&self, name: &str) -> Result<Arc<dyn Signer>, PkiError> {
         check_name(name)?;
         self.find_private(name)
+    }
+
+    fn import_key(&self, name: &str, key: &SoftwareSigner) -> Result<Arc<dyn Signer>, PkiError> {
+        check_name(name)?;
+        if self.contains(name) {
+            return Err(PkiError::KeyExists(name.to_owned()));
+        }
+        let config = &self.inner.config;
+        let alg = key.algorithm();
+        let pkcs8 = key.pkcs8_der();
+        let private = Zeroizing::new(der::pkcs8_private(alg, &pkcs8).ok_or_else(|| {
+            PkiError::KeyRejected(format!(
+                "{name}: not a PKCS#8 {alg} key of the expected shape"
+            ))
+        })?);
+        let label = config.label_of(name);
+        let (key_type, params) = match alg {
+            KeyAlgorithm::EcdsaP256 => (KeyType::EC, der::P256_PARAMS.to_vec()),
+            KeyAlgorithm::Ed25519 => (KeyType::EC_EDWARDS, der::ED25519_OID_PARAMS.to_vec()),
+        };
+        let mut point = vec![0x04, key.public_key_raw().len() as u8];
+        point.extend_from_slice(key.public_key_raw());
+        let id = Sha256::digest(label.as_bytes())[..16].to_vec();
+        let imported = self.inner.retrying(|session, epoch| {
+            session.create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(key_type),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Verify(true),
+                Attribute::EcParams(params.clone()),
+                Attribute::EcPoint(point.clone()),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.clone()),
+            ])?;
+            let handle = session.create_object(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(key_type),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Derive(false),
+                Attribute::EcParams(params.clone()),
+                Attribute::Value(private.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.clone()),
+            ])?;
+            Ok(self.signer(name, &label, handle, epoch, session))
+        });
+        let signer = imported
+            .map_err(|e| module_error(config, &format!("cannot take in key {label:?}"), &e))??;
+        // The token signs as the software key did: the key went in whole.
+        let probe = b"touchmark: a key moved into the token signs as before";
+        let signature = signer.sign(probe)?;
+        let verified = match alg {
+            KeyAlgorithm::EcdsaP256 => aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+                key.public_key_raw(),
+            )
+            .verify(probe, &signature),
+            KeyAlgorithm::Ed25519 => aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ED25519,
+                key.public_key_raw(),
+            )
+            .verify(probe, &signature),
+        };
+        if verified.is_err() {
+            return Err(PkiError::KeyModule(format!(
+                "token {:?}: key {label:?} taken in for {name} does not sign as the original: \
+                 remove it from the token",
+                config.token
+            )));
+        }
+        Ok(Arc::new(signer))
     }
 
     fn contains(&self, name: &str) -> bool {

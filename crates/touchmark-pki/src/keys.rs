@@ -39,6 +39,19 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
         "other"
     }
 
+    /// Takes in a key made elsewhere (a software key moved out of the encrypted key store by
+    /// `touchmark keys migrate`) under `name`, and returns it as this provider's signer.
+    ///
+    /// # Errors
+    /// [`PkiError::KeyExists`], or [`PkiError::KeyModule`] for a provider that cannot import.
+    fn import_key(&self, name: &str, key: &SoftwareSigner) -> Result<Arc<dyn Signer>, PkiError> {
+        let _ = key;
+        Err(PkiError::KeyModule(format!(
+            "{} cannot take in a key made elsewhere ({name})",
+            self.describe()
+        )))
+    }
+
     /// The names of the keys it holds, sorted (`touchmark keys list`).
     ///
     /// # Errors

@@ -156,7 +156,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Doctor(args) => doctor::run(args).await,
-        Command::Keys(c) => keys::run(c),
+        Command::Keys(c) => keys::run(c).await,
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
     }

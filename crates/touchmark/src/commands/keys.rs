@@ -1,7 +1,7 @@
 //! `touchmark keys`: where an installation's private keys live, and opening an installation
 //! with them (the encrypted key store, or a PKCS#11 token named in `touchmark.toml`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -45,6 +45,32 @@ pub enum KeysCommand {
     /// List each private key of the installation: its name, where it lives, its algorithm and
     /// the SHA-256 hash of its public key (SubjectPublicKeyInfo).
     List(ListArgs),
+    /// Move every key of an installation from its encrypted files into a PKCS#11 token, where
+    /// the token takes in keys: each is imported as a sensitive, non-extractable key, checked
+    /// to sign as before, and logged (`key.migrated`); then `touchmark.toml` names the token
+    /// and the files are set aside in `keys.migrated/` for you to destroy. Stop every server
+    /// of the installation first.
+    Migrate(MigrateArgs),
+}
+
+/// Arguments of `keys migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Where the installation lives.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The PKCS#11 module.
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: PathBuf,
+    /// The token's label.
+    #[arg(long, value_name = "LABEL")]
+    pub pkcs11_token: String,
+    /// A file holding the token's user PIN; `touchmark.toml` records its path.
+    #[arg(long, value_name = "FILE", required_unless_present = "pkcs11_pin_env")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN, instead of a file.
+    #[arg(long, value_name = "VAR", conflicts_with = "pkcs11_pin_file")]
+    pub pkcs11_pin_env: Option<String>,
 }
 
 /// Arguments of `keys list`.
@@ -71,10 +97,97 @@ struct KeyRow {
 ///
 /// # Errors
 /// When the installation or a key cannot be opened.
-pub fn run(command: KeysCommand) -> anyhow::Result<()> {
+pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::List(args) => list(&args),
+        KeysCommand::Migrate(args) => migrate(args).await,
     }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    use touchmark_core::event::Actor;
+    use touchmark_core::{Clock, SystemClock};
+    use touchmark_pki::{KeyProvider, KeyStore};
+
+    let dir = args.data.dir;
+    let config = config::load(&dir, None, None)?;
+    if let Some(token) = &config.pkcs11 {
+        anyhow::bail!(
+            "the keys of {} are in token {:?} already",
+            dir.display(),
+            token.token
+        );
+    }
+    // A SQLite installation's server holds this lock: none may run while its keys move.
+    let _lock = match config.database {
+        crate::database::Database::Sqlite(_) => Some(Installation::lock(&dir)?),
+        crate::database::Database::Postgres(_) => None,
+    };
+    let files = KeyStore::open(&dir.join("keys"), &secrets::passphrase()?)
+        .with_context(|| format!("cannot open the key store of {}", dir.display()))?;
+    let token_config = Pkcs11Config {
+        module: args.pkcs11_module,
+        token: args.pkcs11_token,
+        pin_file: args
+            .pkcs11_pin_file
+            .map(|f| std::path::absolute(&f).unwrap_or(f)),
+        pin_env: args.pkcs11_pin_env,
+        sessions: None,
+        labels: Default::default(),
+        label_prefix: None,
+    };
+    let token = Pkcs11Keys::open(&token_config)?;
+    let names = KeyProvider::names(&files)?;
+    if let Some(taken) = names.iter().find(|n| token.contains(n)) {
+        anyhow::bail!(
+            "token {:?} already holds a key labelled {:?}: nothing was moved",
+            token_config.token,
+            token_config.label_of(taken)
+        );
+    }
+    let mut moved = Vec::new();
+    for name in &names {
+        let key = files.load_software(name)?;
+        let signer = token
+            .import_key(name, &key)
+            .with_context(|| format!("cannot move key {name} into the token"))?;
+        println!("moved {name} ({}) into the token", signer.algorithm());
+        moved.push((name.clone(), signer));
+    }
+    // Every key is in the token and signs as before: the installation opens from it.
+    let token: Arc<dyn KeyProvider> = Arc::new(token);
+    let installation = Installation::open_with(&dir, Arc::clone(&token))
+        .context("the installation does not open with the keys in the token")?;
+    let store = config.database.open().await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    installation
+        .check_database(
+            store.as_ref(),
+            matches!(config.database, crate::database::Database::Sqlite(_)),
+            clock.now(),
+        )
+        .await?;
+    let authority = touchmark_authority::Authority::new(&installation, store, clock);
+    for (name, signer) in &moved {
+        authority
+            .log_key_migrated(Actor::System, name, files.store_kind(), signer.as_ref())
+            .await?;
+    }
+    let path = dir.join(config::FILE);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&config::pkcs11_section(&token_config));
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let aside = dir.join("keys.migrated");
+    std::fs::rename(dir.join("keys"), &aside)
+        .with_context(|| format!("cannot move {} aside", dir.join("keys").display()))?;
+    println!(
+        "{} keys moved into token {:?}; touchmark.toml names it. The encrypted files are in {}: \
+         destroy them once the token is backed up.",
+        moved.len(),
+        token_config.token,
+        aside.display()
+    );
+    Ok(())
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<()> {

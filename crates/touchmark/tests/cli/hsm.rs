@@ -254,3 +254,117 @@ fn a_server_whose_token_is_misconfigured_does_not_start() {
     let served = Served::start_keys(&dir, keys);
     drop(served);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_softhsm),
+    ignore = "needs SoftHSM2 and OpenSC: apt-get install softhsm2 opensc"
+)]
+async fn keys_migrate_moves_file_keys_into_the_token_and_logs_each() {
+    let hsm = Token::create();
+    let (tmp, dir) = kit::tempdir();
+    let admin_token = kit::init(&dir);
+    let served = Served::start(&dir);
+    let admin = kit::admin(&served.url, &dir, &admin_token);
+    kit::setup_order(&admin, "PO-MIG", 10).await;
+    let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
+    let station = kit::station_client(&served.url, &dir, &identity);
+    let before = station
+        .provision("PO-MIG", &Unit::new("SN-1".into()).request())
+        .await
+        .unwrap();
+    let files = keys_list(&dir, Keys::Files);
+    drop(served);
+
+    let mut command = Command::new(kit::bin());
+    command
+        .args(["keys", "migrate", "--data"])
+        .arg(&dir)
+        .arg("--pkcs11-module")
+        .arg(softhsm::module())
+        .args(["--pkcs11-token", softhsm::LABEL])
+        .arg("--pkcs11-pin-file")
+        .arg(hsm.pin_file())
+        .env("TOUCHMARK_KEY_PASSPHRASE", kit::PASSPHRASE)
+        .envs(hsm.env());
+    let out = command.output().unwrap();
+    kit::assert_success(&out, "keys migrate");
+    assert!(!dir.join("keys").exists() && dir.join("keys.migrated").is_dir());
+
+    // The same keys, now in the token, as the token itself says.
+    let moved = keys_list(&dir, Keys::Token(&hsm));
+    assert_eq!(moved.len(), files.len());
+    assert_eq!(moved.len(), 6, "five of init and the product's: {moved:?}");
+    for (a, b) in files.iter().zip(&moved) {
+        assert_eq!(a["name"], b["name"]);
+        assert_eq!(a["public_key_sha256"], b["public_key_sha256"], "{a} {b}");
+        assert!(
+            b["location"].as_str().unwrap().contains(softhsm::LABEL),
+            "{b}"
+        );
+    }
+    let objects = pkcs11_tool(&hsm, &["--list-objects", "--type", "privkey"]);
+    assert_eq!(
+        objects.matches("Private Key Object").count(),
+        6,
+        "{objects}"
+    );
+    assert_eq!(
+        objects.matches("Access:     sensitive").count(),
+        6,
+        "{objects}"
+    );
+    assert_eq!(
+        objects.matches("never extractable").count(),
+        0,
+        "imported keys were extractable once: {objects}"
+    );
+
+    // Served from the token, without the passphrase: the same roots, a retry answers the same,
+    // and a new unit is issued; the log holds a key.migrated per key and audits clean.
+    let served = Served::start_keys(&dir, Keys::Token(&hsm));
+    let admin = kit::admin(&served.url, &dir, &admin_token);
+    let station = kit::station_client(&served.url, &dir, &identity);
+    let again = station
+        .provision("PO-MIG", &Unit::new("SN-2".into()).request())
+        .await
+        .unwrap();
+    // The chain is the unit's certificate, then its product CA's: the same CA signs.
+    let ca = |chain: &str| {
+        chain
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        ca(&again.chain_pem),
+        ca(&before.chain_pem),
+        "the same product CA signs"
+    );
+    assert_ne!(again.certificate_pem, before.certificate_pem);
+    let events = kit::all_events(&admin).await;
+    let migrated: Vec<_> = events.iter().filter(|e| e.kind == "key.migrated").collect();
+    assert_eq!(migrated.len(), 6);
+    let generated = events.iter().filter(|e| e.kind == "key.generated").count();
+    assert_eq!(generated, 6, "init's five and the product's");
+    let audited = kit::audit(&served.url, &dir, &tmp.path().join("audit.state"));
+    kit::assert_success(&audited, "audit verify");
+    let text = String::from_utf8_lossy(&audited.stdout);
+    assert!(text.contains("violations: none"), "{text}");
+    // The auditor's key table: every key, now in the token, with the hash `keys list` showed.
+    for row in &files {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{} ", row["name"].as_str().unwrap()))
+                    && l.contains(row["algorithm"].as_str().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{row} in\n{text}"));
+        assert!(line.contains("pkcs11"), "{line}");
+        assert!(
+            line.contains(row["public_key_sha256"].as_str().unwrap()),
+            "{line}"
+        );
+    }
+}
