@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use touchmark_core::replay::{OrderReport, StationReport, Suspect};
+use touchmark_core::replay::{KeyReport, OrderReport, StationReport, Suspect};
 
 use crate::Error;
 
@@ -109,6 +109,9 @@ pub struct Report {
     /// Per station that has any: its refusal flood alerts (`station.refusal_flood`), and the
     /// refusals they counted instead of logging one by one, by code.
     pub refusal_floods: BTreeMap<String, StationReport>,
+    /// The installation's private keys the log records (`key.generated`), by name: algorithm,
+    /// where each lives, its public key hash, and when it was made.
+    pub keys: BTreeMap<String, KeyReport>,
     /// Every violation found, integrity violations first.
     pub violations: Vec<Violation>,
 }

@@ -405,6 +405,7 @@ pub(crate) fn audit(
         orders: replay.orders().clone(),
         suspects: replay.suspects().to_vec(),
         refusal_floods: replay.stations().clone(),
+        keys: replay.keys().clone(),
         violations,
     })
 }

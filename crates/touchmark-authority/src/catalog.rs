@@ -97,24 +97,32 @@ impl Authority {
             common_name: req.name.issuing_ca_name().into(),
         };
         let (keys, root) = (Arc::clone(&self.keys), Arc::clone(&self.device_root));
-        let ca = off_runtime(move || {
+        let name = key_name.clone();
+        let (ca, made) = off_runtime(move || {
             // A key left by an attempt that failed before its product was stored is reused.
-            let key = if keys.contains(&key_name) {
-                keys.load(&key_name)
+            let (key, made) = if keys.contains(&name) {
+                (keys.load(&name)?, false)
             } else {
-                keys.generate(&key_name, KeyAlgorithm::EcdsaP256)
-            }?;
-            touchmark_pki::create_intermediate_ca(
+                (keys.generate(&name, KeyAlgorithm::EcdsaP256)?, true)
+            };
+            let ca = touchmark_pki::create_intermediate_ca(
                 &root,
                 key.public_key_spki(),
                 &subject,
                 now - Duration::hours(1),
                 now + Duration::days(365 * ISSUING_CA_YEARS),
                 serial_number(),
-            )
+            )?;
+            Ok::<_, touchmark_pki::PkiError>((ca, made.then_some(key)))
         })
         .await?
         .map_err(AuthorityError::internal)?;
+        if let Some(key) = made {
+            // Logged as soon as it exists: a product that fails to be stored after this leaves
+            // its key, logged, for the retry to take up.
+            self.log_key_generated(actor.clone(), &key_name, key.as_ref())
+                .await?;
+        }
         let product = Product {
             id: id.clone(),
             name: req.name.into(),

@@ -506,6 +506,19 @@ impl Installation {
         Self::load(dir, Arc::new(keys))
     }
 
+    /// Opens an installation whose private keys live in `keys` (a hardware module, or any
+    /// provider other than the data directory's encrypted key store), in either layout. Every
+    /// key is loaded and checked against its certificate here, so a provider without one of
+    /// them, or with another key under its name, fails now, before anything serves.
+    ///
+    /// # Errors
+    /// As [`Installation::open`], with the provider's error for a key it cannot give.
+    pub fn open_with(dir: &Path, keys: Arc<dyn KeyProvider>) -> Result<Self, InstallationError> {
+        roots::check_not_interrupted(dir)?;
+        Self::layout_of(dir)?;
+        Self::load(dir, keys)
+    }
+
     /// Which layout the certificates in `dir` have: [`RootLayout::Split`] when it has an
     /// infrastructure root, [`RootLayout::Single`] when it has only the one root of the
     /// earlier layout.

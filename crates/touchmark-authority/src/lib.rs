@@ -12,6 +12,7 @@
 //! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
 //!   first few, and their flood alerts;
+//! - [`keys`]: key operations as events (`key.generated`);
 //! - [`log`]: the audit log, its sequencer, proofs and receipts (design.md §6);
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
@@ -20,6 +21,7 @@ pub mod catalog;
 mod error;
 pub mod installation;
 pub mod issuance;
+pub mod keys;
 pub mod log;
 mod refusals;
 pub mod secrets;

@@ -116,6 +116,7 @@ impl LogPlan {
                 keep: None,
                 backend: Backend::Sqlite,
                 cfssl: false,
+                token: None,
             },
         })
     }

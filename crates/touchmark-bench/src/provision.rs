@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use touchmark_pki::{KeyAlgorithm, KeyProvider};
+
 use crate::Progress;
 use crate::cfssl;
 use crate::crypto;
-use crate::error::Error;
+use crate::error::{Context as _, Error};
 use crate::load::Sample;
-use crate::report::{Report, Series, Setup, Verification};
+use crate::report::{Report, Series, Setup, TokenReport, Verification};
 use crate::setup::Touchmark;
 use crate::units::{self, Unit};
 
@@ -37,6 +39,9 @@ pub struct Options {
     pub cfssl: bool,
     /// Drive this server running elsewhere instead of one in this process.
     pub server: Option<External>,
+    /// Also run an installation whose keys are all in this provider (a PKCS#11 token), round
+    /// by round beside the one with software keys, and measure the token's raw signing rate.
+    pub token: Option<Arc<dyn KeyProvider>>,
 }
 
 /// The resolved settings of one run.
@@ -53,6 +58,7 @@ pub struct Plan {
     pub(crate) keep: Option<Keep>,
     pub(crate) backend: Backend,
     pub(crate) cfssl: bool,
+    pub(crate) token: Option<Arc<dyn KeyProvider>>,
 }
 
 #[cfg(test)]
@@ -70,6 +76,7 @@ impl Plan {
             keep: None,
             backend: Backend::Sqlite,
             cfssl: false,
+            token: None,
         }
     }
 }
@@ -112,11 +119,14 @@ impl Plan {
         }
         let backend = match (options.server, options.database, options.replicas) {
             (Some(_), database, replicas)
-                if database.is_some() || replicas != 1 || options.keep.is_some() =>
+                if database.is_some()
+                    || replicas != 1
+                    || options.keep.is_some()
+                    || options.token.is_some() =>
             {
                 return invalid(
-                    "--server drives a server running elsewhere, with its own storage: it \
-                     takes no --database, --replicas or --data"
+                    "--server drives a server running elsewhere, with its own storage and keys: \
+                     it takes no --database, --replicas, --data or --pkcs11"
                         .into(),
                 );
             }
@@ -142,6 +152,7 @@ impl Plan {
             quick: options.quick,
             keep: options.keep,
             cfssl: options.cfssl,
+            token: options.token,
         })
     }
 
@@ -175,6 +186,21 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
         "setting up an installation, a server and {max_concurrency} station(s)"
     ));
     let touchmark = Touchmark::start(plan.keep.as_ref(), &plan.backend, max_concurrency).await?;
+    let in_token = match &plan.token {
+        Some(keys) => {
+            progress.step(&format!(
+                "setting up a second installation with every key in {}",
+                keys.describe()
+            ));
+            Some(
+                Touchmark::start_keys(None, &plan.backend, max_concurrency, Some(Arc::clone(keys)))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let mut token_series = Vec::new();
+    let mut token_counts = (0u64, 0u64);
 
     progress.step("measuring the machine's ceilings (single thread, no network)");
     let samples = units::generate(units::PREFIX, 0, 64).await?;
@@ -201,6 +227,13 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
         sent += sample.units as u64;
         issued += sample.succeeded() as u64;
         sample.check("touchmark warm-up")?;
+        if let Some(t) = &in_token {
+            // The same CSRs: the two installations are apart, so their serials do not meet.
+            let sample = t.drive(t.stations(concurrency), Arc::clone(&warm)).await?;
+            token_counts.0 += sample.units as u64;
+            token_counts.1 += sample.succeeded() as u64;
+            sample.check("touchmark (keys in the token) warm-up")?;
+        }
         let per_round = match plan.units_per_round {
             Some(n) => n,
             None => {
@@ -222,6 +255,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
         }
 
         let mut samples: Vec<Sample> = Vec::with_capacity(plan.rounds);
+        let mut token_samples: Vec<Sample> = Vec::with_capacity(plan.rounds);
         for (round, batch) in batches.iter().enumerate() {
             let sample = touchmark.drive(stations, Arc::clone(batch)).await?;
             sent += sample.units as u64;
@@ -234,8 +268,26 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
             ));
             sample.check("touchmark")?;
             samples.push(sample);
+            if let Some(t) = &in_token {
+                // Side by side: each round of software keys is followed by the same round with
+                // every key in the token, so that the machine's drift touches both alike.
+                let sample = t.drive(t.stations(concurrency), Arc::clone(batch)).await?;
+                token_counts.0 += sample.units as u64;
+                token_counts.1 += sample.succeeded() as u64;
+                progress.step(&format!(
+                    "touchmark (keys in the token) c={concurrency} round {}/{}: {:.0} units/s",
+                    round + 1,
+                    plan.rounds,
+                    sample.units_per_s()
+                ));
+                sample.check("touchmark (keys in the token)")?;
+                token_samples.push(sample);
+            }
         }
         series.push(Series::new(concurrency, per_round, &samples));
+        if in_token.is_some() {
+            token_series.push(Series::new(concurrency, per_round, &token_samples));
+        }
 
         if let Some(pair) = &mut cfssl {
             let (no_db, sqlite) = pair.run(concurrency, &warm, &batches, progress).await?;
@@ -256,6 +308,37 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
     };
     verification.check()?;
 
+    let token_report = match (&plan.token, in_token) {
+        (Some(keys), Some(t)) => {
+            progress.step("verifying the order's counts with the keys in the token");
+            let detail = t.order().await?;
+            let verification = Verification {
+                units_sent: token_counts.0,
+                answered_issued_201: token_counts.1,
+                order_issued: detail.order.issued,
+                certificates: detail.certificates,
+                issued_events: detail.issued_events,
+                refusals: detail.refusals.values().sum(),
+            };
+            verification.check()?;
+            t.stop().await;
+            progress.step(&format!(
+                "measuring the token's raw P-256 signing rate (1 and {max_concurrency} threads)"
+            ));
+            let (single, concurrent) =
+                token_sign_rates(Arc::clone(keys), max_concurrency, plan.ceiling_time).await?;
+            Some(TokenReport::new(
+                keys.describe(),
+                &series,
+                token_series,
+                single,
+                concurrent,
+                max_concurrency,
+                verification,
+            ))
+        }
+        _ => None,
+    };
     let cfssl_report = match cfssl {
         Some(pair) => Some(pair.finish(cfssl_series.0, cfssl_series.1)?),
         None => None,
@@ -264,7 +347,7 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
     let server = touchmark.server_description();
     touchmark.stop().await;
 
-    Ok(Report::new(
+    let mut report = Report::new(
         Setup {
             build: if cfg!(debug_assertions) {
                 "debug"
@@ -287,7 +370,62 @@ pub async fn run(plan: &Plan, progress: &Arc<dyn Progress>) -> Result<Report, Er
         series,
         cfssl_report,
         verification,
-    ))
+    );
+    report.token = token_report;
+    Ok(report)
+}
+
+/// The token's raw ECDSA P-256 signing rate (signatures per second) on one thread, and on
+/// `concurrency` threads at once, each for `time`, with a key made for it.
+async fn token_sign_rates(
+    keys: Arc<dyn KeyProvider>,
+    concurrency: usize,
+    time: Duration,
+) -> Result<(f64, f64), Error> {
+    tokio::task::spawn_blocking(move || {
+        let name = format!("bench-sign-{}", std::process::id());
+        let key = if keys.contains(&name) {
+            keys.load(&name)
+        } else {
+            keys.generate(&name, KeyAlgorithm::EcdsaP256)
+        }
+        .context("a signing key in the token")?;
+        let rate = |threads: usize| -> Result<f64, Error> {
+            let start = std::time::Instant::now();
+            let counts: Vec<Result<u64, Error>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let key = Arc::clone(&key);
+                        scope.spawn(move || {
+                            let mut n = 0u64;
+                            while start.elapsed() < time {
+                                key.sign(&n.to_be_bytes()).context("signing in the token")?;
+                                n += 1;
+                            }
+                            Ok(n)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Void("a signing thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            let total: u64 = counts
+                .into_iter()
+                .collect::<Result<Vec<u64>, Error>>()?
+                .iter()
+                .sum();
+            Ok(total as f64 / start.elapsed().as_secs_f64())
+        };
+        Ok((rate(1)?, rate(concurrency)?))
+    })
+    .await
+    .map_err(|e| Error::Void(format!("the signing measurement failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -409,6 +547,7 @@ mod tests {
             replicas,
             cfssl: false,
             server: Some(external.clone()),
+            token: None,
         };
         let refused = Plan::new(options(2)).unwrap_err().to_string();
         assert!(refused.contains("--server"), "{refused}");

@@ -215,6 +215,78 @@ pub struct Report {
     pub cfssl: Option<CfsslReport>,
     /// The cross-check of the counts.
     pub verification: Verification,
+    /// The same rounds with every key in a PKCS#11 token, with `--pkcs11`.
+    pub token: Option<TokenReport>,
+}
+
+/// Provisioning with every key in a PKCS#11 token, measured round by round beside the
+/// software keys, and the token's raw signing rate.
+#[derive(Debug, Serialize)]
+pub struct TokenReport {
+    /// The token, as its provider describes it.
+    pub token: String,
+    /// Provisioning with the keys in the token, per concurrency.
+    pub provisioning: Vec<Series>,
+    /// Per concurrency: the token's median units/s against the software keys'.
+    pub versus_software: Vec<TokenRatio>,
+    /// Raw ECDSA P-256 signatures per second in the token, one thread.
+    pub sign_per_s_single: f64,
+    /// Raw ECDSA P-256 signatures per second in the token, `sign_concurrency` threads.
+    pub sign_per_s_concurrent: f64,
+    /// Threads of `sign_per_s_concurrent`.
+    pub sign_concurrency: usize,
+    /// The cross-check of its installation's counts.
+    pub verification: Verification,
+}
+
+/// The token's provisioning rate against the software keys' at one concurrency.
+#[derive(Debug, Serialize)]
+pub struct TokenRatio {
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Median units/s with software keys.
+    pub software_units_per_s: f64,
+    /// Median units/s with the keys in the token.
+    pub token_units_per_s: f64,
+    /// token ÷ software.
+    pub ratio: f64,
+}
+
+impl TokenReport {
+    /// The report of the token's series, set against `software`'s at each concurrency.
+    pub(crate) fn new(
+        token: String,
+        software: &[Series],
+        provisioning: Vec<Series>,
+        sign_per_s_single: f64,
+        sign_per_s_concurrent: f64,
+        sign_concurrency: usize,
+        verification: Verification,
+    ) -> Self {
+        let versus_software = provisioning
+            .iter()
+            .zip(software)
+            .map(|(t, s)| TokenRatio {
+                concurrency: t.concurrency,
+                software_units_per_s: s.median.units_per_s,
+                token_units_per_s: t.median.units_per_s,
+                ratio: if s.median.units_per_s > 0.0 {
+                    t.median.units_per_s / s.median.units_per_s
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        Self {
+            token,
+            provisioning,
+            versus_software,
+            sign_per_s_single,
+            sign_per_s_concurrent,
+            sign_concurrency,
+            verification,
+        }
+    }
 }
 
 impl Report {
@@ -246,6 +318,7 @@ impl Report {
             ratio,
             cfssl,
             verification,
+            token: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
 use touchmark_core::field::{DatabaseUrl, Label};
 use touchmark_core::{Clock, SystemClock};
-use touchmark_pki::Passphrase;
+use touchmark_pki::{KeyProvider, Passphrase};
 use touchmark_server::Server;
 use touchmark_store::Store;
 use touchmark_store_postgres::ScratchSchema;
@@ -191,6 +191,16 @@ pub(crate) struct Installed {
 
 /// Creates a fresh installation for a run; a temporary one is named after `prefix`.
 pub(crate) fn install(keep: Option<&Keep>, prefix: &str) -> Result<Installed, Error> {
+    install_keys(keep, prefix, None)
+}
+
+/// [`install`], with every key made in `keys` (a PKCS#11 token) when given, instead of the
+/// encrypted key store.
+pub(crate) fn install_keys(
+    keep: Option<&Keep>,
+    prefix: &str,
+    keys: Option<Arc<dyn KeyProvider>>,
+) -> Result<Installed, Error> {
     let (temp, dir, passphrase) = match keep {
         Some(keep) => (None, keep.dir.clone(), keep.passphrase.clone()),
         None => {
@@ -208,8 +218,11 @@ pub(crate) fn install(keep: Option<&Keep>, prefix: &str) -> Result<Installed, Er
         hosts: vec!["localhost".into(), "127.0.0.1".into()],
         log_origin: "bench.touchmark.local/log".into(),
     };
-    let installation = Installation::init(&dir, &passphrase, &options, SystemClock.now())
-        .with_context(|| format!("cannot create an installation in {}", dir.display()))?;
+    let installation = match keys {
+        Some(keys) => Installation::init_with(&dir, keys, &options, SystemClock.now()),
+        None => Installation::init(&dir, &passphrase, &options, SystemClock.now()),
+    }
+    .with_context(|| format!("cannot create an installation in {}", dir.display()))?;
     if let Some(keep) = keep {
         // A kept installation can be served later with `touchmark serve --data`.
         let path = dir.join(&keep.config_file);
@@ -272,6 +285,19 @@ impl Touchmark {
         backend: &Backend,
         stations: usize,
     ) -> Result<Self, Error> {
+        Self::start_keys(keep, backend, stations, None).await
+    }
+
+    /// [`Touchmark::start`], with every key in `keys` when given.
+    ///
+    /// # Errors
+    /// When any step fails; the error names it.
+    pub async fn start_keys(
+        keep: Option<&Keep>,
+        backend: &Backend,
+        stations: usize,
+        keys: Option<Arc<dyn KeyProvider>>,
+    ) -> Result<Self, Error> {
         let (schema, replicas) = match backend {
             Backend::External(external) => return Self::connect(external, stations).await,
             Backend::Sqlite => (None, 1),
@@ -280,7 +306,7 @@ impl Touchmark {
                 (*replicas).max(1),
             ),
         };
-        let installed = install(keep, "touchmark-bench-")?;
+        let installed = install_keys(keep, "touchmark-bench-", keys)?;
         let (installation, dir) = (&installed.installation, &installed.dir);
         let mut servers = Vec::with_capacity(replicas);
         let mut shutdown = Vec::with_capacity(replicas);

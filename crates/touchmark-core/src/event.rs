@@ -306,6 +306,41 @@ pub enum EventBody {
         /// When the window closed.
         window_end: String,
     },
+    /// A private key of the installation was made: by `touchmark init` (the roots, the
+    /// station CA, the server's TLS key, the log key) or for a product's issuing CA. Names
+    /// the key and its public key, so that an auditor knows which key signed what, from when.
+    #[serde(rename = "key.generated")]
+    KeyGenerated {
+        /// The key's name: `root-ca`, `infra-root-ca`, `log`, `product-<id>`, …
+        key: String,
+        /// `ecdsa-p256` or `ed25519`.
+        algorithm: String,
+        /// Where it lives: `pkcs11` (inside a hardware token, never extractable), `files`
+        /// (encrypted under the passphrase) or `memory` (tests).
+        store: String,
+        /// SHA-256 of its public key (the DER SubjectPublicKeyInfo).
+        public_key_sha256: Sha256Hash,
+        /// Who had it made.
+        actor: Actor,
+    },
+    /// A private key moved from one store to another (`touchmark keys migrate`: from the
+    /// encrypted files into a PKCS#11 token). The same key, so the same public key: an auditor
+    /// checks it against the key's `key.generated`.
+    #[serde(rename = "key.migrated")]
+    KeyMigrated {
+        /// The key's name.
+        key: String,
+        /// `ecdsa-p256` or `ed25519`.
+        algorithm: String,
+        /// Where it was: `files`, …
+        from: String,
+        /// Where it is now: `pkcs11`, …
+        to: String,
+        /// SHA-256 of its public key (the DER SubjectPublicKeyInfo).
+        public_key_sha256: Sha256Hash,
+        /// Who moved it.
+        actor: Actor,
+    },
 }
 
 impl EventBody {
@@ -327,6 +362,8 @@ impl EventBody {
             Self::TestFailed { .. } => "unit.test_failed",
             Self::UnitRefused { .. } => "unit.refused",
             Self::RefusalFlood { .. } => "station.refusal_flood",
+            Self::KeyGenerated { .. } => "key.generated",
+            Self::KeyMigrated { .. } => "key.migrated",
         }
     }
 

@@ -37,6 +37,21 @@ pub struct StationReport {
     pub limited_refusals: BTreeMap<String, u64>,
 }
 
+/// What the log says about one of the installation's private keys (`key.generated`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyReport {
+    /// `ecdsa-p256` or `ed25519`.
+    pub algorithm: String,
+    /// Where it lives: `pkcs11`, `files` or `memory`.
+    pub store: String,
+    /// SHA-256 of its public key (DER SubjectPublicKeyInfo).
+    pub public_key_sha256: Sha256Hash,
+    /// The log index of its `key.generated`.
+    pub generated_at_index: u64,
+    /// When it was made (the event's time).
+    pub generated_at: String,
+}
+
 /// An invariant the log shows broken, with the index of the entry that breaks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
@@ -82,6 +97,7 @@ pub struct Replay {
     stations: BTreeMap<String, StationReport>,
     violations: Vec<Violation>,
     events: u64,
+    installation_keys: BTreeMap<String, KeyReport>,
 }
 
 impl Replay {
@@ -265,8 +281,71 @@ impl Replay {
                     );
                 }
             }
+            EventBody::KeyGenerated {
+                key,
+                algorithm,
+                store,
+                public_key_sha256,
+                ..
+            } => {
+                // Keys are never replaced: a name made twice means two keys signed as one.
+                if let Some(first) = self.installation_keys.get(key) {
+                    let message = format!(
+                        "key {key} is generated twice (first at entry {})",
+                        first.generated_at_index
+                    );
+                    self.violation(index, message);
+                } else {
+                    self.installation_keys.insert(
+                        key.clone(),
+                        KeyReport {
+                            algorithm: algorithm.clone(),
+                            store: store.clone(),
+                            public_key_sha256: *public_key_sha256,
+                            generated_at_index: index,
+                            generated_at: crate::clock::format_timestamp(event.at),
+                        },
+                    );
+                }
+            }
+            EventBody::KeyMigrated {
+                key,
+                to,
+                public_key_sha256,
+                ..
+            } => match self.installation_keys.get_mut(key) {
+                Some(known) if known.public_key_sha256 == *public_key_sha256 => {
+                    known.store = to.clone();
+                }
+                Some(known) => {
+                    let message = format!(
+                        "key {key} is migrated with public key {public_key_sha256}, but entry {} \
+                         made it with {}",
+                        known.generated_at_index, known.public_key_sha256
+                    );
+                    self.violation(index, message);
+                }
+                // A key made before keys were logged: known from here on.
+                None => {
+                    self.installation_keys.insert(
+                        key.clone(),
+                        KeyReport {
+                            algorithm: String::new(),
+                            store: to.clone(),
+                            public_key_sha256: *public_key_sha256,
+                            generated_at_index: index,
+                            generated_at: crate::clock::format_timestamp(event.at),
+                        },
+                    );
+                }
+            },
             _ => {}
         }
+    }
+
+    /// The installation's keys the log records, by name.
+    pub fn keys(&self) -> &BTreeMap<String, KeyReport> {
+        &self.installation_keys
     }
 
     /// Events applied.
@@ -539,5 +618,71 @@ mod tests {
                 r.violations()[0].message
             );
         }
+    }
+
+    fn key_generated(key: &str, public: u8) -> Event {
+        Event::new(
+            at(),
+            EventBody::KeyGenerated {
+                key: key.into(),
+                algorithm: "ecdsa-p256".into(),
+                store: "pkcs11".into(),
+                public_key_sha256: Sha256Hash([public; 32]),
+                actor: Actor::System,
+            },
+        )
+    }
+
+    fn key_migrated(key: &str, public: u8) -> Event {
+        Event::new(
+            at(),
+            EventBody::KeyMigrated {
+                key: key.into(),
+                algorithm: "ecdsa-p256".into(),
+                from: "files".into(),
+                to: "pkcs11".into(),
+                public_key_sha256: Sha256Hash([public; 32]),
+                actor: Actor::System,
+            },
+        )
+    }
+
+    #[test]
+    fn a_migrated_key_keeps_its_public_key() {
+        let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 1)]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        assert_eq!(r.keys()["root-ca"].store, "pkcs11");
+        assert_eq!(r.keys()["root-ca"].generated_at_index, 0);
+        let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 2)]);
+        assert_eq!(r.violations().len(), 1, "another key under the name");
+    }
+
+    #[test]
+    fn keys_are_listed_and_a_key_made_twice_is_a_violation() {
+        let r = replay(&[key_generated("root-ca", 1), key_generated("log", 2)]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        assert_eq!(r.keys().len(), 2);
+        let root = &r.keys()["root-ca"];
+        assert_eq!(
+            (
+                root.store.as_str(),
+                root.public_key_sha256,
+                root.generated_at_index
+            ),
+            ("pkcs11", Sha256Hash([1; 32]), 0)
+        );
+        assert_eq!(r.keys()["log"].generated_at_index, 1);
+        let r = replay(&[key_generated("root-ca", 1), key_generated("root-ca", 3)]);
+        assert_eq!(r.violations().len(), 1);
+        assert!(
+            r.violations()[0].message.contains("root-ca"),
+            "{:?}",
+            r.violations()
+        );
+        assert_eq!(
+            r.keys()["root-ca"].public_key_sha256,
+            Sha256Hash([1; 32]),
+            "the first stands"
+        );
     }
 }

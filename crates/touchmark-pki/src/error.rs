@@ -71,6 +71,10 @@ pub enum PkiError {
     /// The certificate builder failed.
     #[error("certificate generation failed: {0}")]
     CertificateGeneration(String),
+    /// A hardware key module (PKCS#11) is misconfigured, unreachable, or failed: the message
+    /// says which module, token or key, and what to change.
+    #[error("{0}")]
+    KeyModule(String),
 }
 
 impl PkiError {

@@ -32,6 +32,36 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
 
     /// Where the keys live, for people: `encrypted files in /srv/touchmark/keys`.
     fn describe(&self) -> String;
+
+    /// Where the keys live, as one stable word for the log (`key.generated`'s `store`):
+    /// `files`, `memory`, `pkcs11`, or `other`.
+    fn store_kind(&self) -> &'static str {
+        "other"
+    }
+
+    /// Takes in a key made elsewhere (a software key moved out of the encrypted key store by
+    /// `touchmark keys migrate`) under `name`, and returns it as this provider's signer.
+    ///
+    /// # Errors
+    /// [`PkiError::KeyExists`], or [`PkiError::KeyModule`] for a provider that cannot import.
+    fn import_key(&self, name: &str, key: &SoftwareSigner) -> Result<Arc<dyn Signer>, PkiError> {
+        let _ = key;
+        Err(PkiError::KeyModule(format!(
+            "{} cannot take in a key made elsewhere ({name})",
+            self.describe()
+        )))
+    }
+
+    /// The names of the keys it holds, sorted (`touchmark keys list`).
+    ///
+    /// # Errors
+    /// The provider's failure, or [`PkiError::KeyModule`] for a provider that cannot list.
+    fn names(&self) -> Result<Vec<String>, PkiError> {
+        Err(PkiError::KeyModule(format!(
+            "{} cannot list its keys",
+            self.describe()
+        )))
+    }
 }
 
 impl KeyProvider for KeyStore {
@@ -49,6 +79,29 @@ impl KeyProvider for KeyStore {
 
     fn describe(&self) -> String {
         format!("encrypted files in {}", self.dir().display())
+    }
+
+    fn store_kind(&self) -> &'static str {
+        "files"
+    }
+
+    fn names(&self) -> Result<Vec<String>, PkiError> {
+        let entries = std::fs::read_dir(self.dir()).map_err(|e| PkiError::Io {
+            context: format!("reading {}", self.dir().display()),
+            source: e,
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".key"))
+                    .filter(|n| KeyStore::contains(self, n))
+                    .map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
     }
 }
 
@@ -97,6 +150,22 @@ impl KeyProvider for MemoryKeys {
     fn describe(&self) -> String {
         "process memory (not kept)".into()
     }
+
+    fn store_kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn names(&self) -> Result<Vec<String>, PkiError> {
+        let mut names: Vec<String> = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +206,8 @@ mod tests {
                 "{what}"
             );
             assert!(!keys.describe().is_empty(), "{what}");
+            keys.generate("log", KeyAlgorithm::Ed25519).unwrap();
+            assert_eq!(keys.names().unwrap(), ["ca", "log"], "{what}");
         }
     }
 }

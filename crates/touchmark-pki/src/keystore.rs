@@ -407,6 +407,15 @@ impl KeyStore {
     /// [`PkiError::InvalidKeyName`]; [`PkiError::KeyNotFound`]; [`PkiError::KeyFileCorrupt`] if the
     /// file was modified, truncated, renamed or swapped; [`PkiError::Io`].
     pub fn load(&self, name: &str) -> Result<Arc<dyn Signer>, PkiError> {
+        Ok(Arc::new(self.load_software(name)?))
+    }
+
+    /// [`KeyStore::load`], as the software key itself: for moving it into another provider
+    /// (`touchmark keys migrate`).
+    ///
+    /// # Errors
+    /// As [`KeyStore::load`].
+    pub fn load_software(&self, name: &str) -> Result<SoftwareSigner, PkiError> {
         check_name(name)?;
         let path = self.key_path(name);
         let corrupt = || PkiError::KeyFileCorrupt(name.to_owned());
@@ -429,8 +438,7 @@ impl KeyStore {
         let (&alg, sealed) = rest.split_first().ok_or_else(corrupt)?;
         let alg = alg_from_byte(alg).ok_or_else(corrupt)?;
         let pkcs8 = open(&self.kek, &key_aad(name, alg), sealed).ok_or_else(corrupt)?;
-        let signer = SoftwareSigner::from_pkcs8(alg, &pkcs8).map_err(|_| corrupt())?;
-        Ok(Arc::new(signer))
+        SoftwareSigner::from_pkcs8(alg, &pkcs8).map_err(|_| corrupt())
     }
 
     /// Whether a key named `name` exists (false for invalid names).

@@ -30,5 +30,5 @@ pub use error::PkiError;
 pub use keys::{KeyProvider, MemoryKeys};
 pub use keystore::{KeyStore, Passphrase};
 pub use profile::{DeviceProfile, issue_device_cert};
-pub use signer::{KeyAlgorithm, RcgenSigner, Signer, SoftwareSigner};
+pub use signer::{KeyAlgorithm, RcgenSigner, Signer, SoftwareSigner, spki_of};
 pub use station::{StationCertError, StationIdentity, verify_station_cert};

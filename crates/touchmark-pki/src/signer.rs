@@ -266,6 +266,17 @@ impl rcgen::SigningKey for OwnedRcgenSigner {
     }
 }
 
+/// The DER SubjectPublicKeyInfo of a raw public key of `alg` (the 65-byte uncompressed point
+/// for P-256, the 32-byte key for Ed25519), for a [`Signer`] whose key lives elsewhere, such as
+/// in a hardware module. `None` if `raw` has the wrong length for `alg`.
+pub fn spki_of(alg: KeyAlgorithm, raw: &[u8]) -> Option<Vec<u8>> {
+    match alg {
+        KeyAlgorithm::EcdsaP256 if raw.len() == 65 && raw[0] == 0x04 => Some(p256_spki(raw)),
+        KeyAlgorithm::Ed25519 if raw.len() == 32 => Some(ed25519_spki(raw)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

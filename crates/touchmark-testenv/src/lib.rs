@@ -1,5 +1,5 @@
 //! What Touchmark's tests need from the machine (a PostgreSQL server, openssl, Mosquitto,
-//! pkilint), and an honest answer when one is missing.
+//! pkilint, SoftHSM2), and an honest answer when one is missing.
 //!
 //! A crate whose tests need something calls [`declare`] from its build script. For each need
 //! it finds, the script sets a `cfg` (`tm_postgres`, `tm_openssl`, `tm_mosquitto`,
@@ -100,6 +100,25 @@ pub const PKILINT_CHAIN: Need = Need {
     var: "TOUCHMARK_TEST_PKILINT_CHAIN",
     program: Some("lint_pkix_signer_signee_cert_chain"),
 };
+
+/// SoftHSM2's token tool (Debian `softhsm2`): `TOUCHMARK_TEST_SOFTHSM2_UTIL`, else
+/// `softhsm2-util` on `PATH`. Tests of the PKCS#11 key backend make a throwaway token with it
+/// ([`softhsm::Token`]); its module is found by [`softhsm::module`].
+pub const SOFTHSM2_UTIL: Need = Need {
+    cfg: "tm_softhsm",
+    var: "TOUCHMARK_TEST_SOFTHSM2_UTIL",
+    program: Some("softhsm2-util"),
+};
+
+/// OpenSC's `pkcs11-tool` (Debian `opensc`), an independent PKCS#11 client:
+/// `TOUCHMARK_TEST_PKCS11_TOOL`, else `pkcs11-tool` on `PATH`.
+pub const PKCS11_TOOL: Need = Need {
+    cfg: "tm_softhsm",
+    var: "TOUCHMARK_TEST_PKCS11_TOOL",
+    program: Some("pkcs11-tool"),
+};
+
+pub mod softhsm;
 
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {

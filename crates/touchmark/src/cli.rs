@@ -4,7 +4,8 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
+    admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
+    serve,
 };
 
 /// Touchmark: only units that passed their factory test, within the ordered quota, get a device
@@ -100,6 +101,9 @@ pub enum Command {
     /// Check a data directory: permissions, keys, database, log and clock, each ok, warn or
     /// fail; exits non-zero when any check fails.
     Doctor(doctor::DoctorArgs),
+    /// The installation's private keys: where each lives, its algorithm and public key hash.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell). For bash:
     /// `touchmark completions bash > /etc/bash_completion.d/touchmark`.
     Completions(manual::CompletionsArgs),

@@ -13,6 +13,7 @@ use touchmark_core::policy::refusals::RefusalLimit;
 use touchmark_server::ConnectionLimits;
 
 use touchmark_core::field::DatabaseUrl;
+use touchmark_pki_pkcs11::Pkcs11Config;
 
 use crate::database::{self, Database};
 
@@ -31,6 +32,7 @@ struct FileConfig {
     log: Option<LogFile>,
     connections: Option<ConnectionsFile>,
     refusals: Option<RefusalsFile>,
+    pkcs11: Option<Pkcs11Config>,
 }
 
 /// The `[connections]` table: what client connections may hold (issue 11, security finding 1).
@@ -207,6 +209,9 @@ pub struct Config {
     pub connections: Connections,
     /// How refusals of check 1 are logged (`policy::refusals`).
     pub refusal_limit: RefusalLimit,
+    /// The hardware module that holds the keys (`[pkcs11]`), if they are not in the data
+    /// directory's encrypted key store.
+    pub pkcs11: Option<Pkcs11Config>,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -261,6 +266,7 @@ pub fn load(
         log,
         connections,
         refusal_limit,
+        pkcs11: file.pkcs11,
     })
 }
 
@@ -291,6 +297,42 @@ pub fn initial_file(database: &Database) -> String {
          listen = \"{DEFAULT_LISTEN}\"\n\n\
          {database}"
     )
+}
+
+/// The `[pkcs11]` table `init` writes for keys made in a hardware module.
+pub fn pkcs11_section(config: &Pkcs11Config) -> String {
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = format!(
+        "\n# The keys live in this PKCS#11 token; `touchmark serve` logs in with the PIN below.\n\
+         [pkcs11]\n\
+         module = {}\n\
+         token = {}\n",
+        quote(&config.module.to_string_lossy()),
+        quote(&config.token)
+    );
+    if let Some(file) = &config.pin_file {
+        text.push_str(&format!("pin_file = {}\n", quote(&file.to_string_lossy())));
+    }
+    if let Some(var) = &config.pin_env {
+        text.push_str(&format!("pin_env = {}\n", quote(var)));
+    }
+    if let Some(prefix) = &config.label_prefix {
+        text.push_str(&format!("label_prefix = {}\n", quote(prefix)));
+    }
+    if let Some(n) = config.sessions {
+        text.push_str(&format!("sessions = {n}\n"));
+    }
+    if config.labels.is_empty() {
+        text.push_str(
+            "# A key's token label, where it is not its name:\n# [pkcs11.labels]\n# root-ca = \"touchmark-device-root-2026\"\n",
+        );
+    } else {
+        text.push_str("[pkcs11.labels]\n");
+        for (name, label) in &config.labels {
+            text.push_str(&format!("{} = {}\n", quote(name), quote(label)));
+        }
+    }
+    text
 }
 
 #[cfg(test)]

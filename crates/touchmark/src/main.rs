@@ -17,7 +17,8 @@ use touchmark_client::ClientError;
 
 use crate::cli::{Cli, Command, LogFormat, StationCommand};
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
+    admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
+    serve,
 };
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
@@ -155,6 +156,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Keys(c) => keys::run(c).await,
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
     }

@@ -226,6 +226,28 @@ fn print(report: &Report) {
         }
         floods.print();
     }
+    if !report.keys.is_empty() {
+        println!();
+        let mut keys = Table::new(&[
+            "KEY",
+            "ALGORITHM",
+            "STORE",
+            "PUBLIC KEY SHA-256",
+            "MADE",
+            "ENTRY",
+        ]);
+        for (name, k) in &report.keys {
+            keys.row(vec![
+                name.clone(),
+                k.algorithm.clone(),
+                k.store.clone(),
+                k.public_key_sha256.to_string(),
+                k.generated_at.clone(),
+                k.generated_at_index.to_string(),
+            ]);
+        }
+        keys.print();
+    }
     println!();
     if report.suspects.is_empty() {
         println!("clone suspects: none");

@@ -87,6 +87,25 @@ pub struct ProvisionArgs {
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also run every round with all keys in a PKCS#11 token, right after its round with
+    /// software keys, and measure the token's raw signing rate. The token is
+    /// --pkcs11-token in --pkcs11-module, its PIN in --pkcs11-pin-file; the run makes its keys
+    /// under labels of its own (`bench-<pid>-<time>-…`), and leaves them in the token.
+    #[arg(long, requires = "pkcs11_pin_file")]
+    pub pkcs11: bool,
+    /// The PKCS#11 module of --pkcs11.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/usr/lib/softhsm/libsofthsm2.so"
+    )]
+    pub pkcs11_module: PathBuf,
+    /// The label of the token of --pkcs11.
+    #[arg(long, value_name = "LABEL", default_value = "touchmark-bench")]
+    pub pkcs11_token: String,
+    /// A file holding the user PIN of the token of --pkcs11.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 impl ProvisionArgs {
@@ -169,6 +188,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 }),
                 None => None,
             };
+            let token: Option<Arc<dyn touchmark_pki::KeyProvider>> = if args.pkcs11 {
+                let config = touchmark_pki_pkcs11::Pkcs11Config {
+                    module: args.pkcs11_module.clone(),
+                    token: args.pkcs11_token.clone(),
+                    pin_file: args.pkcs11_pin_file.clone(),
+                    pin_env: None,
+                    sessions: None,
+                    labels: Default::default(),
+                    // Labels of this run alone: a token may hold the keys of earlier runs.
+                    label_prefix: Some(format!(
+                        "bench-{}-{}-",
+                        std::process::id(),
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs())
+                    )),
+                };
+                Some(Arc::new(touchmark_pki_pkcs11::Pkcs11Keys::open(&config)?))
+            } else {
+                None
+            };
             let plan = Plan::new(provision::Options {
                 concurrency: args.concurrency,
                 rounds: args.rounds,
@@ -179,6 +219,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 replicas: args.replicas,
                 cfssl: args.compare == Some(Compare::Cfssl),
                 server,
+                token,
             })?;
             let report = provision::run(&plan, &progress).await?;
             if args.json {
@@ -364,6 +405,45 @@ fn print_provision(report: &Report) {
         println!(
             "CPU µs/unit and CPU busy count this whole process: the server and the load generator\n\
              (TLS client, JSON) share the same cores."
+        );
+    }
+
+    if let Some(t) = &report.token {
+        println!(
+            "\nEvery key in {} (the same CSRs, each round right after its software-key round)",
+            t.token
+        );
+        let mut table = Table::new(&[
+            "concurrency",
+            "software /s",
+            "token /s",
+            "token / software",
+            "p50 ms software|token",
+            "p99 ms software|token",
+        ]);
+        for ((r, tm), sw) in t
+            .versus_software
+            .iter()
+            .zip(&t.provisioning)
+            .zip(&report.provisioning)
+        {
+            table.row(vec![
+                r.concurrency.to_string(),
+                rate(r.software_units_per_s, 1),
+                rate(r.token_units_per_s, 1),
+                format!("{:.0}%", r.ratio * 100.0),
+                format!("{} | {}", ms(sw.median.p50_ms), ms(tm.median.p50_ms)),
+                format!("{} | {}", ms(sw.median.p99_ms), ms(tm.median.p99_ms)),
+            ]);
+        }
+        table.print();
+        println!(
+            "Raw ECDSA P-256 signatures in the token: {} /s on one thread, {} /s on {} threads \
+             (software, one thread: {} /s).",
+            rate(t.sign_per_s_single, 1),
+            rate(t.sign_per_s_concurrent, 1),
+            t.sign_concurrency,
+            rate(report.ceilings.ecdsa_p256_sign_per_s, 1)
         );
     }
 

@@ -13,6 +13,7 @@ use touchmark_core::entity::Role;
 use touchmark_core::event::Actor;
 use touchmark_core::field::Label;
 use touchmark_core::{Clock, SystemClock};
+use touchmark_pki_pkcs11::{Pkcs11Config, Pkcs11Keys};
 use touchmark_store::Store;
 
 use crate::args::{DataArgs, DatabaseArgs};
@@ -37,6 +38,25 @@ pub struct InitArgs {
     /// The audit log's origin (its name in checkpoints), such as `touchmark.example.com/log`.
     #[arg(long, default_value = "touchmark.local/log")]
     pub log_origin: String,
+    /// Make every private key (the CAs', the server's TLS key and the log key) inside the
+    /// token of this PKCS#11 module, as sensitive, non-extractable keys, instead of in files
+    /// encrypted under TOUCHMARK_KEY_PASSPHRASE. Needs --pkcs11-token and a PIN.
+    #[arg(long, value_name = "PATH", requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token (as `pkcs11-tool -L` shows it).
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN; `touchmark.toml` records its path for `serve`.
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN, instead of a file.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "pkcs11_module",
+        conflicts_with = "pkcs11_pin_file"
+    )]
+    pub pkcs11_pin_env: Option<String>,
     /// Also write the first admin token to this file (created with mode 0600).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
@@ -57,6 +77,50 @@ async fn open_empty(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// Where `init` makes the keys.
+enum Keys {
+    /// Encrypted files under the passphrase.
+    Files(touchmark_pki::Passphrase),
+    /// A PKCS#11 token.
+    Token(Pkcs11Keys),
+}
+
+/// Opens the token for a new installation: it must make Ed25519 keys (the log key) and hold
+/// none of the installation's keys yet, so that nothing is made when the rest cannot be.
+fn token_for_init(config: &Pkcs11Config) -> anyhow::Result<Pkcs11Keys> {
+    use touchmark_authority::installation::key_names;
+    use touchmark_pki::{KeyAlgorithm, KeyProvider};
+
+    let keys = Pkcs11Keys::open(config)?;
+    for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519] {
+        if !keys.supports(alg)? {
+            anyhow::bail!(
+                "token {:?} cannot make {alg} keys, which the installation needs (the log key is \
+                 Ed25519, the CAs' keys P-256): use a token that has them, or keep the keys in \
+                 encrypted files (init without --pkcs11-module)",
+                config.token
+            );
+        }
+    }
+    for name in [
+        key_names::ROOT_CA,
+        key_names::INFRA_ROOT_CA,
+        key_names::INFRA_STATION_CA,
+        key_names::INFRA_SERVER_TLS,
+        key_names::LOG,
+    ] {
+        if keys.contains(name) {
+            anyhow::bail!(
+                "token {:?} already holds a key labelled {:?}: keys are never replaced; use \
+                 another token, or remove that installation's keys from it first",
+                config.token,
+                config.label_of(name)
+            );
+        }
+    }
+    Ok(keys)
+}
+
 #[derive(Serialize)]
 struct Initialized {
     data: String,
@@ -72,7 +136,27 @@ struct Initialized {
 /// # Errors
 /// When the directory already holds an installation, the passphrase is missing, or a step fails.
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
-    let passphrase = secrets::passphrase()?;
+    // The keys' home first: a token that cannot be reached, or a missing passphrase, fails
+    // before anything is made.
+    let pkcs11 = match (&args.pkcs11_module, &args.pkcs11_token) {
+        (Some(module), Some(token)) => Some(Pkcs11Config {
+            module: module.clone(),
+            token: token.clone(),
+            pin_file: args
+                .pkcs11_pin_file
+                .as_ref()
+                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+            pin_env: args.pkcs11_pin_env.clone(),
+            sessions: None,
+            labels: Default::default(),
+            label_prefix: None,
+        }),
+        _ => None,
+    };
+    let keys = match &pkcs11 {
+        Some(config) => Keys::Token(token_for_init(config)?),
+        None => Keys::Files(secrets::passphrase()?),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let options = InitOptions {
         organization: args.org,
@@ -91,8 +175,17 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         Database::Postgres(_) => Some(open_empty(&database).await?),
         Database::Sqlite(_) => None,
     };
-    let installation = Installation::init(&dir, &passphrase, &options, clock.now())?;
-    std::fs::write(dir.join(config::FILE), config::initial_file(&database))
+    let installation = match keys {
+        Keys::Files(passphrase) => Installation::init(&dir, &passphrase, &options, clock.now())?,
+        Keys::Token(token) => {
+            Installation::init_with(&dir, Arc::new(token), &options, clock.now())?
+        }
+    };
+    let mut file = config::initial_file(&database);
+    if let Some(token) = &pkcs11 {
+        file.push_str(&config::pkcs11_section(token));
+    }
+    std::fs::write(dir.join(config::FILE), file)
         .with_context(|| format!("cannot write {}", dir.join(config::FILE).display()))?;
     // Installation::init refused a directory that holds a SQLite database already; the file is
     // created only now.
@@ -102,6 +195,10 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     };
     installation.claim(store.as_ref(), clock.now()).await?;
     let authority = Authority::new(&installation, store, clock);
+    authority
+        .log_installation_keys(Actor::System)
+        .await
+        .context("cannot log the installation's keys")?;
     let first = NewTokenRequest {
         role: Role::Admin,
         label: Label::parse("label", "first admin token, created by touchmark init")?,

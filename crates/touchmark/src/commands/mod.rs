@@ -8,6 +8,7 @@ pub mod demo;
 pub mod doctor;
 pub mod fixture;
 pub mod init;
+pub mod keys;
 pub mod manual;
 pub mod migrate;
 pub mod roots;

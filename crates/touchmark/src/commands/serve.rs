@@ -10,7 +10,8 @@ use touchmark_server::{Server, ServerOptions, limits};
 use touchmark_store::Store;
 
 use crate::args::{DataArgs, DatabaseArgs};
-use crate::{config, secrets, shutdown};
+use crate::commands::keys;
+use crate::{config, shutdown};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -41,8 +42,8 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dir = args.data.dir;
     let config = config::load(&dir, args.listen, args.database.url)?;
-    let passphrase = secrets::passphrase()?;
-    let installation = Installation::open(&dir, &passphrase)?;
+    // Every key is loaded (from the token, or decrypted from files) before anything serves.
+    let installation = keys::open_installation(&dir, config.pkcs11.as_ref())?;
     if installation.layout() == RootLayout::Single {
         // Issue 11, finding 6: it still serves, so that an upgrade breaks nothing, but says
         // what is wrong and what fixes it.

@@ -91,9 +91,25 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
+    sigkill_mid_run(kit::Keys::Files).await;
+}
+
+/// The same with every key in a PKCS#11 token (SoftHSM2): the restarted server logs in to the
+/// token again, and nothing signed in it is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_softhsm),
+    ignore = "needs SoftHSM2 and OpenSC: apt-get install softhsm2 opensc"
+)]
+async fn sigkill_mid_run_with_keys_in_a_token() {
+    let token = touchmark_testenv::softhsm::Token::create();
+    sigkill_mid_run(kit::Keys::Token(&token)).await;
+}
+
+async fn sigkill_mid_run(keys: kit::Keys<'_>) {
     let (_tmp, dir) = kit::tempdir();
-    let token = kit::init(&dir);
-    let served = Served::start(&dir);
+    let token = kit::init_keys(&dir, None, keys);
+    let served = Served::start_keys(&dir, keys);
     let admin = kit::admin(&served.url, &dir, &token);
     kit::setup_order(&admin, "PO-CRASH", QUOTA).await;
     let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
@@ -147,7 +163,7 @@ async fn sigkill_mid_run_loses_nothing_and_counts_nothing_twice() {
 
     // Phase 2: restart on the same data and send every unit again, as a station would after an
     // outage: the ones with unknown outcomes, and the issued ones too (they must come back the same).
-    let served = Served::start(&dir);
+    let served = Served::start_keys(&dir, keys);
     let station = kit::station_client(&served.url, &dir, &identity);
     let phase2 = run(station, Arc::clone(&units), (0..UNITS).collect(), None).await;
     assert!(

@@ -41,6 +41,54 @@ pub fn init_with(dir: &Path, database: Option<&str>) -> String {
     v["admin_token"].as_str().unwrap().to_owned()
 }
 
+/// Where a test installation's keys live.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// Encrypted files under [`PASSPHRASE`].
+    Files,
+    /// A SoftHSM2 token: `init --pkcs11-*`, and every command with its `SOFTHSM2_CONF`.
+    Token(&'a touchmark_testenv::softhsm::Token),
+}
+
+impl Keys<'_> {
+    /// Sets what a `touchmark` command needs to reach the keys: the passphrase, or the
+    /// token's configuration (and no passphrase at all).
+    pub fn apply(self, command: &mut Command) -> &mut Command {
+        match self {
+            Keys::Files => command.env("TOUCHMARK_KEY_PASSPHRASE", PASSPHRASE),
+            Keys::Token(token) => command
+                .env_remove("TOUCHMARK_KEY_PASSPHRASE")
+                .envs(token.env()),
+        }
+    }
+}
+
+/// `touchmark init --json` in `dir` with its keys in `keys`; returns the admin token.
+pub fn init_keys(dir: &Path, database: Option<&str>, keys: Keys<'_>) -> String {
+    let mut command = Command::new(bin());
+    command.args(["init", "--data"]).arg(dir).arg("--json");
+    keys.apply(&mut command);
+    if let Keys::Token(token) = keys {
+        command
+            .arg("--pkcs11-module")
+            .arg(touchmark_testenv::softhsm::module())
+            .args(["--pkcs11-token", touchmark_testenv::softhsm::LABEL])
+            .arg("--pkcs11-pin-file")
+            .arg(token.pin_file());
+    }
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["admin_token"].as_str().unwrap().to_owned()
+}
+
 /// A running `touchmark serve`.
 pub struct Served {
     pub child: Child,
@@ -61,6 +109,16 @@ impl Served {
     /// Starts `touchmark serve` with another key passphrase.
     pub fn start_with_passphrase(dir: &Path, database: Option<&str>, passphrase: &str) -> Self {
         Self::start_configured(dir, database, passphrase, Stdio::inherit())
+    }
+
+    /// Starts `touchmark serve` with its keys in `keys`.
+    pub fn start_keys(dir: &Path, keys: Keys<'_>) -> Self {
+        let mut command = serve_command(dir);
+        keys.apply(&mut command);
+        if std::env::var_os("TOUCHMARK_LOG").is_none() {
+            command.env("TOUCHMARK_LOG", "warn");
+        }
+        Self::spawn(&mut command)
     }
 
     /// Starts `touchmark serve` with its standard error going to the file `stderr`.

@@ -9,6 +9,9 @@
 //!   its owner.
 //! - `faults`: the sequencer's replica frozen with SIGSTOP under load: another takes over, the
 //!   live replicas keep answering, and the woken one signs nothing.
+//! - `hsm`: every key in a PKCS#11 token (SoftHSM2): init, `keys list`, serve with the PIN
+//!   alone, the quota race and retries, openssl verifying chains signed in the token, and a
+//!   misconfigured token refused at start-up.
 //! - `logs`: one structured line per request at `info`, as JSON with `--log-format json`, and no
 //!   colour codes on a pipe.
 //! - `ops`: backups taken while units are provisioned, restored and served; `doctor` finding each
@@ -33,6 +36,7 @@ mod connections;
 mod crash;
 mod datadir;
 mod faults;
+mod hsm;
 mod kit;
 mod log;
 mod logs;

@@ -1,0 +1,9 @@
+//! Declares what this crate's tests need from the machine (see `touchmark-testenv`).
+
+fn main() {
+    touchmark_testenv::declare(&[
+        touchmark_testenv::SOFTHSM2_UTIL,
+        touchmark_testenv::PKCS11_TOOL,
+        touchmark_testenv::OPENSSL,
+    ]);
+}
