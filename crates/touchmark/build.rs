@@ -10,5 +10,7 @@ fn main() {
         touchmark_testenv::SCRIPT,
         touchmark_testenv::PKILINT,
         touchmark_testenv::PKILINT_CHAIN,
+        touchmark_testenv::PLAYWRIGHT,
+        touchmark_testenv::CHROMIUM,
     ]);
 }

@@ -13,8 +13,12 @@ mod connections;
 pub mod error;
 pub mod limits;
 mod listener;
+pub mod metrics;
+pub mod projector;
 mod state;
 mod tls;
+pub mod ui;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -129,12 +133,22 @@ impl Server {
         // accepting any connection.
         log.check_unsigned().await?;
         log.sequence_once(clock.now()).await?;
+        let projector = Arc::new(projector::Projector::new(
+            Arc::clone(&authority),
+            Arc::clone(&store),
+            Arc::clone(&log),
+            Arc::clone(&clock),
+            touchmark_core::policy::alerts::AlertConfig::default(),
+        ));
         let state = AppState {
             store,
             authority,
             clock,
             log,
             station_certs: Arc::default(),
+            metrics: Arc::default(),
+            projector,
+            sessions: Arc::default(),
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -167,6 +181,12 @@ impl Server {
         &self.state.log
     }
 
+    /// The oversight projector, for in-process callers that drive it
+    /// ([`projector::Projector::step`]) instead of waiting for its interval.
+    pub fn projector(&self) -> &Arc<projector::Projector> {
+        &self.state.projector
+    }
+
     /// The store the server reads and writes.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.state.store
@@ -183,6 +203,11 @@ impl Server {
             Arc::clone(&authority),
             self.refusal_sweep,
         ));
+        let projector = tokio::spawn(Arc::clone(&self.state.projector).run());
+        let deliveries = tokio::spawn(webhooks::run(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+        ));
         listener::serve(
             self.listener,
             self.tls,
@@ -192,6 +217,8 @@ impl Server {
         )
         .await;
         sweeper.abort();
+        projector.abort();
+        deliveries.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;
         let _ = stop.send(true);

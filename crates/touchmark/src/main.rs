@@ -19,6 +19,7 @@ use crate::cli::{Cli, Command, LogFormat, StationCommand};
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
+use crate::commands::oversight;
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.
@@ -157,5 +158,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
+        Command::Report(c) => oversight::report(c).await,
+        Command::Alert(c) => oversight::alert(c).await,
+        Command::Webhook(c) => oversight::webhook(c).await,
     }
 }

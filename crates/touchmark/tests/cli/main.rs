@@ -39,6 +39,7 @@ mod logs;
 mod migrate;
 mod mqtt;
 mod ops;
+mod oversight;
 mod pg;
 mod pkilint;
 mod pty;
