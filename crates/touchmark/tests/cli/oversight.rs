@@ -156,7 +156,7 @@ async fn a_webhook_delivery_survives_a_killed_server() {
 /// each line `ISSUED <n>` it reads, it waits until the live count shows `<count> + n`, within
 /// the time the line allows, and prints `SEEN <n> <ms>`; then it acknowledges the alert,
 /// finds the unit, and prints `DONE`.
-const BROWSER: &str = r#"
+const BROWSER: &str = r##"
 import json, sys, time
 from playwright.sync_api import sync_playwright, expect
 
@@ -213,7 +213,7 @@ with sync_playwright() as p:
     expect(page.locator('[data-measurement="rf_power/tx_dbm"] svg')).to_have_count(2)
     browser.close()
     print("DONE", flush=True)
-"#;
+"##;
 
 /// The dashboard in Debian's chromium, driven by Playwright: log in with a token (the session
 /// is an HttpOnly, SameSite cookie; the page is under a strict CSP; a change without the CSRF
