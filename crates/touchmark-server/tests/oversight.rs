@@ -201,9 +201,13 @@ test = htf.Test(power_on, rf, test_name="rf_suite", test_version="2.3.1")
 test.add_output_callbacks(json_factory.OutputToJSON(out))
 test.execute(test_start=lambda: dut)
 "#;
+    // OpenHTF reads its phases' source: the script is a file, not `-c`.
+    let file = dir.path().join("make_record.py");
+    std::fs::write(&file, script).unwrap();
     let python = touchmark_testenv::tool(&touchmark_testenv::OPENHTF);
     let run = Command::new(python)
-        .args(["-c", script, dut, &vbat.to_string()])
+        .arg(&file)
+        .args([dut, &vbat.to_string()])
         .arg(&out)
         .output()
         .unwrap();
@@ -249,14 +253,15 @@ async fn real_openhtf_records_are_stored_as_data(backend: Backend) {
             .iter()
             .map(|s| (s.name.as_str(), s.measurements.len()))
             .collect();
-        assert_eq!(phases, [("power_on", 1), ("rf", 1)]);
-        let v = &attempt.steps[0].measurements[0];
+        // OpenHTF runs the DUT id's `test_start` as a phase of its own.
+        assert_eq!(phases, [("trigger_phase", 0), ("power_on", 1), ("rf", 1)]);
+        let v = &attempt.steps[1].measurements[0];
         assert_eq!(
             (v.name.as_str(), v.value, v.unit.as_deref(), v.low, v.high),
             ("vbat", Some(vbat), Some("V"), Some(3.2), Some(3.4))
         );
         assert_eq!(v.outcome, if verdict == "pass" { "pass" } else { "fail" });
-        let tx = &attempt.steps[1].measurements[0];
+        let tx = &attempt.steps[2].measurements[0];
         assert_eq!(
             (tx.name.as_str(), tx.value, tx.low, tx.high),
             ("tx_power", Some(17.25), Some(10.0), Some(20.0))
@@ -496,10 +501,9 @@ async fn a_clone_alert_is_delivered_signed_and_acknowledged(backend: Backend) {
     kit.project().await;
     assert!(kit.admin.alerts(false).await.unwrap().is_empty());
     // Two clones of the serial (new keys): two refusals, one alert.
-    for _ in 0..2 {
+    for n in 0..2 {
         let mut record = passing_test("SN-000001");
-        record["started_at"] = json!(touchmark_core::clock::format_timestamp(kit.now()));
-        kit.advance(time::Duration::seconds(1));
+        record["fixture_version"] = json!(format!("rf-fixture clone {n}"));
         station
             .provision(&line.order, &Unit::new("SN-000001"), record)
             .await
