@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use touchmark_core::OrderId;
 use touchmark_core::clock::format_timestamp;
-use touchmark_core::oversight::{
-    HourlyCount, MeasurementStats, OrderReport, ParetoEntry,
-};
+use touchmark_core::oversight::{HourlyCount, MeasurementStats, OrderReport, ParetoEntry};
 use touchmark_store::{AttemptRow, FailureCount, MeasurementSample, Store, StoreError, Window};
 
 use crate::stats::{self, BINS};
@@ -78,7 +76,8 @@ fn yields(attempts: &[AttemptRow]) -> (u64, u64, u64, u64) {
         unit.1 |= passed;
         unit.2 += 1;
     }
-    let count = |f: fn(&(bool, bool, u64)) -> bool| per_unit.values().filter(|u| f(u)).count() as u64;
+    let count =
+        |f: fn(&(bool, bool, u64)) -> bool| per_unit.values().filter(|u| f(u)).count() as u64;
     (
         per_unit.len() as u64,
         count(|u| u.0),

@@ -106,9 +106,7 @@ mod tests {
     fn capability_needs_spread_and_limits() {
         // mean 12, sigma 0.5, limits 10..14: Cp = 4/3, Cpk = 2/1.5.
         assert!((cp(Some(0.5), Some(10.0), Some(14.0)).unwrap() - 4.0 / 3.0).abs() < 1e-12);
-        assert!(
-            (cpk(12.5, Some(0.5), Some(10.0), Some(14.0)).unwrap() - 1.5 / 1.5).abs() < 1e-12
-        );
+        assert!((cpk(12.5, Some(0.5), Some(10.0), Some(14.0)).unwrap() - 1.5 / 1.5).abs() < 1e-12);
         assert!((cpk(12.5, Some(0.5), None, Some(14.0)).unwrap() - 1.0).abs() < 1e-12);
         assert_eq!(cp(Some(0.5), None, Some(14.0)), None);
         assert_eq!(cp(Some(0.0), Some(10.0), Some(14.0)), None);

@@ -110,7 +110,10 @@ impl Authority {
         let at = self.clock.now();
         Ok(self
             .store
-            .update_alert(id, Rule::new(move |alert| alerts::resolve(alert, actor, at)))
+            .update_alert(
+                id,
+                Rule::new(move |alert| alerts::resolve(alert, actor, at)),
+            )
             .await?)
     }
 

@@ -466,7 +466,10 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`] on any failure.
-    pub async fn alert(&self, id: &str) -> Result<touchmark_core::oversight::AlertBody, ClientError> {
+    pub async fn alert(
+        &self,
+        id: &str,
+    ) -> Result<touchmark_core::oversight::AlertBody, ClientError> {
         self.get(format!("/v1/alerts/{}", segment("alert id", id)?))
             .await
     }
@@ -510,7 +513,9 @@ impl Client {
     /// # Errors
     ///
     /// [`ClientError`] on any failure.
-    pub async fn webhooks(&self) -> Result<Vec<touchmark_core::oversight::WebhookBody>, ClientError> {
+    pub async fn webhooks(
+        &self,
+    ) -> Result<Vec<touchmark_core::oversight::WebhookBody>, ClientError> {
         self.get("/v1/webhooks".into()).await
     }
 

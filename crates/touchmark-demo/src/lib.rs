@@ -217,7 +217,10 @@ impl Summary {
             ),
             (
                 self.alerts.get("measurement_drift") == Some(&1),
-                format!("one measurement drifts, but the alerts are {:?}", self.alerts),
+                format!(
+                    "one measurement drifts, but the alerts are {:?}",
+                    self.alerts
+                ),
             ),
             (
                 self.audit_violations.is_empty(),
@@ -315,10 +318,7 @@ fn drift(units: &mut [SimUnit]) {
     for (k, unit) in units.iter_mut().enumerate() {
         let noise = ((k * 7919) % 13) as f64 * 0.05 - 0.3;
         let value = 42.0 + 7.5 * k as f64 / n + noise;
-        if let Some(m) = unit
-            .test
-            .pointer_mut("/steps/0/measurements/0/value")
-        {
+        if let Some(m) = unit.test.pointer_mut("/steps/0/measurements/0/value") {
             *m = serde_json::json!((value * 100.0).round() / 100.0);
         }
     }
@@ -539,10 +539,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
 
     let (audit_report, agrees) = audit(&log, &store, &url, dir).await?;
     // What the oversight rules saw.
-    projector
-        .catch_up()
-        .await
-        .map_err(Error::Oversight)?;
+    projector.catch_up().await.map_err(Error::Oversight)?;
     let raised = store.alerts(false).await?;
     let mut alerts = BTreeMap::new();
     for a in &raised {
@@ -555,7 +552,10 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
             format!(
                 "{} {}",
                 a.station.as_ref().map(|s| s.as_str()).unwrap_or("-"),
-                a.evidence.get("measurement").map(String::as_str).unwrap_or("-")
+                a.evidence
+                    .get("measurement")
+                    .map(String::as_str)
+                    .unwrap_or("-")
             )
         });
     for a in &raised {

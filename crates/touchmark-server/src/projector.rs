@@ -154,7 +154,9 @@ impl Projector {
             for entry in &entries {
                 match Event::from_canonical(&entry.bytes) {
                     Ok(event) => self.fold(&mut st, entry.index, &event, &mut raises),
-                    Err(e) => tracing::warn!(index = entry.index, error = %e, "an entry the projector cannot read"),
+                    Err(e) => {
+                        tracing::warn!(index = entry.index, error = %e, "an entry the projector cannot read")
+                    }
                 }
             }
             st.cursor = last + 1;

@@ -227,7 +227,12 @@ pub async fn login(
     ApiJson(login): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     let secret = login.token.trim();
-    let unknown = || ApiError::new(ErrorCode::Unauthorized, "the API token is unknown or revoked");
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "the API token is unknown or revoked",
+        )
+    };
     if secret.is_empty() || secret.len() > 256 {
         return Err(unknown());
     }
@@ -309,22 +314,19 @@ pub async fn events(
     _: crate::auth::Reader,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let (latest, rx) = s.projector.subscribe();
-    let stream = futures_util::stream::unfold(
-        (latest, rx),
-        |(mut pending, mut rx)| async move {
-            loop {
-                if let Some(snapshot) = pending.take() {
-                    let event = Event::default().event("snapshot").data(&*snapshot);
-                    return Some((Ok(event), (None, rx)));
-                }
-                match rx.recv().await {
-                    Ok(snapshot) => pending = Some(snapshot),
-                    // A slow client skips to the newest.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
+    let stream = futures_util::stream::unfold((latest, rx), |(mut pending, mut rx)| async move {
+        loop {
+            if let Some(snapshot) = pending.take() {
+                let event = Event::default().event("snapshot").data(&*snapshot);
+                return Some((Ok(event), (None, rx)));
             }
-        },
-    );
+            match rx.recv().await {
+                Ok(snapshot) => pending = Some(snapshot),
+                // A slow client skips to the newest.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

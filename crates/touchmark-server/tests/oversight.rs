@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use touchmark_client::ClientError;
@@ -71,9 +71,15 @@ async fn history_and_report_follow_the_test_records(backend: Backend) {
     assert_eq!(history.status, ["provisioned"]);
     assert_eq!((history.test_attempts, history.retests), (2, 1));
     let kinds: Vec<&str> = history.entries.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["test.attempt", "test.attempt", "certificate.issued"]);
+    assert_eq!(
+        kinds,
+        ["test.attempt", "test.attempt", "certificate.issued"]
+    );
     let failed = history.entries[0].attempt.as_ref().unwrap();
-    assert_eq!((failed.verdict.as_str(), failed.format.as_str()), ("fail", "touchmark"));
+    assert_eq!(
+        (failed.verdict.as_str(), failed.format.as_str()),
+        ("fail", "touchmark")
+    );
     assert_eq!(failed.station, station.id);
     let tx = &failed.steps[0].measurements[0];
     assert_eq!(
@@ -86,7 +92,15 @@ async fn history_and_report_follow_the_test_records(backend: Backend) {
             tx.high,
             tx.outcome.as_str()
         ),
-        ("rf_power", "tx_dbm", Some(21.7), Some("dBm"), Some(10.0), Some(20.0), "fail")
+        (
+            "rf_power",
+            "tx_dbm",
+            Some(21.7),
+            Some("dBm"),
+            Some(10.0),
+            Some(20.0),
+            "fail"
+        )
     );
     let passed = history.entries[1].attempt.as_ref().unwrap();
     assert_eq!(passed.verdict, "pass");
@@ -121,12 +135,12 @@ async fn history_and_report_follow_the_test_records(backend: Backend) {
         ),
         ("rf_power", 1)
     );
-    assert_eq!(
-        report.failures_by_measurement[0].name,
-        "rf_power/tx_dbm"
-    );
+    assert_eq!(report.failures_by_measurement[0].name, "rf_power/tx_dbm");
     let tx = &report.measurements[0];
-    assert_eq!((tx.step.as_str(), tx.name.as_str(), tx.count), ("rf_power", "tx_dbm", 3));
+    assert_eq!(
+        (tx.step.as_str(), tx.name.as_str(), tx.count),
+        ("rf_power", "tx_dbm", 3)
+    );
     let values = [21.7, 17.25, 18.75];
     let mean = values.iter().sum::<f64>() / 3.0;
     assert!((tx.mean - mean).abs() < 1e-9);
@@ -156,7 +170,11 @@ async fn history_and_report_follow_the_test_records(backend: Backend) {
     assert_eq!(api_error(e), (404, "not_found".into()));
     let e = kit.admin.unit_history("bad serial").await.unwrap_err();
     assert_eq!(api_error(e), (400, "invalid_request".into()));
-    let e = kit.admin.order_report("ord-none", None, None).await.unwrap_err();
+    let e = kit
+        .admin
+        .order_report("ord-none", None, None)
+        .await
+        .unwrap_err();
     assert_eq!(api_error(e), (404, "not_found".into()));
     let e = kit
         .admin
@@ -247,7 +265,10 @@ async fn real_openhtf_records_are_stored_as_data(backend: Backend) {
         .collect();
     assert_eq!(attempts.len(), 2);
     for (attempt, (verdict, vbat)) in attempts.iter().zip([("fail", 3.5), ("pass", 3.31)]) {
-        assert_eq!((attempt.verdict.as_str(), attempt.format.as_str()), (verdict, "openhtf"));
+        assert_eq!(
+            (attempt.verdict.as_str(), attempt.format.as_str()),
+            (verdict, "openhtf")
+        );
         let phases: Vec<(&str, usize)> = attempt
             .steps
             .iter()
@@ -312,11 +333,19 @@ async fn metrics_count_provisioning_and_pass_promtool(backend: Backend) {
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
     station
-        .provision(&line.order, &Unit::new("SN-000009"), failing_test("SN-000009"))
+        .provision(
+            &line.order,
+            &Unit::new("SN-000009"),
+            failing_test("SN-000009"),
+        )
         .await
         .assert_error(422, "test_failed");
     station
-        .provision(&line.order, &Unit::new("SN-001000"), passing_test("SN-001000"))
+        .provision(
+            &line.order,
+            &Unit::new("SN-001000"),
+            passing_test("SN-001000"),
+        )
         .await
         .assert_error(422, "serial_out_of_range");
     kit.sequence_now().await;
@@ -344,21 +373,33 @@ async fn metrics_count_provisioning_and_pass_promtool(backend: Backend) {
     assert_eq!(sample(&text, "touchmark_units_issued_total"), Some(3.0));
     assert_eq!(sample(&text, "touchmark_tests_failed_total"), Some(1.0));
     assert_eq!(
-        sample(&text, r#"touchmark_units_refused_total{code="test_failed"}"#),
+        sample(
+            &text,
+            r#"touchmark_units_refused_total{code="test_failed"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, r#"touchmark_units_refused_total{code="serial_out_of_range"}"#),
+        sample(
+            &text,
+            r#"touchmark_units_refused_total{code="serial_out_of_range"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, r#"touchmark_units_refused_total{code="quota_exhausted"}"#),
+        sample(
+            &text,
+            r#"touchmark_units_refused_total{code="quota_exhausted"}"#
+        ),
         Some(0.0)
     );
     assert_eq!(
         sample(
             &text,
-            &format!("touchmark_order_quota_remaining{{order=\"{}\"}}", line.order)
+            &format!(
+                "touchmark_order_quota_remaining{{order=\"{}\"}}",
+                line.order
+            )
         ),
         Some(7.0)
     );
@@ -404,13 +445,18 @@ async fn metrics_count_provisioning_and_pass_promtool(backend: Backend) {
     );
 
     // Without a token, or with a station's certificate alone, nothing.
-    let reply = kit.raw().get_with_authorization("/metrics", "Bearer nope").await;
+    let reply = kit
+        .raw()
+        .get_with_authorization("/metrics", "Bearer nope")
+        .await;
     reply.assert_error(401, "unauthorized");
 }
 
 /// A webhook receiver on 127.0.0.1: it answers 503 to the first `failures` requests, then 200,
 /// and keeps every request's headers and body.
-async fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>) {
+async fn receiver(
+    failures: usize,
+) -> (String, Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>) {
     let seen: Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>> = Arc::default();
     let kept = Arc::clone(&seen);
     let app = axum::Router::new().route(
@@ -495,7 +541,11 @@ async fn a_clone_alert_is_delivered_signed_and_acknowledged(backend: Backend) {
     let line = kit.line("al", 10, "SN-000001..SN-000999").await;
     let station = kit.enroll_station(&line.factory).await;
     let reply = station
-        .provision(&line.order, &Unit::new("SN-000001"), passing_test("SN-000001"))
+        .provision(
+            &line.order,
+            &Unit::new("SN-000001"),
+            passing_test("SN-000001"),
+        )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     kit.project().await;
@@ -514,7 +564,10 @@ async fn a_clone_alert_is_delivered_signed_and_acknowledged(backend: Backend) {
     let alerts = kit.admin.alerts(false).await.unwrap();
     assert_eq!(alerts.len(), 1);
     let alert = &alerts[0];
-    assert_eq!((alert.kind.as_str(), alert.state.as_str()), ("clone_suspect", "open"));
+    assert_eq!(
+        (alert.kind.as_str(), alert.state.as_str()),
+        ("clone_suspect", "open")
+    );
     assert_eq!(alert.order.as_deref(), Some(line.order.as_str()));
     assert_eq!(alert.evidence["serial"], "SN-000001");
     assert_eq!(alert.evidence["reason"], "serial_conflict");
@@ -526,7 +579,10 @@ async fn a_clone_alert_is_delivered_signed_and_acknowledged(backend: Backend) {
     let first = requests(&seen, 1).await;
     kit.advance(time::Duration::seconds(2));
     let both = requests(&seen, 2).await;
-    assert_eq!(first[0].0["webhook-id"], format!("msg_{}_{}", alert.id, hook.id));
+    assert_eq!(
+        first[0].0["webhook-id"],
+        format!("msg_{}_{}", alert.id, hook.id)
+    );
     assert_eq!(both[1].0["webhook-id"], both[0].0["webhook-id"]);
     let body: Value = serde_json::from_str(&both[1].1).unwrap();
     assert_eq!(body["type"], "alert.raised");
@@ -543,7 +599,12 @@ print("verified")
 "#;
     let python = touchmark_testenv::tool(&touchmark_testenv::STANDARD_WEBHOOKS);
     let mut verify = Command::new(&python)
-        .args(["-c", script, SECRET, &serde_json::to_string(headers).unwrap()])
+        .args([
+            "-c",
+            script,
+            SECRET,
+            &serde_json::to_string(headers).unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -565,7 +626,12 @@ print("verified")
     let mut tampered = headers.clone();
     tampered.insert("webhook-id".into(), "msg_other".into());
     let mut verify = Command::new(&python)
-        .args(["-c", script, SECRET, &serde_json::to_string(&tampered).unwrap()])
+        .args([
+            "-c",
+            script,
+            SECRET,
+            &serde_json::to_string(&tampered).unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -593,7 +659,11 @@ print("verified")
     let last = kit.admin.events(size - 1, 1).await.unwrap().remove(0);
     assert_eq!(last.kind, "alert.acknowledged");
     assert!(last.canonical.contains(&alert.id), "{}", last.canonical);
-    assert!(last.canonical.contains("\"actor\":\"token:"), "{}", last.canonical);
+    assert!(
+        last.canonical.contains("\"actor\":\"token:"),
+        "{}",
+        last.canonical
+    );
     let resolved = kit.admin.alert_action(&alert.id, true).await.unwrap();
     assert_eq!(resolved.state, "resolved");
     assert!(kit.admin.alerts(false).await.unwrap().is_empty());
@@ -641,7 +711,11 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
         let serial = format!("SN-{n:06}");
         let tx = 13.0 + f64::from(n) * 0.16 + if n % 2 == 0 { 0.05 } else { -0.05 };
         let reply = station
-            .provision(&drifting.order, &Unit::new(&serial), record(&serial, tx, true))
+            .provision(
+                &drifting.order,
+                &Unit::new(&serial),
+                record(&serial, tx, true),
+            )
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
@@ -669,7 +743,9 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
     };
     for _ in 0..50 {
         let (serial, r) = send(true);
-        let reply = station.provision(&steady.order, &Unit::new(&serial), r).await;
+        let reply = station
+            .provision(&steady.order, &Unit::new(&serial), r)
+            .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
     kit.advance(time::Duration::seconds(3));
@@ -678,8 +754,14 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
     // 11 of the next 50 fail their first test: 39/50 = 78% < 80%.
     for i in 0..50 {
         let (serial, r) = send(i % 5 != 0 && i != 1);
-        let reply = station.provision(&steady.order, &Unit::new(&serial), r).await;
-        assert!(reply.status == 201 || reply.code() == "test_failed", "{}", reply.text);
+        let reply = station
+            .provision(&steady.order, &Unit::new(&serial), r)
+            .await;
+        assert!(
+            reply.status == 201 || reply.code() == "test_failed",
+            "{}",
+            reply.text
+        );
     }
     kit.advance(time::Duration::seconds(3));
     kit.project().await;
@@ -691,9 +773,8 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
     assert!(yield_ < 0.8, "{yield_}");
     // No drift on the steady line.
     assert!(
-        alerts
-            .iter()
-            .all(|a| a.kind != "measurement_drift" || a.order.as_deref() == Some(drifting.order.as_str())),
+        alerts.iter().all(|a| a.kind != "measurement_drift"
+            || a.order.as_deref() == Some(drifting.order.as_str())),
         "{alerts:?}"
     );
 }

@@ -88,8 +88,8 @@ impl AlertStore for PostgresStore {
         payload: String,
     ) -> touchmark_store::Result<Option<Logged>> {
         let run = async {
-            let evidence = serde_json::to_string(&alert.evidence)
-                .map_err(|e| corrupt("alert evidence", e))?;
+            let evidence =
+                serde_json::to_string(&alert.evidence).map_err(|e| corrupt("alert evidence", e))?;
             let mut tx = self.pool().begin().await?;
             // Two replicas raising one key: the partial unique index lets one in.
             let inserted = sqlx::query(
@@ -191,23 +191,19 @@ impl AlertStore for PostgresStore {
                 alert_sql!(" ORDER BY raised_at DESC, id DESC")
             };
             sqlx::query(sql)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(alert_row)
-            .collect::<Result<Vec<_>>>()
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(alert_row)
+                .collect::<Result<Vec<_>>>()
         };
         Ok(run.await?)
     }
 
-    async fn add_webhook(
-        &self,
-        webhook: Webhook,
-        event: Event,
-    ) -> touchmark_store::Result<Logged> {
+    async fn add_webhook(&self, webhook: Webhook, event: Event) -> touchmark_store::Result<Logged> {
         let run = async {
-            let kinds = serde_json::to_string(&webhook.kinds)
-                .map_err(|e| corrupt("webhook kinds", e))?;
+            let kinds =
+                serde_json::to_string(&webhook.kinds).map_err(|e| corrupt("webhook kinds", e))?;
             let mut tx = self.pool().begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO webhooks (id, url, secret, kinds, created_at)
@@ -290,21 +286,21 @@ impl AlertStore for PostgresStore {
         id: &str,
         result: DeliveryResult,
     ) -> touchmark_store::Result<()> {
-        let run = async {
-            match result {
-                DeliveryResult::Delivered(at) => {
-                    sqlx::query(
-                        "UPDATE webhook_deliveries SET attempts = attempts + 1,
+        let run =
+            async {
+                match result {
+                    DeliveryResult::Delivered(at) => {
+                        sqlx::query(
+                            "UPDATE webhook_deliveries SET attempts = attempts + 1,
                                 delivered_at = $2, last_error = NULL
                          WHERE id = $1 AND delivered_at IS NULL",
-                    )
-                    .bind(id)
-                    .bind(at)
-                    .execute(self.pool())
-                    .await?
-                }
-                DeliveryResult::Failed { error, retry_at } => {
-                    sqlx::query(
+                        )
+                        .bind(id)
+                        .bind(at)
+                        .execute(self.pool())
+                        .await?
+                    }
+                    DeliveryResult::Failed { error, retry_at } => sqlx::query(
                         "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $2,
                                 next_attempt_at = $3
                          WHERE id = $1 AND delivered_at IS NULL",
@@ -313,11 +309,10 @@ impl AlertStore for PostgresStore {
                     .bind(error)
                     .bind(retry_at)
                     .execute(self.pool())
-                    .await?
-                }
+                    .await?,
+                };
+                Ok::<_, Error>(())
             };
-            Ok::<_, Error>(())
-        };
         Ok(run.await?)
     }
 

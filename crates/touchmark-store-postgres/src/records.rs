@@ -9,9 +9,7 @@ use time::OffsetDateTime;
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::oversight::{AttemptEntry, HistoryEntry, MeasurementEntry, StepEntry};
 use touchmark_core::{OrderId, Serial};
-use touchmark_store::{
-    AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec,
-};
+use touchmark_store::{AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec};
 
 use crate::PostgresStore;
 use crate::error::Result;
@@ -90,8 +88,8 @@ async fn attempts_of(pool: &PgPool, serial: &str) -> Result<Vec<AttemptEntry>> {
     .fetch_all(pool)
     .await?;
     for r in &rows {
-        let step = usize::try_from(get::<i32>(r, 1)?)
-            .map_err(|e| codec::corrupt("test step index", e))?;
+        let step =
+            usize::try_from(get::<i32>(r, 1)?).map_err(|e| codec::corrupt("test step index", e))?;
         let m = MeasurementEntry {
             name: get(r, 2)?,
             value: get(r, 3)?,
@@ -229,10 +227,7 @@ async fn order_failures(pool: &PgPool, order: &str, window: Window) -> Result<Ve
 
 #[async_trait]
 impl TestDataStore for PostgresStore {
-    async fn unit_attempts(
-        &self,
-        serial: &Serial,
-    ) -> touchmark_store::Result<Vec<AttemptEntry>> {
+    async fn unit_attempts(&self, serial: &Serial) -> touchmark_store::Result<Vec<AttemptEntry>> {
         Ok(attempts_of(self.pool(), serial.as_str()).await?)
     }
 

@@ -98,9 +98,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Result<Delivery>> {
             payload,
             attempts: u32::try_from(attempts).map_err(|e| corrupt("delivery attempts", e))?,
             next_attempt_at: time("delivery time", &next)?,
-            delivered_at: delivered
-                .map(|d| time("delivery time", &d))
-                .transpose()?,
+            delivered_at: delivered.map(|d| time("delivery time", &d)).transpose()?,
             last_error: error,
         })
     })())
@@ -127,8 +125,8 @@ impl AlertStore for SqliteStore {
             if open.is_some() {
                 return Ok(None);
             }
-            let evidence = serde_json::to_string(&alert.evidence)
-                .map_err(|e| corrupt("alert evidence", e))?;
+            let evidence =
+                serde_json::to_string(&alert.evidence).map_err(|e| corrupt("alert evidence", e))?;
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO alerts (id, kind, key, order_id, station, state, evidence,
@@ -233,14 +231,10 @@ impl AlertStore for SqliteStore {
         .await
     }
 
-    async fn add_webhook(
-        &self,
-        webhook: Webhook,
-        event: Event,
-    ) -> touchmark_store::Result<Logged> {
+    async fn add_webhook(&self, webhook: Webhook, event: Event) -> touchmark_store::Result<Logged> {
         self.write(move |ctx| {
-            let kinds = serde_json::to_string(&webhook.kinds)
-                .map_err(|e| corrupt("webhook kinds", e))?;
+            let kinds =
+                serde_json::to_string(&webhook.kinds).map_err(|e| corrupt("webhook kinds", e))?;
             let inserted = ctx
                 .conn
                 .prepare_cached(
@@ -362,8 +356,7 @@ impl AlertStore for SqliteStore {
     async fn save_cursor(&self, name: &str, position: u64) -> touchmark_store::Result<()> {
         let name = name.to_owned();
         self.write(move |ctx| {
-            let position =
-                i64::try_from(position).map_err(|e| corrupt("cursor", e))?;
+            let position = i64::try_from(position).map_err(|e| corrupt("cursor", e))?;
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO projector_cursors (name, position) VALUES (?1, ?2)

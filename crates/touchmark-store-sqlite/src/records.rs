@@ -8,9 +8,7 @@ use rusqlite::Connection;
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::oversight::{AttemptEntry, HistoryEntry, MeasurementEntry, StepEntry};
 use touchmark_core::{OrderId, Serial};
-use touchmark_store::{
-    AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec,
-};
+use touchmark_store::{AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec};
 
 use crate::SqliteStore;
 use crate::error::Result;
@@ -73,7 +71,11 @@ fn attempts_of(conn: &Connection, serial: &str) -> Result<Vec<AttemptEntry>> {
          WHERE t.serial = ?1 ORDER BY s.attempt_id, s.idx",
     )?;
     let rows = stmt.query_map([serial], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     for row in rows {
         let (n, name, outcome) = row?;
@@ -109,10 +111,7 @@ fn attempts_of(conn: &Connection, serial: &str) -> Result<Vec<AttemptEntry>> {
     for row in rows {
         let (n, step, m) = row?;
         let step = usize::try_from(step).map_err(|e| codec::corrupt("test step index", e))?;
-        if let Some(s) = by_id
-            .get(&n)
-            .and_then(|&i| attempts[i].steps.get_mut(step))
-        {
+        if let Some(s) = by_id.get(&n).and_then(|&i| attempts[i].steps.get_mut(step)) {
             s.measurements.push(m);
         }
     }
@@ -121,10 +120,7 @@ fn attempts_of(conn: &Connection, serial: &str) -> Result<Vec<AttemptEntry>> {
 
 #[async_trait]
 impl TestDataStore for SqliteStore {
-    async fn unit_attempts(
-        &self,
-        serial: &Serial,
-    ) -> touchmark_store::Result<Vec<AttemptEntry>> {
+    async fn unit_attempts(&self, serial: &Serial) -> touchmark_store::Result<Vec<AttemptEntry>> {
         let serial = serial.clone();
         self.read(move |conn| attempts_of(conn, serial.as_str()))
             .await

@@ -38,12 +38,12 @@ use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 pub use error::{Constraint, LogConflict, Record, RecordKind, StoreError};
+pub use records::{
+    AttemptRow, Delivery, DeliveryResult, FailureCount, MeasurementSample, Webhook, Window,
+};
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
     OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
-};
-pub use records::{
-    AttemptRow, Delivery, DeliveryResult, FailureCount, MeasurementSample, Webhook, Window,
 };
 
 /// Shorthand for storage results.

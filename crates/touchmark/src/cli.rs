@@ -3,10 +3,10 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::commands::oversight;
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
-use crate::commands::oversight;
 
 /// Touchmark: only units that passed their factory test, within the ordered quota, get a device
 /// identity — and every decision is provable from a signed, append-only log.

@@ -16,10 +16,10 @@ use clap::Parser;
 use touchmark_client::ClientError;
 
 use crate::cli::{Cli, Command, LogFormat, StationCommand};
+use crate::commands::oversight;
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, manual, migrate, roots, run, serve,
 };
-use crate::commands::oversight;
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
 // mimalloc serves them with less contention than the system allocator.

@@ -327,7 +327,10 @@ pub fn drift(
     }
     Some(Raise {
         kind: AlertKind::MeasurementDrift,
-        key: format!("{}/{order}/{station}/{measurement}", AlertKind::MeasurementDrift),
+        key: format!(
+            "{}/{order}/{station}/{measurement}",
+            AlertKind::MeasurementDrift
+        ),
         order: Some(order.clone()),
         station: Some(station.clone()),
         evidence: ev,
@@ -348,7 +351,11 @@ pub struct AlertChange {
 ///
 /// # Errors
 /// The refusal, as the store returns it.
-pub fn acknowledge(alert: &Alert, actor: Actor, at: OffsetDateTime) -> Result<AlertChange, Refusal> {
+pub fn acknowledge(
+    alert: &Alert,
+    actor: Actor,
+    at: OffsetDateTime,
+) -> Result<AlertChange, Refusal> {
     if alert.state != AlertState::Open {
         return Err(Refusal::new(
             ErrorCode::Conflict,
@@ -424,7 +431,10 @@ mod tests {
             (ErrorCode::OrderExpired, Some(AlertKind::OutsideWindow)),
             (ErrorCode::OrderNotOpen, Some(AlertKind::OutsideWindow)),
             (ErrorCode::StationRevoked, Some(AlertKind::StationStanding)),
-            (ErrorCode::StationNotAuthorized, Some(AlertKind::StationStanding)),
+            (
+                ErrorCode::StationNotAuthorized,
+                Some(AlertKind::StationStanding),
+            ),
             (ErrorCode::OrderNotFound, Some(AlertKind::StationStanding)),
             (ErrorCode::SerialOutOfRange, None),
             (ErrorCode::CsrInvalid, None),
@@ -564,12 +574,18 @@ mod tests {
         // Values spread at random within capable limits: nothing, over many windows.
         let mut state = 7u64;
         let mut noise = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let random: Vec<f64> = (0..2000).map(|_| 15.0 + noise() * 2.0 - 1.0).collect();
         for end in 30..=random.len() {
-            assert_eq!(drift(&random[..end], Some(10.0), Some(20.0), &c), None, "at {end}");
+            assert_eq!(
+                drift(&random[..end], Some(10.0), Some(20.0), &c),
+                None,
+                "at {end}"
+            );
         }
     }
 

@@ -120,7 +120,10 @@ pub async fn alerts_are_raised_once_per_key_and_move_by_rule(store: Arc<dyn Stor
         )
         .await
         .unwrap();
-    assert_eq!((ack.state, ack.updated_at), (AlertState::Acknowledged, at(30)));
+    assert_eq!(
+        (ack.state, ack.updated_at),
+        (AlertState::Acknowledged, at(30))
+    );
     let refused = store
         .update_alert(
             "al-1",
@@ -229,7 +232,10 @@ pub async fn deliveries_and_cursors_are_kept(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let m = &store.deliveries().await.unwrap()[0];
-    assert_eq!((m.attempts, m.delivered_at, m.last_error.clone()), (2, Some(at(61)), None));
+    assert_eq!(
+        (m.attempts, m.delivered_at, m.last_error.clone()),
+        (2, Some(at(61)), None)
+    );
     assert!(store.due_deliveries(at(999), 10).await.unwrap().is_empty());
 
     assert_eq!(store.cursor("alerts").await.unwrap(), 0);

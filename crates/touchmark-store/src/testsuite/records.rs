@@ -122,7 +122,10 @@ pub async fn attempts_are_stored_as_data(store: Arc<dyn Store>) {
             (a.product.as_str(), a.order.as_str(), a.station.as_str()),
             (kit.product.as_str(), kit.order.as_str(), station)
         );
-        assert_eq!((a.verdict.as_str(), a.format.as_str()), (verdict, "touchmark"));
+        assert_eq!(
+            (a.verdict.as_str(), a.format.as_str()),
+            (verdict, "touchmark")
+        );
         assert_eq!(a.sha256, test.sha256.to_hex());
         assert_eq!(a.steps, steps(tx, verdict));
     }

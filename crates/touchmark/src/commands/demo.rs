@@ -195,14 +195,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    demo.start_trickle(std::time::Duration::from_secs(2)).await?;
+    demo.start_trickle(std::time::Duration::from_secs(2))
+        .await?;
     if !args.json {
         println!(
             "\nThe server keeps running until Ctrl-C, with a slow trickle of units on {}:",
             touchmark_demo::TRICKLE_ORDER
         );
         output::fields(&[
-            ("dashboard", format!("{}  (log in with the admin token)", summary.dashboard)),
+            (
+                "dashboard",
+                format!("{}  (log in with the admin token)", summary.dashboard),
+            ),
             ("API", format!("{url}/v1  (OpenAPI: {url}/openapi.json)")),
             (
                 "root CA of the server",

@@ -141,7 +141,10 @@ fn print_report(r: &OrderReport) {
         ),
         (
             "quota",
-            format!("{} used, {} left of {}", r.quota_used, r.quota_left, r.quota),
+            format!(
+                "{} used, {} left of {}",
+                r.quota_used, r.quota_left, r.quota
+            ),
         ),
         ("test attempts", r.attempts.to_string()),
         ("failed tests (all time)", r.failed_tests.to_string()),
@@ -183,7 +186,17 @@ fn print_report(r: &OrderReport) {
     if !r.measurements.is_empty() {
         println!();
         let mut table = Table::new(&[
-            "MEASUREMENT", "UNIT", "N", "MEAN", "STDDEV", "MIN", "MAX", "LOW", "HIGH", "CP", "CPK",
+            "MEASUREMENT",
+            "UNIT",
+            "N",
+            "MEAN",
+            "STDDEV",
+            "MIN",
+            "MAX",
+            "LOW",
+            "HIGH",
+            "CP",
+            "CPK",
         ]);
         for m in &r.measurements {
             table.row(vec![
@@ -274,7 +287,9 @@ pub enum WebhookCommand {
 }
 
 fn print_alerts(alerts: &[touchmark_core::oversight::AlertBody]) {
-    let mut table = Table::new(&["ID", "KIND", "STATE", "ORDER", "STATION", "RAISED", "EVIDENCE"]);
+    let mut table = Table::new(&[
+        "ID", "KIND", "STATE", "ORDER", "STATION", "RAISED", "EVIDENCE",
+    ]);
     for a in alerts {
         let evidence: Vec<String> = a.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.row(vec![

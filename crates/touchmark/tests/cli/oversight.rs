@@ -55,7 +55,8 @@ fn receive(listener: TcpListener) -> mpsc::Receiver<(String, String)> {
                 .unwrap_or(0);
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
         }
     });
@@ -83,10 +84,24 @@ async fn a_webhook_delivery_survives_a_killed_server() {
     let secret = tmp.path().join("hook.secret");
     std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
     let out = touchmark(tmp.path())
-        .args(["webhook", "add", "--url", &format!("http://127.0.0.1:{port}/hook")])
+        .args([
+            "webhook",
+            "add",
+            "--url",
+            &format!("http://127.0.0.1:{port}/hook"),
+        ])
         .arg("--secret-file")
         .arg(&secret)
-        .args(["--kind", "beyond_quota", "--json", "--server", &served.url, "--token", &token, "--data"])
+        .args([
+            "--kind",
+            "beyond_quota",
+            "--json",
+            "--server",
+            &served.url,
+            "--token",
+            &token,
+            "--data",
+        ])
         .arg(&data)
         .output()
         .unwrap();
@@ -117,7 +132,10 @@ async fn a_webhook_delivery_survives_a_killed_server() {
         .provision("PO-1", &kit::Unit::new("SN-2".into()).request())
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Some(touchmark_client::ErrorCode::QuotaExhausted));
+    assert_eq!(
+        refused.code(),
+        Some(touchmark_client::ErrorCode::QuotaExhausted)
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let alert = loop {
         let alerts = admin.alerts(false).await.unwrap();
@@ -237,7 +255,9 @@ fn the_dashboard_works_in_a_real_browser() {
     // One unit first, and a clone of it, for an alert to acknowledge.
     let run = |units: &str, first: &str, extra: &[&str]| {
         let out = touchmark(work)
-            .args(["station", "run", "--order", "PO-1", "--units", units, "--first", first])
+            .args([
+                "station", "run", "--order", "PO-1", "--units", units, "--first", first,
+            ])
             .args(extra)
             .args(["--quiet", "--json", "--dir"])
             .arg(&station)
@@ -268,13 +288,21 @@ fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     let mut to_browser = browser.stdin.take().unwrap();
     let mut from_browser = BufReader::new(browser.stdout.take().unwrap()).lines();
-    let mut next = || from_browser.next().expect("a line from the browser").unwrap();
+    let mut next = || {
+        from_browser
+            .next()
+            .expect("a line from the browser")
+            .unwrap()
+    };
     let ready = next();
     let words: Vec<&str> = ready.split_whitespace().collect();
     assert_eq!(words.first(), Some(&"READY"), "{ready}");
     assert_eq!(words[1], "1", "one unit issued before");
     let first_load: u64 = words[2].parse().unwrap();
-    assert!(first_load > 10_000 && first_load < 300_000, "first load {first_load} bytes");
+    assert!(
+        first_load > 10_000 && first_load < 300_000,
+        "first load {first_load} bytes"
+    );
 
     // One unit at a time: each is on the page within a second of its issuance.
     for n in 1..=3u32 {
@@ -285,7 +313,9 @@ fn the_dashboard_works_in_a_real_browser() {
     }
     // A whole line in the background: the count keeps rising while it runs.
     let mut line = touchmark(work)
-        .args(["station", "run", "--order", "PO-1", "--units", "20", "--first", "10", "--rate", "10"])
+        .args([
+            "station", "run", "--order", "PO-1", "--units", "20", "--first", "10", "--rate", "10",
+        ])
         .args(["--quiet", "--dir"])
         .arg(&station)
         .stdout(Stdio::null())
@@ -294,7 +324,10 @@ fn the_dashboard_works_in_a_real_browser() {
     writeln!(to_browser, "ISSUED 8 3000").unwrap();
     let seen = next();
     assert!(seen.starts_with("SEEN 8 "), "{seen}");
-    assert!(line.try_wait().unwrap().is_none(), "the line finished before the page saw it");
+    assert!(
+        line.try_wait().unwrap().is_none(),
+        "the line finished before the page saw it"
+    );
     writeln!(to_browser, "ISSUED 23 10000").unwrap();
     let seen = next();
     assert!(seen.starts_with("SEEN 23 "), "{seen}");
