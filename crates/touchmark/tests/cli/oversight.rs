@@ -224,7 +224,8 @@ with sync_playwright() as p:
     page.click("#search-button")
     expect(page.locator("#history-summary")).to_contain_text(serial)
     expect(page.locator("tr.history-certificate-issued")).to_have_count(1)
-    expect(page.locator("tr.history-test-attempt")).to_have_count(1)
+    # Its own attempt, and its clone's (refused serial_conflict), both kept.
+    expect(page.locator("tr.history-test-attempt")).to_have_count(2)
     # The order's report, with its charts.
     page.click("#orders tbody tr")
     expect(page.locator("#report")).to_be_visible()
@@ -314,16 +315,16 @@ fn the_dashboard_works_in_a_real_browser() {
     // A whole line in the background: the count keeps rising while it runs.
     let mut line = touchmark(work)
         .args([
-            "station", "run", "--order", "PO-1", "--units", "20", "--first", "10", "--rate", "10",
+            "station", "run", "--order", "PO-1", "--units", "20", "--first", "10", "--rate", "4",
         ])
         .args(["--quiet", "--dir"])
         .arg(&station)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    writeln!(to_browser, "ISSUED 8 3000").unwrap();
+    writeln!(to_browser, "ISSUED 6 10000").unwrap();
     let seen = next();
-    assert!(seen.starts_with("SEEN 8 "), "{seen}");
+    assert!(seen.starts_with("SEEN 6 "), "{seen}");
     assert!(
         line.try_wait().unwrap().is_none(),
         "the line finished before the page saw it"
