@@ -8,34 +8,47 @@ use touchmark_core::alert::{Alert, AlertKind, AlertState};
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::event::{Actor, Event, EventBody};
+use touchmark_core::field::HttpUrl;
 use touchmark_core::policy::alerts::{self, Raise};
 use touchmark_store::{Rule, Webhook};
 
 use crate::secrets::random_id;
 use crate::{Authority, AuthorityError, Result};
 
-/// Shortest and longest webhook secret, in bytes once decoded.
-const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+/// A webhook secret's rule as a JSON Schema pattern: `whsec_` and 8 to 16 groups of standard
+/// base64 (22 to 48 bytes), the last one padded or not.
+pub const SECRET_PATTERN: &str =
+    "^whsec_(?:[A-Za-z0-9+/]{4}){7,15}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$";
 
-/// The bytes of a Standard Webhooks secret, `whsec_<base64>`.
+/// The bytes of a Standard Webhooks secret, `whsec_<base64>` as [`SECRET_PATTERN`] says.
 ///
 /// # Errors
-/// A message for a secret not in that form, or of fewer than 24 or more than 64 bytes.
+/// A message for a secret not in that form.
 pub fn secret_bytes(secret: &str) -> std::result::Result<Vec<u8>, String> {
     let encoded = secret
-        .trim()
         .strip_prefix("whsec_")
         .ok_or("a webhook secret starts with `whsec_`")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| format!("a webhook secret is `whsec_` and base64: {e}"))?;
-    if !SECRET_BYTES.contains(&bytes.len()) {
-        return Err(format!(
-            "a webhook secret holds 24 to 64 bytes, not {}",
-            bytes.len()
-        ));
+    let groups = encoded.len() / 4;
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let body = encoded.trim_end_matches('=');
+    let padding = encoded.len() - body.len();
+    let well_formed = encoded.len() % 4 == 0
+        && (8..=16).contains(&groups)
+        && padding <= 2
+        && body.bytes().all(alphabet);
+    if !well_formed {
+        return Err(
+            "a webhook secret is `whsec_` and 8 to 16 groups of standard base64 (22 to 48 bytes)"
+                .into(),
+        );
     }
-    Ok(bytes)
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    lenient
+        .decode(encoded)
+        .map_err(|e| format!("a webhook secret is `whsec_` and base64: {e}"))
 }
 
 /// The JSON body every webhook receives for `alert`: Standard Webhooks' `{type, timestamp,
@@ -118,11 +131,11 @@ impl Authority {
     }
 
     /// Registers a webhook for alerts of `kinds` (all when empty), delivering to `url`, signed
-    /// with `secret` (`whsec_<base64>`, 24 to 64 bytes).
+    /// with `secret` ([`SECRET_PATTERN`]).
     ///
     /// # Errors
-    /// `Denied` (`invalid_request`) for a URL that is not http(s), a malformed secret or an
-    /// unknown kind.
+    /// `Invalid` for a URL that is not http(s); `Denied` (`invalid_request`) for a malformed
+    /// secret or an unknown kind.
     pub async fn add_webhook(
         &self,
         actor: Actor,
@@ -131,18 +144,7 @@ impl Authority {
         kinds: &[String],
     ) -> Result<Webhook> {
         let invalid = |m: String| AuthorityError::denied(ErrorCode::InvalidRequest, m);
-        let url = url.trim();
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| invalid(format!("url: {url:?} is not an http(s) URL")))?;
-        if rest.is_empty()
-            || rest.starts_with('/')
-            || url.len() > 2048
-            || url.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(invalid(format!("url: {url:?} names no host")));
-        }
+        let url = HttpUrl::parse("url", url)?;
         secret_bytes(secret).map_err(|e| invalid(format!("secret: {e}")))?;
         let mut checked = Vec::new();
         for kind in kinds {
@@ -158,8 +160,8 @@ impl Authority {
         }
         let webhook = Webhook {
             id: random_id("wh-"),
-            url: url.to_owned(),
-            secret: secret.trim().to_owned(),
+            url: url.as_str().to_owned(),
+            secret: secret.to_owned(),
             kinds: checked,
             created_at: self.clock.now(),
         };
