@@ -91,6 +91,8 @@ pub fn cpk(mean: f64, stddev: Option<f64>, low: Option<f64>, high: Option<f64>) 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -155,6 +155,8 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -453,12 +453,16 @@ async fn metrics_count_provisioning_and_pass_promtool(backend: Backend) {
     reply.assert_error(401, "unauthorized");
 }
 
+/// A request a webhook receiver kept: its headers and its body.
+type Request = (BTreeMap<String, String>, String);
+
+/// What a webhook receiver kept.
+type Seen = Arc<Mutex<Vec<Request>>>;
+
 /// A webhook receiver on 127.0.0.1: it answers 503 to the first `failures` requests, then 200,
 /// and keeps every request's headers and body.
-async fn receiver(
-    failures: usize,
-) -> (String, Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>) {
-    let seen: Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>> = Arc::default();
+async fn receiver(failures: usize) -> (String, Seen) {
+    let seen: Seen = Arc::default();
     let kept = Arc::clone(&seen);
     let app = axum::Router::new().route(
         "/hook",
@@ -486,10 +490,7 @@ async fn receiver(
 }
 
 /// Waits until `seen` holds `n` requests (the delivery loop polls every 250 ms).
-async fn requests(
-    seen: &Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>,
-    n: usize,
-) -> Vec<(BTreeMap<String, String>, String)> {
+async fn requests(seen: &Seen, n: usize) -> Vec<Request> {
     for _ in 0..200 {
         if seen.lock().unwrap().len() >= n {
             break;
@@ -715,7 +716,7 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
     let station = kit.enroll_station(&drifting.factory).await;
     for n in 1..=40u32 {
         let serial = format!("SN-{n:06}");
-        let tx = 13.0 + f64::from(n) * 0.16 + if n % 2 == 0 { 0.05 } else { -0.05 };
+        let tx = 13.0 + f64::from(n) * 0.16 + if n.is_multiple_of(2) { 0.05 } else { -0.05 };
         let reply = station
             .provision(
                 &drifting.order,
@@ -744,7 +745,7 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
     let mut send = |pass: bool| {
         n += 1;
         let serial = format!("SN-{n:06}");
-        let tx = 15.0 + if n % 2 == 0 { 0.3 } else { -0.3 };
+        let tx = 15.0 + if n.is_multiple_of(2) { 0.3 } else { -0.3 };
         (serial.clone(), record(&serial, tx, pass))
     };
     for _ in 0..50 {

@@ -348,7 +348,7 @@ impl AlertStore for SqliteStore {
                 .prepare_cached("SELECT position FROM projector_cursors WHERE name = ?1")?
                 .query_row([name.as_str()], |r| r.get(0))
                 .optional()?;
-            Ok(u64::try_from(position.unwrap_or(0)).map_err(|e| corrupt("cursor", e))?)
+            u64::try_from(position.unwrap_or(0)).map_err(|e| corrupt("cursor", e))
         })
         .await
     }
