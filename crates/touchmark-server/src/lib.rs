@@ -47,6 +47,10 @@ pub struct ServerOptions {
     pub refusal_limit: RefusalLimit,
     /// How often ended refusal windows are looked for, to log their alerts.
     pub refusal_sweep: std::time::Duration,
+    /// Whether the oversight projector folds the log on its own, every
+    /// [`projector::POLL`]; without it, only callers that drive it
+    /// ([`projector::Projector::step`]) raise alerts.
+    pub projector: bool,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +60,7 @@ impl Default for ServerOptions {
             connections: ConnectionLimits::default(),
             refusal_limit: RefusalLimit::default(),
             refusal_sweep: std::time::Duration::from_secs(1),
+            projector: true,
         }
     }
 }
@@ -69,6 +74,7 @@ pub struct Server {
     app: axum::Router,
     connections: ConnectionLimits,
     refusal_sweep: std::time::Duration,
+    projector: bool,
 }
 
 impl Server {
@@ -158,6 +164,7 @@ impl Server {
             app,
             connections: options.connections,
             refusal_sweep: options.refusal_sweep,
+            projector: options.projector,
         })
     }
 
@@ -203,7 +210,9 @@ impl Server {
             Arc::clone(&authority),
             self.refusal_sweep,
         ));
-        let projector = tokio::spawn(Arc::clone(&self.state.projector).run());
+        let projector = self
+            .projector
+            .then(|| tokio::spawn(Arc::clone(&self.state.projector).run()));
         let deliveries = tokio::spawn(webhooks::run(
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
@@ -217,7 +226,9 @@ impl Server {
         )
         .await;
         sweeper.abort();
-        projector.abort();
+        if let Some(projector) = projector {
+            projector.abort();
+        }
         deliveries.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;

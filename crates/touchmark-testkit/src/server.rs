@@ -155,6 +155,9 @@ impl TestServer {
             // Refusal windows end on the manual clock, and their alerts are logged when a
             // test asks (`close_refusal_windows`).
             refusal_sweep: std::time::Duration::from_secs(3600),
+            // Alerts are raised when a test asks (`project`), so that the log holds exactly
+            // what each test did.
+            projector: false,
             ..ServerOptions::default()
         };
         let server = Server::bind_with(
