@@ -93,7 +93,7 @@ impl Authority {
         let body = payload(&alert);
         match self.store.raise_alert(alert.clone(), event, body).await? {
             Some(_) => {
-                tracing::warn!(alert = %alert.id, kind = %alert.kind, key = %alert.key, "alert raised");
+                tracing::info!(alert = %alert.id, kind = %alert.kind, key = %alert.key, "alert raised");
                 Ok(Some(alert))
             }
             None => Ok(None),

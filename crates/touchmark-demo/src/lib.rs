@@ -558,21 +558,6 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
                     .unwrap_or("-")
             )
         });
-    for a in &raised {
-        progress.say(&format!(
-            "Alert {}: {}{}",
-            a.kind,
-            a.evidence
-                .get("measurement")
-                .or_else(|| a.evidence.get("reason"))
-                .map(String::as_str)
-                .unwrap_or(""),
-            a.station
-                .as_ref()
-                .map(|s| format!(" on {s}"))
-                .unwrap_or_default()
-        ));
-    }
     let logged_issued = audit_report.orders.get(ORDER).map_or(0, |o| o.issued);
     let mut summary = Summary {
         url: url.clone(),
