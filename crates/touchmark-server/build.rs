@@ -6,5 +6,8 @@ fn main() {
         touchmark_testenv::OPENSSL,
         touchmark_testenv::OPENAPI_SPEC_VALIDATOR,
         touchmark_testenv::SCHEMATHESIS,
+        touchmark_testenv::OPENHTF,
+        touchmark_testenv::PROMTOOL,
+        touchmark_testenv::STANDARD_WEBHOOKS,
     ]);
 }

@@ -12,5 +12,7 @@ fn main() {
         touchmark_testenv::PKILINT_CHAIN,
         touchmark_testenv::SOFTHSM2_UTIL,
         touchmark_testenv::PKCS11_TOOL,
+        touchmark_testenv::PLAYWRIGHT,
+        touchmark_testenv::CHROMIUM,
     ]);
 }

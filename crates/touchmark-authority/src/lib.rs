@@ -7,6 +7,7 @@
 //! the server maps to HTTP in one place and the CLI prints.
 //!
 //! Split by capability, as step-ca's `authority/` is:
+//! - [`alerts`]: raising, acknowledging and resolving alerts, and their webhooks;
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (design.md §4);
@@ -17,6 +18,7 @@
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
 
+pub mod alerts;
 pub mod catalog;
 mod error;
 pub mod installation;

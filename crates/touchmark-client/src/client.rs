@@ -409,6 +409,116 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/units/{serial}/history`: the unit's test attempts, with their steps and
+    /// measurements, and its certificate, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` serial; otherwise any
+    /// failure.
+    pub async fn unit_history(
+        &self,
+        serial: &str,
+    ) -> Result<touchmark_core::oversight::UnitHistory, ClientError> {
+        self.get(format!("/v1/units/{}/history", segment("serial", serial)?))
+            .await
+    }
+
+    /// `GET /v1/orders/{order}/report[?from=T&until=T]`: the order's report over a window
+    /// (RFC 3339 instants; either end open).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` order id; otherwise any
+    /// failure.
+    pub async fn order_report(
+        &self,
+        order: &str,
+        from: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<touchmark_core::oversight::OrderReport, ClientError> {
+        let mut path = format!("/v1/orders/{}/report", segment("order id", order)?);
+        let mut sep = '?';
+        for (key, value) in [("from", from), ("until", until)] {
+            if let Some(value) = value {
+                path.push_str(&format!("{sep}{key}={}", segment(key, value)?));
+                sep = '&';
+            }
+        }
+        self.get(path).await
+    }
+
+    /// `GET /v1/alerts[?state=all]`: alerts, newest first; unresolved ones only unless `all`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn alerts(
+        &self,
+        all: bool,
+    ) -> Result<Vec<touchmark_core::oversight::AlertBody>, ClientError> {
+        let query = if all { "?state=all" } else { "" };
+        self.get(format!("/v1/alerts{query}")).await
+    }
+
+    /// `GET /v1/alerts/{id}`: one alert.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn alert(
+        &self,
+        id: &str,
+    ) -> Result<touchmark_core::oversight::AlertBody, ClientError> {
+        self.get(format!("/v1/alerts/{}", segment("alert id", id)?))
+            .await
+    }
+
+    /// `POST /v1/alerts/{id}/acknowledge` or `.../resolve` (admin): moves an alert.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure; `conflict` when the alert's state does not allow it.
+    pub async fn alert_action(
+        &self,
+        id: &str,
+        resolve: bool,
+    ) -> Result<touchmark_core::oversight::AlertBody, ClientError> {
+        let action = if resolve { "resolve" } else { "acknowledge" };
+        let path = format!("/v1/alerts/{}/{action}", segment("alert id", id)?);
+        self.call(Method::POST, path, Auth::Bearer, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/webhooks` (admin): registers a webhook for alerts.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn create_webhook(
+        &self,
+        request: &touchmark_core::oversight::CreateWebhook,
+    ) -> Result<touchmark_core::oversight::WebhookBody, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/webhooks".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/webhooks` (admin): the webhooks.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn webhooks(
+        &self,
+    ) -> Result<Vec<touchmark_core::oversight::WebhookBody>, ClientError> {
+        self.get("/v1/webhooks".into()).await
+    }
+
     /// `GET /v1/events?start=N&limit=M`: up to `limit` log events from index `start`.
     ///
     /// # Errors

@@ -312,14 +312,15 @@ impl Run {
 pub fn test_record(serial: &str, fail: bool, rng: &mut StdRng) -> serde_json::Value {
     let start = time::OffsetDateTime::now_utc() - time::Duration::seconds(rng.random_range(30..90));
     let end = start + time::Duration::seconds(rng.random_range(20..30));
-    let current = rng.random_range(41.0..47.0_f64);
+    // A capable process: each passing value well inside its limits (Cpk above 2).
+    let current = rng.random_range(43.0..46.0_f64);
     // A failing unit transmits too hot: outside the 10–20 dBm window.
     let tx = if fail {
         rng.random_range(20.5..23.0_f64)
     } else {
-        rng.random_range(12.0..18.0_f64)
+        rng.random_range(14.0..16.5_f64)
     };
-    let offset = rng.random_range(-0.4..0.4_f64);
+    let offset = rng.random_range(-0.15..0.15_f64);
     let round = |v: f64| (v * 100.0).round() / 100.0;
     let verdict = if fail { "fail" } else { "pass" };
     let rf = if fail { "fail" } else { "pass" };

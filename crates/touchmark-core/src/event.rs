@@ -341,6 +341,52 @@ pub enum EventBody {
         /// Who moved it.
         actor: Actor,
     },
+    /// An alert was raised (design.md §9, `docs/oversight.md`): what a rule saw, with its
+    /// evidence. It stays open until acknowledged or resolved.
+    #[serde(rename = "alert.raised")]
+    AlertRaised {
+        /// The alert's id, unique in the installation.
+        alert: String,
+        /// Its kind (`crate::alert::AlertKind`), such as `clone_suspect` or `fpy_low`.
+        kind: String,
+        /// The order it concerns, if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<OrderId>,
+        /// The station it concerns, if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        station: Option<StationId>,
+        /// The evidence, as named values written as text: the log index of the event that
+        /// raised it, counts, rates, yields, capability indices.
+        evidence: std::collections::BTreeMap<String, String>,
+    },
+    /// An alert was acknowledged: someone is looking at it.
+    #[serde(rename = "alert.acknowledged")]
+    AlertAcknowledged {
+        /// The alert.
+        alert: String,
+        /// Who acknowledged it.
+        actor: Actor,
+    },
+    /// An alert was resolved.
+    #[serde(rename = "alert.resolved")]
+    AlertResolved {
+        /// The alert.
+        alert: String,
+        /// Who resolved it.
+        actor: Actor,
+    },
+    /// A webhook endpoint was registered for alerts. Its secret is not logged.
+    #[serde(rename = "webhook.added")]
+    WebhookAdded {
+        /// The webhook's id.
+        webhook: String,
+        /// Where deliveries go.
+        url: String,
+        /// The alert kinds it receives; empty for all.
+        kinds: Vec<String>,
+        /// Who added it.
+        actor: Actor,
+    },
 }
 
 impl EventBody {
@@ -364,6 +410,10 @@ impl EventBody {
             Self::RefusalFlood { .. } => "station.refusal_flood",
             Self::KeyGenerated { .. } => "key.generated",
             Self::KeyMigrated { .. } => "key.migrated",
+            Self::AlertRaised { .. } => "alert.raised",
+            Self::AlertAcknowledged { .. } => "alert.acknowledged",
+            Self::AlertResolved { .. } => "alert.resolved",
+            Self::WebhookAdded { .. } => "webhook.added",
         }
     }
 
@@ -378,6 +428,9 @@ impl EventBody {
             | Self::UnitIssued { order, .. }
             | Self::TestFailed { order, .. }
             | Self::UnitRefused { order, .. } => Some(order),
+            Self::AlertRaised {
+                order: Some(order), ..
+            } => Some(order),
             _ => None,
         }
     }

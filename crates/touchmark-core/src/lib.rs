@@ -5,6 +5,7 @@
 //! what the rules allow ([`policy`]: each rule once, as a pure function), and defines the
 //! events that every state change appends to the log ([`event`]).
 
+pub mod alert;
 pub mod api;
 pub mod canonical;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod field;
 pub mod id;
 pub mod order;
+pub mod oversight;
 pub mod policy;
 pub mod replay;
 pub mod serial;

@@ -49,4 +49,7 @@ pub enum Error {
     /// A simulated line's task died.
     #[error("a simulated line died")]
     LineDied,
+    /// The oversight projector could not fold the log.
+    #[error("the oversight rules could not run")]
+    Oversight(#[source] touchmark_authority::AuthorityError),
 }

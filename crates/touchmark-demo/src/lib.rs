@@ -44,6 +44,14 @@ const PASSING: u64 = 600;
 /// Every 26th unit fails its test: 24 failures among 624 units.
 const FAIL_EVERY: u64 = 26;
 
+/// The line whose idle current drifts towards its high limit (every unit still passing), and
+/// the measurement: the drift alert the demo shows.
+pub const DRIFTING_LINE: &str = "line-3";
+/// The drifting measurement.
+pub const DRIFTING_MEASUREMENT: &str = "power_on/idle_current";
+/// The order the slow trickle after the summary provisions.
+pub const TRICKLE_ORDER: &str = "PO-DEMO-0002";
+
 const DEFAULT_DIR: &str = "touchmark-demo";
 const MARKER: &str = ".touchmark-demo";
 
@@ -137,6 +145,12 @@ pub struct Summary {
     pub database_agrees_with_log: bool,
     /// How long the demo took.
     pub seconds: f64,
+    /// The dashboard's URL.
+    pub dashboard: String,
+    /// The alerts raised, by kind.
+    pub alerts: BTreeMap<String, u64>,
+    /// The drift alert of the drifting line, as `station measurement`, if it was raised.
+    pub drift_alert: Option<String>,
     /// Whether every outcome is as expected.
     pub as_expected: bool,
     /// The outcomes that are not.
@@ -193,6 +207,22 @@ impl Summary {
                 format!("{} errors: {errors:?}", self.errors),
             ),
             (
+                self.drift_alert.as_deref()
+                    == Some(&format!("{DRIFTING_LINE} {DRIFTING_MEASUREMENT}")),
+                format!(
+                    "the drift of {DRIFTING_MEASUREMENT} on {DRIFTING_LINE} raised no alert \
+                     (alerts: {:?})",
+                    self.alerts
+                ),
+            ),
+            (
+                self.alerts.get("measurement_drift") == Some(&1),
+                format!(
+                    "one measurement drifts, but the alerts are {:?}",
+                    self.alerts
+                ),
+            ),
+            (
                 self.audit_violations.is_empty(),
                 format!(
                     "the log replay found violations: {:?}",
@@ -220,15 +250,77 @@ pub struct Demo {
     pub summary: Summary,
     /// The admin token it made, for exploring the installation afterwards.
     pub token: String,
+    admin: Client,
+    stations: Vec<Client>,
+    trickle: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<()>,
 }
 
 impl Demo {
-    /// Stops the server and waits until it has stopped.
+    /// Stops the server (and the trickle) and waits until it has stopped.
     pub async fn stop(self) {
+        if let Some(trickle) = self.trickle {
+            trickle.abort();
+        }
         let _ = self.stop.send(());
         let _ = self.serving.await;
+    }
+
+    /// Keeps a slow trickle of units going, so that the dashboard shows a live factory: order
+    /// [`TRICKLE_ORDER`] opens, and the lines take turns provisioning a unit every
+    /// `every` (one in 20 failing its test), until the demo stops.
+    ///
+    /// # Errors
+    /// When the order cannot be created.
+    pub async fn start_trickle(&mut self, every: std::time::Duration) -> Result<(), Error> {
+        self.admin
+            .create_order(&CreateOrder {
+                id: Some(TRICKLE_ORDER.into()),
+                product: "sensor-v2".into(),
+                factory: "cm-demo".into(),
+                quota: 100_000,
+                serial_range: Some("SN-100001..SN-199999".into()),
+                serial_pattern: None,
+                not_before: None,
+                not_after: None,
+                open: true,
+            })
+            .await?;
+        let stations = self.stations.clone();
+        self.trickle = Some(tokio::spawn(async move {
+            let mut rng = sim::rng(None);
+            let mut tick = tokio::time::interval(every);
+            for n in 1u64..100_000 {
+                tick.tick().await;
+                let kind = if n % 20 == 0 {
+                    Kind::FailsTest
+                } else {
+                    Kind::Good
+                };
+                let Ok((unit, _)) = SimUnit::new(format!("SN-{:06}", 100_000 + n), kind, &mut rng)
+                else {
+                    continue;
+                };
+                if let Some(station) = stations.get(n as usize % stations.len().max(1)) {
+                    sim::provision(station, TRICKLE_ORDER, &unit).await;
+                }
+            }
+        }));
+        Ok(())
+    }
+}
+
+/// Makes `units` (one line's, in the order it sends them) drift: their idle current climbs
+/// from 42 mA towards the 50 mA limit, with a little noise, every unit still passing.
+fn drift(units: &mut [SimUnit]) {
+    let n = units.len().max(1) as f64;
+    for (k, unit) in units.iter_mut().enumerate() {
+        let noise = ((k * 7919) % 13) as f64 * 0.05 - 0.3;
+        let value = 42.0 + 7.5 * k as f64 / n + noise;
+        if let Some(m) = unit.test.pointer_mut("/steps/0/measurements/0/value") {
+            *m = serde_json::json!((value * 100.0).round() / 100.0);
+        }
     }
 }
 
@@ -345,6 +437,7 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         .map_err(|e| Error::Server(e.into()))?
         .port();
     let log = Arc::clone(server.log());
+    let projector = Arc::clone(server.projector());
     let admin = NewTokenRequest {
         role: Role::Admin,
         label: Label::parse("label", "touchmark demo")
@@ -388,6 +481,9 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     let mut per_line: Vec<Vec<SimUnit>> = vec![Vec::new(); LINES];
     for (i, unit) in all.units.iter().enumerate() {
         per_line[i % LINES].push(unit.clone());
+    }
+    if let Some(last) = per_line.last_mut() {
+        drift(last);
     }
     progress.say(&format!(
         "Running {LINES} lines on {total} units ({} will fail their test)...",
@@ -442,9 +538,29 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     }
 
     let (audit_report, agrees) = audit(&log, &store, &url, dir).await?;
+    // What the oversight rules saw.
+    projector.catch_up().await.map_err(Error::Oversight)?;
+    let raised = store.alerts(false).await?;
+    let mut alerts = BTreeMap::new();
+    for a in &raised {
+        *alerts.entry(a.kind.as_str().to_owned()).or_insert(0) += 1;
+    }
+    let drift_alert = raised
+        .iter()
+        .find(|a| a.kind == touchmark_core::alert::AlertKind::MeasurementDrift)
+        .map(|a| {
+            format!(
+                "{} {}",
+                a.station.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+                a.evidence
+                    .get("measurement")
+                    .map(String::as_str)
+                    .unwrap_or("-")
+            )
+        });
     let logged_issued = audit_report.orders.get(ORDER).map_or(0, |o| o.issued);
     let mut summary = Summary {
-        url,
+        url: url.clone(),
         data: dir.display().to_string(),
         quota: QUOTA,
         issued: tally.issued,
@@ -461,6 +577,9 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
             .collect(),
         database_agrees_with_log: agrees,
         seconds: started.elapsed().as_secs_f64(),
+        dashboard: format!("{url}/ui"),
+        alerts,
+        drift_alert,
         as_expected: false,
         problems: Vec::new(),
     };
@@ -468,6 +587,9 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
     Ok(Demo {
         summary,
         token,
+        admin,
+        stations,
+        trickle: None,
         stop,
         serving,
     })

@@ -33,6 +33,14 @@ impl Admin {
 
 async fn bearer(parts: &Parts, state: &AppState) -> Result<ApiToken, ApiError> {
     let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    // The dashboard's session cookie stands for a token when no Authorization header does.
+    if !parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+        && let Some(token) = crate::ui::session_token(parts, state).await?
+    {
+        return Ok(token);
+    }
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

@@ -13,8 +13,12 @@ mod connections;
 pub mod error;
 pub mod limits;
 mod listener;
+pub mod metrics;
+pub mod projector;
 mod state;
 mod tls;
+pub mod ui;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +47,10 @@ pub struct ServerOptions {
     pub refusal_limit: RefusalLimit,
     /// How often ended refusal windows are looked for, to log their alerts.
     pub refusal_sweep: std::time::Duration,
+    /// Whether the oversight projector folds the log on its own, every
+    /// [`projector::POLL`]; without it, only callers that drive it
+    /// ([`projector::Projector::step`]) raise alerts.
+    pub projector: bool,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +60,7 @@ impl Default for ServerOptions {
             connections: ConnectionLimits::default(),
             refusal_limit: RefusalLimit::default(),
             refusal_sweep: std::time::Duration::from_secs(1),
+            projector: true,
         }
     }
 }
@@ -65,6 +74,7 @@ pub struct Server {
     app: axum::Router,
     connections: ConnectionLimits,
     refusal_sweep: std::time::Duration,
+    projector: bool,
 }
 
 impl Server {
@@ -129,12 +139,22 @@ impl Server {
         // accepting any connection.
         log.check_unsigned().await?;
         log.sequence_once(clock.now()).await?;
+        let projector = Arc::new(projector::Projector::new(
+            Arc::clone(&authority),
+            Arc::clone(&store),
+            Arc::clone(&log),
+            Arc::clone(&clock),
+            touchmark_core::policy::alerts::AlertConfig::default(),
+        ));
         let state = AppState {
             store,
             authority,
             clock,
             log,
             station_certs: Arc::default(),
+            metrics: Arc::default(),
+            projector,
+            sessions: Arc::default(),
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -144,6 +164,7 @@ impl Server {
             app,
             connections: options.connections,
             refusal_sweep: options.refusal_sweep,
+            projector: options.projector,
         })
     }
 
@@ -167,6 +188,12 @@ impl Server {
         &self.state.log
     }
 
+    /// The oversight projector, for in-process callers that drive it
+    /// ([`projector::Projector::step`]) instead of waiting for its interval.
+    pub fn projector(&self) -> &Arc<projector::Projector> {
+        &self.state.projector
+    }
+
     /// The store the server reads and writes.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.state.store
@@ -183,6 +210,13 @@ impl Server {
             Arc::clone(&authority),
             self.refusal_sweep,
         ));
+        let projector = self
+            .projector
+            .then(|| tokio::spawn(Arc::clone(&self.state.projector).run()));
+        let deliveries = tokio::spawn(webhooks::run(
+            Arc::clone(&self.state.store),
+            Arc::clone(&self.state.clock),
+        ));
         listener::serve(
             self.listener,
             self.tls,
@@ -192,6 +226,10 @@ impl Server {
         )
         .await;
         sweeper.abort();
+        if let Some(projector) = projector {
+            projector.abort();
+        }
+        deliveries.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;
         let _ = stop.send(true);

@@ -22,4 +22,10 @@ pub struct AppState {
     pub(crate) log: Arc<Log>,
     /// Station certificates already verified.
     pub(crate) station_certs: Arc<StationCertCache>,
+    /// This process's Prometheus counters.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The oversight projector: alerts, and the dashboard's live updates.
+    pub(crate) projector: Arc<crate::projector::Projector>,
+    /// The dashboard's sessions.
+    pub(crate) sessions: Arc<crate::ui::Sessions>,
 }

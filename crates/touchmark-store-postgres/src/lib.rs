@@ -17,12 +17,14 @@
 //! SQLite installation in).
 
 mod admin;
+mod alerts;
 mod batch;
 mod error;
 #[cfg(feature = "import-sqlite")]
 pub mod import;
 mod issue;
 mod log;
+mod records;
 mod rows;
 mod schema;
 mod scratch;

@@ -2,8 +2,10 @@
 //! and a small pool of read connections. One server process per database file (design.md §10):
 //! the writer thread keeps the log's next index.
 
+mod alerts;
 pub mod copy;
 mod error;
+mod records;
 mod rows;
 mod writer;
 
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_lease.sql"),
     include_str!("../migrations/0004_owner.sql"),
     include_str!("../migrations/0005_test_record.sql"),
+    include_str!("../migrations/0009_oversight.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.

@@ -19,6 +19,10 @@ pub enum RecordKind {
     Station,
     /// An order.
     Order,
+    /// An alert.
+    Alert,
+    /// A webhook.
+    Webhook,
 }
 
 impl RecordKind {
@@ -30,6 +34,8 @@ impl RecordKind {
             Self::Factory => "factory",
             Self::Station => "station",
             Self::Order => "order",
+            Self::Alert => "alert",
+            Self::Webhook => "webhook",
         }
     }
 }

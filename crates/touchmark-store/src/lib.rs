@@ -10,7 +10,8 @@
 //! The roles, composed into one [`Store`] (as lldap composes its handler traits):
 //! - [`CatalogStore`]: tokens, products, factories, stations and orders;
 //! - [`IssuanceStore`]: issuances, refusals, units and their counts;
-//! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles.
+//! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles;
+//! - [`TestDataStore`]: test records as data, for a unit's history and for analytics.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -22,6 +23,7 @@
 pub mod codec;
 mod error;
 pub mod log;
+mod records;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 mod types;
@@ -36,6 +38,9 @@ use touchmark_core::policy::station::StationChange;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 pub use error::{Constraint, LogConflict, Record, RecordKind, StoreError};
+pub use records::{
+    AttemptRow, Delivery, DeliveryResult, FailureCount, MeasurementSample, Webhook, Window,
+};
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
     OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
@@ -208,6 +213,79 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// A complete storage backend: every role. Every backend passes the same conformance suite
 /// ([`testsuite`], behind the `testsuite` feature).
-pub trait Store: CatalogStore + IssuanceStore + LogStore {}
+pub trait Store: CatalogStore + IssuanceStore + LogStore + TestDataStore + AlertStore {}
 
-impl<T: CatalogStore + IssuanceStore + LogStore> Store for T {}
+impl<T: CatalogStore + IssuanceStore + LogStore + TestDataStore + AlertStore> Store for T {}
+
+/// Test records as data (design.md §9): the steps and measurements of every stored test
+/// attempt, which each backend projects from the attempt's normalized record in the
+/// transaction that stores it, and the certificates of a serial, for its history and for
+/// analytics. Reads only.
+#[async_trait]
+pub trait TestDataStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Every test attempt stored for `serial`, in any product, in the order stored, each with
+    /// its steps and measurements.
+    async fn unit_attempts(
+        &self,
+        serial: &Serial,
+    ) -> Result<Vec<touchmark_core::oversight::AttemptEntry>>;
+    /// The certificates issued to `serial`, in any product, oldest first, as history entries
+    /// of kind `certificate.issued`.
+    async fn unit_certificates(
+        &self,
+        serial: &Serial,
+    ) -> Result<Vec<touchmark_core::oversight::HistoryEntry>>;
+    /// An order's test attempts received within `window`, in the order stored.
+    async fn order_attempts(&self, order: &OrderId, window: Window) -> Result<Vec<AttemptRow>>;
+    /// The numeric measurements of an order's test attempts received within `window`, by step
+    /// and name, then in the order stored.
+    async fn order_measurements(
+        &self,
+        order: &OrderId,
+        window: Window,
+    ) -> Result<Vec<MeasurementSample>>;
+    /// The failed steps and failed measurements of an order's test attempts received within
+    /// `window`, counted by step and by step and measurement, in name order.
+    async fn order_failures(&self, order: &OrderId, window: Window) -> Result<Vec<FailureCount>>;
+}
+
+/// Alerts (design.md §9), their webhooks and the webhook outbox, and the projectors' cursors.
+#[async_trait]
+pub trait AlertStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records `alert` (open) with its `alert.raised` event, and for each webhook whose kinds
+    /// match, one outbox message `msg_<alert>_<webhook>` carrying `payload` and due at once, in
+    /// one transaction; unless an alert with the same key is open or acknowledged: then nothing
+    /// is written, and `None`.
+    async fn raise_alert(
+        &self,
+        alert: touchmark_core::alert::Alert,
+        event: Event,
+        payload: String,
+    ) -> Result<Option<Logged>>;
+    /// Moves an alert by `rule`, run on the alert as stored under the store's lock, and records
+    /// the rule's event. `NotFound`, or `Refused` with the rule's refusal.
+    async fn update_alert(
+        &self,
+        id: &str,
+        rule: Rule<touchmark_core::alert::Alert, touchmark_core::policy::alerts::AlertChange>,
+    ) -> Result<touchmark_core::alert::Alert>;
+    /// One alert.
+    async fn alert(&self, id: &str) -> Result<Option<touchmark_core::alert::Alert>>;
+    /// Alerts, newest first: all of them, or those not resolved.
+    async fn alerts(&self, unresolved_only: bool) -> Result<Vec<touchmark_core::alert::Alert>>;
+    /// Records a webhook with its `webhook.added` event.
+    async fn add_webhook(&self, webhook: Webhook, event: Event) -> Result<Logged>;
+    /// Every webhook.
+    async fn webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Outbox messages not delivered whose next attempt is due at `now`, oldest first, at
+    /// most `limit`.
+    async fn due_deliveries(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Delivery>>;
+    /// Every outbox message, oldest first (for operators and tests).
+    async fn deliveries(&self) -> Result<Vec<Delivery>>;
+    /// Records what became of an attempt of delivery `id`.
+    async fn record_delivery(&self, id: &str, result: DeliveryResult) -> Result<()>;
+    /// A projector's position in the log: the index of the next event it has not folded.
+    async fn cursor(&self, name: &str) -> Result<u64>;
+    /// Saves a projector's position.
+    async fn save_cursor(&self, name: &str, position: u64) -> Result<()>;
+}

@@ -119,6 +119,54 @@ pub const PKCS11_TOOL: Need = Need {
 };
 
 pub mod softhsm;
+/// A Python interpreter with numpy (PyPI `numpy`), the oracle of the analytics' statistics:
+/// `TOUCHMARK_TEST_NUMPY_PYTHON`, the interpreter's path.
+pub const NUMPY: Need = Need {
+    cfg: "tm_numpy",
+    var: "TOUCHMARK_TEST_NUMPY_PYTHON",
+    program: None,
+};
+
+/// `promtool` (Debian `prometheus`), the oracle of `/metrics`: `TOUCHMARK_TEST_PROMTOOL`, else
+/// `promtool` on `PATH`.
+pub const PROMTOOL: Need = Need {
+    cfg: "tm_promtool",
+    var: "TOUCHMARK_TEST_PROMTOOL",
+    program: Some("promtool"),
+};
+
+/// A Python interpreter with the Standard Webhooks library (PyPI `standardwebhooks`), the
+/// oracle of the webhook signatures: `TOUCHMARK_TEST_STANDARDWEBHOOKS_PYTHON`.
+pub const STANDARD_WEBHOOKS: Need = Need {
+    cfg: "tm_standardwebhooks",
+    var: "TOUCHMARK_TEST_STANDARDWEBHOOKS_PYTHON",
+    program: None,
+};
+
+/// A Python interpreter with Playwright (PyPI `playwright`), which drives the dashboard in a
+/// real browser: `TOUCHMARK_TEST_PLAYWRIGHT_PYTHON`. Its browser is [`CHROMIUM`]: Playwright's
+/// own browser download is not used.
+pub const PLAYWRIGHT: Need = Need {
+    cfg: "tm_playwright",
+    var: "TOUCHMARK_TEST_PLAYWRIGHT_PYTHON",
+    program: None,
+};
+
+/// Debian's `chromium`, which Playwright drives by its executable path:
+/// `TOUCHMARK_TEST_CHROMIUM`, else `chromium` on `PATH`.
+pub const CHROMIUM: Need = Need {
+    cfg: "tm_playwright",
+    var: "TOUCHMARK_TEST_CHROMIUM",
+    program: Some("chromium"),
+};
+
+/// A Python interpreter with OpenHTF (PyPI `openhtf`), which writes real OpenHTF test records:
+/// `TOUCHMARK_TEST_OPENHTF_PYTHON`, the interpreter's path.
+pub const OPENHTF: Need = Need {
+    cfg: "tm_openhtf",
+    var: "TOUCHMARK_TEST_OPENHTF_PYTHON",
+    program: None,
+};
 
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {

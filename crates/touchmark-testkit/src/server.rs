@@ -59,6 +59,8 @@ pub struct TestServer {
     pub log: Arc<Log>,
     /// The server's authority, for [`TestServer::close_refusal_windows`].
     pub authority: Arc<Authority>,
+    /// The server's oversight projector, for [`TestServer::project`].
+    pub projector: Arc<touchmark_server::projector::Projector>,
     shutdown: Option<oneshot::Sender<()>>,
     // Dropped last: the data directory, and the PostgreSQL schema.
     _dir: TempDir,
@@ -153,6 +155,9 @@ impl TestServer {
             // Refusal windows end on the manual clock, and their alerts are logged when a
             // test asks (`close_refusal_windows`).
             refusal_sweep: std::time::Duration::from_secs(3600),
+            // Alerts are raised when a test asks (`project`), so that the log holds exactly
+            // what each test did.
+            projector: false,
             ..ServerOptions::default()
         };
         let server = Server::bind_with(
@@ -168,6 +173,7 @@ impl TestServer {
         let store = Arc::clone(server.store());
         let log = Arc::clone(server.log());
         let authority = Arc::clone(server.authority());
+        let projector = Arc::clone(server.projector());
         let admin = NewTokenRequest {
             role: Role::Admin,
             label: Label::parse("label", "test").expect("label"),
@@ -197,6 +203,7 @@ impl TestServer {
             store,
             log,
             authority,
+            projector,
             shutdown: Some(tx),
             _dir: dir,
             _schema: schema,
@@ -211,6 +218,17 @@ impl TestServer {
             .await
             .expect("the log sequences");
         self.log.latest().map_or(0, |l| l.size())
+    }
+
+    /// Sequences what is committed, then folds it into the oversight rules and raises their
+    /// alerts now (judging every order's drift), as the server does every 200 ms; returns how
+    /// many alerts this call raised (the server's own loop may have raised some first).
+    pub async fn project(&self) -> usize {
+        self.sequence_now().await;
+        self.projector
+            .catch_up()
+            .await
+            .expect("the projector folds the log")
     }
 
     /// Logs the alert of every refusal window that has ended on the server's clock, as the

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::commands::oversight;
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
     serve,
@@ -109,6 +110,18 @@ pub enum Command {
     Completions(manual::CompletionsArgs),
     /// Print the manual page, or with --dir write one per command (`man -l touchmark.1`).
     Man(manual::ManArgs),
+    /// Report on what the stored test records say: an order's yields, failures and
+    /// measurements over a window.
+    #[command(subcommand)]
+    Report(oversight::ReportCommand),
+    /// See, acknowledge and resolve alerts: clones, work beyond the quota or outside the
+    /// window, stations without standing or far above their usual rate, low first-pass yield,
+    /// drifting measurements.
+    #[command(subcommand)]
+    Alert(oversight::AlertCommand),
+    /// Register endpoints that receive alerts (Standard Webhooks).
+    #[command(subcommand)]
+    Webhook(oversight::WebhookCommand),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

@@ -16,6 +16,7 @@ use clap::Parser;
 use touchmark_client::ClientError;
 
 use crate::cli::{Cli, Command, LogFormat, StationCommand};
+use crate::commands::oversight;
 use crate::commands::{
     admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
     serve,
@@ -159,5 +160,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys(c) => keys::run(c).await,
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
+        Command::Report(c) => oversight::report(c).await,
+        Command::Alert(c) => oversight::alert(c).await,
+        Command::Webhook(c) => oversight::webhook(c).await,
     }
 }

@@ -6,12 +6,14 @@
 //! same function, and applies the result atomically. So the decision is the same wherever it is
 //! taken, and the message a client reads is written in one place.
 //!
+//! - [`alerts`]: the oversight rules that raise alerts (design.md §9);
 //! - [`issue`]: design.md §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
 //!   alert;
 //! - [`station`]: a station's revocation.
 
+pub mod alerts;
 pub mod issue;
 pub mod order;
 pub mod refusals;

@@ -5,6 +5,7 @@
 //! answered `400 invalid_request`; one it forbids always is.
 
 use serde_json::{Value, json};
+use touchmark_core::alert::AlertKind;
 use touchmark_core::command::NewStation;
 use touchmark_core::field::{HttpUrl, Label, Oid, ProductName, SubjectText, TEXT_PATTERN};
 use touchmark_core::id::ID_PATTERN;
@@ -70,6 +71,17 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "enum": ["admin", "auditor"] }),
         ),
         ("CreateToken", "label", text(Label::MAX)),
+        ("CreateWebhook", "url", url()),
+        (
+            "CreateWebhook",
+            "secret",
+            json!({ "pattern": touchmark_authority::alerts::SECRET_PATTERN }),
+        ),
+        (
+            "CreateWebhook",
+            "kinds",
+            json!({ "items": { "type": "string", "enum": AlertKind::ALL.map(AlertKind::as_str) } }),
+        ),
     ]
 }
 
@@ -79,6 +91,8 @@ fn parameter_rule(name: &str) -> Option<Value> {
         "id" | "order" | "serial" | "factory" => Some(id()),
         "start" | "index" | "size" | "old" | "new" => Some(position()),
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
+        "from" | "until" => Some(timestamp()),
+        "state" => Some(json!({ "enum": ["unresolved", "all"] })),
         _ => None,
     }
 }

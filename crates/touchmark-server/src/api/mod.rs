@@ -2,10 +2,12 @@
 //! handlers' annotations.
 
 mod admin;
+mod alerts;
 mod convert;
 mod document;
 pub mod extract;
 pub mod log;
+mod oversight;
 mod station;
 
 use std::sync::Arc;
@@ -167,6 +169,13 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(log::consistency))
         .routes(routes!(log::unit_receipt_for_reader))
         .routes(routes!(log::unit_receipt_for_station))
+        .routes(routes!(oversight::unit_history))
+        .routes(routes!(oversight::order_report))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::get_alert))
+        .routes(routes!(alerts::acknowledge_alert))
+        .routes(routes!(alerts::resolve_alert))
+        .routes(routes!(alerts::create_webhook, alerts::list_webhooks))
 }
 
 /// The complete router.
@@ -179,9 +188,21 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
         .route("/log/tile/{*path}", get(log::tile))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/ui", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
+        .route("/ui/session", get(crate::ui::session))
+        .route("/ui/login", axum::routing::post(crate::ui::login))
+        .route("/ui/logout", axum::routing::post(crate::ui::logout))
+        .route("/ui/events", get(crate::ui::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(crate::access::log_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
         .with_state(state)
 }

@@ -24,12 +24,14 @@ use crate::Store;
 
 pub mod admin;
 pub mod alert;
+pub mod alerts;
 pub mod durability;
 pub mod events;
 pub mod group_commit;
 pub mod issue;
 pub mod kit;
 pub mod log;
+pub mod records;
 pub mod rejection;
 pub mod replicas;
 pub mod sequencer;
@@ -120,6 +122,9 @@ macro_rules! conformance_suite {
                 sequencer::take_over_fences_a_live_holder,
                 sequencer::sequence_entries_respects_max,
                 sequencer::sequencing_is_dense_and_complete,
+                records::attempts_are_stored_as_data,
+                alerts::alerts_are_raised_once_per_key_and_move_by_rule,
+                alerts::deliveries_and_cursors_are_kept,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

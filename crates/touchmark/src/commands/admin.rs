@@ -235,6 +235,14 @@ pub enum UnitCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Show a unit's history, oldest first: every test attempt with its failed steps and
+    /// measurements (all of them with --json), and its certificate.
+    History {
+        /// The serial.
+        serial: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 /// `token` subcommands.
@@ -594,6 +602,9 @@ pub async fn unit(command: UnitCommand) -> anyhow::Result<()> {
     let (api, units) = match command {
         UnitCommand::Receipt { serial, key, api } => {
             return receipt(&serial, key.as_deref(), &api).await;
+        }
+        UnitCommand::History { serial, api } => {
+            return super::oversight::history(&serial, &api).await;
         }
         UnitCommand::List { order, api } => {
             let units = client(&api)?.order_units(&order).await?;

@@ -110,7 +110,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
     };
-    let demo = touchmark_demo::run(&options, &story).await?;
+    let mut demo = touchmark_demo::run(&options, &story).await?;
     secrets::write_secret_file(&dir.join("admin.token"), &demo.token)?;
     let summary = demo.summary.clone();
     let url = &summary.url;
@@ -145,6 +145,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ]);
         table.row(vec!["errors".into(), summary.errors.to_string()]);
         table.print();
+        let alerts: Vec<String> = summary
+            .alerts
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        println!(
+            "\nAlerts raised: {}{}.",
+            alerts.join(", "),
+            summary
+                .drift_alert
+                .as_deref()
+                .map(|d| format!(" (the drift: {d})"))
+                .unwrap_or_default()
+        );
         println!(
             "\nAudit (over HTTPS, with the log's public key alone): the checkpoint of {} entries is \
              signed, every entry, tile and the root recomputed, {} events replayed, {} violations; \
@@ -181,9 +195,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    demo.start_trickle(std::time::Duration::from_secs(2))
+        .await?;
     if !args.json {
-        println!("\nThe server keeps running until Ctrl-C:");
+        println!(
+            "\nThe server keeps running until Ctrl-C, with a slow trickle of units on {}:",
+            touchmark_demo::TRICKLE_ORDER
+        );
         output::fields(&[
+            (
+                "dashboard",
+                format!("{}  (log in with the admin token)", summary.dashboard),
+            ),
             ("API", format!("{url}/v1  (OpenAPI: {url}/openapi.json)")),
             (
                 "root CA of the server",

@@ -11,6 +11,7 @@ pub mod init;
 pub mod keys;
 pub mod manual;
 pub mod migrate;
+pub mod oversight;
 pub mod roots;
 pub mod run;
 pub mod serve;

@@ -43,6 +43,7 @@ mod logs;
 mod migrate;
 mod mqtt;
 mod ops;
+mod oversight;
 mod pg;
 mod pkilint;
 mod pty;
