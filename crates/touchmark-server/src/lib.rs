@@ -43,6 +43,13 @@ pub struct ServerOptions {
     pub refusal_limit: RefusalLimit,
     /// How often ended refusal windows are looked for, to log their alerts.
     pub refusal_sweep: std::time::Duration,
+    /// The base URL relying parties reach `/crl` and `/ocsp` at; new device certificates name
+    /// them when it is set.
+    pub public_url: Option<String>,
+    /// How CRLs are published.
+    pub crl: touchmark_authority::crl::CrlConfig,
+    /// How OCSP answers are made.
+    pub ocsp: touchmark_authority::ocsp::OcspConfig,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +59,9 @@ impl Default for ServerOptions {
             connections: ConnectionLimits::default(),
             refusal_limit: RefusalLimit::default(),
             refusal_sweep: std::time::Duration::from_secs(1),
+            public_url: None,
+            crl: touchmark_authority::crl::CrlConfig::default(),
+            ocsp: touchmark_authority::ocsp::OcspConfig::default(),
         }
     }
 }
@@ -65,6 +75,7 @@ pub struct Server {
     app: axum::Router,
     connections: ConnectionLimits,
     refusal_sweep: std::time::Duration,
+    crl_config: touchmark_authority::crl::CrlConfig,
 }
 
 impl Server {
@@ -113,7 +124,8 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let authority = Arc::new(
             Authority::new(installation, Arc::clone(&store), Arc::clone(&clock))
-                .with_refusal_limit(options.refusal_limit),
+                .with_refusal_limit(options.refusal_limit)
+                .with_public_url(options.public_url),
         );
         let log = Arc::new(
             Log::open(
@@ -129,12 +141,17 @@ impl Server {
         // accepting any connection.
         log.check_unsigned().await?;
         log.sequence_once(clock.now()).await?;
+        // Every CRL is signed before the first connection: a fetch never signs.
+        let crls = Arc::new(touchmark_authority::crl::CrlPublisher::default());
+        crls.publish_all(&authority, &options.crl).await?;
         let state = AppState {
             store,
             authority,
             clock,
             log,
             station_certs: Arc::default(),
+            crls,
+            ocsp: Arc::new(touchmark_authority::ocsp::OcspResponder::new(options.ocsp)),
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -144,6 +161,7 @@ impl Server {
             app,
             connections: options.connections,
             refusal_sweep: options.refusal_sweep,
+            crl_config: options.crl,
         })
     }
 
@@ -183,6 +201,11 @@ impl Server {
             Arc::clone(&authority),
             self.refusal_sweep,
         ));
+        let crl_publisher = tokio::spawn(Arc::clone(&self.state.crls).run(
+            Arc::clone(&authority),
+            self.crl_config.clone(),
+            stop.subscribe(),
+        ));
         listener::serve(
             self.listener,
             self.tls,
@@ -192,6 +215,7 @@ impl Server {
         )
         .await;
         sweeper.abort();
+        crl_publisher.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;
         let _ = stop.send(true);

@@ -22,4 +22,8 @@ pub struct AppState {
     pub(crate) log: Arc<Log>,
     /// Station certificates already verified.
     pub(crate) station_certs: Arc<StationCertCache>,
+    /// The CRLs, signed ahead of any fetch.
+    pub(crate) crls: Arc<touchmark_authority::crl::CrlPublisher>,
+    /// The OCSP responder.
+    pub(crate) ocsp: Arc<touchmark_authority::ocsp::OcspResponder>,
 }

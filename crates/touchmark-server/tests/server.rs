@@ -2491,3 +2491,508 @@ mod outage {
         assert_eq!(served.status, 201, "{}", served.text);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Revocation (design.md §8): units, orders, CAs and stations revoked through the admin API, the
+// CRLs and OCSP answers that follow within a second, checked by openssl.
+// ---------------------------------------------------------------------------------------------
+mod revocation {
+    use std::time::Instant;
+
+    use touchmark_client::RevocationKind;
+    use touchmark_client::api::{Release, Revoke};
+
+    use super::*;
+
+    touchmark_testkit::both_backends!(
+        revocations_are_admin_only_idempotent_and_refuse_issuance,
+        #[cfg_attr(
+            not(tm_openssl),
+            ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+        )]
+        crls_and_ocsp_follow_a_revocation_within_a_second,
+    );
+
+    fn revoke(reason: &str) -> Revoke {
+        Revoke {
+            reason: reason.into(),
+            product: None,
+        }
+    }
+
+    fn http(kit: &TestServer) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(touchmark_testkit::client_tls(&kit.root_ca_pem, None))
+            .build()
+            .unwrap()
+    }
+
+    async fn issue(
+        kit: &TestServer,
+        station: &touchmark_testkit::Station,
+        order: &str,
+        serial: &str,
+    ) -> ProvisionResponse {
+        let unit = Unit::new(serial);
+        let reply = station.provision(order, &unit, passing_test(serial)).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let _ = kit;
+        serde_json::from_value(reply.body).unwrap()
+    }
+
+    async fn revocations_are_admin_only_idempotent_and_refuse_issuance(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("rev", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        for n in 1..=3 {
+            issue(&kit, &station, &line.order, &format!("SN-000{n}")).await;
+        }
+        let size = kit.log_size().await;
+
+        // Not an admin: refused, nothing logged.
+        let err = kit
+            .anonymous()
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err}");
+
+        let done = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("KEYCOMPROMISE"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.changed, done.revoked, done.reason.as_str()),
+            (true, 1, "keyCompromise")
+        );
+        assert_eq!(kit.log_size().await, size + 1);
+        let again = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("superseded"))
+            .await
+            .unwrap();
+        assert_eq!((again.changed, again.revoked), (false, 0));
+        assert_eq!(kit.log_size().await, size + 1);
+        let unit = kit.admin.unit("SN-0001").await.unwrap();
+        assert_eq!(unit[0].status, "revoked");
+
+        // Bad input: a clear code, nothing logged.
+        let cases: [(RevocationKind, &str, Revoke, ErrorCode); 4] = [
+            (
+                RevocationKind::Unit,
+                "SN-0099",
+                revoke("keyCompromise"),
+                ErrorCode::NotFound,
+            ),
+            (
+                RevocationKind::Unit,
+                "SN-0002",
+                revoke("removeFromCRL"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                RevocationKind::Order,
+                &line.order,
+                revoke("certificateHold"),
+                ErrorCode::Unprocessable,
+            ),
+            (
+                RevocationKind::Ca,
+                "no-such-product",
+                revoke("cACompromise"),
+                ErrorCode::NotFound,
+            ),
+        ];
+        for (kind, id, body, code) in cases {
+            let err = kit.admin.revoke(kind, id, &body).await.unwrap_err();
+            assert_eq!(err.code(), Some(code), "{kind:?} {id}: {err}");
+        }
+        assert_eq!(kit.log_size().await, size + 1);
+
+        // A hold, released.
+        let held = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0002", &revoke("certificateHold"))
+            .await
+            .unwrap();
+        assert!(held.changed);
+        let released = kit
+            .admin
+            .release_unit("SN-0002", &Release::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (released.released, released.reason.as_str()),
+            (1, "removeFromCRL")
+        );
+        let err = kit
+            .admin
+            .release_unit("SN-0002", &Release::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Conflict));
+
+        // A revoked unit's serial stays taken.
+        let retry = station
+            .provision(&line.order, &Unit::new("SN-0001"), passing_test("SN-0001"))
+            .await;
+        retry.assert_error(409, "serial_conflict");
+
+        // The order: its units revoked and itself closed.
+        let order = kit
+            .admin
+            .revoke(RevocationKind::Order, &line.order, &revoke("superseded"))
+            .await
+            .unwrap();
+        assert_eq!(order.revoked, 2, "SN-0001 was revoked before");
+        assert_eq!(
+            kit.admin.order(&line.order).await.unwrap().order.state,
+            "closed"
+        );
+        let reply = station
+            .provision(&line.order, &Unit::new("SN-0010"), passing_test("SN-0010"))
+            .await;
+        reply.assert_error(409, "order_not_open");
+
+        // The CA: nothing more issues under it.
+        let other = kit
+            .order(
+                "ord-rev-2",
+                &line.product,
+                &line.factory,
+                10,
+                "SN-0001..SN-0100",
+            )
+            .await;
+        let ca = kit
+            .admin
+            .revoke(RevocationKind::Ca, &line.product, &revoke("cACompromise"))
+            .await
+            .unwrap();
+        assert!(ca.changed);
+        let reply = station
+            .provision(&other, &Unit::new("SN-0020"), passing_test("SN-0020"))
+            .await;
+        reply.assert_error(409, "ca_revoked");
+
+        // The station: refused at once, on the connection it already has open.
+        let done = kit
+            .admin
+            .revoke(
+                RevocationKind::Station,
+                &station.id,
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        assert!(done.changed);
+        let reply = station
+            .provision(&other, &Unit::new("SN-0021"), passing_test("SN-0021"))
+            .await;
+        reply.assert_error(403, "station_revoked");
+        let again = kit
+            .admin
+            .revoke(
+                RevocationKind::Station,
+                &station.id,
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        assert!(!again.changed);
+    }
+
+    async fn get(http: &reqwest::Client, url: String) -> (u16, Vec<u8>) {
+        let response = http.get(url).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    }
+
+    async fn crls_and_ocsp_follow_a_revocation_within_a_second(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("crl", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let first = issue(&kit, &station, &line.order, "SN-0001").await;
+        issue(&kit, &station, &line.order, "SN-0002").await;
+        let issuing_pem = first
+            .chain_pem
+            .strip_prefix(&first.certificate_pem)
+            .unwrap()
+            .to_owned();
+        let http = http(&kit);
+        let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, data: &[u8]| std::fs::write(dir.path().join(name), data).unwrap();
+        write("root.pem", kit.device_root_pem.as_bytes());
+        write("issuing.pem", issuing_pem.as_bytes());
+        write("device.pem", first.certificate_pem.as_bytes());
+        write(
+            "chain.pem",
+            format!("{issuing_pem}{}", kit.device_root_pem).as_bytes(),
+        );
+
+        // The OCSP answer before: good, signed by a delegated responder, nonce echoed.
+        let ocsp = |expect: &'static str| {
+            let (openssl, dir, http, base) = (
+                openssl.clone(),
+                dir.path().to_owned(),
+                http.clone(),
+                kit.base_url.clone(),
+            );
+            async move {
+                let (ok, text) = touchmark_testenv::run(
+                    &openssl,
+                    &dir,
+                    &[
+                        "ocsp",
+                        "-issuer",
+                        "issuing.pem",
+                        "-cert",
+                        "device.pem",
+                        "-reqout",
+                        "req.der",
+                    ],
+                );
+                assert!(ok, "{text}");
+                let request = std::fs::read(dir.join("req.der")).unwrap();
+                let response = http
+                    .post(format!("{base}/ocsp"))
+                    .header("content-type", "application/ocsp-request")
+                    .body(request)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                std::fs::write(dir.join("resp.der"), response.bytes().await.unwrap()).unwrap();
+                let (ok, text) = touchmark_testenv::run(
+                    &openssl,
+                    &dir,
+                    &[
+                        "ocsp",
+                        "-reqin",
+                        "req.der",
+                        "-respin",
+                        "resp.der",
+                        "-issuer",
+                        "issuing.pem",
+                        "-verify_other",
+                        "issuing.pem",
+                        "-CAfile",
+                        "root.pem",
+                        "-cert",
+                        "device.pem",
+                        "-resp_text",
+                    ],
+                );
+                assert!(ok, "{text}");
+                assert!(text.contains("Response verify OK"), "{text}");
+                assert!(text.contains(&format!("device.pem: {expect}")), "{text}");
+                assert!(
+                    text.contains("OCSP Signing")
+                        || text.contains("OCSPSigning")
+                        || text.contains("OCSP No Check"),
+                    "{text}"
+                );
+                text
+            }
+        };
+        ocsp("good").await;
+
+        // The CRL before: signed by the issuing CA, empty.
+        let crl_url = format!("{}/crl/{}", kit.base_url, line.product);
+        let (status, before) = get(&http, crl_url.clone()).await;
+        assert_eq!(status, 200);
+        write("before.crl", &before);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "before.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(text.contains("verify OK"), "{text}");
+        assert!(text.contains("No Revoked Certificates"), "{text}");
+        let number = |text: &str| -> String {
+            let at = text.find("X509v3 CRL Number:").unwrap();
+            text[at..].lines().nth(1).unwrap().trim().to_owned()
+        };
+        let number_before = number(&text);
+
+        let start = Instant::now();
+        kit.admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap();
+        // The CRL lists it within a second.
+        let after = loop {
+            let (_, crl) = get(&http, crl_url.clone()).await;
+            if crl != before {
+                break crl;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "the CRL did not change within a second"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        write("after.crl", &after);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "after.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(text.contains("Key Compromise"), "{text}");
+        assert!(
+            number(&text) > number_before || number(&text).len() > number_before.len(),
+            "{text}"
+        );
+        write(
+            "after.pem",
+            touchmark_pki::pem::encode("X509 CRL", &after).as_bytes(),
+        );
+        // A relying party with the CRL refuses the revoked unit.
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "issuing.pem",
+                "-CRLfile",
+                "after.pem",
+                "device.pem",
+            ],
+        );
+        assert!(!ok && text.contains("certificate revoked"), "{text}");
+        // PEM on request.
+        let (status, pem) = get(&http, format!("{crl_url}?format=pem")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(pem).unwrap(),
+            touchmark_pki::pem::encode("X509 CRL", &after)
+        );
+
+        // OCSP says revoked at once: the cached good answer is gone.
+        let text = ocsp("revoked").await;
+        assert!(
+            text.contains("Key Compromise") || text.contains("keyCompromise"),
+            "{text}"
+        );
+
+        // Garbage, oversized and unknown-CA requests: well-formed OCSP errors, never a 500.
+        for (body, status) in [
+            (b"garbage".to_vec(), "malformedrequest"),
+            (vec![0x30; 10_000], "malformedrequest"),
+        ] {
+            let response = http
+                .post(format!("{}/ocsp", kit.base_url))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            write("bad.der", &response.bytes().await.unwrap());
+            let (_, text) = touchmark_testenv::run(
+                &openssl,
+                dir.path(),
+                &["ocsp", "-respin", "bad.der", "-resp_text", "-noverify"],
+            );
+            assert!(
+                text.to_lowercase().replace(' ', "").contains(status),
+                "{text}"
+            );
+        }
+        // A certificate of a CA this server does not hold.
+        write("foreign.pem", kit.root_ca_pem.as_bytes());
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "ocsp",
+                "-issuer",
+                "foreign.pem",
+                "-cert",
+                "foreign.pem",
+                "-reqout",
+                "foreign.der",
+                "-no_nonce",
+            ],
+        );
+        assert!(ok, "{text}");
+        let response = http
+            .post(format!("{}/ocsp", kit.base_url))
+            .body(std::fs::read(dir.path().join("foreign.der")).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        write("foreign-resp.der", &response.bytes().await.unwrap());
+        let (_, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "ocsp",
+                "-respin",
+                "foreign-resp.der",
+                "-resp_text",
+                "-noverify",
+            ],
+        );
+        assert!(text.to_lowercase().contains("unauthorized"), "{text}");
+
+        // The order's partition lists the unit too, scoped by its issuing distribution point.
+        let (status, partition) = get(&http, format!("{crl_url}/{}", line.order)).await;
+        assert_eq!(status, 200);
+        write("partition.crl", &partition);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "partition.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("Issuing Distribution Point") && text.contains("Key Compromise"),
+            "{text}"
+        );
+        // An unknown CRL is a 404.
+        let (status, _) = get(&http, format!("{}/crl/no-such-ca", kit.base_url)).await;
+        assert_eq!(status, 404);
+    }
+}

@@ -10,7 +10,8 @@
 //! The roles, composed into one [`Store`] (as lldap composes its handler traits):
 //! - [`CatalogStore`]: tokens, products, factories, stations and orders;
 //! - [`IssuanceStore`]: issuances, refusals, units and their counts;
-//! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles.
+//! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles;
+//! - [`RevocationStore`]: revocations of units, orders, CAs and a station's units.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -40,6 +41,7 @@ pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
     OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
 };
+pub use types::{Revoked, RevokedCa, RevokedCertificate};
 
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -206,8 +208,41 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     async fn checkpoint_at(&self, size: u64) -> Result<Option<String>>;
 }
 
+/// Revocations (design.md §8): a unit's certificate, an order's, a product's issuing CA, and
+/// the units one station provisioned in a span of time. What CRLs and OCSP answers are made
+/// from.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads the facts of `target` (`touchmark_core::policy::revocation::RevocationFacts`) under
+    /// the store's lock, runs `rule` on them, and applies the change it returns with its event,
+    /// in one transaction: certificates revoked or released (their units' status with them), the
+    /// order closed, the CA revoked. A change without an event (already in force) writes
+    /// nothing. `Refused` with the rule's refusal.
+    async fn revoke(
+        &self,
+        target: &touchmark_core::policy::revocation::Target,
+        rule: Rule<
+            touchmark_core::policy::revocation::RevocationFacts,
+            touchmark_core::policy::revocation::RevocationChange,
+        >,
+    ) -> Result<Revoked>;
+    /// The revoked certificates (on hold included) issued by `product`'s CA, in the order they
+    /// were revoked.
+    async fn revoked_certificates(&self, product: &ProductId) -> Result<Vec<RevokedCertificate>>;
+    /// The revoked issuing CAs.
+    async fn revoked_cas(&self) -> Result<Vec<RevokedCa>>;
+    /// A certificate's revocation, by the issuing product and the certificate's serial number
+    /// (hex, as stored): `None` when no such certificate was issued, `Some(None)` when it is
+    /// not revoked.
+    async fn certificate_status(
+        &self,
+        product: &ProductId,
+        cert_serial_hex: &str,
+    ) -> Result<Option<Option<touchmark_core::policy::revocation::RevokedAt>>>;
+}
+
 /// A complete storage backend: every role. Every backend passes the same conformance suite
 /// ([`testsuite`], behind the `testsuite` feature).
-pub trait Store: CatalogStore + IssuanceStore + LogStore {}
+pub trait Store: CatalogStore + IssuanceStore + LogStore + RevocationStore {}
 
-impl<T: CatalogStore + IssuanceStore + LogStore> Store for T {}
+impl<T: CatalogStore + IssuanceStore + LogStore + RevocationStore> Store for T {}

@@ -31,6 +31,8 @@ struct FileConfig {
     log: Option<LogFile>,
     connections: Option<ConnectionsFile>,
     refusals: Option<RefusalsFile>,
+    /// The base URL relying parties reach `/crl` and `/ocsp` at (`init --public-url`).
+    public_url: Option<String>,
 }
 
 /// The `[connections]` table: what client connections may hold (issue 11, security finding 1).
@@ -207,6 +209,9 @@ pub struct Config {
     pub connections: Connections,
     /// How refusals of check 1 are logged (`policy::refusals`).
     pub refusal_limit: RefusalLimit,
+    /// The base URL under which new device certificates name their CRL and OCSP responder
+    /// (`public_url`, overridden by `TOUCHMARK_PUBLIC_URL`); `None`: they name none.
+    pub public_url: Option<String>,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -255,13 +260,40 @@ pub fn load(
         .unwrap_or_default()
         .limit()
         .with_context(invalid)?;
+    let public_url = match std::env::var("TOUCHMARK_PUBLIC_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => file.public_url,
+    };
+    let public_url = public_url
+        .map(|u| public_url_checked(&u))
+        .transpose()
+        .with_context(invalid)?;
     Ok(Config {
+        public_url,
         listen: listen.or(file.listen).unwrap_or(default),
         database: Database::for_dir(dir, url),
         log,
         connections,
         refusal_limit,
     })
+}
+
+/// A public base URL: an http(s) URL (`HttpUrl`'s rules), without a trailing `/`.
+///
+/// # Errors
+/// When it is not an http:// or https:// URL.
+pub fn public_url_checked(url: &str) -> anyhow::Result<String> {
+    let checked = touchmark_core::field::HttpUrl::parse("public_url", url)
+        .map_err(|e| anyhow::anyhow!("`public_url`: {e}"))?;
+    Ok(checked.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The line `init --public-url` adds to the file.
+pub fn public_url_line(url: &str) -> String {
+    format!(
+        "\n# The base URL relying parties reach this server's /crl and /ocsp at: new device\n\
+         # certificates name their CRL and OCSP responder under it.\npublic_url = \"{url}\"\n"
+    )
 }
 
 /// The file `init` writes. A PostgreSQL URL is recorded unless it carries a password, which

@@ -32,6 +32,7 @@ pub mod kit;
 pub mod log;
 pub mod rejection;
 pub mod replicas;
+pub mod revocation;
 pub mod sequencer;
 
 /// A store being opened.
@@ -120,6 +121,11 @@ macro_rules! conformance_suite {
                 sequencer::take_over_fences_a_live_holder,
                 sequencer::sequence_entries_respects_max,
                 sequencer::sequencing_is_dense_and_complete,
+                revocation::a_revoked_unit_stays_taken,
+                revocation::a_hold_is_released_once,
+                revocation::an_order_revocation_closes_it,
+                revocation::a_revoked_ca_issues_nothing,
+                revocation::provenance_takes_one_station_in_its_span,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

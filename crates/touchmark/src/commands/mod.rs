@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod init;
 pub mod manual;
 pub mod migrate;
+pub mod revoke;
 pub mod roots;
 pub mod run;
 pub mod serve;
