@@ -214,6 +214,14 @@ mod tests {
             .map(|r| r.raw_serial().to_vec())
             .collect();
         assert_eq!(serials, vec![vec![0, 0x81, 2, 3], vec![5]]);
+        // What a unit's entry costs: a 16-octet serial, the time, the reason code.
+        let unit = RevokedEntry {
+            serial: vec![0x41; 16],
+            revoked_at: now,
+            reason: 1,
+        };
+        assert_eq!(entry_size(&unit), 49);
+        assert_eq!(entry_size(&RevokedEntry { reason: 0, ..unit }), 35);
         assert_eq!(
             crl.tbs_cert_list.next_update.map(|t| t.timestamp()),
             Some((now + time::Duration::hours(1)).unix_timestamp())
