@@ -704,4 +704,105 @@ mod tests {
             );
         }
     }
+
+    fn revoked_unit(serial: &str, key: u8, reason: Reason) -> Event {
+        Event::new(
+            at(),
+            EventBody::UnitRevoked {
+                product: ProductId::parse("p").unwrap(),
+                order: OrderId::parse("o").unwrap(),
+                serial: Serial::parse(serial).unwrap(),
+                cert_sha256: Sha256Hash([key; 32]),
+                reason,
+                actor: Actor::System,
+            },
+        )
+    }
+
+    #[test]
+    fn revocations_are_replayed_and_checked_against_what_was_issued() {
+        let order_revoked = |units| {
+            Event::new(
+                at(),
+                EventBody::OrderRevoked {
+                    order: OrderId::parse("o").unwrap(),
+                    product: ProductId::parse("p").unwrap(),
+                    reason: Reason::Superseded,
+                    units,
+                    actor: Actor::System,
+                },
+            )
+        };
+        let released = Event::new(
+            at(),
+            EventBody::UnitReleased {
+                product: ProductId::parse("p").unwrap(),
+                order: OrderId::parse("o").unwrap(),
+                serial: Serial::parse("a").unwrap(),
+                cert_sha256: Sha256Hash([1; 32]),
+                actor: Actor::System,
+            },
+        );
+        let base = vec![
+            created(10),
+            issued("a", 1, "s"),
+            issued("b", 2, "s"),
+            issued("c", 3, "s"),
+        ];
+        let cases: Vec<(&str, Vec<Event>, u64, usize)> = vec![
+            (
+                "one unit",
+                vec![revoked_unit("a", 1, Reason::KeyCompromise)],
+                1,
+                0,
+            ),
+            (
+                "a hold, released",
+                vec![
+                    revoked_unit("a", 1, Reason::CertificateHold),
+                    released.clone(),
+                ],
+                0,
+                0,
+            ),
+            ("a release without a hold", vec![released], 0, 1),
+            (
+                "a certificate never issued",
+                vec![revoked_unit("z", 9, Reason::KeyCompromise)],
+                0,
+                1,
+            ),
+            (
+                "twice for good",
+                vec![
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                ],
+                1,
+                1,
+            ),
+            (
+                "the order, after one unit",
+                vec![
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                    order_revoked(2),
+                ],
+                3,
+                0,
+            ),
+            ("the order, miscounted", vec![order_revoked(2)], 3, 1),
+        ];
+        for (name, extra, revoked, violations) in cases {
+            let mut events = base.clone();
+            events.extend(extra);
+            let r = replay(&events);
+            assert_eq!(r.orders()["o"].revoked, revoked, "{name}");
+            assert_eq!(
+                r.violations().len(),
+                violations,
+                "{name}: {:?}",
+                r.violations()
+            );
+        }
+    }
 }

@@ -182,10 +182,9 @@ async fn every_certificate_kind_passes_pkilint() {
             && meter_text.contains("https://pki.acme.example/ocsp"),
         "the device certificate names no URLs under the public URL"
     );
-    let sensor_text = String::from_utf8_lossy(
-        certs_from_pem(&issued.certificate_pem).unwrap()[0].der(),
-    )
-    .into_owned();
+    let sensor_text =
+        String::from_utf8_lossy(certs_from_pem(&issued.certificate_pem).unwrap()[0].der())
+            .into_owned();
     assert!(
         sensor_text.contains("http://pki.acme.example/crl/sensor.crl")
             && !sensor_text.contains("https://pki.acme.example"),
@@ -212,7 +211,10 @@ async fn every_certificate_kind_passes_pkilint() {
         ("the product's issuing CA", &product_ca),
         ("the station certificate", &station_cert),
         ("the device certificate", &device),
-        ("a device certificate with URLs under the public URL", &meter_device),
+        (
+            "a device certificate with URLs under the public URL",
+            &meter_device,
+        ),
     ] {
         let findings = lint(&lint_cert, &[cert]);
         if !findings.is_empty() {
@@ -223,7 +225,11 @@ async fn every_certificate_kind_passes_pkilint() {
         ("device root → itself", &device_root, &device_root),
         ("device root → product CA", &device_root, &product_ca),
         ("product CA → device", &product_ca, &device),
-        ("product CA → device with public URLs", &meter_ca, &meter_device),
+        (
+            "product CA → device with public URLs",
+            &meter_ca,
+            &meter_device,
+        ),
         ("infrastructure root → itself", &infra_root, &infra_root),
         ("infrastructure root → station CA", &infra_root, &station_ca),
         ("station CA → station", &station_ca, &station_cert),
