@@ -5,8 +5,9 @@
 //! - `_root`: the device root's CRL, which lists revoked product issuing CAs;
 //! - `{product}`: a product issuing CA's full CRL, every revoked unit of the product;
 //! - `{product}/{order}`: the order's partition, scoped by an issuing distribution point with
-//!   its own URL, which the order's units name in their CRL distribution point when a public
-//!   URL is configured. A device checks a list of its own order's revocations only.
+//!   its own URL, which the order's units name in their CRL distribution point. Published only
+//!   when a public URL is configured: without one, no certificate names a partition. A device
+//!   checks a list of its own order's revocations only.
 //!
 //! Names start with `_` where they are the installation's own CAs: an id never does, so no
 //! product can take one.
@@ -163,6 +164,11 @@ impl CrlPublisher {
                 .sign(cert.clone(), Arc::clone(signer), now, next, all, None)
                 .await?;
             fresh.insert(product.id.to_string(), full);
+            // A partition is scoped by its URL, which its units name: without a public URL
+            // there is none to name, and no partition.
+            let Some(base) = authority.public_url.as_deref() else {
+                continue;
+            };
             for order in orders.iter().filter(|o| o.product == product.id) {
                 let entries = revoked
                     .iter()
@@ -170,10 +176,7 @@ impl CrlPublisher {
                     .map(entry)
                     .collect::<Result<Vec<_>>>()?;
                 let name = partition_name(&product.id, &order.id);
-                let url = authority
-                    .public_url
-                    .as_deref()
-                    .map(|base| format!("{base}/crl/{name}"));
+                let url = Some(format!("{base}/crl/{name}"));
                 let crl = self
                     .sign(cert.clone(), Arc::clone(signer), now, next, entries, url)
                     .await?;

@@ -5,7 +5,8 @@
 //! in force changes nothing and logs nothing.
 //!
 //! Whoever publishes revocation status (CRLs, OCSP) follows [`Authority::revocations`]: its
-//! value grows after every revocation that changed something, once it is committed.
+//! value grows after every revocation that changed something, once it is committed, and after
+//! every new product or order (which have CRLs of their own).
 
 use touchmark_core::StationId;
 use touchmark_core::code::ErrorCode;
@@ -85,8 +86,8 @@ impl Authority {
         }
     }
 
-    /// Grows after every committed revocation that changed something: what CRL and OCSP
-    /// publishers wait on.
+    /// Grows after every committed revocation that changed something, and every new product or
+    /// order: what CRL and OCSP publishers wait on.
     pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
         self.revocations.subscribe()
     }

@@ -2528,16 +2528,96 @@ mod revocation {
     }
 
     async fn issue(
-        kit: &TestServer,
         station: &touchmark_testkit::Station,
         order: &str,
         serial: &str,
     ) -> ProvisionResponse {
+        issue_unit(station, order, serial).await.0
+    }
+
+    async fn issue_unit(
+        station: &touchmark_testkit::Station,
+        order: &str,
+        serial: &str,
+    ) -> (ProvisionResponse, Unit) {
         let unit = Unit::new(serial);
         let reply = station.provision(order, &unit, passing_test(serial)).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
-        let _ = kit;
-        serde_json::from_value(reply.body).unwrap()
+        (serde_json::from_value(reply.body).unwrap(), unit)
+    }
+
+    /// A TLS handshake with a relying party that checks client certificates against the
+    /// device root and `crls` with rustls-webpki, an unknown status being an error.
+    async fn handshake_with_crls(
+        root_pem: &str,
+        crls: Vec<Vec<u8>>,
+        chain_pem: &str,
+        unit: &Unit,
+    ) -> Result<(), String> {
+        use rustls::pki_types::{
+            CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName,
+        };
+        use rustls::server::WebPkiClientVerifier;
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let ders = |pem: &str| -> Vec<CertificateDer<'static>> {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect()
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ders(root_pem).remove(0)).unwrap();
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .with_crls(crls.into_iter().map(CertificateRevocationListDer::from))
+                .build()
+                .unwrap();
+        let server_id = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let server_cert = server_id.cert.der().clone();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![server_cert.clone()],
+                PrivateKeyDer::try_from(server_id.signing_key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            match acceptor.accept(tcp).await {
+                Ok(mut tls) => {
+                    let mut byte = [0u8; 1];
+                    let _ = tls.read_exact(&mut byte).await;
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let mut client_roots = rustls::RootCertStore::empty();
+        client_roots.add(server_cert).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(unit.signer.pkcs8_pem().as_bytes()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(client_roots)
+            .with_client_auth_cert(ders(chain_pem), key)
+            .unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if let Ok(mut tls) = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        {
+            let _ = tls.write_all(b"x").await;
+            let _ = tls.flush().await;
+        }
+        server.await.unwrap()
     }
 
     async fn revocations_are_admin_only_idempotent_and_refuse_issuance(backend: Backend) {
@@ -2545,7 +2625,7 @@ mod revocation {
         let line = kit.line("rev", 10, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
         for n in 1..=3 {
-            issue(&kit, &station, &line.order, &format!("SN-000{n}")).await;
+            issue(&station, &line.order, &format!("SN-000{n}")).await;
         }
         let size = kit.log_size().await;
 
@@ -2710,11 +2790,11 @@ mod revocation {
     }
 
     async fn crls_and_ocsp_follow_a_revocation_within_a_second(backend: Backend) {
-        let kit = TestServer::start(backend).await;
+        let kit = TestServer::start_public(backend, Some("https://pki.test")).await;
         let line = kit.line("crl", 10, "SN-0001..SN-0100").await;
         let station = kit.enroll_station(&line.factory).await;
-        let first = issue(&kit, &station, &line.order, "SN-0001").await;
-        issue(&kit, &station, &line.order, "SN-0002").await;
+        let (first, first_unit) = issue_unit(&station, &line.order, "SN-0001").await;
+        let (second, second_unit) = issue_unit(&station, &line.order, "SN-0002").await;
         let issuing_pem = first
             .chain_pem
             .strip_prefix(&first.certificate_pem)
@@ -2780,14 +2860,14 @@ mod revocation {
                         "issuing.pem",
                         "-CAfile",
                         "root.pem",
-                        "-cert",
-                        "device.pem",
                         "-resp_text",
                     ],
                 );
+                // With -reqin, openssl also checks that the response echoes the request's
+                // nonce.
                 assert!(ok, "{text}");
                 assert!(text.contains("Response verify OK"), "{text}");
-                assert!(text.contains(&format!("device.pem: {expect}")), "{text}");
+                assert!(text.contains(&format!("Cert Status: {expect}")), "{text}");
                 assert!(
                     text.contains("OCSP Signing")
                         || text.contains("OCSPSigning")
@@ -2890,6 +2970,35 @@ mod revocation {
             ],
         );
         assert!(!ok && text.contains("certificate revoked"), "{text}");
+        // rustls-webpki with the CRLs (the root's and the issuing CA's: the whole chain is
+        // checked) refuses the revoked unit as a client, and accepts its sibling; without the
+        // issuing CA's CRL, the unit's status is unknown, which is an error.
+        let (_, root_crl) = get(&http, format!("{}/crl/_root", kit.base_url)).await;
+        let crls = vec![after.clone(), root_crl.clone()];
+        let err = handshake_with_crls(
+            &kit.device_root_pem,
+            crls.clone(),
+            &first.chain_pem,
+            &first_unit,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_lowercase().contains("revoked"), "{err}");
+        handshake_with_crls(&kit.device_root_pem, crls, &second.chain_pem, &second_unit)
+            .await
+            .expect("the unrevoked unit is accepted");
+        let err = handshake_with_crls(
+            &kit.device_root_pem,
+            vec![root_crl],
+            &second.chain_pem,
+            &second_unit,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_lowercase().contains("unknown") || err.to_lowercase().contains("revocation"),
+            "{err}"
+        );
         // PEM on request.
         let (status, pem) = get(&http, format!("{crl_url}?format=pem")).await;
         assert_eq!(status, 200);
@@ -2988,9 +3097,43 @@ mod revocation {
         );
         assert!(ok, "{text}");
         assert!(
-            text.contains("Issuing Distribution Point") && text.contains("Key Compromise"),
+            text.contains("Issuing Distribution Point")
+                && text.contains("https://pki.test/crl/prod-crl/ord-crl")
+                && text.contains("Key Compromise"),
             "{text}"
         );
+        // The units name that partition in their CRL distribution point, and openssl, which
+        // matches the two, refuses the revoked unit with it and accepts its sibling.
+        let der = &touchmark_pki::certs_from_pem(&first.certificate_pem).unwrap()[0];
+        assert!(
+            String::from_utf8_lossy(der.der()).contains("https://pki.test/crl/prod-crl/ord-crl")
+        );
+        write(
+            "partition.pem",
+            touchmark_pki::pem::encode("X509 CRL", &partition).as_bytes(),
+        );
+        write("sibling.pem", second.certificate_pem.as_bytes());
+        let verify = |cert: &str| {
+            touchmark_testenv::run(
+                &openssl,
+                dir.path(),
+                &[
+                    "verify",
+                    "-crl_check",
+                    "-CAfile",
+                    "root.pem",
+                    "-untrusted",
+                    "issuing.pem",
+                    "-CRLfile",
+                    "partition.pem",
+                    cert,
+                ],
+            )
+        };
+        let (ok, text) = verify("device.pem");
+        assert!(!ok && text.contains("certificate revoked"), "{text}");
+        let (ok, text) = verify("sibling.pem");
+        assert!(ok, "{text}");
         // An unknown CRL is a 404.
         let (status, _) = get(&http, format!("{}/crl/no-such-ca", kit.base_url)).await;
         assert_eq!(status, 404);
