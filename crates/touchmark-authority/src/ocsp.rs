@@ -71,6 +71,17 @@ struct Responder {
     key: Arc<dyn Signer>,
 }
 
+/// How a CertID names an issuer: its hash, and the two issuer hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IssuerKey(HashAlg, Vec<u8>, Vec<u8>);
+
+/// Signed answers, valid while no revocation committed since `generation`.
+#[derive(Debug, Default)]
+struct Cache {
+    generation: u64,
+    answers: HashMap<(Ca, Vec<u8>), Arc<Cached>>,
+}
+
 #[derive(Debug)]
 struct Cached {
     der: Vec<u8>,
@@ -82,9 +93,9 @@ struct Cached {
 pub struct OcspResponder {
     config: OcspConfig,
     /// CAs by their (hash, name hash, key hash).
-    cas: RwLock<HashMap<(HashAlg, Vec<u8>, Vec<u8>), Ca>>,
+    cas: RwLock<HashMap<IssuerKey, Ca>>,
     responders: Mutex<HashMap<Ca, Arc<Responder>>>,
-    cache: RwLock<(u64, HashMap<(Ca, Vec<u8>), Arc<Cached>>)>,
+    cache: RwLock<Cache>,
 }
 
 impl OcspResponder {
@@ -134,8 +145,8 @@ impl OcspResponder {
         let now = authority.clock.now();
         if cacheable {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if cache.0 == generation
-                && let Some(hit) = cache.1.get(&key)
+            if cache.generation == generation
+                && let Some(hit) = cache.answers.get(&key)
                 && now < hit.refresh_at
             {
                 return Ok(hit.der.clone());
@@ -169,10 +180,13 @@ impl OcspResponder {
         .map_err(Answer::failed)?;
         if cacheable && !revoked_any {
             let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-            if cache.0 != generation {
-                *cache = (generation, HashMap::new());
+            if cache.generation != generation {
+                *cache = Cache {
+                    generation,
+                    answers: HashMap::new(),
+                };
             }
-            cache.1.insert(
+            cache.answers.insert(
                 key,
                 Arc::new(Cached {
                     der: der.clone(),
@@ -185,7 +199,7 @@ impl OcspResponder {
 
     /// The CA a CertID names, among the device root and the products' issuing CAs.
     async fn ca_of(&self, authority: &Authority, id: &CertId) -> Result<Ca, Answer> {
-        let key = (
+        let key = IssuerKey(
             id.hash,
             id.issuer_name_hash.clone(),
             id.issuer_key_hash.clone(),
@@ -198,12 +212,12 @@ impl OcspResponder {
         for hash in [HashAlg::Sha1, HashAlg::Sha256] {
             let root =
                 issuer_hashes(authority.device_root.certificate(), hash).map_err(Answer::failed)?;
-            found.insert((hash, root.0, root.1), Ca::Root);
+            found.insert(IssuerKey(hash, root.0, root.1), Ca::Root);
             for product in authority.store.products().await.map_err(Answer::failed)? {
                 let cert =
                     Certificate::from_pem(&product.issuing_ca_pem).map_err(Answer::failed)?;
                 let (name, key) = issuer_hashes(&cert, hash).map_err(Answer::failed)?;
-                found.insert((hash, name, key), Ca::Product(product.id));
+                found.insert(IssuerKey(hash, name, key), Ca::Product(product.id));
             }
         }
         let ca = found.get(&key).cloned();

@@ -76,7 +76,7 @@ impl Authority {
                     .station(id)
                     .await?
                     .filter(|s| s.status == StationStatus::Revoked)
-                    .ok_or_else(|| AuthorityError::Denied(refusal))?;
+                    .ok_or(AuthorityError::Denied(refusal))?;
                 Ok(StationRevoked {
                     station,
                     changed: false,

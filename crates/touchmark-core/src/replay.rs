@@ -289,7 +289,8 @@ impl Replay {
                 ),
             },
             EventBody::CaRevoked { product, .. } => {
-                if self.revoked_cas.insert(product.clone(), index).is_some() {
+                let first = self.revoked_cas.insert(product.clone(), index);
+                if first.is_some() {
                     self.violation(index, format!("product {product}'s CA is revoked twice"));
                 }
             }

@@ -440,7 +440,7 @@ fn provenance(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::type_complexity)]
 
     use time::macros::datetime;
 
