@@ -746,11 +746,59 @@ mod refusals {
             .unwrap();
         assert_eq!(warm.status, "issued");
         kit.admin.revoke_station(&revoked.id).await.unwrap();
+        // A unit issued, then revoked; and an order of a product whose issuing CA is revoked.
+        let revoked_unit = Unit::new("SN-0050");
+        let reply = station
+            .provision(&main, &revoked_unit, passing_test(&revoked_unit.serial))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let revoke = |reason: &str| touchmark_client::api::Revoke {
+            reason: reason.into(),
+            product: None,
+        };
+        kit.admin
+            .revoke(
+                touchmark_client::RevocationKind::Unit,
+                "SN-0050",
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        let revoked_product = kit.product("prod-revoked-ca").await;
+        let revoked_ca = kit
+            .order("ord-revoked-ca", &revoked_product, &factory, 10, range)
+            .await;
+        kit.admin
+            .revoke(
+                touchmark_client::RevocationKind::Ca,
+                &revoked_product,
+                &revoke("cACompromise"),
+            )
+            .await
+            .unwrap();
         // `late`'s window closes.
         kit.advance(Duration::hours(2));
 
         let fresh = |serial: &str| Unit::new(serial).request(passing_test(serial));
         let cases = vec![
+            Case {
+                name: "an order of a product whose issuing CA is revoked",
+                station: &station,
+                order: &revoked_ca,
+                body: fresh("SN-0004"),
+                status: 409,
+                code: "ca_revoked",
+                after: After::Refused,
+            },
+            Case {
+                name: "the retry of a revoked unit",
+                station: &station,
+                order: &main,
+                body: revoked_unit.request(passing_test(&revoked_unit.serial)),
+                status: 409,
+                code: "unit_revoked",
+                after: After::Refused,
+            },
             Case {
                 name: "a station of another factory",
                 station: &stranger,
