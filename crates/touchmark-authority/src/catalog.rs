@@ -146,6 +146,8 @@ impl Authority {
             },
         );
         self.store.create_product(product.clone(), event).await?;
+        // Its CA's CRL is published from now on.
+        self.revocations.send_modify(|n| *n += 1);
         Ok(product)
     }
 
@@ -200,6 +202,8 @@ impl Authority {
             },
         );
         self.store.create_order(order.clone(), event).await?;
+        // Its CRL partition is published from now on.
+        self.revocations.send_modify(|n| *n += 1);
         if req.open {
             return self.set_order_state(actor, &id, OrderState::Open).await;
         }

@@ -23,9 +23,35 @@ use crate::{Authority, AuthorityError, Result, off_runtime};
 /// A product's issuing CA and certificate profile, loaded once.
 #[derive(Debug)]
 pub(crate) struct ProductIssuer {
+    product: ProductId,
     issuer: CaIssuer,
     profile: DeviceProfile,
     issuing_ca_pem: String,
+}
+
+impl ProductIssuer {
+    /// The issuing CA's certificate and key.
+    pub(crate) fn ca(&self) -> (&Certificate, &Arc<dyn touchmark_pki::Signer>) {
+        (self.issuer.certificate(), self.issuer.signer())
+    }
+
+    /// The profile of a unit of `order`: the product's, with the order's CRL partition and the
+    /// OCSP responder under `public_url` where the product names no URL of its own.
+    fn profile_for(&self, public_url: Option<&str>, order: &OrderId) -> DeviceProfile {
+        let mut profile = self.profile.clone();
+        if let Some(base) = public_url {
+            if profile.crl_url.is_none() {
+                profile.crl_url = Some(format!(
+                    "{base}/crl/{}",
+                    crate::crl::partition_name(&self.product, order)
+                ));
+            }
+            if profile.ocsp_url.is_none() {
+                profile.ocsp_url = Some(format!("{base}/ocsp"));
+            }
+        }
+        profile
+    }
 }
 
 /// The result of a successful provisioning request.
@@ -160,8 +186,16 @@ impl Authority {
         // signature costs less than asking the database first for every new unit would.
         let issuer = self.product_issuer(&order.product).await?;
         let serial_number = serial_number();
-        let cert =
-            sign_device_cert(Arc::clone(&issuer), csr, serial.clone(), now, serial_number).await?;
+        let profile = issuer.profile_for(self.public_url.as_deref(), &order.id);
+        let cert = sign_device_cert(
+            Arc::clone(&issuer),
+            profile,
+            csr,
+            serial.clone(),
+            now,
+            serial_number,
+        )
+        .await?;
         let issuance = Issuance {
             attempt,
             product: order.product.clone(),
@@ -219,7 +253,7 @@ impl Authority {
     }
 
     /// The product's issuing CA and profile, loaded on first use.
-    async fn product_issuer(&self, id: &ProductId) -> Result<Arc<ProductIssuer>> {
+    pub(crate) async fn product_issuer(&self, id: &ProductId) -> Result<Arc<ProductIssuer>> {
         if let Some(found) = self
             .issuers
             .read()
@@ -241,6 +275,7 @@ impl Authority {
         let hw_type_oid = Oid::parse("hw_type_oid", &product.hw_type_oid)
             .map_err(|e| AuthorityError::internal(format!("stored product {id}: {e}")))?;
         let loaded = Arc::new(ProductIssuer {
+            product: id.clone(),
             issuer,
             profile: DeviceProfile {
                 organization: product.organization,
@@ -263,6 +298,7 @@ impl Authority {
 /// Signs the device certificate, off the async runtime.
 async fn sign_device_cert(
     issuer: Arc<ProductIssuer>,
+    profile: DeviceProfile,
     csr: VerifiedCsr,
     serial: Serial,
     now: time::OffsetDateTime,
@@ -273,7 +309,7 @@ async fn sign_device_cert(
             &issuer.issuer,
             &csr,
             serial.as_str(),
-            &issuer.profile,
+            &profile,
             now,
             serial_number,
         )

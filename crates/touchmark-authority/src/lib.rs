@@ -14,18 +14,23 @@
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
 //!   first few, and their flood alerts;
 //! - [`keys`]: key operations as events (`key.generated`);
+//! - [`revocation`]: revoking units, orders, CAs, stations, and a station's units by
+//!   provenance;
 //! - [`log`]: the audit log, its sequencer, proofs and receipts (design.md §6);
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
 
 pub mod alerts;
 pub mod catalog;
+pub mod crl;
 mod error;
 pub mod installation;
 pub mod issuance;
 pub mod keys;
 pub mod log;
+pub mod ocsp;
 mod refusals;
+pub mod revocation;
 pub mod secrets;
 pub mod stations;
 
@@ -56,6 +61,9 @@ pub struct Authority {
     station_ca_pem: String,
     issuers: RwLock<HashMap<ProductId, Arc<issuance::ProductIssuer>>>,
     refusals: refusals::RefusalWindows,
+    revocations: tokio::sync::watch::Sender<u64>,
+    /// The base URL relying parties reach the server's `/crl` and `/ocsp` at, when configured.
+    public_url: Option<String>,
 }
 
 impl Authority {
@@ -74,7 +82,22 @@ impl Authority {
             refusals: refusals::RefusalWindows::new(
                 touchmark_core::policy::refusals::RefusalLimit::default(),
             ),
+            revocations: tokio::sync::watch::Sender::new(0),
+            public_url: None,
         }
+    }
+
+    /// New device certificates name the CRL partition of their order and the OCSP responder
+    /// under `url` (without a trailing `/`), unless their product names URLs of its own.
+    #[must_use]
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The public base URL, if one is configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// The station CA.

@@ -263,6 +263,60 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/revocations/{kind}/{id}` (admin): revokes a unit (`units`), an order
+    /// (`orders`), a product's issuing CA (`cas`) or a station (`stations`).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn revoke(
+        &self,
+        kind: RevocationKind,
+        id: &str,
+        request: &touchmark_core::api::Revoke,
+    ) -> Result<touchmark_core::api::RevocationBody, ClientError> {
+        let path = format!("/v1/revocations/{}/{}", kind.segment(), segment("id", id)?);
+        self.call(Method::POST, path, Auth::Bearer, Some(request))
+            .await
+    }
+
+    /// `POST /v1/revocations/units/{serial}/release` (admin): releases a unit's hold.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` serial; otherwise any failure.
+    pub async fn release_unit(
+        &self,
+        serial: &str,
+        request: &touchmark_core::api::Release,
+    ) -> Result<touchmark_core::api::RevocationBody, ClientError> {
+        let path = format!(
+            "/v1/revocations/units/{}/release",
+            segment("serial", serial)?
+        );
+        self.call(Method::POST, path, Auth::Bearer, Some(request))
+            .await
+    }
+
+    /// `POST /v1/revocations/provenance` (admin): revokes every unit one station provisioned in
+    /// a span of time.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn revoke_provenance(
+        &self,
+        request: &touchmark_core::api::RevokeProvenance,
+    ) -> Result<touchmark_core::api::RevocationBody, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/revocations/provenance".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
     /// `POST /v1/enroll`: exchanges a one-time enrollment token and a CSR for the station's
     /// certificate. The bearer token is not sent.
     ///
@@ -1002,6 +1056,30 @@ mod tests {
                 assert_eq!(err.local_code(), Some("server_untrusted"));
             }
             other => panic!("expected an untrusted server, got {other:?}"),
+        }
+    }
+}
+
+/// What [`Client::revoke`] revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationKind {
+    /// A unit's certificate, by serial.
+    Unit,
+    /// Every certificate of an order, which closes.
+    Order,
+    /// A product's issuing CA, by product id.
+    Ca,
+    /// A station's mTLS identity.
+    Station,
+}
+
+impl RevocationKind {
+    fn segment(self) -> &'static str {
+        match self {
+            Self::Unit => "units",
+            Self::Order => "orders",
+            Self::Ca => "cas",
+            Self::Station => "stations",
         }
     }
 }

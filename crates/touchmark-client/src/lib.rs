@@ -27,7 +27,7 @@ mod path;
 pub mod sim;
 pub mod station;
 
-pub use client::Client;
+pub use client::{Client, RevocationKind};
 pub use config::{ClientConfig, Identity};
 pub use error::ClientError;
 pub use touchmark_core::ErrorCode;

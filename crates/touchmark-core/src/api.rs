@@ -486,3 +486,68 @@ mod tests {
         assert_eq!(station.enrollment_ttl_minutes, None);
     }
 }
+
+/// A revocation of a unit, an order, a CA or a station (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    /// The RFC 5280 reason: `unspecified`, `keyCompromise`, `cACompromise`,
+    /// `affiliationChanged`, `superseded`, `cessationOfOperation`, `certificateHold` (a unit
+    /// only; it can be released), `privilegeWithdrawn` or `aACompromise`. Names are matched in
+    /// any case.
+    pub reason: String,
+    /// For a unit: its product, needed only when the serial exists in several products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+/// The release of a unit's `certificateHold` (admin).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The unit's product, needed only when the serial exists in several products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+/// A revocation by provenance: every unit one station provisioned in `[from, to)` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevokeProvenance {
+    /// The station.
+    pub station: String,
+    /// The span's start (RFC 3339), inclusive.
+    pub from: String,
+    /// The span's end (RFC 3339), exclusive.
+    pub to: String,
+    /// The RFC 5280 reason, as in [`Revoke`] (`certificateHold` is refused here).
+    pub reason: String,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RevocationBody {
+    /// `unit`, `order`, `ca`, `station` or `provenance`.
+    pub target: String,
+    /// The unit's serial, the order, the product, or the station.
+    pub id: String,
+    /// The reason, or `removeFromCRL` for a release.
+    pub reason: String,
+    /// Certificates this call revoked (0 when it was already in force, and for a CA or a
+    /// station, whose own certificate it revokes).
+    pub revoked: u64,
+    /// Certificates whose hold this call released.
+    pub released: u64,
+    /// Whether it changed anything: `false` when the revocation was already in force.
+    pub changed: bool,
+    /// The event's log index, once sequenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The event's leaf hash (hex), when one was logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hash: Option<String>,
+}

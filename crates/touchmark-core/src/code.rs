@@ -72,6 +72,10 @@ pub enum ErrorCode {
     /// entry of its own, and counted into one `station.refusal_flood` alert
     /// (`policy::refusals`). Nothing was done; `Retry-After` says when the window ends.
     RateLimited,
+    /// Provisioning: the unit's certificate is revoked; its serial cannot be provisioned again.
+    UnitRevoked,
+    /// Provisioning: the product's issuing CA is revoked; it issues nothing more.
+    CaRevoked,
 }
 
 impl ErrorCode {
@@ -104,11 +108,13 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::RateLimited => "rate_limited",
+            Self::UnitRevoked => "unit_revoked",
+            Self::CaRevoked => "ca_revoked",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -135,6 +141,8 @@ impl ErrorCode {
         Self::Unavailable,
         Self::Internal,
         Self::RateLimited,
+        Self::UnitRevoked,
+        Self::CaRevoked,
     ];
 
     /// Parses a code from its wire form.
@@ -171,6 +179,8 @@ impl ErrorCode {
                 | Self::SerialConflict
                 | Self::KeyReused
                 | Self::QuotaExhausted
+                | Self::UnitRevoked
+                | Self::CaRevoked
         )
     }
 
@@ -229,7 +239,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 15);
+        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 17);
         assert!(
             ErrorCode::ALL
                 .iter()

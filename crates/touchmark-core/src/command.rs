@@ -11,6 +11,7 @@ use crate::entity::Role;
 use crate::field::{FieldError, HttpUrl, Label, Oid, ProductName, SubjectText, timestamp};
 use crate::id::{FactoryId, IdError, OrderId, ProductId, StationId};
 use crate::policy::order::check_quota;
+use crate::policy::revocation::{Action, Reason, Revocation, Target};
 use crate::serial::SerialRule;
 use crate::testrecord::TestRecord;
 
@@ -249,6 +250,63 @@ impl TryFrom<api::ProvisionRequest> for Provision {
             })?,
             serial: req.serial,
             csr: req.csr,
+        })
+    }
+}
+
+/// The `reason` of a revocation: an RFC 5280 reason name, in any case.
+///
+/// # Errors
+/// [`FieldError`] for a name RFC 5280 does not have (or `removeFromCRL`, which a release says).
+pub fn revocation_reason(value: &str) -> Result<Reason, FieldError> {
+    Reason::parse(value).ok_or_else(|| {
+        FieldError::new(
+            "reason",
+            format!(
+                "not an RFC 5280 reason; one of {}",
+                Reason::ALL.map(Reason::as_str).join(", ")
+            ),
+        )
+    })
+}
+
+/// A revocation of a unit (or the release of its hold) as the API names it: the serial in the
+/// path, the product in the body when given.
+///
+/// # Errors
+/// [`FieldError`] for a malformed serial, product or reason.
+pub fn unit_revocation(
+    serial: &str,
+    product: Option<&str>,
+    action: Option<&str>,
+) -> Result<Revocation, FieldError> {
+    let serial = crate::serial::Serial::parse(serial)
+        .map_err(|e| FieldError::new("serial", e.to_string()))?;
+    let product = id("product", product, ProductId::parse)?;
+    let action = match action {
+        Some(reason) => Action::Revoke(revocation_reason(reason)?),
+        None => Action::Release,
+    };
+    Ok(Revocation {
+        target: Target::Unit { product, serial },
+        action,
+    })
+}
+
+impl TryFrom<api::RevokeProvenance> for Revocation {
+    type Error = FieldError;
+
+    fn try_from(req: api::RevokeProvenance) -> Result<Self, FieldError> {
+        let station = StationId::parse(&req.station)
+            .map_err(|e| FieldError::new("station", e.to_string()))?;
+        let from = timestamp("from", Some(&req.from))?.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let to = timestamp("to", Some(&req.to))?.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        if to <= from {
+            return Err(FieldError::rule("to", "must be after from"));
+        }
+        Ok(Self {
+            target: Target::Provenance { station, from, to },
+            action: Action::Revoke(revocation_reason(&req.reason)?),
         })
     }
 }

@@ -166,6 +166,9 @@ pub enum EventBody {
         factory: FactoryId,
         /// Who revoked it.
         actor: Actor,
+        /// The RFC 5280 reason, when one was given (`touchmark revoke station`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<crate::policy::revocation::Reason>,
     },
     /// An order was created (in draft).
     #[serde(rename = "order.created")]
@@ -387,6 +390,83 @@ pub enum EventBody {
         /// Who added it.
         actor: Actor,
     },
+    /// A unit's certificate was revoked (or put on hold, with `certificateHold`).
+    #[serde(rename = "unit.revoked")]
+    UnitRevoked {
+        /// The product.
+        product: ProductId,
+        /// The order it was counted against.
+        order: OrderId,
+        /// The unit's serial.
+        serial: Serial,
+        /// SHA-256 of the certificate (DER), as its `unit.issued` event names it.
+        cert_sha256: Sha256Hash,
+        /// The RFC 5280 reason.
+        reason: crate::policy::revocation::Reason,
+        /// Who revoked it.
+        actor: Actor,
+    },
+    /// A unit's `certificateHold` was released: its certificate is valid again.
+    #[serde(rename = "unit.released")]
+    UnitReleased {
+        /// The product.
+        product: ProductId,
+        /// The order it was counted against.
+        order: OrderId,
+        /// The unit's serial.
+        serial: Serial,
+        /// SHA-256 of the certificate (DER).
+        cert_sha256: Sha256Hash,
+        /// Who released it.
+        actor: Actor,
+    },
+    /// Every certificate issued under an order and not yet revoked was revoked, and the order
+    /// closed: the units are those of its `unit.issued` events before this one, less those
+    /// already revoked for good.
+    #[serde(rename = "order.revoked")]
+    OrderRevoked {
+        /// The order.
+        order: OrderId,
+        /// Its product.
+        product: ProductId,
+        /// The RFC 5280 reason.
+        reason: crate::policy::revocation::Reason,
+        /// How many certificates this event revoked.
+        units: u64,
+        /// Who revoked it.
+        actor: Actor,
+    },
+    /// A product's issuing CA was revoked: every unit under it is revoked for relying parties
+    /// (through the root's CRL), and the CA issues nothing more.
+    #[serde(rename = "ca.revoked")]
+    CaRevoked {
+        /// The product whose issuing CA it is.
+        product: ProductId,
+        /// The RFC 5280 reason.
+        reason: crate::policy::revocation::Reason,
+        /// Who revoked it.
+        actor: Actor,
+    },
+    /// Every unit one station provisioned in `[from, to)` and not yet revoked was revoked: the
+    /// units of the `unit.issued` events before this one that name the station with a time in
+    /// the span, less those already revoked for good.
+    #[serde(rename = "station.units_revoked")]
+    ProvenanceRevoked {
+        /// The station.
+        station: StationId,
+        /// Its factory.
+        factory: FactoryId,
+        /// The span's start, inclusive.
+        from: String,
+        /// The span's end, exclusive.
+        to: String,
+        /// The RFC 5280 reason.
+        reason: crate::policy::revocation::Reason,
+        /// How many certificates this event revoked.
+        units: u64,
+        /// Who revoked them.
+        actor: Actor,
+    },
 }
 
 impl EventBody {
@@ -414,6 +494,11 @@ impl EventBody {
             Self::AlertAcknowledged { .. } => "alert.acknowledged",
             Self::AlertResolved { .. } => "alert.resolved",
             Self::WebhookAdded { .. } => "webhook.added",
+            Self::UnitRevoked { .. } => "unit.revoked",
+            Self::UnitReleased { .. } => "unit.released",
+            Self::OrderRevoked { .. } => "order.revoked",
+            Self::CaRevoked { .. } => "ca.revoked",
+            Self::ProvenanceRevoked { .. } => "station.units_revoked",
         }
     }
 
@@ -427,7 +512,10 @@ impl EventBody {
             | Self::QuotaChanged { order, .. }
             | Self::UnitIssued { order, .. }
             | Self::TestFailed { order, .. }
-            | Self::UnitRefused { order, .. } => Some(order),
+            | Self::UnitRefused { order, .. }
+            | Self::UnitRevoked { order, .. }
+            | Self::UnitReleased { order, .. }
+            | Self::OrderRevoked { order, .. } => Some(order),
             Self::AlertRaised {
                 order: Some(order), ..
             } => Some(order),

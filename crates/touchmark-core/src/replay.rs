@@ -13,6 +13,7 @@ use crate::clock::parse_timestamp;
 use crate::code::ErrorCode;
 use crate::event::{Event, EventBody, Sha256Hash};
 use crate::id::{OrderId, ProductId, StationId};
+use crate::policy::revocation::Reason;
 use crate::serial::Serial;
 
 /// What the log says about one order.
@@ -26,6 +27,8 @@ pub struct OrderReport {
     pub failed_tests: u64,
     /// Refusals, by code.
     pub refusals: BTreeMap<String, u64>,
+    /// Units whose certificate is revoked (or on hold) at the end of the replay.
+    pub revoked: u64,
 }
 
 /// What the log says about one station's refusal floods (`station.refusal_flood` alerts).
@@ -82,6 +85,15 @@ pub struct Suspect {
     pub test_sha256: Option<Sha256Hash>,
 }
 
+/// An issued certificate as the replay knows it.
+#[derive(Debug)]
+struct IssuedCertificate {
+    order: OrderId,
+    station: StationId,
+    at: time::OffsetDateTime,
+    revoked: Option<Reason>,
+}
+
 /// The state of a replay.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -94,6 +106,10 @@ pub struct Replay {
     tests: HashMap<Sha256Hash, (ProductId, Serial, u64)>,
     suspects: Vec<Suspect>,
     revoked: HashMap<StationId, u64>,
+    /// Every issued certificate, by its hash, with what a revocation is checked against.
+    certificates: HashMap<Sha256Hash, IssuedCertificate>,
+    /// Revoked issuing CAs, by product, with the entry that revoked each.
+    revoked_cas: HashMap<ProductId, u64>,
     stations: BTreeMap<String, StationReport>,
     violations: Vec<Violation>,
     events: u64,
@@ -161,6 +177,7 @@ impl Replay {
                 serial,
                 pubkey_sha256,
                 test_sha256,
+                cert_sha256,
                 ..
             } => {
                 let report = self.orders.entry(order.to_string()).or_default();
@@ -211,6 +228,86 @@ impl Replay {
                     let message =
                         format!("unit {serial} issued by station {station}, revoked at entry {at}");
                     self.violation(index, message);
+                }
+                if let Some(at) = self.revoked_cas.get(product) {
+                    let message = format!(
+                        "unit {serial} issued by product {product}'s CA, revoked at entry {at}"
+                    );
+                    self.violation(index, message);
+                }
+                self.certificates.insert(
+                    *cert_sha256,
+                    IssuedCertificate {
+                        order: order.clone(),
+                        station: station.clone(),
+                        at: event.at,
+                        revoked: None,
+                    },
+                );
+            }
+            EventBody::UnitRevoked {
+                serial,
+                cert_sha256,
+                reason,
+                ..
+            } => self.revoke_one(index, serial, cert_sha256, *reason),
+            EventBody::UnitReleased {
+                serial,
+                cert_sha256,
+                ..
+            } => {
+                match self.certificates.get_mut(cert_sha256) {
+                    Some(cert) if cert.revoked == Some(Reason::CertificateHold) => {
+                        cert.revoked = None;
+                        let order = cert.order.to_string();
+                        self.orders.entry(order).or_default().revoked -= 1;
+                    }
+                    Some(_) => self.violation(
+                        index,
+                        format!("unit {serial}'s certificate is released, but it is not on hold"),
+                    ),
+                    None => self.violation(
+                        index,
+                        format!("unit {serial}'s certificate {cert_sha256} is released, but the log never issued it"),
+                    ),
+                }
+            }
+            EventBody::OrderRevoked {
+                order,
+                reason,
+                units,
+                ..
+            } => {
+                let set = self.revocable(|c| &c.order == order);
+                self.revoke_set(index, &format!("order {order}'s revocation"), set, *reason, *units);
+            }
+            EventBody::ProvenanceRevoked {
+                station,
+                from,
+                to,
+                reason,
+                units,
+                ..
+            } => match (parse_timestamp(from), parse_timestamp(to)) {
+                (Ok(from), Ok(to)) => {
+                    let set = self.revocable(|c| &c.station == station && c.at >= from && c.at < to);
+                    self.revoke_set(
+                        index,
+                        &format!("the revocation of station {station}'s units"),
+                        set,
+                        *reason,
+                        *units,
+                    );
+                }
+                _ => self.violation(
+                    index,
+                    format!("the revocation of station {station}'s units has a malformed span"),
+                ),
+            },
+            EventBody::CaRevoked { product, .. } => {
+                let first = self.revoked_cas.insert(product.clone(), index);
+                if first.is_some() {
+                    self.violation(index, format!("product {product}'s CA is revoked twice"));
                 }
             }
             EventBody::TestFailed { order, .. } => {
@@ -346,6 +443,73 @@ impl Replay {
     /// The installation's keys the log records, by name.
     pub fn keys(&self) -> &BTreeMap<String, KeyReport> {
         &self.installation_keys
+    }
+
+    /// Revokes one certificate: it must have been issued, and not be revoked for good.
+    fn revoke_one(&mut self, index: u64, serial: &Serial, cert: &Sha256Hash, reason: Reason) {
+        let Some(issued) = self.certificates.get_mut(cert) else {
+            self.violation(
+                index,
+                format!(
+                    "unit {serial}'s certificate {cert} is revoked, but the log never issued it"
+                ),
+            );
+            return;
+        };
+        match issued.revoked {
+            Some(Reason::CertificateHold) => issued.revoked = Some(reason),
+            Some(_) => {
+                self.violation(
+                    index,
+                    format!("unit {serial}'s certificate is revoked twice"),
+                );
+            }
+            None => {
+                issued.revoked = Some(reason);
+                let order = issued.order.to_string();
+                self.orders.entry(order).or_default().revoked += 1;
+            }
+        }
+    }
+
+    /// The certificates `select` takes that are not revoked for good.
+    fn revocable(&self, select: impl Fn(&IssuedCertificate) -> bool) -> Vec<Sha256Hash> {
+        self.certificates
+            .iter()
+            .filter(|(_, c)| select(c) && c.revoked.is_none_or(|r| r == Reason::CertificateHold))
+            .map(|(hash, _)| *hash)
+            .collect()
+    }
+
+    /// Revokes the set a revocation of many recomputes, which must count `units`.
+    fn revoke_set(
+        &mut self,
+        index: u64,
+        what: &str,
+        set: Vec<Sha256Hash>,
+        reason: Reason,
+        units: u64,
+    ) {
+        if set.len() as u64 != units {
+            self.violation(
+                index,
+                format!(
+                    "{what} says it revoked {units} units, but the log gives {}",
+                    set.len()
+                ),
+            );
+        }
+        for hash in set {
+            if let Some(cert) = self.certificates.get_mut(&hash) {
+                if cert.revoked.is_none() {
+                    self.orders
+                        .entry(cert.order.to_string())
+                        .or_default()
+                        .revoked += 1;
+                }
+                cert.revoked = Some(reason);
+            }
+        }
     }
 
     /// Events applied.
@@ -518,6 +682,7 @@ mod tests {
                 station: StationId::parse("s").unwrap(),
                 factory: FactoryId::parse("f").unwrap(),
                 actor: Actor::System,
+                reason: None,
             },
         );
         let cases: Vec<(&str, Vec<Event>, u64)> = vec![
@@ -647,6 +812,20 @@ mod tests {
         )
     }
 
+    fn revoked_unit(serial: &str, key: u8, reason: Reason) -> Event {
+        Event::new(
+            at(),
+            EventBody::UnitRevoked {
+                product: ProductId::parse("p").unwrap(),
+                order: OrderId::parse("o").unwrap(),
+                serial: Serial::parse(serial).unwrap(),
+                cert_sha256: Sha256Hash([key; 32]),
+                reason,
+                actor: Actor::System,
+            },
+        )
+    }
+
     #[test]
     fn a_migrated_key_keeps_its_public_key() {
         let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 1)]);
@@ -684,5 +863,92 @@ mod tests {
             Sha256Hash([1; 32]),
             "the first stands"
         );
+    }
+
+    #[test]
+    fn revocations_are_replayed_and_checked_against_what_was_issued() {
+        let order_revoked = |units| {
+            Event::new(
+                at(),
+                EventBody::OrderRevoked {
+                    order: OrderId::parse("o").unwrap(),
+                    product: ProductId::parse("p").unwrap(),
+                    reason: Reason::Superseded,
+                    units,
+                    actor: Actor::System,
+                },
+            )
+        };
+        let released = Event::new(
+            at(),
+            EventBody::UnitReleased {
+                product: ProductId::parse("p").unwrap(),
+                order: OrderId::parse("o").unwrap(),
+                serial: Serial::parse("a").unwrap(),
+                cert_sha256: Sha256Hash([1; 32]),
+                actor: Actor::System,
+            },
+        );
+        let base = vec![
+            created(10),
+            issued("a", 1, "s"),
+            issued("b", 2, "s"),
+            issued("c", 3, "s"),
+        ];
+        let cases: Vec<(&str, Vec<Event>, u64, usize)> = vec![
+            (
+                "one unit",
+                vec![revoked_unit("a", 1, Reason::KeyCompromise)],
+                1,
+                0,
+            ),
+            (
+                "a hold, released",
+                vec![
+                    revoked_unit("a", 1, Reason::CertificateHold),
+                    released.clone(),
+                ],
+                0,
+                0,
+            ),
+            ("a release without a hold", vec![released], 0, 1),
+            (
+                "a certificate never issued",
+                vec![revoked_unit("z", 9, Reason::KeyCompromise)],
+                0,
+                1,
+            ),
+            (
+                "twice for good",
+                vec![
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                ],
+                1,
+                1,
+            ),
+            (
+                "the order, after one unit",
+                vec![
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                    order_revoked(2),
+                ],
+                3,
+                0,
+            ),
+            ("the order, miscounted", vec![order_revoked(2)], 3, 1),
+        ];
+        for (name, extra, revoked, violations) in cases {
+            let mut events = base.clone();
+            events.extend(extra);
+            let r = replay(&events);
+            assert_eq!(r.orders()["o"].revoked, revoked, "{name}");
+            assert_eq!(
+                r.violations().len(),
+                violations,
+                "{name}: {:?}",
+                r.violations()
+            );
+        }
     }
 }

@@ -63,6 +63,82 @@ fn push_base128(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// Tag of an INTEGER.
+pub(crate) const INTEGER: u8 = 0x02;
+/// Tag of a BIT STRING.
+pub(crate) const BIT_STRING: u8 = 0x03;
+/// Tag of a BOOLEAN.
+pub(crate) const BOOLEAN: u8 = 0x01;
+/// Tag of an ENUMERATED.
+pub(crate) const ENUMERATED: u8 = 0x0a;
+
+/// A non-negative INTEGER from its big-endian magnitude: leading zeros dropped, a zero byte
+/// prepended when the high bit is set, so the value stays positive.
+pub(crate) fn unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
+    let skip = magnitude.iter().take_while(|b| **b == 0).count();
+    let significant = &magnitude[skip..];
+    let mut content = Vec::with_capacity(significant.len() + 1);
+    if significant.first().is_none_or(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(significant);
+    tlv(INTEGER, &content)
+}
+
+/// An INTEGER of a `u64`.
+pub(crate) fn u64_integer(value: u64) -> Vec<u8> {
+    unsigned_integer(&value.to_be_bytes())
+}
+
+/// A Time (RFC 5280 §4.1.2.5): UTCTime through 2049, GeneralizedTime from 2050, in whole
+/// seconds, UTC.
+pub(crate) fn time(at: time::OffsetDateTime) -> Vec<u8> {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let rest = format!(
+        "{:02}{:02}{:02}{:02}{:02}Z",
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    if (1950..2050).contains(&at.year()) {
+        tlv(0x17, format!("{:02}{rest}", at.year() % 100).as_bytes())
+    } else {
+        tlv(0x18, format!("{:04}{rest}", at.year()).as_bytes())
+    }
+}
+
+/// A GeneralizedTime in whole seconds, UTC (what OCSP uses, RFC 6960).
+pub(crate) fn generalized_time(at: time::OffsetDateTime) -> Vec<u8> {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    tlv(0x18, text.as_bytes())
+}
+
+/// An Extension: `SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }`.
+pub(crate) fn extension(oid: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
+    let mut content = tlv(OID, &oid_content(oid).unwrap_or_default());
+    if critical {
+        content.extend_from_slice(&tlv(BOOLEAN, &[0xff]));
+    }
+    content.extend_from_slice(&tlv(OCTET_STRING, value));
+    tlv(SEQUENCE, &content)
+}
+
+/// The AlgorithmIdentifier of ecdsa-with-SHA256 (RFC 5758: parameters absent).
+pub(crate) const ECDSA_WITH_SHA256: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
+
 /// DER prefix of a P-256 SubjectPublicKeyInfo, up to the uncompressed point:
 /// `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) }`.
 pub(crate) const P256_SPKI_PREFIX: [u8; 27] = [
@@ -103,6 +179,22 @@ mod tests {
         assert_eq!(oid_content(&[1]), None);
         assert_eq!(oid_content(&[3, 1]), None);
         assert_eq!(oid_content(&[1, 40]), None);
+    }
+
+    #[test]
+    fn integers_stay_positive_and_minimal() {
+        assert_eq!(unsigned_integer(&[0, 0, 1]), vec![0x02, 0x01, 0x01]);
+        assert_eq!(unsigned_integer(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(unsigned_integer(&[]), vec![0x02, 0x01, 0x00]);
+        assert_eq!(u64_integer(256), vec![0x02, 0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn times_switch_to_generalized_in_2050() {
+        let t = time::macros::datetime!(2026-03-04 05:06:07 UTC);
+        assert_eq!(time(t), tlv(0x17, b"260304050607Z"));
+        let t = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+        assert_eq!(time(t), tlv(0x18, b"99991231235959Z"));
     }
 
     #[test]

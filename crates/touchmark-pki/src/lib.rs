@@ -8,14 +8,18 @@
 //! - [`keys`] is the seam for where keys live ([`KeyProvider`]);
 //! - [`keystore`] keeps software keys encrypted at rest, as one provider;
 //! - [`station`] verifies a station's mTLS client certificate at the application layer;
-//! - [`pem`] reads and writes PEM.
+//! - [`pem`] reads and writes PEM;
+//! - [`crl`] builds and signs CRLs;
+//! - [`ocsp`] parses OCSP requests and builds signed responses.
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
 mod der;
 mod error;
 pub mod keys;
 pub mod keystore;
+pub mod ocsp;
 pub mod pem;
 pub mod profile;
 pub mod signer;

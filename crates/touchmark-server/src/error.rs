@@ -43,6 +43,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SerialConflict
         | ErrorCode::KeyReused
         | ErrorCode::QuotaExhausted
+        | ErrorCode::UnitRevoked
+        | ErrorCode::CaRevoked
         | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SerialOutOfRange
         | ErrorCode::CsrInvalid

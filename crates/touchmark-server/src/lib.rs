@@ -51,6 +51,13 @@ pub struct ServerOptions {
     /// [`projector::POLL`]; without it, only callers that drive it
     /// ([`projector::Projector::step`]) raise alerts.
     pub projector: bool,
+    /// The base URL relying parties reach `/crl` and `/ocsp` at; new device certificates name
+    /// them when it is set.
+    pub public_url: Option<String>,
+    /// How CRLs are published.
+    pub crl: touchmark_authority::crl::CrlConfig,
+    /// How OCSP answers are made.
+    pub ocsp: touchmark_authority::ocsp::OcspConfig,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +68,9 @@ impl Default for ServerOptions {
             refusal_limit: RefusalLimit::default(),
             refusal_sweep: std::time::Duration::from_secs(1),
             projector: true,
+            public_url: None,
+            crl: touchmark_authority::crl::CrlConfig::default(),
+            ocsp: touchmark_authority::ocsp::OcspConfig::default(),
         }
     }
 }
@@ -75,6 +85,7 @@ pub struct Server {
     connections: ConnectionLimits,
     refusal_sweep: std::time::Duration,
     projector: bool,
+    crl_config: touchmark_authority::crl::CrlConfig,
 }
 
 impl Server {
@@ -123,7 +134,8 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let authority = Arc::new(
             Authority::new(installation, Arc::clone(&store), Arc::clone(&clock))
-                .with_refusal_limit(options.refusal_limit),
+                .with_refusal_limit(options.refusal_limit)
+                .with_public_url(options.public_url),
         );
         let log = Arc::new(
             Log::open(
@@ -146,6 +158,9 @@ impl Server {
             Arc::clone(&clock),
             touchmark_core::policy::alerts::AlertConfig::default(),
         ));
+        // Every CRL is signed before the first connection: a fetch never signs.
+        let crls = Arc::new(touchmark_authority::crl::CrlPublisher::default());
+        crls.publish_all(&authority, &options.crl).await?;
         let state = AppState {
             store,
             authority,
@@ -155,6 +170,8 @@ impl Server {
             metrics: Arc::default(),
             projector,
             sessions: Arc::default(),
+            crls,
+            ocsp: Arc::new(touchmark_authority::ocsp::OcspResponder::new(options.ocsp)),
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -165,6 +182,7 @@ impl Server {
             connections: options.connections,
             refusal_sweep: options.refusal_sweep,
             projector: options.projector,
+            crl_config: options.crl,
         })
     }
 
@@ -217,6 +235,11 @@ impl Server {
             Arc::clone(&self.state.store),
             Arc::clone(&self.state.clock),
         ));
+        let crl_publisher = tokio::spawn(Arc::clone(&self.state.crls).run(
+            Arc::clone(&authority),
+            self.crl_config.clone(),
+            stop.subscribe(),
+        ));
         listener::serve(
             self.listener,
             self.tls,
@@ -230,6 +253,7 @@ impl Server {
             projector.abort();
         }
         deliveries.abort();
+        crl_publisher.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;
         let _ = stop.send(true);

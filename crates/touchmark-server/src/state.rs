@@ -28,4 +28,8 @@ pub struct AppState {
     pub(crate) projector: Arc<crate::projector::Projector>,
     /// The dashboard's sessions.
     pub(crate) sessions: Arc<crate::ui::Sessions>,
+    /// The CRLs, signed ahead of any fetch.
+    pub(crate) crls: Arc<touchmark_authority::crl::CrlPublisher>,
+    /// The OCSP responder.
+    pub(crate) ocsp: Arc<touchmark_authority::ocsp::OcspResponder>,
 }

@@ -746,11 +746,59 @@ mod refusals {
             .unwrap();
         assert_eq!(warm.status, "issued");
         kit.admin.revoke_station(&revoked.id).await.unwrap();
+        // A unit issued, then revoked; and an order of a product whose issuing CA is revoked.
+        let revoked_unit = Unit::new("SN-0050");
+        let reply = station
+            .provision(&main, &revoked_unit, passing_test(&revoked_unit.serial))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let revoke = |reason: &str| touchmark_client::api::Revoke {
+            reason: reason.into(),
+            product: None,
+        };
+        kit.admin
+            .revoke(
+                touchmark_client::RevocationKind::Unit,
+                "SN-0050",
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        let revoked_product = kit.product("prod-revoked-ca").await;
+        let revoked_ca = kit
+            .order("ord-revoked-ca", &revoked_product, &factory, 10, range)
+            .await;
+        kit.admin
+            .revoke(
+                touchmark_client::RevocationKind::Ca,
+                &revoked_product,
+                &revoke("cACompromise"),
+            )
+            .await
+            .unwrap();
         // `late`'s window closes.
         kit.advance(Duration::hours(2));
 
         let fresh = |serial: &str| Unit::new(serial).request(passing_test(serial));
         let cases = vec![
+            Case {
+                name: "an order of a product whose issuing CA is revoked",
+                station: &station,
+                order: &revoked_ca,
+                body: fresh("SN-0004"),
+                status: 409,
+                code: "ca_revoked",
+                after: After::Refused,
+            },
+            Case {
+                name: "the retry of a revoked unit",
+                station: &station,
+                order: &main,
+                body: revoked_unit.request(passing_test(&revoked_unit.serial)),
+                status: 409,
+                code: "unit_revoked",
+                after: After::Refused,
+            },
             Case {
                 name: "a station of another factory",
                 station: &stranger,
@@ -2489,5 +2537,653 @@ mod outage {
             .provision(&line.order, &unit, passing_test(&unit.serial))
             .await;
         assert_eq!(served.status, 201, "{}", served.text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation (design.md §8): units, orders, CAs and stations revoked through the admin API, the
+// CRLs and OCSP answers that follow within a second, checked by openssl.
+// ---------------------------------------------------------------------------------------------
+mod revocation {
+    use std::time::Instant;
+
+    use touchmark_client::RevocationKind;
+    use touchmark_client::api::{Release, Revoke};
+
+    use super::*;
+
+    touchmark_testkit::both_backends!(
+        revocations_are_admin_only_idempotent_and_refuse_issuance,
+        #[cfg_attr(
+            not(tm_openssl),
+            ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+        )]
+        crls_and_ocsp_follow_a_revocation_within_a_second,
+    );
+
+    fn revoke(reason: &str) -> Revoke {
+        Revoke {
+            reason: reason.into(),
+            product: None,
+        }
+    }
+
+    fn http(kit: &TestServer) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(touchmark_testkit::client_tls(&kit.root_ca_pem, None))
+            .build()
+            .unwrap()
+    }
+
+    async fn issue(
+        station: &touchmark_testkit::Station,
+        order: &str,
+        serial: &str,
+    ) -> ProvisionResponse {
+        issue_unit(station, order, serial).await.0
+    }
+
+    async fn issue_unit(
+        station: &touchmark_testkit::Station,
+        order: &str,
+        serial: &str,
+    ) -> (ProvisionResponse, Unit) {
+        let unit = Unit::new(serial);
+        let reply = station.provision(order, &unit, passing_test(serial)).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        (serde_json::from_value(reply.body).unwrap(), unit)
+    }
+
+    /// A TLS handshake with a relying party that checks client certificates against the
+    /// device root and `crls` with rustls-webpki, an unknown status being an error.
+    async fn handshake_with_crls(
+        root_pem: &str,
+        crls: Vec<Vec<u8>>,
+        chain_pem: &str,
+        unit: &Unit,
+    ) -> Result<(), String> {
+        use rustls::pki_types::{
+            CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName,
+        };
+        use rustls::server::WebPkiClientVerifier;
+        use rustls_pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let ders = |pem: &str| -> Vec<CertificateDer<'static>> {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect()
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ders(root_pem).remove(0)).unwrap();
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .with_crls(crls.into_iter().map(CertificateRevocationListDer::from))
+                .build()
+                .unwrap();
+        let server_id = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let server_cert = server_id.cert.der().clone();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![server_cert.clone()],
+                PrivateKeyDer::try_from(server_id.signing_key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            match acceptor.accept(tcp).await {
+                Ok(mut tls) => {
+                    let mut byte = [0u8; 1];
+                    let _ = tls.read_exact(&mut byte).await;
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let mut client_roots = rustls::RootCertStore::empty();
+        client_roots.add(server_cert).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(unit.signer.pkcs8_pem().as_bytes()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(client_roots)
+            .with_client_auth_cert(ders(chain_pem), key)
+            .unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if let Ok(mut tls) = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        {
+            let _ = tls.write_all(b"x").await;
+            let _ = tls.flush().await;
+        }
+        server.await.unwrap()
+    }
+
+    async fn revocations_are_admin_only_idempotent_and_refuse_issuance(backend: Backend) {
+        let kit = TestServer::start(backend).await;
+        let line = kit.line("rev", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        for n in 1..=3 {
+            issue(&station, &line.order, &format!("SN-000{n}")).await;
+        }
+        let size = kit.log_size().await;
+
+        // Not an admin: refused, nothing logged.
+        let err = kit
+            .anonymous()
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err}");
+
+        let done = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("KEYCOMPROMISE"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.changed, done.revoked, done.reason.as_str()),
+            (true, 1, "keyCompromise")
+        );
+        assert_eq!(kit.log_size().await, size + 1);
+        let again = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("superseded"))
+            .await
+            .unwrap();
+        assert_eq!((again.changed, again.revoked), (false, 0));
+        assert_eq!(kit.log_size().await, size + 1);
+        let unit = kit.admin.unit("SN-0001").await.unwrap();
+        assert_eq!(unit[0].status, "revoked");
+
+        // Bad input: a clear code, nothing logged.
+        let cases: [(RevocationKind, &str, Revoke, ErrorCode); 4] = [
+            (
+                RevocationKind::Unit,
+                "SN-0099",
+                revoke("keyCompromise"),
+                ErrorCode::NotFound,
+            ),
+            (
+                RevocationKind::Unit,
+                "SN-0002",
+                revoke("removeFromCRL"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                RevocationKind::Order,
+                &line.order,
+                revoke("certificateHold"),
+                ErrorCode::Unprocessable,
+            ),
+            (
+                RevocationKind::Ca,
+                "no-such-product",
+                revoke("cACompromise"),
+                ErrorCode::NotFound,
+            ),
+        ];
+        for (kind, id, body, code) in cases {
+            let err = kit.admin.revoke(kind, id, &body).await.unwrap_err();
+            assert_eq!(err.code(), Some(code), "{kind:?} {id}: {err}");
+        }
+        assert_eq!(kit.log_size().await, size + 1);
+
+        // A hold, released.
+        let held = kit
+            .admin
+            .revoke(RevocationKind::Unit, "SN-0002", &revoke("certificateHold"))
+            .await
+            .unwrap();
+        assert!(held.changed);
+        let released = kit
+            .admin
+            .release_unit("SN-0002", &Release::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (released.released, released.reason.as_str()),
+            (1, "removeFromCRL")
+        );
+        let err = kit
+            .admin
+            .release_unit("SN-0002", &Release::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Conflict));
+
+        // A revoked unit's serial stays taken.
+        let retry = station
+            .provision(&line.order, &Unit::new("SN-0001"), passing_test("SN-0001"))
+            .await;
+        retry.assert_error(409, "serial_conflict");
+
+        // The order: its units revoked and itself closed.
+        let order = kit
+            .admin
+            .revoke(RevocationKind::Order, &line.order, &revoke("superseded"))
+            .await
+            .unwrap();
+        assert_eq!(order.revoked, 2, "SN-0001 was revoked before");
+        assert_eq!(
+            kit.admin.order(&line.order).await.unwrap().order.state,
+            "closed"
+        );
+        let reply = station
+            .provision(&line.order, &Unit::new("SN-0010"), passing_test("SN-0010"))
+            .await;
+        reply.assert_error(409, "order_not_open");
+
+        // The CA: nothing more issues under it.
+        let other = kit
+            .order(
+                "ord-rev-2",
+                &line.product,
+                &line.factory,
+                10,
+                "SN-0001..SN-0100",
+            )
+            .await;
+        let ca = kit
+            .admin
+            .revoke(RevocationKind::Ca, &line.product, &revoke("cACompromise"))
+            .await
+            .unwrap();
+        assert!(ca.changed);
+        let reply = station
+            .provision(&other, &Unit::new("SN-0020"), passing_test("SN-0020"))
+            .await;
+        reply.assert_error(409, "ca_revoked");
+
+        // The station: refused at once, on the connection it already has open.
+        let done = kit
+            .admin
+            .revoke(
+                RevocationKind::Station,
+                &station.id,
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        assert!(done.changed);
+        let reply = station
+            .provision(&other, &Unit::new("SN-0021"), passing_test("SN-0021"))
+            .await;
+        reply.assert_error(403, "station_revoked");
+        let again = kit
+            .admin
+            .revoke(
+                RevocationKind::Station,
+                &station.id,
+                &revoke("keyCompromise"),
+            )
+            .await
+            .unwrap();
+        assert!(!again.changed);
+    }
+
+    async fn get(http: &reqwest::Client, url: String) -> (u16, Vec<u8>) {
+        let response = http.get(url).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    }
+
+    async fn crls_and_ocsp_follow_a_revocation_within_a_second(backend: Backend) {
+        let kit = TestServer::start_public(backend, Some("https://pki.test")).await;
+        let line = kit.line("crl", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let (first, first_unit) = issue_unit(&station, &line.order, "SN-0001").await;
+        let (second, second_unit) = issue_unit(&station, &line.order, "SN-0002").await;
+        let issuing_pem = first
+            .chain_pem
+            .strip_prefix(&first.certificate_pem)
+            .unwrap()
+            .to_owned();
+        let http = http(&kit);
+        let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, data: &[u8]| std::fs::write(dir.path().join(name), data).unwrap();
+        write("root.pem", kit.device_root_pem.as_bytes());
+        write("issuing.pem", issuing_pem.as_bytes());
+        write("device.pem", first.certificate_pem.as_bytes());
+        write(
+            "chain.pem",
+            format!("{issuing_pem}{}", kit.device_root_pem).as_bytes(),
+        );
+
+        // The OCSP answer before: good, signed by a delegated responder, nonce echoed.
+        let ocsp = |expect: &'static str| {
+            let (openssl, dir, http, base) = (
+                openssl.clone(),
+                dir.path().to_owned(),
+                http.clone(),
+                kit.base_url.clone(),
+            );
+            async move {
+                let (ok, text) = touchmark_testenv::run(
+                    &openssl,
+                    &dir,
+                    &[
+                        "ocsp",
+                        "-issuer",
+                        "issuing.pem",
+                        "-cert",
+                        "device.pem",
+                        "-reqout",
+                        "req.der",
+                    ],
+                );
+                assert!(ok, "{text}");
+                let request = std::fs::read(dir.join("req.der")).unwrap();
+                let response = http
+                    .post(format!("{base}/ocsp"))
+                    .header("content-type", "application/ocsp-request")
+                    .body(request)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                std::fs::write(dir.join("resp.der"), response.bytes().await.unwrap()).unwrap();
+                let (ok, text) = touchmark_testenv::run(
+                    &openssl,
+                    &dir,
+                    &[
+                        "ocsp",
+                        "-reqin",
+                        "req.der",
+                        "-respin",
+                        "resp.der",
+                        "-issuer",
+                        "issuing.pem",
+                        "-verify_other",
+                        "issuing.pem",
+                        "-CAfile",
+                        "root.pem",
+                        "-resp_text",
+                    ],
+                );
+                // With -reqin, openssl also checks that the response echoes the request's
+                // nonce.
+                assert!(ok, "{text}");
+                assert!(text.contains("Response verify OK"), "{text}");
+                assert!(text.contains(&format!("Cert Status: {expect}")), "{text}");
+                assert!(
+                    text.contains("OCSP Signing")
+                        || text.contains("OCSPSigning")
+                        || text.contains("OCSP No Check"),
+                    "{text}"
+                );
+                text
+            }
+        };
+        ocsp("good").await;
+
+        // The CRL before: signed by the issuing CA, empty.
+        let crl_url = format!("{}/crl/{}", kit.base_url, line.product);
+        let (status, before) = get(&http, crl_url.clone()).await;
+        assert_eq!(status, 200);
+        write("before.crl", &before);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "before.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(text.contains("verify OK"), "{text}");
+        assert!(text.contains("No Revoked Certificates"), "{text}");
+        let number = |text: &str| -> String {
+            let at = text.find("X509v3 CRL Number:").unwrap();
+            text[at..].lines().nth(1).unwrap().trim().to_owned()
+        };
+        let number_before = number(&text);
+
+        let start = Instant::now();
+        kit.admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap();
+        // The CRL lists it within a second.
+        let after = loop {
+            let (_, crl) = get(&http, crl_url.clone()).await;
+            if crl != before {
+                break crl;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "the CRL did not change within a second"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        write("after.crl", &after);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "after.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(text.contains("Key Compromise"), "{text}");
+        assert!(
+            number(&text) > number_before || number(&text).len() > number_before.len(),
+            "{text}"
+        );
+        write(
+            "after.pem",
+            touchmark_pki::pem::encode("X509 CRL", &after).as_bytes(),
+        );
+        // A relying party with the CRL refuses the revoked unit.
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "root.pem",
+                "-untrusted",
+                "issuing.pem",
+                "-CRLfile",
+                "after.pem",
+                "device.pem",
+            ],
+        );
+        assert!(!ok && text.contains("certificate revoked"), "{text}");
+        // rustls-webpki with the CRLs (the root's and the issuing CA's: the whole chain is
+        // checked) refuses the revoked unit as a client, and accepts its sibling; without the
+        // issuing CA's CRL, the unit's status is unknown, which is an error.
+        let (_, root_crl) = get(&http, format!("{}/crl/_root", kit.base_url)).await;
+        let crls = vec![after.clone(), root_crl.clone()];
+        let err = handshake_with_crls(
+            &kit.device_root_pem,
+            crls.clone(),
+            &first.chain_pem,
+            &first_unit,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_lowercase().contains("revoked"), "{err}");
+        handshake_with_crls(&kit.device_root_pem, crls, &second.chain_pem, &second_unit)
+            .await
+            .expect("the unrevoked unit is accepted");
+        let err = handshake_with_crls(
+            &kit.device_root_pem,
+            vec![root_crl],
+            &second.chain_pem,
+            &second_unit,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_lowercase().contains("unknown") || err.to_lowercase().contains("revocation"),
+            "{err}"
+        );
+        // PEM on request.
+        let (status, pem) = get(&http, format!("{crl_url}?format=pem")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(pem).unwrap(),
+            touchmark_pki::pem::encode("X509 CRL", &after)
+        );
+
+        // OCSP says revoked at once: the cached good answer is gone.
+        let text = ocsp("revoked").await;
+        assert!(
+            text.contains("Key Compromise") || text.contains("keyCompromise"),
+            "{text}"
+        );
+
+        // Garbage, oversized and unknown-CA requests: well-formed OCSP errors, never a 500.
+        for (body, status) in [
+            (b"garbage".to_vec(), "malformedrequest"),
+            (vec![0x30; 10_000], "malformedrequest"),
+        ] {
+            let response = http
+                .post(format!("{}/ocsp", kit.base_url))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            write("bad.der", &response.bytes().await.unwrap());
+            let (_, text) = touchmark_testenv::run(
+                &openssl,
+                dir.path(),
+                &["ocsp", "-respin", "bad.der", "-resp_text", "-noverify"],
+            );
+            assert!(
+                text.to_lowercase().replace(' ', "").contains(status),
+                "{text}"
+            );
+        }
+        // A certificate of a CA this server does not hold.
+        write("foreign.pem", kit.root_ca_pem.as_bytes());
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "ocsp",
+                "-issuer",
+                "foreign.pem",
+                "-cert",
+                "foreign.pem",
+                "-reqout",
+                "foreign.der",
+                "-no_nonce",
+            ],
+        );
+        assert!(ok, "{text}");
+        let response = http
+            .post(format!("{}/ocsp", kit.base_url))
+            .body(std::fs::read(dir.path().join("foreign.der")).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        write("foreign-resp.der", &response.bytes().await.unwrap());
+        let (_, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "ocsp",
+                "-respin",
+                "foreign-resp.der",
+                "-resp_text",
+                "-noverify",
+            ],
+        );
+        assert!(text.to_lowercase().contains("unauthorized"), "{text}");
+
+        // The order's partition lists the unit too, scoped by its issuing distribution point.
+        let (status, partition) = get(&http, format!("{crl_url}/{}", line.order)).await;
+        assert_eq!(status, 200);
+        write("partition.crl", &partition);
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                "partition.crl",
+                "-CAfile",
+                "chain.pem",
+                "-noout",
+                "-verify",
+                "-text",
+            ],
+        );
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("Issuing Distribution Point")
+                && text.contains("https://pki.test/crl/prod-crl/ord-crl")
+                && text.contains("Key Compromise"),
+            "{text}"
+        );
+        // The units name that partition in their CRL distribution point, and openssl, which
+        // matches the two, refuses the revoked unit with it and accepts its sibling.
+        let der = &touchmark_pki::certs_from_pem(&first.certificate_pem).unwrap()[0];
+        assert!(
+            String::from_utf8_lossy(der.der()).contains("https://pki.test/crl/prod-crl/ord-crl")
+        );
+        write(
+            "partition.pem",
+            touchmark_pki::pem::encode("X509 CRL", &partition).as_bytes(),
+        );
+        write("sibling.pem", second.certificate_pem.as_bytes());
+        let verify = |cert: &str| {
+            touchmark_testenv::run(
+                &openssl,
+                dir.path(),
+                &[
+                    "verify",
+                    "-crl_check",
+                    "-CAfile",
+                    "root.pem",
+                    "-untrusted",
+                    "issuing.pem",
+                    "-CRLfile",
+                    "partition.pem",
+                    cert,
+                ],
+            )
+        };
+        let (ok, text) = verify("device.pem");
+        assert!(!ok && text.contains("certificate revoked"), "{text}");
+        let (ok, text) = verify("sibling.pem");
+        assert!(ok, "{text}");
+        // An unknown CRL is a 404.
+        let (status, _) = get(&http, format!("{}/crl/no-such-ca", kit.base_url)).await;
+        assert_eq!(status, 404);
     }
 }

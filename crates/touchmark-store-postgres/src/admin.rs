@@ -403,6 +403,20 @@ async fn lock_order(conn: &mut PgConnection, id: &OrderId) -> Result<Order> {
     .ok_or_else(|| StoreError::not_found(RecordKind::Order, id).into())
 }
 
+/// The order, locked as [`lock_order`] locks it, or `None` if it does not exist.
+pub(super) async fn lock_order_opt(conn: &mut PgConnection, id: &OrderId) -> Result<Option<Order>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        order_columns!(),
+        " FROM orders WHERE id = $1 FOR NO KEY UPDATE"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await?
+    .map(|r| rows::order(&r))
+    .transpose()
+}
+
 pub(super) async fn update_order(
     pool: &PgPool,
     id: &OrderId,

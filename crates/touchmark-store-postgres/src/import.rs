@@ -267,15 +267,24 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "certificates",
-        [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time, Blob],
+        [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time, Blob, Time, Text],
         read: "SELECT sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der,
-                      event_index + 1, issued_at, test_sha256 FROM certificates",
+                      event_index + 1, issued_at, test_sha256, revoked_at, revocation_reason
+               FROM certificates",
         write: "INSERT INTO certificates (sha256, product, serial, order_id, station,
                                           pubkey_sha256, cert_serial, der, event_seq, issued_at,
-                                          test_sha256)
+                                          test_sha256, revoked_at, revocation_reason)
                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
                                      $6::bytea[], $7::text[], $8::bytea[], $9::bigint[],
-                                     $10::timestamptz[], $11::bytea[])",
+                                     $10::timestamptz[], $11::bytea[], $12::timestamptz[],
+                                     $13::text[])",
+    ),
+    table!(
+        "ca_revocations",
+        [Text, Text, Time],
+        read: "SELECT product, reason, revoked_at FROM ca_revocations",
+        write: "INSERT INTO ca_revocations (product, reason, revoked_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])",
     ),
     table!(
         "test_attempts",
@@ -347,7 +356,8 @@ pub async fn sqlite_to_postgres(
     // No replica may write while the copy runs; plain reads still may.
     sqlx::query(
         "LOCK TABLE tokens, products, factories, stations, orders, events, units, certificates,
-             test_attempts, log_checkpoints, log_tiles, log_state, log_owner IN EXCLUSIVE MODE",
+             ca_revocations, test_attempts, log_checkpoints, log_tiles, log_state, log_owner
+             IN EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
     .await?;

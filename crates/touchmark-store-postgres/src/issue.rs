@@ -45,7 +45,7 @@ use touchmark_core::entity::StationStatus;
 use touchmark_core::event::{Leaf, Logged};
 use touchmark_core::order::OrderState;
 use touchmark_core::policy::issue::{
-    Decision, ExistingCertificate, IssueFacts, OrderFacts, decide,
+    Decision, ExistingCertificate, IssueFacts, OrderFacts, RevokedScope, decide,
 };
 use touchmark_core::{OrderId, ProductId, Serial, StationId};
 
@@ -66,6 +66,8 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Step 1: the facts of `decide`, in one row, whatever exists.
 const CHECKS_SQL: &str = concat!(
     "SELECT s.status, o.state, o.issued, o.quota, o.not_before, o.not_after, k.serial, t.serial, ",
+    "EXISTS (SELECT 1 FROM ca_revocations WHERE product = $3), ",
+    "COALESCE(c.revoked_at IS NOT NULL, false), ",
     issued_unit_columns!(),
     " FROM (VALUES (1)) AS one (x)
       LEFT JOIN stations s ON s.id = $1
@@ -77,7 +79,7 @@ const CHECKS_SQL: &str = concat!(
 );
 
 /// Where the issued unit's columns start in a [`CHECKS_SQL`] row.
-const CHECKS_UNIT_AT: usize = 8;
+const CHECKS_UNIT_AT: usize = 10;
 
 /// The slow path's locks, station first (as in step 2), whatever the rows hold.
 const LOCK_SQL: &str = "SELECT (SELECT 1 FROM stations WHERE id = $1 FOR SHARE),
@@ -375,6 +377,13 @@ fn read_facts(row: &PgRow, req: &IssueRequest) -> Result<(IssueFacts, Option<Iss
         test_used_by: get::<Option<String>>(row, 7)?
             .map(rows::serial)
             .transpose()?,
+        revoked: if get::<bool>(row, 8)? {
+            Some(RevokedScope::Ca)
+        } else if get::<bool>(row, 9)? {
+            Some(RevokedScope::Unit)
+        } else {
+            None
+        },
     };
     Ok((facts, existing))
 }

@@ -25,6 +25,7 @@ pub mod import;
 mod issue;
 mod log;
 mod records;
+mod revocation;
 mod rows;
 mod schema;
 mod scratch;
@@ -379,6 +380,40 @@ impl IssuanceStore for PostgresStore {
 
     async fn unit(&self, serial: &Serial) -> touchmark_store::Result<Vec<UnitSummary>> {
         Ok(issue::unit(self.pool(), serial).await?)
+    }
+}
+
+#[async_trait]
+impl touchmark_store::RevocationStore for PostgresStore {
+    async fn revoke(
+        &self,
+        target: &touchmark_core::policy::revocation::Target,
+        rule: Rule<
+            touchmark_core::policy::revocation::RevocationFacts,
+            touchmark_core::policy::revocation::RevocationChange,
+        >,
+    ) -> touchmark_store::Result<touchmark_store::Revoked> {
+        Ok(revocation::revoke(self.pool(), target, rule).await?)
+    }
+
+    async fn revoked_certificates(
+        &self,
+        product: &ProductId,
+    ) -> touchmark_store::Result<Vec<touchmark_store::RevokedCertificate>> {
+        Ok(revocation::revoked_certificates(self.pool(), product).await?)
+    }
+
+    async fn revoked_cas(&self) -> touchmark_store::Result<Vec<touchmark_store::RevokedCa>> {
+        Ok(revocation::revoked_cas(self.pool()).await?)
+    }
+
+    async fn certificate_status(
+        &self,
+        product: &ProductId,
+        cert_serial_hex: &str,
+    ) -> touchmark_store::Result<Option<Option<touchmark_core::policy::revocation::RevokedAt>>>
+    {
+        Ok(revocation::certificate_status(self.pool(), product, cert_serial_hex).await?)
     }
 }
 

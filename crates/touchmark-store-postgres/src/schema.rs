@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_owner.sql"),
     include_str!("../migrations/0004_test_record.sql"),
+    include_str!("../migrations/0005_revocation.sql"),
     include_str!("../migrations/0008_oversight.sql"),
 ];
 

@@ -6,6 +6,7 @@ mod alerts;
 pub mod copy;
 mod error;
 mod records;
+mod revocation;
 mod rows;
 mod writer;
 
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_lease.sql"),
     include_str!("../migrations/0004_owner.sql"),
     include_str!("../migrations/0005_test_record.sql"),
+    include_str!("../migrations/0006_revocation.sql"),
     include_str!("../migrations/0009_oversight.sql"),
 ];
 
@@ -280,6 +282,7 @@ fn issue_facts(conn: &Connection, req: &IssueRequest) -> Result<(IssueFacts, Opt
         }),
         key_bound_to: key_bound_to.map(parse).transpose()?,
         test_used_by: test_used_by.map(parse).transpose()?,
+        revoked: revocation::issue_revoked(conn, &issuance.product, &issuance.serial)?,
     };
     Ok((facts, existing))
 }
@@ -859,6 +862,44 @@ impl IssuanceStore for SqliteStore {
             rows.map(|r| r?).collect()
         })
         .await
+    }
+}
+
+#[async_trait]
+impl touchmark_store::RevocationStore for SqliteStore {
+    async fn revoke(
+        &self,
+        target: &touchmark_core::policy::revocation::Target,
+        rule: Rule<
+            touchmark_core::policy::revocation::RevocationFacts,
+            touchmark_core::policy::revocation::RevocationChange,
+        >,
+    ) -> touchmark_store::Result<touchmark_store::Revoked> {
+        let target = target.clone();
+        self.write(move |ctx| revocation::revoke(ctx, &target, rule))
+            .await
+    }
+
+    async fn revoked_certificates(
+        &self,
+        product: &ProductId,
+    ) -> touchmark_store::Result<Vec<touchmark_store::RevokedCertificate>> {
+        let product = product.clone();
+        self.read(move |conn| revocation::revoked_certificates(conn, &product))
+            .await
+    }
+
+    async fn revoked_cas(&self) -> touchmark_store::Result<Vec<touchmark_store::RevokedCa>> {
+        self.read(revocation::revoked_cas).await
+    }
+
+    async fn certificate_status(
+        &self,
+        product: &ProductId,
+        cert_serial_hex: &str,
+    ) -> touchmark_store::Result<Option<Option<touchmark_core::policy::revocation::RevokedAt>>>
+    {
+        self.lookup(|conn| revocation::certificate_status(conn, product, cert_serial_hex))
     }
 }
 

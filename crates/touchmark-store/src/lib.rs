@@ -12,6 +12,7 @@
 //! - [`IssuanceStore`]: issuances, refusals, units and their counts;
 //! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles;
 //! - [`TestDataStore`]: test records as data, for a unit's history and for analytics.
+//! - [`RevocationStore`]: revocations of units, orders, CAs and a station's units.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -45,6 +46,7 @@ pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
     OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
 };
+pub use types::{Revoked, RevokedCa, RevokedCertificate};
 
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -211,11 +213,50 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     async fn checkpoint_at(&self, size: u64) -> Result<Option<String>>;
 }
 
+/// Revocations (design.md §8): a unit's certificate, an order's, a product's issuing CA, and
+/// the units one station provisioned in a span of time. What CRLs and OCSP answers are made
+/// from.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads the facts of `target` (`touchmark_core::policy::revocation::RevocationFacts`) under
+    /// the store's lock, runs `rule` on them, and applies the change it returns with its event,
+    /// in one transaction: certificates revoked or released (their units' status with them), the
+    /// order closed, the CA revoked. A change without an event (already in force) writes
+    /// nothing. `Refused` with the rule's refusal.
+    async fn revoke(
+        &self,
+        target: &touchmark_core::policy::revocation::Target,
+        rule: Rule<
+            touchmark_core::policy::revocation::RevocationFacts,
+            touchmark_core::policy::revocation::RevocationChange,
+        >,
+    ) -> Result<Revoked>;
+    /// The revoked certificates (on hold included) issued by `product`'s CA, in the order they
+    /// were revoked.
+    async fn revoked_certificates(&self, product: &ProductId) -> Result<Vec<RevokedCertificate>>;
+    /// The revoked issuing CAs.
+    async fn revoked_cas(&self) -> Result<Vec<RevokedCa>>;
+    /// A certificate's revocation, by the issuing product and the certificate's serial number
+    /// (hex, as stored): `None` when no such certificate was issued, `Some(None)` when it is
+    /// not revoked.
+    async fn certificate_status(
+        &self,
+        product: &ProductId,
+        cert_serial_hex: &str,
+    ) -> Result<Option<Option<touchmark_core::policy::revocation::RevokedAt>>>;
+}
+
 /// A complete storage backend: every role. Every backend passes the same conformance suite
 /// ([`testsuite`], behind the `testsuite` feature).
-pub trait Store: CatalogStore + IssuanceStore + LogStore + TestDataStore + AlertStore {}
+pub trait Store:
+    CatalogStore + IssuanceStore + LogStore + RevocationStore + TestDataStore + AlertStore
+{
+}
 
-impl<T: CatalogStore + IssuanceStore + LogStore + TestDataStore + AlertStore> Store for T {}
+impl<T> Store for T where
+    T: CatalogStore + IssuanceStore + LogStore + RevocationStore + TestDataStore + AlertStore
+{
+}
 
 /// Test records as data (design.md §9): the steps and measurements of every stored test
 /// attempt, which each backend projects from the attempt's normalized record in the

@@ -332,6 +332,40 @@ pub struct SequencerLease {
     pub epoch: u64,
 }
 
+/// A revocation applied: what changed, and where its event was logged (`None` when it was
+/// already in force and nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The change the rule returned.
+    pub change: touchmark_core::policy::revocation::RevocationChange,
+    /// Its event's place in the log.
+    pub logged: Option<Logged>,
+}
+
+/// A revoked certificate, as a CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// The order it was counted against.
+    pub order: OrderId,
+    /// The unit's serial.
+    pub serial: Serial,
+    /// The certificate's serial number, hex.
+    pub cert_serial_hex: String,
+    /// SHA-256 of the certificate.
+    pub cert_sha256: Sha256Hash,
+    /// Why and when.
+    pub revoked: touchmark_core::policy::revocation::RevokedAt,
+}
+
+/// A revoked issuing CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCa {
+    /// The product whose CA it is.
+    pub product: ProductId,
+    /// Why and when.
+    pub revoked: touchmark_core::policy::revocation::RevokedAt,
+}
+
 /// A timestamp truncated to the millisecond: what every backend stores, so that a value read
 /// back equals the value written, and a retry reads back what the first call returned.
 pub fn to_millis(at: OffsetDateTime) -> OffsetDateTime {

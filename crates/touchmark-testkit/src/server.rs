@@ -114,12 +114,18 @@ impl TestServer {
     /// records in `backend`. The log sequences only when a test asks
     /// ([`TestServer::sequence_now`]) or after a minute, so no test waits on its interval.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_public(backend, None).await
+    }
+
+    /// The same, with `public_url` configured: new device certificates name their order's CRL
+    /// partition and the OCSP responder under it, and the partitions are published.
+    pub async fn start_public(backend: Backend, public_url: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = OffsetDateTime::now_utc();
         // The installation first: it refuses a directory that holds a database already.
         let installation = installation(dir.path(), now);
         let (store, schema) = open_store(backend, dir.path()).await;
-        Self::serve(dir, installation, store, schema, now).await
+        Self::serve(dir, installation, store, schema, now, public_url).await
     }
 
     /// The same on a store of the caller's, empty, with a new installation in `dir`; `schema`
@@ -131,7 +137,7 @@ impl TestServer {
     ) -> Self {
         let now = OffsetDateTime::now_utc();
         let installation = installation(dir.path(), now);
-        Self::serve(dir, installation, store, schema, now).await
+        Self::serve(dir, installation, store, schema, now, None).await
     }
 
     async fn serve(
@@ -140,6 +146,7 @@ impl TestServer {
         store: Arc<dyn Store>,
         schema: Option<ScratchSchema>,
         now: OffsetDateTime,
+        public_url: Option<&str>,
     ) -> Self {
         installation
             .claim(store.as_ref(), now)
@@ -158,6 +165,7 @@ impl TestServer {
             // Alerts are raised when a test asks (`project`), so that the log holds exactly
             // what each test did.
             projector: false,
+            public_url: public_url.map(str::to_owned),
             ..ServerOptions::default()
         };
         let server = Server::bind_with(

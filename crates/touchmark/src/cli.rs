@@ -82,6 +82,10 @@ pub enum Command {
     Token(admin::TokenCommand),
     /// Read the event log.
     Events(admin::EventsArgs),
+    /// Revoke a unit, an order, a product's issuing CA, a station, or a station's units by
+    /// provenance, with an RFC 5280 reason; release a unit's hold.
+    #[command(subcommand)]
+    Revoke(crate::commands::revoke::RevokeCommand),
     /// Run the whole story on this machine: a server, a factory with three lines, an order of
     /// 500 units, failures and clones, and the summary.
     Demo(demo::DemoArgs),

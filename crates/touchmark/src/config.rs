@@ -33,6 +33,8 @@ struct FileConfig {
     connections: Option<ConnectionsFile>,
     refusals: Option<RefusalsFile>,
     pkcs11: Option<Pkcs11Config>,
+    /// The base URL relying parties reach `/crl` and `/ocsp` at (`init --public-url`).
+    public_url: Option<String>,
 }
 
 /// The `[connections]` table: what client connections may hold (issue 11, security finding 1).
@@ -212,6 +214,9 @@ pub struct Config {
     /// The hardware module that holds the keys (`[pkcs11]`), if they are not in the data
     /// directory's encrypted key store.
     pub pkcs11: Option<Pkcs11Config>,
+    /// The base URL under which new device certificates name their CRL and OCSP responder
+    /// (`public_url`, overridden by `TOUCHMARK_PUBLIC_URL`); `None`: they name none.
+    pub public_url: Option<String>,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -260,7 +265,16 @@ pub fn load(
         .unwrap_or_default()
         .limit()
         .with_context(invalid)?;
+    let public_url = match std::env::var("TOUCHMARK_PUBLIC_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => file.public_url,
+    };
+    let public_url = public_url
+        .map(|u| public_url_checked(&u))
+        .transpose()
+        .with_context(invalid)?;
     Ok(Config {
+        public_url,
         listen: listen.or(file.listen).unwrap_or(default),
         database: Database::for_dir(dir, url),
         log,
@@ -268,6 +282,24 @@ pub fn load(
         refusal_limit,
         pkcs11: file.pkcs11,
     })
+}
+
+/// A public base URL: an http(s) URL (`HttpUrl`'s rules), without a trailing `/`.
+///
+/// # Errors
+/// When it is not an http:// or https:// URL.
+pub fn public_url_checked(url: &str) -> anyhow::Result<String> {
+    let checked = touchmark_core::field::HttpUrl::parse("public_url", url)
+        .map_err(|e| anyhow::anyhow!("`public_url`: {e}"))?;
+    Ok(checked.as_str().trim_end_matches('/').to_owned())
+}
+
+/// The line `init --public-url` adds to the file.
+pub fn public_url_line(url: &str) -> String {
+    format!(
+        "\n# The base URL relying parties reach this server's /crl and /ocsp at: new device\n\
+         # certificates name their CRL and OCSP responder under it.\npublic_url = \"{url}\"\n"
+    )
 }
 
 /// The file `init` writes. A PostgreSQL URL is recorded unless it carries a password, which

@@ -151,6 +151,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Unit(c) => admin::unit(c).await,
         Command::Token(c) => admin::token(c).await,
         Command::Events(args) => admin::events(args).await,
+        Command::Revoke(c) => crate::commands::revoke::run(c).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Audit(args) => audit::run(args).await,

@@ -321,6 +321,19 @@ pub struct IssueFacts {
     /// The serial of the unit, of any product, already issued with the request's test record
     /// (the same SHA-256), if any.
     pub test_used_by: Option<Serial>,
+    /// What of the request is revoked (`policy::revocation`): the product's issuing CA, or the
+    /// certificate already issued for the serial. `None` when nothing is.
+    pub revoked: Option<RevokedScope>,
+}
+
+/// What a revocation that refuses an issuance covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedScope {
+    /// The certificate already issued for the serial is revoked (or on hold): its serial stays
+    /// taken.
+    Unit,
+    /// The product's issuing CA is revoked: it issues nothing more.
+    Ca,
 }
 
 /// What [`decide`] concluded.
@@ -363,9 +376,26 @@ fn check_facts(facts: &IssueFacts, issuance: &Issuance) -> Result<Decision, Refu
         .as_ref()
         .ok_or_else(|| order_not_found(&attempt.order))?;
     order_accepts(&attempt.order, order, facts.now)?;
+    // A revoked CA issues nothing.
+    if facts.revoked == Some(RevokedScope::Ca) {
+        return Err(Refusal::new(
+            ErrorCode::CaRevoked,
+            format!("product {}'s issuing CA is revoked", issuance.product),
+        ));
+    }
     // 6, and the retry of I2: a serial already certified.
     if let Some(existing) = &facts.existing {
         if existing.pubkey_sha256 == issuance.pubkey_sha256 && existing.order == attempt.order {
+            // A revoked unit's retry gets no certificate: its serial stays taken.
+            if facts.revoked == Some(RevokedScope::Unit) {
+                return Err(Refusal::new(
+                    ErrorCode::UnitRevoked,
+                    format!(
+                        "unit {} is revoked; its serial cannot be provisioned again",
+                        issuance.serial
+                    ),
+                ));
+            }
             return Ok(Decision::AlreadyIssued);
         }
         return Err(Refusal::new(
@@ -453,6 +483,7 @@ mod tests {
             existing: None,
             key_bound_to: None,
             test_used_by: None,
+            revoked: None,
         }
     }
 
@@ -460,7 +491,7 @@ mod tests {
     #[test]
     fn decide_refuses_at_the_first_failing_check() {
         type Edit = fn(&mut IssueFacts);
-        let cases: [(&str, Edit, Option<ErrorCode>); 20] = [
+        let cases: [(&str, Edit, Option<ErrorCode>); 23] = [
             ("everything holds", |_| {}, None),
             (
                 "station revoked",
@@ -586,6 +617,30 @@ mod tests {
                     f.order.as_mut().unwrap().issued = 5;
                 },
                 Some(ErrorCode::StationRevoked),
+            ),
+            (
+                "issuing CA revoked",
+                |f| f.revoked = Some(RevokedScope::Ca),
+                Some(ErrorCode::CaRevoked),
+            ),
+            (
+                "a closed order wins over a revoked CA",
+                |f| {
+                    f.revoked = Some(RevokedScope::Ca);
+                    f.order.as_mut().unwrap().state = OrderState::Closed;
+                },
+                Some(ErrorCode::OrderNotOpen),
+            ),
+            (
+                "a revoked unit's retry",
+                |f| {
+                    f.existing = Some(ExistingCertificate {
+                        order: OrderId::parse("PO-1").unwrap(),
+                        pubkey_sha256: sha("key"),
+                    });
+                    f.revoked = Some(RevokedScope::Unit);
+                },
+                Some(ErrorCode::UnitRevoked),
             ),
         ];
         let issuance = issuance();

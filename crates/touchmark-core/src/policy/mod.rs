@@ -11,10 +11,12 @@
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
 //!   alert;
-//! - [`station`]: a station's revocation.
+//! - [`station`]: a station's revocation;
+//! - [`revocation`]: revoking units, orders, CAs and a station's units by provenance.
 
 pub mod alerts;
 pub mod issue;
 pub mod order;
 pub mod refusals;
+pub mod revocation;
 pub mod station;

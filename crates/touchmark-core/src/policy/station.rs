@@ -26,6 +26,20 @@ pub fn revoke(
     actor: Actor,
     at: OffsetDateTime,
 ) -> Result<StationChange, Refusal> {
+    revoke_for(station, actor, None, at)
+}
+
+/// Revokes `station` as [`revoke`] does, with an RFC 5280 reason recorded in the event
+/// (`touchmark revoke station`).
+///
+/// # Errors
+/// `conflict` when it is revoked already.
+pub fn revoke_for(
+    station: &Station,
+    actor: Actor,
+    reason: Option<crate::policy::revocation::Reason>,
+    at: OffsetDateTime,
+) -> Result<StationChange, Refusal> {
     if station.status == StationStatus::Revoked {
         return Err(Refusal::new(
             ErrorCode::Conflict,
@@ -40,6 +54,7 @@ pub fn revoke(
                 station: station.id.clone(),
                 factory: station.factory.clone(),
                 actor,
+                reason,
             },
         ),
     })
@@ -80,7 +95,8 @@ mod tests {
                         EventBody::StationRevoked {
                             station: station.id.clone(),
                             factory: station.factory.clone(),
-                            actor: Actor::System
+                            actor: Actor::System,
+                            reason: None,
                         }
                     );
                 }

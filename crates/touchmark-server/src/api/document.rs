@@ -29,6 +29,10 @@ fn timestamp() -> Value {
     json!({ "format": "date-time" })
 }
 
+fn reasons() -> Value {
+    json!({ "enum": touchmark_core::policy::revocation::Reason::ALL.map(|r| r.as_str()) })
+}
+
 fn position() -> Value {
     json!({ "minimum": 0, "maximum": MAX_LOG_POSITION })
 }
@@ -82,13 +86,20 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "kinds",
             json!({ "items": { "type": "string", "enum": AlertKind::ALL.map(AlertKind::as_str) } }),
         ),
+        ("Revoke", "reason", reasons()),
+        ("Revoke", "product", id()),
+        ("Release", "product", id()),
+        ("RevokeProvenance", "station", id()),
+        ("RevokeProvenance", "from", timestamp()),
+        ("RevokeProvenance", "to", timestamp()),
+        ("RevokeProvenance", "reason", reasons()),
     ]
 }
 
 /// The constraints of a path or query parameter, by its name.
 fn parameter_rule(name: &str) -> Option<Value> {
     match name {
-        "id" | "order" | "serial" | "factory" => Some(id()),
+        "id" | "order" | "serial" | "factory" | "product" => Some(id()),
         "start" | "index" | "size" | "old" | "new" => Some(position()),
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
         "from" | "until" => Some(timestamp()),

@@ -8,6 +8,8 @@ mod document;
 pub mod extract;
 pub mod log;
 mod oversight;
+mod pkix;
+mod revocation;
 mod station;
 
 use std::sync::Arc;
@@ -33,7 +35,7 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Touchmark", description = "Factory provisioning with quota control and a verifiable audit log."),
-    paths(log::tile),
+    paths(log::tile, pkix::crl, pkix::ocsp_post, pkix::ocsp_get),
     modifiers(&Security),
     tags((name = "station", description = "Fixture stations: enrollment and provisioning (mTLS)"),
          (name = "admin", description = "Brand-owner administration (bearer token)"),
@@ -176,6 +178,12 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::acknowledge_alert))
         .routes(routes!(alerts::resolve_alert))
         .routes(routes!(alerts::create_webhook, alerts::list_webhooks))
+        .routes(routes!(revocation::revoke_unit))
+        .routes(routes!(revocation::release_unit))
+        .routes(routes!(revocation::revoke_order))
+        .routes(routes!(revocation::revoke_ca))
+        .routes(routes!(revocation::revoke_station))
+        .routes(routes!(revocation::revoke_provenance))
 }
 
 /// The complete router.
@@ -196,6 +204,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/login", axum::routing::post(crate::ui::login))
         .route("/ui/logout", axum::routing::post(crate::ui::logout))
         .route("/ui/events", get(crate::ui::events))
+        .route("/crl/{*name}", get(pkix::crl))
+        .route("/ocsp", axum::routing::post(pkix::ocsp_post))
+        .route("/ocsp/{*request}", get(pkix::ocsp_get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

@@ -251,6 +251,7 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
                 station: s.id.clone(),
                 factory: f.id.clone(),
                 actor: actor.clone(),
+                reason: None,
             }
         )
     );

@@ -34,6 +34,7 @@ pub mod log;
 pub mod records;
 pub mod rejection;
 pub mod replicas;
+pub mod revocation;
 pub mod sequencer;
 
 /// A store being opened.
@@ -125,6 +126,11 @@ macro_rules! conformance_suite {
                 records::attempts_are_stored_as_data,
                 alerts::alerts_are_raised_once_per_key_and_move_by_rule,
                 alerts::deliveries_and_cursors_are_kept,
+                revocation::a_revoked_unit_stays_taken,
+                revocation::a_hold_is_released_once,
+                revocation::an_order_revocation_closes_it,
+                revocation::a_revoked_ca_issues_nothing,
+                revocation::provenance_takes_one_station_in_its_span,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

@@ -185,7 +185,7 @@ fn print(report: &Report) {
         ("events", report.events.to_string()),
     ]);
     println!();
-    let mut orders = Table::new(&["ORDER", "QUOTA", "ISSUED", "FAILED", "REFUSED"]);
+    let mut orders = Table::new(&["ORDER", "QUOTA", "ISSUED", "FAILED", "REVOKED", "REFUSED"]);
     for (order, r) in &report.orders {
         let quota: Vec<String> = r.quota_history.iter().map(u64::to_string).collect();
         let refused: Vec<String> = r
@@ -205,6 +205,7 @@ fn print(report: &Report) {
             or_dash(quota, " → "),
             r.issued.to_string(),
             r.failed_tests.to_string(),
+            r.revoked.to_string(),
             or_dash(refused, ", "),
         ]);
     }

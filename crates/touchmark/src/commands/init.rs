@@ -60,6 +60,12 @@ pub struct InitArgs {
     /// Also write the first admin token to this file (created with mode 0600).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// The base URL relying parties reach this server at (https://pki.example.com): new device
+    /// certificates name their CRL (`URL/crl/PRODUCT/ORDER`) and OCSP responder (`URL/ocsp`)
+    /// under it, served by `touchmark serve`. Kept as `public_url` in touchmark.toml. Without
+    /// it, certificates name none.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +181,11 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         Database::Postgres(_) => Some(open_empty(&database).await?),
         Database::Sqlite(_) => None,
     };
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(config::public_url_checked)
+        .transpose()?;
     let installation = match keys {
         Keys::Files(passphrase) => Installation::init(&dir, &passphrase, &options, clock.now())?,
         Keys::Token(token) => {
@@ -184,6 +195,9 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let mut file = config::initial_file(&database);
     if let Some(token) = &pkcs11 {
         file.push_str(&config::pkcs11_section(token));
+    }
+    if let Some(url) = &public_url {
+        file.push_str(&config::public_url_line(url));
     }
     std::fs::write(dir.join(config::FILE), file)
         .with_context(|| format!("cannot write {}", dir.join(config::FILE).display()))?;

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod manual;
 pub mod migrate;
 pub mod oversight;
+pub mod revoke;
 pub mod roots;
 pub mod run;
 pub mod serve;

@@ -85,6 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log: log_config,
         connections: config.connections.limits(max_connections),
         refusal_limit: config.refusal_limit,
+        public_url: config.public_url,
         ..ServerOptions::default()
     };
     let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;

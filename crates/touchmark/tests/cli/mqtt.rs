@@ -12,6 +12,10 @@
 //! broker that trusts it accepts a station as a device. After `touchmark split-roots`, the same
 //! broker refuses a station enrolled from then on and still accepts every device.
 //!
+//! A broker that also reads Touchmark's CRL (`crlfile`) accepts a device, and after `touchmark
+//! revoke unit` and a refresh of the CRL it has fetched, refuses that device and still accepts
+//! its sibling.
+//!
 //! Needs `mosquitto` (or `TOUCHMARK_TEST_MOSQUITTO`) and `mosquitto_pub` / `mosquitto_sub` (or
 //! `TOUCHMARK_TEST_MOSQUITTO_PUB` / `TOUCHMARK_TEST_MOSQUITTO_SUB`); without them the test is
 //! reported as ignored, with that reason, unless `CI=true`, where it fails.
@@ -221,6 +225,11 @@ impl Broker {
     /// Starts Mosquitto with a TLS listener that requires a certificate chaining to `trust_pem`,
     /// and waits until its port accepts connections.
     fn start(tools: &Tools, files: &Path, trust_pem: &str) -> Self {
+        Self::start_with_crl(tools, files, trust_pem, None)
+    }
+
+    /// The same, checking each client certificate against the CRL in `crl` (PEM) too.
+    fn start_with_crl(tools: &Tools, files: &Path, trust_pem: &str, crl: Option<&Path>) -> Self {
         let trust = files.join("device-trust.pem");
         std::fs::write(&trust, trust_pem).unwrap();
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -249,7 +258,9 @@ impl Broker {
                  keyfile {key}\n\
                  require_certificate true\n\
                  use_identity_as_username true\n\
-                 allow_anonymous false\n",
+                 allow_anonymous false\n\
+                 {crl}",
+                crl = crl.map_or(String::new(), |p| format!("crlfile {}\n", p.display())),
                 log = log.display(),
                 trust = trust.display(),
                 cert = path("broker.pem"),
@@ -570,4 +581,81 @@ fn bounded_wait(mut child: Child) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tm_mosquitto),
+    ignore = "needs Mosquitto: install Debian's mosquitto and mosquitto-clients, or set TOUCHMARK_TEST_MOSQUITTO, TOUCHMARK_TEST_MOSQUITTO_PUB and TOUCHMARK_TEST_MOSQUITTO_SUB"
+)]
+async fn a_broker_with_the_crl_refuses_a_revoked_device() {
+    let tools = Tools::find();
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path();
+    let (_tmp, dir) = kit::tempdir();
+    let token = kit::init(&dir);
+    let a = Installation::start(&dir, &token).await;
+    let device = a.provision("SN-000001", files, "device").await;
+    let sibling = a.provision("SN-000002", files, "sibling").await;
+    let broker_ca = broker_identity(files);
+
+    // The CRL as a broker's operator fetches it: PEM, from the server, no credentials.
+    let server_ca = files.join("server-ca.pem");
+    std::fs::write(&server_ca, kit::root_ca(&dir)).unwrap();
+    let crl_url = format!("{}/crl/sensor?format=pem", a.served.url);
+    let fetch = || {
+        let out = bounded(
+            Command::new("curl")
+                .args(["-sf", "--cacert"])
+                .arg(&server_ca)
+                .arg(&crl_url),
+        );
+        assert!(out.status.success(), "curl {crl_url}: {}", describe(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let crl = files.join("sensor.crl.pem");
+    let before = fetch();
+    std::fs::write(&crl, &before).unwrap();
+    {
+        let broker = Broker::start_with_crl(&tools, files, &a.device_trust(), Some(&crl));
+        broker.assert_accepted(
+            &tools,
+            &broker_ca,
+            "the device, before its revocation",
+            &device,
+        );
+    }
+
+    let out = Command::new(kit::bin())
+        .args([
+            "revoke",
+            "unit",
+            "SN-000001",
+            "--reason",
+            "keyCompromise",
+            "--server",
+            &a.served.url,
+            "--token",
+            &token,
+            "--data",
+        ])
+        .arg(&dir)
+        .env_remove("TOUCHMARK_TOKEN")
+        .env_remove("TOUCHMARK_TOKEN_FILE")
+        .output()
+        .unwrap();
+    kit::assert_success(&out, "touchmark revoke unit");
+    // The CRL refresh: the broker's copy is replaced once the server has signed the new one.
+    let start = Instant::now();
+    let after = loop {
+        let now = fetch();
+        if now != before {
+            break now;
+        }
+        assert!(start.elapsed() < DEADLINE, "the CRL never changed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    std::fs::write(&crl, &after).unwrap();
+    let broker = Broker::start_with_crl(&tools, files, &a.device_trust(), Some(&crl));
+    broker.assert_refused(&tools, &broker_ca, "the revoked device", &device, &sibling);
 }

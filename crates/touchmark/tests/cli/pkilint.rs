@@ -6,7 +6,9 @@
 //! The certificates are those of a fresh `touchmark init` (the device root, the infrastructure
 //! root, the station CA, the server's TLS certificate), a product's issuing CA, a station
 //! enrolled through a real `touchmark serve`, and a device it provisioned, its product with
-//! CRL and OCSP URLs so that every optional extension is there.
+//! CRL and OCSP URLs so that every optional extension is there; and a device of a product
+//! without URLs of its own, which names its order's CRL partition and the OCSP responder under
+//! the installation's `public_url`.
 //!
 //! One finding is left, and asserted to be the only one: the server certificate's dNSName
 //! `localhost`, which pkilint calls invalid domain name syntax because its name check (the
@@ -84,6 +86,12 @@ async fn every_certificate_kind_passes_pkilint() {
     let (tmp, data) = kit::tempdir();
     let files = tmp.path();
     let token = kit::init(&data);
+    // A public URL (what `init --public-url` writes): a product without URLs of its own has its
+    // devices name the order's CRL partition and the OCSP responder under it.
+    let config = data.join("touchmark.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("public_url = \"https://pki.acme.example\"\n");
+    std::fs::write(&config, text).unwrap();
     let served = kit::Served::start(&data);
     let admin = kit::admin(&served.url, &data, &token);
     let product = admin
@@ -124,7 +132,64 @@ async fn every_certificate_kind_passes_pkilint() {
         )
         .await
         .unwrap();
+    let meter = admin
+        .create_product(&CreateProduct {
+            id: Some("meter".into()),
+            name: "Meter".into(),
+            organization: "Acme".into(),
+            common_name: "Acme Meter".into(),
+            hw_type_oid: Some("1.3.6.1.4.1.99999.2".into()),
+            crl_url: None,
+            ocsp_url: None,
+            cert_not_after: None,
+        })
+        .await
+        .unwrap();
+    admin
+        .create_order(&touchmark_core::api::CreateOrder {
+            id: Some("PO-METER".into()),
+            product: "meter".into(),
+            factory: "cm".into(),
+            quota: 1,
+            serial_range: None,
+            serial_pattern: None,
+            not_before: None,
+            not_after: None,
+            open: true,
+        })
+        .await
+        .unwrap();
+    let meter_key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let metered = station
+        .provision(
+            "PO-METER",
+            &ProvisionRequest {
+                serial: "MT-000001".into(),
+                csr: touchmark_pki::pem::encode(
+                    "CERTIFICATE REQUEST",
+                    &build_csr(&meter_key, "MT-000001").unwrap(),
+                ),
+                test: kit::passing_test("MT-000001"),
+            },
+        )
+        .await
+        .unwrap();
     drop(served);
+    let meter_der = &certs_from_pem(&metered.certificate_pem).unwrap()[0];
+    let meter_text = String::from_utf8_lossy(meter_der.der()).into_owned();
+    assert!(
+        meter_text.contains("https://pki.acme.example/crl/meter/PO-METER")
+            && meter_text.contains("https://pki.acme.example/ocsp"),
+        "the device certificate names no URLs under the public URL"
+    );
+    let sensor_text =
+        String::from_utf8_lossy(certs_from_pem(&issued.certificate_pem).unwrap()[0].der())
+            .into_owned();
+    assert!(
+        sensor_text.contains("http://pki.acme.example/crl/sensor.crl")
+            && !sensor_text.contains("https://pki.acme.example"),
+        "a product's own URLs win over the public URL"
+    );
 
     let certs = data.join("certs");
     let read = |name: &str| std::fs::read_to_string(certs.join(name)).unwrap();
@@ -135,6 +200,8 @@ async fn every_certificate_kind_passes_pkilint() {
     let product_ca = write(files, "product-ca.pem", &product.issuing_ca_pem);
     let station_cert = write(files, "station.pem", &identity.cert_chain_pem);
     let device = write(files, "device.pem", &issued.certificate_pem);
+    let meter_ca = write(files, "meter-ca.pem", &meter.issuing_ca_pem);
+    let meter_device = write(files, "meter-device.pem", &metered.certificate_pem);
 
     let mut problems = Vec::new();
     for (what, cert) in [
@@ -144,6 +211,10 @@ async fn every_certificate_kind_passes_pkilint() {
         ("the product's issuing CA", &product_ca),
         ("the station certificate", &station_cert),
         ("the device certificate", &device),
+        (
+            "a device certificate with URLs under the public URL",
+            &meter_device,
+        ),
     ] {
         let findings = lint(&lint_cert, &[cert]);
         if !findings.is_empty() {
@@ -154,6 +225,11 @@ async fn every_certificate_kind_passes_pkilint() {
         ("device root → itself", &device_root, &device_root),
         ("device root → product CA", &device_root, &product_ca),
         ("product CA → device", &product_ca, &device),
+        (
+            "product CA → device with public URLs",
+            &meter_ca,
+            &meter_device,
+        ),
         ("infrastructure root → itself", &infra_root, &infra_root),
         ("infrastructure root → station CA", &infra_root, &station_ca),
         ("station CA → station", &station_ca, &station_cert),
