@@ -71,6 +71,10 @@ pub enum PkiError {
     /// The certificate builder failed.
     #[error("certificate generation failed: {0}")]
     CertificateGeneration(String),
+    /// The key provider cannot do this operation (for example key agreement), so the key must
+    /// live in another provider.
+    #[error("{0} is not supported by this key provider")]
+    NotSupported(&'static str),
 }
 
 impl PkiError {

@@ -10,6 +10,7 @@
 //! - [`station`] verifies a station's mTLS client certificate at the application layer;
 //! - [`pem`] reads and writes PEM.
 
+pub mod agreement;
 pub mod cert;
 pub mod csr;
 mod der;
@@ -21,6 +22,7 @@ pub mod profile;
 pub mod signer;
 pub mod station;
 
+pub use agreement::{AgreementAlgorithm, AgreementKey, SoftwareAgreementKey};
 pub use cert::{
     CaIssuer, Certificate, SerialNumber, Subject, certs_from_pem, create_intermediate_ca,
     create_root_ca, issue_server_cert, issue_station_cert,
