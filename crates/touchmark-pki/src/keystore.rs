@@ -495,13 +495,16 @@ impl KeyStore {
         check_name(name)?;
         let path = self.key_path(name);
         let corrupt = || PkiError::KeyFileCorrupt(name.to_owned());
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(PkiError::KeyNotFound(name.to_owned()));
             }
             Err(e) => return Err(PkiError::io(format!("reading {}", path.display()), e)),
         };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut bytes)
+            .map_err(|e| PkiError::io(format!("reading {}", path.display()), e))?;
         if bytes.len() as u64 > MAX_KEY_FILE {
             return Err(corrupt());
         }
@@ -554,5 +557,39 @@ mod tests {
             Passphrase::new(String::new()),
             Err(PkiError::EmptyPassphrase)
         ));
+    }
+
+    /// An agreement key's file is bound to its name and kind: renamed, or read as the other
+    /// kind of key, it is corrupt.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn agreement_keys_are_sealed_and_bound_to_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::create(
+            &dir.path().join("keys"),
+            &Passphrase::new("a test passphrase".into()).unwrap(),
+        )
+        .unwrap();
+        let key = store
+            .generate_agreement("release-1", crate::AgreementAlgorithm::X25519)
+            .unwrap();
+        store.generate("ca", KeyAlgorithm::EcdsaP256).unwrap();
+        assert!(matches!(
+            store.load("release-1"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        assert!(matches!(
+            store.load_agreement("ca"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        fs::copy(store.key_path("release-1"), store.key_path("release-2")).unwrap();
+        assert!(matches!(
+            store.load_agreement("release-2"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        assert_eq!(
+            store.load_agreement("release-1").unwrap().public_key_spki(),
+            key.public_key_spki()
+        );
     }
 }
