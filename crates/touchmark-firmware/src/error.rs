@@ -106,6 +106,17 @@ pub enum FirmwareError {
         /// The limit.
         limit: u64,
     },
+    /// The image's key TLV type or AES size is not the one the product's bootloader was built
+    /// for.
+    #[error(
+        "key TLV 0x{tlv:02x} with AES-{bits} is not what the product's bootloader was built for"
+    )]
+    BootloaderMismatch {
+        /// The image's key TLV type.
+        tlv: u16,
+        /// The image's AES key size in bits.
+        bits: usize,
+    },
     /// A key file or key bytes could not be read as the expected kind of key.
     #[error("invalid key: {0}")]
     KeyInvalid(String),
@@ -141,6 +152,7 @@ impl FirmwareError {
             FirmwareError::UnitKeyInvalid(_) => "unit_key_invalid",
             FirmwareError::NotIdentical(_) => "not_identical",
             FirmwareError::TooLarge { .. } => "image_too_large",
+            FirmwareError::BootloaderMismatch { .. } => "bootloader_mismatch",
             FirmwareError::KeyInvalid(_) => "key_invalid",
             FirmwareError::Backend(_) => "key_agreement_failed",
         }

@@ -94,18 +94,26 @@ pub struct ImportedRelease {
     pub content_key: ContentKey,
 }
 
-/// Limits on what is imported.
+/// Limits on what is imported, and what the product's bootloader was built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The largest image accepted, in bytes.
     pub max_image_size: u64,
+    /// The one key TLV type the bootloader accepts (`MCUBOOT_ENCRYPT_EC256|X25519`, and
+    /// `BOOT_HMAC_SHA512`), if known.
+    pub bootloader_kind: Option<EncKind>,
+    /// The one AES key length the bootloader accepts (16, or 32 with `MCUBOOT_AES_256`), if
+    /// known.
+    pub bootloader_key_len: Option<usize>,
 }
 
 impl Default for Limits {
-    /// 16 MiB: more than any MCU's flash slot.
+    /// 16 MiB (more than any MCU's flash slot), any key TLV type and AES size.
     fn default() -> Self {
         Limits {
             max_image_size: 16 * 1024 * 1024,
+            bootloader_kind: None,
+            bootloader_key_len: None,
         }
     }
 }
@@ -135,6 +143,16 @@ pub fn import_release(
     let layout = image::parse(img)?;
     layout.check_unprotected_allow_list()?;
     let enc = enc_tlv(&layout)?;
+    // A bootloader build accepts one key TLV type and one AES size (FIRMWARE.md §3): an image
+    // of another would be delivered and never install.
+    if limits.bootloader_kind.is_some_and(|k| k != enc.kind)
+        || limits.bootloader_key_len.is_some_and(|k| k != enc.key_len)
+    {
+        return Err(FirmwareError::BootloaderMismatch {
+            tlv: enc.kind.tlv(),
+            bits: enc.key_len * 8,
+        });
+    }
     let value = &img[enc.range()];
     let mut outcome = None;
     for (i, key) in release_keys.iter().enumerate() {

@@ -525,6 +525,36 @@ mod robustness {
         assert_eq!(outcome(&img).unwrap_err().code(), "enc_tlv_protected");
     }
 
+    /// A product whose bootloader takes one key TLV type and AES size refuses the others.
+    #[test]
+    fn the_bootloader_build_is_enforced() {
+        use touchmark_firmware::EncKind;
+        let img = read("release/R4-ed25519sig-x25519-aes256.bin");
+        let rel = private("keys/release-x25519.pem");
+        let sign = [public("keys/sign-ed25519.pub.pem")];
+        let with = |kind, key_len| Limits {
+            bootloader_kind: kind,
+            bootloader_key_len: key_len,
+            ..Limits::default()
+        };
+        for (limits, ok) in [
+            (with(Some(EncKind::X25519), Some(32)), true),
+            (with(None, Some(32)), true),
+            (with(Some(EncKind::X25519), None), true),
+            (with(Some(EncKind::X25519), Some(16)), false),
+            (with(Some(EncKind::X25519Sha512), Some(32)), false),
+            (with(Some(EncKind::Ec256), None), false),
+        ] {
+            match import_release(&img, &[&rel], &sign, limits) {
+                Ok(_) => assert!(ok, "{limits:?}"),
+                Err(e) => {
+                    assert!(!ok, "{limits:?}: {e}");
+                    assert_eq!(e.code(), "bootloader_mismatch");
+                }
+            }
+        }
+    }
+
     /// A 100 MB upload is refused on its size before anything is parsed.
     #[test]
     fn a_100_mb_upload_is_refused_on_size() {
@@ -542,6 +572,7 @@ mod robustness {
             &[public("keys/sign-ecdsa-p256.pub.pem")],
             Limits {
                 max_image_size: 200_000_000,
+                ..Limits::default()
             },
         )
         .unwrap();
