@@ -22,6 +22,7 @@ mod cfssl;
 mod cpu;
 mod crypto;
 mod error;
+pub mod firmware;
 mod load;
 pub mod log;
 pub mod provision;

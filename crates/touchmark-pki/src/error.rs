@@ -75,6 +75,10 @@ pub enum PkiError {
     /// says which module, token or key, and what to change.
     #[error("{0}")]
     KeyModule(String),
+    /// The key provider cannot do this operation (for example key agreement), so the key must
+    /// live in another provider.
+    #[error("{0} is not supported by this key provider")]
+    NotSupported(&'static str),
 }
 
 impl PkiError {

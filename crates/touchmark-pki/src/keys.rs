@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::agreement::{AgreementAlgorithm, AgreementKey, SoftwareAgreementKey};
 use crate::error::PkiError;
 use crate::keystore::KeyStore;
 use crate::signer::{KeyAlgorithm, Signer, SoftwareSigner};
@@ -62,6 +63,30 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
             self.describe()
         )))
     }
+
+    /// Makes a new key agreement (ECDH) key named `name`, such as a firmware release key.
+    ///
+    /// # Errors
+    /// [`PkiError::NotSupported`] for a provider that only signs (the default);
+    /// [`PkiError::KeyExists`], or the provider's own failure.
+    fn generate_agreement(
+        &self,
+        name: &str,
+        alg: AgreementAlgorithm,
+    ) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        let _ = (name, alg);
+        Err(PkiError::NotSupported("key agreement"))
+    }
+
+    /// The key agreement key named `name`.
+    ///
+    /// # Errors
+    /// [`PkiError::NotSupported`] for a provider that only signs (the default);
+    /// [`PkiError::KeyNotFound`], or the provider's own failure.
+    fn load_agreement(&self, name: &str) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        let _ = name;
+        Err(PkiError::NotSupported("key agreement"))
+    }
 }
 
 impl KeyProvider for KeyStore {
@@ -103,12 +128,25 @@ impl KeyProvider for KeyStore {
         names.sort();
         Ok(names)
     }
+
+    fn generate_agreement(
+        &self,
+        name: &str,
+        alg: AgreementAlgorithm,
+    ) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        KeyStore::generate_agreement(self, name, alg)
+    }
+
+    fn load_agreement(&self, name: &str) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        KeyStore::load_agreement(self, name)
+    }
 }
 
 /// Keys in process memory, gone when the process ends.
 #[derive(Default)]
 pub struct MemoryKeys {
     keys: Mutex<HashMap<String, Arc<dyn Signer>>>,
+    agreement: Mutex<HashMap<String, Arc<dyn AgreementKey>>>,
 }
 
 impl fmt::Debug for MemoryKeys {
@@ -166,6 +204,29 @@ impl KeyProvider for MemoryKeys {
         names.sort();
         Ok(names)
     }
+
+    fn generate_agreement(
+        &self,
+        name: &str,
+        alg: AgreementAlgorithm,
+    ) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        let mut keys = self.agreement.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.contains_key(name) || self.contains(name) {
+            return Err(PkiError::KeyExists(name.to_owned()));
+        }
+        let key: Arc<dyn AgreementKey> = Arc::new(SoftwareAgreementKey::generate(alg)?);
+        keys.insert(name.to_owned(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn load_agreement(&self, name: &str) -> Result<Arc<dyn AgreementKey>, PkiError> {
+        self.agreement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PkiError::KeyNotFound(name.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -209,5 +270,75 @@ mod tests {
             keys.generate("log", KeyAlgorithm::Ed25519).unwrap();
             assert_eq!(keys.names().unwrap(), ["ca", "log"], "{what}");
         }
+    }
+
+    /// Both providers hold key agreement keys: generated once, loaded with the same public key,
+    /// and the ECDH of two keys agrees both ways. A provider that only signs says so.
+    #[test]
+    fn providers_hold_agreement_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyStore::create(
+            &dir.path().join("keys"),
+            &Passphrase::new("a test passphrase".into()).unwrap(),
+        )
+        .unwrap();
+        let providers: [(&str, Box<dyn KeyProvider>); 2] = [
+            ("files", Box::new(files)),
+            ("memory", Box::new(MemoryKeys::default())),
+        ];
+        for (what, keys) in providers {
+            for alg in [AgreementAlgorithm::X25519, AgreementAlgorithm::EcdhP256] {
+                let name = format!("release-{alg}");
+                assert!(matches!(
+                    keys.load_agreement(&name),
+                    Err(PkiError::KeyNotFound(_))
+                ));
+                let made = keys.generate_agreement(&name, alg).unwrap();
+                let loaded = keys.load_agreement(&name).unwrap();
+                assert_eq!(made.public_key_spki(), loaded.public_key_spki(), "{what}");
+                assert_eq!(loaded.algorithm(), alg);
+                let peer = SoftwareAgreementKey::generate(alg).unwrap();
+                assert_eq!(
+                    *loaded.agree(peer.public_key_raw()).unwrap(),
+                    *peer.agree(made.public_key_raw()).unwrap(),
+                    "{what} {alg}"
+                );
+                assert!(matches!(
+                    keys.generate_agreement(&name, alg),
+                    Err(PkiError::KeyExists(_))
+                ));
+            }
+            // A low-order X25519 point is refused, not turned into an all-zero secret.
+            let key = keys.load_agreement("release-x25519").unwrap();
+            assert!(key.agree(&[0u8; 32]).is_err(), "{what}");
+        }
+
+        #[derive(Debug)]
+        struct SignOnly;
+        impl KeyProvider for SignOnly {
+            fn generate(&self, name: &str, _: KeyAlgorithm) -> Result<Arc<dyn Signer>, PkiError> {
+                Err(PkiError::KeyNotFound(name.into()))
+            }
+            fn load(&self, name: &str) -> Result<Arc<dyn Signer>, PkiError> {
+                Err(PkiError::KeyNotFound(name.into()))
+            }
+            fn contains(&self, _: &str) -> bool {
+                false
+            }
+            fn describe(&self) -> String {
+                "nothing".into()
+            }
+        }
+        let err = SignOnly
+            .generate_agreement("r", AgreementAlgorithm::X25519)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key agreement is not supported by this key provider"
+        );
+        assert!(matches!(
+            SignOnly.load_agreement("r"),
+            Err(PkiError::NotSupported(_))
+        ));
     }
 }

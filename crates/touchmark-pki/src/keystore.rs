@@ -447,6 +447,92 @@ impl KeyStore {
     }
 }
 
+/// The alg byte of a key agreement key's file (signing keys use 1 and 2).
+fn agreement_byte(alg: crate::AgreementAlgorithm) -> u8 {
+    match alg {
+        crate::AgreementAlgorithm::X25519 => 3,
+        crate::AgreementAlgorithm::EcdhP256 => 4,
+    }
+}
+
+fn agreement_aad(name: &str, alg: crate::AgreementAlgorithm) -> Vec<u8> {
+    let mut aad = FORMAT.as_bytes().to_vec();
+    aad.extend_from_slice(b"\0agreement-key\0");
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(alg.as_str().as_bytes());
+    aad
+}
+
+/// Key agreement keys (firmware release keys), sealed like signing keys in the same directory
+/// and name space: `TMK1`, an alg byte (3 X25519, 4 ECDH-P256), then the sealed 32-byte private
+/// key, authenticated with its name and algorithm.
+impl KeyStore {
+    /// Generates a key agreement key and stores it encrypted under `name`.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidKeyName`]; [`PkiError::KeyExists`]; [`PkiError::Io`].
+    pub fn generate_agreement(
+        &self,
+        name: &str,
+        alg: crate::AgreementAlgorithm,
+    ) -> Result<Arc<dyn crate::AgreementKey>, PkiError> {
+        check_name(name)?;
+        if self.contains(name) {
+            return Err(PkiError::KeyExists(name.to_owned()));
+        }
+        let key = crate::SoftwareAgreementKey::generate(alg)?;
+        let sealed = seal(&self.kek, &agreement_aad(name, alg), &key.raw_private()?)?;
+        let mut file = Vec::with_capacity(KEY_MAGIC.len() + 1 + sealed.len());
+        file.extend_from_slice(KEY_MAGIC);
+        file.push(agreement_byte(alg));
+        file.extend_from_slice(&sealed);
+        if write_new_file(&self.dir, &format!("{name}.key"), &file)? {
+            Ok(Arc::new(key))
+        } else {
+            Err(PkiError::KeyExists(name.to_owned()))
+        }
+    }
+
+    /// Loads and decrypts the key agreement key stored under `name`.
+    ///
+    /// # Errors
+    /// [`PkiError::InvalidKeyName`]; [`PkiError::KeyNotFound`]; [`PkiError::KeyFileCorrupt`] if
+    /// the file was modified or swapped, or holds a signing key; [`PkiError::Io`].
+    pub fn load_agreement(&self, name: &str) -> Result<Arc<dyn crate::AgreementKey>, PkiError> {
+        check_name(name)?;
+        let path = self.key_path(name);
+        let corrupt = || PkiError::KeyFileCorrupt(name.to_owned());
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PkiError::KeyNotFound(name.to_owned()));
+            }
+            Err(e) => return Err(PkiError::io(format!("reading {}", path.display()), e)),
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut bytes)
+            .map_err(|e| PkiError::io(format!("reading {}", path.display()), e))?;
+        if bytes.len() as u64 > MAX_KEY_FILE {
+            return Err(corrupt());
+        }
+        let rest = bytes
+            .strip_prefix(KEY_MAGIC.as_slice())
+            .ok_or_else(corrupt)?;
+        let (&alg, sealed) = rest.split_first().ok_or_else(corrupt)?;
+        let alg = [
+            crate::AgreementAlgorithm::X25519,
+            crate::AgreementAlgorithm::EcdhP256,
+        ]
+        .into_iter()
+        .find(|a| agreement_byte(*a) == alg)
+        .ok_or_else(corrupt)?;
+        let raw = open(&self.kek, &agreement_aad(name, alg), sealed).ok_or_else(corrupt)?;
+        let key = crate::SoftwareAgreementKey::from_raw(alg, &raw).map_err(|_| corrupt())?;
+        Ok(Arc::new(key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,5 +565,39 @@ mod tests {
             Passphrase::new(String::new()),
             Err(PkiError::EmptyPassphrase)
         ));
+    }
+
+    /// An agreement key's file is bound to its name and kind: renamed, or read as the other
+    /// kind of key, it is corrupt.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn agreement_keys_are_sealed_and_bound_to_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::create(
+            &dir.path().join("keys"),
+            &Passphrase::new("a test passphrase".into()).unwrap(),
+        )
+        .unwrap();
+        let key = store
+            .generate_agreement("release-1", crate::AgreementAlgorithm::X25519)
+            .unwrap();
+        store.generate("ca", KeyAlgorithm::EcdsaP256).unwrap();
+        assert!(matches!(
+            store.load("release-1"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        assert!(matches!(
+            store.load_agreement("ca"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        fs::copy(store.key_path("release-1"), store.key_path("release-2")).unwrap();
+        assert!(matches!(
+            store.load_agreement("release-2"),
+            Err(PkiError::KeyFileCorrupt(_))
+        ));
+        assert_eq!(
+            store.load_agreement("release-1").unwrap().public_key_spki(),
+            key.public_key_spki()
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! - [`crl`] builds and signs CRLs;
 //! - [`ocsp`] parses OCSP requests and builds signed responses.
 
+pub mod agreement;
 pub mod cert;
 pub mod crl;
 pub mod csr;
@@ -25,6 +26,7 @@ pub mod profile;
 pub mod signer;
 pub mod station;
 
+pub use agreement::{AgreementAlgorithm, AgreementKey, SoftwareAgreementKey};
 pub use cert::{
     CaIssuer, Certificate, SerialNumber, Subject, certs_from_pem, create_intermediate_ca,
     create_root_ca, issue_server_cert, issue_station_cert,

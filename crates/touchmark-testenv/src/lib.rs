@@ -1,5 +1,5 @@
 //! What Touchmark's tests need from the machine (a PostgreSQL server, openssl, Mosquitto,
-//! pkilint, SoftHSM2), and an honest answer when one is missing.
+//! pkilint, SoftHSM2, imgtool), and an honest answer when one is missing.
 //!
 //! A crate whose tests need something calls [`declare`] from its build script. For each need
 //! it finds, the script sets a `cfg` (`tm_postgres`, `tm_openssl`, `tm_mosquitto`,
@@ -166,6 +166,23 @@ pub const OPENHTF: Need = Need {
     cfg: "tm_openhtf",
     var: "TOUCHMARK_TEST_OPENHTF_PYTHON",
     program: None,
+};
+
+/// imgtool 2.5.0 (PyPI `imgtool==2.5.0`), MCUboot's image tool, the oracle of the firmware
+/// images: `TOUCHMARK_TEST_IMGTOOL`, else `imgtool` on `PATH`.
+pub const IMGTOOL: Need = Need {
+    cfg: "tm_imgtool",
+    var: "TOUCHMARK_TEST_IMGTOOL",
+    program: Some("imgtool"),
+};
+
+/// The Python that runs the independent MCUboot re-wrap reference (`mcuboot_rewrap.py`, which
+/// needs the `cryptography` package that `pip install imgtool` brings):
+/// `TOUCHMARK_TEST_PYTHON3`, else `python3` on `PATH`. Shares [`IMGTOOL`]'s `cfg`.
+pub const PYTHON3: Need = Need {
+    cfg: "tm_imgtool",
+    var: "TOUCHMARK_TEST_PYTHON3",
+    program: Some("python3"),
 };
 
 /// Whether this is a CI run, where nothing a test needs may be missing.

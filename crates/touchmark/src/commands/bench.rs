@@ -34,6 +34,23 @@ pub enum BenchCommand {
     /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
     /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
     Log(LogArgs),
+    /// The firmware format layer on one core: import of a 2 MiB MCUboot release, per-unit
+    /// re-wrap, and streaming of 512 KiB per-unit images.
+    Firmware(FirmwareArgs),
+}
+
+/// Arguments of `bench firmware`.
+#[derive(Debug, Args)]
+pub struct FirmwareArgs {
+    /// Rounds; every figure is the median of the rounds.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Fewer units per round, for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `bench provision`.
@@ -239,8 +256,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             print_log(&report);
         }
+        BenchCommand::Firmware(args) => {
+            let report = touchmark_bench::firmware::run(args.rounds, args.quick)?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_firmware(&report);
+        }
     }
     Ok(())
+}
+
+fn print_firmware(r: &touchmark_bench::firmware::FirmwareReport) {
+    use touchmark_bench::firmware::{DELIVERY_TARGET_MB_S, IMPORT_TARGET_MS};
+    println!(
+        "\nFirmware on one core (median of {} rounds; per-unit images of {} bytes, {} per round)",
+        r.rounds, r.delivery_size, r.delivery_units
+    );
+    println!(
+        "  import of a {} byte release: {} ms (target < {IMPORT_TARGET_MS} ms)",
+        r.import_size,
+        ms(r.import_ms)
+    );
+    println!(
+        "  per-unit delivery (re-wrap + stream): {} MB/s (target >= {DELIVERY_TARGET_MB_S} MB/s)",
+        rate(r.delivery_mb_s, 1)
+    );
+    println!("  re-wraps alone: {}/s", rate(r.rewraps_per_s, 1));
 }
 
 /// Progress of long steps, on stderr so that `--json` output stays clean.
