@@ -30,7 +30,7 @@ pub enum BenchCommand {
     /// The provisioning hot path: HTTPS with station mTLS, policy checks, signing and the
     /// durable commit (SQLite, or PostgreSQL with one or more replicas), end to end, in this
     /// process.
-    Provision(ProvisionArgs),
+    Provision(Box<ProvisionArgs>),
     /// The audit log: durable appends, sequencing, and `audit verify` over a large log,
     /// against the machine's raw SHA-256 rate and the provisioning cost per unit.
     Log(LogArgs),
