@@ -112,6 +112,9 @@ async fn the_document_is_valid_and_the_server_conforms_to_it(backend: Backend) {
         .args(["--request-cert", &cert, "--request-cert-key", &key])
         .args(["-H", &format!("Authorization: Bearer {}", admin.token)])
         .args(["--no-color"])
+        // tests/schemathesis_hooks.py: how to send an OCSP request's bytes.
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
         .env("NO_COLOR", "1");
     run("schemathesis", &mut command);
 }

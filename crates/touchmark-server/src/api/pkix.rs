@@ -18,7 +18,18 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct CrlFormat {
     /// `der` (the default, `application/pkix-crl`) or `pem`.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<CrlEncoding>,
+}
+
+/// The encodings a CRL is served in.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CrlEncoding {
+    /// DER, `application/pkix-crl`.
+    Der,
+    /// PEM, `application/x-pem-file`.
+    Pem,
 }
 
 /// A CRL, as signed last: `_root` (the device root's, listing revoked product CAs),
@@ -26,7 +37,8 @@ pub struct CrlFormat {
 /// partition, which its units name in their CRL distribution point).
 #[utoipa::path(get, path = "/crl/{name}", tag = "audit",
     params(("name" = String, Path, description = "`_root`, a product id, or `product/order`"), CrlFormat),
-    responses((status = 200, description = "the CRL, DER (or PEM with format=pem)", content_type = "application/pkix-crl"),
+    responses((status = 200, description = "the CRL, DER (or PEM with format=pem)",
+               content((Vec<u8> = "application/pkix-crl"), (String = "application/x-pem-file"))),
               (status = "4XX", body = ErrorBody)))]
 pub async fn crl(
     State(s): State<AppState>,
@@ -43,8 +55,8 @@ pub async fn crl(
         .whole_seconds()
         .clamp(0, 60);
     let cache = format!("public, max-age={max_age}");
-    match format.format.as_deref() {
-        None | Some("der") => Ok((
+    match format.format.unwrap_or(CrlEncoding::Der) {
+        CrlEncoding::Der => Ok((
             [
                 (CONTENT_TYPE, "application/pkix-crl".to_owned()),
                 (CACHE_CONTROL, cache),
@@ -52,7 +64,7 @@ pub async fn crl(
             crl.der.clone(),
         )
             .into_response()),
-        Some("pem") => Ok((
+        CrlEncoding::Pem => Ok((
             [
                 (CONTENT_TYPE, "application/x-pem-file".to_owned()),
                 (CACHE_CONTROL, cache),
@@ -60,12 +72,14 @@ pub async fn crl(
             touchmark_pki::pem::encode("X509 CRL", &crl.der),
         )
             .into_response()),
-        Some(other) => Err(ApiError::invalid(format!(
-            "format `{}` is not der or pem",
-            touchmark_core::clock::truncate(other, 16)
-        ))),
     }
 }
+
+/// A DER OCSPRequest, as the document describes `POST /ocsp`'s body: bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct OcspRequestDer(Vec<u8>);
 
 /// The OCSP media types (RFC 6960 Appendix C).
 const OCSP_RESPONSE: &str = "application/ocsp-response";
@@ -86,21 +100,29 @@ fn ocsp_response(der: Vec<u8>, cacheable: bool) -> Response {
         .into_response()
 }
 
-/// An OCSP request by POST (RFC 6960 Appendix A.1): the DER request is the body. Always
-/// answered `200` with an OCSPResponse; a request that does not parse, or is larger than 4 KiB,
-/// gets `malformedRequest`, one about a CA this server does not hold `unauthorized`.
+/// An OCSP request by POST (RFC 6960 Appendix A.1): the DER request is the body, answered
+/// `200` with an OCSPResponse (`unauthorized` for a CA this server does not hold). A body that
+/// does not parse as an OCSPRequest, none and one over 4 KiB included, is refused `422` as any
+/// request is here that no schema can judge, its body still an OCSPResponse:
+/// `malformedRequest` (RFC 6960 §2.3), which OCSP clients read.
 #[utoipa::path(post, path = "/ocsp", tag = "audit",
-    request_body(content = Vec<u8>, content_type = "application/ocsp-request"),
-    responses((status = 200, description = "an OCSPResponse (DER)", content_type = "application/ocsp-response")))]
+    request_body(content = Option<OcspRequestDer>, content_type = "application/ocsp-request"),
+    responses((status = 200, description = "an OCSPResponse (DER)", content_type = "application/ocsp-response"),
+              (status = 422, description = "an OCSPResponse (DER) of status malformedRequest", content_type = "application/ocsp-response")))]
 pub async fn ocsp_post(State(s): State<AppState>, body: axum::body::Body) -> Response {
     let limit = touchmark_pki::ocsp::MAX_REQUEST;
-    let der = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => s.ocsp.answer(&s.authority, &bytes).await,
-        Err(_) => touchmark_pki::ocsp::error_response(
-            touchmark_pki::ocsp::ResponseStatus::MalformedRequest,
-        ),
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) if touchmark_pki::ocsp::parse_request(&bytes).is_ok() => bytes,
+        _ => {
+            let der = touchmark_pki::ocsp::error_response(
+                touchmark_pki::ocsp::ResponseStatus::MalformedRequest,
+            );
+            let mut response = ocsp_response(der, false);
+            *response.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return response;
+        }
     };
-    ocsp_response(der, false)
+    ocsp_response(s.ocsp.answer(&s.authority, &bytes).await, false)
 }
 
 /// An OCSP request by GET (RFC 5019 §5): the DER request, base64, URL-encoded, as the last path

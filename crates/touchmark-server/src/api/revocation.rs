@@ -8,7 +8,7 @@ use touchmark_authority::revocation::logged_parts;
 use touchmark_core::api::{ErrorBody, Release, RevocationBody, Revoke, RevokeProvenance};
 use touchmark_core::command::{revocation_reason, unit_revocation};
 use touchmark_core::policy::revocation::{Action, Revocation, Target};
-use touchmark_core::{OrderId, ProductId, StationId};
+use touchmark_core::{ErrorCode, OrderId, ProductId, StationId};
 use touchmark_store::Revoked;
 
 use super::extract::{ApiJson, ApiPath};
@@ -24,6 +24,18 @@ fn path_id<T>(
     parse: impl Fn(&str) -> Result<T, touchmark_core::id::IdError>,
 ) -> ApiResult<T> {
     parse(raw).map_err(|e| ApiError::invalid(format!("{what} in the path: {e}")))
+}
+
+/// `product` names a unit's product, for a serial that exists in several; an order and a CA name
+/// their own, so a body that names one for them is refused rather than ignored.
+fn no_product(req: &Revoke, target: &str) -> Result<(), ApiError> {
+    match req.product {
+        None => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::Unprocessable,
+            format!("`product` is only for a unit's revocation: {target} names its own product"),
+        )),
+    }
 }
 
 fn body(target: &str, id: &str, revocation: &Revocation, revoked: Revoked) -> RevocationBody {
@@ -95,6 +107,7 @@ pub async fn revoke_order(
     ApiJson(req): ApiJson<Revoke>,
 ) -> ApiResult<Json<RevocationBody>> {
     let order = path_id("order id", &id, OrderId::parse)?;
+    no_product(&req, "an order")?;
     let revocation = Revocation {
         target: Target::Order(order),
         action: Action::Revoke(revocation_reason(&req.reason)?),
@@ -119,6 +132,7 @@ pub async fn revoke_ca(
     ApiJson(req): ApiJson<Revoke>,
 ) -> ApiResult<Json<RevocationBody>> {
     let id = path_id("product id", &product, ProductId::parse)?;
+    no_product(&req, "a CA")?;
     let revocation = Revocation {
         target: Target::Ca(id),
         action: Action::Revoke(revocation_reason(&req.reason)?),
@@ -133,6 +147,8 @@ pub async fn revoke_ca(
 /// Revokes a station's mTLS identity (admin): it is refused at once, on a connection kept alive
 /// from before too. Revoking again changes nothing.
 #[utoipa::path(post, path = "/v1/revocations/stations/{id}", tag = "admin",
+    // `revoke_station` is the older `/v1/stations/{id}/revoke`, without a reason.
+    operation_id = "revoke_station_certificate",
     params(("id" = String, Path)), request_body = Revoke,
     responses((status = 200, body = RevocationBody), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -143,10 +159,11 @@ pub async fn revoke_station(
     ApiJson(req): ApiJson<Revoke>,
 ) -> ApiResult<Json<RevocationBody>> {
     let station = path_id("station id", &id, StationId::parse)?;
+    no_product(&req, "a station")?;
     let reason = revocation_reason(&req.reason)?;
     if reason == touchmark_core::policy::revocation::Reason::CertificateHold {
         return Err(ApiError::new(
-            touchmark_core::code::ErrorCode::Unprocessable,
+            ErrorCode::Unprocessable,
             "only a unit can be put on hold; a station's revocation is final",
         ));
     }
