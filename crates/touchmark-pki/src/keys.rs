@@ -145,44 +145,59 @@ impl KeyProvider for KeyStore {
 /// Keys in process memory, gone when the process ends.
 #[derive(Default)]
 pub struct MemoryKeys {
-    keys: Mutex<HashMap<String, Arc<dyn Signer>>>,
-    agreement: Mutex<HashMap<String, Arc<dyn AgreementKey>>>,
+    held: Mutex<Held>,
+}
+
+/// Both kinds of key, under one lock: a name is taken by a key of either kind.
+#[derive(Default)]
+struct Held {
+    signers: HashMap<String, Arc<dyn Signer>>,
+    agreement: HashMap<String, Arc<dyn AgreementKey>>,
+}
+
+impl Held {
+    fn taken(&self, name: &str) -> bool {
+        self.signers.contains_key(name) || self.agreement.contains_key(name)
+    }
+}
+
+/// The key named `name` in `map`.
+fn lookup<K: ?Sized>(map: &HashMap<String, Arc<K>>, name: &str) -> Result<Arc<K>, PkiError> {
+    map.get(name)
+        .cloned()
+        .ok_or_else(|| PkiError::KeyNotFound(name.to_owned()))
+}
+
+impl MemoryKeys {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl fmt::Debug for MemoryKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let mut names: Vec<&String> = keys.keys().collect();
-        names.sort();
+        let names = self.names().unwrap_or_default();
         f.debug_struct("MemoryKeys").field("names", &names).finish()
     }
 }
 
 impl KeyProvider for MemoryKeys {
     fn generate(&self, name: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>, PkiError> {
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.contains_key(name) {
+        let mut held = self.held();
+        if held.taken(name) {
             return Err(PkiError::KeyExists(name.to_owned()));
         }
         let signer: Arc<dyn Signer> = Arc::new(SoftwareSigner::generate(alg)?);
-        keys.insert(name.to_owned(), Arc::clone(&signer));
+        held.signers.insert(name.to_owned(), Arc::clone(&signer));
         Ok(signer)
     }
 
     fn load(&self, name: &str) -> Result<Arc<dyn Signer>, PkiError> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| PkiError::KeyNotFound(name.to_owned()))
+        lookup(&self.held().signers, name)
     }
 
     fn contains(&self, name: &str) -> bool {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(name)
+        self.held().signers.contains_key(name)
     }
 
     fn describe(&self) -> String {
@@ -194,13 +209,7 @@ impl KeyProvider for MemoryKeys {
     }
 
     fn names(&self) -> Result<Vec<String>, PkiError> {
-        let mut names: Vec<String> = self
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.held().signers.keys().cloned().collect();
         names.sort();
         Ok(names)
     }
@@ -210,22 +219,17 @@ impl KeyProvider for MemoryKeys {
         name: &str,
         alg: AgreementAlgorithm,
     ) -> Result<Arc<dyn AgreementKey>, PkiError> {
-        let mut keys = self.agreement.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.contains_key(name) || self.contains(name) {
+        let mut held = self.held();
+        if held.taken(name) {
             return Err(PkiError::KeyExists(name.to_owned()));
         }
         let key: Arc<dyn AgreementKey> = Arc::new(SoftwareAgreementKey::generate(alg)?);
-        keys.insert(name.to_owned(), Arc::clone(&key));
+        held.agreement.insert(name.to_owned(), Arc::clone(&key));
         Ok(key)
     }
 
     fn load_agreement(&self, name: &str) -> Result<Arc<dyn AgreementKey>, PkiError> {
-        self.agreement
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| PkiError::KeyNotFound(name.to_owned()))
+        lookup(&self.held().agreement, name)
     }
 }
 
@@ -274,6 +278,29 @@ mod tests {
 
     /// Both providers hold key agreement keys: generated once, loaded with the same public key,
     /// and the ECDH of two keys agrees both ways. A provider that only signs says so.
+    /// A name is one key's, whatever its kind: neither kind may take the other's name.
+    #[test]
+    fn memory_keys_share_one_name_space_for_both_kinds() {
+        let keys = MemoryKeys::default();
+        keys.generate("ca", KeyAlgorithm::EcdsaP256).unwrap();
+        keys.generate_agreement("release", AgreementAlgorithm::X25519)
+            .unwrap();
+        assert!(matches!(
+            keys.generate_agreement("ca", AgreementAlgorithm::X25519),
+            Err(PkiError::KeyExists(_))
+        ));
+        assert!(matches!(
+            keys.generate("release", KeyAlgorithm::EcdsaP256),
+            Err(PkiError::KeyExists(_))
+        ));
+        assert_eq!(keys.names().unwrap(), vec!["ca".to_owned()]);
+        assert!(matches!(
+            keys.load("release"),
+            Err(PkiError::KeyNotFound(_))
+        ));
+        assert!(keys.load_agreement("release").is_ok());
+    }
+
     #[test]
     fn providers_hold_agreement_keys() {
         let dir = tempfile::tempdir().unwrap();
