@@ -146,7 +146,9 @@ async fn a_demo_installation_moves_to_postgres_with_every_record() {
         .unwrap();
     let mut grown = false;
     for _ in 0..100 {
-        if size_of(&admin.checkpoint().await.unwrap()) == size_of(&note_before) + 1 {
+        // The server's own projector may log alerts of the demo's drifting line meanwhile, so
+        // the tree covers at least the new entry, not exactly it; the audit below replays all.
+        if size_of(&admin.checkpoint().await.unwrap()) > size_of(&note_before) {
             grown = true;
             break;
         }
