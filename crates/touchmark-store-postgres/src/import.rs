@@ -297,6 +297,15 @@ const TABLES: &[Table] = &[
                                      $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[],
                                      $10::bigint[], $11::timestamptz[])",
     ),
+    // Where the projector stands, so that the server on PostgreSQL does not fold the copied log
+    // again and raise its alerts twice.
+    table!(
+        "projector_cursors",
+        [Text, Int],
+        read: "SELECT name, position FROM projector_cursors",
+        write: "INSERT INTO projector_cursors (name, position)
+                SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+    ),
     table!(
         "log_checkpoints",
         [Int, Blob, Text, Time],
@@ -356,7 +365,8 @@ pub async fn sqlite_to_postgres(
     // No replica may write while the copy runs; plain reads still may.
     sqlx::query(
         "LOCK TABLE tokens, products, factories, stations, orders, events, units, certificates,
-             ca_revocations, test_attempts, log_checkpoints, log_tiles, log_state, log_owner
+             ca_revocations, test_attempts, projector_cursors, log_checkpoints, log_tiles,
+             log_state, log_owner
              IN EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
