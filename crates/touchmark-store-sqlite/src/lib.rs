@@ -98,6 +98,12 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The writer runs each job in a savepoint, and a savepoint keeps the pages it changes in a
+    // statement journal: in a temporary file by default, one write system call per page. It
+    // is only ever read to roll a job back inside its open transaction (a crash loses the
+    // whole uncommitted transaction, which the WAL never saw), so memory holds it as well,
+    // without the system calls.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(())
 }
