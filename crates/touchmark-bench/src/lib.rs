@@ -15,6 +15,10 @@
 //! large log over HTTPS, against the machine's raw SHA-256 rate and the provisioning cost per
 //! unit.
 //!
+//! [`scale::run`] provisions one order of a million units (a quarter of that on PostgreSQL)
+//! in slices, and reports whether the throughput stays flat from the first tenth to the last,
+//! the database's bytes per unit, the checkpoint lag and the time `audit verify` takes.
+//!
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
@@ -27,6 +31,7 @@ mod load;
 pub mod log;
 pub mod provision;
 pub mod report;
+pub mod scale;
 mod setup;
 mod units;
 

@@ -432,6 +432,21 @@ impl Touchmark {
         }
     }
 
+    /// The admin's client.
+    pub fn admin(&self) -> &Client {
+        &self.admin
+    }
+
+    /// The in-process installation; `None` against a server elsewhere.
+    pub fn installation(&self) -> Option<&Installation> {
+        self.installed.as_ref().map(|i| &i.installation)
+    }
+
+    /// The PostgreSQL schema of this run, if it has one.
+    pub fn schema_name(&self) -> Option<&str> {
+        self.schema.as_ref().map(|(_, s)| s.name())
+    }
+
     /// How this run's serials begin.
     pub fn serial_prefix(&self) -> &str {
         &self.serial_prefix

@@ -51,7 +51,7 @@ use touchmark_store::{
 
 use crate::error::Result;
 
-pub use scratch::ScratchSchema;
+pub use scratch::{ScratchSchema, usage};
 
 /// Connections per process. Each replica opens its own pool; the database's
 /// `max_connections` must cover every replica's.

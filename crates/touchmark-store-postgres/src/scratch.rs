@@ -75,3 +75,55 @@ fn random_u64() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.finish()
 }
+
+/// What a benchmark reads of the database next to the store: the space a schema takes, and the
+/// transactions the whole database has run.
+pub mod usage {
+    use sqlx::Connection as _;
+
+    use crate::error::Result;
+
+    /// The bytes the tables of `schema` take on disk, with their indexes and TOAST.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn schema_bytes(url: &str, schema: &str) -> touchmark_store::Result<u64> {
+        Ok(scalar(
+            url,
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
+            Some(schema),
+        )
+        .await?)
+    }
+
+    /// The transactions (committed and rolled back) the database of `url` has run, by
+    /// `pg_stat_database`. A server process reports its counts when it ends, or at most a
+    /// second after its last transaction once it has stayed idle for ten seconds: read this
+    /// after the servers' pools have closed.
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn transactions(url: &str) -> touchmark_store::Result<u64> {
+        Ok(scalar(
+            url,
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database
+             WHERE datname = current_database()",
+            None,
+        )
+        .await?)
+    }
+
+    /// One `bigint` read on a connection of its own.
+    async fn scalar(url: &str, sql: &'static str, arg: Option<&str>) -> Result<u64> {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let mut query = sqlx::query_scalar::<_, i64>(sql);
+        if let Some(arg) = arg {
+            query = query.bind(arg);
+        }
+        let n = query.fetch_one(&mut conn).await?;
+        conn.close().await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

@@ -11,6 +11,7 @@ use touchmark_bench::Progress;
 use touchmark_bench::log::{self, APPEND_SHARE_TARGET, LogPlan, LogReport, VERIFY_TARGET};
 use touchmark_bench::provision::{self, Keep, Plan};
 use touchmark_bench::report::Report;
+use touchmark_bench::scale::{self, ScalePlan, ScaleReport};
 use touchmark_core::field::DatabaseUrl;
 
 use crate::output::{self, Table, fields};
@@ -37,6 +38,32 @@ pub enum BenchCommand {
     /// The firmware format layer on one core: import of a 2 MiB MCUboot release, per-unit
     /// re-wrap, and streaming of 512 KiB per-unit images.
     Firmware(FirmwareArgs),
+    /// One order of 1,000,000 units (250,000 on PostgreSQL), provisioned in slices: whether
+    /// units/s stays flat from the first tenth to the last, bytes per unit, the checkpoint lag,
+    /// and `audit verify` on the result.
+    Scale(ScaleArgs),
+}
+
+/// Arguments of `bench scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Units in the order [default: 1,000,000 on SQLite, 250,000 on PostgreSQL; 10,000 with
+    /// --quick].
+    #[arg(long)]
+    pub units: Option<u64>,
+    /// Concurrent stations, each on its own kept-alive connection.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
+    /// instead of SQLite.
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
+    /// A short run (10,000 units), for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `bench firmware`.
@@ -256,6 +283,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             print_log(&report);
         }
+        BenchCommand::Scale(args) => {
+            let plan = ScalePlan::new(scale::Options {
+                units: args.units,
+                concurrency: args.concurrency,
+                database: args.database,
+                quick: args.quick,
+            })?;
+            let report = scale::run(&plan, &progress).await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_scale(&report);
+        }
         BenchCommand::Firmware(args) => {
             let report = touchmark_bench::firmware::run(args.rounds, args.quick)?;
             if args.json {
@@ -265,6 +305,52 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_scale(r: &ScaleReport) {
+    println!(
+        "\nOne order of {} units at c={} ({} build, {} cores)\n  {}",
+        r.units, r.concurrency, r.build, r.cores, r.server
+    );
+    println!(
+        "  first 10%: {} units/s   last 10%: {} units/s   last/first: {:.2} (target >= {:.2})",
+        rate(r.first_tenth_units_per_s, 0),
+        rate(r.last_tenth_units_per_s, 0),
+        r.flatness,
+        scale::FLAT_TARGET
+    );
+    println!(
+        "  whole run: {} units/s, p50 {} ms, p99 {} ms{}",
+        rate(r.units_per_s, 0),
+        ms(r.p50_ms),
+        ms(r.p99_ms),
+        r.cpu_us_per_unit
+            .map(|c| format!(", CPU {c:.0} µs/unit (server and load generator)"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  database: {} bytes, {:.0} bytes/unit",
+        r.database_bytes, r.bytes_per_unit
+    );
+    if let Some(t) = r.transactions_per_unit {
+        println!("  PostgreSQL transactions (round trips) per unit: {t:.2}");
+    }
+    println!(
+        "  checkpoint lag after the last unit: {} ms",
+        ms(r.checkpoint_lag_s * 1e3)
+    );
+    println!(
+        "  audit verify (HTTPS, cold cache): {} entries in {:.2} s",
+        r.audit_entries, r.audit_verify_s
+    );
+    println!(
+        "  verified: {} sent, {} answered 201, order count {}, {} certificates, {} issued events",
+        r.verification.units_sent,
+        r.verification.answered_issued_201,
+        r.verification.order_issued,
+        r.verification.certificates,
+        r.verification.issued_events
+    );
 }
 
 fn print_firmware(r: &touchmark_bench::firmware::FirmwareReport) {
