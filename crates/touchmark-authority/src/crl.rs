@@ -14,7 +14,9 @@
 //!
 //! [`CrlPublisher::run`] regenerates every CRL within a moment of each committed revocation
 //! ([`Authority::revocations`]) and, at the latest, [`CrlConfig::refresh`] after the last time,
-//! well before nextUpdate. The CRL number is the thisUpdate in milliseconds since 1970, raised
+//! well before nextUpdate. A CRL whose entries did not change is kept as it was until its
+//! refresh is due: a signal that changed nothing of it (another CA's revocation, one seen again
+//! in the log) costs no signature and gives relying parties no new number. The CRL number is the thisUpdate in milliseconds since 1970, raised
 //! above the last number this process gave if the clock went back: it only grows, across
 //! restarts and replicas, without a counter to keep.
 
@@ -63,6 +65,9 @@ pub struct PublishedCrl {
     pub next_update: OffsetDateTime,
     /// Entries.
     pub entries: usize,
+    /// What it lists and the partition it is scoped to: a CRL that would list the same is not
+    /// signed again before its refresh is due.
+    listed: (Vec<RevokedEntry>, Option<String>),
 }
 
 /// The CRLs signed last, by name.
@@ -137,6 +142,8 @@ impl CrlPublisher {
         let root = Arc::clone(&authority.device_root);
         let root_crl = self
             .sign(
+                ROOT,
+                config,
                 root.certificate().clone(),
                 Arc::clone(root.signer()),
                 now,
@@ -161,7 +168,16 @@ impl CrlPublisher {
             let all = revoked.iter().map(entry).collect::<Result<Vec<_>>>()?;
             let (cert, signer) = issuer.ca();
             let full = self
-                .sign(cert.clone(), Arc::clone(signer), now, next, all, None)
+                .sign(
+                    product.id.as_str(),
+                    config,
+                    cert.clone(),
+                    Arc::clone(signer),
+                    now,
+                    next,
+                    all,
+                    None,
+                )
                 .await?;
             fresh.insert(product.id.to_string(), full);
             // A partition is scoped by its URL, which its units name: without a public URL
@@ -178,7 +194,16 @@ impl CrlPublisher {
                 let name = partition_name(&product.id, &order.id);
                 let url = Some(format!("{base}/crl/{name}"));
                 let crl = self
-                    .sign(cert.clone(), Arc::clone(signer), now, next, entries, url)
+                    .sign(
+                        &name,
+                        config,
+                        cert.clone(),
+                        Arc::clone(signer),
+                        now,
+                        next,
+                        entries,
+                        url,
+                    )
                     .await?;
                 fresh.insert(name, crl);
             }
@@ -188,8 +213,11 @@ impl CrlPublisher {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn sign(
         &self,
+        name: &str,
+        config: &CrlConfig,
         cert: Certificate,
         signer: Arc<dyn touchmark_pki::Signer>,
         now: OffsetDateTime,
@@ -197,6 +225,15 @@ impl CrlPublisher {
         entries: Vec<RevokedEntry>,
         partition_url: Option<String>,
     ) -> Result<Arc<PublishedCrl>> {
+        if let Some(last) = self.get(name)
+            && last.listed.0 == entries
+            && last.listed.1 == partition_url
+            && last.this_update <= now
+            && now < last.this_update + config.refresh
+        {
+            return Ok(last);
+        }
+        let listed = (entries.clone(), partition_url.clone());
         let content = CrlContent {
             number: self.number(now),
             this_update: now,
@@ -215,6 +252,7 @@ impl CrlPublisher {
             this_update: content.this_update,
             next_update: content.next_update,
             entries: content.entries.len(),
+            listed,
         }))
     }
 }

@@ -240,6 +240,15 @@ impl Server {
             self.crl_config.clone(),
             stop.subscribe(),
         ));
+        // Revocations committed through another replica on the same database.
+        let follower = tokio::spawn({
+            let authority = Arc::clone(&authority);
+            async move {
+                authority
+                    .follow_revocations(touchmark_authority::revocation::FOLLOW_POLL)
+                    .await;
+            }
+        });
         listener::serve(
             self.listener,
             self.tls,
@@ -254,6 +263,7 @@ impl Server {
         }
         deliveries.abort();
         crl_publisher.abort();
+        follower.abort();
         // The counts of windows still open are logged now rather than lost.
         authority.close_refusal_windows(true).await;
         let _ = stop.send(true);

@@ -2559,6 +2559,16 @@ mod revocation {
             ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
         )]
         crls_and_ocsp_follow_a_revocation_within_a_second,
+        #[cfg_attr(
+            not(tm_imgtool),
+            ignore = "needs Python with cryptography (imgtool brings it): set TOUCHMARK_TEST_PYTHON3"
+        )]
+        python_cryptography_reads_the_ocsp_answers,
+        #[cfg_attr(
+            not(tm_openssl),
+            ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+        )]
+        a_revocation_through_one_replica_reaches_the_other,
     );
 
     fn revoke(reason: &str) -> Revoke {
@@ -3202,5 +3212,244 @@ mod revocation {
         // An unknown CRL is a 404.
         let (status, _) = get(&http, format!("{}/crl/no-such-ca", kit.base_url)).await;
         assert_eq!(status, 404);
+    }
+
+    /// What Python `cryptography`, an OCSP client we did not write, observed of the server's
+    /// answers (tests/ocsp_cryptography.py), by request kind.
+    fn python_ocsp(kit: &TestServer, dir: &std::path::Path) -> Value {
+        let python = touchmark_testenv::tool(&touchmark_testenv::PYTHON3);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsp_cryptography.py");
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .arg(&kit.base_url)
+            .arg(dir.join("tls-root.pem"))
+            .arg(dir.join("issuing.pem"))
+            .arg(dir.join("device.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    async fn python_cryptography_reads_the_ocsp_answers(backend: Backend) {
+        let kit = TestServer::start_public(backend, Some("https://pki.test")).await;
+        let line = kit.line("pyocsp", 10, "SN-0001..SN-0100").await;
+        let station = kit.enroll_station(&line.factory).await;
+        let first = issue(&station, &line.order, "SN-0001").await;
+        let issuing_pem = first
+            .chain_pem
+            .strip_prefix(&first.certificate_pem)
+            .unwrap()
+            .to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, data: &[u8]| std::fs::write(dir.path().join(name), data).unwrap();
+        write("tls-root.pem", kit.root_ca_pem.as_bytes());
+        write("issuing.pem", issuing_pem.as_bytes());
+        write("device.pem", first.certificate_pem.as_bytes());
+
+        // What holds of every answer about a certificate of a CA this server holds, whatever its
+        // status: a delegated responder (id-kp-OCSPSigning, issued by the CA) signed it, and the
+        // nonce is echoed exactly when one was sent.
+        let check_signed = |seen: &Value, kind: &str, nonce: bool| {
+            assert_eq!(seen["http"], 200, "{kind}: {seen}");
+            assert_eq!(
+                seen["content_type"], "application/ocsp-response",
+                "{kind}: {seen}"
+            );
+            assert_eq!(seen["response_status"], "SUCCESSFUL", "{kind}: {seen}");
+            assert!(
+                seen["responder_certificates"].as_u64() >= Some(1),
+                "{kind}: {seen}"
+            );
+            for fact in [
+                "responder_ocsp_signing",
+                "responder_issuer_is_ca",
+                "responder_signed_by_ca",
+                "signature_valid",
+                "responder_id_matches",
+            ] {
+                assert_eq!(seen[fact], true, "{kind} {fact}: {seen}");
+            }
+            assert_eq!(seen["nonce_echoed"], nonce, "{kind}: {seen}");
+            assert_eq!(seen["nonce_present"], nonce, "{kind}: {seen}");
+        };
+        let check_errors = |seen: &Value| {
+            for method in ["post", "get"] {
+                let unknown_ca = &seen[format!("{method}_unknown_ca")];
+                assert_eq!(unknown_ca["http"], 200, "{unknown_ca}");
+                assert_eq!(
+                    unknown_ca["response_status"], "UNAUTHORIZED",
+                    "{unknown_ca}"
+                );
+                for bad in ["garbage", "truncated", "oversized"] {
+                    let answer = &seen[format!("{method}_{bad}")];
+                    // POST refuses a body no schema can judge 422, GET answers 200: either way
+                    // a well-formed OCSPResponse, never a 500.
+                    let http = if method == "post" { 422 } else { 200 };
+                    assert_eq!(answer["http"], http, "{method} {bad}: {answer}");
+                    assert_eq!(
+                        answer["content_type"], "application/ocsp-response",
+                        "{method} {bad}: {answer}"
+                    );
+                    assert_eq!(
+                        answer["response_status"], "MALFORMED_REQUEST",
+                        "{method} {bad}: {answer}"
+                    );
+                }
+            }
+            assert_eq!(seen["post_empty"]["http"], 422, "{seen}");
+            assert_eq!(
+                seen["post_empty"]["response_status"], "MALFORMED_REQUEST",
+                "{seen}"
+            );
+        };
+
+        let before = python_ocsp(&kit, dir.path());
+        for method in ["post", "get"] {
+            for nonce in [true, false] {
+                let kind = format!("{method}_{}", if nonce { "nonce" } else { "no_nonce" });
+                let seen = &before[&kind];
+                check_signed(seen, &kind, nonce);
+                assert_eq!(seen["cert_status"], "GOOD", "{kind}: {seen}");
+                assert_eq!(seen["serial_matches"], true, "{kind}: {seen}");
+            }
+            let kind = format!("{method}_never_issued");
+            let seen = &before[&kind];
+            check_signed(seen, &kind, false);
+            assert_eq!(seen["cert_status"], "UNKNOWN", "{kind}: {seen}");
+        }
+        check_errors(&before);
+
+        let revoked_at = kit.now().unix_timestamp();
+        kit.admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap();
+        let after = python_ocsp(&kit, dir.path());
+        for method in ["post", "get"] {
+            for nonce in [true, false] {
+                let kind = format!("{method}_{}", if nonce { "nonce" } else { "no_nonce" });
+                let seen = &after[&kind];
+                check_signed(seen, &kind, nonce);
+                assert_eq!(seen["cert_status"], "REVOKED", "{kind}: {seen}");
+                assert_eq!(
+                    seen["revocation_reason"], "key_compromise",
+                    "{kind}: {seen}"
+                );
+                assert_eq!(seen["revocation_time"], revoked_at, "{kind}: {seen}");
+            }
+            assert_eq!(
+                after[format!("{method}_never_issued")]["cert_status"],
+                "UNKNOWN"
+            );
+        }
+        check_errors(&after);
+    }
+
+    async fn a_revocation_through_one_replica_reaches_the_other(backend: Backend) {
+        let a = TestServer::start(backend).await;
+        let line = a.line("replica", 10, "SN-0001..SN-0100").await;
+        let station = a.enroll_station(&line.factory).await;
+        let first = issue(&station, &line.order, "SN-0001").await;
+        // Replica B, on the same store, started once the product exists.
+        let b = a.replica().await;
+        let issuing_pem = first
+            .chain_pem
+            .strip_prefix(&first.certificate_pem)
+            .unwrap()
+            .to_owned();
+        let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("issuing.pem"), &issuing_pem).unwrap();
+        std::fs::write(dir.path().join("device.pem"), &first.certificate_pem).unwrap();
+        let (ok, text) = touchmark_testenv::run(
+            &openssl,
+            dir.path(),
+            &[
+                "ocsp",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "device.pem",
+                "-no_nonce",
+                "-reqout",
+                "req.der",
+            ],
+        );
+        assert!(ok, "{text}");
+        let request = std::fs::read(dir.path().join("req.der")).unwrap();
+        let der = &touchmark_pki::certs_from_pem(&first.certificate_pem).unwrap()[0];
+        let serial = x509_parser::parse_x509_certificate(der.der())
+            .unwrap()
+            .1
+            .serial
+            .clone();
+        let http = http(&b);
+        // B's OCSP status of the unit, and whether B's CRL of the product lists it.
+        let at_b = || {
+            let (http, request, dir, openssl, base) = (
+                http.clone(),
+                request.clone(),
+                dir.path().to_owned(),
+                openssl.clone(),
+                b.base_url.clone(),
+            );
+            let (crl_url, serial) = (format!("{}/crl/{}", b.base_url, line.product), &serial);
+            async move {
+                let response = http
+                    .post(format!("{base}/ocsp"))
+                    .header("content-type", "application/ocsp-request")
+                    .body(request)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                std::fs::write(dir.join("resp.der"), response.bytes().await.unwrap()).unwrap();
+                let (_, ocsp) = touchmark_testenv::run(
+                    &openssl,
+                    &dir,
+                    &["ocsp", "-respin", "resp.der", "-resp_text", "-noverify"],
+                );
+                let (status, crl) = get(&http, crl_url).await;
+                assert_eq!(status, 200);
+                let (_, crl) = x509_parser::parse_x509_crl(&crl).unwrap();
+                let listed = crl
+                    .iter_revoked_certificates()
+                    .any(|r| &r.user_certificate == serial);
+                (ocsp, listed)
+            }
+        };
+        // Asked twice: B's answer is cached.
+        for _ in 0..2 {
+            let (ocsp, listed) = at_b().await;
+            assert!(ocsp.contains("Cert Status: good"), "{ocsp}");
+            assert!(!listed);
+        }
+
+        a.admin
+            .revoke(RevocationKind::Unit, "SN-0001", &revoke("keyCompromise"))
+            .await
+            .unwrap();
+        // B learns of it from the sequenced log (the server sequences every 200 ms; this one
+        // when asked), which it looks at every 200 ms: its answers change within that poll and
+        // the time to sign its CRLs.
+        a.sequence_now().await;
+        let start = Instant::now();
+        loop {
+            let (ocsp, listed) = at_b().await;
+            if ocsp.contains("Cert Status: revoked") && listed {
+                assert!(ocsp.contains("keyCompromise"), "{ocsp}");
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "replica B still answers as before the revocation: {ocsp}, listed: {listed}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }

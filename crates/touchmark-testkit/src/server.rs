@@ -62,6 +62,9 @@ pub struct TestServer {
     /// The server's oversight projector, for [`TestServer::project`].
     pub projector: Arc<touchmark_server::projector::Projector>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The installation's directory and keys, for [`TestServer::replica`].
+    installation_dir: std::path::PathBuf,
+    keys: Arc<dyn touchmark_pki::KeyProvider>,
     // Dropped last: the data directory, and the PostgreSQL schema.
     _dir: TempDir,
     _schema: Option<ScratchSchema>,
@@ -197,6 +200,8 @@ impl TestServer {
             let _ = rx.await;
         }));
         let base_url = format!("https://localhost:{port}");
+        let installation_dir = dir.path().to_owned();
+        let keys = Arc::clone(installation.keys());
         let root_ca_pem = installation.infra_root().certificate().pem();
         let device_root_pem = installation.device_root().certificate().pem();
         let mut config = ClientConfig::new(&base_url, &root_ca_pem);
@@ -213,9 +218,30 @@ impl TestServer {
             authority,
             projector,
             shutdown: Some(tx),
+            installation_dir,
+            keys,
             _dir: dir,
             _schema: schema,
         }
+    }
+
+    /// A second server over the same installation and the same store, as a replica on one
+    /// PostgreSQL database is: its own process state (caches, published CRLs, clock at this
+    /// server's time now) and its own admin token. Only one of the two holds the sequencer
+    /// lease (this one, which started first); the replica must not outlive this server.
+    pub async fn replica(&self) -> Self {
+        let installation = Installation::open_with(&self.installation_dir, Arc::clone(&self.keys))
+            .expect("the installation opens again");
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::serve(
+            dir,
+            installation,
+            Arc::clone(&self.store),
+            None,
+            self.clock.now(),
+            None,
+        )
+        .await
     }
 
     /// Gives every committed entry its index and signs a checkpoint over them now, instead of
