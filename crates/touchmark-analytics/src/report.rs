@@ -152,6 +152,8 @@ fn measurements(samples: &[MeasurementSample]) -> Vec<MeasurementStats> {
             let summary = stats::describe(&values)?;
             // The limits and unit of the most recent attempt.
             let last = group.iter().max_by_key(|m| m.attempt)?;
+            // Values come in the order stored (by attempt), as the moving range needs.
+            let indices = stats::capability(&values, &summary, last.low, last.high);
             Some(MeasurementStats {
                 step: last.step.clone(),
                 name: last.name.clone(),
@@ -163,8 +165,11 @@ fn measurements(samples: &[MeasurementSample]) -> Vec<MeasurementStats> {
                 max: summary.max,
                 low: last.low,
                 high: last.high,
-                cp: stats::cp(summary.stddev, last.low, last.high),
-                cpk: stats::cpk(summary.mean, summary.stddev, last.low, last.high),
+                sigma_within: indices.sigma_within,
+                cp: indices.cp,
+                cpk: indices.cpk,
+                pp: indices.pp,
+                ppk: indices.ppk,
                 histogram: stats::histogram(&values, BINS, summary.min, summary.max),
                 recent: values[values.len().saturating_sub(RECENT)..].to_vec(),
             })

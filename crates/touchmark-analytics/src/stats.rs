@@ -1,5 +1,7 @@
 //! The statistics of a measurement: mean, sample standard deviation, extremes, a histogram
-//! binned as numpy's `histogram` bins, and the process capability indices Cp and Cpk.
+//! binned as numpy's `histogram` bins, and the process capability and performance indices:
+//! Cp and Cpk with the within-subgroup (short-term) sigma, Pp and Ppk with the overall sample
+//! standard deviation.
 
 use touchmark_core::oversight::Histogram;
 
@@ -72,20 +74,75 @@ pub fn histogram(values: &[f64], bins: usize, min: f64, max: f64) -> Histogram {
     Histogram { edges, counts }
 }
 
-/// Cp `(high − low) / 6σ`, with both limits and a spread.
-pub fn cp(stddev: Option<f64>, low: Option<f64>, high: Option<f64>) -> Option<f64> {
-    let sigma = stddev.filter(|s| *s > 0.0)?;
+/// d2 for subgroups of two: the within-subgroup sigma of individuals is the mean moving range
+/// over d2.
+pub const D2: f64 = 1.128;
+
+/// The within-subgroup (short-term) sigma of individual values in the order they were taken:
+/// the mean absolute difference of consecutive values over [`D2`]; `None` under two values.
+pub fn within_sigma(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let ranges = values.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>();
+    Some(ranges / (values.len() - 1) as f64 / D2)
+}
+
+/// `(high − low) / 6σ`, with both limits and a spread: Cp with the within sigma, Pp with the
+/// overall one.
+pub fn spread_index(sigma: Option<f64>, low: Option<f64>, high: Option<f64>) -> Option<f64> {
+    let sigma = sigma.filter(|s| *s > 0.0)?;
     Some((high? - low?) / (6.0 * sigma))
 }
 
-/// Cpk `min(high − mean, mean − low) / 3σ` over the limits there are, with a spread.
-pub fn cpk(mean: f64, stddev: Option<f64>, low: Option<f64>, high: Option<f64>) -> Option<f64> {
-    let sigma = stddev.filter(|s| *s > 0.0)?;
+/// `min(high − mean, mean − low) / 3σ` over the limits there are, with a spread: Cpk with the
+/// within sigma, Ppk with the overall one.
+pub fn centred_index(
+    mean: f64,
+    sigma: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+) -> Option<f64> {
+    let sigma = sigma.filter(|s| *s > 0.0)?;
     let upper = high.map(|h| (h - mean) / (3.0 * sigma));
     let lower = low.map(|l| (mean - l) / (3.0 * sigma));
     match (upper, lower) {
         (Some(u), Some(l)) => Some(u.min(l)),
         (one, other) => one.or(other),
+    }
+}
+
+/// A measurement's capability (within sigma) and performance (overall sigma) against its
+/// limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capability {
+    /// The within-subgroup sigma ([`within_sigma`]).
+    pub sigma_within: Option<f64>,
+    /// Cp, within sigma.
+    pub cp: Option<f64>,
+    /// Cpk, within sigma.
+    pub cpk: Option<f64>,
+    /// Pp, overall sigma.
+    pub pp: Option<f64>,
+    /// Ppk, overall sigma.
+    pub ppk: Option<f64>,
+}
+
+/// The indices of `values` (in the order taken), described by `summary`, against `low` and
+/// `high`.
+pub fn capability(
+    values: &[f64],
+    summary: &Summary,
+    low: Option<f64>,
+    high: Option<f64>,
+) -> Capability {
+    let within = within_sigma(values);
+    Capability {
+        sigma_within: within,
+        cp: spread_index(within, low, high),
+        cpk: centred_index(summary.mean, within, low, high),
+        pp: spread_index(summary.stddev, low, high),
+        ppk: centred_index(summary.mean, summary.stddev, low, high),
     }
 }
 
@@ -105,15 +162,41 @@ mod tests {
     }
 
     #[test]
-    fn capability_needs_spread_and_limits() {
-        // mean 12, sigma 0.5, limits 10..14: Cp = 4/3, Cpk = 2/1.5.
-        assert!((cp(Some(0.5), Some(10.0), Some(14.0)).unwrap() - 4.0 / 3.0).abs() < 1e-12);
-        assert!((cpk(12.5, Some(0.5), Some(10.0), Some(14.0)).unwrap() - 1.5 / 1.5).abs() < 1e-12);
-        assert!((cpk(12.5, Some(0.5), None, Some(14.0)).unwrap() - 1.0).abs() < 1e-12);
-        assert_eq!(cp(Some(0.5), None, Some(14.0)), None);
-        assert_eq!(cp(Some(0.0), Some(10.0), Some(14.0)), None);
-        assert_eq!(cpk(12.0, None, Some(10.0), Some(14.0)), None);
-        assert_eq!(cpk(12.0, Some(1.0), None, None), None);
+    fn indices_need_spread_and_limits() {
+        // sigma 0.5, limits 10..14: (14 - 10) / 3 = 4/3; mean 12.5: 1.5 / 1.5.
+        let spread = spread_index(Some(0.5), Some(10.0), Some(14.0)).unwrap();
+        assert!((spread - 4.0 / 3.0).abs() < 1e-12);
+        let centred = centred_index(12.5, Some(0.5), Some(10.0), Some(14.0)).unwrap();
+        assert!((centred - 1.0).abs() < 1e-12);
+        let one_sided = centred_index(12.5, Some(0.5), None, Some(14.0)).unwrap();
+        assert!((one_sided - 1.0).abs() < 1e-12);
+        assert_eq!(spread_index(Some(0.5), None, Some(14.0)), None);
+        assert_eq!(spread_index(Some(0.0), Some(10.0), Some(14.0)), None);
+        assert_eq!(centred_index(12.0, None, Some(10.0), Some(14.0)), None);
+        assert_eq!(centred_index(12.0, Some(1.0), None, None), None);
+    }
+
+    #[test]
+    fn cpk_and_ppk_part_on_a_drift() {
+        // A steady ramp 10.0, 10.1, ... 11.9: moving ranges of 0.1, so the within sigma is
+        // 0.1 / 1.128, far below the overall spread: Cpk well above Ppk.
+        let ramp: Vec<f64> = (0..20).map(|i| 10.0 + f64::from(i) * 0.1).collect();
+        let summary = describe(&ramp).unwrap();
+        let c = capability(&ramp, &summary, Some(8.0), Some(16.0));
+        let within = 0.1 / D2;
+        assert!((c.sigma_within.unwrap() - within).abs() < 1e-12);
+        let mean = summary.mean;
+        assert!((c.cpk.unwrap() - (mean - 8.0) / (3.0 * within)).abs() < 1e-9);
+        assert!((c.cp.unwrap() - 8.0 / (6.0 * within)).abs() < 1e-9);
+        let sd = summary.stddev.unwrap();
+        assert!((c.ppk.unwrap() - (mean - 8.0) / (3.0 * sd)).abs() < 1e-9);
+        assert!((c.pp.unwrap() - 8.0 / (6.0 * sd)).abs() < 1e-9);
+        assert!(c.cpk.unwrap() > c.ppk.unwrap());
+        assert_eq!(within_sigma(&[1.0]), None);
+        // Constant values: no spread, no index.
+        let flat = [3.0, 3.0, 3.0];
+        let c = capability(&flat, &describe(&flat).unwrap(), Some(1.0), Some(5.0));
+        assert_eq!((c.cp, c.cpk, c.pp, c.ppk), (None, None, None, None));
     }
 
     #[test]

@@ -45,12 +45,16 @@ import numpy as np
 x = np.loadtxt(sys.argv[1])
 low, high = 10.0, 14.0
 mean = float(np.mean(x)); sd = float(np.std(x, ddof=1))
+within = float(np.mean(np.abs(np.diff(x)))) / 1.128
 counts, edges = np.histogram(x, bins=10)
 print(json.dumps({
     "count": int(x.size), "mean": mean, "stddev": sd,
     "min": float(np.min(x)), "max": float(np.max(x)),
-    "cp": (high - low) / (6 * sd),
-    "cpk": min(high - mean, mean - low) / (3 * sd),
+    "sigma_within": within,
+    "cp": (high - low) / (6 * within),
+    "cpk": min(high - mean, mean - low) / (3 * within),
+    "pp": (high - low) / (6 * sd),
+    "ppk": min(high - mean, mean - low) / (3 * sd),
     "counts": [int(c) for c in counts], "edges": [float(e) for e in edges],
 }))
 "#;
@@ -74,10 +78,22 @@ print(json.dumps({
     let sd = got.stddev.unwrap();
     assert!(close(sd, f("stddev")), "{sd} vs {}", f("stddev"));
     assert_eq!((got.min, got.max), (f("min"), f("max")));
-    let cp = stats::cp(got.stddev, Some(10.0), Some(14.0)).unwrap();
-    let cpk = stats::cpk(got.mean, got.stddev, Some(10.0), Some(14.0)).unwrap();
-    assert!(close(cp, f("cp")), "{cp} vs {}", f("cp"));
-    assert!(close(cpk, f("cpk")), "{cpk} vs {}", f("cpk"));
+    // Cp and Cpk with the within sigma (moving range / d2), Pp and Ppk with the overall one.
+    let c = stats::capability(&values, &got, Some(10.0), Some(14.0));
+    for (name, value) in [
+        ("sigma_within", c.sigma_within),
+        ("cp", c.cp),
+        ("cpk", c.cpk),
+        ("pp", c.pp),
+        ("ppk", c.ppk),
+    ] {
+        let value = value.unwrap();
+        assert!(close(value, f(name)), "{name}: {value} vs {}", f(name));
+    }
+    // The extremes appended at the end make the last moving ranges large, yet the data are
+    // independent draws: both sigmas estimate the same spread.
+    let within = c.sigma_within.unwrap();
+    assert!((within / sd - 1.0).abs() < 0.1, "{within} vs {sd}");
     // A known answer, independent of both: the spread is about 0.9 * sqrt(4/12) ≈ 0.52.
     assert!((0.45..0.6).contains(&sd), "{sd}");
 

@@ -163,11 +163,19 @@ pub struct MeasurementStats {
     pub low: Option<f64>,
     /// The high limit (the most recent one recorded).
     pub high: Option<f64>,
-    /// Process capability `(high − low) / 6σ`; `null` without both limits or without spread.
+    /// The within-subgroup (short-term) sigma: the mean moving range of consecutive values,
+    /// in the order stored, over d2 = 1.128; `null` under two values.
+    pub sigma_within: Option<f64>,
+    /// Process capability Cp `(high − low) / 6σ` with the within sigma; `null` without both
+    /// limits or without spread.
     pub cp: Option<f64>,
-    /// `min(high − mean, mean − low) / 3σ` over the limits it has; `null` without either or
-    /// without spread.
+    /// Process capability Cpk `min(high − mean, mean − low) / 3σ` with the within sigma, over
+    /// the limits it has; `null` without either or without spread.
     pub cpk: Option<f64>,
+    /// Process performance Pp: Cp with the overall sample standard deviation.
+    pub pp: Option<f64>,
+    /// Process performance Ppk: Cpk with the overall sample standard deviation.
+    pub ppk: Option<f64>,
     /// Ten equal bins from `min` to `max`.
     pub histogram: Histogram,
     /// The last values, oldest first (at most 100): the individuals control chart.

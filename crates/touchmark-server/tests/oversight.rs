@@ -147,7 +147,12 @@ async fn history_and_report_follow_the_test_records(backend: Backend) {
     assert_eq!((tx.min, tx.max), (17.25, 21.7));
     let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
     assert!((tx.stddev.unwrap() - sd).abs() < 1e-9);
-    assert!((tx.cpk.unwrap() - (20.0 - mean) / (3.0 * sd)).abs() < 1e-9);
+    // Ppk with the overall sigma; Cpk with the within sigma: the mean moving range of the
+    // values in the order stored, over d2 = 1.128.
+    assert!((tx.ppk.unwrap() - (20.0 - mean) / (3.0 * sd)).abs() < 1e-9);
+    let within = ((17.25f64 - 21.7).abs() + (18.75f64 - 17.25).abs()) / 2.0 / 1.128;
+    assert!((tx.sigma_within.unwrap() - within).abs() < 1e-9);
+    assert!((tx.cpk.unwrap() - (20.0 - mean) / (3.0 * within)).abs() < 1e-9);
     assert_eq!(tx.histogram.counts.iter().sum::<u64>(), 3);
     assert_eq!(report.failed_tests, 1);
     assert!(report.refusals.is_empty());

@@ -177,7 +177,7 @@ function bars(items, bad) {
 function measurement(m) {
   const title = el("div", {},
     el("strong", {}, `${m.step}/${m.name}`), ` ${m.unit || ""} · n ${m.count} · mean ${fixed(m.mean, 4)} · σ ${fixed(m.stddev, 4)}`,
-    ` · min ${m.min} · max ${m.max} · Cp ${fixed(m.cp)} · Cpk ${fixed(m.cpk)}`);
+    ` · min ${m.min} · max ${m.max} · Cp ${fixed(m.cp)} · Cpk ${fixed(m.cpk)} · Pp ${fixed(m.pp)} · Ppk ${fixed(m.ppk)}`);
   const hist = bars(m.histogram.counts.map((n, i) => [fixed(m.histogram.edges[i], 2), n]));
   return el("div", { class: "measurement", "data-measurement": `${m.step}/${m.name}` },
     el("div", {}, title, el("div", { class: "chart" }, hist)),

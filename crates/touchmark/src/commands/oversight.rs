@@ -197,6 +197,8 @@ fn print_report(r: &OrderReport) {
             "HIGH",
             "CP",
             "CPK",
+            "PP",
+            "PPK",
         ]);
         for m in &r.measurements {
             table.row(vec![
@@ -211,6 +213,8 @@ fn print_report(r: &OrderReport) {
                 opt(m.high, 4),
                 opt(m.cp, 3),
                 opt(m.cpk, 3),
+                opt(m.pp, 3),
+                opt(m.ppk, 3),
             ]);
         }
         table.print();
