@@ -9,5 +9,6 @@ fn main() {
         touchmark_testenv::OPENHTF,
         touchmark_testenv::PROMTOOL,
         touchmark_testenv::STANDARD_WEBHOOKS,
+        touchmark_testenv::IMGTOOL,
     ]);
 }
