@@ -64,27 +64,15 @@ const RELEASE_SQL: &str = "SELECT id, product, version, image_sha256, image_size
                            FROM releases";
 
 fn release_row(r: &Row<'_>) -> rusqlite::Result<Result<Release>> {
-    let (id, product, version, image_sha, size, signing, release_key, plaintext, sbom_sha): (
-        String,
-        String,
-        String,
-        Vec<u8>,
-        i64,
-        Vec<u8>,
-        String,
-        String,
-        Option<Vec<u8>>,
-    ) = (
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    );
+    let id: String = r.get(0)?;
+    let product: String = r.get(1)?;
+    let version: String = r.get(2)?;
+    let image_sha: Vec<u8> = r.get(3)?;
+    let size: i64 = r.get(4)?;
+    let signing: Vec<u8> = r.get(5)?;
+    let release_key: String = r.get(6)?;
+    let plaintext: String = r.get(7)?;
+    let sbom_sha: Option<Vec<u8>> = r.get(8)?;
     let (created, withdrawn): (String, Option<String>) = (r.get(9)?, r.get(10)?);
     Ok((|| {
         Ok(Release {
