@@ -78,4 +78,53 @@ mod tests {
         let refused = withdraw(&release, Actor::System, at).err();
         assert_eq!(refused.map(|r| r.code), Some(ErrorCode::Conflict));
     }
+
+    /// The auditor reads the firmware events from their canonical bytes and replays them
+    /// without a violation: they change no order, unit or station.
+    #[test]
+    fn the_auditor_replays_firmware_events() {
+        let at = datetime!(2026-03-01 08:00:00 UTC);
+        let product = ProductId::parse("fw").unwrap();
+        let bodies = [
+            EventBody::ReleaseKeyCreated {
+                product: product.clone(),
+                release_key: "rk-1".into(),
+                algorithm: "x25519".into(),
+                store: "files".into(),
+                public_key_sha256: Sha256Hash([3; 32]),
+                actor: Actor::System,
+            },
+            EventBody::FirmwareKeyAdded {
+                product: product.clone(),
+                key_id: Sha256Hash([4; 32]),
+                algorithm: "ed25519".into(),
+                actor: Actor::System,
+            },
+            EventBody::ReleaseCreated {
+                product: product.clone(),
+                release: "rel-1".into(),
+                version: "1.4.0+0".into(),
+                image_sha256: Sha256Hash([5; 32]),
+                size: 4096,
+                signing_key: Sha256Hash([4; 32]),
+                release_key: "rk-1".into(),
+                sbom_sha256: None,
+                actor: Actor::System,
+            },
+            EventBody::ReleaseWithdrawn {
+                product,
+                release: "rel-1".into(),
+                version: "1.4.0+0".into(),
+                actor: Actor::System,
+            },
+        ];
+        let mut replay = crate::replay::Replay::new();
+        for (index, body) in bodies.into_iter().enumerate() {
+            let bytes = Event::new(at, body).canonical_bytes().unwrap();
+            let read = Event::from_canonical(&bytes).unwrap();
+            replay.apply(index as u64, &read);
+        }
+        assert_eq!(replay.events(), 4);
+        assert!(replay.violations().is_empty());
+    }
 }
