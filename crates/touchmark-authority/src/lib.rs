@@ -13,6 +13,7 @@
 //! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
 //!   first few, and their flood alerts;
+//! - [`firmware`]: release encryption keys and firmware signing keys (design.md §7);
 //! - [`keys`]: key operations as events (`key.generated`);
 //! - [`revocation`]: revoking units, orders, CAs, stations, and a station's units by
 //!   provenance;
@@ -24,6 +25,7 @@ pub mod alerts;
 pub mod catalog;
 pub mod crl;
 mod error;
+pub mod firmware;
 pub mod installation;
 pub mod issuance;
 pub mod keys;
@@ -64,6 +66,8 @@ pub struct Authority {
     revocations: tokio::sync::watch::Sender<u64>,
     /// The base URL relying parties reach the server's `/crl` and `/ocsp` at, when configured.
     public_url: Option<String>,
+    /// What a release upload may be (its size) and what the bootloader accepts.
+    firmware_limits: touchmark_firmware::Limits,
 }
 
 impl Authority {
@@ -84,7 +88,27 @@ impl Authority {
             ),
             revocations: tokio::sync::watch::Sender::new(0),
             public_url: None,
+            firmware_limits: touchmark_firmware::Limits::default(),
         }
+    }
+
+    /// Release uploads are limited by `limits` (16 MiB by default).
+    #[must_use]
+    pub fn with_firmware_limits(mut self, limits: touchmark_firmware::Limits) -> Self {
+        self.firmware_limits = limits;
+        self
+    }
+
+    /// Release images larger than `bytes` are refused (`image_too_large`).
+    #[must_use]
+    pub fn with_max_release_size(mut self, bytes: u64) -> Self {
+        self.firmware_limits.max_image_size = bytes;
+        self
+    }
+
+    /// The limits of a release upload.
+    pub fn firmware_limits(&self) -> touchmark_firmware::Limits {
+        self.firmware_limits
     }
 
     /// New device certificates name the CRL partition of their order and the OCSP responder

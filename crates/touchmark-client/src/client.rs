@@ -173,6 +173,165 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/products/{id}/release-keys` (admin): makes a release encryption key.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn create_release_key(
+        &self,
+        product: &str,
+        request: &touchmark_core::api::CreateReleaseKey,
+    ) -> Result<touchmark_core::api::ReleaseKeyBody, ClientError> {
+        self.call(
+            Method::POST,
+            format!(
+                "/v1/products/{}/release-keys",
+                segment("product id", product)?
+            ),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/products/{id}/release-keys`: a product's release encryption keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn release_keys(
+        &self,
+        product: &str,
+    ) -> Result<Vec<touchmark_core::api::ReleaseKeyBody>, ClientError> {
+        self.get(format!(
+            "/v1/products/{}/release-keys",
+            segment("product id", product)?
+        ))
+        .await
+    }
+
+    /// `POST /v1/products/{id}/firmware-keys` (admin): registers a firmware signing key.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn add_firmware_key(
+        &self,
+        product: &str,
+        request: &touchmark_core::api::AddFirmwareKey,
+    ) -> Result<touchmark_core::api::FirmwareKeyBody, ClientError> {
+        self.call(
+            Method::POST,
+            format!(
+                "/v1/products/{}/firmware-keys",
+                segment("product id", product)?
+            ),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/products/{id}/firmware-keys`: a product's firmware signing keys.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn firmware_keys(
+        &self,
+        product: &str,
+    ) -> Result<Vec<touchmark_core::api::FirmwareKeyBody>, ClientError> {
+        self.get(format!(
+            "/v1/products/{}/firmware-keys",
+            segment("product id", product)?
+        ))
+        .await
+    }
+
+    /// `POST /v1/products/{id}/releases` (admin): uploads a release, the image and SBOM files
+    /// as they are (sent base64).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure,
+    /// a refused image included.
+    pub async fn upload_release(
+        &self,
+        product: &str,
+        version: &str,
+        image: &[u8],
+        sbom: Option<&[u8]>,
+    ) -> Result<touchmark_core::api::ReleaseBody, ClientError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let request = touchmark_core::api::UploadRelease {
+            version: version.to_owned(),
+            image_base64: b64.encode(image),
+            sbom_base64: sbom.map(|s| b64.encode(s)),
+        };
+        self.call(
+            Method::POST,
+            format!("/v1/products/{}/releases", segment("product id", product)?),
+            Auth::Bearer,
+            Some(&request),
+        )
+        .await
+    }
+
+    /// `GET /v1/products/{id}/releases`: a product's releases.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn releases(
+        &self,
+        product: &str,
+    ) -> Result<Vec<touchmark_core::api::ReleaseBody>, ClientError> {
+        self.get(format!(
+            "/v1/products/{}/releases",
+            segment("product id", product)?
+        ))
+        .await
+    }
+
+    /// `GET /v1/products/{id}/releases/{release}`: one release.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn release(
+        &self,
+        product: &str,
+        release: &str,
+    ) -> Result<touchmark_core::api::ReleaseBody, ClientError> {
+        self.get(format!(
+            "/v1/products/{}/releases/{}",
+            segment("product id", product)?,
+            segment("release id", release)?
+        ))
+        .await
+    }
+
+    /// `POST /v1/products/{id}/releases/{release}/withdraw` (admin): withdraws a release.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; otherwise any failure.
+    pub async fn withdraw_release(
+        &self,
+        product: &str,
+        release: &str,
+    ) -> Result<touchmark_core::api::ReleaseBody, ClientError> {
+        let path = format!(
+            "/v1/products/{}/releases/{}/withdraw",
+            segment("product id", product)?,
+            segment("release id", release)?
+        );
+        self.call(Method::POST, path, Auth::Bearer, None::<&()>)
+            .await
+    }
+
     /// `POST /v1/factories` (admin): creates a factory.
     ///
     /// # Errors

@@ -551,3 +551,101 @@ pub struct RevocationBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf_hash: Option<String>,
 }
+
+/// Makes a release encryption key for a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateReleaseKey {
+    /// `x25519` (ENCX25519 images) or `ec256` (ENCEC256 images); `x25519` when absent.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+}
+
+/// A release encryption key: its public half, for `imgtool sign --encrypt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReleaseKeyBody {
+    /// The key's id.
+    pub id: String,
+    /// The product.
+    pub product: String,
+    /// `x25519` or `ec256`.
+    pub algorithm: String,
+    /// The public key, a `PUBLIC KEY` PEM.
+    pub public_key_pem: String,
+    /// SHA-256 of the public key's DER SubjectPublicKeyInfo, hex.
+    pub public_key_sha256: String,
+    /// When it was made.
+    pub created_at: String,
+}
+
+/// Registers a public key that signs a product's firmware images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddFirmwareKey {
+    /// The public key (ECDSA P-256 or Ed25519), a `PUBLIC KEY` PEM as `imgtool getpub -e pem`
+    /// writes it.
+    pub public_key_pem: String,
+}
+
+/// A public key that signs a product's firmware images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FirmwareKeyBody {
+    /// The product.
+    pub product: String,
+    /// The key id: SHA-256 of the DER SubjectPublicKeyInfo (imgtool's KEYHASH), hex.
+    pub key_id: String,
+    /// `p256` (ECDSA) or `ed25519`.
+    pub algorithm: String,
+    /// The public key, a `PUBLIC KEY` PEM.
+    pub public_key_pem: String,
+    /// When it was registered.
+    pub created_at: String,
+}
+
+/// Uploads a release: an MCUboot image signed by a registered key and encrypted to one of the
+/// product's release keys (`imgtool sign --encrypt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UploadRelease {
+    /// The version, as given to `imgtool sign --version`: `major.minor.revision[+build]`. It
+    /// must be the image header's.
+    pub version: String,
+    /// The image file, base64 (RFC 4648, with padding).
+    pub image_base64: String,
+    /// The SBOM file (CycloneDX JSON), base64; stored with its hash as uploaded.
+    #[serde(default)]
+    pub sbom_base64: Option<String>,
+}
+
+/// A release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReleaseBody {
+    /// The release's id.
+    pub id: String,
+    /// The product.
+    pub product: String,
+    /// The image header's version, `major.minor.revision+build`.
+    pub version: String,
+    /// SHA-256 of the image as uploaded, hex.
+    pub image_sha256: String,
+    /// The image's size in bytes.
+    pub image_size: u64,
+    /// The id of the signing key that verified it (SHA-256 of its SubjectPublicKeyInfo), hex.
+    pub signing_key: String,
+    /// The id of the release key it is encrypted to.
+    pub release_key: String,
+    /// The hash TLV's value (the hash of the plaintext image), hex.
+    pub plaintext_hash: String,
+    /// SHA-256 of the SBOM as uploaded, hex, if one was.
+    pub sbom_sha256: Option<String>,
+    /// When it was uploaded.
+    pub created_at: String,
+    /// When it was withdrawn, if it was.
+    pub withdrawn_at: Option<String>,
+}

@@ -76,6 +76,26 @@ pub enum ErrorCode {
     UnitRevoked,
     /// Provisioning: the product's issuing CA is revoked; it issues nothing more.
     CaRevoked,
+    /// Release upload: the image is larger than the configured limit.
+    ImageTooLarge,
+    /// Release upload: the file is not an MCUboot image (bad magic, shorter than its header).
+    NotMcubootImage,
+    /// Release upload: an MCUboot image whose TLV areas, flags or key TLV break MCUboot's format
+    /// or what Touchmark can re-wrap (the message names the exact check).
+    ImageMalformed,
+    /// Release upload: the image is not encrypted (no encryption flag, no key TLV, or a body in
+    /// clear).
+    NotEncrypted,
+    /// Release upload: the product has no release key of the curve the image is encrypted to.
+    ReleaseKeyUnknown,
+    /// Release upload: the key TLV's tag does not verify under any of the product's release
+    /// keys: the image was encrypted to another key, or its key TLV was altered.
+    EncTlvHmacMismatch,
+    /// Release upload: the decrypted image does not match its hash TLV.
+    HashMismatch,
+    /// Release upload: no signing key registered for the product verifies the image's
+    /// signature.
+    SignatureInvalid,
 }
 
 impl ErrorCode {
@@ -110,11 +130,19 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::UnitRevoked => "unit_revoked",
             Self::CaRevoked => "ca_revoked",
+            Self::ImageTooLarge => "image_too_large",
+            Self::NotMcubootImage => "not_mcuboot_image",
+            Self::ImageMalformed => "image_malformed",
+            Self::NotEncrypted => "not_encrypted",
+            Self::ReleaseKeyUnknown => "release_key_unknown",
+            Self::EncTlvHmacMismatch => "enc_tlv_hmac_mismatch",
+            Self::HashMismatch => "hash_mismatch",
+            Self::SignatureInvalid => "signature_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -143,6 +171,14 @@ impl ErrorCode {
         Self::RateLimited,
         Self::UnitRevoked,
         Self::CaRevoked,
+        Self::ImageTooLarge,
+        Self::NotMcubootImage,
+        Self::ImageMalformed,
+        Self::NotEncrypted,
+        Self::ReleaseKeyUnknown,
+        Self::EncTlvHmacMismatch,
+        Self::HashMismatch,
+        Self::SignatureInvalid,
     ];
 
     /// Parses a code from its wire form.

@@ -390,6 +390,73 @@ pub enum EventBody {
         /// Who added it.
         actor: Actor,
     },
+    /// A release encryption key was made for a product (`docs/firmware.md`): the brand owner's
+    /// build encrypts the product's images to its public key. The private key stays in the
+    /// installation's key provider.
+    #[serde(rename = "release_key.created")]
+    ReleaseKeyCreated {
+        /// The product.
+        product: ProductId,
+        /// The key's id.
+        release_key: String,
+        /// `x25519` or `ec256`.
+        algorithm: String,
+        /// Where the private key lives: `files`, `memory`, …
+        store: String,
+        /// SHA-256 of its public key (the DER SubjectPublicKeyInfo).
+        public_key_sha256: Sha256Hash,
+        /// Who had it made.
+        actor: Actor,
+    },
+    /// A public key that signs a product's firmware images was registered. Touchmark holds no
+    /// firmware signing private key.
+    #[serde(rename = "firmware_key.added")]
+    FirmwareKeyAdded {
+        /// The product.
+        product: ProductId,
+        /// The key id: SHA-256 of its DER SubjectPublicKeyInfo (imgtool's KEYHASH).
+        key_id: Sha256Hash,
+        /// `p256` (ECDSA) or `ed25519`.
+        algorithm: String,
+        /// Who registered it.
+        actor: Actor,
+    },
+    /// A release was uploaded: an MCUboot image of the product, signed by a registered key
+    /// and encrypted to one of its release keys, stored as uploaded.
+    #[serde(rename = "release.created")]
+    ReleaseCreated {
+        /// The product.
+        product: ProductId,
+        /// The release's id.
+        release: String,
+        /// The image header's version, `major.minor.revision+build`.
+        version: String,
+        /// SHA-256 of the image as uploaded.
+        image_sha256: Sha256Hash,
+        /// The image's size in bytes.
+        size: u64,
+        /// The id of the signing key that verified it.
+        signing_key: Sha256Hash,
+        /// The id of the release key its content key is wrapped to.
+        release_key: String,
+        /// SHA-256 of the SBOM as uploaded, if one was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sbom_sha256: Option<Sha256Hash>,
+        /// Who uploaded it.
+        actor: Actor,
+    },
+    /// A release was withdrawn: it stays stored and listed, and is offered for nothing new.
+    #[serde(rename = "release.withdrawn")]
+    ReleaseWithdrawn {
+        /// The product.
+        product: ProductId,
+        /// The release's id.
+        release: String,
+        /// Its version.
+        version: String,
+        /// Who withdrew it.
+        actor: Actor,
+    },
     /// A unit's certificate was revoked (or put on hold, with `certificateHold`).
     #[serde(rename = "unit.revoked")]
     UnitRevoked {
@@ -494,6 +561,10 @@ impl EventBody {
             Self::AlertAcknowledged { .. } => "alert.acknowledged",
             Self::AlertResolved { .. } => "alert.resolved",
             Self::WebhookAdded { .. } => "webhook.added",
+            Self::ReleaseKeyCreated { .. } => "release_key.created",
+            Self::FirmwareKeyAdded { .. } => "firmware_key.added",
+            Self::ReleaseCreated { .. } => "release.created",
+            Self::ReleaseWithdrawn { .. } => "release.withdrawn",
             Self::UnitRevoked { .. } => "unit.revoked",
             Self::UnitReleased { .. } => "unit.released",
             Self::OrderRevoked { .. } => "order.revoked",

@@ -14,6 +14,7 @@ pub mod command;
 pub mod entity;
 pub mod event;
 pub mod field;
+pub mod firmware;
 pub mod id;
 pub mod order;
 pub mod oversight;

@@ -52,9 +52,16 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::KeyTypeUnsupported
         | ErrorCode::TestRecordMismatch
         | ErrorCode::TestFailed
+        | ErrorCode::NotMcubootImage
+        | ErrorCode::ImageMalformed
+        | ErrorCode::NotEncrypted
+        | ErrorCode::ReleaseKeyUnknown
+        | ErrorCode::EncTlvHmacMismatch
+        | ErrorCode::HashMismatch
+        | ErrorCode::SignatureInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -58,7 +58,17 @@ pub struct ServerOptions {
     pub crl: touchmark_authority::crl::CrlConfig,
     /// How OCSP answers are made.
     pub ocsp: touchmark_authority::ocsp::OcspConfig,
+    /// The largest release image accepted, in bytes (`[firmware] max_image_size`; 16 MiB by
+    /// default, at most 64 MiB).
+    pub max_release_size: u64,
 }
+
+/// The default largest release image: 16 MiB, more than any MCU's flash slot.
+pub const DEFAULT_MAX_RELEASE_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The largest release image a server may be configured to accept: 64 MiB (the upload body
+/// carries it in base64).
+pub const MAX_RELEASE_SIZE: u64 = 64 * 1024 * 1024;
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -71,6 +81,7 @@ impl Default for ServerOptions {
             public_url: None,
             crl: touchmark_authority::crl::CrlConfig::default(),
             ocsp: touchmark_authority::ocsp::OcspConfig::default(),
+            max_release_size: DEFAULT_MAX_RELEASE_SIZE,
         }
     }
 }
@@ -135,7 +146,8 @@ impl Server {
         let authority = Arc::new(
             Authority::new(installation, Arc::clone(&store), Arc::clone(&clock))
                 .with_refusal_limit(options.refusal_limit)
-                .with_public_url(options.public_url),
+                .with_public_url(options.public_url)
+                .with_max_release_size(options.max_release_size.min(MAX_RELEASE_SIZE)),
         );
         let log = Arc::new(
             Log::open(

@@ -219,6 +219,38 @@ const TABLES: &[Table] = &[
                                      $10::timestamptz[])",
     ),
     table!(
+        "release_keys",
+        [Text, Text, Text, Text, Blob, Time],
+        read: "SELECT id, product, algorithm, public_key_pem, public_key_sha256, created_at
+               FROM release_keys",
+        write: "INSERT INTO release_keys (id, product, algorithm, public_key_pem,
+                                          public_key_sha256, created_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                                     $5::bytea[], $6::timestamptz[])",
+    ),
+    table!(
+        "firmware_keys",
+        [Text, Blob, Text, Text, Time],
+        read: "SELECT product, key_id, algorithm, public_key_pem, created_at FROM firmware_keys",
+        write: "INSERT INTO firmware_keys (product, key_id, algorithm, public_key_pem, created_at)
+                SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[],
+                                     $5::timestamptz[])",
+    ),
+    table!(
+        "releases",
+        [Text, Text, Text, Blob, Blob, Int, Blob, Text, Text, Blob, Blob, Time, Time],
+        read: "SELECT id, product, version, image, image_sha256, image_size, signing_key,
+                      release_key, plaintext_hash, sbom, sbom_sha256, created_at, withdrawn_at
+               FROM releases",
+        write: "INSERT INTO releases (id, product, version, image, image_sha256, image_size,
+                                      signing_key, release_key, plaintext_hash, sbom, sbom_sha256,
+                                      created_at, withdrawn_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
+                                     $5::bytea[], $6::bigint[], $7::bytea[], $8::text[],
+                                     $9::text[], $10::bytea[], $11::bytea[], $12::timestamptz[],
+                                     $13::timestamptz[])",
+    ),
+    table!(
         "factories",
         [Text, Text, Time],
         read: "SELECT id, name, created_at FROM factories",

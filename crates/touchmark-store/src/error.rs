@@ -23,6 +23,12 @@ pub enum RecordKind {
     Alert,
     /// A webhook.
     Webhook,
+    /// A release encryption key.
+    ReleaseKey,
+    /// A firmware signing key.
+    FirmwareKey,
+    /// A firmware release.
+    Release,
 }
 
 impl RecordKind {
@@ -36,6 +42,9 @@ impl RecordKind {
             Self::Order => "order",
             Self::Alert => "alert",
             Self::Webhook => "webhook",
+            Self::ReleaseKey => "release key",
+            Self::FirmwareKey => "firmware signing key",
+            Self::Release => "release",
         }
     }
 }

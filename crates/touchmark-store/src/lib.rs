@@ -13,6 +13,7 @@
 //! - [`LogStore`]: the log's entries, the sequencer lease, checkpoints and tiles;
 //! - [`TestDataStore`]: test records as data, for a unit's history and for analytics.
 //! - [`RevocationStore`]: revocations of units, orders, CAs and a station's units.
+//! - [`FirmwareStore`]: release encryption keys and firmware signing keys.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -246,15 +247,83 @@ pub trait RevocationStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<Option<touchmark_core::policy::revocation::RevokedAt>>>;
 }
 
+/// Firmware (design.md §7): a product's release encryption keys (their public halves; the
+/// private keys live in the key provider) and the public keys that sign its images.
+#[async_trait]
+pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a release key and its `release_key.created` event. `Exists` if the id is taken.
+    async fn create_release_key(
+        &self,
+        key: touchmark_core::firmware::ReleaseKey,
+        event: Event,
+    ) -> Result<Logged>;
+    /// A product's release keys, oldest first.
+    async fn release_keys(
+        &self,
+        product: &ProductId,
+    ) -> Result<Vec<touchmark_core::firmware::ReleaseKey>>;
+    /// Stores a firmware signing key and its `firmware_key.added` event. `Exists` if the
+    /// product has this key already.
+    async fn add_firmware_key(
+        &self,
+        key: touchmark_core::firmware::FirmwareKey,
+        event: Event,
+    ) -> Result<Logged>;
+    /// A product's firmware signing keys, oldest first.
+    async fn firmware_keys(
+        &self,
+        product: &ProductId,
+    ) -> Result<Vec<touchmark_core::firmware::FirmwareKey>>;
+
+    /// Stores a release with its image, its SBOM and its `release.created` event. `Exists` if
+    /// the id, or the product's version, is taken.
+    async fn create_release(
+        &self,
+        release: touchmark_core::firmware::NewRelease,
+        event: Event,
+    ) -> Result<Logged>;
+    /// A release by id (without its bytes).
+    async fn release(&self, id: &str) -> Result<Option<touchmark_core::firmware::Release>>;
+    /// A product's releases, oldest first (without their bytes).
+    async fn releases(&self, product: &ProductId)
+    -> Result<Vec<touchmark_core::firmware::Release>>;
+    /// A release's image, as uploaded.
+    async fn release_image(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// A release's SBOM, as uploaded, if it has one (`None` for an unknown release too).
+    async fn release_sbom(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Changes a release by `rule`, run on the release as stored under the store's lock, and
+    /// records the rule's event. `NotFound`, or `Refused` with the rule's refusal.
+    async fn update_release(
+        &self,
+        id: &str,
+        rule: Rule<
+            touchmark_core::firmware::Release,
+            touchmark_core::policy::firmware::ReleaseChange,
+        >,
+    ) -> Result<touchmark_core::firmware::Release>;
+}
+
 /// A complete storage backend: every role. Every backend passes the same conformance suite
 /// ([`testsuite`], behind the `testsuite` feature).
 pub trait Store:
-    CatalogStore + IssuanceStore + LogStore + RevocationStore + TestDataStore + AlertStore
+    CatalogStore
+    + IssuanceStore
+    + LogStore
+    + RevocationStore
+    + TestDataStore
+    + AlertStore
+    + FirmwareStore
 {
 }
 
 impl<T> Store for T where
-    T: CatalogStore + IssuanceStore + LogStore + RevocationStore + TestDataStore + AlertStore
+    T: CatalogStore
+        + IssuanceStore
+        + LogStore
+        + RevocationStore
+        + TestDataStore
+        + AlertStore
+        + FirmwareStore
 {
 }
 

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands::oversight;
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
-    serve,
+    admin, audit, backup, bench, demo, doctor, firmware, fixture, init, keys, manual, migrate,
+    roots, run, serve,
 };
 
 /// Touchmark: only units that passed their factory test, within the ordered quota, get a device
@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage products and their issuing CAs.
     #[command(subcommand)]
     Product(admin::ProductCommand),
+    /// Firmware releases: the release encryption keys the server holds for a product.
+    #[command(subcommand)]
+    Release(firmware::ReleaseCommand),
     /// Manage factories.
     #[command(subcommand)]
     Factory(admin::FactoryCommand),

@@ -35,6 +35,28 @@ struct FileConfig {
     pkcs11: Option<Pkcs11Config>,
     /// The base URL relying parties reach `/crl` and `/ocsp` at (`init --public-url`).
     public_url: Option<String>,
+    firmware: Option<FirmwareFile>,
+}
+
+/// The `[firmware]` table: what a release upload may be.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmwareFile {
+    /// The largest release image accepted, in bytes [default: 16 MiB].
+    max_image_size: Option<u64>,
+}
+
+impl FirmwareFile {
+    fn max_image_size(&self) -> anyhow::Result<u64> {
+        match self.max_image_size {
+            None => Ok(touchmark_server::DEFAULT_MAX_RELEASE_SIZE),
+            Some(n) if (1024..=touchmark_server::MAX_RELEASE_SIZE).contains(&n) => Ok(n),
+            Some(_) => bail!(
+                "`firmware.max_image_size` must be 1024 to {}",
+                touchmark_server::MAX_RELEASE_SIZE
+            ),
+        }
+    }
 }
 
 /// The `[connections]` table: what client connections may hold (issue 11, security finding 1).
@@ -217,6 +239,8 @@ pub struct Config {
     /// The base URL under which new device certificates name their CRL and OCSP responder
     /// (`public_url`, overridden by `TOUCHMARK_PUBLIC_URL`); `None`: they name none.
     pub public_url: Option<String>,
+    /// The largest release image accepted, in bytes (`[firmware] max_image_size`).
+    pub max_release_size: u64,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -273,8 +297,14 @@ pub fn load(
         .map(|u| public_url_checked(&u))
         .transpose()
         .with_context(invalid)?;
+    let max_release_size = file
+        .firmware
+        .unwrap_or_default()
+        .max_image_size()
+        .with_context(invalid)?;
     Ok(Config {
         public_url,
+        max_release_size,
         listen: listen.or(file.listen).unwrap_or(default),
         database: Database::for_dir(dir, url),
         log,

@@ -18,8 +18,8 @@ use touchmark_client::ClientError;
 use crate::cli::{Cli, Command, LogFormat, StationCommand};
 use crate::commands::oversight;
 use crate::commands::{
-    admin, audit, backup, bench, demo, doctor, fixture, init, keys, manual, migrate, roots, run,
-    serve,
+    admin, audit, backup, bench, demo, doctor, firmware, fixture, init, keys, manual, migrate,
+    roots, run, serve,
 };
 
 // Issuance allocates many small, short-lived buffers across threads (TLS records, JSON, DER);
@@ -142,6 +142,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
         Command::Factory(c) => admin::factory(c).await,
+        Command::Release(c) => firmware::release(c).await,
         Command::Station(StationCommand::Admin(c)) => admin::station(c).await,
         Command::Station(StationCommand::Enroll(args)) => fixture::enroll(args).await,
         Command::Station(StationCommand::Provision(args)) => fixture::provision(args).await,

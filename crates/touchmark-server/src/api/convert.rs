@@ -73,3 +73,45 @@ pub fn unit(u: UnitSummary) -> UnitBody {
         test_attempts: u.test_attempts,
     }
 }
+
+/// A release key on the wire.
+pub fn release_key(k: touchmark_core::firmware::ReleaseKey) -> touchmark_core::api::ReleaseKeyBody {
+    touchmark_core::api::ReleaseKeyBody {
+        id: k.id,
+        product: k.product.into(),
+        algorithm: k.algorithm.as_str().to_owned(),
+        public_key_pem: k.public_key_pem,
+        public_key_sha256: k.public_key_sha256.to_hex(),
+        created_at: format_timestamp(k.created_at),
+    }
+}
+
+/// A firmware signing key on the wire.
+pub fn firmware_key(
+    k: touchmark_core::firmware::FirmwareKey,
+) -> touchmark_core::api::FirmwareKeyBody {
+    touchmark_core::api::FirmwareKeyBody {
+        product: k.product.into(),
+        key_id: k.key_id.to_hex(),
+        algorithm: k.algorithm,
+        public_key_pem: k.public_key_pem,
+        created_at: format_timestamp(k.created_at),
+    }
+}
+
+/// A release on the wire.
+pub fn release(r: touchmark_core::firmware::Release) -> touchmark_core::api::ReleaseBody {
+    touchmark_core::api::ReleaseBody {
+        id: r.id,
+        product: r.product.into(),
+        version: r.version,
+        image_sha256: r.image_sha256.to_hex(),
+        image_size: r.image_size,
+        signing_key: r.signing_key.to_hex(),
+        release_key: r.release_key,
+        plaintext_hash: r.plaintext_hash,
+        sbom_sha256: r.sbom_sha256.map(|h| h.to_hex()),
+        created_at: format_timestamp(r.created_at),
+        withdrawn_at: r.withdrawn_at.map(format_timestamp),
+    }
+}

@@ -93,13 +93,23 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("RevokeProvenance", "from", timestamp()),
         ("RevokeProvenance", "to", timestamp()),
         ("RevokeProvenance", "reason", reasons()),
+        (
+            "CreateReleaseKey",
+            "algorithm",
+            json!({ "enum": ["x25519", "ec256", null] }),
+        ),
+        (
+            "UploadRelease",
+            "version",
+            json!({ "pattern": touchmark_core::firmware::VERSION_PATTERN }),
+        ),
     ]
 }
 
 /// The constraints of a path or query parameter, by its name.
 fn parameter_rule(name: &str) -> Option<Value> {
     match name {
-        "id" | "order" | "serial" | "factory" | "product" => Some(id()),
+        "id" | "order" | "serial" | "factory" | "product" | "release" => Some(id()),
         "start" | "index" | "size" | "old" | "new" => Some(position()),
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
         "from" | "until" => Some(timestamp()),

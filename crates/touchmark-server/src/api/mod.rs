@@ -6,6 +6,7 @@ mod alerts;
 mod convert;
 mod document;
 pub mod extract;
+mod firmware;
 pub mod log;
 mod oversight;
 mod pkix;
@@ -23,7 +24,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, ObjectBuilder, Ref, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
@@ -150,6 +151,20 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_token))
         .routes(routes!(admin::create_product, admin::list_products))
         .routes(routes!(admin::get_product))
+        .routes(routes!(
+            firmware::create_release_key,
+            firmware::list_release_keys
+        ))
+        .routes(routes!(
+            firmware::add_firmware_key,
+            firmware::list_firmware_keys
+        ))
+        .routes(
+            routes!(firmware::upload_release, firmware::list_releases)
+                .layer(DefaultBodyLimit::max(firmware::MAX_UPLOAD_BODY)),
+        )
+        .routes(routes!(firmware::get_release))
+        .routes(routes!(firmware::withdraw_release))
         .routes(routes!(admin::create_factory, admin::list_factories))
         .routes(routes!(admin::get_factory))
         .routes(routes!(admin::create_station, admin::list_stations))

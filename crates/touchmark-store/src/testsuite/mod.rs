@@ -27,6 +27,7 @@ pub mod alert;
 pub mod alerts;
 pub mod durability;
 pub mod events;
+pub mod firmware;
 pub mod group_commit;
 pub mod issue;
 pub mod kit;
@@ -126,6 +127,7 @@ macro_rules! conformance_suite {
                 records::attempts_are_stored_as_data,
                 alerts::alerts_are_raised_once_per_key_and_move_by_rule,
                 alerts::deliveries_and_cursors_are_kept,
+                firmware::firmware_keys_are_kept_per_product,
                 revocation::a_revoked_unit_stays_taken,
                 revocation::a_hold_is_released_once,
                 revocation::an_order_revocation_closes_it,

@@ -57,6 +57,9 @@ pub enum ProductCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Register and list the public keys that sign the product's firmware images.
+    #[command(subcommand)]
+    FirmwareKey(crate::commands::firmware::FirmwareKeyCommand),
 }
 
 /// `factory` subcommands.
@@ -382,6 +385,7 @@ pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
             }
             table.print();
         }
+        ProductCommand::FirmwareKey(c) => crate::commands::firmware::firmware_key(c).await?,
         ProductCommand::Show { id, api } => {
             let p = client(&api)?.product(&id).await?;
             if api.json {

@@ -86,6 +86,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         connections: config.connections.limits(max_connections),
         refusal_limit: config.refusal_limit,
         public_url: config.public_url,
+        max_release_size: config.max_release_size,
         ..ServerOptions::default()
     };
     let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;

@@ -1,0 +1,733 @@
+//! Firmware administration over HTTPS (design.md §7, `docs/firmware.md`), on both backends:
+//! release encryption keys made and held by the server, each logged; the public keys that sign
+//! a product's images, registered and checked; refusals that store and log nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use touchmark_client::ClientError;
+use touchmark_core::api::{AddFirmwareKey, CreateReleaseKey};
+use touchmark_core::event::Sha256Hash;
+use touchmark_firmware::builder::{BuildOptions, build_release};
+use touchmark_firmware::{ContentKey, EncKind, Ephemeral, PublicKey};
+use touchmark_testkit::{Backend, TestServer};
+
+fn api_error(e: ClientError) -> (u16, String) {
+    match e {
+        ClientError::Api { status, body } => (status, body.code),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// The reference vectors made with imgtool 2.5.0 (`/work/shared/specs/vectors/mcuboot/`).
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../touchmark-firmware/tests/vectors/mcuboot")
+}
+
+fn vector(name: &str) -> String {
+    std::fs::read_to_string(vectors().join(name)).unwrap()
+}
+
+fn key_request(algorithm: Option<&str>) -> CreateReleaseKey {
+    CreateReleaseKey {
+        algorithm: algorithm.map(str::to_owned),
+    }
+}
+
+/// The log's events of `kind`, as JSON.
+async fn events_of(kit: &TestServer, kind: &str) -> Vec<Value> {
+    kit.sequence_now().await;
+    kit.admin
+        .events(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| serde_json::from_str(&e.canonical).unwrap())
+        .collect()
+}
+
+touchmark_testkit::both_backends!(
+    release_keys_are_made_held_listed_and_logged,
+    release_key_refusals_store_and_log_nothing,
+    firmware_signing_keys_are_registered_with_imgtools_key_id,
+    firmware_key_refusals_store_and_log_nothing,
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
+    openssl_reads_the_exported_release_keys,
+    releases_are_checked_stored_listed_and_withdrawn,
+    release_uploads_are_refused_with_their_codes_and_nothing_stored,
+    #[cfg_attr(
+        not(tm_imgtool),
+        ignore = "needs imgtool 2.5.0 (pip install imgtool==2.5.0), or set TOUCHMARK_TEST_IMGTOOL"
+    )]
+    a_release_made_by_imgtool_is_accepted,
+);
+
+/// The payload of the releases built here.
+fn payload() -> Vec<u8> {
+    (0..6000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// A release built as `imgtool sign --encrypt` builds it, signed by the reference Ed25519 key
+/// (`keys/sign-ed25519.pem`), encrypted to `release_pem`.
+fn build(release_pem: &str, version: (u8, u8, u16, u32), kind: EncKind) -> Vec<u8> {
+    let signing =
+        touchmark_firmware::keys::pem_decode(&vector("keys/sign-ed25519.pem"), "PRIVATE KEY")
+            .unwrap();
+    build_release(
+        &payload(),
+        &BuildOptions {
+            header_size: 0x200,
+            version,
+            kind,
+        },
+        &signing,
+        &PublicKey::from_pem(release_pem).unwrap(),
+        &ContentKey::new(&[7; 16]).unwrap(),
+        Ephemeral::Fresh,
+    )
+    .unwrap()
+}
+
+/// A product with an X25519 release key; returns the product and the key's public PEM.
+async fn product_with_release_key(
+    kit: &TestServer,
+) -> (String, touchmark_core::api::ReleaseKeyBody) {
+    let product = kit.product("fw").await;
+    let key = kit
+        .admin
+        .create_release_key(&product, &key_request(Some("x25519")))
+        .await
+        .unwrap();
+    (product, key)
+}
+
+async fn register(kit: &TestServer, product: &str, pem: &str) -> String {
+    kit.admin
+        .add_firmware_key(
+            product,
+            &AddFirmwareKey {
+                public_key_pem: vector(pem),
+            },
+        )
+        .await
+        .unwrap()
+        .key_id
+}
+
+/// A release signed by a registered key and encrypted to the product's release key: stored
+/// byte for byte as uploaded with its SBOM, logged with its hashes and keys, listed, shown;
+/// its version once per product; withdrawn once, and still listed.
+async fn releases_are_checked_stored_listed_and_withdrawn(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (product, key) = product_with_release_key(&kit).await;
+    let signing = register(&kit, &product, "keys/sign-ed25519.pub.pem").await;
+    let image = build(&key.public_key_pem, (1, 4, 0, 0), EncKind::X25519);
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#;
+
+    let release = kit
+        .admin
+        .upload_release(&product, "1.4.0", &image, Some(sbom))
+        .await
+        .unwrap();
+    assert_eq!(release.product, product);
+    assert_eq!(release.version, "1.4.0+0");
+    assert_eq!(release.image_sha256, Sha256Hash::of(&image).to_hex());
+    assert_eq!(release.image_size, image.len() as u64);
+    assert_eq!(release.signing_key, signing);
+    assert_eq!(release.release_key, key.id);
+    assert_eq!(release.sbom_sha256, Some(Sha256Hash::of(sbom).to_hex()));
+    assert_eq!(release.withdrawn_at, None);
+    // The hash TLV imgtool's format carries: the plaintext's hash.
+    let layout = touchmark_firmware::parse(&image).unwrap();
+    let hash = layout.entries.iter().find(|e| e.typ == 0x10).unwrap();
+    assert_eq!(
+        release.plaintext_hash,
+        hex::encode(&image[hash.off..hash.off + hash.len])
+    );
+
+    // Stored as uploaded: the ciphertext, not a byte changed; the SBOM as it came.
+    assert_eq!(
+        kit.store.release_image(&release.id).await.unwrap(),
+        Some(image.clone())
+    );
+    assert_eq!(
+        kit.store.release_sbom(&release.id).await.unwrap(),
+        Some(sbom.to_vec())
+    );
+    assert_eq!(
+        kit.admin.releases(&product).await.unwrap(),
+        std::slice::from_ref(&release)
+    );
+    assert_eq!(
+        kit.admin.release(&product, &release.id).await.unwrap(),
+        release
+    );
+    let events = events_of(&kit, "release.created").await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e["release"], release.id.as_str());
+    assert_eq!(e["version"], "1.4.0+0");
+    assert_eq!(e["image_sha256"], release.image_sha256.as_str());
+    assert_eq!(e["size"], image.len() as u64);
+    assert_eq!(e["signing_key"], signing.as_str());
+    assert_eq!(e["release_key"], key.id.as_str());
+    assert_eq!(e["sbom_sha256"], Sha256Hash::of(sbom).to_hex().as_str());
+
+    // The same version again, even as another image: refused, nothing stored or logged.
+    let size = kit.log_size().await;
+    let again = build(&key.public_key_pem, (1, 4, 0, 0), EncKind::X25519);
+    let e = kit
+        .admin
+        .upload_release(&product, "1.4.0+0", &again, None)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (409, "conflict".into()));
+    assert_eq!(kit.log_size().await, size);
+    // Another product's view does not show it.
+    let other = kit.product("other").await;
+    let e = kit.admin.release(&other, &release.id).await.unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+
+    let withdrawn = kit
+        .admin
+        .withdraw_release(&product, &release.id)
+        .await
+        .unwrap();
+    assert!(withdrawn.withdrawn_at.is_some());
+    let e = kit
+        .admin
+        .withdraw_release(&product, &release.id)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (409, "conflict".into()));
+    let e = kit
+        .admin
+        .withdraw_release(&product, "rel-none")
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    assert_eq!(kit.admin.releases(&product).await.unwrap(), [withdrawn]);
+    let events = events_of(&kit, "release.withdrawn").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["release"], release.id.as_str());
+}
+
+/// Each refusal of an upload, with its code: nothing stored, nothing logged.
+async fn release_uploads_are_refused_with_their_codes_and_nothing_stored(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (product, key) = product_with_release_key(&kit).await;
+    // Only the P-256 key is registered: an image signed by the Ed25519 key is not the
+    // product's.
+    register(&kit, &product, "keys/sign-ecdsa-p256.pub.pem").await;
+    let token = kit
+        .admin
+        .create_token(&touchmark_client::api::CreateToken {
+            role: "admin".into(),
+            label: "raw".into(),
+        })
+        .await
+        .unwrap()
+        .token;
+    let good = build(&key.public_key_pem, (1, 4, 0, 0), EncKind::X25519);
+    let upload = |image: Vec<u8>, version: &'static str| {
+        let admin = kit.admin.clone();
+        let product = product.clone();
+        async move {
+            let e = admin
+                .upload_release(&product, version, &image, None)
+                .await
+                .unwrap_err();
+            api_error(e)
+        }
+    };
+    let size = kit.log_size().await;
+    assert_eq!(
+        upload(good.clone(), "1.4.0").await,
+        (422, "signature_invalid".into())
+    );
+    register(&kit, &product, "keys/sign-ed25519.pub.pem").await;
+    let size = size + 1;
+
+    let mut cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = Vec::new();
+    cases.push((
+        "not MCUboot",
+        b"#!/bin/sh\necho not an image\n".to_vec(),
+        "1.4.0",
+        422,
+        "not_mcuboot_image",
+    ));
+    let mut clear = good.clone();
+    clear[16..20].copy_from_slice(&0u32.to_le_bytes());
+    cases.push(("no encryption flag", clear, "1.4.0", 422, "not_encrypted"));
+    let foreign = build(
+        &vector("keys/release-x25519.pub.pem"),
+        (1, 4, 0, 0),
+        EncKind::X25519,
+    );
+    cases.push((
+        "encrypted to another X25519 key",
+        foreign,
+        "1.4.0",
+        422,
+        "enc_tlv_hmac_mismatch",
+    ));
+    let p256 = build(
+        &vector("keys/release-ec256.pub.pem"),
+        (1, 4, 0, 0),
+        EncKind::Ec256,
+    );
+    cases.push((
+        "encrypted to a P-256 key",
+        p256,
+        "1.4.0",
+        422,
+        "release_key_unknown",
+    ));
+    let layout = touchmark_firmware::parse(&good).unwrap();
+    let enc = layout.entries.iter().find(|e| e.typ == 0x33).unwrap();
+    let mut tag = good.clone();
+    tag[enc.off + 32] ^= 1;
+    cases.push((
+        "the key TLV's tag altered",
+        tag,
+        "1.4.0",
+        422,
+        "enc_tlv_hmac_mismatch",
+    ));
+    let mut body = good.clone();
+    body[0x200 + 100] ^= 1;
+    cases.push((
+        "a byte of the body altered",
+        body,
+        "1.4.0",
+        422,
+        "hash_mismatch",
+    ));
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 10);
+    cases.push(("truncated", truncated, "1.4.0", 422, "image_malformed"));
+    cases.push((
+        "another version than the header's",
+        good.clone(),
+        "1.5.0",
+        422,
+        "unprocessable",
+    ));
+    cases.push((
+        "a version beyond MCUboot's widths",
+        good.clone(),
+        "1.4.99999",
+        422,
+        "unprocessable",
+    ));
+    cases.push((
+        "a version of another shape",
+        good.clone(),
+        "v1.4",
+        400,
+        "invalid_request",
+    ));
+    cases.push((
+        "over the size limit",
+        vec![0; 16 * 1024 * 1024 + 1],
+        "1.4.0",
+        413,
+        "image_too_large",
+    ));
+    for (what, image, version, status, code) in cases {
+        assert_eq!(
+            upload(image, version).await,
+            (status, code.into()),
+            "{what}"
+        );
+    }
+    let e = kit
+        .admin
+        .upload_release("nope", "1.4.0", &good, None)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let raw = kit.raw();
+    let reply = raw
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/products/{product}/releases"),
+            Some("application/json"),
+            br#"{"version":"1.4.0","image_base64":"not base64!"}"#.to_vec(),
+            Some(&token),
+        )
+        .await;
+    reply.assert_error(422, "unprocessable");
+
+    assert!(kit.admin.releases(&product).await.unwrap().is_empty());
+    assert_eq!(kit.log_size().await, size);
+    // The good image is accepted afterwards: the refusals left nothing in its way.
+    kit.admin
+        .upload_release(&product, "1.4.0", &good, None)
+        .await
+        .unwrap();
+}
+
+/// The brand owner's flow with the real imgtool: an Ed25519 signing key made by `imgtool keygen`
+/// (imgtool pairs Ed25519 signing with X25519 encryption),
+/// its public key registered as `imgtool getpub` writes it, an image signed and encrypted to the
+/// exported release key by `imgtool sign --encrypt`: accepted, its signing key named. The same
+/// image signed without `--encrypt` is refused as `not_encrypted`.
+async fn a_release_made_by_imgtool_is_accepted(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (product, key) = product_with_release_key(&kit).await;
+    let imgtool = touchmark_testenv::tool(&touchmark_testenv::IMGTOOL);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let run = |args: Vec<OsString>| {
+        let out = std::process::Command::new(&imgtool)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "imgtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let os = |s: &str| OsString::from(s);
+    std::fs::write(path("release.pub.pem"), &key.public_key_pem).unwrap();
+    std::fs::write(path("app.bin"), payload()).unwrap();
+    run(vec![
+        os("keygen"),
+        os("-k"),
+        path("signing.pem").into(),
+        os("-t"),
+        os("ed25519"),
+    ]);
+    let public = run(vec![
+        os("getpub"),
+        os("-k"),
+        path("signing.pem").into(),
+        os("-e"),
+        os("pem"),
+    ]);
+    let registered = kit
+        .admin
+        .add_firmware_key(
+            &product,
+            &AddFirmwareKey {
+                public_key_pem: String::from_utf8(public).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    let sign = |encrypt: bool, out: &str| {
+        let mut args = vec![
+            os("sign"),
+            os("--key"),
+            path("signing.pem").into(),
+            os("--header-size"),
+            os("0x200"),
+            os("--pad-header"),
+            os("--slot-size"),
+            os("0x40000"),
+            os("--version"),
+            os("1.4.0"),
+        ];
+        if encrypt {
+            args.extend([os("--encrypt"), path("release.pub.pem").into()]);
+        }
+        args.extend([path("app.bin").into(), path(out).into()]);
+        run(args);
+        std::fs::read(path(out)).unwrap()
+    };
+    let clear = sign(false, "app-signed.bin");
+    let e = kit
+        .admin
+        .upload_release(&product, "1.4.0", &clear, None)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (422, "not_encrypted".into()));
+    let image = sign(true, "app-enc.bin");
+    let release = kit
+        .admin
+        .upload_release(&product, "1.4.0", &image, None)
+        .await
+        .unwrap();
+    assert_eq!(release.signing_key, registered.key_id);
+    assert_eq!(release.release_key, key.id);
+    assert_eq!(release.image_sha256, Sha256Hash::of(&image).to_hex());
+}
+
+/// Two keys of each algorithm for one product (rotation): each has its own public key, each is
+/// a `release_key.created` event naming it and the key provider it lives in, and the list gives
+/// them oldest first.
+async fn release_keys_are_made_held_listed_and_logged(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let product = kit.product("fw").await;
+    let mut made = Vec::new();
+    for algorithm in [None, Some("x25519"), Some("ec256")] {
+        let key = kit
+            .admin
+            .create_release_key(&product, &key_request(algorithm))
+            .await
+            .unwrap();
+        assert_eq!(key.product, product);
+        assert_eq!(key.algorithm, algorithm.unwrap_or("x25519"));
+        let public = PublicKey::from_pem(&key.public_key_pem).unwrap();
+        assert_eq!(
+            public.kind(),
+            if key.algorithm == "ec256" {
+                "p256"
+            } else {
+                "x25519"
+            }
+        );
+        assert_eq!(public.key_id(), key.public_key_sha256);
+        made.push(key);
+    }
+    assert_ne!(made[0].public_key_pem, made[1].public_key_pem);
+    assert_ne!(made[0].id, made[1].id);
+
+    let listed = kit.admin.release_keys(&product).await.unwrap();
+    let ids = |keys: &[touchmark_core::api::ReleaseKeyBody]| {
+        let mut ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&listed), ids(&made));
+    assert_eq!(listed.len(), 3);
+    let other = kit.product("other").await;
+    assert!(kit.admin.release_keys(&other).await.unwrap().is_empty());
+
+    let events = events_of(&kit, "release_key.created").await;
+    assert_eq!(events.len(), 3);
+    for key in &made {
+        let event = events
+            .iter()
+            .find(|e| e["release_key"] == key.id.as_str())
+            .unwrap();
+        assert_eq!(event["product"], product.as_str());
+        assert_eq!(event["algorithm"], key.algorithm.as_str());
+        assert_eq!(event["public_key_sha256"], key.public_key_sha256.as_str());
+        assert_eq!(event["store"], "memory");
+        assert!(event["actor"].as_str().unwrap().starts_with("token:"));
+    }
+}
+
+/// An unknown product, a malformed product id, an unknown algorithm, an auditor's token: each
+/// refused with its code, with no key stored and nothing logged.
+async fn release_key_refusals_store_and_log_nothing(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let product = kit.product("fw").await;
+    let size = kit.log_size().await;
+
+    let e = kit
+        .admin
+        .create_release_key("nope", &key_request(None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let e = kit.admin.release_keys("nope").await.unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let e = kit
+        .admin
+        .create_release_key(&product, &key_request(Some("rsa-2048")))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (400, "invalid_request".into()));
+    let e = kit
+        .admin
+        .create_release_key("bad id!", &key_request(None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e).0, 400);
+
+    let auditor = kit
+        .admin
+        .create_token(&touchmark_client::api::CreateToken {
+            role: "auditor".into(),
+            label: "audit".into(),
+        })
+        .await
+        .unwrap();
+    let size = size + 1;
+    let e = kit
+        .with_token(&auditor.token)
+        .create_release_key(&product, &key_request(None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (403, "forbidden".into()));
+    // An auditor may read them.
+    assert!(
+        kit.with_token(&auditor.token)
+            .release_keys(&product)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(kit.admin.release_keys(&product).await.unwrap().is_empty());
+    assert_eq!(kit.log_size().await, size);
+}
+
+/// The P-256 and Ed25519 keys that signed the reference releases: each registered once, its key
+/// id the KEYHASH TLV imgtool wrote into the images they signed, each a `firmware_key.added`
+/// event; the list gives both.
+async fn firmware_signing_keys_are_registered_with_imgtools_key_id(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let product = kit.product("fw").await;
+    let manifest: Value = serde_json::from_str(&vector("vectors.json")).unwrap();
+    for (pem, algorithm) in [
+        ("keys/sign-ecdsa-p256.pub.pem", "p256"),
+        ("keys/sign-ed25519.pub.pem", "ed25519"),
+    ] {
+        let added = kit
+            .admin
+            .add_firmware_key(
+                &product,
+                &AddFirmwareKey {
+                    public_key_pem: vector(pem),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(added.algorithm, algorithm);
+        // The KEYHASH TLV of a release this key signed, as imgtool wrote it.
+        let release = manifest["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["signing_pub"] == pem)
+            .unwrap();
+        let image = std::fs::read(vectors().join(release["file"].as_str().unwrap())).unwrap();
+        let keyhash = release["tlvs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "KEYHASH")
+            .unwrap();
+        let off = usize::try_from(keyhash["off"].as_u64().unwrap()).unwrap();
+        assert_eq!(added.key_id, hex::encode(&image[off..off + 32]), "{pem}");
+    }
+    let listed = kit.admin.firmware_keys(&product).await.unwrap();
+    let mut algorithms: Vec<&str> = listed.iter().map(|k| k.algorithm.as_str()).collect();
+    algorithms.sort_unstable();
+    assert_eq!(algorithms, ["ed25519", "p256"]);
+    let events = events_of(&kit, "firmware_key.added").await;
+    assert_eq!(events.len(), 2);
+    for key in &listed {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["key_id"] == key.key_id.as_str() && e["product"] == product.as_str())
+        );
+    }
+}
+
+/// A key registered twice, a release (X25519) key offered as a signing key, a private key, bytes
+/// that are no key, an unknown product: each refused with its code; nothing stored or logged.
+async fn firmware_key_refusals_store_and_log_nothing(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let product = kit.product("fw").await;
+    let add = |pem: String| AddFirmwareKey {
+        public_key_pem: pem,
+    };
+    kit.admin
+        .add_firmware_key(&product, &add(vector("keys/sign-ed25519.pub.pem")))
+        .await
+        .unwrap();
+    let size = kit.log_size().await;
+
+    let cases = [
+        (
+            product.as_str(),
+            vector("keys/sign-ed25519.pub.pem"),
+            409,
+            "conflict",
+        ),
+        (
+            product.as_str(),
+            vector("keys/release-x25519.pub.pem"),
+            422,
+            "unprocessable",
+        ),
+        (
+            product.as_str(),
+            vector("keys/sign-ecdsa-p256.pem"),
+            422,
+            "unprocessable",
+        ),
+        (
+            product.as_str(),
+            "not a key".to_owned(),
+            422,
+            "unprocessable",
+        ),
+        (product.as_str(), "x".repeat(10_000), 422, "unprocessable"),
+        (
+            "nope",
+            vector("keys/sign-ecdsa-p256.pub.pem"),
+            404,
+            "not_found",
+        ),
+    ];
+    for (product, pem, status, code) in cases {
+        let e = kit
+            .admin
+            .add_firmware_key(product, &add(pem.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            api_error(e),
+            (status, code.into()),
+            "{}",
+            &pem[..pem.len().min(40)]
+        );
+    }
+    assert_eq!(kit.admin.firmware_keys(&product).await.unwrap().len(), 1);
+    assert_eq!(kit.log_size().await, size);
+}
+
+/// openssl reads each exported release key as the algorithm asked for.
+async fn openssl_reads_the_exported_release_keys(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let product = kit.product("fw").await;
+    let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+    let dir = tempfile::tempdir().unwrap();
+    for (algorithm, expect) in [("x25519", "X25519"), ("ec256", "prime256v1")] {
+        let key = kit
+            .admin
+            .create_release_key(&product, &key_request(Some(algorithm)))
+            .await
+            .unwrap();
+        let file = dir.path().join(format!("{algorithm}.pem"));
+        std::fs::write(&file, &key.public_key_pem).unwrap();
+        let out = std::process::Command::new(&openssl)
+            .args(["pkey", "-pubin", "-noout", "-text", "-in"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(expect), "{algorithm}: {text}");
+        let der = std::process::Command::new(&openssl)
+            .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(der.status.success());
+        assert_eq!(
+            touchmark_core::event::Sha256Hash::of(&der.stdout).to_hex(),
+            key.public_key_sha256
+        );
+    }
+}

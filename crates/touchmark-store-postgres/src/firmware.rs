@@ -1,0 +1,296 @@
+//! Release encryption keys and firmware signing keys ([`FirmwareStore`]).
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use touchmark_core::ProductId;
+use touchmark_core::event::{Event, Logged};
+use touchmark_core::firmware::{FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
+use touchmark_core::policy::firmware::ReleaseChange;
+use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
+
+use crate::error::{Error, Result};
+use crate::rows::get;
+use crate::{PostgresStore, append};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    codec::corrupt(what, e).into()
+}
+
+fn release_key(r: &PgRow) -> Result<ReleaseKey> {
+    let algorithm: String = get(r, 2)?;
+    Ok(ReleaseKey {
+        id: get(r, 0)?,
+        product: ProductId::parse(&get::<String>(r, 1)?)
+            .map_err(|e| corrupt("release key product", e))?,
+        algorithm: ReleaseKeyAlgorithm::parse(&algorithm)
+            .ok_or_else(|| corrupt("release key algorithm", &algorithm))?,
+        public_key_pem: get(r, 3)?,
+        public_key_sha256: codec::sha256("release key hash", &get::<Vec<u8>>(r, 4)?)?,
+        created_at: get(r, 5)?,
+    })
+}
+
+fn firmware_key(r: &PgRow) -> Result<FirmwareKey> {
+    Ok(FirmwareKey {
+        product: ProductId::parse(&get::<String>(r, 0)?)
+            .map_err(|e| corrupt("firmware key product", e))?,
+        key_id: codec::sha256("firmware key id", &get::<Vec<u8>>(r, 1)?)?,
+        algorithm: get(r, 2)?,
+        public_key_pem: get(r, 3)?,
+        created_at: get(r, 4)?,
+    })
+}
+
+macro_rules! release_sql {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, product, version, image_sha256, image_size, signing_key, release_key, \
+             plaintext_hash, sbom_sha256, created_at, withdrawn_at FROM releases",
+            $rest
+        )
+    };
+}
+
+fn release(r: &PgRow) -> Result<Release> {
+    Ok(Release {
+        id: get(r, 0)?,
+        product: ProductId::parse(&get::<String>(r, 1)?)
+            .map_err(|e| corrupt("release product", e))?,
+        version: get(r, 2)?,
+        image_sha256: codec::sha256("release image hash", &get::<Vec<u8>>(r, 3)?)?,
+        image_size: u64::try_from(get::<i64>(r, 4)?).map_err(|e| corrupt("release size", e))?,
+        signing_key: codec::sha256("release signing key", &get::<Vec<u8>>(r, 5)?)?,
+        release_key: get(r, 6)?,
+        plaintext_hash: get(r, 7)?,
+        sbom_sha256: get::<Option<Vec<u8>>>(r, 8)?
+            .map(|h| codec::sha256("release SBOM hash", &h))
+            .transpose()?,
+        created_at: get(r, 9)?,
+        withdrawn_at: get(r, 10)?,
+    })
+}
+
+#[async_trait]
+impl FirmwareStore for PostgresStore {
+    async fn create_release_key(
+        &self,
+        key: ReleaseKey,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO release_keys (id, product, algorithm, public_key_pem,
+                                           public_key_sha256, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&key.id)
+            .bind(key.product.as_str())
+            .bind(key.algorithm.as_str())
+            .bind(&key.public_key_pem)
+            .bind(&key.public_key_sha256.0[..])
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::exists(RecordKind::ReleaseKey, &key.id).into());
+            }
+            let logged = append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn release_keys(&self, product: &ProductId) -> touchmark_store::Result<Vec<ReleaseKey>> {
+        let run = async {
+            sqlx::query(
+                "SELECT id, product, algorithm, public_key_pem, public_key_sha256, created_at
+                 FROM release_keys WHERE product = $1 ORDER BY created_at, id",
+            )
+            .bind(product.as_str())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(release_key)
+            .collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn add_firmware_key(
+        &self,
+        key: FirmwareKey,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO firmware_keys (product, key_id, algorithm, public_key_pem, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (product, key_id) DO NOTHING",
+            )
+            .bind(key.product.as_str())
+            .bind(&key.key_id.0[..])
+            .bind(&key.algorithm)
+            .bind(&key.public_key_pem)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::exists(RecordKind::FirmwareKey, key.key_id).into());
+            }
+            let logged = append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn firmware_keys(
+        &self,
+        product: &ProductId,
+    ) -> touchmark_store::Result<Vec<FirmwareKey>> {
+        let run = async {
+            sqlx::query(
+                "SELECT product, key_id, algorithm, public_key_pem, created_at
+                 FROM firmware_keys WHERE product = $1 ORDER BY created_at, key_id",
+            )
+            .bind(product.as_str())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(firmware_key)
+            .collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn create_release(
+        &self,
+        new: NewRelease,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let run = async {
+            let r = &new.release;
+            let size = i64::try_from(r.image_size).map_err(|e| corrupt("release size", e))?;
+            let mut tx = self.pool().begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO releases (id, product, version, image, image_sha256, image_size,
+                                       signing_key, release_key, plaintext_hash, sbom, sbom_sha256,
+                                       created_at, withdrawn_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(r.product.as_str())
+            .bind(&r.version)
+            .bind(&new.image)
+            .bind(&r.image_sha256.0[..])
+            .bind(size)
+            .bind(&r.signing_key.0[..])
+            .bind(&r.release_key)
+            .bind(&r.plaintext_hash)
+            .bind(new.sbom.as_deref())
+            .bind(r.sbom_sha256.map(|h| h.0.to_vec()))
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(StoreError::exists(
+                    RecordKind::Release,
+                    format!("{} (version {} of product {})", r.id, r.version, r.product),
+                )
+                .into());
+            }
+            let logged = append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn release(&self, id: &str) -> touchmark_store::Result<Option<Release>> {
+        let run = async {
+            sqlx::query(release_sql!(" WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .as_ref()
+                .map(release)
+                .transpose()
+        };
+        Ok(run.await?)
+    }
+
+    async fn releases(&self, product: &ProductId) -> touchmark_store::Result<Vec<Release>> {
+        let run = async {
+            sqlx::query(release_sql!(" WHERE product = $1 ORDER BY created_at, id"))
+                .bind(product.as_str())
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(release)
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn release_image(&self, id: &str) -> touchmark_store::Result<Option<Vec<u8>>> {
+        let run = async {
+            let row = sqlx::query("SELECT image FROM releases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+            row.as_ref().map(|r| get::<Vec<u8>>(r, 0)).transpose()
+        };
+        Ok(run.await?)
+    }
+
+    async fn release_sbom(&self, id: &str) -> touchmark_store::Result<Option<Vec<u8>>> {
+        let run = async {
+            let row = sqlx::query("SELECT sbom FROM releases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+            Ok::<_, Error>(
+                row.as_ref()
+                    .map(|r| get::<Option<Vec<u8>>>(r, 0))
+                    .transpose()?
+                    .flatten(),
+            )
+        };
+        Ok(run.await?)
+    }
+
+    async fn update_release(
+        &self,
+        id: &str,
+        rule: Rule<Release, ReleaseChange>,
+    ) -> touchmark_store::Result<Release> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            let row = sqlx::query(release_sql!(" WHERE id = $1 FOR NO KEY UPDATE"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::not_found(RecordKind::Release, id))?;
+            let current = release(&row)?;
+            let change = rule.apply(&current)?;
+            sqlx::query("UPDATE releases SET withdrawn_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(change.withdrawn_at)
+                .execute(&mut *tx)
+                .await?;
+            append(&mut tx, &change.event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(Release {
+                withdrawn_at: Some(change.withdrawn_at),
+                ..current
+            })
+        };
+        Ok(run.await?)
+    }
+}

@@ -1,0 +1,301 @@
+//! Release encryption keys and firmware signing keys ([`FirmwareStore`]).
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+use touchmark_core::ProductId;
+use touchmark_core::clock::{format_timestamp, parse_timestamp};
+use touchmark_core::event::{Event, Logged};
+use touchmark_core::firmware::{FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
+use touchmark_core::policy::firmware::ReleaseChange;
+use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
+
+use crate::SqliteStore;
+use crate::error::{Error, Result};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    codec::corrupt(what, e).into()
+}
+
+fn release_key_row(r: &Row<'_>) -> rusqlite::Result<Result<ReleaseKey>> {
+    let (id, product, algorithm, pem, sha, created): (
+        String,
+        String,
+        String,
+        String,
+        Vec<u8>,
+        String,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    );
+    Ok((|| {
+        Ok(ReleaseKey {
+            id,
+            product: ProductId::parse(&product).map_err(|e| corrupt("release key product", e))?,
+            algorithm: ReleaseKeyAlgorithm::parse(&algorithm)
+                .ok_or_else(|| corrupt("release key algorithm", &algorithm))?,
+            public_key_pem: pem,
+            public_key_sha256: codec::sha256("release key hash", &sha)?,
+            created_at: parse_timestamp(&created).map_err(|e| corrupt("release key time", e))?,
+        })
+    })())
+}
+
+fn firmware_key_row(r: &Row<'_>) -> rusqlite::Result<Result<FirmwareKey>> {
+    let (product, key_id, algorithm, pem, created): (String, Vec<u8>, String, String, String) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    Ok((|| {
+        Ok(FirmwareKey {
+            product: ProductId::parse(&product).map_err(|e| corrupt("firmware key product", e))?,
+            key_id: codec::sha256("firmware key id", &key_id)?,
+            algorithm,
+            public_key_pem: pem,
+            created_at: parse_timestamp(&created).map_err(|e| corrupt("firmware key time", e))?,
+        })
+    })())
+}
+
+const RELEASE_SQL: &str = "SELECT id, product, version, image_sha256, image_size, signing_key, \
+                           release_key, plaintext_hash, sbom_sha256, created_at, withdrawn_at \
+                           FROM releases";
+
+fn release_row(r: &Row<'_>) -> rusqlite::Result<Result<Release>> {
+    let id: String = r.get(0)?;
+    let product: String = r.get(1)?;
+    let version: String = r.get(2)?;
+    let image_sha: Vec<u8> = r.get(3)?;
+    let size: i64 = r.get(4)?;
+    let signing: Vec<u8> = r.get(5)?;
+    let release_key: String = r.get(6)?;
+    let plaintext: String = r.get(7)?;
+    let sbom_sha: Option<Vec<u8>> = r.get(8)?;
+    let (created, withdrawn): (String, Option<String>) = (r.get(9)?, r.get(10)?);
+    Ok((|| {
+        Ok(Release {
+            id,
+            product: ProductId::parse(&product).map_err(|e| corrupt("release product", e))?,
+            version,
+            image_sha256: codec::sha256("release image hash", &image_sha)?,
+            image_size: u64::try_from(size).map_err(|e| corrupt("release size", e))?,
+            signing_key: codec::sha256("release signing key", &signing)?,
+            release_key,
+            plaintext_hash: plaintext,
+            sbom_sha256: sbom_sha
+                .map(|h| codec::sha256("release SBOM hash", &h))
+                .transpose()?,
+            created_at: parse_timestamp(&created).map_err(|e| corrupt("release time", e))?,
+            withdrawn_at: withdrawn
+                .map(|w| parse_timestamp(&w).map_err(|e| corrupt("release time", e)))
+                .transpose()?,
+        })
+    })())
+}
+
+#[async_trait]
+impl FirmwareStore for SqliteStore {
+    async fn create_release_key(
+        &self,
+        key: ReleaseKey,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            let inserted = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO release_keys (id, product, algorithm, public_key_pem,
+                                               public_key_sha256, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    key.id,
+                    key.product.as_str(),
+                    key.algorithm.as_str(),
+                    key.public_key_pem,
+                    &key.public_key_sha256.0[..],
+                    format_timestamp(key.created_at)
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::exists(RecordKind::ReleaseKey, &key.id).into());
+            }
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn release_keys(&self, product: &ProductId) -> touchmark_store::Result<Vec<ReleaseKey>> {
+        let product = product.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, product, algorithm, public_key_pem, public_key_sha256, created_at
+                 FROM release_keys WHERE product = ?1 ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([product.as_str()], release_key_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn add_firmware_key(
+        &self,
+        key: FirmwareKey,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            let inserted = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO firmware_keys (product, key_id, algorithm, public_key_pem,
+                                                created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (product, key_id) DO NOTHING",
+                )?
+                .execute(params![
+                    key.product.as_str(),
+                    &key.key_id.0[..],
+                    key.algorithm,
+                    key.public_key_pem,
+                    format_timestamp(key.created_at)
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::exists(RecordKind::FirmwareKey, key.key_id).into());
+            }
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn firmware_keys(
+        &self,
+        product: &ProductId,
+    ) -> touchmark_store::Result<Vec<FirmwareKey>> {
+        let product = product.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT product, key_id, algorithm, public_key_pem, created_at
+                 FROM firmware_keys WHERE product = ?1 ORDER BY created_at, key_id",
+            )?;
+            let rows = stmt.query_map([product.as_str()], firmware_key_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn create_release(
+        &self,
+        new: NewRelease,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            let r = &new.release;
+            let size = i64::try_from(r.image_size).map_err(|e| corrupt("release size", e))?;
+            let inserted = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO releases (id, product, version, image, image_sha256, image_size,
+                                           signing_key, release_key, plaintext_hash, sbom,
+                                           sbom_sha256, created_at, withdrawn_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    r.id,
+                    r.product.as_str(),
+                    r.version,
+                    new.image,
+                    &r.image_sha256.0[..],
+                    size,
+                    &r.signing_key.0[..],
+                    r.release_key,
+                    r.plaintext_hash,
+                    new.sbom,
+                    r.sbom_sha256.map(|h| h.0.to_vec()),
+                    format_timestamp(r.created_at)
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::exists(
+                    RecordKind::Release,
+                    format!("{} (version {} of product {})", r.id, r.version, r.product),
+                )
+                .into());
+            }
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn release(&self, id: &str) -> touchmark_store::Result<Option<Release>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("{RELEASE_SQL} WHERE id = ?1"))?
+                .query_row([id.as_str()], release_row)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn releases(&self, product: &ProductId) -> touchmark_store::Result<Vec<Release>> {
+        let product = product.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{RELEASE_SQL} WHERE product = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map([product.as_str()], release_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn release_image(&self, id: &str) -> touchmark_store::Result<Option<Vec<u8>>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT image FROM releases WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn release_sbom(&self, id: &str) -> touchmark_store::Result<Option<Vec<u8>>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT sbom FROM releases WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get::<_, Option<Vec<u8>>>(0))
+                .optional()?
+                .flatten())
+        })
+        .await
+    }
+
+    async fn update_release(
+        &self,
+        id: &str,
+        rule: Rule<Release, ReleaseChange>,
+    ) -> touchmark_store::Result<Release> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let release = ctx
+                .conn
+                .prepare_cached(&format!("{RELEASE_SQL} WHERE id = ?1"))?
+                .query_row([id.as_str()], release_row)
+                .optional()?
+                .transpose()?
+                .ok_or_else(|| StoreError::not_found(RecordKind::Release, &id))?;
+            let change = rule.apply(&release)?;
+            ctx.conn
+                .prepare_cached("UPDATE releases SET withdrawn_at = ?2 WHERE id = ?1")?
+                .execute([id.as_str(), format_timestamp(change.withdrawn_at).as_str()])?;
+            ctx.append(&change.event)?;
+            Ok(Release {
+                withdrawn_at: Some(change.withdrawn_at),
+                ..release
+            })
+        })
+        .await
+    }
+}
