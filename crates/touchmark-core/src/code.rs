@@ -76,6 +76,9 @@ pub enum ErrorCode {
     UnitRevoked,
     /// Provisioning: the product's issuing CA is revoked; it issues nothing more.
     CaRevoked,
+    /// Field: the proof of possession names a challenge that is unknown, expired, already
+    /// used, or given to another token. Nothing was verified or stored.
+    ChallengeInvalid,
 }
 
 impl ErrorCode {
@@ -110,11 +113,12 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::UnitRevoked => "unit_revoked",
             Self::CaRevoked => "ca_revoked",
+            Self::ChallengeInvalid => "challenge_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -143,6 +147,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::UnitRevoked,
         Self::CaRevoked,
+        Self::ChallengeInvalid,
     ];
 
     /// Parses a code from its wire form.

@@ -15,6 +15,7 @@ pub mod limits;
 mod listener;
 pub mod metrics;
 pub mod projector;
+pub mod rate;
 mod state;
 mod tls;
 pub mod ui;
@@ -58,6 +59,10 @@ pub struct ServerOptions {
     pub crl: touchmark_authority::crl::CrlConfig,
     /// How OCSP answers are made.
     pub ocsp: touchmark_authority::ocsp::OcspConfig,
+    /// How many requests each field backend's token may make on `/v1/field/*`.
+    pub field_rate: rate::RateLimit,
+    /// How long a challenge for a proof of possession is accepted.
+    pub field_challenge_ttl: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +76,8 @@ impl Default for ServerOptions {
             public_url: None,
             crl: touchmark_authority::crl::CrlConfig::default(),
             ocsp: touchmark_authority::ocsp::OcspConfig::default(),
+            field_rate: rate::RateLimit::default(),
+            field_challenge_ttl: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -172,6 +179,9 @@ impl Server {
             sessions: Arc::default(),
             crls,
             ocsp: Arc::new(touchmark_authority::ocsp::OcspResponder::new(options.ocsp)),
+            field_rate: Arc::new(rate::TokenRates::new(options.field_rate)),
+            field_challenge_ttl: time::Duration::try_from(options.field_challenge_ttl)
+                .unwrap_or(time::Duration::MINUTE),
         };
         let app = api::router(state.clone());
         Ok(Self {

@@ -5,6 +5,7 @@
 mod alerts;
 pub mod copy;
 mod error;
+mod field;
 mod records;
 mod revocation;
 mod rows;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_test_record.sql"),
     include_str!("../migrations/0006_revocation.sql"),
     include_str!("../migrations/0009_oversight.sql"),
+    include_str!("../migrations/0013_field.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.

@@ -7,6 +7,7 @@
 //! taken, and the message a client reads is written in one place.
 //!
 //! - [`alerts`]: the oversight rules that raise alerts (design.md §9);
+//! - [`field`]: the verdict on a device seen in the field (issue 17);
 //! - [`issue`]: design.md §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
@@ -15,6 +16,7 @@
 //! - [`revocation`]: revoking units, orders, CAs and a station's units by provenance.
 
 pub mod alerts;
+pub mod field;
 pub mod issue;
 pub mod order;
 pub mod refusals;

@@ -86,6 +86,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         connections: config.connections.limits(max_connections),
         refusal_limit: config.refusal_limit,
         public_url: config.public_url,
+        field_rate: config.field.rate,
+        field_challenge_ttl: config.field.challenge_ttl,
         ..ServerOptions::default()
     };
     let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;
