@@ -145,7 +145,7 @@ fn split_der(mut der: &[u8]) -> Result<Vec<Vec<u8>>, DeviceChainError> {
             (2, usize::from(first))
         } else {
             let n = usize::from(first & 0x7f);
-            if n == 0 || n > 3 {
+            if !(1..=3).contains(&n) {
                 return Err(bad("unsupported length"));
             }
             let bytes = der.get(2..2 + n).ok_or_else(|| bad("truncated length"))?;

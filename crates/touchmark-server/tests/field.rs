@@ -248,12 +248,7 @@ async fn verdicts_follow_the_store_and_the_signatures(backend: Backend) {
     let leaf_only = touchmark_pki::pem::decode_all(&units[0].1).unwrap()[0]
         .der
         .clone();
-    let reply = verify(
-        &kit,
-        &field,
-        json!({ "chain": STANDARD.encode(&leaf_only) }),
-    )
-    .await;
+    let reply = verify(&kit, &field, json!({ "chain": STANDARD.encode(leaf_only) })).await;
     assert_eq!(reply.body["verdict"], "genuine", "{}", reply.text);
 
     // The same names, signed by another key: not this installation's.

@@ -101,7 +101,7 @@ pub fn check_challenge(
     };
     match found {
         None => refuse("is unknown to this server"),
-        Some(c) if &c.token != caller => refuse("was given to another token"),
+        Some(c) if c.token != *caller => refuse("was given to another token"),
         Some(c) if c.used_before => refuse("was used already"),
         Some(c) if now > c.expires_at => refuse("has expired"),
         Some(_) => Ok(()),
