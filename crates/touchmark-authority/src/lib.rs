@@ -8,6 +8,7 @@
 //!
 //! Split by capability, as step-ca's `authority/` is:
 //! - [`alerts`]: raising, acknowledging and resolving alerts, and their webhooks;
+//! - [`field`]: the verdict on a device seen in the field (issue 17);
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (design.md §4);
@@ -25,6 +26,7 @@ pub mod alerts;
 pub mod catalog;
 pub mod crl;
 mod error;
+pub mod field;
 pub mod firmware;
 pub mod installation;
 pub mod issuance;

@@ -136,6 +136,77 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/field/challenge` (field token): a nonce for a device to sign, accepted once.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn field_challenge(
+        &self,
+    ) -> Result<touchmark_core::api::FieldChallenge, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/field/challenge".into(),
+            Auth::Bearer,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `POST /v1/field/verify` (field token): the verdict on a device's chain.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn field_verify(
+        &self,
+        request: &touchmark_core::api::FieldVerify,
+    ) -> Result<touchmark_core::api::FieldVerdict, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/field/verify".into(),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
+    }
+
+    /// The verdict on `chain` (PEM, or base64 DER); with `key`, the device's key, a proof of
+    /// possession made here: a challenge is asked for and signed as `docs/field.md` says.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Key`] when the key cannot sign; otherwise any failure.
+    pub async fn field_verify_chain(
+        &self,
+        chain: &str,
+        key: Option<&dyn touchmark_pki::Signer>,
+    ) -> Result<touchmark_core::api::FieldVerdict, ClientError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        let possession = match key {
+            None => None,
+            Some(key) => {
+                let challenge = self.field_challenge().await?;
+                let nonce = STANDARD.decode(&challenge.nonce).map_err(|e| {
+                    ClientError::Decode(format!("the challenge's nonce is not base64: {e}"))
+                })?;
+                let signature = key
+                    .sign(&touchmark_pki::device::possession_message(&nonce))
+                    .map_err(|e| ClientError::Key(e.to_string()))?;
+                Some(touchmark_core::api::PossessionProof {
+                    nonce: challenge.nonce,
+                    signature: STANDARD.encode(signature),
+                })
+            }
+        };
+        self.field_verify(&touchmark_core::api::FieldVerify {
+            chain: chain.to_owned(),
+            possession,
+        })
+        .await
+    }
+
     /// `POST /v1/products` (admin): creates a product and its issuing CA.
     ///
     /// # Errors

@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
+mod field;
+
+pub use field::{
+    FieldChallenge, FieldCheck, FieldRevocation, FieldUnit, FieldVerdict, FieldVerify,
+    PossessionProof,
+};
+
 /// A count in a request. JSON has one kind of number, and the API document's `integer` is any
 /// number without a fractional part, so `43.0` is the count 43 as much as `43` is.
 mod count {
@@ -396,7 +403,7 @@ pub struct UnitBody {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// `admin` or `auditor`.
+    /// `admin`, `auditor` or `field`.
     pub role: String,
     /// A note for humans.
     pub label: String,
@@ -408,7 +415,7 @@ pub struct CreateToken {
 pub struct TokenCreated {
     /// The public id.
     pub id: String,
-    /// `admin` or `auditor`.
+    /// `admin`, `auditor` or `field`.
     pub role: String,
     /// The secret bearer token. Only its hash is stored.
     pub token: String,

@@ -96,6 +96,9 @@ pub enum ErrorCode {
     /// Release upload: no signing key registered for the product verifies the image's
     /// signature.
     SignatureInvalid,
+    /// Field: the proof of possession names a challenge that is unknown, expired, already
+    /// used, or given to another token. Nothing was verified or stored.
+    ChallengeInvalid,
 }
 
 impl ErrorCode {
@@ -138,11 +141,12 @@ impl ErrorCode {
             Self::EncTlvHmacMismatch => "enc_tlv_hmac_mismatch",
             Self::HashMismatch => "hash_mismatch",
             Self::SignatureInvalid => "signature_invalid",
+            Self::ChallengeInvalid => "challenge_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -179,6 +183,7 @@ impl ErrorCode {
         Self::EncTlvHmacMismatch,
         Self::HashMismatch,
         Self::SignatureInvalid,
+        Self::ChallengeInvalid,
     ];
 
     /// Parses a code from its wire form.

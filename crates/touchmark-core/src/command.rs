@@ -216,7 +216,7 @@ impl TryFrom<api::CreateToken> for NewTokenRequest {
     fn try_from(req: api::CreateToken) -> Result<Self, FieldError> {
         Ok(Self {
             role: Role::from_str_opt(&req.role)
-                .ok_or_else(|| FieldError::new("role", "must be `admin` or `auditor`"))?,
+                .ok_or_else(|| FieldError::new("role", "must be `admin`, `auditor` or `field`"))?,
             label: Label::parse("label", &req.label)?,
         })
     }

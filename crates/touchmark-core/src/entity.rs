@@ -104,6 +104,9 @@ pub enum Role {
     Admin,
     /// Read-only access to everything.
     Auditor,
+    /// A field backend (issue 17): verifies device chains and reports sightings on
+    /// `/v1/field/*`, and nothing else.
+    Field,
 }
 
 impl Role {
@@ -112,12 +115,13 @@ impl Role {
         match self {
             Self::Admin => "admin",
             Self::Auditor => "auditor",
+            Self::Field => "field",
         }
     }
 
     /// Parses a stored role.
     pub fn from_str_opt(text: &str) -> Option<Self> {
-        [Self::Admin, Self::Auditor]
+        [Self::Admin, Self::Auditor, Self::Field]
             .into_iter()
             .find(|r| r.as_str() == text)
     }

@@ -17,6 +17,7 @@ pub mod cert;
 pub mod crl;
 pub mod csr;
 mod der;
+pub mod device;
 mod error;
 pub mod keys;
 pub mod keystore;

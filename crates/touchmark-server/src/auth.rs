@@ -89,7 +89,52 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(bearer(parts, state).await?))
+        let token = bearer(parts, state).await?;
+        // A field backend's token verifies devices and nothing else (issue 17).
+        if token.role == Role::Field {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "token {} has role field; it may only call /v1/field/*",
+                    token.id
+                ),
+            ));
+        }
+        Ok(Self(token))
+    }
+}
+
+/// A caller holding a valid field-backend token, within its rate limit: may verify devices and
+/// report sightings on `/v1/field/*`, and nothing else. Every other role is refused there.
+#[derive(Debug, Clone)]
+pub struct FieldBackend(pub ApiToken);
+
+impl FromRequestParts<AppState> for FieldBackend {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts, state).await?;
+        if token.role != Role::Field {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "token {} has role {}; /v1/field/* needs a field token",
+                    token.id,
+                    token.role.as_str()
+                ),
+            ));
+        }
+        if let Err(retry_after) = state.field_rate.take(token.id.as_str(), state.clock.now()) {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "token {} is over its rate limit for /v1/field/*; send again later",
+                    token.id
+                ),
+            )
+            .with_retry_after(retry_after));
+        }
+        Ok(Self(token))
     }
 }
 

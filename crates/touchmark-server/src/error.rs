@@ -45,6 +45,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::QuotaExhausted
         | ErrorCode::UnitRevoked
         | ErrorCode::CaRevoked
+        | ErrorCode::ChallengeInvalid
         | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SerialOutOfRange
         | ErrorCode::CsrInvalid
@@ -112,6 +113,13 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
         Self::new(ErrorCode::Internal, INTERNAL_MESSAGE)
+    }
+
+    /// The same error, telling the client how long to wait before it sends again.
+    #[must_use]
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// The stable code.

@@ -15,6 +15,7 @@ pub mod limits;
 mod listener;
 pub mod metrics;
 pub mod projector;
+pub mod rate;
 mod state;
 mod tls;
 pub mod ui;
@@ -61,6 +62,10 @@ pub struct ServerOptions {
     /// The largest release image accepted, in bytes (`[firmware] max_image_size`; 16 MiB by
     /// default, at most 64 MiB).
     pub max_release_size: u64,
+    /// How many requests each field backend's token may make on `/v1/field/*`.
+    pub field_rate: rate::RateLimit,
+    /// How long a challenge for a proof of possession is accepted.
+    pub field_challenge_ttl: std::time::Duration,
 }
 
 /// The default largest release image: 16 MiB, more than any MCU's flash slot.
@@ -82,6 +87,8 @@ impl Default for ServerOptions {
             crl: touchmark_authority::crl::CrlConfig::default(),
             ocsp: touchmark_authority::ocsp::OcspConfig::default(),
             max_release_size: DEFAULT_MAX_RELEASE_SIZE,
+            field_rate: rate::RateLimit::default(),
+            field_challenge_ttl: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -184,6 +191,9 @@ impl Server {
             sessions: Arc::default(),
             crls,
             ocsp: Arc::new(touchmark_authority::ocsp::OcspResponder::new(options.ocsp)),
+            field_rate: Arc::new(rate::TokenRates::new(options.field_rate)),
+            field_challenge_ttl: time::Duration::try_from(options.field_challenge_ttl)
+                .unwrap_or(time::Duration::MINUTE),
         };
         let app = api::router(state.clone());
         Ok(Self {

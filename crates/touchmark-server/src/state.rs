@@ -32,4 +32,8 @@ pub struct AppState {
     pub(crate) crls: Arc<touchmark_authority::crl::CrlPublisher>,
     /// The OCSP responder.
     pub(crate) ocsp: Arc<touchmark_authority::ocsp::OcspResponder>,
+    /// The field backends' rate limits, per token.
+    pub(crate) field_rate: Arc<crate::rate::TokenRates>,
+    /// How long a field challenge is accepted.
+    pub(crate) field_challenge_ttl: time::Duration,
 }

@@ -243,6 +243,15 @@ pub async fn login(
         .await?
         .filter(|t| !t.revoked)
         .ok_or_else(unknown)?;
+    if token.role == touchmark_core::entity::Role::Field {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "token {} has role field; it may only call /v1/field/*",
+                token.id
+            ),
+        ));
+    }
     let (id, csrf) = s.sessions.insert(hash);
     let cookie = format!(
         "{COOKIE_NAME}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",

@@ -20,6 +20,7 @@ mod admin;
 mod alerts;
 mod batch;
 mod error;
+mod field;
 mod firmware;
 #[cfg(feature = "import-sqlite")]
 pub mod import;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_revocation.sql"),
     include_str!("../migrations/0008_oversight.sql"),
     include_str!("../migrations/0009_firmware.sql"),
+    include_str!("../migrations/0012_field.sql"),
 ];
 
 /// The first key of the migration advisory lock ("tm"); the second is the schema's hash, so

@@ -5,6 +5,7 @@
 mod alerts;
 pub mod copy;
 mod error;
+mod field;
 mod firmware;
 mod records;
 mod revocation;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_revocation.sql"),
     include_str!("../migrations/0009_oversight.sql"),
     include_str!("../migrations/0010_firmware.sql"),
+    include_str!("../migrations/0013_field.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.

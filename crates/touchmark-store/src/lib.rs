@@ -14,6 +14,7 @@
 //! - [`TestDataStore`]: test records as data, for a unit's history and for analytics.
 //! - [`RevocationStore`]: revocations of units, orders, CAs and a station's units.
 //! - [`FirmwareStore`]: release encryption keys and firmware signing keys.
+//! - [`FieldStore`]: devices in the field: the challenges of proofs of possession.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -303,6 +304,36 @@ pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<touchmark_core::firmware::Release>;
 }
 
+/// A challenge for a proof of possession, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChallenge {
+    /// The token it was given to.
+    pub token: touchmark_core::TokenId,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
+    /// Whether a proof had named it before this one.
+    pub used_before: bool,
+}
+
+/// Devices in the field (issue 17): the challenges of proofs of possession, each accepted once
+/// whichever replica a proof reaches. `touchmark_core::policy::field` decides what a stored
+/// challenge allows.
+#[async_trait]
+pub trait FieldStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records a challenge: the SHA-256 of its nonce, the token it is given to, and when it
+    /// stops being accepted; challenges that expired before `now` are deleted.
+    async fn add_challenge(
+        &self,
+        nonce_sha256: Sha256Hash,
+        token: &touchmark_core::TokenId,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Marks the challenge used, and returns it as it was: `None` when none is stored with
+    /// that nonce. Two proofs naming one nonce at once see `used_before` false exactly once.
+    async fn use_challenge(&self, nonce_sha256: Sha256Hash) -> Result<Option<StoredChallenge>>;
+}
+
 /// A complete storage backend: every role. Every backend passes the same conformance suite
 /// ([`testsuite`], behind the `testsuite` feature).
 pub trait Store:
@@ -313,6 +344,7 @@ pub trait Store:
     + TestDataStore
     + AlertStore
     + FirmwareStore
+    + FieldStore
 {
 }
 
@@ -324,6 +356,7 @@ impl<T> Store for T where
         + TestDataStore
         + AlertStore
         + FirmwareStore
+        + FieldStore
 {
 }
 

@@ -128,7 +128,17 @@ impl TestServer {
         // The installation first: it refuses a directory that holds a database already.
         let installation = installation(dir.path(), now);
         let (store, schema) = open_store(backend, dir.path()).await;
-        Self::serve(dir, installation, store, schema, now, public_url).await
+        Self::serve(dir, installation, store, schema, now, public_url, &|_| {}).await
+    }
+
+    /// The same as [`TestServer::start`], with the server's options changed by `tweak` (on
+    /// top of the tests' own: a manual clock, no sequencing or projecting on their own).
+    pub async fn start_with(backend: Backend, tweak: &(dyn Fn(&mut ServerOptions) + Sync)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let installation = installation(dir.path(), now);
+        let (store, schema) = open_store(backend, dir.path()).await;
+        Self::serve(dir, installation, store, schema, now, None, tweak).await
     }
 
     /// The same on a store of the caller's, empty, with a new installation in `dir`; `schema`
@@ -140,7 +150,7 @@ impl TestServer {
     ) -> Self {
         let now = OffsetDateTime::now_utc();
         let installation = installation(dir.path(), now);
-        Self::serve(dir, installation, store, schema, now, None).await
+        Self::serve(dir, installation, store, schema, now, None, &|_| {}).await
     }
 
     async fn serve(
@@ -150,13 +160,14 @@ impl TestServer {
         schema: Option<ScratchSchema>,
         now: OffsetDateTime,
         public_url: Option<&str>,
+        tweak: &(dyn Fn(&mut ServerOptions) + Sync),
     ) -> Self {
         installation
             .claim(store.as_ref(), now)
             .await
             .expect("the new database is the installation's");
         let clock = Arc::new(ManualClock::new(now));
-        let options = ServerOptions {
+        let mut options = ServerOptions {
             log: LogConfig {
                 interval: std::time::Duration::from_secs(60),
                 lease_ttl: std::time::Duration::from_secs(180),
@@ -171,6 +182,7 @@ impl TestServer {
             public_url: public_url.map(str::to_owned),
             ..ServerOptions::default()
         };
+        tweak(&mut options);
         let server = Server::bind_with(
             "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
             &installation,
@@ -240,6 +252,7 @@ impl TestServer {
             None,
             self.clock.now(),
             None,
+            &|_| {},
         )
         .await
     }

@@ -72,8 +72,8 @@ pub struct ApiArgs {
         default_value = "https://localhost:8443"
     )]
     pub server: String,
-    /// An admin or auditor API token [env: TOUCHMARK_TOKEN]. Either flag overrides both
-    /// variables.
+    /// An API token (admin, auditor, or field for `touchmark field`) [env: TOUCHMARK_TOKEN].
+    /// Either flag overrides both variables.
     // The variables are read by `ApiArgs::token`, not by clap: clap would let an exported
     // TOUCHMARK_TOKEN_FILE conflict with a typed --token, naming a flag nobody typed.
     #[arg(long, conflicts_with = "token_file")]

@@ -129,6 +129,9 @@ pub enum Command {
     /// Register endpoints that receive alerts (Standard Webhooks).
     #[command(subcommand)]
     Webhook(oversight::WebhookCommand),
+    /// What a field backend asks: is this device genuine, unknown, revoked or a clone?
+    #[command(subcommand)]
+    Field(crate::commands::field::FieldCommand),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

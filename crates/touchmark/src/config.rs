@@ -32,6 +32,7 @@ struct FileConfig {
     log: Option<LogFile>,
     connections: Option<ConnectionsFile>,
     refusals: Option<RefusalsFile>,
+    field: Option<FieldFile>,
     pkcs11: Option<Pkcs11Config>,
     /// The base URL relying parties reach `/crl` and `/ocsp` at (`init --public-url`).
     public_url: Option<String>,
@@ -157,6 +158,52 @@ impl RefusalsFile {
     }
 }
 
+/// The `[field]` table: what field backends may do (docs/field.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    /// Requests per second each field token may make on `/v1/field/*`, sustained.
+    rate_per_second: Option<u32>,
+    /// Requests each field token may make at once.
+    burst: Option<u32>,
+    /// How long a challenge for a proof of possession is accepted.
+    challenge_ttl_ms: Option<u64>,
+}
+
+/// What field backends may do: each token's rate, and how long a challenge lasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldLimits {
+    /// Each field token's bucket.
+    pub rate: touchmark_server::rate::RateLimit,
+    /// How long a challenge is accepted.
+    pub challenge_ttl: Duration,
+}
+
+impl FieldFile {
+    fn limits(&self) -> anyhow::Result<FieldLimits> {
+        let default = touchmark_server::rate::RateLimit::default();
+        let per_second = match self.rate_per_second {
+            None => default.per_second,
+            Some(n @ 1..=1_000_000) => f64::from(n),
+            Some(_) => bail!("`field.rate_per_second` must be 1 to 1000000"),
+        };
+        let burst = match self.burst {
+            None => default.burst,
+            Some(n @ 1..=1_000_000) => n,
+            Some(_) => bail!("`field.burst` must be 1 to 1000000"),
+        };
+        let challenge_ttl = match self.challenge_ttl_ms {
+            None => Duration::from_secs(60),
+            Some(ms @ 1_000..=3_600_000) => Duration::from_millis(ms),
+            Some(_) => bail!("`field.challenge_ttl_ms` must be 1000 to 3600000"),
+        };
+        Ok(FieldLimits {
+            rate: touchmark_server::rate::RateLimit { per_second, burst },
+            challenge_ttl,
+        })
+    }
+}
+
 /// What client connections may hold: [`ConnectionLimits`] with the cap still to be sized from
 /// the open-file limit when it is not configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +280,8 @@ pub struct Config {
     pub connections: Connections,
     /// How refusals of check 1 are logged (`policy::refusals`).
     pub refusal_limit: RefusalLimit,
+    /// What field backends may do (`[field]`).
+    pub field: FieldLimits,
     /// The hardware module that holds the keys (`[pkcs11]`), if they are not in the data
     /// directory's encrypted key store.
     pub pkcs11: Option<Pkcs11Config>,
@@ -289,6 +338,11 @@ pub fn load(
         .unwrap_or_default()
         .limit()
         .with_context(invalid)?;
+    let field = file
+        .field
+        .unwrap_or_default()
+        .limits()
+        .with_context(invalid)?;
     let public_url = match std::env::var("TOUCHMARK_PUBLIC_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => file.public_url,
@@ -310,6 +364,7 @@ pub fn load(
         log,
         connections,
         refusal_limit,
+        field,
         pkcs11: file.pkcs11,
     })
 }
@@ -504,6 +559,46 @@ mod tests {
                 "[refusals]\nlogged_per_window = 0\n",
                 "`refusals.logged_per_window`",
             ),
+        ] {
+            std::fs::write(dir.path().join(FILE), text).unwrap();
+            let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());
+            assert!(err.contains(complaint), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn field_limits_have_defaults_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert_eq!(
+            config.field.rate,
+            touchmark_server::rate::RateLimit::default()
+        );
+        assert_eq!(config.field.challenge_ttl, Duration::from_secs(60));
+        std::fs::write(
+            dir.path().join(FILE),
+            "[field]\nrate_per_second = 50\nburst = 10\nchallenge_ttl_ms = 30000\n",
+        )
+        .unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert_eq!(
+            config.field,
+            FieldLimits {
+                rate: touchmark_server::rate::RateLimit {
+                    per_second: 50.0,
+                    burst: 10
+                },
+                challenge_ttl: Duration::from_secs(30),
+            }
+        );
+        for (text, complaint) in [
+            ("[field]\nrate_per_second = 0\n", "`field.rate_per_second`"),
+            ("[field]\nburst = 0\n", "`field.burst`"),
+            (
+                "[field]\nchallenge_ttl_ms = 5\n",
+                "`field.challenge_ttl_ms`",
+            ),
+            ("[field]\nrate = 5\n", "unknown field"),
         ] {
             std::fs::write(dir.path().join(FILE), text).unwrap();
             let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());

@@ -165,5 +165,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Report(c) => oversight::report(c).await,
         Command::Alert(c) => oversight::alert(c).await,
         Command::Webhook(c) => oversight::webhook(c).await,
+        Command::Field(c) => crate::commands::field::run(c).await,
     }
 }

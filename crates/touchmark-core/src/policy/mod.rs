@@ -8,6 +8,7 @@
 //!
 //! - [`alerts`]: the oversight rules that raise alerts (design.md §9);
 //! - [`firmware`]: a release's withdrawal;
+//! - [`field`]: the verdict on a device seen in the field (issue 17);
 //! - [`issue`]: design.md §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
@@ -16,6 +17,7 @@
 //! - [`revocation`]: revoking units, orders, CAs and a station's units by provenance.
 
 pub mod alerts;
+pub mod field;
 pub mod firmware;
 pub mod issue;
 pub mod order;

@@ -72,7 +72,7 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         (
             "CreateToken",
             "role",
-            json!({ "enum": ["admin", "auditor"] }),
+            json!({ "enum": ["admin", "auditor", "field"] }),
         ),
         ("CreateToken", "label", text(Label::MAX)),
         ("CreateWebhook", "url", url()),

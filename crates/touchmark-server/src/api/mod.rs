@@ -6,6 +6,7 @@ mod alerts;
 mod convert;
 mod document;
 pub mod extract;
+mod field;
 mod firmware;
 pub mod log;
 mod oversight;
@@ -40,7 +41,8 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
     modifiers(&Security),
     tags((name = "station", description = "Fixture stations: enrollment and provisioning (mTLS)"),
          (name = "admin", description = "Brand-owner administration (bearer token)"),
-         (name = "audit", description = "Read-only audit access"))
+         (name = "audit", description = "Read-only audit access"),
+         (name = "field", description = "Field backends: the verdict on a device (bearer token, role field)"))
 )]
 struct ApiDoc;
 
@@ -199,6 +201,8 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(revocation::revoke_ca))
         .routes(routes!(revocation::revoke_station))
         .routes(routes!(revocation::revoke_provenance))
+        .routes(routes!(field::challenge))
+        .routes(routes!(field::verify))
 }
 
 /// The complete router.

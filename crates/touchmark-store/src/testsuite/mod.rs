@@ -27,6 +27,7 @@ pub mod alert;
 pub mod alerts;
 pub mod durability;
 pub mod events;
+pub mod field;
 pub mod firmware;
 pub mod group_commit;
 pub mod issue;
@@ -133,6 +134,8 @@ macro_rules! conformance_suite {
                 revocation::an_order_revocation_closes_it,
                 revocation::a_revoked_ca_issues_nothing,
                 revocation::provenance_takes_one_station_in_its_span,
+                field::field_tokens_round_trip,
+                field::challenges_are_used_once,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

@@ -253,7 +253,7 @@ pub enum UnitCommand {
 pub enum TokenCommand {
     /// Create an API token; the secret is printed once.
     Create {
-        /// `admin` or `auditor` (read-only).
+        /// `admin`, `auditor` (read-only) or `field` (a field backend: `/v1/field/*` only).
         #[arg(long)]
         role: String,
         /// A note for humans.

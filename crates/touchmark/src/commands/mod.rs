@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 pub mod demo;
 pub mod doctor;
+pub mod field;
 pub mod firmware;
 pub mod fixture;
 pub mod init;

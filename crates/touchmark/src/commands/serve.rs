@@ -87,6 +87,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         refusal_limit: config.refusal_limit,
         public_url: config.public_url,
         max_release_size: config.max_release_size,
+        field_rate: config.field.rate,
+        field_challenge_ttl: config.field.challenge_ttl,
         ..ServerOptions::default()
     };
     let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;
