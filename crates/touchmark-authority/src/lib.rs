@@ -9,6 +9,7 @@
 //! Split by capability, as step-ca's `authority/` is:
 //! - [`alerts`]: raising, acknowledging and resolving alerts, and their webhooks;
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
+//! - [`ca`]: products' issuing CAs under an offline device root (request, install);
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
@@ -21,6 +22,7 @@
 //!   init`, `touchmark split-roots`).
 
 pub mod alerts;
+pub mod ca;
 pub mod catalog;
 pub mod crl;
 mod error;
@@ -42,7 +44,7 @@ use touchmark_pki::{CaIssuer, KeyProvider};
 use touchmark_store::Store;
 
 pub use error::AuthorityError;
-pub use installation::{InitOptions, Installation, InstallationError, RootLayout};
+pub use installation::{DeviceRoot, InitOptions, Installation, InstallationError, RootLayout};
 pub use issuance::Provisioned;
 
 /// Shorthand for the authority's results.
@@ -54,7 +56,7 @@ pub struct Authority {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: Arc<dyn KeyProvider>,
-    device_root: Arc<CaIssuer>,
+    device_root: installation::DeviceRoot,
     device_root_pem: String,
     server_root_pem: String,
     station_ca: Arc<CaIssuer>,
@@ -73,7 +75,7 @@ impl Authority {
             store,
             clock,
             keys: Arc::clone(installation.keys()),
-            device_root: Arc::clone(installation.device_root()),
+            device_root: installation.device_root().clone(),
             device_root_pem: installation.device_root().certificate().pem(),
             server_root_pem: installation.infra_root().certificate().pem(),
             station_ca: Arc::clone(installation.station_ca()),

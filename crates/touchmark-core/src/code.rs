@@ -76,6 +76,15 @@ pub enum ErrorCode {
     UnitRevoked,
     /// Provisioning: the product's issuing CA is revoked; it issues nothing more.
     CaRevoked,
+    /// Installing a CA certificate signed elsewhere: it is not one well-formed PEM certificate.
+    CaCertificateInvalid,
+    /// Installing a CA certificate: it certifies another key than the product's.
+    CaKeyMismatch,
+    /// Installing a CA certificate: it is no CA fit to issue (basicConstraints cA, keyUsage
+    /// keyCertSign and cRLSign, valid now).
+    CaProfileInvalid,
+    /// Installing a CA certificate: it does not chain to the installation's device root.
+    CaChainInvalid,
 }
 
 impl ErrorCode {
@@ -110,11 +119,15 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::UnitRevoked => "unit_revoked",
             Self::CaRevoked => "ca_revoked",
+            Self::CaCertificateInvalid => "ca_certificate_invalid",
+            Self::CaKeyMismatch => "ca_key_mismatch",
+            Self::CaProfileInvalid => "ca_profile_invalid",
+            Self::CaChainInvalid => "ca_chain_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 32] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -143,6 +156,10 @@ impl ErrorCode {
         Self::RateLimited,
         Self::UnitRevoked,
         Self::CaRevoked,
+        Self::CaCertificateInvalid,
+        Self::CaKeyMismatch,
+        Self::CaProfileInvalid,
+        Self::CaChainInvalid,
     ];
 
     /// Parses a code from its wire form.

@@ -52,6 +52,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::KeyTypeUnsupported
         | ErrorCode::TestRecordMismatch
         | ErrorCode::TestFailed
+        | ErrorCode::CaCertificateInvalid
+        | ErrorCode::CaKeyMismatch
+        | ErrorCode::CaProfileInvalid
+        | ErrorCode::CaChainInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

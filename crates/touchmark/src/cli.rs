@@ -65,6 +65,10 @@ pub enum Command {
     /// Manage products and their issuing CAs.
     #[command(subcommand)]
     Product(admin::ProductCommand),
+    /// Products' issuing CAs under an offline device root (`init --root-cert`): a request for
+    /// the root to sign, and the certificate it signed, installed.
+    #[command(subcommand)]
+    Ca(crate::commands::ca::CaCommand),
     /// Manage factories.
     #[command(subcommand)]
     Factory(admin::FactoryCommand),

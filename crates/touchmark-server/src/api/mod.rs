@@ -150,6 +150,8 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_token))
         .routes(routes!(admin::create_product, admin::list_products))
         .routes(routes!(admin::get_product))
+        .routes(routes!(admin::product_ca_csr))
+        .routes(routes!(admin::install_product_ca))
         .routes(routes!(admin::create_factory, admin::list_factories))
         .routes(routes!(admin::get_factory))
         .routes(routes!(admin::create_station, admin::list_stations))
