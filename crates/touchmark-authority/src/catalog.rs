@@ -13,7 +13,7 @@ use touchmark_core::field::Oid;
 use touchmark_core::order::{Order, OrderState};
 use touchmark_core::policy;
 use touchmark_core::{FactoryId, OrderId, ProductId, TokenId};
-use touchmark_pki::{KeyAlgorithm, Subject};
+use touchmark_pki::{Certificate, KeyAlgorithm, Subject};
 use touchmark_store::{NewToken, Rule};
 
 use crate::installation::key_names;
@@ -67,7 +67,9 @@ impl Authority {
         Ok((id, req.role, secret))
     }
 
-    /// Creates a product with its own issuing CA, signed by the device root.
+    /// Creates a product with its own issuing CA, signed by the device root. When the device
+    /// root is offline, the product's key is made and the product awaits its CA certificate
+    /// (`ca csr`, `ca install`); until then no order may name it.
     ///
     /// # Errors
     /// `unprocessable` for a notAfter in the past, `conflict` if the id is taken.
@@ -96,7 +98,7 @@ impl Authority {
             organization: req.organization.as_str().to_owned(),
             common_name: req.name.issuing_ca_name().into(),
         };
-        let (keys, root) = (Arc::clone(&self.keys), Arc::clone(&self.device_root));
+        let (keys, root) = (Arc::clone(&self.keys), self.device_root.issuer().cloned());
         let name = key_name.clone();
         let (ca, made) = off_runtime(move || {
             // A key left by an attempt that failed before its product was stored is reused.
@@ -105,14 +107,17 @@ impl Authority {
             } else {
                 (keys.generate(&name, KeyAlgorithm::EcdsaP256)?, true)
             };
-            let ca = touchmark_pki::create_intermediate_ca(
-                &root,
-                key.public_key_spki(),
-                &subject,
-                now - Duration::hours(1),
-                now + Duration::days(365 * ISSUING_CA_YEARS),
-                serial_number(),
-            )?;
+            let ca = match root {
+                Some(root) => Some(touchmark_pki::create_intermediate_ca(
+                    &root,
+                    key.public_key_spki(),
+                    &subject,
+                    now - Duration::hours(1),
+                    now + Duration::days(365 * ISSUING_CA_YEARS),
+                    serial_number(),
+                )?),
+                None => None,
+            };
             Ok::<_, touchmark_pki::PkiError>((ca, made.then_some(key)))
         })
         .await?
@@ -132,7 +137,7 @@ impl Authority {
             crl_url: req.crl_url.map(Into::into),
             ocsp_url: req.ocsp_url.map(Into::into),
             cert_not_after: req.cert_not_after,
-            issuing_ca_pem: ca.pem(),
+            issuing_ca_pem: ca.as_ref().map(Certificate::pem).unwrap_or_default(),
             created_at: now,
         };
         let event = Event::new(
@@ -141,7 +146,7 @@ impl Authority {
                 product: id,
                 organization: product.organization.clone(),
                 common_name: product.common_name.clone(),
-                issuing_ca_sha256: Sha256Hash(ca.sha256()),
+                issuing_ca_sha256: ca.as_ref().map(|ca| Sha256Hash(ca.sha256())),
                 actor,
             },
         );
@@ -175,6 +180,19 @@ impl Authority {
     pub async fn create_order(&self, actor: Actor, req: NewOrder) -> Result<Order> {
         let id = id_or_random(req.id, "ord-", OrderId::parse)?;
         let now = self.clock.now();
+        if let Some(product) = self.store.product(&req.product).await?
+            && !product.ca_installed()
+        {
+            return Err(AuthorityError::denied(
+                ErrorCode::Conflict,
+                format!(
+                    "product {} awaits its issuing CA certificate from the offline root: \
+                     `touchmark ca csr --product {0}`, have the root sign it, then \
+                     `touchmark ca install`",
+                    product.id
+                ),
+            ));
+        }
         let order = Order {
             id: id.clone(),
             product: req.product.clone(),

@@ -124,38 +124,47 @@ impl CrlPublisher {
         let now = authority.clock.now();
         let next = now + config.validity;
         let mut fresh: HashMap<String, Arc<PublishedCrl>> = HashMap::new();
-        // The device root's CRL: revoked product CAs.
-        let mut root_entries = Vec::new();
-        for ca in authority.store.revoked_cas().await? {
-            let product = authority.store.product(&ca.product).await?.ok_or_else(|| {
-                AuthorityError::internal(format!("a revoked CA of unknown product {}", ca.product))
-            })?;
-            let cert =
-                Certificate::from_pem(&product.issuing_ca_pem).map_err(AuthorityError::internal)?;
-            root_entries.push(RevokedEntry {
-                serial: touchmark_pki::crl::certificate_serial(&cert)
-                    .map_err(AuthorityError::internal)?,
-                revoked_at: ca.revoked.at,
-                reason: ca.revoked.reason.code(),
-            });
+        // The device root's CRL: revoked product CAs. An offline root's CRL is signed where its
+        // key is, not here.
+        if let Some(root) = authority.device_root.issuer() {
+            let mut root_entries = Vec::new();
+            for ca in authority.store.revoked_cas().await? {
+                let product = authority.store.product(&ca.product).await?.ok_or_else(|| {
+                    AuthorityError::internal(format!(
+                        "a revoked CA of unknown product {}",
+                        ca.product
+                    ))
+                })?;
+                let cert = Certificate::from_pem(&product.issuing_ca_pem)
+                    .map_err(AuthorityError::internal)?;
+                root_entries.push(RevokedEntry {
+                    serial: touchmark_pki::crl::certificate_serial(&cert)
+                        .map_err(AuthorityError::internal)?,
+                    revoked_at: ca.revoked.at,
+                    reason: ca.revoked.reason.code(),
+                });
+            }
+            let root_crl = self
+                .sign(
+                    ROOT,
+                    config,
+                    root.certificate().clone(),
+                    Arc::clone(root.signer()),
+                    now,
+                    next,
+                    root_entries,
+                    None,
+                )
+                .await?;
+            fresh.insert(ROOT.to_owned(), root_crl);
         }
-        let root = Arc::clone(&authority.device_root);
-        let root_crl = self
-            .sign(
-                ROOT,
-                config,
-                root.certificate().clone(),
-                Arc::clone(root.signer()),
-                now,
-                next,
-                root_entries,
-                None,
-            )
-            .await?;
-        fresh.insert(ROOT.to_owned(), root_crl);
 
         let orders = authority.store.orders().await?;
+        // A product whose CA certificate is not installed yet has issued nothing.
         for product in authority.store.products().await? {
+            if !product.ca_installed() {
+                continue;
+            }
             let issuer = authority.product_issuer(&product.id).await?;
             let revoked = authority.store.revoked_certificates(&product.id).await?;
             let entry = |r: &touchmark_store::RevokedCertificate| -> Result<RevokedEntry> {

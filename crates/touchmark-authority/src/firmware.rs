@@ -88,16 +88,6 @@ fn agreement_algorithm(algorithm: ReleaseKeyAlgorithm) -> AgreementAlgorithm {
 }
 
 impl Authority {
-    async fn existing_product(&self, product: &ProductId) -> Result<()> {
-        match self.store.product(product).await? {
-            Some(_) => Ok(()),
-            None => Err(AuthorityError::denied(
-                ErrorCode::NotFound,
-                format!("product {product} not found"),
-            )),
-        }
-    }
-
     /// Makes a release encryption key for `product` in the installation's key provider (where
     /// it stays, encrypted at rest or inside a token), and stores its public half with its
     /// `release_key.created` event. A product may have several (rotation).

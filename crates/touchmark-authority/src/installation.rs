@@ -14,6 +14,9 @@
 //!                             mTLS client certificates
 //!   certs/server.pem          the server's TLS certificate, under the infrastructure root
 //!   log-verifier.txt          the audit log's verifier key (C2SP signed-note), for auditors
+//!   certs/device-root-ca.offline  present when the device root's key is kept offline
+//!                             (`init --root-cert`): no `root-ca` key; products' CAs are
+//!                             signed elsewhere (`ca csr`, `ca install`)
 //! ```
 //!
 //! Two roots keep the hierarchies apart (issue 11, finding 6): a broker that trusts the device
@@ -83,6 +86,38 @@ pub mod cert_files {
     pub const STATION_CA: &str = "certs/station-ca.pem";
     /// The server's TLS certificate.
     pub const SERVER: &str = "certs/server.pem";
+    /// Present when the device root's key is offline: the installation holds its certificate
+    /// alone.
+    pub const DEVICE_ROOT_OFFLINE: &str = "certs/device-root-ca.offline";
+}
+
+/// The device root CA: with its key in the installation's key provider, or offline, its key
+/// kept elsewhere (`touchmark init --root-cert`), so that it signs nothing here and each
+/// product's issuing CA certificate is signed by it elsewhere and installed.
+#[derive(Debug, Clone)]
+pub enum DeviceRoot {
+    /// Its key is in the key provider.
+    Online(Arc<CaIssuer>),
+    /// Its key is elsewhere: only its certificate is here.
+    Offline(Arc<Certificate>),
+}
+
+impl DeviceRoot {
+    /// The root's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        match self {
+            Self::Online(issuer) => issuer.certificate(),
+            Self::Offline(cert) => cert,
+        }
+    }
+
+    /// The root as an issuer, when its key is here.
+    pub fn issuer(&self) -> Option<&Arc<CaIssuer>> {
+        match self {
+            Self::Online(issuer) => Some(issuer),
+            Self::Offline(_) => None,
+        }
+    }
 }
 
 /// How a data directory's roots are laid out.
@@ -224,6 +259,25 @@ pub struct InitOptions {
     pub hosts: Vec<String>,
     /// The audit log's origin line (its key name), such as `touchmark.example.com/log`.
     pub log_origin: String,
+    /// The device root's certificate when its key stays offline (`--root-cert`): no root key is
+    /// made, and products' issuing CAs are signed elsewhere. `None` makes a root and its key.
+    pub offline_root: Option<Certificate>,
+}
+
+/// Checks a device root given by `init --root-cert`: a self-issued CA certificate fit to sign
+/// CAs and CRLs, valid at `now`.
+fn check_offline_root(cert: &Certificate, now: OffsetDateTime) -> Result<(), InstallationError> {
+    let refuse = |why: String| InstallationError::Pki {
+        context: "the device root certificate (--root-cert)".into(),
+        source: PkiError::InvalidCertificate(why),
+    };
+    if !cert.is_issued_by(cert) {
+        return Err(refuse("not a self-signed root certificate".into()));
+    }
+    // Any CA whose certificate it issued passes the same checks as one installed later.
+    touchmark_pki::check_issued_ca(&cert.pem(), "", cert.spki_der(), cert, now)
+        .map(|_| ())
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// An opened installation: paths, keys and CA certificates.
@@ -232,7 +286,7 @@ pub struct Installation {
     dir: PathBuf,
     keys: Arc<dyn KeyProvider>,
     layout: RootLayout,
-    device_root: Arc<CaIssuer>,
+    device_root: DeviceRoot,
     /// The same issuer as `device_root` in the [`RootLayout::Single`] layout.
     infra_root: Arc<CaIssuer>,
     station_ca: Arc<CaIssuer>,
@@ -402,22 +456,32 @@ impl Installation {
             .map_err(io(format!("cannot create {}", dir.join("certs").display())))?;
         let org = options.organization.clone();
 
-        let root_key = keys
-            .generate(key_names::ROOT_CA, KeyAlgorithm::EcdsaP256)
-            .map_err(pki("device root CA key"))?;
-        let root_subject = Subject {
-            organization: org.clone(),
-            common_name: format!("{org} Device Root CA"),
+        let device_root = match &options.offline_root {
+            Some(cert) => {
+                check_offline_root(cert, now)?;
+                DeviceRoot::Offline(Arc::new(cert.clone()))
+            }
+            None => {
+                let root_key = keys
+                    .generate(key_names::ROOT_CA, KeyAlgorithm::EcdsaP256)
+                    .map_err(pki("device root CA key"))?;
+                let root_subject = Subject {
+                    organization: org.clone(),
+                    common_name: format!("{org} Device Root CA"),
+                };
+                let root_cert = create_root_ca(
+                    root_key.as_ref(),
+                    &root_subject,
+                    now - Duration::hours(1),
+                    now + Duration::days(365 * 30),
+                    serial_number(),
+                )
+                .map_err(pki("device root CA certificate"))?;
+                DeviceRoot::Online(Arc::new(
+                    CaIssuer::new(root_cert, root_key).map_err(pki("device root CA"))?,
+                ))
+            }
         };
-        let root_cert = create_root_ca(
-            root_key.as_ref(),
-            &root_subject,
-            now - Duration::hours(1),
-            now + Duration::days(365 * 30),
-            serial_number(),
-        )
-        .map_err(pki("device root CA certificate"))?;
-        let device_root = CaIssuer::new(root_cert, root_key).map_err(pki("device root CA"))?;
         let infra =
             Infrastructure::create(keys.as_ref(), Existing::Refuse, &org, &options.hosts, now)?;
 
@@ -429,6 +493,13 @@ impl Installation {
             &dir.join(cert_files::DEVICE_ROOT),
             &device_root.certificate().pem(),
         )?;
+        if let DeviceRoot::Offline(_) = device_root {
+            write_file(
+                &dir.join(cert_files::DEVICE_ROOT_OFFLINE),
+                "The device root's key is kept offline: this installation holds its certificate \
+                 alone. Products' issuing CAs are signed elsewhere (touchmark ca csr, ca install).\n",
+            )?;
+        }
         write_file(
             &dir.join(cert_files::INFRA_ROOT),
             &infra.root.certificate().pem(),
@@ -457,7 +528,7 @@ impl Installation {
             dir: dir.to_owned(),
             keys,
             layout: RootLayout::Split,
-            device_root: Arc::new(device_root),
+            device_root,
             infra_root: Arc::new(infra.root),
             station_ca: Arc::new(infra.station_ca),
             server_cert: infra.server_cert,
@@ -562,11 +633,15 @@ impl Installation {
         };
         let (device_root, infra_root, station_key, server_key) = match layout {
             RootLayout::Split => (
-                Arc::new(issuer(
-                    cert_files::DEVICE_ROOT,
-                    key_names::ROOT_CA,
-                    "device root CA",
-                )?),
+                if dir.join(cert_files::DEVICE_ROOT_OFFLINE).exists() {
+                    DeviceRoot::Offline(Arc::new(read_cert(&dir.join(cert_files::DEVICE_ROOT))?))
+                } else {
+                    DeviceRoot::Online(Arc::new(issuer(
+                        cert_files::DEVICE_ROOT,
+                        key_names::ROOT_CA,
+                        "device root CA",
+                    )?))
+                },
                 Arc::new(issuer(
                     cert_files::INFRA_ROOT,
                     key_names::INFRA_ROOT_CA,
@@ -582,7 +657,7 @@ impl Installation {
                     "root CA",
                 )?);
                 (
-                    Arc::clone(&root),
+                    DeviceRoot::Online(Arc::clone(&root)),
                     root,
                     key_names::STATION_CA,
                     key_names::SERVER_TLS,
@@ -733,9 +808,9 @@ impl Installation {
         self.layout
     }
 
-    /// The device root CA: it signs the products' issuing CAs. In the
-    /// [`RootLayout::Single`] layout it is also [`Installation::infra_root`].
-    pub fn device_root(&self) -> &Arc<CaIssuer> {
+    /// The device root CA: it signs the products' issuing CAs, here or (offline) elsewhere. In
+    /// the [`RootLayout::Single`] layout it is also [`Installation::infra_root`].
+    pub fn device_root(&self) -> &DeviceRoot {
         &self.device_root
     }
 

@@ -70,13 +70,16 @@ impl Authority {
         Ok(())
     }
 
-    /// Logs the keys a new installation made ([`INSTALLATION_KEYS`]), for `touchmark init`
-    /// once its database is claimed.
+    /// Logs the keys a new installation made ([`INSTALLATION_KEYS`], less the device root's
+    /// when it is offline), for `touchmark init` once its database is claimed.
     ///
     /// # Errors
     /// A key the provider cannot give, or the store's failure.
     pub async fn log_installation_keys(&self, actor: Actor) -> Result<()> {
         for name in INSTALLATION_KEYS {
+            if name == key_names::ROOT_CA && self.device_root.issuer().is_none() {
+                continue;
+            }
             let signer = self.keys.load(name).map_err(AuthorityError::internal)?;
             self.log_key_generated(actor.clone(), name, signer.as_ref())
                 .await?;

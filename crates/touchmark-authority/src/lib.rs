@@ -10,6 +10,7 @@
 //! - [`alerts`]: raising, acknowledging and resolving alerts, and their webhooks;
 //! - [`field`]: the verdict on a device seen in the field (issue 17);
 //! - [`catalog`]: API tokens, products and their issuing CAs, factories, orders and quotas;
+//! - [`ca`]: products' issuing CAs under an offline device root (request, install);
 //! - [`stations`]: stations, their enrollment and their revocation;
 //! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
@@ -23,6 +24,7 @@
 //!   init`, `touchmark split-roots`).
 
 pub mod alerts;
+pub mod ca;
 pub mod catalog;
 pub mod crl;
 mod error;
@@ -46,7 +48,7 @@ use touchmark_pki::{CaIssuer, KeyProvider};
 use touchmark_store::Store;
 
 pub use error::AuthorityError;
-pub use installation::{InitOptions, Installation, InstallationError, RootLayout};
+pub use installation::{DeviceRoot, InitOptions, Installation, InstallationError, RootLayout};
 pub use issuance::Provisioned;
 
 /// Shorthand for the authority's results.
@@ -58,7 +60,7 @@ pub struct Authority {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: Arc<dyn KeyProvider>,
-    device_root: Arc<CaIssuer>,
+    device_root: installation::DeviceRoot,
     device_root_pem: String,
     server_root_pem: String,
     station_ca: Arc<CaIssuer>,
@@ -79,7 +81,7 @@ impl Authority {
             store,
             clock,
             keys: Arc::clone(installation.keys()),
-            device_root: Arc::clone(installation.device_root()),
+            device_root: installation.device_root().clone(),
             device_root_pem: installation.device_root().certificate().pem(),
             server_root_pem: installation.infra_root().certificate().pem(),
             station_ca: Arc::clone(installation.station_ca()),

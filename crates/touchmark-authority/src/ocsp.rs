@@ -214,6 +214,9 @@ impl OcspResponder {
                 issuer_hashes(authority.device_root.certificate(), hash).map_err(Answer::failed)?;
             found.insert(IssuerKey(hash, root.0, root.1), Ca::Root);
             for product in authority.store.products().await.map_err(Answer::failed)? {
+                if !product.ca_installed() {
+                    continue;
+                }
                 let cert =
                     Certificate::from_pem(&product.issuing_ca_pem).map_err(Answer::failed)?;
                 let (name, key) = issuer_hashes(&cert, hash).map_err(Answer::failed)?;
@@ -291,7 +294,8 @@ impl OcspResponder {
             return Ok(Arc::clone(r));
         }
         let issuer = match ca {
-            Ca::Root => Arc::clone(&authority.device_root),
+            // An offline root signs no responder here: its status comes from its own CRL.
+            Ca::Root => Arc::clone(authority.device_root.issuer().ok_or(Answer::Unauthorized)?),
             Ca::Product(id) => {
                 let issuer = authority.product_issuer(id).await.map_err(Answer::failed)?;
                 let (cert, signer) = issuer.ca();

@@ -217,6 +217,7 @@ pub(crate) fn install_keys(
         organization: "Touchmark Bench".into(),
         hosts: vec!["localhost".into(), "127.0.0.1".into()],
         log_origin: "bench.touchmark.local/log".into(),
+        offline_root: None,
     };
     let installation = match keys {
         Some(keys) => Installation::init_with(&dir, keys, &options, SystemClock.now()),

@@ -7,10 +7,10 @@ use reqwest::{Method, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use touchmark_core::api::{
-    CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, EnrollRequest,
-    EnrollResponse, ErrorBody, EventEntry, FactoryBody, Health, OrderBody, OrderDetail,
-    ProductBody, ProvisionRequest, ProvisionResponse, SetQuota, StationBody, StationCreated,
-    TokenCreated, UnitBody,
+    CaCsrBody, CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken,
+    EnrollRequest, EnrollResponse, ErrorBody, EventEntry, FactoryBody, Health, InstallCa,
+    OrderBody, OrderDetail, ProductBody, ProvisionRequest, ProvisionResponse, SetQuota,
+    StationBody, StationCreated, TokenCreated, UnitBody,
 };
 
 use crate::ErrorCode;
@@ -242,6 +242,43 @@ impl Client {
     pub async fn product(&self, id: &str) -> Result<ProductBody, ClientError> {
         self.get(format!("/v1/products/{}", segment("product id", id)?))
             .await
+    }
+
+    /// `GET /v1/products/{id}/ca/csr` (admin): a PKCS#10 request (PEM) for the product's
+    /// issuing CA, for the offline device root to sign.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn product_ca_csr(&self, id: &str) -> Result<String, ClientError> {
+        let body: CaCsrBody = self
+            .get(format!(
+                "/v1/products/{}/ca/csr",
+                segment("product id", id)?
+            ))
+            .await?;
+        Ok(body.csr_pem)
+    }
+
+    /// `POST /v1/products/{id}/ca` (admin): installs the product's issuing CA certificate
+    /// signed by the offline device root.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure; `ca_key_mismatch`, `ca_profile_invalid`,
+    /// `ca_chain_invalid` or `ca_certificate_invalid` for a certificate refused.
+    pub async fn install_product_ca(
+        &self,
+        id: &str,
+        request: &InstallCa,
+    ) -> Result<ProductBody, ClientError> {
+        self.call(
+            Method::POST,
+            format!("/v1/products/{}/ca", segment("product id", id)?),
+            Auth::Bearer,
+            Some(request),
+        )
+        .await
     }
 
     /// `POST /v1/products/{id}/release-keys` (admin): makes a release encryption key.

@@ -191,6 +191,27 @@ pub struct ProductBody {
     pub created_at: String,
 }
 
+/// A request for a product's issuing CA certificate, for the offline device root to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CaCsrBody {
+    /// The PKCS#10 request, PEM: subject O and CN of the product's issuing CA, signed by its
+    /// key.
+    pub csr_pem: String,
+}
+
+/// A product's issuing CA certificate, signed by the offline device root, to install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InstallCa {
+    /// The CA certificate, PEM.
+    pub certificate_pem: String,
+    /// The chain handed back with it, PEM: at most the device root itself.
+    #[serde(default)]
+    pub chain_pem: Option<String>,
+}
+
 /// Creates a factory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -99,6 +99,15 @@ pub enum ErrorCode {
     /// Field: the proof of possession names a challenge that is unknown, expired, already
     /// used, or given to another token. Nothing was verified or stored.
     ChallengeInvalid,
+    /// Installing a CA certificate signed elsewhere: it is not one well-formed PEM certificate.
+    CaCertificateInvalid,
+    /// Installing a CA certificate: it certifies another key than the product's.
+    CaKeyMismatch,
+    /// Installing a CA certificate: it is no CA fit to issue (basicConstraints cA, keyUsage
+    /// keyCertSign and cRLSign, valid now).
+    CaProfileInvalid,
+    /// Installing a CA certificate: it does not chain to the installation's device root.
+    CaChainInvalid,
 }
 
 impl ErrorCode {
@@ -142,11 +151,15 @@ impl ErrorCode {
             Self::HashMismatch => "hash_mismatch",
             Self::SignatureInvalid => "signature_invalid",
             Self::ChallengeInvalid => "challenge_invalid",
+            Self::CaCertificateInvalid => "ca_certificate_invalid",
+            Self::CaKeyMismatch => "ca_key_mismatch",
+            Self::CaProfileInvalid => "ca_profile_invalid",
+            Self::CaChainInvalid => "ca_chain_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -184,6 +197,10 @@ impl ErrorCode {
         Self::HashMismatch,
         Self::SignatureInvalid,
         Self::ChallengeInvalid,
+        Self::CaCertificateInvalid,
+        Self::CaKeyMismatch,
+        Self::CaProfileInvalid,
+        Self::CaChainInvalid,
     ];
 
     /// Parses a code from its wire form.

@@ -26,11 +26,20 @@ pub struct Product {
     /// Device certificate notAfter; `None` means 99991231235959Z.
     #[serde(with = "time::serde::rfc3339::option")]
     pub cert_not_after: Option<OffsetDateTime>,
-    /// The product's issuing CA certificate, PEM.
+    /// The product's issuing CA certificate, PEM; empty while it awaits the certificate an
+    /// offline root signs (`ca csr`, then `ca install`).
     pub issuing_ca_pem: String,
     /// When the product was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl Product {
+    /// Whether its issuing CA certificate is installed: until then it issues nothing, and no
+    /// order may name it.
+    pub fn ca_installed(&self) -> bool {
+        !self.issuing_ca_pem.trim().is_empty()
+    }
 }
 
 /// A factory: a contract manufacturer's site, owner of stations.

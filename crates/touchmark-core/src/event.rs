@@ -122,9 +122,28 @@ pub enum EventBody {
         organization: String,
         /// Subject CN of its device certificates.
         common_name: String,
-        /// SHA-256 of the issuing CA certificate (DER).
-        issuing_ca_sha256: Sha256Hash,
+        /// SHA-256 of the issuing CA certificate (DER); absent when the device root is offline
+        /// and the certificate is installed later (`ca.installed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issuing_ca_sha256: Option<Sha256Hash>,
         /// Who created it.
+        actor: Actor,
+    },
+    /// A product's issuing CA certificate, signed by the offline device root, was checked
+    /// (its key, its profile, its chain to the device root) and installed: from now on the
+    /// product's key signs under it.
+    #[serde(rename = "ca.installed")]
+    CaInstalled {
+        /// The product.
+        product: ProductId,
+        /// The key that signs under it: `product-<id>`.
+        key: String,
+        /// SHA-256 of the installed certificate (DER).
+        issuing_ca_sha256: Sha256Hash,
+        /// SHA-256 of its public key (the DER SubjectPublicKeyInfo): the key's, as its
+        /// `key.generated` gives it.
+        public_key_sha256: Sha256Hash,
+        /// Who installed it.
         actor: Actor,
     },
     /// A factory was created.
@@ -569,6 +588,7 @@ impl EventBody {
             Self::UnitReleased { .. } => "unit.released",
             Self::OrderRevoked { .. } => "order.revoked",
             Self::CaRevoked { .. } => "ca.revoked",
+            Self::CaInstalled { .. } => "ca.installed",
             Self::ProvenanceRevoked { .. } => "station.units_revoked",
         }
     }

@@ -53,6 +53,10 @@ pub struct KeyReport {
     pub generated_at_index: u64,
     /// When it was made (the event's time).
     pub generated_at: String,
+    /// The log index of the `ca.installed` that put a certificate signed elsewhere (an
+    /// offline root) over it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_installed_at_index: Option<u64>,
 }
 
 /// An invariant the log shows broken, with the index of the entry that breaks it.
@@ -401,6 +405,7 @@ impl Replay {
                             public_key_sha256: *public_key_sha256,
                             generated_at_index: index,
                             generated_at: crate::clock::format_timestamp(event.at),
+                            ca_installed_at_index: None,
                         },
                     );
                 }
@@ -432,8 +437,40 @@ impl Replay {
                             public_key_sha256: *public_key_sha256,
                             generated_at_index: index,
                             generated_at: crate::clock::format_timestamp(event.at),
+                            ca_installed_at_index: None,
                         },
                     );
+                }
+            },
+            EventBody::CaInstalled {
+                product,
+                key,
+                public_key_sha256,
+                ..
+            } => match self.installation_keys.get_mut(key) {
+                Some(known) if known.public_key_sha256 != *public_key_sha256 => {
+                    let message = format!(
+                        "the CA installed for product {product} is for public key \
+                         {public_key_sha256}, but entry {} made key {key} with {}",
+                        known.generated_at_index, known.public_key_sha256
+                    );
+                    self.violation(index, message);
+                }
+                Some(known) if known.ca_installed_at_index.is_some() => {
+                    let message = format!(
+                        "a second CA certificate is installed for product {product} (the first at \
+                         entry {})",
+                        known.ca_installed_at_index.unwrap_or_default()
+                    );
+                    self.violation(index, message);
+                }
+                Some(known) => known.ca_installed_at_index = Some(index),
+                None => {
+                    let message = format!(
+                        "a CA certificate is installed for product {product} over key {key}, \
+                         which no earlier entry made"
+                    );
+                    self.violation(index, message);
                 }
             },
             _ => {}
@@ -834,6 +871,31 @@ mod tests {
         assert_eq!(r.keys()["root-ca"].generated_at_index, 0);
         let r = replay(&[key_generated("root-ca", 1), key_migrated("root-ca", 2)]);
         assert_eq!(r.violations().len(), 1, "another key under the name");
+    }
+
+    #[test]
+    fn an_installed_ca_is_for_its_product_key_and_installed_once() {
+        let installed = |public: u8| {
+            Event::new(
+                at(),
+                EventBody::CaInstalled {
+                    product: ProductId::parse("p").unwrap(),
+                    key: "product-p".into(),
+                    issuing_ca_sha256: Sha256Hash([9; 32]),
+                    public_key_sha256: Sha256Hash([public; 32]),
+                    actor: Actor::System,
+                },
+            )
+        };
+        let r = replay(&[key_generated("product-p", 1), installed(1)]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        assert_eq!(r.keys()["product-p"].ca_installed_at_index, Some(1));
+        let r = replay(&[key_generated("product-p", 1), installed(2)]);
+        assert_eq!(r.violations().len(), 1, "another key's certificate");
+        let r = replay(&[key_generated("product-p", 1), installed(1), installed(1)]);
+        assert_eq!(r.violations().len(), 1, "installed twice");
+        let r = replay(&[installed(1)]);
+        assert_eq!(r.violations().len(), 1, "over a key never made");
     }
 
     #[test]

@@ -92,13 +92,22 @@ pub fn prepare(dir: Option<PathBuf>) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
+/// Where the demo's installation keeps its private keys.
+#[derive(Debug, Clone)]
+pub enum DemoKeys {
+    /// Encrypted files in the data directory, under this passphrase.
+    Files(Passphrase),
+    /// Another provider, such as a PKCS#11 token, where every key is made.
+    Provider(Arc<dyn touchmark_pki::KeyProvider>),
+}
+
 /// Where the demo runs.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// A fresh data directory.
     pub dir: PathBuf,
-    /// The passphrase for the installation's key store.
-    pub passphrase: Passphrase,
+    /// Where its keys are made.
+    pub keys: DemoKeys,
     /// The address to serve on.
     pub listen: SocketAddr,
 }
@@ -418,8 +427,14 @@ pub async fn run(options: &Options, progress: &dyn Progress) -> Result<Demo, Err
         organization: "Touchmark Demo".into(),
         hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         log_origin: "demo.touchmark.local/log".into(),
+        offline_root: None,
     };
-    let installation = Installation::init(dir, &options.passphrase, &init, clock.now())?;
+    let installation = match &options.keys {
+        DemoKeys::Files(passphrase) => Installation::init(dir, passphrase, &init, clock.now())?,
+        DemoKeys::Provider(keys) => {
+            Installation::init_with(dir, Arc::clone(keys), &init, clock.now())?
+        }
+    };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&Installation::database_path(dir))?);
     installation.claim(store.as_ref(), clock.now()).await?;
     let store_for_server = Arc::clone(&store);

@@ -551,7 +551,7 @@ pub(crate) fn checked_name<'a>(what: &str, value: &'a str) -> Result<&'a str, Pk
     Ok(value)
 }
 
-fn ca_subject(subject: &Subject) -> Result<DistinguishedName, PkiError> {
+pub(crate) fn ca_subject(subject: &Subject) -> Result<DistinguishedName, PkiError> {
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::OrganizationName,

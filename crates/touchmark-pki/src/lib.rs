@@ -10,7 +10,8 @@
 //! - [`station`] verifies a station's mTLS client certificate at the application layer;
 //! - [`pem`] reads and writes PEM;
 //! - [`crl`] builds and signs CRLs;
-//! - [`ocsp`] parses OCSP requests and builds signed responses.
+//! - [`ocsp`] parses OCSP requests and builds signed responses;
+//! - [`offline`] requests and checks CA certificates signed elsewhere (an offline root).
 
 pub mod agreement;
 pub mod cert;
@@ -22,6 +23,7 @@ mod error;
 pub mod keys;
 pub mod keystore;
 pub mod ocsp;
+pub mod offline;
 pub mod pem;
 pub mod profile;
 pub mod signer;
@@ -36,6 +38,7 @@ pub use csr::{CsrError, VerifiedCsr, build_csr, parse_csr};
 pub use error::PkiError;
 pub use keys::{KeyProvider, MemoryKeys};
 pub use keystore::{KeyStore, Passphrase};
+pub use offline::{CaCheckError, ca_csr, check_issued_ca};
 pub use profile::{DeviceProfile, issue_device_cert};
 pub use signer::{KeyAlgorithm, RcgenSigner, Signer, SoftwareSigner, spki_of};
 pub use station::{StationCertError, StationIdentity, verify_station_cert};

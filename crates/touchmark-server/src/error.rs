@@ -60,6 +60,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::EncTlvHmacMismatch
         | ErrorCode::HashMismatch
         | ErrorCode::SignatureInvalid
+        | ErrorCode::CaCertificateInvalid
+        | ErrorCode::CaKeyMismatch
+        | ErrorCode::CaProfileInvalid
+        | ErrorCode::CaChainInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -85,6 +85,39 @@ pub(super) async fn create_product(
     Ok(receipt)
 }
 
+pub(super) async fn install_product_ca(
+    pool: &PgPool,
+    id: &ProductId,
+    issuing_ca_pem: String,
+    event: Event,
+) -> Result<Logged> {
+    let mut tx = pool.begin().await?;
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT issuing_ca_pem FROM products WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    match current {
+        None => return Err(StoreError::not_found(RecordKind::Product, id).into()),
+        Some(pem) if !pem.trim().is_empty() => {
+            return Err(StoreError::Refused(touchmark_core::code::Refusal::new(
+                touchmark_core::code::ErrorCode::Conflict,
+                format!("product {id} has its issuing CA certificate already"),
+            ))
+            .into());
+        }
+        Some(_) => {}
+    }
+    sqlx::query("UPDATE products SET issuing_ca_pem = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(&issuing_ca_pem)
+        .execute(&mut *tx)
+        .await?;
+    let receipt = append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(receipt)
+}
+
 pub(super) async fn product(pool: &PgPool, id: &ProductId) -> Result<Option<Product>> {
     sqlx::query(concat!(
         "SELECT ",

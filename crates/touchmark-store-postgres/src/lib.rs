@@ -261,6 +261,15 @@ impl CatalogStore for PostgresStore {
         Ok(admin::create_product(self.pool(), product, event).await?)
     }
 
+    async fn install_product_ca(
+        &self,
+        id: &ProductId,
+        issuing_ca_pem: String,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        Ok(admin::install_product_ca(self.pool(), id, issuing_ca_pem, event).await?)
+    }
+
     async fn product(&self, id: &ProductId) -> touchmark_store::Result<Option<Product>> {
         Ok(admin::product(self.pool(), id).await?)
     }

@@ -468,6 +468,38 @@ impl CatalogStore for SqliteStore {
         .await
     }
 
+    async fn install_product_ca(
+        &self,
+        id: &ProductId,
+        issuing_ca_pem: String,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let id = id.clone();
+        self.write(move |ctx| {
+            let current: Option<String> = ctx
+                .conn
+                .prepare_cached("SELECT issuing_ca_pem FROM products WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get(0))
+                .optional()?;
+            match current {
+                None => return Err(StoreError::not_found(RecordKind::Product, &id).into()),
+                Some(pem) if !pem.trim().is_empty() => {
+                    return Err(StoreError::Refused(touchmark_core::code::Refusal::new(
+                        touchmark_core::code::ErrorCode::Conflict,
+                        format!("product {id} has its issuing CA certificate already"),
+                    ))
+                    .into());
+                }
+                Some(_) => {}
+            }
+            ctx.conn
+                .prepare_cached("UPDATE products SET issuing_ca_pem = ?2 WHERE id = ?1")?
+                .execute(params![id.as_str(), issuing_ca_pem])?;
+            ctx.append(&event).map(|(_, r)| r)
+        })
+        .await
+    }
+
     async fn product(&self, id: &ProductId) -> touchmark_store::Result<Option<Product>> {
         let id = id.clone();
         self.lookup(|conn| {

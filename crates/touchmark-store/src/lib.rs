@@ -63,6 +63,15 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores a product and its `product.created` event. `Exists` if the id is taken.
     async fn create_product(&self, product: Product, event: Event) -> Result<Logged>;
+    /// Stores the issuing CA certificate `issuing_ca_pem` of a product that awaits one (its
+    /// device root is offline), with its `ca.installed` event. `NotFound` for no such product;
+    /// `Refused` (`conflict`) when it has its certificate already: a CA is never replaced.
+    async fn install_product_ca(
+        &self,
+        id: &ProductId,
+        issuing_ca_pem: String,
+        event: Event,
+    ) -> Result<Logged>;
     /// A product by id.
     async fn product(&self, id: &ProductId) -> Result<Option<Product>>;
     /// All products.

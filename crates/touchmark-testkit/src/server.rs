@@ -106,6 +106,7 @@ pub fn installation(dir: &std::path::Path, now: OffsetDateTime) -> Installation 
             organization: "Test".into(),
             hosts: vec!["localhost".into(), "127.0.0.1".into()],
             log_origin: "test.local/log".into(),
+            offline_root: None,
         },
         now,
     )

@@ -68,6 +68,10 @@ pub enum Command {
     /// Firmware releases: the release encryption keys the server holds for a product.
     #[command(subcommand)]
     Release(firmware::ReleaseCommand),
+    /// Products' issuing CAs under an offline device root (`init --root-cert`): a request for
+    /// the root to sign, and the certificate it signed, installed.
+    #[command(subcommand)]
+    Ca(crate::commands::ca::CaCommand),
     /// Manage factories.
     #[command(subcommand)]
     Factory(admin::FactoryCommand),

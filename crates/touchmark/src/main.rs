@@ -141,6 +141,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::SplitRoots(args) => roots::run(args),
         Command::Migrate(args) => migrate::run(args).await,
         Command::Product(c) => admin::product(c).await,
+        Command::Ca(c) => crate::commands::ca::run(c).await,
         Command::Factory(c) => admin::factory(c).await,
         Command::Release(c) => firmware::release(c).await,
         Command::Station(StationCommand::Admin(c)) => admin::station(c).await,

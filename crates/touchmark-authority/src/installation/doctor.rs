@@ -209,6 +209,12 @@ impl Installation {
         let mut problems = Vec::new();
         for product in &products {
             let key = self.keys.load(&key_names::product(&product.id));
+            if !product.ca_installed() {
+                if let Err(e) = key {
+                    problems.push(format!("product {}: its key: {e}", product.id));
+                }
+                continue;
+            }
             let cert = Certificate::from_pem(&product.issuing_ca_pem);
             match (key, cert) {
                 (Ok(key), Ok(cert)) if cert.spki_der() == key.public_key_spki() => {}
@@ -350,7 +356,7 @@ impl Installation {
         if let Some(store) = store
             && let Ok(products) = store.products().await
         {
-            for product in products {
+            for product in products.into_iter().filter(|p| p.ca_installed()) {
                 certs.push((
                     format!("product {} CA", product.id),
                     Certificate::from_pem(&product.issuing_ca_pem),

@@ -7,9 +7,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use touchmark_core::api::{
-    CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, ErrorBody, EventEntry,
-    FactoryBody, OrderBody, OrderDetail, ProductBody, SetQuota, StationBody, StationCreated,
-    TokenCreated, UnitBody,
+    CaCsrBody, CreateFactory, CreateOrder, CreateProduct, CreateStation, CreateToken, ErrorBody,
+    EventEntry, FactoryBody, InstallCa, OrderBody, OrderDetail, ProductBody, SetQuota, StationBody,
+    StationCreated, TokenCreated, UnitBody,
 };
 use touchmark_core::order::OrderState;
 use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
@@ -102,6 +102,46 @@ pub async fn get_product(
         .product(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {id}")))?;
+    Ok(Json(convert::product(product)))
+}
+
+/// A PKCS#10 request for the product's issuing CA, signed by its key, for the offline device
+/// root to sign (admin).
+#[utoipa::path(get, path = "/v1/products/{id}/ca/csr", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = CaCsrBody), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn product_ca_csr(
+    State(s): State<AppState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<CaCsrBody>> {
+    let id = path_id("product id", &id, ProductId::parse)?;
+    let csr_pem = s.authority.product_ca_csr(&id).await?;
+    Ok(Json(CaCsrBody { csr_pem }))
+}
+
+/// Installs the product's issuing CA certificate, signed by the offline device root: checked
+/// against the product's key, its profile and the device root first (admin).
+#[utoipa::path(post, path = "/v1/products/{id}/ca", tag = "admin", params(("id" = String, Path)),
+    request_body = InstallCa,
+    responses((status = 200, body = ProductBody), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn install_product_ca(
+    State(s): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<InstallCa>,
+) -> ApiResult<Json<ProductBody>> {
+    let id = path_id("product id", &id, ProductId::parse)?;
+    let product = s
+        .authority
+        .install_product_ca(
+            admin.actor(),
+            &id,
+            &req.certificate_pem,
+            req.chain_pem.as_deref().unwrap_or_default(),
+        )
+        .await?;
     Ok(Json(convert::product(product)))
 }
 

@@ -167,6 +167,8 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(firmware::get_release))
         .routes(routes!(firmware::withdraw_release))
+        .routes(routes!(admin::product_ca_csr))
+        .routes(routes!(admin::install_product_ca))
         .routes(routes!(admin::create_factory, admin::list_factories))
         .routes(routes!(admin::get_factory))
         .routes(routes!(admin::create_station, admin::list_stations))

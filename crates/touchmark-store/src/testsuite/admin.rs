@@ -70,6 +70,80 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
     check_log(&store).await;
 }
 
+/// A product made while the device root is offline has no CA certificate; installing one
+/// stores it with its event, once: a second install, or one for an unknown product, changes
+/// nothing and appends nothing.
+pub async fn a_product_ca_is_installed_once(store: Arc<dyn Store>) {
+    let mut pending = product("prod-off");
+    pending.issuing_ca_pem = String::new();
+    let mut created = product_created(&pending);
+    if let EventBody::ProductCreated {
+        issuing_ca_sha256, ..
+    } = &mut created.body
+    {
+        *issuing_ca_sha256 = None;
+    }
+    store
+        .create_product(pending.clone(), created)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .product(&pending.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .ca_installed()
+    );
+    let pem = product("prod-off").issuing_ca_pem;
+    let installed = |id: &str| {
+        Event::new(
+            at(1),
+            EventBody::CaInstalled {
+                product: super::kit::product_id(id),
+                key: format!("product-{id}"),
+                issuing_ca_sha256: Sha256Hash::of(pem.as_bytes()),
+                public_key_sha256: Sha256Hash([7; 32]),
+                actor: Actor::System,
+            },
+        )
+    };
+    store
+        .install_product_ca(&pending.id, pem.clone(), installed("prod-off"))
+        .await
+        .unwrap();
+    let stored = store.product(&pending.id).await.unwrap().unwrap();
+    assert!(stored.ca_installed());
+    assert_eq!(stored.issuing_ca_pem, pem);
+    let events = log_size(&store).await;
+    assert_eq!(events, 2);
+    assert!(is_refused(
+        store
+            .install_product_ca(&pending.id, "other".into(), installed("prod-off"))
+            .await,
+        ErrorCode::Conflict
+    ));
+    let unknown = super::kit::product_id("prod-none");
+    assert!(matches!(
+        store
+            .install_product_ca(&unknown, pem.clone(), installed("prod-none"))
+            .await,
+        Err(StoreError::NotFound(record)) if record == Record::new(RecordKind::Product, &unknown)
+    ));
+    assert_eq!(log_size(&store).await, events);
+    assert_eq!(
+        store
+            .product(&pending.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .issuing_ca_pem,
+        pem
+    );
+    let log = check_log(&store).await;
+    assert_eq!(log.last().unwrap().body.kind(), "ca.installed");
+}
+
 /// Factories read back exactly as stored, listed by id; a duplicate id is refused.
 pub async fn factories_round_trip(store: Arc<dyn Store>) {
     let b = factory("fac-b");

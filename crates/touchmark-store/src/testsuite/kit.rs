@@ -119,7 +119,7 @@ pub fn product_created(p: &Product) -> Event {
             product: p.id.clone(),
             organization: p.organization.clone(),
             common_name: p.common_name.clone(),
-            issuing_ca_sha256: Sha256Hash::of(p.issuing_ca_pem.as_bytes()),
+            issuing_ca_sha256: Some(Sha256Hash::of(p.issuing_ca_pem.as_bytes())),
             actor: Actor::System,
         },
     )

@@ -107,6 +107,7 @@ macro_rules! conformance_suite {
                 events::every_change_appends_one_event,
                 events::failed_operations_append_nothing,
                 admin::products_round_trip,
+                admin::a_product_ca_is_installed_once,
                 admin::factories_round_trip,
                 admin::stations_round_trip,
                 admin::orders_round_trip,

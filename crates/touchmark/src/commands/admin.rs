@@ -365,7 +365,15 @@ pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
             if api.json {
                 return output::json(&p);
             }
-            println!("Created product {} with its issuing CA.", p.id);
+            if p.issuing_ca_pem.trim().is_empty() {
+                println!(
+                    "Created product {}. The device root is offline: `touchmark ca csr --product {0}`, \
+                     have the root sign the request, then `touchmark ca install`.",
+                    p.id
+                );
+            } else {
+                println!("Created product {} with its issuing CA.", p.id);
+            }
             fields(&[
                 (
                     "subject",

@@ -236,6 +236,7 @@ fn print(report: &Report) {
             "PUBLIC KEY SHA-256",
             "MADE",
             "ENTRY",
+            "CA INSTALLED",
         ]);
         for (name, k) in &report.keys {
             keys.row(vec![
@@ -245,6 +246,8 @@ fn print(report: &Report) {
                 k.public_key_sha256.to_string(),
                 k.generated_at.clone(),
                 k.generated_at_index.to_string(),
+                k.ca_installed_at_index
+                    .map_or_else(|| "-".to_owned(), |i| format!("entry {i}")),
             ]);
         }
         keys.print();

@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 use touchmark_authority::Installation;
-use touchmark_demo::{ORDER, Options, QUOTA};
+use touchmark_demo::{DemoKeys, ORDER, Options, QUOTA};
 use touchmark_pki::Passphrase;
 
 use crate::database::Database;
@@ -31,6 +31,25 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Make every key of the demo's installation inside the token of this PKCS#11 module
+    /// instead of in encrypted files, as `init --pkcs11-module` does. Needs --pkcs11-token and a
+    /// PIN; the token must hold none of an installation's keys yet.
+    #[arg(long, value_name = "PATH", requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN.
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN, instead of a file.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "pkcs11_module",
+        conflicts_with = "pkcs11_pin_file"
+    )]
+    pub pkcs11_pin_env: Option<String>,
 }
 
 fn passphrase(dir: &Path) -> anyhow::Result<Passphrase> {
@@ -89,12 +108,37 @@ impl touchmark_demo::Progress for Story {
 /// # Errors
 /// When the demo cannot be set up; with `--exit`, also when an outcome is not as expected.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // The token first: one that cannot be reached, or holds keys already, fails before the
+    // data directory is made.
+    let token = match (&args.pkcs11_module, &args.pkcs11_token) {
+        (Some(module), Some(token)) => {
+            let config = touchmark_pki_pkcs11::Pkcs11Config {
+                module: module.clone(),
+                token: token.clone(),
+                pin_file: args
+                    .pkcs11_pin_file
+                    .as_ref()
+                    .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+                pin_env: args.pkcs11_pin_env.clone(),
+                sessions: None,
+                labels: Default::default(),
+                label_prefix: None,
+            };
+            let keys = crate::commands::init::token_for_init(&config)?;
+            Some((config, keys))
+        }
+        _ => None,
+    };
     let dir = touchmark_demo::prepare(args.data)?;
-    let passphrase = passphrase(&dir)?;
-    std::fs::write(
-        dir.join(config::FILE),
-        config::initial_file(&Database::for_dir(&dir, None)),
-    )?;
+    let mut file = config::initial_file(&Database::for_dir(&dir, None));
+    let keys = match token {
+        Some((token_config, keys)) => {
+            file.push_str(&config::pkcs11_section(&token_config));
+            DemoKeys::Provider(Arc::new(keys))
+        }
+        None => DemoKeys::Files(passphrase(&dir)?),
+    };
+    std::fs::write(dir.join(config::FILE), file)?;
     let story = Story {
         quiet: args.json,
         bars: MultiProgress::new(),
@@ -105,7 +149,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let options = Options {
         dir: dir.clone(),
-        passphrase,
+        keys,
         listen: args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),

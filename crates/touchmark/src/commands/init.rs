@@ -57,6 +57,12 @@ pub struct InitArgs {
         conflicts_with = "pkcs11_pin_file"
     )]
     pub pkcs11_pin_env: Option<String>,
+    /// The device root's certificate, PEM, when its key stays offline (in a safe, or a
+    /// hardware module that never comes online): no device root key is made. Each product's
+    /// issuing CA is then signed by that root elsewhere (`touchmark ca csr`, `ca install`)
+    /// before it issues; the root's CRL is made offline too.
+    #[arg(long, value_name = "FILE")]
+    pub root_cert: Option<PathBuf>,
     /// Also write the first admin token to this file (created with mode 0600).
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
@@ -93,7 +99,7 @@ enum Keys {
 
 /// Opens the token for a new installation: it must make Ed25519 keys (the log key) and hold
 /// none of the installation's keys yet, so that nothing is made when the rest cannot be.
-fn token_for_init(config: &Pkcs11Config) -> anyhow::Result<Pkcs11Keys> {
+pub(crate) fn token_for_init(config: &Pkcs11Config) -> anyhow::Result<Pkcs11Keys> {
     use touchmark_authority::installation::key_names;
     use touchmark_pki::{KeyAlgorithm, KeyProvider};
 
@@ -164,10 +170,22 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         None => Keys::Files(secrets::passphrase()?),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let offline_root = match &args.root_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                touchmark_pki::Certificate::from_pem(&pem)
+                    .with_context(|| format!("{} is not one PEM certificate", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let options = InitOptions {
         organization: args.org,
         hosts: args.hosts,
         log_origin: args.log_origin,
+        offline_root,
     };
     let dir = args.data.dir;
     let url = match args.database.url {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod backup;
 pub mod bench;
+pub mod ca;
 pub mod demo;
 pub mod doctor;
 pub mod field;

@@ -34,8 +34,15 @@ fn keys_list(dir: &std::path::Path, keys: Keys<'_>) -> Vec<serde_json::Value> {
 }
 
 fn pkcs11_tool(token: &Token, args: &[&str]) -> String {
+    let out = pkcs11_tool_output(token, args);
+    kit::assert_success(&out, "pkcs11-tool");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `pkcs11-tool ARGS`, logged in to the test token, whatever its outcome.
+fn pkcs11_tool_output(token: &Token, args: &[&str]) -> std::process::Output {
     let tool = touchmark_testenv::tool(&touchmark_testenv::PKCS11_TOOL);
-    let out = token
+    token
         .command(&tool)
         .arg("--module")
         .arg(softhsm::module())
@@ -48,9 +55,7 @@ fn pkcs11_tool(token: &Token, args: &[&str]) -> String {
         ])
         .args(args)
         .output()
-        .unwrap();
-    kit::assert_success(&out, "pkcs11-tool");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -367,4 +372,115 @@ async fn keys_migrate_moves_file_keys_into_the_token_and_logs_each() {
             "{line}"
         );
     }
+}
+
+#[test]
+#[cfg_attr(
+    not(tm_softhsm),
+    ignore = "needs SoftHSM2 and OpenSC: apt-get install softhsm2 opensc"
+)]
+fn a_token_missing_a_key_or_holding_one_of_the_wrong_type_does_not_start() {
+    let hsm = Token::create();
+    let keys = Keys::Token(&hsm);
+    let (_tmp, dir) = kit::tempdir();
+    kit::init_keys(&dir, None, keys);
+    let database = std::fs::read(dir.join("touchmark.db")).unwrap();
+    let refused = || {
+        let mut command = kit::serve_command(&dir);
+        keys.apply(&mut command);
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!out.status.success(), "{stdout}");
+        assert!(!stdout.contains("listening"), "it started: {stdout}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The server's TLS key, deleted from the token by another tool.
+    pkcs11_tool(
+        &hsm,
+        &[
+            "--delete-object",
+            "--type",
+            "privkey",
+            "--label",
+            "infra-server-tls",
+        ],
+    );
+    pkcs11_tool(
+        &hsm,
+        &[
+            "--delete-object",
+            "--type",
+            "pubkey",
+            "--label",
+            "infra-server-tls",
+        ],
+    );
+    let text = refused();
+    assert!(text.contains("infra-server-tls"), "{text}");
+    // A key of another type under the expected label: P-384, where P-256 is the profile's.
+    pkcs11_tool(
+        &hsm,
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:secp384r1",
+            "--label",
+            "infra-server-tls",
+            "--usage-sign",
+            "--sensitive",
+        ],
+    );
+    let text = refused();
+    assert!(
+        text.contains("infra-server-tls") && text.contains("another curve"),
+        "{text}"
+    );
+    // Nothing of the installation was written by the servers that did not start.
+    assert_eq!(
+        std::fs::read(dir.join("touchmark.db")).unwrap(),
+        database,
+        "the database changed"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(tm_softhsm),
+    ignore = "needs SoftHSM2 and OpenSC: apt-get install softhsm2 opensc"
+)]
+fn the_demo_runs_with_every_key_in_a_token() {
+    let hsm = Token::create();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("demo");
+    let mut command = Command::new(kit::bin());
+    command
+        .current_dir(work.path())
+        .args(["demo", "--exit", "--json", "--data"])
+        .arg(&data)
+        .arg("--pkcs11-module")
+        .arg(softhsm::module())
+        .args(["--pkcs11-token", softhsm::LABEL])
+        .arg("--pkcs11-pin-file")
+        .arg(hsm.pin_file())
+        .env_remove("TOUCHMARK_KEY_PASSPHRASE")
+        .envs(hsm.env());
+    let out = command.output().unwrap();
+    kit::assert_success(&out, "demo on a token");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["as_expected"], true, "{summary:#}");
+    assert_eq!(summary["issued"], 500);
+    assert_eq!(summary["refused_beyond_quota"], 100);
+    assert_eq!(summary["database_agrees_with_log"], true);
+    assert!(
+        !data.join("keys").exists() && !data.join("passphrase.txt").exists(),
+        "no key files beside the token"
+    );
+    // Every key the demo made is in the token, and its configuration names it.
+    let objects = pkcs11_tool(&hsm, &["--list-objects", "--type", "privkey"]);
+    assert!(
+        objects.matches("never extractable").count() >= 6,
+        "five of init and the demo's product: {objects}"
+    );
+    let config = std::fs::read_to_string(data.join("touchmark.toml")).unwrap();
+    assert!(config.contains("[pkcs11]"), "{config}");
 }

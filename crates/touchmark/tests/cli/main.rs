@@ -19,6 +19,8 @@
 //! - `mqtt`: a real Mosquitto broker accepts provisioned devices and refuses others, stations
 //!   among them.
 //! - `migrate`: a demo installation moves from SQLite to PostgreSQL with every record.
+//! - `offline_root`: a device root kept offline (`init --root-cert`, openssl as the root):
+//!   `ca csr`, the root signs, `ca install` checks and refuses by code; a unit verifies.
 //! - `pkilint`: every kind of certificate an installation makes passes pkilint's RFC 5280
 //!   linters.
 //! - `pty`: the demo under a pseudo-terminal: its progress bars reach their totals.
@@ -42,6 +44,7 @@ mod log;
 mod logs;
 mod migrate;
 mod mqtt;
+mod offline_root;
 mod ops;
 mod oversight;
 mod pg;

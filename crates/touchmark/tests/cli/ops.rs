@@ -501,6 +501,7 @@ fn doctor_fails_the_clock_when_it_is_behind_the_certificates() {
         organization: "Ahead".into(),
         hosts: vec!["localhost".into()],
         log_origin: "ahead.example/log".into(),
+        offline_root: None,
     };
     let passphrase = touchmark_pki::Passphrase::new(kit::PASSPHRASE.into()).unwrap();
     touchmark_authority::Installation::init(&data, &passphrase, &options, ahead).unwrap();
