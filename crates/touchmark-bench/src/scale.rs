@@ -13,7 +13,8 @@
 //!   inclusion proof under a signed checkpoint, is served;
 //! - `audit verify` over HTTPS on the whole log, which must find every unit;
 //! - on PostgreSQL, the database's transactions per unit (`pg_stat_database`): each statement
-//!   of the hot path is a transaction of its own, so this counts its round trips.
+//!   of the hot path is a transaction of its own, so this counts its round trips. The count is
+//!   the whole database's: run it on a database no one else uses at the time.
 //!
 //! Every unit must come back issued, and the order's count must match what was sent.
 

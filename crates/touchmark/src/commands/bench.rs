@@ -333,7 +333,10 @@ fn print_scale(r: &ScaleReport) {
         r.database_bytes, r.bytes_per_unit
     );
     if let Some(t) = r.transactions_per_unit {
-        println!("  PostgreSQL transactions (round trips) per unit: {t:.2}");
+        println!(
+            "  PostgreSQL transactions (round trips) per unit: {t:.2} (the whole database's: \
+             other clients count too)"
+        );
     }
     println!(
         "  checkpoint lag after the last unit: {} ms",
