@@ -15,9 +15,13 @@
 //! large log over HTTPS, against the machine's raw SHA-256 rate and the provisioning cost per
 //! unit.
 //!
+//! [`analytics::run`] measures an order's report over a large store of test records, on
+//! SQLite or PostgreSQL.
+//!
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
+pub mod analytics;
 mod cfssl;
 mod cpu;
 mod crypto;
