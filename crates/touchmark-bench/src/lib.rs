@@ -18,10 +18,13 @@
 //! [`scale::run`] provisions one order of a million units (a quarter of that on PostgreSQL)
 //! in slices, and reports whether the throughput stays flat from the first tenth to the last,
 //! the database's bytes per unit, the checkpoint lag and the time `audit verify` takes.
+//! [`analytics::run`] measures an order's report over a large store of test records, on
+//! SQLite or PostgreSQL.
 //!
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
+pub mod analytics;
 mod cfssl;
 mod cpu;
 mod crypto;

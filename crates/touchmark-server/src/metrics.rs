@@ -4,7 +4,8 @@
 //! Counters and the issuance latency histogram are this process's, observed as each
 //! provisioning request is answered ([`observe`]); a replica counts its own, and Prometheus
 //! sums replicas and handles restarts (a counter that falls is a reset). Gauges are read at
-//! scrape time: each open order's quota, and the audit log's size and checkpoint age.
+//! scrape time: each open order's quota, the audit log's size and checkpoint age, and (on
+//! PostgreSQL) the connection pool's open, idle and most connections.
 //! Labels are bounded: an error code (a closed set), an outcome, an open order's id; never a
 //! serial, a station or a key.
 
@@ -289,6 +290,28 @@ pub async fn metrics(State(s): State<AppState>, _: Reader) -> Result<Response, A
         "touchmark_log_sequencer {}",
         u8::from(s.log.is_sequencer())
     );
+    if let Some(pool) = s.store.pool_status() {
+        family(
+            &mut out,
+            "touchmark_db_connections",
+            "gauge",
+            "This process's database connections, by state (PostgreSQL's pool).",
+        );
+        let in_use = pool.open.saturating_sub(pool.idle);
+        let _ = writeln!(
+            out,
+            "touchmark_db_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
+        let _ = writeln!(out, "touchmark_db_connections{{state=\"in_use\"}} {in_use}");
+        family(
+            &mut out,
+            "touchmark_db_connections_max",
+            "gauge",
+            "The most database connections this process's pool opens.",
+        );
+        let _ = writeln!(out, "touchmark_db_connections_max {}", pool.max);
+    }
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,

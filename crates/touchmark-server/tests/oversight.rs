@@ -424,6 +424,19 @@ async fn metrics_count_provisioning_and_pass_promtool(backend: Backend) {
         Some(2.0)
     );
     assert!(sample(&text, "touchmark_log_entries").unwrap() >= 8.0);
+    assert!(sample(&text, "touchmark_log_checkpoint_age_seconds").is_some());
+    // The connection pool, where the store has one (PostgreSQL): the scrape's own queries
+    // left at least one connection open.
+    let idle = sample(&text, r#"touchmark_db_connections{state="idle"}"#);
+    let in_use = sample(&text, r#"touchmark_db_connections{state="in_use"}"#);
+    let max = sample(&text, "touchmark_db_connections_max");
+    match backend {
+        Backend::Postgres => {
+            let open = idle.unwrap() + in_use.unwrap();
+            assert!(open >= 1.0 && max.unwrap() >= open, "{text}");
+        }
+        Backend::Sqlite => assert_eq!((idle, in_use, max), (None, None, None), "{text}"),
+    }
     // No serial, station or key is ever a label.
     for secret in ["SN-00000", station.id.as_str()] {
         assert!(!text.contains(secret), "{secret} in {text}");

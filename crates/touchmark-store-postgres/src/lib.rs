@@ -242,6 +242,16 @@ async fn append(conn: &mut PgConnection, event: &Event) -> Result<Logged> {
 
 #[async_trait]
 impl CatalogStore for PostgresStore {
+    fn pool_status(&self) -> Option<touchmark_store::PoolStatus> {
+        let pool = self.pool();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        Some(touchmark_store::PoolStatus {
+            open: pool.size(),
+            idle,
+            max: pool.options().get_max_connections(),
+        })
+    }
+
     async fn create_token(&self, token: NewToken, event: Event) -> touchmark_store::Result<Logged> {
         Ok(admin::create_token(self.pool(), token, event).await?)
     }

@@ -46,7 +46,8 @@ pub use records::{
 };
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
-    OrderCounts, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt, UnitSummary, to_millis,
+    OrderCounts, PoolStatus, Rejection, Rule, SequencerLease, StoredEvent, TestAttempt,
+    UnitSummary, to_millis,
 };
 pub use types::{Revoked, RevokedCa, RevokedCertificate};
 
@@ -56,6 +57,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Tokens, products, factories, stations and orders: what an admin manages.
 #[async_trait]
 pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
+    /// This store's connection pool now, for metrics; `None` for a store without a bounded
+    /// pool (SQLite opens a reader per read on demand and keeps a few idle).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
     /// Stores a new API token and its `token.created` event.
     async fn create_token(&self, token: NewToken, event: Event) -> Result<Logged>;
     /// Finds a token, revoked or not, by the SHA-256 of its secret.

@@ -21,6 +21,17 @@ use touchmark_tlog::Hash;
 
 use crate::StoreError;
 
+/// A store's database connections at one moment, as `/metrics` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now, idle or in use.
+    pub open: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// An event as stored: its index, canonical bytes and leaf hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

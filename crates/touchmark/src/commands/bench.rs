@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use clap::{Args, Subcommand, ValueEnum};
 use touchmark_bench::Progress;
+use touchmark_bench::analytics::{self, AnalyticsPlan, AnalyticsReport, TARGET_RECORDS};
 use touchmark_bench::log::{self, APPEND_SHARE_TARGET, LogPlan, LogReport, VERIFY_TARGET};
 use touchmark_bench::provision::{self, Keep, Plan};
 use touchmark_bench::report::Report;
@@ -42,6 +43,9 @@ pub enum BenchCommand {
     /// units/s stays flat from the first tenth to the last, bytes per unit, the checkpoint lag,
     /// and `audit verify` on the result.
     Scale(ScaleArgs),
+    /// An order's report (`touchmark report order`) over a large store of test records
+    /// (1,000,000 by default), on SQLite or on PostgreSQL.
+    Analytics(AnalyticsArgs),
 }
 
 /// Arguments of `bench scale`.
@@ -61,6 +65,27 @@ pub struct ScaleArgs {
     /// A short run (10,000 units), for CI and smoke tests.
     #[arg(long)]
     pub quick: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench analytics`.
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    /// Test records to write [default: 1,000,000; 20,000 with --quick].
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Reports to time; every figure is the median [default: 5, 3 with --quick].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// A short run (20,000 records, 3 rounds), for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
+    /// instead of SQLite.
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -296,6 +321,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             print_scale(&report);
         }
+        BenchCommand::Analytics(args) => {
+            let plan = AnalyticsPlan::new(&analytics::Options {
+                records: args.records,
+                rounds: args.rounds,
+                quick: args.quick,
+                database: args.database,
+            })?;
+            let report = analytics::run(&plan, &progress).await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_analytics(&report);
+        }
         BenchCommand::Firmware(args) => {
             let report = touchmark_bench::firmware::run(args.rounds, args.quick)?;
             if args.json {
@@ -372,6 +410,81 @@ fn print_firmware(r: &touchmark_bench::firmware::FirmwareReport) {
         rate(r.delivery_mb_s, 1)
     );
     println!("  re-wraps alone: {}/s", rate(r.rewraps_per_s, 1));
+}
+
+/// Prints the result of `bench analytics`.
+fn print_analytics(r: &AnalyticsReport) {
+    let s = &r.setup;
+    println!("Touchmark analytics benchmark");
+    if s.build == "debug" {
+        println!();
+        println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+        println!("  !!! Build with `cargo build --release -p touchmark` and run it again.");
+    }
+    println!();
+    fields(&[
+        ("build", s.build.to_owned()),
+        ("store", format!("{} ({})", s.backend, s.data)),
+        (
+            "records",
+            format!(
+                "{} test attempts of {} units, {} measurements each",
+                s.records, s.units, s.measurements_per_record
+            ),
+        ),
+        (
+            "fill",
+            format!(
+                "{:.1} s ({} records/s)",
+                r.fill_seconds,
+                rate(r.fill_records_per_s, 0)
+            ),
+        ),
+    ]);
+    println!();
+    let mut table = Table::new(&["order report", "median ms", "min ms", "max ms", "rounds"]);
+    for (name, t) in [
+        ("all records", &r.report),
+        ("last hour", &r.last_hour_report),
+    ] {
+        table.row(vec![
+            name.into(),
+            ms(t.median_ms),
+            ms(t.min_ms),
+            ms(t.max_ms),
+            t.rounds_ms.len().to_string(),
+        ]);
+    }
+    table.print();
+    println!();
+    let t = &r.target;
+    let mut table = Table::new(&["target", "measured", "goal", "verdict"]);
+    table.row(vec![
+        format!("order report over {TARGET_RECORDS} test records"),
+        format!("{} ms", ms(t.report_ms)),
+        format!("<= {} ms", t.report_goal_ms),
+        t.met.map_or_else(
+            || format!("not at scale ({} records)", s.records),
+            |ok| met(ok).into(),
+        ),
+    ]);
+    table.print();
+    let v = &r.verification;
+    println!(
+        "\nVerified: attempts {} counted / {} written; units {} / {}; first-pass yield {:?} / \
+         {:.4}; final yield {:?} / {:.4}; tx_dbm values {} / {}; last hour {} attempts.",
+        v.attempts.0,
+        v.attempts.1,
+        v.units.0,
+        v.units.1,
+        v.first_pass_yield.0,
+        v.first_pass_yield.1,
+        v.final_yield.0,
+        v.final_yield.1,
+        v.tx_dbm_values.0,
+        v.tx_dbm_values.1,
+        v.last_hour_attempts
+    );
 }
 
 /// Progress of long steps, on stderr so that `--json` output stays clean.
