@@ -19,6 +19,9 @@
 //! in slices, and reports whether the throughput stays flat from the first tenth to the last,
 //! the database's bytes per unit, the checkpoint lag and the time `audit verify` takes.
 //!
+//! [`ocsp::run`] measures revocation: cached OCSP answers per second beside `openssl ocsp`,
+//! the time from a revocation to refreshed CRL and OCSP answers, and a large CRL's size.
+//!
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
@@ -29,6 +32,7 @@ mod error;
 pub mod firmware;
 mod load;
 pub mod log;
+pub mod ocsp;
 pub mod provision;
 pub mod report;
 pub mod scale;
