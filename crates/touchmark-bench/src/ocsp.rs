@@ -152,6 +152,8 @@ pub struct Throughput {
 pub struct Openssl {
     /// `openssl version`, when found.
     pub version: Option<String>,
+    /// How it answers: its signing key and certificate, and that it signs every answer.
+    pub responder: Option<String>,
     /// The measurement; `None` when skipped.
     pub throughput: Option<Throughput>,
     /// Why it was skipped.
@@ -240,7 +242,10 @@ pub async fn run(plan: &OcspPlan, progress: &Arc<dyn Progress>) -> Result<OcspRe
     progress.step("setting up an installation with a public URL, a server and stations");
     let touchmark = Touchmark::start_public(&Backend::Sqlite, STATIONS, PUBLIC_URL).await?;
     let result = measure(plan, &touchmark, progress).await;
-    let server = touchmark.server_description();
+    let server = format!(
+        "in-process, SQLite WAL synchronous=FULL; OCSP over HTTPS without client certificates; \
+         the server, the load generator and openssl share the machine's {cores} cores"
+    );
     touchmark.stop().await;
     let (touchmark_side, openssl, refresh) = result?;
 
@@ -333,6 +338,7 @@ async fn measure(
             progress.step(&why);
             Openssl {
                 version: None,
+                responder: None,
                 throughput: None,
                 skipped: Some(why),
             }
@@ -346,6 +352,11 @@ async fn measure(
                 openssl_side(&bin, &issued, &issuing_pem, Arc::clone(&requests), plan).await?;
             Openssl {
                 version: Some(openssl_version(&bin)),
+                responder: Some(
+                    "a P-256 key and self-signed certificate made by `openssl req`; it signs \
+                     every answer (no cache), Touchmark answers from its cache"
+                        .into(),
+                ),
                 throughput: Some(throughput),
                 skipped: None,
             }

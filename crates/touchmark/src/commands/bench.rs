@@ -379,6 +379,9 @@ fn print_ocsp(r: &OcspReport) {
     match (&r.openssl.throughput, &r.openssl.skipped) {
         (Some(t), _) => {
             line("openssl ocsp", t);
+            if let Some(responder) = &r.openssl.responder {
+                println!("    {responder}");
+            }
             println!(
                 "    {}; touchmark/openssl: {}",
                 r.openssl.version.as_deref().unwrap_or("openssl"),
