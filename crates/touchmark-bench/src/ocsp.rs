@@ -331,10 +331,7 @@ async fn measure(
     );
 
     let openssl = match openssl_binary() {
-        None => {
-            let why = format!(
-                "openssl was not found on the PATH (or in {OPENSSL_ENV}): the comparison is skipped"
-            );
+        Err(why) => {
             progress.step(&why);
             Openssl {
                 version: None,
@@ -343,7 +340,7 @@ async fn measure(
                 skipped: Some(why),
             }
         }
-        Some(bin) => {
+        Ok(bin) => {
             progress.step(&format!(
                 "openssl ocsp: {OPENSSL_WORKERS} workers POST the same requests for {:.1} s",
                 plan.duration.as_secs_f64()
@@ -592,17 +589,30 @@ async fn hammer(
     Ok(timed)
 }
 
-/// openssl: `TOUCHMARK_TEST_OPENSSL`, else `openssl` on the PATH.
-fn openssl_binary() -> Option<PathBuf> {
+/// openssl: `TOUCHMARK_TEST_OPENSSL`, else `openssl` on the PATH; else why not.
+fn openssl_binary() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(OPENSSL_ENV) {
         let path = PathBuf::from(path);
-        return path.is_file().then_some(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(format!(
+            "{OPENSSL_ENV} names {}, which is not a file: the comparison with openssl is skipped",
+            path.display()
+        ));
     }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("openssl"))
-            .find(|candidate| candidate.is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("openssl"))
+                .find(|candidate| candidate.is_file())
+        })
+        .ok_or_else(|| {
+            format!(
+                "openssl was not found on the PATH (nor named by {OPENSSL_ENV}): the comparison \
+                 with openssl is skipped"
+            )
+        })
 }
 
 fn openssl_version(bin: &Path) -> String {
