@@ -975,4 +975,43 @@ mod tests {
             .is_err()
         );
     }
+
+    /// A tiny run end to end: every answer good, every revocation seen, the CRL of its size;
+    /// openssl measured when found, else skipped with its reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tiny_run_measures_every_part() {
+        let plan = OcspPlan::new(Options {
+            units: Some(12),
+            concurrency: 4,
+            seconds: Some(0.2),
+            revocations: Some(3),
+            crl_entries: Some(100),
+            quick: true,
+        })
+        .unwrap();
+        let progress: Arc<dyn Progress> = Arc::new(crate::Quiet);
+        let report = run(&plan, &progress).await.unwrap();
+        assert_eq!(report.units, 12);
+        let t = &report.touchmark;
+        assert_eq!((t.workers, t.failed), (4, 0));
+        assert!(t.responses > 0 && t.responses_per_s > 0.0);
+        assert!(t.p99_ms >= t.p50_ms);
+        match &report.openssl.throughput {
+            Some(o) => {
+                assert_eq!(o.failed, 0);
+                assert!(o.responses > 0);
+                assert!(report.ratio.is_some());
+            }
+            None => {
+                assert!(report.openssl.skipped.is_some());
+                assert!(report.ratio.is_none());
+            }
+        }
+        let f = &report.refresh;
+        assert_eq!(f.revocations, 3);
+        assert!(f.both_p99_ms >= f.ocsp_p99_ms && f.both_p99_ms >= f.crl_p99_ms);
+        assert_eq!(report.crl.entries, 100);
+        // Each entry: a 16-octet serial, a UTCTime and a reason code, 49 bytes.
+        assert!(report.crl.bytes > 4_900 && report.crl.bytes < 4_900 + 1_000);
+    }
 }
