@@ -21,6 +21,9 @@
 //! [`analytics::run`] measures an order's report over a large store of test records, on
 //! SQLite or PostgreSQL.
 //!
+//! [`ocsp::run`] measures revocation: cached OCSP answers per second beside `openssl ocsp`,
+//! the time from a revocation to refreshed CRL and OCSP answers, and a large CRL's size.
+//!
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
@@ -32,6 +35,7 @@ mod error;
 pub mod firmware;
 mod load;
 pub mod log;
+pub mod ocsp;
 pub mod provision;
 pub mod report;
 pub mod scale;

@@ -18,7 +18,7 @@ use touchmark_core::event::Actor;
 use touchmark_core::field::{DatabaseUrl, Label};
 use touchmark_core::{Clock, SystemClock};
 use touchmark_pki::{KeyProvider, Passphrase};
-use touchmark_server::Server;
+use touchmark_server::{Server, ServerOptions};
 use touchmark_store::Store;
 use touchmark_store_postgres::ScratchSchema;
 use touchmark_store_sqlite::SqliteStore;
@@ -242,13 +242,28 @@ pub(crate) async fn bind(
     installation: &Installation,
     store: Arc<dyn Store>,
 ) -> Result<Server, Error> {
+    bind_public(installation, store, None).await
+}
+
+/// [`bind`], with the base URL relying parties reach `/crl` and `/ocsp` at, which new device
+/// certificates then name.
+pub(crate) async fn bind_public(
+    installation: &Installation,
+    store: Arc<dyn Store>,
+    public_url: Option<&str>,
+) -> Result<Server, Error> {
     let addr = "127.0.0.1:0".parse().context("loopback address")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     installation
         .claim(store.as_ref(), clock.now())
         .await
         .context("cannot bind the new database to the installation")?;
-    Server::bind(addr, installation, store, clock, LogConfig::default())
+    let options = ServerOptions {
+        log: LogConfig::default(),
+        public_url: public_url.map(str::to_owned),
+        ..ServerOptions::default()
+    };
+    Server::bind_with(addr, installation, store, clock, options)
         .await
         .context("cannot start the server")
 }
@@ -266,6 +281,8 @@ pub(crate) struct Touchmark {
     external: Option<External>,
     /// The order the run counts against.
     order: String,
+    /// Its product.
+    product: String,
     /// How the run's serials begin.
     serial_prefix: String,
     admin: Client,
@@ -289,6 +306,19 @@ impl Touchmark {
         Self::start_keys(keep, backend, stations, None).await
     }
 
+    /// [`Touchmark::start`] in a temporary installation whose device certificates name CRLs and
+    /// an OCSP responder under `public_url`.
+    ///
+    /// # Errors
+    /// When any step fails; the error names it.
+    pub async fn start_public(
+        backend: &Backend,
+        stations: usize,
+        public_url: &str,
+    ) -> Result<Self, Error> {
+        Self::start_with(None, backend, stations, None, Some(public_url)).await
+    }
+
     /// [`Touchmark::start`], with every key in `keys` when given.
     ///
     /// # Errors
@@ -298,6 +328,16 @@ impl Touchmark {
         backend: &Backend,
         stations: usize,
         keys: Option<Arc<dyn KeyProvider>>,
+    ) -> Result<Self, Error> {
+        Self::start_with(keep, backend, stations, keys, None).await
+    }
+
+    async fn start_with(
+        keep: Option<&Keep>,
+        backend: &Backend,
+        stations: usize,
+        keys: Option<Arc<dyn KeyProvider>>,
+        public_url: Option<&str>,
     ) -> Result<Self, Error> {
         let (schema, replicas) = match backend {
             Backend::External(external) => return Self::connect(external, stations).await,
@@ -328,7 +368,7 @@ impl Touchmark {
                         .with_context(|| format!("cannot open {url}"))?,
                 ),
             };
-            let server = bind(installation, store).await?;
+            let server = bind_public(installation, store, public_url).await?;
             let port = server.local_addr().context("the server's address")?.port();
             urls.push(format!("https://127.0.0.1:{port}"));
             if token.is_none() {
@@ -363,6 +403,7 @@ impl Touchmark {
             schema,
             external: None,
             order: ORDER.into(),
+            product: PROVISION.product.into(),
             serial_prefix: crate::units::PREFIX.into(),
             admin,
             stations,
@@ -403,6 +444,7 @@ impl Touchmark {
             schema: None,
             external: Some(external.clone()),
             order,
+            product: format!("{}{suffix}", PROVISION.product),
             serial_prefix: format!("{}{suffix}", crate::units::PREFIX),
             admin,
             stations,
@@ -446,6 +488,16 @@ impl Touchmark {
     /// The PostgreSQL schema of this run, if it has one.
     pub fn schema_name(&self) -> Option<&str> {
         self.schema.as_ref().map(|(_, s)| s.name())
+    }
+
+    /// The order the run counts against.
+    pub fn order_id(&self) -> &str {
+        &self.order
+    }
+
+    /// The product of the run's order.
+    pub fn product_id(&self) -> &str {
+        &self.product
     }
 
     /// How this run's serials begin.

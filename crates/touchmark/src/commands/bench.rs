@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use touchmark_bench::Progress;
 use touchmark_bench::analytics::{self, AnalyticsPlan, AnalyticsReport, TARGET_RECORDS};
 use touchmark_bench::log::{self, APPEND_SHARE_TARGET, LogPlan, LogReport, VERIFY_TARGET};
+use touchmark_bench::ocsp::{self, OcspPlan, OcspReport, Throughput};
 use touchmark_bench::provision::{self, Keep, Plan};
 use touchmark_bench::report::Report;
 use touchmark_bench::scale::{self, ScalePlan, ScaleReport};
@@ -46,6 +47,38 @@ pub enum BenchCommand {
     /// An order's report (`touchmark report order`) over a large store of test records
     /// (1,000,000 by default), on SQLite or on PostgreSQL.
     Analytics(AnalyticsArgs),
+    /// Revocation: cached OCSP answers per second at c=32 beside `openssl ocsp` on the same
+    /// requests, the time from a revocation to refreshed CRL and OCSP answers, and the size and
+    /// signing time of a CRL of 100,000 entries.
+    Ocsp(OcspArgs),
+}
+
+/// Arguments of `bench ocsp`.
+#[derive(Debug, Args)]
+pub struct OcspArgs {
+    /// Units provisioned, one OCSP request each [default: 1,000; 200 with --quick].
+    #[arg(long)]
+    pub units: Option<usize>,
+    /// Concurrent workers against Touchmark, each on its own kept-alive HTTPS connection.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds each responder is driven [default: 10; 2 with --quick].
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Revocations timed until the CRL and the OCSP answer show them [default: 20; 5 with
+    /// --quick].
+    #[arg(long)]
+    pub revocations: Option<usize>,
+    /// Revoked entries in the CRL built and signed without a server [default: 100,000; 10,000
+    /// with --quick].
+    #[arg(long)]
+    pub crl_entries: Option<usize>,
+    /// A short run, for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `bench scale`.
@@ -334,6 +367,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             print_analytics(&report);
         }
+        BenchCommand::Ocsp(args) => {
+            let plan = OcspPlan::new(ocsp::Options {
+                units: args.units,
+                concurrency: args.concurrency,
+                seconds: args.seconds,
+                revocations: args.revocations,
+                crl_entries: args.crl_entries,
+                quick: args.quick,
+            })?;
+            let report = ocsp::run(&plan, &progress).await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_ocsp(&report);
+        }
         BenchCommand::Firmware(args) => {
             let report = touchmark_bench::firmware::run(args.rounds, args.quick)?;
             if args.json {
@@ -343,6 +391,67 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_ocsp(r: &OcspReport) {
+    println!(
+        "\nOCSP and CRLs over {} units ({} build, {} cores)\n  {}",
+        r.units, r.build, r.cores, r.server
+    );
+    let line = |name: &str, t: &Throughput| {
+        println!(
+            "  {name}: {} answers/s, p50 {} ms, p99 {} ms, {} failed ({} workers; {})",
+            rate(t.responses_per_s, 0),
+            ms(t.p50_ms),
+            ms(t.p99_ms),
+            t.failed,
+            t.workers,
+            t.connections
+        );
+    };
+    line("touchmark (cached)", &r.touchmark);
+    println!(
+        "    target >= {} answers/s at c=32",
+        rate(ocsp::TARGET_RESPONSES_PER_S, 0)
+    );
+    match (&r.openssl.throughput, &r.openssl.skipped) {
+        (Some(t), _) => {
+            line("openssl ocsp", t);
+            if let Some(responder) = &r.openssl.responder {
+                println!("    {responder}");
+            }
+            println!(
+                "    {}; touchmark/openssl: {}",
+                r.openssl.version.as_deref().unwrap_or("openssl"),
+                r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}x"))
+            );
+        }
+        (None, Some(why)) => println!("  openssl ocsp: skipped: {why}"),
+        (None, None) => println!("  openssl ocsp: not measured"),
+    }
+    let f = &r.refresh;
+    println!(
+        "  revocation to refreshed answers ({} revocations): OCSP p50 {} / p99 {} ms, CRL p50 {} \
+         / p99 {} ms, both p50 {} / p99 {} ms (target p99 <= {} ms)",
+        f.revocations,
+        ms(f.ocsp_p50_ms),
+        ms(f.ocsp_p99_ms),
+        ms(f.crl_p50_ms),
+        ms(f.crl_p99_ms),
+        ms(f.both_p50_ms),
+        ms(f.both_p99_ms),
+        ocsp::TARGET_REFRESH_P99_S * 1e3
+    );
+    println!(
+        "  a CRL of {} entries: {} bytes, {:.1} bytes/entry, built and signed in {} ms",
+        r.crl.entries,
+        r.crl.bytes,
+        r.crl.bytes_per_entry,
+        ms(r.crl.build_and_sign_ms)
+    );
+    if r.build == "debug" {
+        println!("  (a debug build: these figures say nothing about production speed)");
+    }
 }
 
 fn print_scale(r: &ScaleReport) {
