@@ -22,6 +22,8 @@ pub enum ReleaseCommand {
     /// add`) and encrypted to one of the product's release keys. The server checks it (format,
     /// encryption, key unwrap, hash, signature, size) and stores it as uploaded; a refused
     /// image stores nothing, and the command prints its code and exits non-zero.
+    // `--version` is the release's here, not the program's.
+    #[command(disable_version_flag = true)]
     Upload {
         /// The product.
         #[arg(long)]

@@ -399,7 +399,16 @@ async fn offline_root_ceremony(keys: Keys<'_>) {
     assert!(ok && text.contains("unit.pem: OK"), "{text}");
     assert!(done.chain_pem.contains(signed.pem().trim()));
 
-    // The auditor replays it: the product's key, and the entry that put the CA over it.
+    // The auditor replays it: the product's key, and the entry that put the CA over it, once
+    // a checkpoint covers the unit (and so the installation before it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while admin.unit_receipt("SN-1").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint covered the unit"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let audited = kit::audit(&url, &dir, &files.join("audit.state"));
     kit::assert_success(&audited, "audit verify");
     let text = String::from_utf8_lossy(&audited.stdout);
