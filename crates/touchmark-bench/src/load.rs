@@ -51,12 +51,7 @@ impl Sample {
 
     /// The `p`-quantile latency (nearest rank), or zero for an empty sample.
     pub fn quantile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = (p * self.latencies.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.latencies.len()) - 1;
-        self.latencies[index]
+        quantile(&self.latencies, p)
     }
 
     /// Fails unless every request succeeded: a benchmark that measured errors is worthless.
@@ -74,6 +69,15 @@ impl Sample {
             self.failures.join("\n  ")
         )))
     }
+}
+
+/// The `p`-quantile (nearest rank) of `sorted`, or zero when it is empty.
+pub(crate) fn quantile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Sends every unit of `units` once, with one worker per client, and times each request.

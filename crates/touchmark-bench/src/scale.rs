@@ -274,13 +274,7 @@ pub async fn run(plan: &ScalePlan, progress: &Arc<dyn Progress>) -> Result<Scale
     };
 
     latencies.sort_unstable();
-    let quantile = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let rank = (p * latencies.len() as f64).ceil() as usize;
-        latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1e3
-    };
+    let quantile = |p: f64| crate::load::quantile(&latencies, p).as_secs_f64() * 1e3;
     let tenth = |part: &[Slice]| -> f64 {
         let (n, s) = part
             .iter()

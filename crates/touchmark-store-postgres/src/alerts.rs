@@ -10,10 +10,11 @@ use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::alerts::AlertChange;
 use touchmark_core::{OrderId, StationId};
 use touchmark_store::{
-    AlertStore, Delivery, DeliveryResult, RecordKind, Rule, StoreError, Webhook, codec,
+    AlertStore, Delivery, DeliveryResult, RecordKind, Rule, StoreError, Webhook,
 };
 
 use crate::error::{Error, Result};
+use crate::rows::corrupt;
 use crate::rows::get;
 use crate::{PostgresStore, append};
 
@@ -35,10 +36,6 @@ macro_rules! delivery_sql {
             $rest
         )
     };
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    codec::corrupt(what, e).into()
 }
 
 fn alert_row(r: &PgRow) -> Result<Alert> {

@@ -9,12 +9,9 @@ use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
 use crate::error::{Error, Result};
+use crate::rows::corrupt;
 use crate::rows::get;
 use crate::{PostgresStore, append};
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    codec::corrupt(what, e).into()
-}
 
 fn release_key(r: &PgRow) -> Result<ReleaseKey> {
     let algorithm: String = get(r, 2)?;

@@ -81,7 +81,8 @@ where
     Ok(row.try_get(i)?)
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
+/// A stored value that cannot be read back: the store is corrupt.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
     codec::corrupt(what, e).into()
 }
 

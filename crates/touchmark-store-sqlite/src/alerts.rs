@@ -11,21 +11,18 @@ use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::alerts::AlertChange;
 use touchmark_core::{OrderId, StationId};
 use touchmark_store::{
-    AlertStore, Delivery, DeliveryResult, RecordKind, Rule, StoreError, Webhook, codec,
+    AlertStore, Delivery, DeliveryResult, RecordKind, Rule, StoreError, Webhook,
 };
 
 use crate::SqliteStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::rows::corrupt;
 
 const ALERT_SQL: &str = "SELECT id, kind, key, order_id, station, state, evidence, raised_at, \
                          updated_at FROM alerts";
 
 const DELIVERY_SQL: &str = "SELECT id, webhook, payload, attempts, next_attempt_at, delivered_at, \
                             last_error FROM webhook_deliveries";
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    codec::corrupt(what, e).into()
-}
 
 fn time(what: &str, text: &str) -> Result<OffsetDateTime> {
     parse_timestamp(text).map_err(|e| corrupt(what, e))

@@ -10,11 +10,8 @@ use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
 use crate::SqliteStore;
-use crate::error::{Error, Result};
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
-    codec::corrupt(what, e).into()
-}
+use crate::error::Result;
+use crate::rows::corrupt;
 
 fn release_key_row(r: &Row<'_>) -> rusqlite::Result<Result<ReleaseKey>> {
     let (id, product, algorithm, pem, sha, created): (

@@ -22,7 +22,8 @@ use crate::error::Result;
 
 type RowResult<T> = rusqlite::Result<Result<T>>;
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
+/// A stored value that cannot be read back: the store is corrupt.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::error::Error {
     codec::corrupt(what, e).into()
 }
 

@@ -31,25 +31,9 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Make every key of the demo's installation inside the token of this PKCS#11 module
-    /// instead of in encrypted files, as `init --pkcs11-module` does. Needs --pkcs11-token and a
-    /// PIN; the token must hold none of an installation's keys yet.
-    #[arg(long, value_name = "PATH", requires = "pkcs11_token")]
-    pub pkcs11_module: Option<PathBuf>,
-    /// The label of the PKCS#11 token.
-    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
-    pub pkcs11_token: Option<String>,
-    /// A file holding the token's user PIN.
-    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
-    pub pkcs11_pin_file: Option<PathBuf>,
-    /// An environment variable holding the token's user PIN, instead of a file.
-    #[arg(
-        long,
-        value_name = "VAR",
-        requires = "pkcs11_module",
-        conflicts_with = "pkcs11_pin_file"
-    )]
-    pub pkcs11_pin_env: Option<String>,
+    /// Make every key of the demo's installation inside a PKCS#11 token, as `init` does.
+    #[command(flatten)]
+    pub pkcs11: crate::commands::init::Pkcs11Args,
 }
 
 fn passphrase(dir: &Path) -> anyhow::Result<Passphrase> {
@@ -110,24 +94,12 @@ impl touchmark_demo::Progress for Story {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The token first: one that cannot be reached, or holds keys already, fails before the
     // data directory is made.
-    let token = match (&args.pkcs11_module, &args.pkcs11_token) {
-        (Some(module), Some(token)) => {
-            let config = touchmark_pki_pkcs11::Pkcs11Config {
-                module: module.clone(),
-                token: token.clone(),
-                pin_file: args
-                    .pkcs11_pin_file
-                    .as_ref()
-                    .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
-                pin_env: args.pkcs11_pin_env.clone(),
-                sessions: None,
-                labels: Default::default(),
-                label_prefix: None,
-            };
+    let token = match args.pkcs11.config() {
+        Some(config) => {
             let keys = crate::commands::init::token_for_init(&config)?;
             Some((config, keys))
         }
-        _ => None,
+        None => None,
     };
     let dir = touchmark_demo::prepare(args.data)?;
     let mut file = config::initial_file(&Database::for_dir(&dir, None));

@@ -38,25 +38,9 @@ pub struct InitArgs {
     /// The audit log's origin (its name in checkpoints), such as `touchmark.example.com/log`.
     #[arg(long, default_value = "touchmark.local/log")]
     pub log_origin: String,
-    /// Make every private key (the CAs', the server's TLS key and the log key) inside the
-    /// token of this PKCS#11 module, as sensitive, non-extractable keys, instead of in files
-    /// encrypted under TOUCHMARK_KEY_PASSPHRASE. Needs --pkcs11-token and a PIN.
-    #[arg(long, value_name = "PATH", requires = "pkcs11_token")]
-    pub pkcs11_module: Option<PathBuf>,
-    /// The label of the PKCS#11 token (as `pkcs11-tool -L` shows it).
-    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
-    pub pkcs11_token: Option<String>,
-    /// A file holding the token's user PIN; `touchmark.toml` records its path for `serve`.
-    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
-    pub pkcs11_pin_file: Option<PathBuf>,
-    /// An environment variable holding the token's user PIN, instead of a file.
-    #[arg(
-        long,
-        value_name = "VAR",
-        requires = "pkcs11_module",
-        conflicts_with = "pkcs11_pin_file"
-    )]
-    pub pkcs11_pin_env: Option<String>,
+    /// Where the keys are made: a PKCS#11 token instead of encrypted files.
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
     /// The device root's certificate, PEM, when its key stays offline (in a safe, or a
     /// hardware module that never comes online): no device root key is made. Each product's
     /// issuing CA is then signed by that root elsewhere (`touchmark ca csr`, `ca install`)
@@ -75,6 +59,53 @@ pub struct InitArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A PKCS#11 token to make every key of a new installation in (`init`, `demo`).
+#[derive(Debug, Clone, Args)]
+pub struct Pkcs11Args {
+    /// Make every private key (the CAs', the server's TLS key and the log key) inside the
+    /// token of this PKCS#11 module, as sensitive, non-extractable keys, instead of in files
+    /// encrypted under TOUCHMARK_KEY_PASSPHRASE. Needs --pkcs11-token and a PIN; the token must
+    /// hold none of an installation's keys yet.
+    #[arg(long, value_name = "PATH", requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token (as `pkcs11-tool -L` shows it).
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN; `touchmark.toml` records its path for `serve`.
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN, instead of a file.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "pkcs11_module",
+        conflicts_with = "pkcs11_pin_file"
+    )]
+    pub pkcs11_pin_env: Option<String>,
+}
+
+impl Pkcs11Args {
+    /// The token's configuration, when one is named (the PIN file's path made absolute, since
+    /// `touchmark.toml` records it).
+    pub fn config(&self) -> Option<Pkcs11Config> {
+        let (Some(module), Some(token)) = (&self.pkcs11_module, &self.pkcs11_token) else {
+            return None;
+        };
+        Some(Pkcs11Config {
+            module: module.clone(),
+            token: token.clone(),
+            pin_file: self
+                .pkcs11_pin_file
+                .as_ref()
+                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+            pin_env: self.pkcs11_pin_env.clone(),
+            sessions: None,
+            labels: Default::default(),
+            label_prefix: None,
+        })
+    }
 }
 
 /// Opens the new installation's database. A shared database must be empty: two installations
@@ -150,21 +181,7 @@ struct Initialized {
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     // The keys' home first: a token that cannot be reached, or a missing passphrase, fails
     // before anything is made.
-    let pkcs11 = match (&args.pkcs11_module, &args.pkcs11_token) {
-        (Some(module), Some(token)) => Some(Pkcs11Config {
-            module: module.clone(),
-            token: token.clone(),
-            pin_file: args
-                .pkcs11_pin_file
-                .as_ref()
-                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
-            pin_env: args.pkcs11_pin_env.clone(),
-            sessions: None,
-            labels: Default::default(),
-            label_prefix: None,
-        }),
-        _ => None,
-    };
+    let pkcs11 = args.pkcs11.config();
     let keys = match &pkcs11 {
         Some(config) => Keys::Token(token_for_init(config)?),
         None => Keys::Files(secrets::passphrase()?),
