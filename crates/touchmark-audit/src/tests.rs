@@ -80,6 +80,8 @@ fn issued_with_test(order: &str, n: u64, test_sha256: Sha256Hash) -> Event {
             cert_sha256: Sha256Hash(key),
             pubkey_sha256: Sha256Hash(key),
             test_sha256,
+            release: None,
+            firmware_sha256: None,
         },
     )
 }

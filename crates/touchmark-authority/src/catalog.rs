@@ -193,6 +193,11 @@ impl Authority {
                 ),
             ));
         }
+        // The release is checked before the order exists, so a refused one leaves nothing.
+        let release = match &req.release {
+            Some(version) => Some(self.deliverable_release(&req.product, version).await?),
+            None => None,
+        };
         let order = Order {
             id: id.clone(),
             product: req.product.clone(),
@@ -222,6 +227,9 @@ impl Authority {
         self.store.create_order(order.clone(), event).await?;
         // Its CRL partition is published from now on.
         self.revocations.send_modify(|n| *n += 1);
+        if let Some(release) = release {
+            self.name_order_release(actor.clone(), &id, &release).await?;
+        }
         if req.open {
             return self.set_order_state(actor, &id, OrderState::Open).await;
         }

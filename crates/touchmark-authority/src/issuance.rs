@@ -16,6 +16,7 @@ use touchmark_store::{
     IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, Rejection, TestAttempt,
 };
 
+use crate::delivery::{DeliveredFirmware, FirmwareCheck};
 use crate::installation::key_names;
 use crate::secrets::serial_number;
 use crate::{Authority, AuthorityError, Result, off_runtime};
@@ -65,6 +66,8 @@ pub struct Provisioned {
     pub certificate_pem: String,
     /// Device certificate then issuing CA, PEM.
     pub chain_pem: String,
+    /// The unit's firmware, when its order has a release.
+    pub firmware: Option<DeliveredFirmware>,
 }
 
 /// Check 4's codes for a CSR that failed.
@@ -180,6 +183,24 @@ impl Authority {
             );
             return Err(refuse(refusal, event, Some(serial), false).await);
         }
+        // The order's release, if it names one: the unit's encryption key, bound to the CSR's
+        // key, gets the release's content key wrapped to it (design.md §7).
+        let firmware = match self
+            .unit_firmware_for(&order.id, &serial, &csr, req.encryption_key.as_ref())
+            .await?
+        {
+            FirmwareCheck::NoRelease => None,
+            FirmwareCheck::Deliver(release, unit) => Some((release, unit)),
+            FirmwareCheck::Refused(refusal) => {
+                let event = attempt.refused(
+                    refusal.code,
+                    Some(&serial),
+                    Some(pubkey_sha256),
+                    Some(test_sha256),
+                );
+                return Err(refuse(refusal, event, Some(serial), false).await);
+            }
+        };
         // 6 to 8 run inside the store's transaction, after signing, so the certificate is
         // stored in the same commit as the count and the event. A retry of an issued unit is
         // answered there with the stored certificate, and the one signed here is dropped: a
@@ -209,10 +230,25 @@ impl Authority {
             serial_hex: serial_number.to_hex(),
         };
         // The store reads this clock again inside its transaction: check 2 at commit.
-        let request = IssueRequest::new(issuance, certificate, test, Arc::clone(&self.clock));
+        let mut request = IssueRequest::new(issuance, certificate, test, Arc::clone(&self.clock));
+        let mut delivering = None;
+        if let Some((release, unit)) = firmware {
+            request = request.with_firmware(unit.clone());
+            delivering = Some((release, unit));
+        }
         match self.store.issue(request).await? {
-            IssueOutcome::Issued(unit) => Ok(provisioned(false, unit, &issuer)),
-            IssueOutcome::AlreadyIssued(unit) => Ok(provisioned(true, unit, &issuer)),
+            IssueOutcome::Issued(unit) => {
+                let firmware = match delivering {
+                    Some((release, fw)) => Some(self.delivered(release, fw).await?),
+                    None => None,
+                };
+                Ok(provisioned(false, unit, &issuer, firmware))
+            }
+            IssueOutcome::AlreadyIssued(unit) => {
+                // A retry gets the wrap stored with the unit, not the one made now (I2).
+                let firmware = self.stored_firmware(&unit.order, &unit.serial).await?;
+                Ok(provisioned(true, unit, &issuer, firmware))
+            }
             IssueOutcome::Refused { refusal, logged } => {
                 Err(AuthorityError::Refused { refusal, logged })
             }
@@ -319,7 +355,12 @@ async fn sign_device_cert(
 }
 
 /// The answer to a provisioning request: the unit, its certificate and its chain, in PEM.
-fn provisioned(already_issued: bool, unit: IssuedUnit, issuer: &ProductIssuer) -> Provisioned {
+fn provisioned(
+    already_issued: bool,
+    unit: IssuedUnit,
+    issuer: &ProductIssuer,
+    firmware: Option<DeliveredFirmware>,
+) -> Provisioned {
     let certificate_pem = touchmark_pki::pem::encode("CERTIFICATE", &unit.cert_der);
     let chain_pem = format!("{certificate_pem}{}", issuer.issuing_ca_pem);
     Provisioned {
@@ -327,5 +368,6 @@ fn provisioned(already_issued: bool, unit: IssuedUnit, issuer: &ProductIssuer) -
         unit,
         certificate_pem,
         chain_pem,
+        firmware,
     }
 }

@@ -15,7 +15,8 @@
 //! - [`issuance`]: provisioning one unit (design.md §4);
 //! - `refusals`: recording refusals, check 1's counted per station and window beyond the
 //!   first few, and their flood alerts;
-//! - [`firmware`]: release encryption keys and firmware signing keys (design.md §7);
+//! - [`firmware`]: release encryption keys, firmware signing keys and releases (design.md §7);
+//! - [`delivery`]: an order's release, and each unit's image re-wrapped to its own key;
 //! - [`keys`]: key operations as events (`key.generated`);
 //! - [`revocation`]: revoking units, orders, CAs, stations, and a station's units by
 //!   provenance;
@@ -27,6 +28,7 @@ pub mod alerts;
 pub mod ca;
 pub mod catalog;
 pub mod crl;
+pub mod delivery;
 mod error;
 pub mod field;
 pub mod firmware;
@@ -72,6 +74,8 @@ pub struct Authority {
     public_url: Option<String>,
     /// What a release upload may be (its size) and what the bootloader accepts.
     firmware_limits: touchmark_firmware::Limits,
+    /// The releases whose content key is open, for re-wrapping.
+    releases: delivery::Releases,
 }
 
 impl Authority {
@@ -93,6 +97,7 @@ impl Authority {
             revocations: tokio::sync::watch::Sender::new(0),
             public_url: None,
             firmware_limits: touchmark_firmware::Limits::default(),
+            releases: delivery::Releases::default(),
         }
     }
 

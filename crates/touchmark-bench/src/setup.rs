@@ -136,6 +136,7 @@ impl Fixtures {
             not_before: None,
             not_after: None,
             open: true,
+            release: None,
         };
         (product, factory, order)
     }

@@ -59,6 +59,7 @@ fn unit(prefix: &str, n: u64) -> Result<Unit, Error> {
             csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
             test: passing_test(&serial, n),
             serial,
+            encryption_key: None,
         },
     })
 }

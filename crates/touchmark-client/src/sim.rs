@@ -462,6 +462,7 @@ pub async fn provision(client: &Client, order: &str, unit: &SimUnit) -> Outcome 
         serial: unit.serial.clone(),
         csr: unit.csr.clone(),
         test: unit.test.clone(),
+        encryption_key: None,
     };
     match client.provision(order, &request).await {
         Ok(done) if done.status == "already_issued" => Outcome::AlreadyIssued,

@@ -258,6 +258,7 @@ impl StationDir {
             serial: serial.to_owned(),
             csr,
             test,
+            encryption_key: None,
         };
         let (client, _) = self.client()?;
         let done = client.provision(order, &request).await?;

@@ -112,6 +112,46 @@ pub struct ProvisionRequest {
     /// (`serial`, or OpenHTF's `dut_id`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub test: serde_json::Value,
+    /// The unit's firmware encryption key, bound to its identity key: required when the order
+    /// has a release, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<EncryptionKeyBinding>,
+}
+
+/// A unit's firmware encryption key and the signature that binds it to the unit's identity
+/// key (`docs/firmware.md`, "The unit's encryption key").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKeyBinding {
+    /// The public key, a `PUBLIC KEY` PEM: X25519 or P-256, the type of the release's key.
+    pub public_key_pem: String,
+    /// The identity key's ECDSA P-256 SHA-256 signature (DER, base64 with padding) over
+    /// `touchmark-unit-encryption-key-v1`, then 0x00 and the order, 0x00 and the serial, 0x00
+    /// and the encryption key's DER SubjectPublicKeyInfo.
+    pub signature: String,
+}
+
+/// What a unit needs of its own image: the release's bytes with the key TLV's value replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UnitFirmwareBody {
+    /// The release's id.
+    pub release: String,
+    /// Its version.
+    pub version: String,
+    /// SHA-256 of the release image as uploaded, hex: what a station that caches it checks.
+    pub release_sha256: String,
+    /// SHA-256 of the unit's image, hex.
+    pub image_sha256: String,
+    /// The image's size in bytes (the release's).
+    pub image_size: u64,
+    /// Offset in the image of the key TLV's value.
+    pub key_tlv_offset: u64,
+    /// The key TLV's new value, base64 (with padding): splice it in at the offset.
+    pub key_tlv_value: String,
+    /// Where the whole image is served, over the station's mTLS.
+    pub image_path: String,
 }
 
 /// A unit's certificate and the receipt of its issuance.
@@ -135,6 +175,9 @@ pub struct ProvisionResponse {
     pub cert_sha256: String,
     /// Where the issuance was logged.
     pub receipt: ReceiptBody,
+    /// The unit's firmware, when its order has a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<UnitFirmwareBody>,
 }
 
 /// Creates a product and its issuing CA.
@@ -343,6 +386,31 @@ pub struct CreateOrder {
     /// Open the order at once.
     #[serde(default)]
     pub open: bool,
+    /// The version of the product's release its units receive, each re-wrapped to the unit's
+    /// own key; they must then send their encryption key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+}
+
+/// Names the release an order's units receive (a logged change, on an open order too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetOrderRelease {
+    /// The release's version, of the order's product.
+    pub release: String,
+}
+
+/// The release an order's units receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrderReleaseBody {
+    /// The order.
+    pub order: String,
+    /// The release's id.
+    pub release: String,
+    /// Its version.
+    pub version: String,
 }
 
 /// An order.

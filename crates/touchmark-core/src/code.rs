@@ -99,6 +99,13 @@ pub enum ErrorCode {
     /// Field: the proof of possession names a challenge that is unknown, expired, already
     /// used, or given to another token. Nothing was verified or stored.
     ChallengeInvalid,
+    /// Provisioning on an order with a release: the unit's encryption key is missing, not of
+    /// the release key's type, not a valid point, or not bound to the unit's identity key by a
+    /// valid signature (`docs/firmware.md`, "The unit's encryption key").
+    EncryptionKeyInvalid,
+    /// Provisioning on an order whose release was withdrawn: nothing is issued until the order
+    /// names another release.
+    ReleaseWithdrawn,
     /// Installing a CA certificate signed elsewhere: it is not one well-formed PEM certificate.
     CaCertificateInvalid,
     /// Installing a CA certificate: it certifies another key than the product's.
@@ -151,6 +158,8 @@ impl ErrorCode {
             Self::HashMismatch => "hash_mismatch",
             Self::SignatureInvalid => "signature_invalid",
             Self::ChallengeInvalid => "challenge_invalid",
+            Self::EncryptionKeyInvalid => "encryption_key_invalid",
+            Self::ReleaseWithdrawn => "release_withdrawn",
             Self::CaCertificateInvalid => "ca_certificate_invalid",
             Self::CaKeyMismatch => "ca_key_mismatch",
             Self::CaProfileInvalid => "ca_profile_invalid",
@@ -159,7 +168,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 43] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -197,6 +206,8 @@ impl ErrorCode {
         Self::HashMismatch,
         Self::SignatureInvalid,
         Self::ChallengeInvalid,
+        Self::EncryptionKeyInvalid,
+        Self::ReleaseWithdrawn,
         Self::CaCertificateInvalid,
         Self::CaKeyMismatch,
         Self::CaProfileInvalid,
@@ -239,6 +250,8 @@ impl ErrorCode {
                 | Self::QuotaExhausted
                 | Self::UnitRevoked
                 | Self::CaRevoked
+                | Self::EncryptionKeyInvalid
+                | Self::ReleaseWithdrawn
         )
     }
 
@@ -297,7 +310,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 17);
+        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 19);
         assert!(
             ErrorCode::ALL
                 .iter()

@@ -158,6 +158,8 @@ pub struct NewOrder {
     pub not_after: Option<OffsetDateTime>,
     /// Whether to open it at once.
     pub open: bool,
+    /// The version of the product's release its units receive, if any.
+    pub release: Option<String>,
 }
 
 impl TryFrom<api::CreateOrder> for NewOrder {
@@ -197,6 +199,15 @@ impl TryFrom<api::CreateOrder> for NewOrder {
             not_before,
             not_after,
             open: req.open,
+            release: match req.release {
+                Some(v) if crate::firmware::parse_version(&v).is_none() => {
+                    return Err(FieldError::rule(
+                        "release",
+                        "a release version is major.minor.revision[+build]",
+                    ));
+                }
+                v => v,
+            },
         })
     }
 }
@@ -233,6 +244,9 @@ pub struct Provision {
     pub csr: String,
     /// The test record.
     pub record: TestRecord,
+    /// The unit's encryption key and its binding, as sent (checked by the authority, which
+    /// knows the order's release).
+    pub encryption_key: Option<api::EncryptionKeyBinding>,
 }
 
 impl TryFrom<api::ProvisionRequest> for Provision {
@@ -250,6 +264,7 @@ impl TryFrom<api::ProvisionRequest> for Provision {
             })?,
             serial: req.serial,
             csr: req.csr,
+            encryption_key: req.encryption_key,
         })
     }
 }
@@ -386,6 +401,7 @@ mod tests {
                 not_before: None,
                 not_after: None,
                 open: false,
+                release: None,
             };
             edit(&mut req);
             NewOrder::try_from(req)

@@ -266,6 +266,13 @@ pub enum EventBody {
         pubkey_sha256: Sha256Hash,
         /// SHA-256 of the normalized test record.
         test_sha256: Sha256Hash,
+        /// The release whose image the unit received, re-wrapped to its own key, when its
+        /// order has one: the serial → release lineage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<String>,
+        /// SHA-256 of the unit's own image (the release with its key TLV re-wrapped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        firmware_sha256: Option<Sha256Hash>,
     },
     /// A unit's test failed. The record is kept; no quota is consumed.
     #[serde(rename = "unit.test_failed")]
@@ -476,6 +483,18 @@ pub enum EventBody {
         /// Who withdrew it.
         actor: Actor,
     },
+    /// An order names the release its units receive, re-wrapped each to its own key.
+    #[serde(rename = "order.release_set")]
+    OrderReleaseSet {
+        /// The order.
+        order: OrderId,
+        /// The release's id.
+        release: String,
+        /// Its version.
+        version: String,
+        /// Who set it.
+        actor: Actor,
+    },
     /// A unit's certificate was revoked (or put on hold, with `certificateHold`).
     #[serde(rename = "unit.revoked")]
     UnitRevoked {
@@ -584,6 +603,7 @@ impl EventBody {
             Self::FirmwareKeyAdded { .. } => "firmware_key.added",
             Self::ReleaseCreated { .. } => "release.created",
             Self::ReleaseWithdrawn { .. } => "release.withdrawn",
+            Self::OrderReleaseSet { .. } => "order.release_set",
             Self::UnitRevoked { .. } => "unit.revoked",
             Self::UnitReleased { .. } => "unit.released",
             Self::OrderRevoked { .. } => "order.revoked",
@@ -606,7 +626,8 @@ impl EventBody {
             | Self::UnitRefused { order, .. }
             | Self::UnitRevoked { order, .. }
             | Self::UnitReleased { order, .. }
-            | Self::OrderRevoked { order, .. } => Some(order),
+            | Self::OrderRevoked { order, .. }
+            | Self::OrderReleaseSet { order, .. } => Some(order),
             Self::AlertRaised {
                 order: Some(order), ..
             } => Some(order),
@@ -761,6 +782,8 @@ mod tests {
                 cert_sha256: Sha256Hash([1; 32]),
                 pubkey_sha256: Sha256Hash([2; 32]),
                 test_sha256: Sha256Hash([3; 32]),
+                release: None,
+                firmware_sha256: None,
             },
         )
     }

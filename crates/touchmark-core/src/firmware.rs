@@ -5,7 +5,8 @@
 use time::OffsetDateTime;
 
 use crate::event::Sha256Hash;
-use crate::id::ProductId;
+use crate::id::{OrderId, ProductId};
+use crate::serial::Serial;
 
 /// The algorithms of a release encryption key, by imgtool's names (`imgtool keygen -t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +124,42 @@ pub struct NewRelease {
     pub image: Vec<u8>,
     /// The SBOM as uploaded (CycloneDX JSON; its schema is not checked yet).
     pub sbom: Option<Vec<u8>>,
+}
+
+/// A unit's firmware: its order's release, with the release's content key wrapped to the
+/// unit's own encryption key. The unit's image is the release's bytes with the key TLV's value
+/// replaced by `wrap`; nothing else differs (`docs/firmware.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFirmware {
+    /// The order.
+    pub order: OrderId,
+    /// The unit's serial.
+    pub serial: Serial,
+    /// The release's id.
+    pub release: String,
+    /// The key TLV's new value.
+    pub wrap: Vec<u8>,
+    /// SHA-256 of the unit's image.
+    pub image_sha256: Sha256Hash,
+}
+
+/// The domain of the signature that binds a unit's encryption key to its identity key.
+pub const BINDING_DOMAIN: &[u8] = b"touchmark-unit-encryption-key-v1";
+
+/// The bytes a unit's identity key signs (ECDSA P-256 with SHA-256) to bind its encryption key
+/// to itself, for one order and serial: the domain, then the order, the serial and the
+/// encryption key's DER SubjectPublicKeyInfo, each after a 0x00 byte. The order and the serial
+/// contain no 0x00 byte (they are checked identifiers), so no two bindings share their bytes.
+pub fn binding_message(order: &OrderId, serial: &Serial, encryption_key_spki: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(
+        BINDING_DOMAIN.len() + 3 + order.as_str().len() + serial.as_str().len() + encryption_key_spki.len(),
+    );
+    m.extend_from_slice(BINDING_DOMAIN);
+    for part in [order.as_str().as_bytes(), serial.as_str().as_bytes(), encryption_key_spki] {
+        m.push(0);
+        m.extend_from_slice(part);
+    }
+    m
 }
 
 /// Parses a release version as `imgtool sign --version` takes it: `major.minor.revision` with

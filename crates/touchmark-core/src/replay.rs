@@ -626,6 +626,8 @@ mod tests {
                 cert_sha256: Sha256Hash([key; 32]),
                 pubkey_sha256: Sha256Hash([key; 32]),
                 test_sha256,
+                release: None,
+                firmware_sha256: None,
             },
         )
     }

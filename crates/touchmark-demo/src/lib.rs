@@ -294,6 +294,7 @@ impl Demo {
                 not_before: None,
                 not_after: None,
                 open: true,
+                release: None,
             })
             .await?;
         let stations = self.stations.clone();
@@ -385,6 +386,7 @@ async fn fixtures(admin: &Client) -> Result<(), Error> {
             not_before: None,
             not_after: None,
             open: true,
+            release: None,
         })
         .await?;
     Ok(())

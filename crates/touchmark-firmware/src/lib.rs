@@ -26,6 +26,6 @@ pub use error::FirmwareError;
 pub use image::{ImageLayout, parse};
 pub use keys::{Curve, Ephemeral, KeyAgreement, PublicKey, SoftwareAgreementKey};
 pub use release::{
-    EncTlv, ImportedRelease, Limits, PerUnitImage, ReleaseInfo, check_identical, decrypt, enc_tlv,
-    import_release, rewrap_value,
+    EncTlv, ImportedRelease, Limits, PerUnitImage, ReleaseInfo, UnitHasher, check_identical,
+    decrypt, enc_tlv, import_release, rewrap_value,
 };

@@ -307,6 +307,60 @@ impl<'a> PerUnitImage<'a> {
     }
 }
 
+/// Hashes the per-unit images of one release: the bytes before the key TLV's value are hashed
+/// once, so each unit's SHA-256 costs only the value and what follows it.
+#[derive(Clone)]
+pub struct UnitHasher {
+    prefix: digest::Context,
+    value: std::ops::Range<usize>,
+}
+
+impl std::fmt::Debug for UnitHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitHasher")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnitHasher {
+    /// The hasher of `release`'s per-unit images, whose key TLV is `enc`.
+    ///
+    /// # Errors
+    /// [`FirmwareError::NotIdentical`] when the release is shorter than the TLV's end.
+    pub fn new(release: &[u8], enc: &EncTlv) -> Result<Self, FirmwareError> {
+        let value = enc.range();
+        if release.len() < value.end {
+            return Err(FirmwareError::NotIdentical(
+                "the release is shorter than its key TLV",
+            ));
+        }
+        let mut prefix = digest::Context::new(&digest::SHA256);
+        prefix.update(&release[..value.start]);
+        Ok(UnitHasher { prefix, value })
+    }
+
+    /// SHA-256 of `release` with the key TLV's value replaced by `value`: what
+    /// [`PerUnitImage::sha256`] gives.
+    ///
+    /// # Errors
+    /// [`FirmwareError::NotIdentical`] when `value` does not fit the TLV, or `release` is not
+    /// the one the hasher was made for (shorter than the TLV's end).
+    pub fn sha256(&self, release: &[u8], value: &[u8]) -> Result<[u8; 32], FirmwareError> {
+        if value.len() != self.value.len() || release.len() < self.value.end {
+            return Err(FirmwareError::NotIdentical(
+                "the value does not fit the release's key TLV",
+            ));
+        }
+        let mut ctx = self.prefix.clone();
+        ctx.update(value);
+        ctx.update(&release[self.value.end..]);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Ok(out)
+    }
+}
+
 /// Checks that `unit_img` is `release_img` with only the key TLV's value changed (FIRMWARE.md
 /// §5, "byte-identical").
 ///

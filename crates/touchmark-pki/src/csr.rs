@@ -88,6 +88,17 @@ impl VerifiedCsr {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
+
+    /// Whether `signature` (ECDSA P-256 with SHA-256, DER) is the CSR key's signature over
+    /// `message`: what binds another key of the unit to the one certified.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &ECDSA_P256_SHA256_ASN1,
+            self.public_key_raw(),
+        )
+        .verify(message, signature)
+        .is_ok()
+    }
 }
 
 const PEM_LABELS: [&str; 2] = ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"];

@@ -46,6 +46,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::UnitRevoked
         | ErrorCode::CaRevoked
         | ErrorCode::ChallengeInvalid
+        | ErrorCode::ReleaseWithdrawn
         | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::SerialOutOfRange
         | ErrorCode::CsrInvalid
@@ -64,6 +65,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CaKeyMismatch
         | ErrorCode::CaProfileInvalid
         | ErrorCode::CaChainInvalid
+        | ErrorCode::EncryptionKeyInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

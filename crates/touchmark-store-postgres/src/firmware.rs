@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
-use touchmark_core::ProductId;
+use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_core::event::{Event, Logged};
-use touchmark_core::firmware::{FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
+use touchmark_core::firmware::{
+    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+};
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
@@ -287,6 +289,87 @@ impl FirmwareStore for PostgresStore {
                 withdrawn_at: Some(change.withdrawn_at),
                 ..current
             })
+        };
+        Ok(run.await?)
+    }
+
+    async fn set_order_release(
+        &self,
+        order: &OrderId,
+        release: &str,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            // The order's row is locked, so two changes of its release log in the order they
+            // are stored.
+            let known: Option<(bool,)> = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM releases WHERE id = $2)
+                 FROM orders WHERE id = $1 FOR NO KEY UPDATE",
+            )
+            .bind(order.as_str())
+            .bind(release)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match known {
+                None => return Err(StoreError::not_found(RecordKind::Order, order.as_str()).into()),
+                Some((false,)) => return Err(StoreError::not_found(RecordKind::Release, release).into()),
+                Some((true,)) => {}
+            }
+            sqlx::query(
+                "INSERT INTO order_releases (order_id, release_id, set_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (order_id) DO UPDATE SET release_id = excluded.release_id,
+                     set_at = excluded.set_at",
+            )
+            .bind(order.as_str())
+            .bind(release)
+            .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+            let logged = append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn order_release(&self, order: &OrderId) -> touchmark_store::Result<Option<Release>> {
+        let run = async {
+            let row = sqlx::query(release_sql!(
+                " WHERE id = (SELECT release_id FROM order_releases WHERE order_id = $1)"
+            ))
+            .bind(order.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+            row.as_ref().map(release).transpose()
+        };
+        Ok(run.await?)
+    }
+
+    async fn unit_firmware(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        let run = async {
+            let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT release_id, wrap, image_sha256 FROM unit_firmware
+                 WHERE order_id = $1 AND serial = $2",
+            )
+            .bind(order.as_str())
+            .bind(serial.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+            row.map(|(release, wrap, sha)| {
+                Ok::<_, Error>(UnitFirmware {
+                    order: order.clone(),
+                    serial: serial.clone(),
+                    release,
+                    wrap,
+                    image_sha256: codec::sha256("unit image hash", &sha)?,
+                })
+            })
+            .transpose()
         };
         Ok(run.await?)
     }

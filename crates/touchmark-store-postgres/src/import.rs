@@ -298,6 +298,23 @@ const TABLES: &[Table] = &[
                                      $6::bytea[], $7::bytea[], $8::timestamptz[])",
     ),
     table!(
+        "order_releases",
+        [Text, Text, Time],
+        read: "SELECT order_id, release_id, set_at FROM order_releases",
+        write: "INSERT INTO order_releases (order_id, release_id, set_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])",
+    ),
+    table!(
+        "unit_firmware",
+        [Text, Text, Text, Blob, Blob, Int],
+        read: "SELECT order_id, serial, release_id, wrap, image_sha256, event_index + 1
+               FROM unit_firmware",
+        write: "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256,
+                                           event_seq)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
+                                     $5::bytea[], $6::bigint[])",
+    ),
+    table!(
         "certificates",
         [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time, Blob, Time, Text],
         read: "SELECT sha256, product, serial, order_id, station, pubkey_sha256, cert_serial, der,

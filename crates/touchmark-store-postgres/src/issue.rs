@@ -103,10 +103,12 @@ WITH input AS MATERIALIZED (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
                          $6::bytea[], $7::text[], $8::text[], $9::bytea[], $10::text[],
                          $11::bytea[], $12::timestamptz[], $13::text[], $14::text[],
-                         $15::bytea[], $16::text[], $17::timestamptz[], $18::timestamptz[])
+                         $15::bytea[], $16::text[], $17::timestamptz[], $18::timestamptz[],
+                         $19::text[], $20::bytea[], $21::bytea[])
         WITH ORDINALITY AS i (order_id, station, kind, bytes, leaf_hash, cert_sha256, product,
                               serial, pubkey_sha256, cert_serial, der, at, verdict, format,
-                              test_sha256, record, test_at, now, n)
+                              test_sha256, record, test_at, now, fw_release, fw_wrap,
+                              fw_sha256, n)
 ), station AS MATERIALIZED (
     SELECT id FROM stations
     WHERE id IN (SELECT station FROM input) AND status = 'active'
@@ -160,6 +162,12 @@ WITH input AS MATERIALIZED (
     FROM chosen c
     JOIN unit ON unit.cert_sha256 = c.cert_sha256
     JOIN certificate ON certificate.sha256 = c.cert_sha256
+    RETURNING 1
+), firmware AS (
+    INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_seq)
+    SELECT c.order_id, c.serial, c.fw_release, c.fw_wrap, c.fw_sha256, certificate.event_seq
+    FROM chosen c JOIN certificate ON certificate.sha256 = c.cert_sha256
+    WHERE c.fw_release IS NOT NULL
     RETURNING 1
 )
 SELECT n FROM chosen";
@@ -418,6 +426,9 @@ pub(super) async fn record<'e>(
         .bind(c.record)
         .bind(c.test_at)
         .bind(c.now)
+        .bind(c.fw_release)
+        .bind(c.fw_wrap)
+        .bind(c.fw_sha256)
         .fetch_all(conn)
         .await?;
     let mut done = vec![false; batch.len()];
@@ -450,6 +461,9 @@ struct Columns<'a> {
     record: Vec<&'a str>,
     test_at: Vec<time::OffsetDateTime>,
     now: Vec<time::OffsetDateTime>,
+    fw_release: Vec<Option<&'a str>>,
+    fw_wrap: Vec<Option<&'a [u8]>>,
+    fw_sha256: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> Columns<'a> {
@@ -483,6 +497,10 @@ impl<'a> Columns<'a> {
         self.test_at.push(to_millis(test.at));
         // Read as the statement is built, right before it runs: check 2 at commit.
         self.now.push(req.now());
+        let firmware = req.firmware();
+        self.fw_release.push(firmware.map(|f| f.release.as_str()));
+        self.fw_wrap.push(firmware.map(|f| f.wrap.as_slice()));
+        self.fw_sha256.push(firmware.map(|f| f.image_sha256.0.as_slice()));
     }
 }
 

@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
-use touchmark_core::ProductId;
+use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
-use touchmark_core::firmware::{FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
+use touchmark_core::firmware::{
+    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+};
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
@@ -295,4 +297,111 @@ impl FirmwareStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_order_release(
+        &self,
+        order: &OrderId,
+        release: &str,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let (order, release) = (order.clone(), release.to_owned());
+        self.write(move |ctx| {
+            let known = |sql: &str, id: &str| -> Result<bool> {
+                Ok(ctx
+                    .conn
+                    .prepare_cached(sql)?
+                    .query_row([id], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            };
+            if !known("SELECT 1 FROM orders WHERE id = ?1", order.as_str())? {
+                return Err(StoreError::not_found(RecordKind::Order, order.as_str()).into());
+            }
+            if !known("SELECT 1 FROM releases WHERE id = ?1", &release)? {
+                return Err(StoreError::not_found(RecordKind::Release, &release).into());
+            }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO order_releases (order_id, release_id, set_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (order_id) DO UPDATE SET release_id = excluded.release_id,
+                         set_at = excluded.set_at",
+                )?
+                .execute([
+                    order.as_str(),
+                    release.as_str(),
+                    format_timestamp(event.at).as_str(),
+                ])?;
+            ctx.append(&event).map(|(_, logged)| logged)
+        })
+        .await
+    }
+
+    async fn order_release(&self, order: &OrderId) -> touchmark_store::Result<Option<Release>> {
+        let order = order.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "{RELEASE_SQL} WHERE id = (SELECT release_id FROM order_releases WHERE order_id = ?1)"
+            ))?
+            .query_row([order.as_str()], release_row)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn unit_firmware(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        let (order, serial) = (order.clone(), serial.clone());
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT release_id, wrap, image_sha256 FROM unit_firmware
+                     WHERE order_id = ?1 AND serial = ?2",
+                )?
+                .query_row([order.as_str(), serial.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .optional()?;
+            row.map(|(release, wrap, sha)| {
+                Ok(UnitFirmware {
+                    order,
+                    serial,
+                    release,
+                    wrap,
+                    image_sha256: codec::sha256("unit image hash", &sha)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+}
+
+/// Stores a unit's firmware in the transaction that issues it, with the index of its
+/// `unit.issued` event.
+pub(crate) fn insert_unit_firmware(
+    conn: &rusqlite::Connection,
+    firmware: &UnitFirmware,
+    index: u64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        firmware.order.as_str(),
+        firmware.serial.as_str(),
+        firmware.release,
+        firmware.wrap,
+        firmware.image_sha256.0.as_slice(),
+        index as i64,
+    ])?;
+    Ok(())
 }

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_oversight.sql"),
     include_str!("../migrations/0010_firmware.sql"),
     include_str!("../migrations/0013_field.sql"),
+    include_str!("../migrations/0015_unit_firmware.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
@@ -380,6 +381,9 @@ fn issue_in_tx(ctx: &mut WriteCtx<'_>, req: IssueRequest) -> Result<IssueOutcome
         Some(&issuance.serial),
         index,
     )?;
+    if let Some(firmware) = req.firmware() {
+        firmware::insert_unit_firmware(conn, firmware, index)?;
+    }
     let (issuance, certificate, _) = req.into_parts();
     let Issuance {
         attempt,

@@ -317,6 +317,25 @@ pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
             touchmark_core::policy::firmware::ReleaseChange,
         >,
     ) -> Result<touchmark_core::firmware::Release>;
+    /// Names the release `order`'s units receive, replacing any before, with its
+    /// `order.release_set` event. `NotFound` for an unknown order or release.
+    async fn set_order_release(
+        &self,
+        order: &OrderId,
+        release: &str,
+        event: Event,
+    ) -> Result<Logged>;
+    /// The release `order`'s units receive, if it names one (without its bytes).
+    async fn order_release(
+        &self,
+        order: &OrderId,
+    ) -> Result<Option<touchmark_core::firmware::Release>>;
+    /// The firmware stored with a unit's issuance in `order`, if its order had a release.
+    async fn unit_firmware(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+    ) -> Result<Option<touchmark_core::firmware::UnitFirmware>>;
 }
 
 /// A challenge for a proof of possession, as stored.

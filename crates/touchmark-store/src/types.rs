@@ -98,6 +98,7 @@ pub struct IssueRequest {
     pub(crate) event: Event,
     pub(crate) certificate: NewCertificate,
     pub(crate) test: TestAttempt,
+    firmware: Option<touchmark_core::firmware::UnitFirmware>,
     clock: Arc<dyn Clock>,
 }
 
@@ -116,8 +117,25 @@ impl IssueRequest {
             issuance,
             certificate,
             test,
+            firmware: None,
             clock,
         }
+    }
+
+    /// The same request, delivering the unit its own image of the order's release: the wrap
+    /// is stored with the certificate, and the `unit.issued` event names the release and the
+    /// image's SHA-256.
+    pub fn with_firmware(mut self, firmware: touchmark_core::firmware::UnitFirmware) -> Self {
+        self.event = self
+            .issuance
+            .issued_event_delivering(Some((&firmware.release, firmware.image_sha256)));
+        self.firmware = Some(firmware);
+        self
+    }
+
+    /// The unit's firmware, when its order has a release.
+    pub fn firmware(&self) -> Option<&touchmark_core::firmware::UnitFirmware> {
+        self.firmware.as_ref()
     }
 
     /// The time now, by the authority's clock: what a store reads inside its transaction, with

@@ -109,6 +109,7 @@ pub fn order_request(
         not_before: None,
         not_after: None,
         open: true,
+        release: None,
     }
 }
 

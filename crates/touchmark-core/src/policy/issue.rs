@@ -263,6 +263,12 @@ pub struct Issuance {
 impl Issuance {
     /// The `unit.issued` event that records this issuance.
     pub fn issued_event(&self) -> Event {
+        self.issued_event_delivering(None)
+    }
+
+    /// The `unit.issued` event that records this issuance and, when its order has a release,
+    /// the delivery of the unit's own image: the release's id and the image's SHA-256.
+    pub fn issued_event_delivering(&self, firmware: Option<(&str, Sha256Hash)>) -> Event {
         let a = &self.attempt;
         Event::new(
             a.at,
@@ -275,6 +281,8 @@ impl Issuance {
                 cert_sha256: self.cert_sha256,
                 pubkey_sha256: self.pubkey_sha256,
                 test_sha256: self.test_sha256,
+                release: firmware.map(|(release, _)| release.to_owned()),
+                firmware_sha256: firmware.map(|(_, sha256)| sha256),
             },
         )
     }

@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use touchmark_authority::firmware::ReleaseUpload;
-use touchmark_core::ProductId;
 use touchmark_core::api::{
-    AddFirmwareKey, CreateReleaseKey, ErrorBody, FirmwareKeyBody, ReleaseBody, ReleaseKeyBody,
-    UploadRelease,
+    AddFirmwareKey, CreateReleaseKey, ErrorBody, FirmwareKeyBody, OrderReleaseBody, ReleaseBody,
+    ReleaseKeyBody, SetOrderRelease, UploadRelease,
 };
+use touchmark_core::{OrderId, ProductId};
 use touchmark_core::code::ErrorCode;
 use touchmark_core::firmware::ReleaseKeyAlgorithm;
 
@@ -233,4 +233,36 @@ pub async fn withdraw_release(
         .withdraw_release(admin.actor(), &product, &release)
         .await?;
     Ok(Json(convert::release(release)))
+}
+
+/// Names the release an order's units receive (admin), by version: each unit it issues from
+/// then on must send its encryption key, and receives the release re-wrapped to it. Logged as
+/// `order.release_set`; allowed on an open order (a new release, or one in place of a
+/// withdrawn one).
+#[utoipa::path(post, path = "/v1/orders/{id}/release", tag = "admin", params(("id" = String, Path)),
+    request_body = SetOrderRelease,
+    responses((status = 200, body = OrderReleaseBody), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_order_release(
+    State(s): State<AppState>,
+    admin: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<SetOrderRelease>,
+) -> ApiResult<Json<OrderReleaseBody>> {
+    let order = OrderId::parse(&id)
+        .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
+    if touchmark_core::firmware::parse_version(&req.release).is_none() {
+        return Err(ApiError::invalid(
+            "release: a release version is major.minor.revision[+build]",
+        ));
+    }
+    let release = s
+        .authority
+        .set_order_release(admin.actor(), &order, &req.release)
+        .await?;
+    Ok(Json(OrderReleaseBody {
+        order: order.into(),
+        release: release.id,
+        version: release.version,
+    }))
 }

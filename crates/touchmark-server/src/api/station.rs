@@ -1,12 +1,19 @@
 //! Station endpoints: enrollment with a one-time token, and provisioning over mTLS.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
-use touchmark_core::OrderId;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+use touchmark_authority::delivery::DeliveredFirmware;
 use touchmark_core::api::{
     EnrollRequest, EnrollResponse, ErrorBody, ProvisionRequest, ProvisionResponse,
+    UnitFirmwareBody,
 };
+use touchmark_core::{OrderId, Serial};
 
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::{StationAuth, StationRefused};
@@ -98,6 +105,76 @@ pub async fn provision(
             root_ca_pem: s.authority.device_root_pem().to_owned(),
             cert_sha256: done.unit.cert_sha256.to_hex(),
             receipt,
+            firmware: done.firmware.map(firmware_body),
         }),
     ))
+}
+
+/// What the answer says of the unit's firmware.
+fn firmware_body(f: DeliveredFirmware) -> UnitFirmwareBody {
+    UnitFirmwareBody {
+        image_path: format!("/v1/orders/{}/units/{}/firmware", f.unit.order, f.unit.serial),
+        release: f.release.id,
+        version: f.release.version,
+        release_sha256: f.release.image_sha256.to_hex(),
+        image_sha256: f.unit.image_sha256.to_hex(),
+        image_size: f.release.image_size,
+        key_tlv_offset: f.key_tlv_offset,
+        key_tlv_value: base64::engine::general_purpose::STANDARD.encode(&f.unit.wrap),
+    }
+}
+
+/// A unit's whole image (station mTLS): its order's release with the key TLV's value wrapped
+/// to the unit's own key, streamed from the release's bytes without a copy per unit.
+#[utoipa::path(get, path = "/v1/orders/{order}/units/{serial}/firmware", tag = "station",
+    params(("order" = String, Path), ("serial" = String, Path)),
+    responses((status = 200, description = "the unit's MCUboot image", content_type = "application/octet-stream",
+                  headers(("X-Touchmark-Image-Sha256" = String, description = "SHA-256 of the image, hex"),
+                          ("X-Touchmark-Release" = String, description = "the release's id"))),
+              (status = "4XX", description = "refused, with its stable code", body = ErrorBody)),
+    security(("mutual_tls" = [])))]
+pub async fn unit_firmware(
+    State(s): State<AppState>,
+    station: StationAuth,
+    ApiPath((order, serial)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let order = OrderId::parse(&order)
+        .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
+    let serial = Serial::parse(&serial)
+        .map_err(|e| ApiError::invalid(format!("serial in the path: {e}")))?;
+    let image = s
+        .authority
+        .unit_image(&station.station.id, &order, &serial)
+        .await?;
+    let size = image.release_image.len();
+    let sha256 = image.sha256.to_hex();
+    let release = image.release.id.clone();
+    // Three slices of the release's bytes and the unit's value: nothing is copied per unit.
+    let shared = Bytes::from_owner(SharedImage(Arc::clone(&image.release_image)));
+    let end = image.value_offset + image.value.len();
+    let parts = [
+        shared.slice(..image.value_offset.min(size)),
+        Bytes::from(image.value),
+        shared.slice(end.min(size)..),
+    ];
+    let body = Body::from_stream(futures_util::stream::iter(
+        parts.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, size)
+        .header("x-touchmark-image-sha256", sha256)
+        .header("x-touchmark-release", release)
+        .body(body)
+        .map_err(|e| ApiError::from(touchmark_authority::AuthorityError::internal(e)))
+}
+
+/// A release's image shared by every unit's response.
+struct SharedImage(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedImage {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }

@@ -191,6 +191,8 @@ pub async fn every_change_appends_one_event(store: Arc<dyn Store>) {
             cert_sha256: Sha256Hash::of(&request.certificate().der),
             pubkey_sha256: issuance.pubkey_sha256,
             test_sha256: request.test().sha256,
+            release: None,
+            firmware_sha256: None,
         }
     );
     assert_eq!(read.at, issuance.attempt.at);

@@ -551,6 +551,7 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
                 not_before,
                 not_after,
                 open,
+                release: None,
             };
             let o = client(&api)?.create_order(&request).await?;
             (api, o)

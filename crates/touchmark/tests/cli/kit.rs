@@ -280,6 +280,7 @@ impl Unit {
             serial: self.serial.clone(),
             csr: self.csr.clone(),
             test: passing_test(&self.serial),
+            encryption_key: None,
         }
     }
 }
@@ -340,6 +341,7 @@ pub async fn open_order(admin: &Client, id: &str, quota: u64) {
             not_before: None,
             not_after: None,
             open: true,
+            release: None,
         })
         .await
         .unwrap();

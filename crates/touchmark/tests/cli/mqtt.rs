@@ -152,6 +152,7 @@ impl Installation {
                     serial: serial.into(),
                     csr,
                     test: kit::passing_test(serial),
+                    encryption_key: None,
                 },
             )
             .await

@@ -191,6 +191,7 @@ async fn offline_root_ceremony(keys: Keys<'_>) {
         not_before: None,
         not_after: None,
         open: true,
+        release: None,
     };
     match admin.create_order(&order).await {
         Err(touchmark_client::ClientError::Api { body, .. }) => {

@@ -128,6 +128,7 @@ async fn every_certificate_kind_passes_pkilint() {
                     &build_csr(&key, "SN-000001").unwrap(),
                 ),
                 test: kit::passing_test("SN-000001"),
+                encryption_key: None,
             },
         )
         .await
@@ -156,6 +157,7 @@ async fn every_certificate_kind_passes_pkilint() {
             not_before: None,
             not_after: None,
             open: true,
+            release: None,
         })
         .await
         .unwrap();
@@ -170,6 +172,7 @@ async fn every_certificate_kind_passes_pkilint() {
                     &build_csr(&meter_key, "MT-000001").unwrap(),
                 ),
                 test: kit::passing_test("MT-000001"),
+                encryption_key: None,
             },
         )
         .await
