@@ -228,7 +228,8 @@ impl Authority {
         // Its CRL partition is published from now on.
         self.revocations.send_modify(|n| *n += 1);
         if let Some(release) = release {
-            self.name_order_release(actor.clone(), &id, &release).await?;
+            self.name_order_release(actor.clone(), &id, &release)
+                .await?;
         }
         if req.open {
             return self.set_order_state(actor, &id, OrderState::Open).await;

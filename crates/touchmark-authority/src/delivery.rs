@@ -75,7 +75,9 @@ impl UnitImage {
     pub fn parts(&self) -> [&[u8]; 3] {
         let end = self.value_offset + self.value.len();
         [
-            self.release_image.get(..self.value_offset).unwrap_or_default(),
+            self.release_image
+                .get(..self.value_offset)
+                .unwrap_or_default(),
             &self.value,
             self.release_image.get(end..).unwrap_or_default(),
         ]
@@ -225,7 +227,10 @@ impl Authority {
             return Ok(None);
         };
         let release = self.store.release(&unit.release).await?.ok_or_else(|| {
-            AuthorityError::internal(format!("unit {serial} names the unknown release {}", unit.release))
+            AuthorityError::internal(format!(
+                "unit {serial} names the unknown release {}",
+                unit.release
+            ))
         })?;
         Ok(Some(self.delivered(release, unit).await?))
     }
@@ -304,16 +309,23 @@ impl Authority {
         product: &ProductId,
         version: &str,
     ) -> Result<Release> {
+        // `1.4.0` names the release whose header says 1.4.0+0.
+        let asked = touchmark_core::firmware::parse_version(version);
         let release = self
             .store
             .releases(product)
             .await?
             .into_iter()
-            .find(|r| r.version == version)
+            .find(|r| {
+                asked.is_some() && touchmark_core::firmware::parse_version(&r.version) == asked
+            })
             .ok_or_else(|| {
                 AuthorityError::denied(
                     ErrorCode::NotFound,
-                    format!("product {product} has no release {}", version.escape_debug()),
+                    format!(
+                        "product {product} has no release {}",
+                        version.escape_debug()
+                    ),
                 )
             })?;
         if release.withdrawn_at.is_some() {
@@ -360,16 +372,22 @@ impl Authority {
         {
             return Ok(Arc::clone(found));
         }
-        let image = self.store.release_image(&release.id).await?.ok_or_else(|| {
-            AuthorityError::internal(format!("release {} has no image stored", release.id))
-        })?;
+        let image = self
+            .store
+            .release_image(&release.id)
+            .await?
+            .ok_or_else(|| {
+                AuthorityError::internal(format!("release {} has no image stored", release.id))
+            })?;
         let keys = Arc::clone(&self.keys);
         let key_name = touchmark_core::firmware::ReleaseKey::key_name_of(&release.release_key);
         let loaded = off_runtime(move || {
             let layout = touchmark_firmware::parse(&image).map_err(AuthorityError::internal)?;
             let enc = touchmark_firmware::enc_tlv(&layout).map_err(AuthorityError::internal)?;
-            let agreement =
-                ProviderAgreement(keys.load_agreement(&key_name).map_err(AuthorityError::internal)?);
+            let agreement = ProviderAgreement(
+                keys.load_agreement(&key_name)
+                    .map_err(AuthorityError::internal)?,
+            );
             let content_key = touchmark_firmware::ecies::unwrap(
                 enc.kind,
                 &image[enc.range()],

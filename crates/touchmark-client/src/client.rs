@@ -421,6 +421,24 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/orders/{id}/release` (admin): names the release `order`'s units receive, by
+    /// version.
+    ///
+    /// # Errors
+    /// The API's refusal (`not_found`, `release_withdrawn`), or a transport error.
+    pub async fn set_order_release(
+        &self,
+        order: &str,
+        version: &str,
+    ) -> Result<touchmark_core::api::OrderReleaseBody, ClientError> {
+        let path = format!("/v1/orders/{}/release", segment("order id", order)?);
+        let body = touchmark_core::api::SetOrderRelease {
+            release: version.to_owned(),
+        };
+        self.call(Method::POST, path, Auth::Bearer, Some(&body))
+            .await
+    }
+
     /// `POST /v1/products/{id}/releases/{release}/withdraw` (admin): withdraws a release.
     ///
     /// # Errors

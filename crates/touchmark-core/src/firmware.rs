@@ -152,10 +152,18 @@ pub const BINDING_DOMAIN: &[u8] = b"touchmark-unit-encryption-key-v1";
 /// contain no 0x00 byte (they are checked identifiers), so no two bindings share their bytes.
 pub fn binding_message(order: &OrderId, serial: &Serial, encryption_key_spki: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(
-        BINDING_DOMAIN.len() + 3 + order.as_str().len() + serial.as_str().len() + encryption_key_spki.len(),
+        BINDING_DOMAIN.len()
+            + 3
+            + order.as_str().len()
+            + serial.as_str().len()
+            + encryption_key_spki.len(),
     );
     m.extend_from_slice(BINDING_DOMAIN);
-    for part in [order.as_str().as_bytes(), serial.as_str().as_bytes(), encryption_key_spki] {
+    for part in [
+        order.as_str().as_bytes(),
+        serial.as_str().as_bytes(),
+        encryption_key_spki,
+    ] {
         m.push(0);
         m.extend_from_slice(part);
     }

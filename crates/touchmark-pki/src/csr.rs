@@ -92,12 +92,9 @@ impl VerifiedCsr {
     /// Whether `signature` (ECDSA P-256 with SHA-256, DER) is the CSR key's signature over
     /// `message`: what binds another key of the unit to the one certified.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        aws_lc_rs::signature::UnparsedPublicKey::new(
-            &ECDSA_P256_SHA256_ASN1,
-            self.public_key_raw(),
-        )
-        .verify(message, signature)
-        .is_ok()
+        aws_lc_rs::signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, self.public_key_raw())
+            .verify(message, signature)
+            .is_ok()
     }
 }
 

@@ -67,6 +67,12 @@ touchmark_testkit::both_backends!(
         ignore = "needs imgtool 2.5.0 (pip install imgtool==2.5.0), or set TOUCHMARK_TEST_IMGTOOL"
     )]
     a_release_made_by_imgtool_is_accepted,
+    #[cfg_attr(
+        not(tm_imgtool),
+        ignore = "needs python3 with cryptography for the MCUboot reference (pip install imgtool==2.5.0)"
+    )]
+    each_unit_receives_an_image_only_its_own_key_opens,
+    an_order_release_is_named_checked_and_logged,
 );
 
 /// The payload of the releases built here.
@@ -730,4 +736,285 @@ async fn openssl_reads_the_exported_release_keys(backend: Backend) {
             key.public_key_sha256
         );
     }
+}
+
+/// A product with an X25519 release key, a registered signing key and release 1.4.0; a
+/// factory with an enrolled station; an open order of 10 units delivering that release.
+async fn order_with_release(
+    kit: &TestServer,
+) -> (
+    Vec<u8>,
+    String,
+    touchmark_testkit::Station,
+    touchmark_core::api::ReleaseBody,
+) {
+    let (product, key) = product_with_release_key(kit).await;
+    register(kit, &product, "keys/sign-ed25519.pub.pem").await;
+    let image = build(&key.public_key_pem, (1, 4, 0, 0), EncKind::X25519);
+    let release = kit
+        .admin
+        .upload_release(&product, "1.4.0", &image, None)
+        .await
+        .unwrap();
+    let factory = kit.factory("cm").await;
+    let mut request =
+        touchmark_testkit::order_request("PO-FW", &product, &factory, 10, "SN-000001..SN-000010");
+    request.release = Some("1.4.0".into());
+    let order = kit.order_with(request).await;
+    let station = kit.enroll_station(&factory).await;
+    (image, order, station, release)
+}
+
+/// A unit's X25519 encryption key, and its binding signed by the unit's identity key.
+fn bound_key(
+    unit: &touchmark_testkit::Unit,
+    order: &str,
+) -> (touchmark_firmware::SoftwareAgreementKey, Value) {
+    use touchmark_pki::Signer as _;
+    let key = touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::X25519)
+        .unwrap();
+    let spki = key.public_key().spki_der();
+    let message = touchmark_core::firmware::binding_message(
+        &touchmark_core::OrderId::parse(order).unwrap(),
+        &touchmark_core::Serial::parse(&unit.serial).unwrap(),
+        &spki,
+    );
+    let signature = unit.signer.sign(&message).unwrap();
+    let binding = serde_json::json!({
+        "public_key_pem": key.public_key().to_pem(),
+        "signature": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signature),
+    });
+    (key, binding)
+}
+
+/// The unit's X25519 private key as a PKCS#8 PEM, for the Python reference.
+fn x25519_pkcs8_pem(key: &touchmark_firmware::SoftwareAgreementKey) -> String {
+    let mut der = hex::decode("302e020100300506032b656e04220420").unwrap();
+    der.extend_from_slice(&key.raw_private().unwrap());
+    touchmark_firmware::keys::pem_encode(&der, "PRIVATE KEY")
+}
+
+/// On an order with a release, each unit that passes and is counted receives, in the answer,
+/// the release's content key wrapped to its own encryption key; its whole image is served over
+/// the station's mTLS. The image differs from the release only in the key TLV's value; the
+/// unit's key opens it (the MCUboot reference finds the content key the release was built
+/// with), another unit's key and the release itself do not give it. A retry gets the same
+/// wrap; the `unit.issued` event names the release and the image's SHA-256. A station of
+/// another factory gets nothing.
+async fn each_unit_receives_an_image_only_its_own_key_opens(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (image, order, station, release) = order_with_release(&kit).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut images = Vec::new();
+    for n in 1..=3 {
+        let unit = touchmark_testkit::Unit::new(&format!("SN-00000{n}"));
+        let (key, binding) = bound_key(&unit, &order);
+        let mut body = unit.request(touchmark_testkit::passing_test(&unit.serial));
+        body["encryption_key"] = binding;
+        let reply = station.raw.provision(&order, &body).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let fw = &reply.body["firmware"];
+        assert_eq!(fw["release"], release.id.as_str(), "{}", reply.text);
+        assert_eq!(fw["version"], "1.4.0+0");
+        assert_eq!(
+            fw["release_sha256"],
+            Sha256Hash::of(&image).to_hex().as_str()
+        );
+        assert_eq!(fw["image_size"], image.len() as u64);
+        let path = fw["image_path"].as_str().unwrap();
+        assert_eq!(
+            path,
+            format!("/v1/orders/{order}/units/{}/firmware", unit.serial)
+        );
+
+        // The whole image, streamed.
+        let (status, headers, unit_image) = station.raw.get_bytes(path).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/octet-stream");
+        let sha = Sha256Hash::of(&unit_image).to_hex();
+        assert_eq!(fw["image_sha256"], sha.as_str());
+        assert_eq!(headers["x-touchmark-image-sha256"], sha.as_str());
+        // The answer's splice gives the same bytes as the route.
+        let offset = fw["key_tlv_offset"].as_u64().unwrap() as usize;
+        let value = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            fw["key_tlv_value"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut spliced = image.clone();
+        spliced[offset..offset + value.len()].copy_from_slice(&value);
+        assert_eq!(spliced, unit_image);
+        // Only the key TLV's value differs from the release; the unit's key opens it.
+        touchmark_firmware::check_identical(&unit_image, &image).unwrap();
+        assert_ne!(unit_image, image);
+        let plain = touchmark_firmware::decrypt(&unit_image, &key).unwrap();
+        assert_eq!(&plain[0x200..0x200 + payload().len()], payload().as_slice());
+
+        // The MCUboot reference (independent of this code) finds the content key the release
+        // was built with, under the unit's key.
+        let unit_path = dir.path().join(format!("unit-{n}.bin"));
+        let key_path = dir.path().join(format!("unit-{n}.pem"));
+        std::fs::write(&unit_path, &unit_image).unwrap();
+        std::fs::write(&key_path, x25519_pkcs8_pem(&key)).unwrap();
+        let out = std::process::Command::new(touchmark_testenv::tool(&touchmark_testenv::PYTHON3))
+            .current_dir(vectors())
+            .arg("mcuboot_rewrap.py")
+            .args(["unwrap", "--key"])
+            .arg(&key_path)
+            .arg(&unit_path)
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "mcuboot_rewrap.py: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(out.status.success(), "{json}");
+        assert_eq!(json["content_key"], hex::encode([7u8; 16]).as_str());
+
+        // A retry is answered with the same wrap.
+        let again = station.raw.provision(&order, &body).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.body["firmware"], *fw);
+        images.push((unit_image, key, unit.serial.clone()));
+    }
+    // Another unit's key does not open a unit's image.
+    let e = touchmark_firmware::decrypt(&images[0].0, &images[1].1).unwrap_err();
+    assert_eq!(e.code(), "enc_tlv_hmac_mismatch");
+
+    // Each issuance names the release and its unit's image.
+    let issued = events_of(&kit, "unit.issued").await;
+    assert_eq!(issued.len(), 3);
+    for ((unit_image, _, serial), e) in images.iter().zip(&issued) {
+        assert_eq!(e["serial"], serial.as_str());
+        assert_eq!(e["release"], release.id.as_str());
+        assert_eq!(
+            e["firmware_sha256"],
+            Sha256Hash::of(unit_image).to_hex().as_str()
+        );
+    }
+    // A station of another factory, or a unit with no firmware, gets nothing.
+    let other = kit.enroll_station(&kit.factory("other-cm").await).await;
+    let (status, _, _) = other
+        .raw
+        .get_bytes(&format!("/v1/orders/{order}/units/SN-000001/firmware"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = station
+        .raw
+        .get_bytes(&format!("/v1/orders/{order}/units/SN-000009/firmware"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = kit
+        .raw()
+        .get_bytes(&format!("/v1/orders/{order}/units/SN-000001/firmware"))
+        .await;
+    assert_eq!(status, 401);
+}
+
+/// An order's release is named by version and logged; a unit without a bound encryption key
+/// (none, another type, a binding to another serial or a bad signature) is refused
+/// `encryption_key_invalid`, logged, and counts nothing; a withdrawn release stops issuance
+/// (`release_withdrawn`) until the order names another.
+async fn an_order_release_is_named_checked_and_logged(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (_, order, station, release) = order_with_release(&kit).await;
+    let set = events_of(&kit, "order.release_set").await;
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0]["order"], order.as_str());
+    assert_eq!(set[0]["release"], release.id.as_str());
+    assert_eq!(set[0]["version"], "1.4.0+0");
+
+    let unit = touchmark_testkit::Unit::new("SN-000001");
+    let (_, binding) = bound_key(&unit, &order);
+    let test = touchmark_testkit::passing_test(&unit.serial);
+    let other = touchmark_testkit::Unit::new("SN-000002");
+    let (_, others) = bound_key(&other, &order);
+    let p256 = touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::P256)
+        .unwrap();
+    let mut wrong_type = binding.clone();
+    wrong_type["public_key_pem"] = p256.public_key().to_pem().into();
+    let mut bad_signature = binding.clone();
+    bad_signature["signature"] = "AAAA".into();
+    let cases: [(&str, Option<Value>); 4] = [
+        ("no key", None),
+        ("a P-256 key for an X25519 release", Some(wrong_type)),
+        ("another unit's binding", Some(others)),
+        ("a signature that does not verify", Some(bad_signature)),
+    ];
+    for (name, binding) in cases {
+        let before = kit.log_size().await;
+        let mut body = unit.request(test.clone());
+        if let Some(binding) = binding {
+            body["encryption_key"] = binding;
+        }
+        let reply = station.raw.provision(&order, &body).await;
+        assert_eq!(reply.status, 422, "{name}: {}", reply.text);
+        assert_eq!(reply.body["code"], "encryption_key_invalid", "{name}");
+        assert_eq!(
+            kit.log_size().await,
+            before + 1,
+            "{name}: one refusal logged"
+        );
+    }
+    let detail = kit.admin.order(&order).await.unwrap();
+    assert_eq!(detail.order.issued, 0);
+
+    // Withdrawn: nothing is issued until the order names another release.
+    let product = release.product.clone();
+    kit.admin
+        .withdraw_release(&product, &release.id)
+        .await
+        .unwrap();
+    let mut body = unit.request(test.clone());
+    body["encryption_key"] = binding.clone();
+    let reply = station.raw.provision(&order, &body).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "release_withdrawn");
+    let e = kit
+        .admin
+        .set_order_release(&order, "1.4.0")
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (409, "release_withdrawn".into()));
+    let e = kit
+        .admin
+        .set_order_release(&order, "9.9.9")
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let e = kit
+        .admin
+        .set_order_release("PO-NONE", "1.4.0")
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let key = kit.admin.release_keys(&product).await.unwrap().remove(0);
+    let next = build(&key.public_key_pem, (1, 5, 0, 0), EncKind::X25519);
+    let next = kit
+        .admin
+        .upload_release(&product, "1.5.0", &next, None)
+        .await
+        .unwrap();
+    let named = kit.admin.set_order_release(&order, "1.5.0").await.unwrap();
+    assert_eq!(named.release, next.id);
+    let reply = station.raw.provision(&order, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["firmware"]["release"], next.id.as_str());
+    assert_eq!(events_of(&kit, "order.release_set").await.len(), 2);
+    // An order created with a release that does not exist is not created.
+    let factory = station.factory.clone();
+    let mut request = touchmark_testkit::order_request(
+        "PO-NO-FW",
+        &product,
+        &factory,
+        10,
+        "SN-000001..SN-000010",
+    );
+    request.release = Some("7.0.0".into());
+    let e = kit.admin.create_order(&request).await.unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
+    let e = kit.admin.order("PO-NO-FW").await.unwrap_err();
+    assert_eq!(api_error(e), (404, "not_found".into()));
 }

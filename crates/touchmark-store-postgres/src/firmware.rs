@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
-use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
     FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
+use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
 use crate::error::{Error, Result};
@@ -313,7 +313,9 @@ impl FirmwareStore for PostgresStore {
             .await?;
             match known {
                 None => return Err(StoreError::not_found(RecordKind::Order, order.as_str()).into()),
-                Some((false,)) => return Err(StoreError::not_found(RecordKind::Release, release).into()),
+                Some((false,)) => {
+                    return Err(StoreError::not_found(RecordKind::Release, release).into());
+                }
                 Some((true,)) => {}
             }
             sqlx::query(

@@ -500,7 +500,8 @@ impl<'a> Columns<'a> {
         let firmware = req.firmware();
         self.fw_release.push(firmware.map(|f| f.release.as_str()));
         self.fw_wrap.push(firmware.map(|f| f.wrap.as_slice()));
-        self.fw_sha256.push(firmware.map(|f| f.image_sha256.0.as_slice()));
+        self.fw_sha256
+            .push(firmware.map(|f| f.image_sha256.0.as_slice()));
     }
 }
 

@@ -2,13 +2,13 @@
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
-use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
     FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
+use touchmark_core::{OrderId, ProductId, Serial};
 use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 
 use crate::SqliteStore;

@@ -124,6 +124,23 @@ impl Raw {
         Self::reply(request).await
     }
 
+    /// GETs `path` and returns the status, the headers and the body as bytes (for bodies that
+    /// are not text).
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the server answers");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = response.bytes().await.expect("a body").to_vec();
+        (status, headers, body)
+    }
+
     /// GETs `path` with `authorization` as the whole `Authorization` header, scheme included.
     pub async fn get_with_authorization(&self, path: &str, authorization: &str) -> Reply {
         let request = self

@@ -11,9 +11,9 @@ use touchmark_core::api::{
     AddFirmwareKey, CreateReleaseKey, ErrorBody, FirmwareKeyBody, OrderReleaseBody, ReleaseBody,
     ReleaseKeyBody, SetOrderRelease, UploadRelease,
 };
-use touchmark_core::{OrderId, ProductId};
 use touchmark_core::code::ErrorCode;
 use touchmark_core::firmware::ReleaseKeyAlgorithm;
+use touchmark_core::{OrderId, ProductId};
 
 use super::convert;
 use super::extract::{ApiJson, ApiPath};
@@ -249,8 +249,8 @@ pub async fn set_order_release(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SetOrderRelease>,
 ) -> ApiResult<Json<OrderReleaseBody>> {
-    let order = OrderId::parse(&id)
-        .map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
+    let order =
+        OrderId::parse(&id).map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
     if touchmark_core::firmware::parse_version(&req.release).is_none() {
         return Err(ApiError::invalid(
             "release: a release version is major.minor.revision[+build]",

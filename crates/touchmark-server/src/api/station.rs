@@ -10,8 +10,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use touchmark_authority::delivery::DeliveredFirmware;
 use touchmark_core::api::{
-    EnrollRequest, EnrollResponse, ErrorBody, ProvisionRequest, ProvisionResponse,
-    UnitFirmwareBody,
+    EnrollRequest, EnrollResponse, ErrorBody, ProvisionRequest, ProvisionResponse, UnitFirmwareBody,
 };
 use touchmark_core::{OrderId, Serial};
 
@@ -113,7 +112,10 @@ pub async fn provision(
 /// What the answer says of the unit's firmware.
 fn firmware_body(f: DeliveredFirmware) -> UnitFirmwareBody {
     UnitFirmwareBody {
-        image_path: format!("/v1/orders/{}/units/{}/firmware", f.unit.order, f.unit.serial),
+        image_path: format!(
+            "/v1/orders/{}/units/{}/firmware",
+            f.unit.order, f.unit.serial
+        ),
         release: f.release.id,
         version: f.release.version,
         release_sha256: f.release.image_sha256.to_hex(),
