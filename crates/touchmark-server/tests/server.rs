@@ -776,6 +776,33 @@ mod refusals {
             )
             .await
             .unwrap();
+        // An order that delivers a release, and one whose release was withdrawn.
+        let firmware_product = kit.product("prod-fw").await;
+        kit.release(&firmware_product, (1, 0, 0)).await;
+        let firmware = kit
+            .order_with(CreateOrder {
+                release: Some("1.0.0".into()),
+                ..touchmark_testkit::order_request("ord-fw", &firmware_product, &factory, 10, range)
+            })
+            .await;
+        let withdrawn_product = kit.product("prod-withdrawn").await;
+        let (withdrawn_release, _) = kit.release(&withdrawn_product, (1, 0, 0)).await;
+        let withdrawn = kit
+            .order_with(CreateOrder {
+                release: Some("1.0.0".into()),
+                ..touchmark_testkit::order_request(
+                    "ord-withdrawn",
+                    &withdrawn_product,
+                    &factory,
+                    10,
+                    range,
+                )
+            })
+            .await;
+        kit.admin
+            .withdraw_release(&withdrawn_product, &withdrawn_release.id)
+            .await
+            .unwrap();
         // `late`'s window closes.
         kit.advance(Duration::hours(2));
 
@@ -979,6 +1006,24 @@ mod refusals {
                 body: issued.clone_key("SN-0007").request(passing_test("SN-0007")),
                 status: 409,
                 code: "key_reused",
+                after: After::Refused,
+            },
+            Case {
+                name: "a unit with no encryption key, on an order that delivers a release",
+                station: &station,
+                order: &firmware,
+                body: fresh("SN-0010"),
+                status: 422,
+                code: "encryption_key_invalid",
+                after: After::Refused,
+            },
+            Case {
+                name: "an order whose release was withdrawn",
+                station: &station,
+                order: &withdrawn,
+                body: fresh("SN-0010"),
+                status: 409,
+                code: "release_withdrawn",
                 after: After::Refused,
             },
             Case {

@@ -10,6 +10,7 @@
 // Test support: a failed step is a panic, as in any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod firmware;
 pub mod fixtures;
 pub mod http;
 pub mod proxy;

@@ -345,6 +345,17 @@ impl TestServer {
         fixtures::line(&self.admin, tag, quota, range).await
     }
 
+    /// Gives `product` an X25519 release key, registers the reference Ed25519 signing key, and
+    /// uploads release `version` (major.minor.revision) of a small payload, built as `imgtool
+    /// sign --encrypt` builds it. Returns the release and its image as uploaded.
+    pub async fn release(
+        &self,
+        product: &str,
+        version: (u8, u8, u16),
+    ) -> (touchmark_core::api::ReleaseBody, Vec<u8>) {
+        crate::firmware::release(&self.admin, product, version).await
+    }
+
     /// Creates a station of `factory` and enrolls it as a fixture PC would.
     pub async fn enroll_station(&self, factory: &str) -> Station {
         fixtures::enroll_station(&self.admin, &self.base_url, &self.root_ca_pem, factory).await
