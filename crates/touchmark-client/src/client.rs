@@ -913,6 +913,31 @@ impl Client {
         self.get("/openapi.json".into()).await
     }
 
+    /// `GET /v1/orders/{order}/units/{serial}/firmware` (station mTLS): the unit's whole image,
+    /// its order's release with the key TLV re-wrapped to the unit's own key.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure (`not_found` when the unit received no firmware in the
+    /// order, `release_withdrawn`).
+    pub async fn unit_firmware(&self, order: &str, serial: &str) -> Result<Vec<u8>, ClientError> {
+        let path = format!(
+            "/v1/orders/{}/units/{}/firmware",
+            segment("order id", order)?,
+            segment("serial", serial)?
+        );
+        let (_, bytes) = self
+            .send(
+                Method::GET,
+                path,
+                Auth::None,
+                None::<&()>,
+                "application/octet-stream",
+            )
+            .await?;
+        Ok(bytes)
+    }
+
     async fn order_action(&self, id: &str, action: &str) -> Result<OrderBody, ClientError> {
         let path = format!("/v1/orders/{}/{action}", segment("order id", id)?);
         self.call(Method::POST, path, Auth::Bearer, None::<&()>)

@@ -22,6 +22,7 @@
 
 mod client;
 mod config;
+pub mod element;
 mod error;
 mod path;
 pub mod sim;

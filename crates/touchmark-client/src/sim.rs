@@ -2,8 +2,10 @@
 //! station at a set concurrency and rate, with a tally of every outcome. `touchmark station
 //! run` and the demo run it; clones of issued units stand in for counterfeits.
 //!
-//! Each simulated unit stands in for a device with a secure element: its P-256 key is made for
-//! it and never leaves it; only its CSR goes to the server.
+//! Each simulated unit stands in for a device with a secure element ([`Element`]): its P-256
+//! key and its X25519 firmware encryption key are made for it and never leave it; only its CSR
+//! and its encryption key's binding go to the server. On an order with a release, it fetches
+//! its image and opens it as its bootloader would.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use serde::Serialize;
 use touchmark_core::api::ProvisionRequest;
 use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
 
+use crate::element::Element;
 use crate::{Client, ClientError};
 
 /// What the simulator meant a unit to be, so the outcome can be checked against it.
@@ -42,11 +45,13 @@ pub struct SimUnit {
     pub test: serde_json::Value,
     /// What it is meant to be.
     pub kind: Kind,
+    /// Its secure element, when it has its own keys (a clone's is not modelled).
+    pub element: Option<Arc<Element>>,
 }
 
 /// A unit's key, kept so a clone can reuse it.
 #[derive(Debug)]
-pub struct UnitKey(SoftwareSigner);
+pub struct UnitKey(Arc<SoftwareSigner>);
 
 impl SimUnit {
     /// A unit with a fresh key.
@@ -58,8 +63,10 @@ impl SimUnit {
         kind: Kind,
         rng: &mut StdRng,
     ) -> Result<(Self, UnitKey), ClientError> {
-        let key = SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).map_err(ClientError::key)?;
-        let unit = Self::with_key(serial, kind, &key, rng)?;
+        let key =
+            Arc::new(SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).map_err(ClientError::key)?);
+        let mut unit = Self::with_key(serial, kind, &key, rng)?;
+        unit.element = Some(Arc::new(Element::new(Arc::clone(&key))?));
         Ok((unit, UnitKey(key)))
     }
 
@@ -81,6 +88,7 @@ impl SimUnit {
             csr,
             test,
             kind,
+            element: None,
         })
     }
 
@@ -371,6 +379,8 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
     /// Outcomes of the clones: code by kind.
     pub clones: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Units whose firmware image was delivered and opened with their own key.
+    pub firmware_opened: u64,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -411,9 +421,24 @@ impl Tally {
         }
     }
 
+    /// Adds whether a unit's delivered image opened with its own key; one that did not is an
+    /// error.
+    pub fn add_firmware(&mut self, opened: &Result<(), String>) {
+        match opened {
+            Ok(()) => self.firmware_opened += 1,
+            Err(e) => {
+                *self
+                    .errors
+                    .entry(format!("firmware did not open: {e}"))
+                    .or_default() += 1;
+            }
+        }
+    }
+
     /// Merges another tally into this one.
     pub fn merge(&mut self, other: &Tally) {
         self.sent += other.sent;
+        self.firmware_opened += other.firmware_opened;
         self.issued += other.issued;
         self.already_issued += other.already_issued;
         for (k, v) in &other.refused {
@@ -458,20 +483,53 @@ impl Tally {
 
 /// Sends one unit, and tells a refusal by the server's policy from an error.
 pub async fn provision(client: &Client, order: &str, unit: &SimUnit) -> Outcome {
+    provision_unit(client, order, unit).await.0
+}
+
+/// Sends one unit, with its encryption key's binding when it has a secure element; when the
+/// answer delivers firmware, fetches the unit's image and opens it with the unit's key.
+/// Returns the outcome and, for an answer with firmware, whether the image opened.
+pub async fn provision_unit(
+    client: &Client,
+    order: &str,
+    unit: &SimUnit,
+) -> (Outcome, Option<Result<(), String>>) {
     let request = ProvisionRequest {
         serial: unit.serial.clone(),
         csr: unit.csr.clone(),
         test: unit.test.clone(),
-        encryption_key: None,
+        encryption_key: unit
+            .element
+            .as_ref()
+            .and_then(|e| e.binding(order, &unit.serial)),
     };
     match client.provision(order, &request).await {
-        Ok(done) if done.status == "already_issued" => Outcome::AlreadyIssued,
-        Ok(_) => Outcome::Issued,
-        Err(e) => match (e.refusal(), e.body()) {
-            (Some(body), _) => Outcome::Refused(body.code.clone()),
-            (None, Some(body)) => Outcome::Error(body.code.clone()),
-            (None, None) => Outcome::Error(e.to_string()),
-        },
+        Ok(done) => {
+            let outcome = if done.status == "already_issued" {
+                Outcome::AlreadyIssued
+            } else {
+                Outcome::Issued
+            };
+            let opened = match (&done.firmware, &unit.element) {
+                (Some(described), Some(element)) => {
+                    Some(match client.unit_firmware(order, &unit.serial).await {
+                        Ok(image) => element.open(&image, described),
+                        Err(e) => Err(format!("the image could not be fetched: {e}")),
+                    })
+                }
+                (Some(_), None) => Some(Err("a unit without its own keys got firmware".into())),
+                (None, _) => None,
+            };
+            (outcome, opened)
+        }
+        Err(e) => {
+            let outcome = match (e.refusal(), e.body()) {
+                (Some(body), _) => Outcome::Refused(body.code.clone()),
+                (None, Some(body)) => Outcome::Error(body.code.clone()),
+                (None, None) => Outcome::Error(e.to_string()),
+            };
+            (outcome, None)
+        }
     }
 }
 
@@ -538,10 +596,13 @@ pub async fn run_line(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(unit) = units.get(i) else { break };
                 pacer.wait().await;
-                let outcome = provision(&client, &order, unit).await;
+                let (outcome, opened) = provision_unit(&client, &order, unit).await;
                 let message = {
                     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
                     t.add(unit.kind, &outcome);
+                    if let Some(opened) = opened {
+                        t.add_firmware(&opened);
+                    }
                     t.progress(started.elapsed())
                 };
                 if let Some(slot) = outcomes
