@@ -162,6 +162,20 @@ pub enum OrderCommand {
         /// Open the order at once.
         #[arg(long)]
         open: bool,
+        /// The version of the product's release its units receive, each re-wrapped to the
+        /// unit's own key (units must then send their encryption key).
+        #[arg(long, value_name = "VERSION")]
+        release: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Name the release an order's units receive from now on (logged; an open order too).
+    Release {
+        /// The order id.
+        id: String,
+        /// The release's version, of the order's product.
+        #[arg(long, value_name = "VERSION")]
+        release: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -539,6 +553,7 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
             not_before,
             not_after,
             open,
+            release,
             api,
         } => {
             let request = CreateOrder {
@@ -551,10 +566,22 @@ pub async fn order(command: OrderCommand) -> anyhow::Result<()> {
                 not_before,
                 not_after,
                 open,
-                release: None,
+                release,
             };
             let o = client(&api)?.create_order(&request).await?;
             (api, o)
+        }
+        OrderCommand::Release { id, release, api } => {
+            let named = client(&api)?.set_order_release(&id, &release).await?;
+            if api.json {
+                return output::json(&named);
+            }
+            fields(&[
+                ("order", named.order),
+                ("release", named.release),
+                ("version", named.version),
+            ]);
+            return Ok(());
         }
         OrderCommand::List { api } => {
             let orders = client(&api)?.orders().await?;

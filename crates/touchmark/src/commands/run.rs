@@ -78,6 +78,12 @@ pub fn print_tally(tally: &Tally) {
             tally.already_issued.to_string(),
         ]);
     }
+    if tally.firmware_opened > 0 {
+        table.row(vec![
+            "firmware opened with the unit's own key".into(),
+            tally.firmware_opened.to_string(),
+        ]);
+    }
     for (code, n) in &tally.refused {
         table.row(vec![format!("refused: {code}"), n.to_string()]);
     }
