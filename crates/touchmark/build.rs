@@ -14,5 +14,6 @@ fn main() {
         touchmark_testenv::PKCS11_TOOL,
         touchmark_testenv::PLAYWRIGHT,
         touchmark_testenv::CHROMIUM,
+        touchmark_testenv::IMGTOOL,
     ]);
 }

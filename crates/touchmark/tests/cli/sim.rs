@@ -205,3 +205,168 @@ fn two_station_run_processes_share_one_order_and_its_quota() {
     );
     assert_eq!(detail.failed_tests, failed);
 }
+
+/// The firmware walk-through with the real imgtool: a release key made by the server, a
+/// signing key made by imgtool and registered, an image signed and encrypted by imgtool and
+/// uploaded, an order that delivers it; `station run` provisions units that each fetch their
+/// own image and open it with their own key, and the log names the release for each.
+#[test]
+#[cfg_attr(
+    not(tm_imgtool),
+    ignore = "needs imgtool 2.5.0 (pip install imgtool==2.5.0), or set TOUCHMARK_TEST_IMGTOOL"
+)]
+fn station_run_delivers_each_unit_firmware_only_it_opens() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let token = kit::init(&data);
+    let served = Served::start(&data);
+    let run = |args: &[&str]| {
+        let out = touchmark(work.path())
+            .args(args)
+            .args(["--server", &served.url, "--token", &token, "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let imgtool = |args: &[&str]| {
+        let out = Command::new(touchmark_testenv::tool(&touchmark_testenv::IMGTOOL))
+            .current_dir(work.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "imgtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&[
+        "product", "create", "--id", "p", "--name", "P", "--org", "O", "--cn", "C",
+    ]);
+    run(&["factory", "create", "--id", "cm", "--name", "CM"]);
+    run(&[
+        "release",
+        "key",
+        "create",
+        "--product",
+        "p",
+        "--type",
+        "x25519",
+        "--out",
+        "release.pub.pem",
+    ]);
+    imgtool(&["keygen", "-k", "signing.pem", "-t", "ed25519"]);
+    let public = imgtool(&["getpub", "-k", "signing.pem", "-e", "pem"]);
+    std::fs::write(work.path().join("signing.pub.pem"), public).unwrap();
+    run(&[
+        "product",
+        "firmware-key",
+        "add",
+        "--product",
+        "p",
+        "--key",
+        "signing.pub.pem",
+    ]);
+    let payload: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(work.path().join("app.bin"), payload).unwrap();
+    imgtool(&[
+        "sign",
+        "--key",
+        "signing.pem",
+        "--header-size",
+        "0x200",
+        "--pad-header",
+        "--slot-size",
+        "0x40000",
+        "--version",
+        "1.4.0",
+        "--encrypt",
+        "release.pub.pem",
+        "app.bin",
+        "app-enc.bin",
+    ]);
+    run(&[
+        "release",
+        "upload",
+        "--product",
+        "p",
+        "--version",
+        "1.4.0",
+        "--image",
+        "app-enc.bin",
+    ]);
+    run(&[
+        "order",
+        "create",
+        "--id",
+        "PO-FW",
+        "--product",
+        "p",
+        "--factory",
+        "cm",
+        "--quota",
+        "20",
+        "--release",
+        "1.4.0",
+        "--open",
+    ]);
+    let line = enroll_with_cli(work.path(), &served, &data, &token, "line-fw");
+    let out = touchmark(work.path())
+        .args([
+            "station",
+            "run",
+            "--order",
+            "PO-FW",
+            "--units",
+            "24",
+            "--concurrency",
+            "4",
+            "--fail-rate",
+            "0",
+            "--seed",
+            "5",
+            "--json",
+            "--dir",
+        ])
+        .arg(&line)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["issued"], 20, "{s:#}");
+    assert_eq!(s["firmware_opened"], 20, "{s:#}");
+    assert_eq!(s["refused"]["quota_exhausted"], 4, "{s:#}");
+    assert_eq!(s["errors"].as_object().unwrap().len(), 0, "{s:#}");
+
+    // Each issuance in the log names the release, and its unit's image is another one.
+    let admin = kit::admin(&served.url, &data, &token);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let events = runtime.block_on(kit::all_events(&admin));
+    let issued: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == "unit.issued")
+        .map(|e| serde_json::from_str(&e.canonical).unwrap())
+        .collect();
+    assert_eq!(issued.len(), 20);
+    let release = runtime.block_on(admin.releases("p")).unwrap().remove(0);
+    let images: std::collections::HashSet<&str> = issued
+        .iter()
+        .map(|e| {
+            assert_eq!(e["release"], release.id.as_str());
+            e["firmware_sha256"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(images.len(), 20, "every unit's image is its own");
+    assert!(!images.contains(release.image_sha256.as_str()));
+}
