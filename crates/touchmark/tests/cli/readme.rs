@@ -26,8 +26,8 @@ fn bash_blocks(readme: &str) -> Vec<(usize, String)> {
 
 #[test]
 #[cfg_attr(
-    not(tm_openssl),
-    ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    not(all(tm_openssl, tm_imgtool)),
+    ignore = "needs openssl and imgtool 2.5.0: install them (pip install imgtool==2.5.0), or set TOUCHMARK_TEST_OPENSSL and TOUCHMARK_TEST_IMGTOOL"
 )]
 fn the_readme_works_from_top_to_bottom_as_written() {
     let readme =
@@ -43,6 +43,7 @@ fn the_readme_works_from_top_to_bottom_as_written() {
     script.push_str("echo '### the end' >&2\n");
     // The script calls `openssl` by name: the one the tests were given comes first on PATH.
     let openssl = touchmark_testenv::tool(&touchmark_testenv::OPENSSL);
+    let imgtool = touchmark_testenv::tool(&touchmark_testenv::IMGTOOL);
     let work = tempfile::tempdir().unwrap();
     let stand_in = work.path().join(".bin");
     std::fs::create_dir(&stand_in).unwrap();
@@ -64,10 +65,11 @@ fn the_readme_works_from_top_to_bottom_as_written() {
         .unwrap()
         .to_owned();
     let path = format!(
-        "{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}",
         stand_in.display(),
         bin_dir.display(),
         openssl.parent().unwrap().display(),
+        imgtool.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let workdir = work.path().join("clone");
@@ -103,6 +105,10 @@ fn the_readme_works_from_top_to_bottom_as_written() {
             "the line's serial clone is refused",
         ),
         ("refused: key_reused", "the line's key clone is refused"),
+        (
+            "firmware opened with the unit's own key",
+            "each unit opens its own image",
+        ),
         ("Backed up into backups/first", "the backup"),
         ("Restored restored", "the restore"),
     ];
