@@ -55,7 +55,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn release_of(size: usize) -> Result<(Vec<u8>, SoftwareAgreementKey, PublicKey), Error> {
+/// The benchmark's signing key: its PKCS#8 DER and its public key.
+pub(crate) fn signing_key() -> Result<(Vec<u8>, PublicKey), Error> {
     let signing = pem_decode(BENCH_SIGNING_KEY, "PRIVATE KEY").context("bench signing key")?;
     let sign_pub = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&signing)
         .map_err(|e| Error::Invalid(format!("bench signing key: {e}")))?;
@@ -65,22 +66,39 @@ fn release_of(size: usize) -> Result<(Vec<u8>, SoftwareAgreementKey, PublicKey),
             .try_into()
             .map_err(|_| Error::Invalid("bench signing key".into()))?,
     );
-    let release = SoftwareAgreementKey::generate(Curve::X25519).context("release key")?;
+    Ok((signing, sign_pub))
+}
+
+/// A release of about `size` bytes, version `version`, signed by the benchmark's key and
+/// encrypted to `release` with a random content key.
+pub(crate) fn image_of(
+    size: usize,
+    version: (u8, u8, u16, u32),
+    release: &PublicKey,
+) -> Result<Vec<u8>, Error> {
+    let (signing, _) = signing_key()?;
     let mut key = [0u8; 16];
     aws_lc_rs::rand::fill(&mut key).map_err(|_| Error::Invalid("random".into()))?;
     let payload: Vec<u8> = (0..size - 0x200 - 256).map(|i| (i % 251) as u8).collect();
-    let img = build_release(
+    build_release(
         &payload,
         &BuildOptions {
             kind: EncKind::X25519,
+            version,
             ..BuildOptions::default()
         },
         &signing,
-        release.public_key(),
+        release,
         &ContentKey::new(&key).context("content key")?,
         Ephemeral::Fresh,
     )
-    .context("building the release")?;
+    .context("building the release")
+}
+
+fn release_of(size: usize) -> Result<(Vec<u8>, SoftwareAgreementKey, PublicKey), Error> {
+    let (_, sign_pub) = signing_key()?;
+    let release = SoftwareAgreementKey::generate(Curve::X25519).context("release key")?;
+    let img = image_of(size, (1, 0, 0, 0), release.public_key())?;
     Ok((img, release, sign_pub))
 }
 

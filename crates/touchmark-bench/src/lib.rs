@@ -31,6 +31,7 @@ pub mod analytics;
 mod cfssl;
 mod cpu;
 mod crypto;
+pub mod delivery;
 mod error;
 pub mod firmware;
 mod load;

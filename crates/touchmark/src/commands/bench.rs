@@ -130,6 +130,9 @@ pub struct FirmwareArgs {
     /// Rounds; every figure is the median of the rounds.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Concurrent stations in the end-to-end provisioning comparison.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
     /// Fewer units per round, for CI and smoke tests.
     #[arg(long)]
     pub quick: bool,
@@ -384,10 +387,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchCommand::Firmware(args) => {
             let report = touchmark_bench::firmware::run(args.rounds, args.quick)?;
+            let delivery =
+                touchmark_bench::delivery::run(args.rounds, args.quick, args.concurrency).await?;
             if args.json {
-                return output::json(&report);
+                return output::json(&serde_json::json!({
+                    "format": report,
+                    "end_to_end": delivery,
+                }));
             }
             print_firmware(&report);
+            print_delivery(&delivery);
         }
     }
     Ok(())
@@ -519,6 +528,36 @@ fn print_firmware(r: &touchmark_bench::firmware::FirmwareReport) {
         rate(r.delivery_mb_s, 1)
     );
     println!("  re-wraps alone: {}/s", rate(r.rewraps_per_s, 1));
+}
+
+fn print_delivery(r: &touchmark_bench::delivery::DeliveryReport) {
+    use touchmark_bench::delivery::RELEASE_RATIO_TARGET;
+    use touchmark_bench::firmware::{DELIVERY_TARGET_MB_S, IMPORT_TARGET_MS};
+    println!(
+        "\nFirmware end to end over HTTPS (SQLite, this process; median of {} rounds, {} units per round and order, c={})",
+        r.rounds, r.units_per_round, r.concurrency
+    );
+    println!(
+        "  provisioning: {}/s with a release, {}/s without: {:.2} of it (target >= {RELEASE_RATIO_TARGET:.2}); p99 with a release {} ms",
+        rate(r.release_units_per_s, 0),
+        rate(r.plain_units_per_s, 0),
+        r.release_ratio,
+        ms(r.release_p99_ms)
+    );
+    let per_cpu = r
+        .image_mb_per_cpu_s
+        .map(|m| format!(", {} MB per CPU-second of server and client", rate(m, 0)))
+        .unwrap_or_default();
+    println!(
+        "  whole per-unit images of {} bytes to one station: {} MB/s{per_cpu} (target >= {DELIVERY_TARGET_MB_S} MB/s)",
+        r.image_size,
+        rate(r.image_mb_s, 0)
+    );
+    println!(
+        "  upload of a {} byte release over HTTPS, checks included: {} ms (target < {IMPORT_TARGET_MS} ms)",
+        r.upload_size,
+        ms(r.upload_ms)
+    );
 }
 
 /// Prints the result of `bench analytics`.
