@@ -101,7 +101,10 @@ impl SimUnit {
         original: &UnitKey,
         rng: &mut StdRng,
     ) -> Result<Self, ClientError> {
-        Self::with_key(serial, Kind::CloneKey, &original.0, rng)
+        let mut unit = Self::with_key(serial, Kind::CloneKey, &original.0, rng)?;
+        // A copied secure element: the same identity key, which signs its binding too.
+        unit.element = Some(Arc::new(Element::new(Arc::clone(&original.0))?));
+        Ok(unit)
     }
 }
 

@@ -97,6 +97,19 @@ impl ContentKey {
         Ok(ContentKey(Zeroizing::new(bytes.to_vec())))
     }
 
+    /// A random key of `len` bytes (16 or 32) from the system's CSPRNG, as `imgtool sign
+    /// --encrypt` makes one per image.
+    ///
+    /// # Errors
+    /// [`FirmwareError::KeyInvalid`] for another length; [`FirmwareError::Backend`] when the
+    /// CSPRNG fails.
+    pub fn generate(len: usize) -> Result<Self, FirmwareError> {
+        let mut bytes = Zeroizing::new(vec![0u8; len]);
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map_err(|_| FirmwareError::Backend("the system's random generator failed".into()))?;
+        Self::new(&bytes)
+    }
+
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

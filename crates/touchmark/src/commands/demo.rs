@@ -159,6 +159,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .clone_refusals("clone_key", "key_reused")
                 .to_string(),
         ]);
+        if let Some(opened) = summary.firmware_opened {
+            table.row(vec![
+                "firmware delivered, each image opened only with its unit's key".into(),
+                opened.to_string(),
+            ]);
+        }
         table.row(vec!["errors".into(), summary.errors.to_string()]);
         table.print();
         let alerts: Vec<String> = summary

@@ -33,6 +33,7 @@ fn demo_exits_zero_with_every_outcome_as_expected() {
     assert_eq!(summary["clones"]["clone_serial"]["serial_conflict"], 1);
     assert_eq!(summary["clones"]["clone_key"]["key_reused"], 1);
     assert_eq!(summary["database_agrees_with_log"], true);
+    assert_eq!(summary["firmware_opened"], 500, "{summary:#}");
     assert!(work.path().join("touchmark-demo/touchmark.db").exists());
     // A second demo replaces the first one's directory, and refuses a directory it did not make.
     let again = touchmark(work.path())
