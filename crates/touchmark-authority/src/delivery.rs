@@ -90,7 +90,7 @@ pub(crate) enum FirmwareCheck {
     /// The order names no release.
     NoRelease,
     /// The unit receives this release, wrapped to its key.
-    Deliver(Release, UnitFirmware),
+    Deliver(Box<(Release, UnitFirmware)>),
     /// The request is refused.
     Refused(Refusal),
 }
@@ -200,7 +200,7 @@ impl Authority {
             wrap,
             image_sha256: Sha256Hash(image_sha256),
         };
-        Ok(FirmwareCheck::Deliver(release, unit))
+        Ok(FirmwareCheck::Deliver(Box::new((release, unit))))
     }
 
     /// What a provisioning answer says of the unit's firmware.

@@ -190,7 +190,7 @@ impl Authority {
             .await?
         {
             FirmwareCheck::NoRelease => None,
-            FirmwareCheck::Deliver(release, unit) => Some((release, unit)),
+            FirmwareCheck::Deliver(delivery) => Some(*delivery),
             FirmwareCheck::Refused(refusal) => {
                 let event = attempt.refused(
                     refusal.code,
