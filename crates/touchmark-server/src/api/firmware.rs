@@ -252,7 +252,8 @@ pub async fn set_order_release(
     let order =
         OrderId::parse(&id).map_err(|e| ApiError::invalid(format!("order id in the path: {e}")))?;
     if touchmark_core::firmware::parse_version(&req.release).is_none() {
-        return Err(ApiError::invalid(
+        return Err(ApiError::new(
+            ErrorCode::Unprocessable,
             "release: a release version is major.minor.revision[+build]",
         ));
     }
