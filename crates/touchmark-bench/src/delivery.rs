@@ -14,7 +14,7 @@ use touchmark_firmware::PublicKey;
 
 use crate::cpu::process_cpu;
 use crate::error::{Context as _, Error};
-use crate::firmware::{image_of, signing_key};
+use crate::firmware::{image_of, median, signing_key};
 use crate::load::{self, Sample};
 use crate::setup::{Backend, Touchmark};
 use crate::units::{self, Unit};
@@ -55,15 +55,6 @@ pub struct DeliveryReport {
     pub upload_size: usize,
     /// Median time of an upload over HTTPS, checks included, ms.
     pub upload_ms: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Provisions `units` on `order`, one worker per station; a unit counts only when it comes

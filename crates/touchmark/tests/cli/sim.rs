@@ -99,17 +99,44 @@ pub(crate) fn enroll_with_cli(
     dir
 }
 
-#[test]
-fn two_station_run_processes_share_one_order_and_its_quota() {
-    let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let token = kit::init(&data);
-    let served = Served::start(&data);
-    let run = |args: &[&str]| {
-        let out = touchmark(work.path())
+/// A served installation with product `p` and factory `cm`, and its admin's command line.
+struct Admin {
+    work: std::path::PathBuf,
+    data: std::path::PathBuf,
+    token: String,
+    served: Served,
+}
+
+impl Admin {
+    fn start(work: &std::path::Path) -> Self {
+        let data = work.join("data");
+        let token = kit::init(&data);
+        let served = Served::start(&data);
+        let admin = Self {
+            work: work.to_owned(),
+            data,
+            token,
+            served,
+        };
+        admin.run(&[
+            "product", "create", "--id", "p", "--name", "P", "--org", "O", "--cn", "C",
+        ]);
+        admin.run(&["factory", "create", "--id", "cm", "--name", "CM"]);
+        admin
+    }
+
+    /// Runs an admin command against the server; it must succeed. Returns its output.
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        let out = touchmark(&self.work)
             .args(args)
-            .args(["--server", &served.url, "--token", &token, "--data"])
-            .arg(&data)
+            .args([
+                "--server",
+                &self.served.url,
+                "--token",
+                &self.token,
+                "--data",
+            ])
+            .arg(&self.data)
             .output()
             .unwrap();
         assert!(
@@ -117,11 +144,18 @@ fn two_station_run_processes_share_one_order_and_its_quota() {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out.stdout
+    }
+}
+
+#[test]
+fn two_station_run_processes_share_one_order_and_its_quota() {
+    let work = tempfile::tempdir().unwrap();
+    let admin = Admin::start(work.path());
+    let (data, token, served) = (&admin.data, &admin.token, &admin.served);
+    let run = |args: &[&str]| {
+        admin.run(args);
     };
-    run(&[
-        "product", "create", "--id", "p", "--name", "P", "--org", "O", "--cn", "C",
-    ]);
-    run(&["factory", "create", "--id", "cm", "--name", "CM"]);
     run(&[
         "order",
         "create",
@@ -135,8 +169,8 @@ fn two_station_run_processes_share_one_order_and_its_quota() {
         "150",
         "--open",
     ]);
-    let a = enroll_with_cli(work.path(), &served, &data, &token, "line-a");
-    let b = enroll_with_cli(work.path(), &served, &data, &token, "line-b");
+    let a = enroll_with_cli(work.path(), served, data, token, "line-a");
+    let b = enroll_with_cli(work.path(), served, data, token, "line-b");
     let spawn = |dir: &std::path::Path, first: &str| {
         touchmark(work.path())
             .args([
@@ -193,7 +227,7 @@ fn two_station_run_processes_share_one_order_and_its_quota() {
         200,
         "every regular unit is issued, failed or beyond quota"
     );
-    let admin = kit::admin(&served.url, &data, &token);
+    let admin = kit::admin(&served.url, data, token);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let detail = runtime.block_on(admin.order("PO-SIM")).unwrap();
     assert_eq!(
@@ -218,23 +252,9 @@ fn two_station_run_processes_share_one_order_and_its_quota() {
 )]
 fn station_run_delivers_each_unit_firmware_only_it_opens() {
     let work = tempfile::tempdir().unwrap();
-    let data = work.path().join("data");
-    let token = kit::init(&data);
-    let served = Served::start(&data);
-    let run = |args: &[&str]| {
-        let out = touchmark(work.path())
-            .args(args)
-            .args(["--server", &served.url, "--token", &token, "--data"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let admin = Admin::start(work.path());
+    let (data, token, served) = (&admin.data, &admin.token, &admin.served);
+    let run = |args: &[&str]| admin.run(args);
     let imgtool = |args: &[&str]| {
         let out = Command::new(touchmark_testenv::tool(&touchmark_testenv::IMGTOOL))
             .current_dir(work.path())
@@ -248,10 +268,6 @@ fn station_run_delivers_each_unit_firmware_only_it_opens() {
         );
         out.stdout
     };
-    run(&[
-        "product", "create", "--id", "p", "--name", "P", "--org", "O", "--cn", "C",
-    ]);
-    run(&["factory", "create", "--id", "cm", "--name", "CM"]);
     run(&[
         "release",
         "key",
@@ -318,7 +334,7 @@ fn station_run_delivers_each_unit_firmware_only_it_opens() {
         "1.4.0",
         "--open",
     ]);
-    let line = enroll_with_cli(work.path(), &served, &data, &token, "line-fw");
+    let line = enroll_with_cli(work.path(), served, data, token, "line-fw");
     let out = touchmark(work.path())
         .args([
             "station",
@@ -351,7 +367,7 @@ fn station_run_delivers_each_unit_firmware_only_it_opens() {
     assert_eq!(s["errors"].as_object().unwrap().len(), 0, "{s:#}");
 
     // Each issuance in the log names the release, and its unit's image is another one.
-    let admin = kit::admin(&served.url, &data, &token);
+    let admin = kit::admin(&served.url, data, token);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let events = runtime.block_on(kit::all_events(&admin));
     let issued: Vec<serde_json::Value> = events
