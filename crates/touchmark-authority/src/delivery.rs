@@ -99,8 +99,10 @@ fn key_invalid(message: impl Into<String>) -> Refusal {
     Refusal::new(ErrorCode::EncryptionKeyInvalid, message)
 }
 
-/// The unit's encryption key, if its binding holds: a `PUBLIC KEY` PEM of the release's curve,
-/// signed by the CSR's key over [`binding_message`].
+/// The unit's encryption key, if it is bound to the unit: carried in the CSR's
+/// unit-encryption-key attribute (bound by the CSR's signature, already verified), or sent
+/// beside it as a `PUBLIC KEY` PEM signed by the CSR's key over [`binding_message`]. Either way
+/// it must be of the release key's curve.
 fn bound_key(
     binding: Option<&touchmark_core::api::EncryptionKeyBinding>,
     release: &Release,
@@ -110,33 +112,51 @@ fn bound_key(
     serial: &Serial,
 ) -> std::result::Result<PublicKey, Refusal> {
     let curve = loaded.enc.kind.curve();
-    let Some(binding) = binding else {
-        return Err(key_invalid(format!(
-            "order {order} delivers release {} ({}): the request must carry the unit's {} \
-             encryption key (encryption_key)",
-            release.id,
-            release.version,
-            curve.as_str()
-        )));
+    let key = match (binding, csr.encryption_key()) {
+        (Some(_), Some(_)) => {
+            return Err(key_invalid(
+                "the CSR carries the unit's encryption key and the request binds another: send \
+                 one of them",
+            ));
+        }
+        (None, None) => {
+            return Err(key_invalid(format!(
+                "order {order} delivers release {} ({}): the unit's {} encryption key must be in \
+                 its CSR (attribute {}) or in the request (encryption_key)",
+                release.id,
+                release.version,
+                curve.as_str(),
+                touchmark_pki::OID_UNIT_ENCRYPTION_KEY
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            )));
+        }
+        (None, Some(spki)) => PublicKey::from_spki_der(spki)
+            .map_err(|e| key_invalid(format!("the CSR's unit encryption key: {e}")))?,
+        (Some(binding), None) => {
+            let key = PublicKey::from_pem(&binding.public_key_pem)
+                .map_err(|e| key_invalid(format!("encryption_key.public_key_pem: {e}")))?;
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(binding.signature.trim())
+                .map_err(|e| key_invalid(format!("encryption_key.signature is not base64: {e}")))?;
+            if !csr.verifies(&binding_message(order, serial, &key.spki_der()), &signature) {
+                return Err(key_invalid(
+                    "encryption_key.signature is not the CSR key's ECDSA P-256 SHA-256 signature \
+                     over the binding of this order, serial and key",
+                ));
+            }
+            key
+        }
     };
-    let key = PublicKey::from_pem(&binding.public_key_pem)
-        .map_err(|e| key_invalid(format!("encryption_key.public_key_pem: {e}")))?;
     if key.curve() != Some(curve) {
         return Err(key_invalid(format!(
-            "encryption_key.public_key_pem is {}; release {} is encrypted to {} keys",
+            "the unit's encryption key is {}; release {} is encrypted to {} keys",
             key.kind(),
             release.version,
             curve.as_str()
         )));
-    }
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(binding.signature.trim())
-        .map_err(|e| key_invalid(format!("encryption_key.signature is not base64: {e}")))?;
-    if !csr.verifies(&binding_message(order, serial, &key.spki_der()), &signature) {
-        return Err(key_invalid(
-            "encryption_key.signature is not the CSR key's ECDSA P-256 SHA-256 signature over \
-             the binding of this order, serial and key",
-        ));
     }
     Ok(key)
 }

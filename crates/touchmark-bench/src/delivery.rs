@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use touchmark_client::Client;
-use touchmark_core::OrderId;
 use touchmark_core::api::{AddFirmwareKey, CreateOrder, CreateReleaseKey};
 use touchmark_firmware::PublicKey;
 
@@ -154,20 +153,19 @@ async fn measure(
         })
         .await
         .context("cannot create the order with a release")?;
-    let firmware_order = OrderId::parse(FIRMWARE_ORDER).context("order id")?;
     let stations = tm.stations(concurrency);
     let units = if quick { 300 } else { 3000 };
 
     // A warm-up of each, then rounds alternating which goes first.
     let warm = units::generate("BENCH-WP", 0, concurrency * 20).await?;
     drive(stations, tm.order_id(), warm, false).await?;
-    let warm = units::generate_bound("BENCH-WF", 0, concurrency * 20, &firmware_order).await?;
+    let warm = units::generate_with_encryption_keys("BENCH-WF", 0, concurrency * 20).await?;
     drive(stations, FIRMWARE_ORDER, warm, true).await?;
     let (mut plain, mut with, mut ratios, mut p99) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         let first = (round * units) as u64;
         let a = units::generate("BENCH-P", first, units).await?;
-        let b = units::generate_bound("BENCH-F", first, units, &firmware_order).await?;
+        let b = units::generate_with_encryption_keys("BENCH-F", first, units).await?;
         let (pa, pb) = if round % 2 == 0 {
             let pa = drive(stations, tm.order_id(), a, false).await?;
             (pa, drive(stations, FIRMWARE_ORDER, b, true).await?)

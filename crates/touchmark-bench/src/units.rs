@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use touchmark_core::api::{EncryptionKeyBinding, ProvisionRequest};
-use touchmark_core::{OrderId, Serial};
-use touchmark_pki::{KeyAlgorithm, Signer as _, SoftwareSigner, build_csr};
+use touchmark_core::api::ProvisionRequest;
+use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr_with};
 
 use crate::error::{Context as _, Error};
 
@@ -51,39 +49,29 @@ fn passing_test(serial: &str, n: u64) -> serde_json::Value {
     })
 }
 
-/// Unit `n`; for an order that delivers a release (`bound_to`), with an X25519 encryption key
-/// bound to its identity key for that order.
-fn unit(prefix: &str, n: u64, bound_to: Option<&OrderId>) -> Result<Unit, Error> {
+/// Unit `n`; with `encryption_key`, its CSR also carries an X25519 encryption key of its own
+/// (for an order that delivers a release).
+fn unit(prefix: &str, n: u64, encryption_key: bool) -> Result<Unit, Error> {
     let serial = serial(prefix, n);
     let key =
         SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).context("cannot generate a unit key")?;
-    let csr = build_csr(&key, &serial).context("cannot build a CSR")?;
-    let encryption_key = match bound_to {
-        None => None,
-        Some(order) => {
-            let enc = touchmark_firmware::SoftwareAgreementKey::generate(
-                touchmark_firmware::Curve::X25519,
-            )
-            .context("cannot generate a unit's encryption key")?;
-            let public = enc.public_key();
-            let message = touchmark_core::firmware::binding_message(
-                order,
-                &Serial::parse(&serial).context("bench serial")?,
-                &public.spki_der(),
-            );
-            let signature = key.sign(&message).context("cannot sign the binding")?;
-            Some(EncryptionKeyBinding {
-                public_key_pem: public.to_pem(),
-                signature: base64::engine::general_purpose::STANDARD.encode(signature),
-            })
-        }
+    let spki = if encryption_key {
+        Some(
+            touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::X25519)
+                .context("cannot generate a unit's encryption key")?
+                .public_key()
+                .spki_der(),
+        )
+    } else {
+        None
     };
+    let csr = build_csr_with(&key, &serial, spki.as_deref()).context("cannot build a CSR")?;
     Ok(Unit {
         request: ProvisionRequest {
             csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
             test: passing_test(&serial, n),
             serial,
-            encryption_key,
+            encryption_key: None,
         },
     })
 }
@@ -98,28 +86,27 @@ pub(crate) async fn generate(
     first: u64,
     count: usize,
 ) -> Result<Arc<Vec<Unit>>, Error> {
-    generate_for(prefix, first, count, None).await
+    generate_for(prefix, first, count, false).await
 }
 
-/// [`generate`], each unit with an encryption key bound to it for `order`, which delivers a
-/// release.
+/// [`generate`], each unit's CSR carrying an encryption key of its own, for an order that
+/// delivers a release.
 ///
 /// # Errors
-/// When a key, CSR or binding cannot be made.
-pub(crate) async fn generate_bound(
+/// When a key or CSR cannot be made.
+pub(crate) async fn generate_with_encryption_keys(
     prefix: &str,
     first: u64,
     count: usize,
-    order: &OrderId,
 ) -> Result<Arc<Vec<Unit>>, Error> {
-    generate_for(prefix, first, count, Some(order.clone())).await
+    generate_for(prefix, first, count, true).await
 }
 
 async fn generate_for(
     prefix: &str,
     first: u64,
     count: usize,
-    bound_to: Option<OrderId>,
+    encryption_keys: bool,
 ) -> Result<Arc<Vec<Unit>>, Error> {
     let prefix: Arc<str> = prefix.into();
     let threads = std::thread::available_parallelism()
@@ -133,10 +120,9 @@ async fn generate_for(
                     let start = (t * chunk).min(count);
                     let end = ((t + 1) * chunk).min(count);
                     let prefix = Arc::clone(&prefix);
-                    let bound_to = bound_to.clone();
                     scope.spawn(move || {
                         (start..end)
-                            .map(|i| unit(&prefix, first + i as u64, bound_to.as_ref()))
+                            .map(|i| unit(&prefix, first + i as u64, encryption_keys))
                             .collect::<Result<Vec<Unit>, Error>>()
                     })
                 })
@@ -178,7 +164,7 @@ mod tests {
 
     #[test]
     fn the_csr_verifies() {
-        let unit = unit(PREFIX, 42, None).unwrap();
+        let unit = unit(PREFIX, 42, false).unwrap();
         assert_eq!(unit.request.serial, "BENCH-0000000042");
         touchmark_pki::parse_csr(unit.request.csr.as_bytes()).unwrap();
     }

@@ -1,21 +1,19 @@
 //! A simulated unit's secure element: its P-256 identity key and its X25519 firmware encryption
-//! key, both made for it and never leaving it. It signs the binding of its encryption key for
-//! one order and serial, and opens its own firmware image as MCUboot would.
+//! key, both made for it and never leaving it. Its CSR carries the encryption key, under the
+//! identity key's signature; it opens its own firmware image as MCUboot would.
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use touchmark_core::api::{EncryptionKeyBinding, UnitFirmwareBody};
-use touchmark_core::firmware::binding_message;
-use touchmark_core::{OrderId, Serial};
+use touchmark_core::api::UnitFirmwareBody;
 use touchmark_firmware::{Curve, SoftwareAgreementKey};
-use touchmark_pki::{Signer as _, SoftwareSigner};
+use touchmark_pki::SoftwareSigner;
 
 use crate::ClientError;
 
 /// A unit's keys.
 pub struct Element {
-    identity: Arc<SoftwareSigner>,
+    /// The identity key, shared with the unit's [`crate::sim::UnitKey`].
+    pub identity: Arc<SoftwareSigner>,
     encryption: SoftwareAgreementKey,
 }
 
@@ -38,20 +36,10 @@ impl Element {
         })
     }
 
-    /// The encryption key and its binding to the identity key for `order` and `serial`; `None`
-    /// when either is not a well-formed id (the server refuses such a request before it looks
-    /// at keys).
-    pub fn binding(&self, order: &str, serial: &str) -> Option<EncryptionKeyBinding> {
-        let (order, serial) = (OrderId::parse(order).ok()?, Serial::parse(serial).ok()?);
-        let public = self.encryption.public_key();
-        let signature = self
-            .identity
-            .sign(&binding_message(&order, &serial, &public.spki_der()))
-            .ok()?;
-        Some(EncryptionKeyBinding {
-            public_key_pem: public.to_pem(),
-            signature: base64::engine::general_purpose::STANDARD.encode(signature),
-        })
+    /// The encryption key's DER SubjectPublicKeyInfo, which the unit's CSR carries (its
+    /// signature binds the key to the unit).
+    pub fn encryption_key_spki(&self) -> Vec<u8> {
+        self.encryption.public_key().spki_der()
     }
 
     /// Opens `image` as the unit's bootloader would: its key TLV with the encryption key, then

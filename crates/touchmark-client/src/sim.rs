@@ -3,8 +3,8 @@
 //! run` and the demo run it; clones of issued units stand in for counterfeits.
 //!
 //! Each simulated unit stands in for a device with a secure element ([`Element`]): its P-256
-//! key and its X25519 firmware encryption key are made for it and never leave it; only its CSR
-//! and its encryption key's binding go to the server. On an order with a release, it fetches
+//! key and its X25519 firmware encryption key are made for it and never leave it; only its CSR,
+//! which carries the encryption key, goes to the server. On an order with a release, it fetches
 //! its image and opens it as its bootloader would.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use touchmark_core::api::ProvisionRequest;
-use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr};
+use touchmark_pki::{KeyAlgorithm, SoftwareSigner, build_csr, build_csr_with};
 
 use crate::element::Element;
 use crate::{Client, ClientError};
@@ -65,12 +65,33 @@ impl SimUnit {
     ) -> Result<(Self, UnitKey), ClientError> {
         let key =
             Arc::new(SoftwareSigner::generate(KeyAlgorithm::EcdsaP256).map_err(ClientError::key)?);
-        let mut unit = Self::with_key(serial, kind, &key, rng)?;
-        unit.element = Some(Arc::new(Element::new(Arc::clone(&key))?));
+        let unit = Self::with_element(serial, kind, Element::new(Arc::clone(&key))?, rng)?;
         Ok((unit, UnitKey(key)))
     }
 
-    /// A unit whose CSR is signed by an existing key (a cloned secure element).
+    /// A unit with its secure element: its CSR carries the element's encryption key.
+    fn with_element(
+        serial: String,
+        kind: Kind,
+        element: Element,
+        rng: &mut StdRng,
+    ) -> Result<Self, ClientError> {
+        let csr = build_csr_with(
+            element.identity.as_ref(),
+            &serial,
+            Some(&element.encryption_key_spki()),
+        )
+        .map_err(ClientError::key)?;
+        Ok(Self {
+            csr: touchmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
+            test: test_record(&serial, kind == Kind::FailsTest, rng),
+            serial,
+            kind,
+            element: Some(Arc::new(element)),
+        })
+    }
+
+    /// A unit whose CSR is signed by an existing key, with no encryption key of its own.
     ///
     /// # Errors
     /// [`ClientError::Key`] when the CSR cannot be made.
@@ -101,10 +122,13 @@ impl SimUnit {
         original: &UnitKey,
         rng: &mut StdRng,
     ) -> Result<Self, ClientError> {
-        let mut unit = Self::with_key(serial, Kind::CloneKey, &original.0, rng)?;
-        // A copied secure element: the same identity key, which signs its binding too.
-        unit.element = Some(Arc::new(Element::new(Arc::clone(&original.0))?));
-        Ok(unit)
+        // A copied secure element: the same identity key, which signs its CSR.
+        Self::with_element(
+            serial,
+            Kind::CloneKey,
+            Element::new(Arc::clone(&original.0))?,
+            rng,
+        )
     }
 }
 
@@ -489,8 +513,8 @@ pub async fn provision(client: &Client, order: &str, unit: &SimUnit) -> Outcome 
     provision_unit(client, order, unit).await.0
 }
 
-/// Sends one unit, with its encryption key's binding when it has a secure element; when the
-/// answer delivers firmware, fetches the unit's image and opens it with the unit's key.
+/// Sends one unit; when the answer delivers firmware, fetches the unit's image and opens it
+/// with the unit's key.
 /// Returns the outcome and, for an answer with firmware, whether the image opened.
 pub async fn provision_unit(
     client: &Client,
@@ -501,10 +525,8 @@ pub async fn provision_unit(
         serial: unit.serial.clone(),
         csr: unit.csr.clone(),
         test: unit.test.clone(),
-        encryption_key: unit
-            .element
-            .as_ref()
-            .and_then(|e| e.binding(order, &unit.serial)),
+        // The CSR carries the unit's encryption key, when it has one.
+        encryption_key: None,
     };
     match client.provision(order, &request).await {
         Ok(done) => {

@@ -56,6 +56,7 @@ fn invalid(msg: impl Into<String>) -> CsrError {
 pub struct VerifiedCsr {
     der: Vec<u8>,
     spki: Vec<u8>,
+    encryption_key: Option<Vec<u8>>,
     spki_sha256: [u8; 32],
 }
 
@@ -87,6 +88,12 @@ impl VerifiedCsr {
     /// The CSR as DER (decoded from PEM or base64 if it came that way).
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// The unit's firmware encryption key (DER SubjectPublicKeyInfo, not checked further) that
+    /// the CSR carries in its [`OID_UNIT_ENCRYPTION_KEY`] attribute, bound by its signature.
+    pub fn encryption_key(&self) -> Option<&[u8]> {
+        self.encryption_key.as_deref()
     }
 
     /// Whether `signature` (ECDSA P-256 with SHA-256, DER) is the CSR key's signature over
@@ -138,6 +145,91 @@ fn decode_input(input: &[u8]) -> Result<Vec<u8>, CsrError> {
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_ECDSA_WITH_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+
+/// The CSR attribute that carries a unit's firmware encryption key, its SubjectPublicKeyInfo,
+/// under the CSR's own signature: `1.3.6.1.4.1.99999.2.1` (Touchmark's arc).
+pub const OID_UNIT_ENCRYPTION_KEY: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 2, 1];
+/// [`OID_UNIT_ENCRYPTION_KEY`] as DER content octets.
+const OID_UNIT_ENCRYPTION_KEY_DER: &[u8] =
+    &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x86, 0x8d, 0x1f, 0x02, 0x01];
+
+/// A DER header at the start of `der`: its tag, and the content's range.
+fn der_header(der: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, head): (usize, usize) = match first {
+        n if n < 0x80 => (usize::from(n), 2),
+        0x81 => (usize::from(*rest.first()?), 3),
+        0x82 => (
+            usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])),
+            4,
+        ),
+        _ => return None,
+    };
+    let end = len.checked_add(head)?;
+    (end <= der.len()).then_some((tag, head..end))
+}
+
+/// The TLVs in `der`, one after another, each as (tag, whole TLV, content); `None` when one
+/// overruns.
+fn der_elements(mut der: &[u8]) -> Option<Vec<(u8, &[u8], &[u8])>> {
+    let mut out = Vec::new();
+    while !der.is_empty() {
+        let (tag, content) = der_header(der)?;
+        let (whole, rest) = der.split_at(content.end);
+        out.push((tag, whole, whole.get(content)?));
+        der = rest;
+    }
+    Some(out)
+}
+
+/// The attributes of a CertificationRequestInfo (its DER), as (OID content octets, the values'
+/// SET as DER), from its `[0]` field after version, subject and key; `None` when it does not
+/// have that shape.
+fn cri_attributes(cri: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let (tag, content) = der_header(cri)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let fields = der_elements(cri.get(content)?)?;
+    let Some((0xa0, _, attributes)) = fields.get(3).copied() else {
+        return Some(Vec::new());
+    };
+    der_elements(attributes)?
+        .into_iter()
+        .map(|(tag, _, attribute)| {
+            let parts = der_elements(attribute)?;
+            match (tag, parts.as_slice()) {
+                (0x30, [(0x06, _, oid), (0x31, set, _)]) => Some((*oid, *set)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The one value of an attribute's `SET OF`, which must be a SEQUENCE filling it exactly.
+fn single_sequence(set: &[u8]) -> Option<&[u8]> {
+    let (tag, content) = der_header(set)?;
+    if tag != 0x31 || content.end != set.len() {
+        return None;
+    }
+    let value = set.get(content)?;
+    let (tag, inner) = der_header(value)?;
+    (tag == 0x30 && inner.end == value.len()).then_some(value)
+}
+
+/// The DER of `value` as the one element of a SET.
+fn der_set_of_one(value: &[u8]) -> Vec<u8> {
+    let len = value.len();
+    let mut out = vec![0x31];
+    match len {
+        0..0x80 => out.push(len as u8),
+        0x80..0x100 => out.extend([0x81, len as u8]),
+        _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+    }
+    out.extend_from_slice(value);
+    out
+}
 
 /// A human name for a public-key or curve OID, for error messages.
 fn oid_name(oid: &Oid<'_>) -> String {
@@ -240,6 +332,23 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, CsrError> {
     key.verify_sig(info.raw, &csr.signature_value.data)
         .map_err(|_| CsrError::SignatureInvalid)?;
 
+    // A unit's encryption key, bound by the signature just verified.
+    let mut encryption_key = None;
+    let attributes =
+        cri_attributes(info.raw).ok_or_else(|| invalid("the CSR's attributes do not parse"))?;
+    for (oid, values) in attributes {
+        if oid != OID_UNIT_ENCRYPTION_KEY_DER {
+            continue;
+        }
+        if encryption_key.is_some() {
+            return Err(invalid("more than one unit encryption key attribute"));
+        }
+        let value = single_sequence(values).ok_or_else(|| {
+            invalid("the unit encryption key attribute is not a SET of one SubjectPublicKeyInfo")
+        })?;
+        encryption_key = Some(value.to_vec());
+    }
+
     let spki = p256_spki(point);
     let spki_sha256: [u8; 32] = Sha256::digest(&spki).into();
     drop(csr);
@@ -247,6 +356,7 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, CsrError> {
         der,
         spki,
         spki_sha256,
+        encryption_key,
     })
 }
 
@@ -261,12 +371,32 @@ pub fn build_csr(
     signer: &dyn crate::Signer,
     common_name: &str,
 ) -> Result<Vec<u8>, crate::PkiError> {
+    build_csr_with(signer, common_name, None)
+}
+
+/// [`build_csr`], carrying the unit's firmware encryption key (its DER SubjectPublicKeyInfo) in
+/// the [`OID_UNIT_ENCRYPTION_KEY`] attribute, so that the CSR's signature binds it to the unit.
+///
+/// # Errors
+/// [`crate::PkiError::CertificateGeneration`] if the request cannot be encoded or signed.
+pub fn build_csr_with(
+    signer: &dyn crate::Signer,
+    common_name: &str,
+    encryption_key_spki: Option<&[u8]>,
+) -> Result<Vec<u8>, crate::PkiError> {
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, common_name);
     params.distinguished_name = dn;
+    let attributes = encryption_key_spki
+        .map(|spki| rcgen::Attribute {
+            oid: OID_UNIT_ENCRYPTION_KEY,
+            values: der_set_of_one(spki),
+        })
+        .into_iter()
+        .collect();
     let request = params
-        .serialize_request(&crate::RcgenSigner::new(signer))
+        .serialize_request_with_attributes(&crate::RcgenSigner::new(signer), attributes)
         .map_err(|e| crate::PkiError::CertificateGeneration(e.to_string()))?;
     Ok(request.der().to_vec())
 }
@@ -293,6 +423,61 @@ mod tests {
             csr.spki_sha256(),
             <[u8; 32]>::from(Sha256::digest(csr.spki_der()))
         );
+    }
+
+    /// A unit's encryption key in the CSR's attribute comes back as it was put, under the
+    /// CSR's signature; two such attributes, or one that is not a SET of one SEQUENCE, are
+    /// refused.
+    #[test]
+    fn carries_a_unit_encryption_key_under_its_signature() {
+        let signer = crate::SoftwareSigner::generate(crate::KeyAlgorithm::EcdsaP256).unwrap();
+        let enc = crate::SoftwareSigner::generate(crate::KeyAlgorithm::EcdsaP256).unwrap();
+        let spki = crate::Signer::public_key_spki(&enc).to_vec();
+        let der = build_csr_with(&signer, "SN-1", Some(&spki)).unwrap();
+        let csr = parse_csr(&der).unwrap();
+        assert_eq!(csr.encryption_key(), Some(spki.as_slice()));
+        assert_eq!(
+            parse_csr(&build_csr(&signer, "SN-1").unwrap())
+                .unwrap()
+                .encryption_key(),
+            None
+        );
+
+        let attribute = |values: Vec<u8>| rcgen::Attribute {
+            oid: OID_UNIT_ENCRYPTION_KEY,
+            values,
+        };
+        let params = || {
+            let mut params = rcgen::CertificateParams::default();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "SN-1");
+            params
+        };
+        let rcgen_signer = crate::RcgenSigner::new(&signer);
+        let two = params()
+            .serialize_request_with_attributes(
+                &rcgen_signer,
+                vec![
+                    attribute(der_set_of_one(&spki)),
+                    attribute(der_set_of_one(&spki)),
+                ],
+            )
+            .unwrap();
+        assert!(matches!(parse_csr(two.der()), Err(CsrError::Invalid(_))));
+        // A SET whose one value is an OCTET STRING, not a SubjectPublicKeyInfo.
+        let octets = params()
+            .serialize_request_with_attributes(
+                &rcgen_signer,
+                vec![attribute(der_set_of_one(&[0x04, 0x01, 0x00]))],
+            )
+            .unwrap();
+        assert!(matches!(parse_csr(octets.der()), Err(CsrError::Invalid(_))));
+        // A key the CSR's signature does not cover is not there: the tampered CSR fails.
+        let mut tampered = der.clone();
+        let at = tampered.len() - 80;
+        tampered[at] ^= 1;
+        assert!(parse_csr(&tampered).is_err());
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub use cert::{
     CaIssuer, Certificate, SerialNumber, Subject, certs_from_pem, create_intermediate_ca,
     create_root_ca, issue_server_cert, issue_station_cert,
 };
-pub use csr::{CsrError, VerifiedCsr, build_csr, parse_csr};
+pub use csr::{
+    CsrError, OID_UNIT_ENCRYPTION_KEY, VerifiedCsr, build_csr, build_csr_with, parse_csr,
+};
 pub use error::PkiError;
 pub use keys::{KeyProvider, MemoryKeys};
 pub use keystore::{KeyStore, Passphrase};

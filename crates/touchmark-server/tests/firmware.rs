@@ -787,6 +787,20 @@ fn bound_key(
     (key, binding)
 }
 
+/// A CSR of `unit`'s identity key that carries `key` in its unit-encryption-key attribute.
+fn csr_with_key(
+    unit: &touchmark_testkit::Unit,
+    key: &touchmark_firmware::SoftwareAgreementKey,
+) -> String {
+    let der = touchmark_pki::build_csr_with(
+        &unit.signer,
+        &unit.serial,
+        Some(&key.public_key().spki_der()),
+    )
+    .unwrap();
+    touchmark_pki::pem::encode("CERTIFICATE REQUEST", &der)
+}
+
 /// The unit's X25519 private key as a PKCS#8 PEM, for the Python reference.
 fn x25519_pkcs8_pem(key: &touchmark_firmware::SoftwareAgreementKey) -> String {
     let mut der = hex::decode("302e020100300506032b656e04220420").unwrap();
@@ -810,7 +824,12 @@ async fn each_unit_receives_an_image_only_its_own_key_opens(backend: Backend) {
         let unit = touchmark_testkit::Unit::new(&format!("SN-00000{n}"));
         let (key, binding) = bound_key(&unit, &order);
         let mut body = unit.request(touchmark_testkit::passing_test(&unit.serial));
-        body["encryption_key"] = binding;
+        if n == 3 {
+            // The third unit's CSR carries its key, under the CSR's own signature.
+            body["csr"] = csr_with_key(&unit, &key).into();
+        } else {
+            body["encryption_key"] = binding;
+        }
         let reply = station.raw.provision(&order, &body).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         let fw = &reply.body["firmware"];
@@ -937,17 +956,39 @@ async fn an_order_release_is_named_checked_and_logged(backend: Backend) {
     wrong_type["public_key_pem"] = p256.public_key().to_pem().into();
     let mut bad_signature = binding.clone();
     bad_signature["signature"] = "AAAA".into();
-    let cases: [(&str, Option<Value>); 4] = [
-        ("no key", None),
-        ("a P-256 key for an X25519 release", Some(wrong_type)),
-        ("another unit's binding", Some(others)),
-        ("a signature that does not verify", Some(bad_signature)),
+    let x25519 =
+        touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::X25519)
+            .unwrap();
+    let csr_p256 = csr_with_key(&unit, &p256);
+    let csr_x25519 = csr_with_key(&unit, &x25519);
+    let cases: [(&str, Option<Value>, Option<&str>); 6] = [
+        ("no key", None, None),
+        ("a P-256 key for an X25519 release", Some(wrong_type), None),
+        ("another unit's binding", Some(others), None),
+        (
+            "a signature that does not verify",
+            Some(bad_signature),
+            None,
+        ),
+        (
+            "a P-256 key in the CSR for an X25519 release",
+            None,
+            Some(&csr_p256),
+        ),
+        (
+            "a key in the CSR and another bound in the request",
+            Some(binding.clone()),
+            Some(&csr_x25519),
+        ),
     ];
-    for (name, binding) in cases {
+    for (name, binding, csr) in cases {
         let before = kit.log_size().await;
         let mut body = unit.request(test.clone());
         if let Some(binding) = binding {
             body["encryption_key"] = binding;
+        }
+        if let Some(csr) = csr {
+            body["csr"] = csr.into();
         }
         let reply = station.raw.provision(&order, &body).await;
         assert_eq!(reply.status, 422, "{name}: {}", reply.text);
