@@ -47,8 +47,9 @@ const DRIFT_LOOKBACK: time::Duration = time::Duration::hours(1);
 /// How long an attempt may take to commit once its id is taken. Ids are handed out before
 /// commit, and on PostgreSQL transactions of several replicas commit in any order: an attempt
 /// may become visible after one with a higher id was read. So each read starts again from the
-/// highest id read at least this long ago, and skips the attempts it applied already. (The
-/// database ends a transaction left idle for 2 s, and waits 1 s at most for a lock.)
+/// highest id read at least this long ago, and skips the attempts it applied already; a value
+/// found late joins its series last. (The database ends a transaction left idle for 2 s, and
+/// waits 1 s at most for a lock.)
 const DRIFT_SETTLE: Duration = Duration::from_secs(10);
 
 /// Measurement rows read per page.
@@ -100,7 +101,7 @@ struct Series {
 #[derive(Debug, Default)]
 struct Drift {
     /// Per order, per (station, step, measurement). An order is here once its series were read
-    /// from the store's last [`DRIFT_LOOKBACK`]; from then on, [`Drift::tail`] feeds them.
+    /// from the store's last [`DRIFT_LOOKBACK`]; from then on, [`Projector::tail`] feeds them.
     series: HashMap<OrderId, BTreeMap<(String, String, String), Series>>,
     /// The highest attempt id read, once some order's series were read.
     tail: Option<u64>,
