@@ -14,7 +14,12 @@
 //! Its position is saved in the store (cursor `alerts`) after each batch; the store keeps one
 //! alert per key open, so an event folded twice after a crash raises nothing new. It runs only
 //! in the process that holds the sequencer lease, so replicas do not fold the log twice. The
-//! series it keeps in memory start again empty after a restart.
+//! series it keeps in memory start again empty after a restart, but drift's: each order's is
+//! read again from the store's last [`DRIFT_LOOKBACK`] when the order is first judged.
+//!
+//! Drift keeps, per order, line and measurement, only the last values the rule looks at, and
+//! reads only the measurements stored since its last read (by attempt id, in every order at
+//! once), so judging an order costs the same at its millionth unit as at its hundredth.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use touchmark_authority::log::Log;
 use touchmark_core::event::{Event, EventBody};
 use touchmark_core::policy::alerts::{self, AlertConfig, Raise};
 use touchmark_core::{Clock, OrderId, StationId};
-use touchmark_store::{Store, Window};
+use touchmark_store::{MeasurementSample, Store, Window};
 
 /// How often the projector looks for new entries.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -35,8 +40,20 @@ pub const POLL: Duration = Duration::from_millis(200);
 /// How often at most an order's measurements are read for drift.
 pub const DRIFT_EVERY: Duration = Duration::from_secs(2);
 
-/// How far back drift looks.
+/// How far back drift looks: an order's series is read from this far back when the order is
+/// first judged, and a value older than this is dropped from its series.
 const DRIFT_LOOKBACK: time::Duration = time::Duration::hours(1);
+
+/// How long an attempt may take to commit once its id is taken. Ids are handed out before
+/// commit, and on PostgreSQL transactions of several replicas commit in any order: an attempt
+/// may become visible after one with a higher id was read. So each read starts again from the
+/// highest id read at least this long ago, and skips the attempts it applied already; a value
+/// found late joins its series last. (The database ends a transaction left idle for 2 s, and
+/// waits 1 s at most for a lock.)
+const DRIFT_SETTLE: Duration = Duration::from_secs(10);
+
+/// Measurement rows read per page.
+const DRIFT_PAGE: u32 = 5000;
 
 /// The cursor's name in the store.
 const CURSOR: &str = "alerts";
@@ -68,6 +85,60 @@ struct State {
     /// Orders with attempts since their drift was last judged, and when it was.
     dirty: HashSet<OrderId>,
     drift_checked: HashMap<OrderId, tokio::time::Instant>,
+    drift: Drift,
+}
+
+/// One measurement's last passing values on one line of one order, oldest first, each with
+/// its attempt's time, and the limits of the last.
+#[derive(Debug, Default)]
+struct Series {
+    values: VecDeque<(OffsetDateTime, f64)>,
+    low: Option<f64>,
+    high: Option<f64>,
+}
+
+/// Drift's series, and where its reads of the stored measurements stand.
+#[derive(Debug, Default)]
+struct Drift {
+    /// Per order, per (station, step, measurement). An order is here once its series were read
+    /// from the store's last [`DRIFT_LOOKBACK`]; from then on, [`Projector::tail`] feeds them.
+    series: HashMap<OrderId, BTreeMap<(String, String, String), Series>>,
+    /// The highest attempt id read, once some order's series were read.
+    tail: Option<u64>,
+    /// Where the next read starts: [`Drift::tail`] as it was [`DRIFT_SETTLE`] ago.
+    floor: u64,
+    /// [`Drift::tail`] after each read, with when, for [`Drift::floor`].
+    marks: VecDeque<(tokio::time::Instant, u64)>,
+    /// The attempts above [`Drift::floor`] already applied, which a read skips.
+    applied: HashSet<u64>,
+    /// Per order, the last attempt of its values read from its last [`DRIFT_LOOKBACK`], while
+    /// above [`Drift::floor`]: a read skips this order's attempts up to it.
+    seeded: HashMap<OrderId, u64>,
+    /// Whether a read followed the first series read (see [`Projector::tail`]).
+    caught_up: bool,
+}
+
+impl Drift {
+    /// Appends a passing value to its series, keeping the last `keep`.
+    fn push(&mut self, order: &OrderId, sample: MeasurementSample, keep: usize) {
+        // A failed value is a failed test, which the yield and the Pareto report; drift
+        // watches the passing population move.
+        if !sample.passed {
+            return;
+        }
+        let Some(lines) = self.series.get_mut(order) else {
+            return;
+        };
+        let series = lines
+            .entry((sample.station, sample.step, sample.name))
+            .or_default();
+        series.values.push_back((sample.at, sample.value));
+        series.low = sample.low;
+        series.high = sample.high;
+        while series.values.len() > keep {
+            series.values.pop_front();
+        }
+    }
 }
 
 /// Tails the log and raises the oversight rules' alerts.
@@ -253,7 +324,9 @@ impl Projector {
         }
     }
 
-    /// Judges drift for the orders with attempts, at most every [`DRIFT_EVERY`] per order.
+    /// Judges drift for the orders with attempts, at most every [`DRIFT_EVERY`] per order: reads
+    /// the series of the orders due that it has not read yet, then the measurements stored
+    /// since its last read, and judges each due order's series.
     async fn drift(
         &self,
         st: &mut State,
@@ -272,44 +345,158 @@ impl Projector {
             })
             .cloned()
             .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keep = self.config.drift_window.max(4);
+        let since = self.clock.now() - DRIFT_LOOKBACK;
+        self.seed(&mut st.drift, &due, since, keep).await?;
+        self.tail(&mut st.drift, now, keep).await?;
         let mut raises = Vec::new();
         for order in due {
             st.dirty.remove(&order);
             st.drift_checked.insert(order.clone(), now);
-            let window = Window {
-                from: Some(self.clock.now() - DRIFT_LOOKBACK),
-                until: None,
+            let Some(lines) = st.drift.series.get_mut(&order) else {
+                continue;
             };
-            let samples = self.store.order_measurements(&order, window).await?;
-            // One series per line (station) and measurement, in the order stored.
-            type Series = (Vec<f64>, Option<f64>, Option<f64>);
-            let mut series: BTreeMap<(String, String, String), Series> = BTreeMap::new();
-            // A failed value is a failed test, which the yield and the Pareto report; drift
-            // watches the passing population move.
-            for s in samples.into_iter().filter(|s| s.passed) {
-                let entry = series
-                    .entry((s.station, s.step, s.name))
-                    .or_insert_with(|| (Vec::new(), None, None));
-                entry.0.push(s.value);
-                entry.1 = s.low;
-                entry.2 = s.high;
+            for series in lines.values_mut() {
+                while series.values.front().is_some_and(|(at, _)| *at < since) {
+                    series.values.pop_front();
+                }
             }
-            for ((station, step, name), (values, low, high)) in series {
-                let Ok(station) = StationId::parse(&station) else {
+            lines.retain(|_, series| !series.values.is_empty());
+            for ((station, step, name), series) in lines.iter() {
+                let Ok(station) = StationId::parse(station) else {
                     continue;
                 };
+                let values: Vec<f64> = series.values.iter().map(|(_, v)| *v).collect();
                 raises.extend(alerts::drift(
                     &order,
                     &station,
                     &format!("{step}/{name}"),
                     &values,
-                    low,
-                    high,
+                    series.low,
+                    series.high,
                     &self.config,
                 ));
             }
         }
         Ok(raises)
+    }
+
+    /// Reads the series of the orders in `due` not read yet, from the store's values since
+    /// `since`.
+    async fn seed(
+        &self,
+        drift: &mut Drift,
+        due: &[OrderId],
+        since: OffsetDateTime,
+        keep: usize,
+    ) -> Result<(), touchmark_store::StoreError> {
+        let window = Window {
+            from: Some(since),
+            until: None,
+        };
+        let mut first_tail: Option<u64> = None;
+        for order in due {
+            if drift.series.contains_key(order) {
+                continue;
+            }
+            // By step and name, then in the order stored: each series oldest first.
+            let samples = self.store.order_measurements(order, window).await?;
+            let last = samples.iter().map(|s| s.attempt).max();
+            if drift.tail.is_none() {
+                // Until some order has values there is no attempt to tail from: an order
+                // without any is read again the next time it is due.
+                let Some(last) = last else {
+                    continue;
+                };
+                // Values of the orders read before this one, stored since, have higher ids
+                // than their own last (SQLite commits in id order): tail from the lowest.
+                first_tail = Some(first_tail.map_or(last, |t| t.min(last)));
+            }
+            if let Some(last) = last {
+                // The tail may read these again: it skips this order's up to here.
+                drift.seeded.insert(order.clone(), last);
+            }
+            drift.series.insert(order.clone(), BTreeMap::new());
+            for sample in samples {
+                drift.push(order, sample, keep);
+            }
+        }
+        if let Some(tail) = first_tail {
+            drift.tail = Some(tail);
+            drift.floor = tail;
+            drift.caught_up = false;
+        }
+        Ok(())
+    }
+
+    /// Reads the measurements stored after the floor, in pages, and appends those of attempts
+    /// not applied yet to the series of the orders read already (another order's are in the
+    /// store's values read when it is first due). Then moves the floor.
+    async fn tail(
+        &self,
+        drift: &mut Drift,
+        now: tokio::time::Instant,
+        keep: usize,
+    ) -> Result<(), touchmark_store::StoreError> {
+        let Some(mut tail) = drift.tail else {
+            return Ok(());
+        };
+        let mut after = drift.floor;
+        let mut read = HashSet::new();
+        loop {
+            let page = self.store.measurements_after(after, DRIFT_PAGE).await?;
+            let Some(last) = page.last().map(|m| m.sample.attempt) else {
+                break;
+            };
+            let full = page.len() >= DRIFT_PAGE as usize;
+            for m in page {
+                let attempt = m.sample.attempt;
+                if drift.applied.contains(&attempt) {
+                    continue;
+                }
+                if drift.caught_up {
+                    read.insert(attempt);
+                }
+                let Ok(order) = OrderId::parse(&m.order) else {
+                    continue;
+                };
+                if drift.seeded.get(&order).is_some_and(|s| attempt <= *s) {
+                    continue;
+                }
+                drift.push(&order, m.sample, keep);
+            }
+            after = last;
+            tail = tail.max(last);
+            if !full {
+                break;
+            }
+        }
+        drift.tail = Some(tail);
+        if drift.caught_up {
+            drift.applied.extend(read);
+            drift.marks.push_back((now, tail));
+            while let Some(&(at, mark)) = drift.marks.front() {
+                if now.duration_since(at) < DRIFT_SETTLE {
+                    break;
+                }
+                drift.floor = drift.floor.max(mark);
+                drift.marks.pop_front();
+            }
+        } else {
+            // The first read after the series were first read catches up from the oldest of
+            // their last values: it is not read again (an attempt committing out of id order
+            // at that moment, on PostgreSQL, can be missed once).
+            drift.floor = tail;
+            drift.marks.clear();
+            drift.caught_up = true;
+        }
+        let floor = drift.floor;
+        drift.applied.retain(|a| *a > floor);
+        drift.seeded.retain(|_, s| *s > floor);
+        Ok(())
     }
 
     /// The dashboard's live snapshot: the log's size, the orders with their quotas, each

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use touchmark_client::ClientError;
 use touchmark_client::api::CreateToken;
+use touchmark_core::Clock;
 use touchmark_core::oversight::CreateWebhook;
+use touchmark_core::policy::alerts::{self, AlertConfig};
+use touchmark_server::projector::Projector;
 use touchmark_testkit::{Backend, TestServer, Unit, failing_test, passing_test, pem_sha256};
 
 fn api_error(e: ClientError) -> (u16, String) {
@@ -41,6 +44,7 @@ touchmark_testkit::both_backends!(
     )]
     a_clone_alert_is_delivered_signed_and_acknowledged,
     drift_and_low_yield_raise_alerts_and_steady_lines_do_not,
+    drift_is_judged_over_the_last_values_across_a_restart,
 );
 
 /// A failed test, its retest and a first-time pass: the history holds each attempt with its
@@ -802,4 +806,78 @@ async fn drift_and_low_yield_raise_alerts_and_steady_lines_do_not(backend: Backe
             || a.order.as_deref() == Some(drifting.order.as_str())),
         "{alerts:?}"
     );
+}
+
+/// Drift judged after many attempts, as they come, over the last values of each series: a
+/// steady line judged every ten units raises nothing, its failed values (out of limits) left
+/// out; then a projector started again on the same store (a restart) reads the series back
+/// and, judging every five units of a drift, raises the alert the rule gives over the whole
+/// line's passing values at the first judgement that fires, with the same evidence.
+async fn drift_is_judged_over_the_last_values_across_a_restart(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let line = kit.line("dl", 500, "SN-000001..SN-000999").await;
+    let station = kit.enroll_station(&line.factory).await;
+    let mut passing = Vec::new();
+    let mut n = 0u32;
+    let mut provision = async |tx: f64| {
+        n += 1;
+        let serial = format!("SN-{n:06}");
+        let unit = Unit::new(&serial);
+        if n.is_multiple_of(7) {
+            let reply = station
+                .provision(&line.order, &unit, failing_test(&serial))
+                .await;
+            reply.assert_error(422, "test_failed");
+        }
+        let reply = station
+            .provision(&line.order, &unit, record(&serial, tx, true))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        tx
+    };
+    for i in 0..120u32 {
+        let tx = 14.0 + if i.is_multiple_of(2) { 0.3 } else { -0.3 };
+        passing.push(provision(tx).await);
+        if i % 10 == 9 {
+            kit.project().await;
+        }
+    }
+    assert!(kit.admin.alerts(false).await.unwrap().is_empty());
+
+    let config = AlertConfig::default();
+    let restarted = Projector::new(
+        Arc::clone(&kit.authority),
+        Arc::clone(&kit.store),
+        Arc::clone(&kit.log),
+        Arc::clone(&kit.clock) as Arc<dyn Clock>,
+        config.clone(),
+    );
+    let order = touchmark_core::OrderId::parse(&line.order).unwrap();
+    let station_id = touchmark_core::StationId::parse(&station.id).unwrap();
+    let mut expected = None;
+    for i in 1..=40u32 {
+        let tx = 14.0 + f64::from(i) * 0.12 + if i.is_multiple_of(2) { 0.05 } else { -0.05 };
+        passing.push(provision(tx).await);
+        if i % 5 == 0 {
+            kit.sequence_now().await;
+            restarted.catch_up().await.unwrap();
+            expected = expected.or_else(|| {
+                alerts::drift(
+                    &order,
+                    &station_id,
+                    "rf_power/tx_dbm",
+                    &passing,
+                    Some(10.0),
+                    Some(20.0),
+                    &config,
+                )
+            });
+        }
+    }
+    let expected = expected.expect("the drift fires within 40 units");
+    let alerts = kit.admin.alerts(false).await.unwrap();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["measurement_drift"], "{alerts:?}");
+    assert_eq!(alerts[0].order.as_deref(), Some(line.order.as_str()));
+    assert_eq!(alerts[0].evidence, expected.evidence);
 }

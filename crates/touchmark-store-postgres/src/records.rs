@@ -5,11 +5,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
+use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::oversight::{AttemptEntry, HistoryEntry, MeasurementEntry, StepEntry};
 use touchmark_core::{OrderId, Serial};
-use touchmark_store::{AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec};
+use touchmark_store::{
+    AttemptRow, FailureCount, MeasurementSample, OrderMeasurement, TestDataStore, Window, codec,
+};
 
 use crate::PostgresStore;
 use crate::error::Result;
@@ -161,6 +164,23 @@ async fn order_attempts(pool: &PgPool, order: &str, window: Window) -> Result<Ve
         .collect()
 }
 
+/// A numeric measurement from the columns `attempt_id, station, step, name, value, unit, low,
+/// high, outcome, created_at`, in that order, starting at `first`.
+fn sample(r: &PgRow, first: usize) -> Result<MeasurementSample> {
+    Ok(MeasurementSample {
+        attempt: id(get(r, first)?)?,
+        station: get(r, first + 1)?,
+        step: get(r, first + 2)?,
+        name: get(r, first + 3)?,
+        value: get(r, first + 4)?,
+        unit: get(r, first + 5)?,
+        low: get(r, first + 6)?,
+        high: get(r, first + 7)?,
+        passed: get::<String>(r, first + 8)? == "pass",
+        at: get(r, first + 9)?,
+    })
+}
+
 async fn order_measurements(
     pool: &PgPool,
     order: &str,
@@ -168,7 +188,7 @@ async fn order_measurements(
 ) -> Result<Vec<MeasurementSample>> {
     let (from, until) = bounds(window);
     let rows = sqlx::query(
-        "SELECT attempt_id, step, name, value, unit, low, high, outcome, station
+        "SELECT attempt_id, station, step, name, value, unit, low, high, outcome, created_at
          FROM test_measurements
          WHERE order_id = $1 AND created_at >= $2 AND created_at < $3 AND value IS NOT NULL
          ORDER BY step, name, attempt_id",
@@ -178,18 +198,37 @@ async fn order_measurements(
     .bind(until)
     .fetch_all(pool)
     .await?;
+    rows.iter().map(|r| sample(r, 0)).collect()
+}
+
+async fn measurements_after(
+    pool: &PgPool,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<OrderMeasurement>> {
+    // Both reads are ranges of the primary key (attempt_id, step_idx, idx): the inner one finds
+    // the page's last attempt, the outer one reads up to its end.
+    let rows = sqlx::query(
+        "SELECT order_id, attempt_id, station, step, name, value, unit, low, high, outcome,
+                created_at
+         FROM test_measurements
+         WHERE attempt_id > $1 AND value IS NOT NULL
+           AND attempt_id <= (
+               SELECT max(attempt_id) FROM (
+                   SELECT attempt_id FROM test_measurements
+                   WHERE attempt_id > $1 AND value IS NOT NULL
+                   ORDER BY attempt_id, step_idx, idx LIMIT $2) AS page)
+         ORDER BY attempt_id, step_idx, idx",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
     rows.iter()
         .map(|r| {
-            Ok(MeasurementSample {
-                attempt: id(get(r, 0)?)?,
-                station: get(r, 8)?,
-                step: get(r, 1)?,
-                name: get(r, 2)?,
-                value: get(r, 3)?,
-                unit: get(r, 4)?,
-                low: get(r, 5)?,
-                high: get(r, 6)?,
-                passed: get::<String>(r, 7)? == "pass",
+            Ok(OrderMeasurement {
+                order: get(r, 0)?,
+                sample: sample(r, 1)?,
             })
         })
         .collect()
@@ -260,5 +299,13 @@ impl TestDataStore for PostgresStore {
         window: Window,
     ) -> touchmark_store::Result<Vec<FailureCount>> {
         Ok(order_failures(self.pool(), order.as_str(), window).await?)
+    }
+
+    async fn measurements_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> touchmark_store::Result<Vec<OrderMeasurement>> {
+        Ok(measurements_after(self.pool(), after, limit).await?)
     }
 }

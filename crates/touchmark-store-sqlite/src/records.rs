@@ -8,7 +8,9 @@ use rusqlite::Connection;
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::oversight::{AttemptEntry, HistoryEntry, MeasurementEntry, StepEntry};
 use touchmark_core::{OrderId, Serial};
-use touchmark_store::{AttemptRow, FailureCount, MeasurementSample, TestDataStore, Window, codec};
+use touchmark_store::{
+    AttemptRow, FailureCount, MeasurementSample, OrderMeasurement, TestDataStore, Window, codec,
+};
 
 use crate::SqliteStore;
 use crate::error::Result;
@@ -27,6 +29,53 @@ fn bounds(window: Window) -> (String, String) {
 
 fn id(n: i64) -> Result<u64> {
     Ok(u64::try_from(n).map_err(|e| codec::corrupt("test attempt id", e))?)
+}
+
+/// A numeric measurement from the columns `attempt_id, station, step, name, value, unit, low,
+/// high, outcome, created_at`, in that order, starting at `first`.
+fn sample(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RawSample> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+        r.get(first + 5)?,
+        r.get(first + 6)?,
+        r.get(first + 7)?,
+        r.get(first + 8)?,
+        r.get(first + 9)?,
+    ))
+}
+
+/// A measurement's columns as read, before they are checked.
+type RawSample = (
+    i64,
+    String,
+    String,
+    String,
+    f64,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    String,
+    String,
+);
+
+fn checked(raw: RawSample) -> Result<MeasurementSample> {
+    let (n, station, step, name, value, unit, low, high, outcome, at) = raw;
+    Ok(MeasurementSample {
+        attempt: id(n)?,
+        station,
+        step,
+        name,
+        value,
+        unit,
+        low,
+        high,
+        passed: outcome == "pass",
+        at: parse_timestamp(&at).map_err(|e| codec::corrupt("attempt time", e))?,
+    })
 }
 
 fn attempts_of(conn: &Connection, serial: &str) -> Result<Vec<AttemptEntry>> {
@@ -216,39 +265,17 @@ impl TestDataStore for SqliteStore {
         self.read(move |conn| {
             let (from, until) = bounds(window);
             let mut stmt = conn.prepare_cached(
-                "SELECT attempt_id, step, name, value, unit, low, high, outcome, station
+                "SELECT attempt_id, station, step, name, value, unit, low, high, outcome,
+                        created_at
                  FROM test_measurements
                  WHERE order_id = ?1 AND created_at >= ?2 AND created_at < ?3
                    AND value IS NOT NULL
                  ORDER BY step, name, attempt_id",
             )?;
-            let rows = stmt.query_map([order.as_str(), &from, &until], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, f64>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<f64>>(5)?,
-                    r.get::<_, Option<f64>>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
-            })?;
+            let rows = stmt.query_map([order.as_str(), &from, &until], |r| sample(r, 0))?;
             let mut out = Vec::new();
             for row in rows {
-                let (n, step, name, value, unit, low, high, outcome, station) = row?;
-                out.push(MeasurementSample {
-                    attempt: id(n)?,
-                    station,
-                    step,
-                    name,
-                    value,
-                    unit,
-                    low,
-                    high,
-                    passed: outcome == "pass",
-                });
+                out.push(checked(row?)?);
             }
             Ok(out)
         })
@@ -290,6 +317,43 @@ impl TestDataStore for SqliteStore {
                     step,
                     measurement,
                     failures: id(n)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn measurements_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> touchmark_store::Result<Vec<OrderMeasurement>> {
+        self.read(move |conn| {
+            // Both reads are ranges of the primary key (attempt_id, step_idx, idx): the inner
+            // one finds the page's last attempt, the outer one reads up to its end.
+            let mut stmt = conn.prepare_cached(
+                "SELECT order_id, attempt_id, station, step, name, value, unit, low, high,
+                        outcome, created_at
+                 FROM test_measurements
+                 WHERE attempt_id > ?1 AND value IS NOT NULL
+                   AND attempt_id <= (
+                       SELECT max(attempt_id) FROM (
+                           SELECT attempt_id FROM test_measurements
+                           WHERE attempt_id > ?1 AND value IS NOT NULL
+                           ORDER BY attempt_id, step_idx, idx LIMIT ?2))
+                 ORDER BY attempt_id, step_idx, idx",
+            )?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let rows = stmt.query_map([after, i64::from(limit)], |r| {
+                Ok((r.get::<_, String>(0)?, sample(r, 1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (order, raw) = row?;
+                out.push(OrderMeasurement {
+                    order,
+                    sample: checked(raw)?,
                 });
             }
             Ok(out)

@@ -42,7 +42,8 @@ use touchmark_core::{FactoryId, OrderId, ProductId, Serial, StationId};
 
 pub use error::{Constraint, LogConflict, Record, RecordKind, StoreError};
 pub use records::{
-    AttemptRow, Delivery, DeliveryResult, FailureCount, MeasurementSample, Webhook, Window,
+    AttemptRow, Delivery, DeliveryResult, FailureCount, MeasurementSample, OrderMeasurement,
+    Webhook, Window,
 };
 pub use types::{
     IssueOutcome, IssueRequest, IssuedUnit, LogState, LogTile, NewCertificate, NewToken,
@@ -424,6 +425,12 @@ pub trait TestDataStore: Send + Sync + std::fmt::Debug + 'static {
     /// The failed steps and failed measurements of an order's test attempts received within
     /// `window`, counted by step and by step and measurement, in name order.
     async fn order_failures(&self, order: &OrderId, window: Window) -> Result<Vec<FailureCount>>;
+    /// The numeric measurements of the test attempts stored after attempt `after`, in every
+    /// order, by attempt id, then by step and place in the step, as recorded: a page for a
+    /// reader that tails them. A page ends with a whole attempt: it holds the first `limit`
+    /// rows and the rest of the last one's attempt, so a page shorter than `limit` is the last
+    /// one for now, and the next page starts after the last row's attempt.
+    async fn measurements_after(&self, after: u64, limit: u32) -> Result<Vec<OrderMeasurement>>;
 }
 
 /// Alerts (design.md §9), their webhooks and the webhook outbox, and the projectors' cursors.

@@ -1,5 +1,6 @@
 //! The rows [`crate::TestDataStore`] gives for analytics: an order's test attempts and numeric
-//! measurements over a window, as stored.
+//! measurements over a window, as stored, and the numeric measurements of every order in the
+//! order stored, for a reader that tails them.
 
 use time::OffsetDateTime;
 
@@ -50,6 +51,18 @@ pub struct MeasurementSample {
     pub high: Option<f64>,
     /// Whether the station judged it a pass.
     pub passed: bool,
+    /// When its attempt was received.
+    pub at: OffsetDateTime,
+}
+
+/// One numeric measurement with the order of its attempt: a row of
+/// [`crate::TestDataStore::measurements_after`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderMeasurement {
+    /// The order of its attempt.
+    pub order: String,
+    /// The measurement.
+    pub sample: MeasurementSample,
 }
 
 /// How often a step, or a measurement of a step, failed in an order's test attempts.

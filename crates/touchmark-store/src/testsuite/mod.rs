@@ -127,6 +127,7 @@ macro_rules! conformance_suite {
                 sequencer::sequence_entries_respects_max,
                 sequencer::sequencing_is_dense_and_complete,
                 records::attempts_are_stored_as_data,
+                records::measurements_are_tailed_by_attempt,
                 alerts::alerts_are_raised_once_per_key_and_move_by_rule,
                 alerts::deliveries_and_cursors_are_kept,
                 firmware::firmware_keys_are_kept_per_product,

@@ -1,6 +1,7 @@
 //! Test records as data (design.md §9): every stored attempt, failed, refused or issued, reads
 //! back with its steps and measurements, linked to its unit, and an order's attempts and
-//! numeric measurements read back over a window.
+//! numeric measurements read back over a window; every order's numeric measurements read back
+//! in the order stored, in pages.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use time::OffsetDateTime;
 use touchmark_core::oversight::{MeasurementEntry, StepEntry};
 use touchmark_core::testrecord::TestRecord;
 
-use crate::{FailureCount, Store, TestAttempt, Window};
+use crate::{FailureCount, OrderMeasurement, Store, TestAttempt, Window};
 
 use super::kit::{Kit, at, clock, index_of, issued, receipt_of, serial};
 
@@ -41,6 +42,38 @@ pub fn measured(serial_text: &str, tx: f64, when: OffsetDateTime) -> TestAttempt
         sha256: normalized.sha256,
         record: normalized.text,
         at: when,
+    }
+}
+
+/// A passing Touchmark record of `serial` whose steps list their measurements out of name
+/// order: an RF step measuring `tx`, a firmware version as text and `rx`, then a power step
+/// measuring `volts`.
+fn measured_thrice(serial_text: &str, tx: f64, rx: f64, volts: f64) -> TestAttempt {
+    let record = TestRecord::parse(&json!({
+        "serial": serial_text,
+        "verdict": "pass",
+        "started_at": "2026-01-01T00:00:00Z",
+        "ended_at": "2026-01-01T00:00:01Z",
+        "steps": [
+            {"name": "rf", "outcome": "pass", "measurements": [
+                {"name": "tx", "value": tx, "unit": "dBm", "low": 10, "high": 14,
+                 "outcome": "pass"},
+                {"name": "fw", "value": "1.2", "outcome": "pass"},
+                {"name": "rx", "value": rx, "outcome": "pass"},
+            ]},
+            {"name": "power", "outcome": "pass", "measurements": [
+                {"name": "volts", "value": volts, "high": 3.6, "outcome": "pass"},
+            ]},
+        ],
+    }))
+    .unwrap();
+    let normalized = record.normalized();
+    TestAttempt {
+        verdict: record.verdict,
+        format: record.format,
+        sha256: normalized.sha256,
+        record: normalized.text,
+        at: at(80),
     }
 }
 
@@ -204,6 +237,7 @@ pub async fn attempts_are_stored_as_data(store: Arc<dyn Store>) {
         ]
     );
     assert_eq!(samples[0].attempt, attempts[0].id);
+    assert_eq!(samples[0].at, at(50));
     assert!(samples.iter().all(|m| m.station == station));
     assert_eq!(
         (samples[0].low, samples[0].high, samples[0].unit.as_deref()),
@@ -247,4 +281,123 @@ pub async fn attempts_are_stored_as_data(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Every order's numeric measurements read back after an attempt, by attempt, then step and
+/// place in the step (not by name), failed values included and text values not; a page holds
+/// the first `limit` rows and the rest of the last one's attempt.
+pub async fn measurements_are_tailed_by_attempt(store: Arc<dyn Store>) {
+    let kit = Kit::new(&store, "mt", 5, 1).await;
+    let other = kit.add_order("mt-o2", 5).await;
+    let start = store
+        .measurements_after(0, 1000)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |m| m.sample.attempt);
+    let mut failed = kit.failed_test(0, "SN-1");
+    failed.test = Some(measured("SN-1", 9.0, at(50)));
+    store.record_rejection(failed).await.unwrap();
+    let request = |order, serial: &str, key: &str, test| {
+        kit.request_with(order, 0, serial, key, test, clock())
+    };
+    for (order, serial, key, test) in [
+        (&kit.order, "SN-1", "k1", measured("SN-1", 12.5, at(60))),
+        (&other, "SN-2", "k2", measured("SN-2", 11.0, at(70))),
+        (
+            &kit.order,
+            "SN-4",
+            "k4",
+            measured_thrice("SN-4", 12.0, -3.5, 3.3),
+        ),
+    ] {
+        issued(
+            store
+                .issue(request(order, serial, key, test))
+                .await
+                .unwrap(),
+        );
+        if serial == "SN-2" {
+            // A record without steps stores an attempt without rows.
+            issued(store.issue(kit.request(0, "SN-3", "k3")).await.unwrap());
+        }
+    }
+    let mut ids = Vec::new();
+    for s in ["SN-1", "SN-2", "SN-3", "SN-4"] {
+        ids.extend(
+            store
+                .unit_attempts(&serial(s))
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.id),
+        );
+    }
+    let [a1, a2, a3, a4, a5] = ids[..] else {
+        panic!("five attempts: {ids:?}");
+    };
+    assert!(
+        start < a1 && a1 < a2 && a2 < a3 && a3 < a4 && a4 < a5,
+        "{ids:?}"
+    );
+    let station = kit.stations[0].as_str();
+    let sample = |attempt, order: &str, step: &str, name: &str, value, when| OrderMeasurement {
+        order: order.to_owned(),
+        sample: crate::MeasurementSample {
+            attempt,
+            station: station.to_owned(),
+            step: step.to_owned(),
+            name: name.to_owned(),
+            value,
+            unit: (name == "tx").then(|| String::from("dBm")),
+            low: (name == "tx").then_some(10.0),
+            high: match name {
+                "tx" => Some(14.0),
+                "volts" => Some(3.6),
+                _ => None,
+            },
+            passed: value != 9.0,
+            at: at(when),
+        },
+    };
+    let o1 = kit.order.as_str();
+    let o2 = other.as_str();
+    let all = vec![
+        sample(a1, o1, "rf", "tx", 9.0, 50),
+        sample(a2, o1, "rf", "tx", 12.5, 60),
+        sample(a3, o2, "rf", "tx", 11.0, 70),
+        sample(a5, o1, "rf", "tx", 12.0, 80),
+        sample(a5, o1, "rf", "rx", -3.5, 80),
+        sample(a5, o1, "power", "volts", 3.3, 80),
+    ];
+    assert_eq!(store.measurements_after(start, 100).await.unwrap(), all);
+    // `after` is exclusive, and a page ends with a whole attempt.
+    for (after, limit, expected) in [
+        (start, 1, &all[..1]),
+        (start, 2, &all[..2]),
+        (a1, 2, &all[1..3]),
+        (a2, 100, &all[2..]),
+        (a3, 1, &all[3..]),
+        (a3, 2, &all[3..]),
+        (a4, 3, &all[3..]),
+        (a5, 100, &[][..]),
+    ] {
+        assert_eq!(
+            store.measurements_after(after, limit).await.unwrap(),
+            expected,
+            "after {after}, limit {limit}"
+        );
+    }
+    // Paging until a page is short reads every row once.
+    let (mut after, mut paged) = (start, Vec::new());
+    loop {
+        let page = store.measurements_after(after, 2).await.unwrap();
+        let short = page.len() < 2;
+        after = page.last().map_or(after, |m| m.sample.attempt);
+        paged.extend(page);
+        if short {
+            break;
+        }
+    }
+    assert_eq!(paged, all);
 }
