@@ -170,9 +170,11 @@ fn der_header(der: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
     (end <= der.len()).then_some((tag, head..end))
 }
 
-/// The TLVs in `der`, one after another, each as (tag, whole TLV, content); `None` when one
-/// overruns.
-fn der_elements(mut der: &[u8]) -> Option<Vec<(u8, &[u8], &[u8])>> {
+/// A DER element: its tag, the whole TLV, and its content.
+type Element<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The TLVs in `der`, one after another; `None` when one overruns.
+fn der_elements(mut der: &[u8]) -> Option<Vec<Element<'_>>> {
     let mut out = Vec::new();
     while !der.is_empty() {
         let (tag, content) = der_header(der)?;
