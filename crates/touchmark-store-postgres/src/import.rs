@@ -239,9 +239,10 @@ const TABLES: &[Table] = &[
     table!(
         "releases",
         [Text, Text, Text, Blob, Blob, Int, Blob, Text, Text, Blob, Blob, Time, Time],
-        read: "SELECT id, product, version, image, image_sha256, image_size, signing_key,
-                      release_key, plaintext_hash, sbom, sbom_sha256, created_at, withdrawn_at
-               FROM releases",
+        read: "SELECT r.id, r.product, r.version, b.image, r.image_sha256, r.image_size,
+                      r.signing_key, r.release_key, r.plaintext_hash, b.sbom, r.sbom_sha256,
+                      r.created_at, r.withdrawn_at
+               FROM releases r JOIN release_blobs b ON b.release_id = r.id",
         write: "INSERT INTO releases (id, product, version, image, image_sha256, image_size,
                                       signing_key, release_key, plaintext_hash, sbom, sbom_sha256,
                                       created_at, withdrawn_at)

@@ -193,23 +193,21 @@ impl FirmwareStore for SqliteStore {
             let inserted = ctx
                 .conn
                 .prepare_cached(
-                    "INSERT INTO releases (id, product, version, image, image_sha256, image_size,
-                                           signing_key, release_key, plaintext_hash, sbom,
+                    "INSERT INTO releases (id, product, version, image_sha256, image_size,
+                                           signing_key, release_key, plaintext_hash,
                                            sbom_sha256, created_at, withdrawn_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)
                      ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![
                     r.id,
                     r.product.as_str(),
                     r.version,
-                    new.image,
                     &r.image_sha256.0[..],
                     size,
                     &r.signing_key.0[..],
                     r.release_key,
                     r.plaintext_hash,
-                    new.sbom,
                     r.sbom_sha256.map(|h| h.0.to_vec()),
                     format_timestamp(r.created_at)
                 ])?;
@@ -220,6 +218,11 @@ impl FirmwareStore for SqliteStore {
                 )
                 .into());
             }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO release_blobs (release_id, image, sbom) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![r.id, new.image, new.sbom])?;
             Ok(ctx.append(&event)?.1)
         })
         .await
@@ -252,7 +255,7 @@ impl FirmwareStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT image FROM releases WHERE id = ?1")?
+                .prepare_cached("SELECT image FROM release_blobs WHERE release_id = ?1")?
                 .query_row([id.as_str()], |r| r.get(0))
                 .optional()?)
         })
@@ -263,7 +266,7 @@ impl FirmwareStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT sbom FROM releases WHERE id = ?1")?
+                .prepare_cached("SELECT sbom FROM release_blobs WHERE release_id = ?1")?
                 .query_row([id.as_str()], |r| r.get::<_, Option<Vec<u8>>>(0))
                 .optional()?
                 .flatten())
