@@ -93,8 +93,8 @@ impl Authority {
     /// `release_key.created` event. A product may have several (rotation).
     ///
     /// # Errors
-    /// `not_found` for an unknown product; `internal` when the key provider cannot make
-    /// key agreement keys (the PKCS#11 provider does not).
+    /// `not_found` for an unknown product; `conflict` when the key provider cannot make key
+    /// agreement keys (the PKCS#11 provider does not yet); nothing is stored or logged then.
     pub async fn create_release_key(
         &self,
         actor: Actor,
@@ -108,7 +108,17 @@ impl Authority {
         let key =
             off_runtime(move || keys.generate_agreement(&name, agreement_algorithm(algorithm)))
                 .await?
-                .map_err(AuthorityError::internal)?;
+                .map_err(|e| match e {
+                    PkiError::NotSupported(what) => AuthorityError::denied(
+                        ErrorCode::Conflict,
+                        format!(
+                            "this installation's key provider ({}) cannot make {what} keys, \
+                             which release keys are: they need the encrypted key store for now",
+                            self.keys.store_kind()
+                        ),
+                    ),
+                    other => AuthorityError::internal(other),
+                })?;
         let spki = key.public_key_spki();
         let now = self.clock.now();
         let release_key = ReleaseKey {

@@ -120,6 +120,34 @@ async fn an_installation_in_a_token_issues_within_quota_and_retries_the_same() {
     let served = Served::start_keys(&dir, keys);
     let admin = kit::admin(&served.url, &dir, &admin_token);
     let product = kit::setup_order(&admin, "PO-HSM", 40).await;
+    // A release key is an agreement key, which this provider cannot make yet: a clear
+    // refusal, nothing logged, no object made in the token.
+    let logged = kit::all_events(&admin).await.len();
+    let refused = admin
+        .create_release_key(
+            &product.id,
+            &touchmark_client::api::CreateReleaseKey {
+                algorithm: Some("x25519".into()),
+            },
+        )
+        .await
+        .unwrap_err();
+    match &refused {
+        ClientError::Api { status, body } => {
+            assert_eq!(
+                (*status, body.code.as_str()),
+                (409, "conflict"),
+                "{refused}"
+            );
+            assert!(body.message.contains("key agreement"), "{refused}");
+        }
+        other => panic!("not a refusal: {other}"),
+    }
+    assert_eq!(kit::all_events(&admin).await.len(), logged);
+    assert!(
+        admin.release_keys(&product.id).await.unwrap().is_empty(),
+        "no release key is listed"
+    );
     let identity = kit::enroll(&admin, &served.url, &dir, "cm", "line-1").await;
     let station = kit::station_client(&served.url, &dir, &identity);
 
