@@ -70,18 +70,9 @@ pub struct UnitImage {
     pub release: Release,
 }
 
-impl UnitImage {
-    /// The image's three parts, in order: before the value, the value, after it.
-    pub fn parts(&self) -> [&[u8]; 3] {
-        let end = self.value_offset + self.value.len();
-        [
-            self.release_image
-                .get(..self.value_offset)
-                .unwrap_or_default(),
-            &self.value,
-            self.release_image.get(end..).unwrap_or_default(),
-        ]
-    }
+/// Offset in the image of the key TLV's value.
+fn offset_of(loaded: &LoadedRelease) -> u64 {
+    u64::try_from(loaded.enc.value_off).unwrap_or(u64::MAX)
 }
 
 /// What an order's release asks of a unit about to be issued.
@@ -90,7 +81,7 @@ pub(crate) enum FirmwareCheck {
     /// The order names no release.
     NoRelease,
     /// The unit receives this release, wrapped to its key.
-    Deliver(Box<(Release, UnitFirmware)>),
+    Deliver(Box<DeliveredFirmware>),
     /// The request is refused.
     Refused(Refusal),
 }
@@ -220,21 +211,11 @@ impl Authority {
             wrap,
             image_sha256: Sha256Hash(image_sha256),
         };
-        Ok(FirmwareCheck::Deliver(Box::new((release, unit))))
-    }
-
-    /// What a provisioning answer says of the unit's firmware.
-    pub(crate) async fn delivered(
-        &self,
-        release: Release,
-        unit: UnitFirmware,
-    ) -> Result<DeliveredFirmware> {
-        let loaded = self.loaded_release(&release).await?;
-        Ok(DeliveredFirmware {
+        Ok(FirmwareCheck::Deliver(Box::new(DeliveredFirmware {
             release,
             unit,
-            key_tlv_offset: u64::try_from(loaded.enc.value_off).unwrap_or(u64::MAX),
-        })
+            key_tlv_offset: offset_of(&loaded),
+        })))
     }
 
     /// The firmware stored with a unit issued before (a retry's answer), if any.
@@ -252,7 +233,12 @@ impl Authority {
                 unit.release
             ))
         })?;
-        Ok(Some(self.delivered(release, unit).await?))
+        let loaded = self.loaded_release(&release).await?;
+        Ok(Some(DeliveredFirmware {
+            release,
+            unit,
+            key_tlv_offset: offset_of(&loaded),
+        }))
     }
 
     /// A unit's whole image, for the station of the order's factory that asks: the release's

@@ -190,7 +190,7 @@ impl Authority {
             .await?
         {
             FirmwareCheck::NoRelease => None,
-            FirmwareCheck::Deliver(delivery) => Some(*delivery),
+            FirmwareCheck::Deliver(delivered) => Some(*delivered),
             FirmwareCheck::Refused(refusal) => {
                 let event = attempt.refused(
                     refusal.code,
@@ -231,19 +231,11 @@ impl Authority {
         };
         // The store reads this clock again inside its transaction: check 2 at commit.
         let mut request = IssueRequest::new(issuance, certificate, test, Arc::clone(&self.clock));
-        let mut delivering = None;
-        if let Some((release, unit)) = firmware {
-            request = request.with_firmware(unit.clone());
-            delivering = Some((release, unit));
+        if let Some(delivered) = &firmware {
+            request = request.with_firmware(delivered.unit.clone());
         }
         match self.store.issue(request).await? {
-            IssueOutcome::Issued(unit) => {
-                let firmware = match delivering {
-                    Some((release, fw)) => Some(self.delivered(release, fw).await?),
-                    None => None,
-                };
-                Ok(provisioned(false, unit, &issuer, firmware))
-            }
+            IssueOutcome::Issued(unit) => Ok(provisioned(false, unit, &issuer, firmware)),
             IssueOutcome::AlreadyIssued(unit) => {
                 // A retry gets the wrap stored with the unit, not the one made now (I2).
                 let firmware = self.stored_firmware(&unit.order, &unit.serial).await?;

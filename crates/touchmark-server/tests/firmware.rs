@@ -1001,6 +1001,13 @@ async fn an_order_release_is_named_checked_and_logged(backend: Backend) {
     }
     let detail = kit.admin.order(&order).await.unwrap();
     assert_eq!(detail.order.issued, 0);
+    // A refusal stores no wrap (I3: the wrap only with the count and the certificate).
+    let order_id = touchmark_core::OrderId::parse(&order).unwrap();
+    let serial = touchmark_core::Serial::parse(&unit.serial).unwrap();
+    assert_eq!(
+        kit.store.unit_firmware(&order_id, &serial).await.unwrap(),
+        None
+    );
 
     // Withdrawn: nothing is issued until the order names another release.
     let product = release.product.clone();
@@ -1043,6 +1050,39 @@ async fn an_order_release_is_named_checked_and_logged(backend: Backend) {
     let reply = station.raw.provision(&order, &body).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["firmware"]["release"], next.id.as_str());
+    // Stored with the certificate: the wrap the answer gave, and the image's hash.
+    let stored = kit
+        .store
+        .unit_firmware(&order_id, &serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.release, next.id);
+    assert_eq!(
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &stored.wrap),
+        reply.body["firmware"]["key_tlv_value"].as_str().unwrap()
+    );
+    assert_eq!(
+        stored.image_sha256.to_hex(),
+        reply.body["firmware"]["image_sha256"].as_str().unwrap()
+    );
+    // Refused at the count, after its wrap was made: nothing of it is stored.
+    kit.admin.set_quota(&order, 1).await.unwrap();
+    let late = touchmark_testkit::Unit::new("SN-000003");
+    let (late_key, _) = bound_key(&late, &order);
+    let mut body = late.request(touchmark_testkit::passing_test(&late.serial));
+    body["csr"] = csr_with_key(&late, &late_key).into();
+    let reply = station.raw.provision(&order, &body).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "quota_exhausted");
+    let late_serial = touchmark_core::Serial::parse(&late.serial).unwrap();
+    assert_eq!(
+        kit.store
+            .unit_firmware(&order_id, &late_serial)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(events_of(&kit, "order.release_set").await.len(), 2);
     // An order created with a release that does not exist is not created.
     let factory = station.factory.clone();
