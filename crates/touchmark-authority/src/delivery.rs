@@ -75,6 +75,67 @@ fn offset_of(loaded: &LoadedRelease) -> u64 {
     u64::try_from(loaded.enc.value_off).unwrap_or(u64::MAX)
 }
 
+impl LoadedRelease {
+    /// The curve of the keys the release's content key can be wrapped to.
+    pub(crate) fn curve(&self) -> touchmark_firmware::keys::Curve {
+        self.enc.kind.curve()
+    }
+
+    /// The content key wrapped to `key` (of [`Self::curve`]), and the SHA-256 of the unit's
+    /// image with that wrap.
+    ///
+    /// # Errors
+    /// `encryption_key_invalid` for a key the wrap cannot be made to (a low-order point);
+    /// internal for a failure of the cryptographic backend.
+    pub(crate) fn wrap_to(
+        &self,
+        key: &PublicKey,
+        ephemeral: Ephemeral,
+    ) -> std::result::Result<(Vec<u8>, Sha256Hash), WrapError> {
+        let wrap = touchmark_firmware::rewrap_value(&self.enc, &self.content_key, key, ephemeral)
+            .map_err(|e| match e {
+            touchmark_firmware::FirmwareError::Backend(_) => {
+                WrapError::Internal(AuthorityError::internal(e))
+            }
+            e => WrapError::Key(key_invalid(format!("the unit's encryption key: {e}"))),
+        })?;
+        let sha256 = self
+            .hasher
+            .sha256(&self.image, &wrap)
+            .map_err(|e| WrapError::Internal(AuthorityError::internal(e)))?;
+        Ok((wrap, Sha256Hash(sha256)))
+    }
+
+    /// The whole image of the unit `firmware` is, to stream.
+    pub(crate) fn unit_image(&self, firmware: &UnitFirmware, release: Release) -> UnitImage {
+        UnitImage {
+            release_image: Arc::clone(&self.image),
+            value_offset: self.enc.value_off,
+            value: firmware.wrap.clone(),
+            sha256: firmware.image_sha256,
+            release,
+        }
+    }
+}
+
+/// Why a wrap was not made.
+#[derive(Debug)]
+pub(crate) enum WrapError {
+    /// The key is refused (`encryption_key_invalid`).
+    Key(Refusal),
+    /// The backend failed.
+    Internal(AuthorityError),
+}
+
+impl From<WrapError> for AuthorityError {
+    fn from(e: WrapError) -> Self {
+        match e {
+            WrapError::Key(refusal) => AuthorityError::Denied(refusal),
+            WrapError::Internal(e) => e,
+        }
+    }
+}
+
 /// What an order's release asks of a unit about to be issued.
 #[derive(Debug)]
 pub(crate) enum FirmwareCheck {
@@ -184,32 +245,18 @@ impl Authority {
             Ok(key) => key,
             Err(refusal) => return Ok(FirmwareCheck::Refused(refusal)),
         };
-        let wrap = match touchmark_firmware::rewrap_value(
-            &loaded.enc,
-            &loaded.content_key,
-            &key,
-            Ephemeral::Fresh,
-        ) {
-            Ok(wrap) => wrap,
-            Err(e @ touchmark_firmware::FirmwareError::Backend(_)) => {
-                return Err(AuthorityError::internal(e));
-            }
-            Err(e) => {
-                return Ok(FirmwareCheck::Refused(key_invalid(format!(
-                    "encryption_key.public_key_pem: {e}"
-                ))));
-            }
+        let (wrap, image_sha256) = match loaded.wrap_to(&key, Ephemeral::Fresh) {
+            Ok(made) => made,
+            Err(WrapError::Key(refusal)) => return Ok(FirmwareCheck::Refused(refusal)),
+            Err(WrapError::Internal(e)) => return Err(e),
         };
-        let image_sha256 = loaded
-            .hasher
-            .sha256(&loaded.image, &wrap)
-            .map_err(AuthorityError::internal)?;
         let unit = UnitFirmware {
             order: order.clone(),
             serial: serial.clone(),
             release: release.id.clone(),
             wrap,
-            image_sha256: Sha256Hash(image_sha256),
+            image_sha256,
+            encryption_key: Some(key.spki_der()),
         };
         Ok(FirmwareCheck::Deliver(Box::new(DeliveredFirmware {
             release,
@@ -279,13 +326,7 @@ impl Authority {
             ));
         }
         let loaded = self.loaded_release(&delivered.release).await?;
-        Ok(UnitImage {
-            release_image: Arc::clone(&loaded.image),
-            value_offset: loaded.enc.value_off,
-            value: delivered.unit.wrap,
-            sha256: delivered.unit.image_sha256,
-            release: delivered.release,
-        })
+        Ok(loaded.unit_image(&delivered.unit, delivered.release))
     }
 
     /// Names the release `order`'s units receive, by its version, with its `order.release_set`
@@ -368,7 +409,7 @@ impl Authority {
 
     /// The release's image and content key, loaded (and the key unwrapped by the key
     /// provider) on first use.
-    async fn loaded_release(&self, release: &Release) -> Result<Arc<LoadedRelease>> {
+    pub(crate) async fn loaded_release(&self, release: &Release) -> Result<Arc<LoadedRelease>> {
         if let Some(found) = self
             .releases
             .0

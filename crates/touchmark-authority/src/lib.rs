@@ -41,6 +41,7 @@ mod refusals;
 pub mod revocation;
 pub mod secrets;
 pub mod stations;
+pub mod updates;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

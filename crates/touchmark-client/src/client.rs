@@ -938,6 +938,36 @@ impl Client {
         Ok(bytes)
     }
 
+    /// The newest release of the unit's product, as the unit's own image, when it is newer than
+    /// `current` (the version the unit runs): device mTLS, so this client's identity must be
+    /// the unit's device certificate and key. `None` when the unit runs the newest already.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with the server's code: `device_not_authorized`, `unit_revoked`,
+    /// `not_found` (no release), `encryption_key_invalid` (no key bound at provisioning).
+    pub async fn device_latest_firmware(
+        &self,
+        current: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let path = match current {
+            Some(v) => format!(
+                "/v1/device/firmware/latest?current={}",
+                segment("current version", v)?
+            ),
+            None => "/v1/device/firmware/latest".to_owned(),
+        };
+        let (status, bytes) = self
+            .send(
+                Method::GET,
+                path,
+                Auth::None,
+                None::<&()>,
+                "application/octet-stream",
+            )
+            .await?;
+        Ok((status != reqwest::StatusCode::NO_CONTENT).then_some(bytes))
+    }
+
     async fn order_action(&self, id: &str, action: &str) -> Result<OrderBody, ClientError> {
         let path = format!("/v1/orders/{}/{action}", segment("order id", id)?);
         self.call(Method::POST, path, Auth::Bearer, None::<&()>)

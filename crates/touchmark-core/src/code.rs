@@ -106,6 +106,9 @@ pub enum ErrorCode {
     /// Provisioning on an order whose release was withdrawn: nothing is issued until the order
     /// names another release.
     ReleaseWithdrawn,
+    /// A device route: the caller presented no client certificate, or one this installation
+    /// did not issue, or whose chain does not verify. Nothing is served.
+    DeviceNotAuthorized,
     /// Installing a CA certificate signed elsewhere: it is not one well-formed PEM certificate.
     CaCertificateInvalid,
     /// Installing a CA certificate: it certifies another key than the product's.
@@ -160,6 +163,7 @@ impl ErrorCode {
             Self::ChallengeInvalid => "challenge_invalid",
             Self::EncryptionKeyInvalid => "encryption_key_invalid",
             Self::ReleaseWithdrawn => "release_withdrawn",
+            Self::DeviceNotAuthorized => "device_not_authorized",
             Self::CaCertificateInvalid => "ca_certificate_invalid",
             Self::CaKeyMismatch => "ca_key_mismatch",
             Self::CaProfileInvalid => "ca_profile_invalid",
@@ -168,7 +172,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 43] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -208,6 +212,7 @@ impl ErrorCode {
         Self::ChallengeInvalid,
         Self::EncryptionKeyInvalid,
         Self::ReleaseWithdrawn,
+        Self::DeviceNotAuthorized,
         Self::CaCertificateInvalid,
         Self::CaKeyMismatch,
         Self::CaProfileInvalid,

@@ -495,6 +495,25 @@ pub enum EventBody {
         /// Who set it.
         actor: Actor,
     },
+    /// A unit in the field received a later release of its product, re-wrapped to the
+    /// encryption key it bound at provisioning, over its own device certificate's mTLS.
+    #[serde(rename = "unit.firmware_delivered")]
+    UnitFirmwareDelivered {
+        /// The order the unit was counted against.
+        order: OrderId,
+        /// The product.
+        product: ProductId,
+        /// The unit's serial.
+        serial: Serial,
+        /// SHA-256 of the device certificate it authenticated with (DER).
+        cert_sha256: Sha256Hash,
+        /// The release's id.
+        release: String,
+        /// Its version.
+        version: String,
+        /// SHA-256 of the unit's own image (the release with its key TLV re-wrapped).
+        firmware_sha256: Sha256Hash,
+    },
     /// A unit's certificate was revoked (or put on hold, with `certificateHold`).
     #[serde(rename = "unit.revoked")]
     UnitRevoked {
@@ -604,6 +623,7 @@ impl EventBody {
             Self::ReleaseCreated { .. } => "release.created",
             Self::ReleaseWithdrawn { .. } => "release.withdrawn",
             Self::OrderReleaseSet { .. } => "order.release_set",
+            Self::UnitFirmwareDelivered { .. } => "unit.firmware_delivered",
             Self::UnitRevoked { .. } => "unit.revoked",
             Self::UnitReleased { .. } => "unit.released",
             Self::OrderRevoked { .. } => "order.revoked",
@@ -627,7 +647,8 @@ impl EventBody {
             | Self::UnitRevoked { order, .. }
             | Self::UnitReleased { order, .. }
             | Self::OrderRevoked { order, .. }
-            | Self::OrderReleaseSet { order, .. } => Some(order),
+            | Self::OrderReleaseSet { order, .. }
+            | Self::UnitFirmwareDelivered { order, .. } => Some(order),
             Self::AlertRaised {
                 order: Some(order), ..
             } => Some(order),

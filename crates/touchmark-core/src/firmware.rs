@@ -141,6 +141,9 @@ pub struct UnitFirmware {
     pub wrap: Vec<u8>,
     /// SHA-256 of the unit's image.
     pub image_sha256: Sha256Hash,
+    /// The unit's encryption key the wrap is made to (DER SubjectPublicKeyInfo), as bound at
+    /// provisioning; `None` only for units issued before it was stored.
+    pub encryption_key: Option<Vec<u8>>,
 }
 
 /// The domain of the signature that binds a unit's encryption key to its identity key.

@@ -249,6 +249,31 @@ impl Replay {
                     },
                 );
             }
+            EventBody::UnitFirmwareDelivered {
+                product,
+                serial,
+                cert_sha256,
+                ..
+            } => {
+                // Only a unit the log issued, unrevoked and under an unrevoked CA, receives an
+                // update.
+                let refused = match self.certificates.get(cert_sha256) {
+                    None => Some("which the log never issued".to_owned()),
+                    Some(c) if c.revoked.is_some() => Some("which is revoked".to_owned()),
+                    Some(_) => self
+                        .revoked_cas
+                        .get(product)
+                        .map(|at| format!("whose CA was revoked at entry {at}")),
+                };
+                if let Some(why) = refused {
+                    self.violation(
+                        index,
+                        format!(
+                            "unit {serial} received firmware over certificate {cert_sha256}, {why}"
+                        ),
+                    );
+                }
+            }
             EventBody::UnitRevoked {
                 serial,
                 cert_sha256,
@@ -1013,6 +1038,74 @@ mod tests {
                 "{name}: {:?}",
                 r.violations()
             );
+        }
+    }
+
+    /// A field update goes only to a certificate the log issued, neither revoked nor under a
+    /// revoked CA, at the entry that delivers it.
+    #[test]
+    fn firmware_goes_only_to_issued_unrevoked_units() {
+        let delivered = |serial: &str, key: u8| {
+            Event::new(
+                at(),
+                EventBody::UnitFirmwareDelivered {
+                    order: OrderId::parse("o").unwrap(),
+                    product: ProductId::parse("p").unwrap(),
+                    serial: Serial::parse(serial).unwrap(),
+                    cert_sha256: Sha256Hash([key; 32]),
+                    release: "rel-1".into(),
+                    version: "1.5.0+0".into(),
+                    firmware_sha256: Sha256Hash([9; 32]),
+                },
+            )
+        };
+        let ca_revoked = Event::new(
+            at(),
+            EventBody::CaRevoked {
+                product: ProductId::parse("p").unwrap(),
+                reason: Reason::CaCompromise,
+                actor: Actor::System,
+            },
+        );
+        let base = vec![created(10), issued("a", 1, "s"), issued("b", 2, "s")];
+        let cases: Vec<(&str, Vec<Event>, &[&str])> = vec![
+            ("an issued unit", vec![delivered("a", 1)], &[]),
+            (
+                "a certificate never issued",
+                vec![delivered("z", 9)],
+                &["never issued"],
+            ),
+            (
+                "a revoked unit",
+                vec![
+                    revoked_unit("a", 1, Reason::KeyCompromise),
+                    delivered("a", 1),
+                    delivered("b", 2),
+                ],
+                &["which is revoked"],
+            ),
+            (
+                "a unit on hold",
+                vec![
+                    revoked_unit("b", 2, Reason::CertificateHold),
+                    delivered("b", 2),
+                ],
+                &["which is revoked"],
+            ),
+            (
+                "a revoked CA",
+                vec![ca_revoked, delivered("a", 1)],
+                &["whose CA was revoked"],
+            ),
+        ];
+        for (name, tail, expected) in cases {
+            let events: Vec<Event> = base.iter().cloned().chain(tail).collect();
+            let r = replay(&events);
+            let found: Vec<&str> = r.violations().iter().map(|v| v.message.as_str()).collect();
+            assert_eq!(found.len(), expected.len(), "{name}: {found:?}");
+            for (message, part) in found.iter().zip(expected) {
+                assert!(message.contains(part), "{name}: {message}");
+            }
         }
     }
 }

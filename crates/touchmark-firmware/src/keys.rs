@@ -375,6 +375,40 @@ impl SoftwareAgreementKey {
         Ok(Zeroizing::new(out))
     }
 
+    /// The key as an unencrypted PKCS#8 DER document, as MCUboot's `bootutil_enc_key` holds it
+    /// (and [`Self::from_pkcs8_der`] reads it).
+    ///
+    /// # Errors
+    /// [`FirmwareError::Backend`] if the backend cannot export it.
+    pub fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, FirmwareError> {
+        let mut der = Zeroizing::new(Vec::with_capacity(160));
+        match self.curve {
+            Curve::X25519 => {
+                der.extend_from_slice(&X25519_PKCS8_PREFIX);
+                der.extend_from_slice(&self.raw_private()?);
+            }
+            Curve::P256 => {
+                use aws_lc_rs::encoding::{AsDer, EcPrivateKeyRfc5915Der};
+                let inner: EcPrivateKeyRfc5915Der<'_> = self
+                    .key
+                    .as_der()
+                    .map_err(|_| FirmwareError::Backend("cannot export the key".into()))?;
+                // PrivateKeyInfo: version 0, id-ecPublicKey with prime256v1, the ECPrivateKey.
+                const ALGORITHM: [u8; 24] = [
+                    0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+                    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                ];
+                let mut octets = Zeroizing::new(Vec::with_capacity(inner.as_ref().len() + 4));
+                push_der(&mut octets, 0x04, inner.as_ref());
+                let mut body = Zeroizing::new(Vec::with_capacity(octets.len() + 24));
+                body.extend_from_slice(&ALGORITHM);
+                body.extend_from_slice(&octets);
+                push_der(&mut der, 0x30, &body);
+            }
+        }
+        Ok(der)
+    }
+
     /// The public key.
     pub fn public_key(&self) -> &PublicKey {
         &self.public
@@ -410,6 +444,40 @@ impl Ephemeral {
                 "the ephemeral key is {}, the wrap needs {curve}",
                 k.curve
             ))),
+        }
+    }
+}
+
+/// Appends a DER element: `tag`, its definite length, `content`.
+fn push_der(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A key's PKCS#8 document reads back as the same key, on both curves.
+    #[test]
+    fn pkcs8_round_trips() {
+        for curve in [Curve::X25519, Curve::P256] {
+            let key = SoftwareAgreementKey::generate(curve).unwrap();
+            let der = key.pkcs8_der().unwrap();
+            assert_eq!(der[0], 0x30, "{curve:?}");
+            let back = SoftwareAgreementKey::from_pkcs8_der(&der).unwrap();
+            assert_eq!(back.public_key(), key.public_key(), "{curve:?}");
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Authentication as types: a handler that takes [`Admin`], [`Reader`] or [`StationAuth`]
-//! cannot run for a caller who lacks it; a [`StationAuth`] is never a revoked station.
+//! Authentication as types: a handler that takes [`Admin`], [`Reader`], [`StationAuth`] or
+//! [`DeviceAuth`] cannot run for a caller who lacks it; a [`StationAuth`] is never a revoked
+//! station, a [`DeviceAuth`] never a revoked unit.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -221,6 +222,35 @@ impl FromRequestParts<AppState> for StationAuth {
             });
         }
         Ok(Self { station })
+    }
+}
+
+/// A unit in the field authenticated by its own device certificate over mTLS: the chain its
+/// handshake presented verifies to the device root, this installation issued the certificate,
+/// and neither it nor its CA is revoked, as the store reads at this request.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth(pub touchmark_authority::updates::DeviceUnit);
+
+impl FromRequestParts<AppState> for DeviceAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let chain: Vec<Vec<u8>> = parts
+            .extensions
+            .get::<PeerCertificates>()
+            .and_then(|p| p.0.as_ref())
+            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default();
+        match state.authority.device_unit(chain).await {
+            Ok(unit) => Ok(Self(unit)),
+            // Not identified at all: 401, as RFC 9110 §15.5.2 asks.
+            Err(touchmark_authority::AuthorityError::Denied(refusal))
+                if refusal.code == ErrorCode::DeviceNotAuthorized =>
+            {
+                Err(ApiError::unauthenticated(refusal.code, refusal.message))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

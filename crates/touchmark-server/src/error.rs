@@ -33,9 +33,10 @@ pub struct ApiError {
 /// The HTTP status for each code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::StationNotAuthorized | ErrorCode::StationRevoked | ErrorCode::Forbidden => {
-            StatusCode::FORBIDDEN
-        }
+        ErrorCode::StationNotAuthorized
+        | ErrorCode::StationRevoked
+        | ErrorCode::DeviceNotAuthorized
+        | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::Unauthorized | ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
         ErrorCode::OrderNotOpen
         | ErrorCode::OrderExpired

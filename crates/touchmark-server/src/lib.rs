@@ -142,7 +142,10 @@ impl Server {
         let tls = tls::server_config(
             installation.server_cert(),
             Arc::clone(installation.server_key()),
-            installation.station_ca().certificate(),
+            &[
+                installation.station_ca().certificate(),
+                installation.device_root().certificate(),
+            ],
         )?;
         // Before anything is written: the database must be this installation's.
         installation

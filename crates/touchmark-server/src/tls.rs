@@ -29,11 +29,14 @@ pub struct ChainCheckedByApplication {
 }
 
 impl ChainCheckedByApplication {
-    /// A verifier that names `station_ca` as the acceptable issuer in the handshake.
-    pub fn new(provider: Arc<CryptoProvider>, station_ca: &Certificate) -> Self {
-        let hints = x509_parser::parse_x509_certificate(station_ca.der())
-            .map(|(_, cert)| vec![DistinguishedName::from(cert.subject().as_raw().to_vec())])
-            .unwrap_or_default();
+    /// A verifier that names `issuers` (the station CA, and the device root for units in the
+    /// field) as the acceptable issuers in the handshake.
+    pub fn new(provider: Arc<CryptoProvider>, issuers: &[&Certificate]) -> Self {
+        let hints = issuers
+            .iter()
+            .filter_map(|ca| x509_parser::parse_x509_certificate(ca.der()).ok())
+            .map(|(_, cert)| DistinguishedName::from(cert.subject().as_raw().to_vec()))
+            .collect();
         Self { provider, hints }
     }
 }
@@ -57,7 +60,8 @@ impl ClientCertVerifier for ChainCheckedByApplication {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        // The chain is verified by `auth::StationAuth` for every request that needs a station.
+        // The chain is verified by `auth::StationAuth` for every request that needs a station,
+        // and by `auth::DeviceAuth` for every request that needs a unit in the field.
         Ok(ClientCertVerified::assertion())
     }
 
@@ -143,10 +147,10 @@ impl ResolvesServerCert for OneCert {
 pub fn server_config(
     server_cert: &Certificate,
     server_key: Arc<dyn Signer>,
-    station_ca: &Certificate,
+    client_issuers: &[&Certificate],
 ) -> Result<rustls::ServerConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = ChainCheckedByApplication::new(Arc::clone(&provider), station_ca);
+    let verifier = ChainCheckedByApplication::new(Arc::clone(&provider), client_issuers);
     let key = CertifiedKey::new(
         vec![server_cert.to_cert_der()],
         Arc::new(SignerKey(server_key)),

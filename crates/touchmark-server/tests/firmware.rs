@@ -73,6 +73,12 @@ touchmark_testkit::both_backends!(
     )]
     each_unit_receives_an_image_only_its_own_key_opens,
     an_order_release_is_named_checked_and_logged,
+    #[cfg_attr(
+        not(tm_imgtool),
+        ignore = "needs python3 with cryptography for the MCUboot reference (pip install imgtool==2.5.0)"
+    )]
+    a_unit_in_the_field_receives_later_releases_over_its_own_certificate,
+    only_an_issued_unrevoked_unit_receives_updates,
 );
 
 /// The payload of the releases built here.
@@ -1098,4 +1104,284 @@ async fn an_order_release_is_named_checked_and_logged(backend: Backend) {
     assert_eq!(api_error(e), (404, "not_found".into()));
     let e = kit.admin.order("PO-NO-FW").await.unwrap_err();
     assert_eq!(api_error(e), (404, "not_found".into()));
+}
+
+/// The MCUboot reference's reading of `image` under `key`: the content key it finds.
+fn reference_content_key(image: &[u8], key: &touchmark_firmware::SoftwareAgreementKey) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (image_path, key_path) = (dir.path().join("unit.bin"), dir.path().join("unit.pem"));
+    std::fs::write(&image_path, image).unwrap();
+    std::fs::write(&key_path, x25519_pkcs8_pem(key)).unwrap();
+    let out = std::process::Command::new(touchmark_testenv::tool(&touchmark_testenv::PYTHON3))
+        .current_dir(vectors())
+        .arg("mcuboot_rewrap.py")
+        .args(["unwrap", "--key"])
+        .arg(&key_path)
+        .arg(&image_path)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "mcuboot_rewrap.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{json}");
+    json["content_key"].clone()
+}
+
+/// A unit provisioned with its encryption key bound in its CSR: its device client (its own
+/// certificate chain and key over mTLS) and its encryption key.
+async fn provisioned_unit(
+    kit: &TestServer,
+    station: &touchmark_testkit::Station,
+    order: &str,
+    serial: &str,
+) -> (
+    touchmark_testkit::Raw,
+    touchmark_firmware::SoftwareAgreementKey,
+    Value,
+) {
+    let unit = touchmark_testkit::Unit::new(serial);
+    let key = touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::X25519)
+        .unwrap();
+    let mut body = unit.request(touchmark_testkit::passing_test(serial));
+    body["csr"] = csr_with_key(&unit, &key).into();
+    let reply = station.raw.provision(order, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let device = touchmark_testkit::Raw::new(
+        &kit.base_url,
+        &kit.root_ca_pem,
+        Some((
+            reply.body["chain_pem"].as_str().unwrap(),
+            &unit.signer.pkcs8_pem(),
+        )),
+    );
+    (device, key, reply.body)
+}
+
+const LATEST: &str = "/v1/device/firmware/latest";
+
+/// A unit in the field, over its own device certificate, receives the newest release of its
+/// product wrapped to the key it bound at provisioning: only the key TLV's value differs from
+/// the release, its key opens it (and the MCUboot reference finds the content key the release
+/// was built with), another unit's does not. The first delivery of each release to each unit is
+/// logged with the image's hash; asking again, also many times at once, returns the same image
+/// and logs nothing. A unit that runs the newest gets 204; a withdrawn release is offered to
+/// nobody.
+async fn a_unit_in_the_field_receives_later_releases_over_its_own_certificate(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (_, order, station, first) = order_with_release(&kit).await;
+    let (device, key, issued) = provisioned_unit(&kit, &station, &order, "SN-000001").await;
+    let (other_device, other_key, _) = provisioned_unit(&kit, &station, &order, "SN-000002").await;
+
+    // Before a later release: the release it was provisioned with, as the station got it, and
+    // nothing logged; a unit that says it runs it gets 204.
+    let (status, headers, image) = device.get_bytes(LATEST).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-touchmark-release"], first.id.as_str());
+    assert_eq!(headers["x-touchmark-version"], "1.4.0+0");
+    let (_, _, provisioned) = station
+        .raw
+        .get_bytes(issued["firmware"]["image_path"].as_str().unwrap())
+        .await;
+    assert_eq!(image, provisioned);
+    let (status, _, body) = device.get_bytes(&format!("{LATEST}?current=1.4.0")).await;
+    assert_eq!((status.as_u16(), body.len()), (204, 0));
+    assert!(events_of(&kit, "unit.firmware_delivered").await.is_empty());
+
+    // Release 1.5.0, with another content key.
+    let product = first.product.clone();
+    let release_pem = kit.admin.release_keys(&product).await.unwrap()[0]
+        .public_key_pem
+        .clone();
+    let later_image = build(&release_pem, (1, 5, 0, 0), EncKind::X25519);
+    let later = kit
+        .admin
+        .upload_release(&product, "1.5.0", &later_image, None)
+        .await
+        .unwrap();
+    let (status, headers, update) = device.get_bytes(&format!("{LATEST}?current=1.4.0")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-touchmark-release"], later.id.as_str());
+    assert_eq!(headers["x-touchmark-version"], "1.5.0+0");
+    let sha = Sha256Hash::of(&update).to_hex();
+    assert_eq!(headers["x-touchmark-image-sha256"], sha.as_str());
+    touchmark_firmware::check_identical(&update, &later_image).unwrap();
+    assert_ne!(update, later_image);
+    let plain = touchmark_firmware::decrypt(&update, &key).unwrap();
+    assert_eq!(&plain[0x200..0x200 + payload().len()], payload().as_slice());
+    assert_eq!(
+        touchmark_firmware::decrypt(&update, &other_key)
+            .unwrap_err()
+            .code(),
+        "enc_tlv_hmac_mismatch"
+    );
+    assert_eq!(
+        reference_content_key(&update, &key),
+        hex::encode([7u8; 16]).as_str()
+    );
+
+    // Logged once, with the unit's certificate and image; asking again changes nothing.
+    let (_, _, again) = device.get_bytes(LATEST).await;
+    assert_eq!(again, update);
+    let delivered = events_of(&kit, "unit.firmware_delivered").await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    let e = &delivered[0];
+    assert_eq!(e["serial"], "SN-000001");
+    assert_eq!(e["order"], order.as_str());
+    assert_eq!(e["product"], product.as_str());
+    assert_eq!(e["release"], later.id.as_str());
+    assert_eq!(e["version"], "1.5.0+0");
+    assert_eq!(e["firmware_sha256"], sha.as_str());
+    assert_eq!(e["cert_sha256"], issued["cert_sha256"]);
+
+    // Eight requests at once from the other unit: one wrap, one event.
+    let fetches = (0..8).map(|_| other_device.get_bytes(LATEST));
+    let images: Vec<Vec<u8>> = futures_util::future::join_all(fetches)
+        .await
+        .into_iter()
+        .map(|(status, _, body)| {
+            assert_eq!(status, 200);
+            body
+        })
+        .collect();
+    assert!(images.iter().all(|i| *i == images[0]));
+    touchmark_firmware::decrypt(&images[0], &other_key).unwrap();
+    let delivered = events_of(&kit, "unit.firmware_delivered").await;
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_eq!(delivered[1]["serial"], "SN-000002");
+    assert_eq!(
+        delivered[1]["firmware_sha256"],
+        Sha256Hash::of(&images[0]).to_hex().as_str()
+    );
+
+    // Withdrawn, 1.5.0 is offered to nobody: the newest left is 1.4.0, which the unit runs.
+    kit.admin
+        .withdraw_release(&product, &later.id)
+        .await
+        .unwrap();
+    let (status, _, _) = device.get_bytes(&format!("{LATEST}?current=1.4.0")).await;
+    assert_eq!(status, 204);
+    // A version that is not one is refused.
+    let (status, _, body) = device.get_bytes(&format!("{LATEST}?current=1.x")).await;
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(events_of(&kit, "unit.firmware_delivered").await.len(), 2);
+}
+
+/// The code of an error answer's body.
+fn code_of(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// No certificate, a self-signed one, a station's, a revoked unit's, a unit of another
+/// product, or a unit that bound no encryption key: each gets nothing, with its code, and
+/// nothing is logged.
+async fn only_an_issued_unrevoked_unit_receives_updates(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (_, order, station, first) = order_with_release(&kit).await;
+    let (device, _, _) = provisioned_unit(&kit, &station, &order, "SN-000001").await;
+    let (revoked, _, _) = provisioned_unit(&kit, &station, &order, "SN-000002").await;
+    let refused = |status: u16, code: &str, (s, _, body): (reqwest::StatusCode, _, Vec<u8>)| {
+        assert_eq!(
+            (s.as_u16(), code_of(&body)),
+            (status, code.to_owned()),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    };
+
+    refused(
+        401,
+        "device_not_authorized",
+        kit.raw().get_bytes(LATEST).await,
+    );
+    refused(
+        401,
+        "device_not_authorized",
+        station.raw.get_bytes(LATEST).await,
+    );
+    let rogue = rcgen::generate_simple_self_signed(vec!["SN-000001".to_owned()]).unwrap();
+    let rogue = touchmark_testkit::Raw::new(
+        &kit.base_url,
+        &kit.root_ca_pem,
+        Some((&rogue.cert.pem(), &rogue.signing_key.serialize_pem())),
+    );
+    refused(401, "device_not_authorized", rogue.get_bytes(LATEST).await);
+
+    kit.admin
+        .revoke(
+            touchmark_client::RevocationKind::Unit,
+            "SN-000002",
+            &touchmark_core::api::Revoke {
+                reason: "keyCompromise".into(),
+                product: None,
+            },
+        )
+        .await
+        .unwrap();
+    refused(409, "unit_revoked", revoked.get_bytes(LATEST).await);
+
+    // A unit of another product gets nothing of this one's releases.
+    let other_product = kit.product("other").await;
+    let factory = kit.factory("cm-2").await;
+    let other_order = kit
+        .order_with(touchmark_testkit::order_request(
+            "PO-OTHER",
+            &other_product,
+            &factory,
+            5,
+            "SN-000001..SN-000005",
+        ))
+        .await;
+    let other_station = kit.enroll_station(&factory).await;
+    let unit = touchmark_testkit::Unit::new("SN-000003");
+    let reply = other_station
+        .provision(
+            &other_order,
+            &unit,
+            touchmark_testkit::passing_test("SN-000003"),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let other_device = touchmark_testkit::Raw::new(
+        &kit.base_url,
+        &kit.root_ca_pem,
+        Some((
+            reply.body["chain_pem"].as_str().unwrap(),
+            &unit.signer.pkcs8_pem(),
+        )),
+    );
+    refused(404, "not_found", other_device.get_bytes(LATEST).await);
+
+    // Once its product has a release, a unit that bound no encryption key still gets nothing.
+    let key = kit
+        .admin
+        .create_release_key(&other_product, &key_request(Some("x25519")))
+        .await
+        .unwrap();
+    register(&kit, &other_product, "keys/sign-ed25519.pub.pem").await;
+    kit.admin
+        .upload_release(
+            &other_product,
+            "2.0.0",
+            &build(&key.public_key_pem, (2, 0, 0, 0), EncKind::X25519),
+            None,
+        )
+        .await
+        .unwrap();
+    refused(
+        422,
+        "encryption_key_invalid",
+        other_device.get_bytes(LATEST).await,
+    );
+
+    // The genuine unit still runs the newest of its own product's.
+    let (status, headers, _) = device.get_bytes(LATEST).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-touchmark-release"], first.id.as_str());
+    assert!(events_of(&kit, "unit.firmware_delivered").await.is_empty());
 }

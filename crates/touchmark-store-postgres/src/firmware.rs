@@ -354,25 +354,128 @@ impl FirmwareStore for PostgresStore {
         serial: &Serial,
     ) -> touchmark_store::Result<Option<UnitFirmware>> {
         let run = async {
-            let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                "SELECT release_id, wrap, image_sha256 FROM unit_firmware
+            let row: Option<FirmwareRow> = sqlx::query_as(
+                "SELECT release_id, wrap, image_sha256, encryption_key FROM unit_firmware
                  WHERE order_id = $1 AND serial = $2",
             )
             .bind(order.as_str())
             .bind(serial.as_str())
             .fetch_optional(self.pool())
             .await?;
-            row.map(|(release, wrap, sha)| {
-                Ok::<_, Error>(UnitFirmware {
-                    order: order.clone(),
-                    serial: serial.clone(),
-                    release,
-                    wrap,
-                    image_sha256: codec::sha256("unit image hash", &sha)?,
-                })
-            })
-            .transpose()
+            row.map(|row| unit_firmware_of(order, serial, row))
+                .transpose()
         };
         Ok(run.await?)
     }
+
+    async fn firmware_delivery(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+        release: &str,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        let run = async {
+            let mut conn = self.pool().acquire().await?;
+            delivery_of(&mut conn, order, serial, release).await
+        };
+        Ok(run.await?)
+    }
+
+    async fn record_firmware_delivery(
+        &self,
+        delivery: UnitFirmware,
+        event: Event,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        let (order, serial) = (&delivery.order, &delivery.serial);
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            // The unit's firmware row is locked, so that two deliveries of one release to one
+            // unit, on two replicas, record one wrap and one event.
+            let unit: Option<(i32,)> = sqlx::query_as(
+                "SELECT 1 FROM unit_firmware WHERE order_id = $1 AND serial = $2
+                 FOR NO KEY UPDATE",
+            )
+            .bind(order.as_str())
+            .bind(serial.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if unit.is_none() {
+                return Err(StoreError::not_found(RecordKind::Unit, serial.as_str()).into());
+            }
+            let before = delivery_of(&mut tx, order, serial, &delivery.release).await?;
+            if before.is_some() {
+                return Ok(before);
+            }
+            let known: (bool,) =
+                sqlx::query_as("SELECT EXISTS (SELECT 1 FROM releases WHERE id = $1)")
+                    .bind(&delivery.release)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !known.0 {
+                return Err(StoreError::not_found(RecordKind::Release, &delivery.release).into());
+            }
+            let leaf = crate::leaf(&event)?;
+            sqlx::query(
+                "WITH event AS (
+                     INSERT INTO events (kind, order_id, bytes, leaf_hash)
+                     VALUES ($1, $2, $3, $4) RETURNING seq
+                 )
+                 INSERT INTO firmware_deliveries (order_id, serial, release_id, wrap,
+                                                  image_sha256, event_seq, delivered_at)
+                 SELECT $2, $5, $6, $7, $8, event.seq, $9 FROM event",
+            )
+            .bind(leaf.kind)
+            .bind(order.as_str())
+            .bind(leaf.bytes.as_slice())
+            .bind(leaf.hash.as_bytes().as_slice())
+            .bind(serial.as_str())
+            .bind(&delivery.release)
+            .bind(&delivery.wrap)
+            .bind(delivery.image_sha256.0.as_slice())
+            .bind(event.at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(None)
+        };
+        Ok(run.await?)
+    }
+}
+
+/// A wrap's row: release, wrap, image hash and, for a unit's issuance, its encryption key.
+type FirmwareRow = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+fn unit_firmware_of(
+    order: &OrderId,
+    serial: &Serial,
+    (release, wrap, sha, encryption_key): FirmwareRow,
+) -> Result<UnitFirmware> {
+    Ok(UnitFirmware {
+        order: order.clone(),
+        serial: serial.clone(),
+        release,
+        wrap,
+        image_sha256: codec::sha256("unit image hash", &sha)?,
+        encryption_key,
+    })
+}
+
+/// The field update of `release` the unit received, if any.
+async fn delivery_of(
+    conn: &mut sqlx::PgConnection,
+    order: &OrderId,
+    serial: &Serial,
+    release: &str,
+) -> Result<Option<UnitFirmware>> {
+    let row: Option<FirmwareRow> = sqlx::query_as(
+        "SELECT release_id, wrap, image_sha256, NULL::bytea FROM firmware_deliveries
+         WHERE order_id = $1 AND serial = $2 AND release_id = $3",
+    )
+    .bind(order.as_str())
+    .bind(serial.as_str())
+    .bind(release)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| unit_firmware_of(order, serial, row))
+        .transpose()
 }

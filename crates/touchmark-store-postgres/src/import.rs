@@ -307,13 +307,25 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "unit_firmware",
-        [Text, Text, Text, Blob, Blob, Int],
-        read: "SELECT order_id, serial, release_id, wrap, image_sha256, event_index + 1
+        [Text, Text, Text, Blob, Blob, Int, Blob],
+        read: "SELECT order_id, serial, release_id, wrap, image_sha256, event_index + 1,
+                      encryption_key
                FROM unit_firmware",
         write: "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256,
-                                           event_seq)
+                                           event_seq, encryption_key)
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
-                                     $5::bytea[], $6::bigint[])",
+                                     $5::bytea[], $6::bigint[], $7::bytea[])",
+    ),
+    table!(
+        "firmware_deliveries",
+        [Text, Text, Text, Blob, Blob, Int, Time],
+        read: "SELECT order_id, serial, release_id, wrap, image_sha256, event_index + 1,
+                      delivered_at
+               FROM firmware_deliveries",
+        write: "INSERT INTO firmware_deliveries (order_id, serial, release_id, wrap,
+                                                 image_sha256, event_seq, delivered_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
+                                     $5::bytea[], $6::bigint[], $7::timestamptz[])",
     ),
     table!(
         "certificates",

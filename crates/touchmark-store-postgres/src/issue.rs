@@ -104,11 +104,11 @@ WITH input AS MATERIALIZED (
                          $6::bytea[], $7::text[], $8::text[], $9::bytea[], $10::text[],
                          $11::bytea[], $12::timestamptz[], $13::text[], $14::text[],
                          $15::bytea[], $16::text[], $17::timestamptz[], $18::timestamptz[],
-                         $19::text[], $20::bytea[], $21::bytea[])
+                         $19::text[], $20::bytea[], $21::bytea[], $22::bytea[])
         WITH ORDINALITY AS i (order_id, station, kind, bytes, leaf_hash, cert_sha256, product,
                               serial, pubkey_sha256, cert_serial, der, at, verdict, format,
                               test_sha256, record, test_at, now, fw_release, fw_wrap,
-                              fw_sha256, n)
+                              fw_sha256, fw_key, n)
 ), station AS MATERIALIZED (
     SELECT id FROM stations
     WHERE id IN (SELECT station FROM input) AND status = 'active'
@@ -164,8 +164,10 @@ WITH input AS MATERIALIZED (
     JOIN certificate ON certificate.sha256 = c.cert_sha256
     RETURNING 1
 ), firmware AS (
-    INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_seq)
-    SELECT c.order_id, c.serial, c.fw_release, c.fw_wrap, c.fw_sha256, certificate.event_seq
+    INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_seq,
+                               encryption_key)
+    SELECT c.order_id, c.serial, c.fw_release, c.fw_wrap, c.fw_sha256, certificate.event_seq,
+           c.fw_key
     FROM chosen c JOIN certificate ON certificate.sha256 = c.cert_sha256
     WHERE c.fw_release IS NOT NULL
     RETURNING 1
@@ -429,6 +431,7 @@ pub(super) async fn record<'e>(
         .bind(c.fw_release)
         .bind(c.fw_wrap)
         .bind(c.fw_sha256)
+        .bind(c.fw_key)
         .fetch_all(conn)
         .await?;
     let mut done = vec![false; batch.len()];
@@ -464,6 +467,7 @@ struct Columns<'a> {
     fw_release: Vec<Option<&'a str>>,
     fw_wrap: Vec<Option<&'a [u8]>>,
     fw_sha256: Vec<Option<&'a [u8]>>,
+    fw_key: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> Columns<'a> {
@@ -502,6 +506,8 @@ impl<'a> Columns<'a> {
         self.fw_wrap.push(firmware.map(|f| f.wrap.as_slice()));
         self.fw_sha256
             .push(firmware.map(|f| f.image_sha256.0.as_slice()));
+        self.fw_key
+            .push(firmware.and_then(|f| f.encryption_key.as_deref()));
     }
 }
 

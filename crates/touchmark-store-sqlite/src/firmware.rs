@@ -361,30 +361,121 @@ impl FirmwareStore for SqliteStore {
         self.read(move |conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT release_id, wrap, image_sha256 FROM unit_firmware
+                    "SELECT release_id, wrap, image_sha256, encryption_key FROM unit_firmware
                      WHERE order_id = ?1 AND serial = ?2",
                 )?
-                .query_row([order.as_str(), serial.as_str()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })
+                .query_row([order.as_str(), serial.as_str()], firmware_row)
                 .optional()?;
-            row.map(|(release, wrap, sha)| {
-                Ok(UnitFirmware {
-                    order,
-                    serial,
-                    release,
-                    wrap,
-                    image_sha256: codec::sha256("unit image hash", &sha)?,
-                })
-            })
-            .transpose()
+            row.map(|row| unit_firmware_of(order, serial, row))
+                .transpose()
         })
         .await
     }
+
+    async fn firmware_delivery(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+        release: &str,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        let (order, serial, release) = (order.clone(), serial.clone(), release.to_owned());
+        self.read(move |conn| delivery_of(conn, order, serial, &release))
+            .await
+    }
+
+    async fn record_firmware_delivery(
+        &self,
+        delivery: UnitFirmware,
+        event: Event,
+    ) -> touchmark_store::Result<Option<UnitFirmware>> {
+        self.write(move |ctx| {
+            let before = delivery_of(
+                ctx.conn,
+                delivery.order.clone(),
+                delivery.serial.clone(),
+                &delivery.release,
+            )?;
+            if before.is_some() {
+                return Ok(before);
+            }
+            let exists = |sql: &str, ids: &[&str]| -> Result<bool> {
+                Ok(ctx
+                    .conn
+                    .prepare_cached(sql)?
+                    .query_row(rusqlite::params_from_iter(ids), |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            };
+            if !exists(
+                "SELECT 1 FROM unit_firmware WHERE order_id = ?1 AND serial = ?2",
+                &[delivery.order.as_str(), delivery.serial.as_str()],
+            )? {
+                return Err(
+                    StoreError::not_found(RecordKind::Unit, delivery.serial.as_str()).into(),
+                );
+            }
+            if !exists("SELECT 1 FROM releases WHERE id = ?1", &[&delivery.release])? {
+                return Err(StoreError::not_found(RecordKind::Release, &delivery.release).into());
+            }
+            let (index, _) = ctx.append(&event)?;
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO firmware_deliveries (order_id, serial, release_id, wrap,
+                                                      image_sha256, event_index, delivered_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    delivery.order.as_str(),
+                    delivery.serial.as_str(),
+                    delivery.release,
+                    delivery.wrap,
+                    delivery.image_sha256.0.as_slice(),
+                    index as i64,
+                    format_timestamp(event.at),
+                ])?;
+            Ok(None)
+        })
+        .await
+    }
+}
+
+/// A wrap's row: release, wrap, image hash and, for a unit's issuance, its encryption key.
+type FirmwareRow = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+fn firmware_row(r: &Row<'_>) -> rusqlite::Result<FirmwareRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn unit_firmware_of(
+    order: OrderId,
+    serial: Serial,
+    (release, wrap, sha, encryption_key): FirmwareRow,
+) -> Result<UnitFirmware> {
+    Ok(UnitFirmware {
+        order,
+        serial,
+        release,
+        wrap,
+        image_sha256: codec::sha256("unit image hash", &sha)?,
+        encryption_key,
+    })
+}
+
+/// The field update of `release` the unit received, if any.
+fn delivery_of(
+    conn: &rusqlite::Connection,
+    order: OrderId,
+    serial: Serial,
+    release: &str,
+) -> Result<Option<UnitFirmware>> {
+    conn.prepare_cached(
+        "SELECT release_id, wrap, image_sha256, NULL FROM firmware_deliveries
+         WHERE order_id = ?1 AND serial = ?2 AND release_id = ?3",
+    )?
+    .query_row([order.as_str(), serial.as_str(), release], firmware_row)
+    .optional()?
+    .map(|row| unit_firmware_of(order, serial, row))
+    .transpose()
 }
 
 /// Stores a unit's firmware in the transaction that issues it, with the index of its
@@ -395,8 +486,9 @@ pub(crate) fn insert_unit_firmware(
     index: u64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_index)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_index,
+                                    encryption_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         firmware.order.as_str(),
@@ -405,6 +497,7 @@ pub(crate) fn insert_unit_firmware(
         firmware.wrap,
         firmware.image_sha256.0.as_slice(),
         index as i64,
+        firmware.encryption_key,
     ])?;
     Ok(())
 }

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_field.sql"),
     include_str!("../migrations/0015_unit_firmware.sql"),
     include_str!("../migrations/0016_release_blobs.sql"),
+    include_str!("../migrations/0017_field_updates.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.

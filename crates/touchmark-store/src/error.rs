@@ -29,6 +29,8 @@ pub enum RecordKind {
     FirmwareKey,
     /// A firmware release.
     Release,
+    /// A unit, with the firmware it received when it was issued.
+    Unit,
 }
 
 impl RecordKind {
@@ -45,6 +47,7 @@ impl RecordKind {
             Self::ReleaseKey => "release key",
             Self::FirmwareKey => "firmware signing key",
             Self::Release => "release",
+            Self::Unit => "unit",
         }
     }
 }

@@ -337,6 +337,23 @@ pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
         order: &OrderId,
         serial: &Serial,
     ) -> Result<Option<touchmark_core::firmware::UnitFirmware>>;
+    /// The field update of `release` a unit of `order` received, if it received one (its
+    /// `encryption_key` is `None`: it is the unit's, stored with its issuance).
+    async fn firmware_delivery(
+        &self,
+        order: &OrderId,
+        serial: &Serial,
+        release: &str,
+    ) -> Result<Option<touchmark_core::firmware::UnitFirmware>>;
+    /// Records a field update delivered to a unit, with its `unit.firmware_delivered` event,
+    /// unless the unit received that release before: then nothing is recorded, and the
+    /// delivery stored first is returned, so that every unit has one wrap of each release.
+    /// `NotFound` for an unknown order or release.
+    async fn record_firmware_delivery(
+        &self,
+        delivery: touchmark_core::firmware::UnitFirmware,
+        event: Event,
+    ) -> Result<Option<touchmark_core::firmware::UnitFirmware>>;
 }
 
 /// A challenge for a proof of possession, as stored.

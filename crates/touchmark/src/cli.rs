@@ -136,6 +136,11 @@ pub enum Command {
     /// What a field backend asks: is this device genuine, unknown, revoked or a clone?
     #[command(subcommand)]
     Field(crate::commands::field::FieldCommand),
+    /// A unit's side, to try the device routes without hardware: make a unit's keys and CSR as
+    /// its secure element would, and fetch a field update over its own certificate, opened as
+    /// its bootloader would.
+    #[command(subcommand)]
+    Device(crate::commands::device::DeviceCommand),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

@@ -7,7 +7,7 @@
 //! taken, and the message a client reads is written in one place.
 //!
 //! - [`alerts`]: the oversight rules that raise alerts (design.md §9);
-//! - [`firmware`]: a release's withdrawal;
+//! - [`firmware`]: a release's withdrawal, and what a unit in the field may receive;
 //! - [`field`]: the verdict on a device seen in the field (issue 17);
 //! - [`issue`]: design.md §4, checks 1 to 8, and the events of one provisioning request;
 //! - [`order`]: an order's life (draft → open → closed | cancelled) and its quota;

@@ -4,10 +4,12 @@
 mod admin;
 mod alerts;
 mod convert;
+mod device;
 mod document;
 pub mod extract;
 mod field;
 mod firmware;
+mod image;
 pub mod log;
 mod oversight;
 mod pkix;
@@ -42,7 +44,8 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
     tags((name = "station", description = "Fixture stations: enrollment and provisioning (mTLS)"),
          (name = "admin", description = "Brand-owner administration (bearer token)"),
          (name = "audit", description = "Read-only audit access"),
-         (name = "field", description = "Field backends: the verdict on a device (bearer token, role field)"))
+         (name = "field", description = "Field backends: the verdict on a device (bearer token, role field)"),
+         (name = "device", description = "Units in the field: updates over their own device certificate (mTLS)"))
 )]
 struct ApiDoc;
 
@@ -184,6 +187,7 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_units, station::provision))
         .routes(routes!(admin::get_unit))
         .routes(routes!(station::unit_firmware))
+        .routes(routes!(device::latest_firmware))
         .routes(routes!(admin::list_events))
         .routes(routes!(station::enroll))
         .routes(routes!(log::checkpoint))

@@ -1,11 +1,8 @@
 //! Station endpoints: enrollment with a one-time token, and provisioning over mTLS.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
 use touchmark_authority::delivery::DeliveredFirmware;
@@ -148,56 +145,5 @@ pub async fn unit_firmware(
         .authority
         .unit_image(&station.station.id, &order, &serial)
         .await?;
-    let size = image.release_image.len();
-    let sha256 = image.sha256.to_hex();
-    let release = image.release.id.clone();
-    let body = Body::from_stream(futures_util::stream::iter(
-        image_chunks(&image)
-            .into_iter()
-            .map(Ok::<_, std::convert::Infallible>),
-    ));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, size)
-        .header("x-touchmark-image-sha256", sha256)
-        .header("x-touchmark-release", release)
-        .body(body)
-        .map_err(|e| ApiError::from(touchmark_authority::AuthorityError::internal(e)))
-}
-
-/// The least a chunk after the first holds, when the image has that much left: an HTTP/2 peer
-/// counts DATA frames much smaller than this as framing overhead, and closes a connection that
-/// sends too many (h2's `too_many_data_frames`).
-const MIN_CHUNK: usize = 16 * 1024;
-
-/// A unit's image as body chunks: the release's bytes before the key TLV's value, shared with
-/// every unit's response; then the unit's value with at least [`MIN_CHUNK`] of the bytes after
-/// it (the only bytes copied per unit); then the rest of the release, shared.
-fn image_chunks(image: &touchmark_authority::delivery::UnitImage) -> Vec<Bytes> {
-    let shared = Bytes::from_owner(SharedImage(Arc::clone(&image.release_image)));
-    let size = shared.len();
-    let start = image.value_offset.min(size);
-    let end = (start + image.value.len()).min(size);
-    let copied_to = (end + MIN_CHUNK).min(size);
-    let mut tail = Vec::with_capacity(image.value.len() + (copied_to - end));
-    tail.extend_from_slice(&image.value);
-    tail.extend_from_slice(&shared[end..copied_to]);
-    [
-        shared.slice(..start),
-        Bytes::from(tail),
-        shared.slice(copied_to..),
-    ]
-    .into_iter()
-    .filter(|b| !b.is_empty())
-    .collect()
-}
-
-/// A release's image shared by every unit's response.
-struct SharedImage(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedImage {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
+    super::image::response(&image)
 }

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 pub mod ca;
 pub mod demo;
+pub mod device;
 pub mod doctor;
 pub mod field;
 pub mod firmware;
