@@ -87,6 +87,19 @@ impl Authority {
                 "cert_not_after must be in the future",
             ));
         }
+        // The vendor roots of attestation, checked before anything is made.
+        let attestation_roots = req
+            .attestation_roots_pem
+            .as_deref()
+            .map(|pem| {
+                touchmark_pki::attestation::AttestationRoots::parse(pem).map_err(|e| {
+                    AuthorityError::denied(
+                        ErrorCode::Unprocessable,
+                        format!("attestation_roots_pem: {e}"),
+                    )
+                })
+            })
+            .transpose()?;
         if self.store.product(&id).await?.is_some() {
             return Err(AuthorityError::denied(
                 ErrorCode::Conflict,
@@ -139,6 +152,7 @@ impl Authority {
             cert_not_after: req.cert_not_after,
             issuing_ca_pem: ca.as_ref().map(Certificate::pem).unwrap_or_default(),
             created_at: now,
+            attestation_roots_pem: req.attestation_roots_pem,
         };
         let event = Event::new(
             now,
@@ -147,6 +161,11 @@ impl Authority {
                 organization: product.organization.clone(),
                 common_name: product.common_name.clone(),
                 issuing_ca_sha256: ca.as_ref().map(|ca| Sha256Hash(ca.sha256())),
+                attestation_roots: attestation_roots
+                    .iter()
+                    .flat_map(|r| r.ders())
+                    .map(|der| Sha256Hash::of(der))
+                    .collect(),
                 actor,
             },
         );

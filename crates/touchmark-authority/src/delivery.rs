@@ -226,6 +226,7 @@ impl Authority {
         serial: &Serial,
         csr: &VerifiedCsr,
         binding: Option<&touchmark_core::api::EncryptionKeyBinding>,
+        attestation: Option<&crate::issuance::UnitAttestation<'_>>,
     ) -> Result<FirmwareCheck> {
         let Some(release) = self.store.order_release(order).await? else {
             return Ok(FirmwareCheck::NoRelease);
@@ -245,6 +246,13 @@ impl Authority {
             Ok(key) => key,
             Err(refusal) => return Ok(FirmwareCheck::Refused(refusal)),
         };
+        // A product that requires attestation takes only an encryption key the chip vendor
+        // certified too.
+        if let Some(Err(refusal)) =
+            attestation.map(|a| a.certifies(&key.spki_der(), "encryption key", self.clock.now()))
+        {
+            return Ok(FirmwareCheck::Refused(refusal));
+        }
         let (wrap, image_sha256) = match loaded.wrap_to(&key, Ephemeral::Fresh) {
             Ok(made) => made,
             Err(WrapError::Key(refusal)) => return Ok(FirmwareCheck::Refused(refusal)),

@@ -11,6 +11,7 @@ use touchmark_core::event::{Event, Sha256Hash};
 use touchmark_core::field::Oid;
 use touchmark_core::policy::issue::{self, Attempt, Issuance, OrderFacts};
 use touchmark_core::{OrderId, ProductId, Serial};
+use touchmark_pki::attestation::{Attestation, AttestationRoots};
 use touchmark_pki::{CaIssuer, Certificate, CsrError, DeviceProfile, VerifiedCsr, parse_csr};
 use touchmark_store::{
     IssueOutcome, IssueRequest, IssuedUnit, NewCertificate, Rejection, TestAttempt,
@@ -28,9 +29,58 @@ pub(crate) struct ProductIssuer {
     issuer: CaIssuer,
     profile: DeviceProfile,
     issuing_ca_pem: String,
+    /// The vendor roots its units' keys must be attested to, if it requires attestation.
+    attestation: Option<AttestationRoots>,
+}
+
+/// A unit's attestation, checked for its identity key, with the roots it verified to: its
+/// encryption key is checked against it when the order delivers a release.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnitAttestation<'a> {
+    roots: &'a AttestationRoots,
+    certs: &'a Attestation,
+}
+
+impl UnitAttestation<'_> {
+    /// Checks that the attestation certifies the unit's `key` (`what` names it) as well.
+    pub(crate) fn certifies(
+        &self,
+        spki: &[u8],
+        what: &'static str,
+        now: time::OffsetDateTime,
+    ) -> std::result::Result<(), Refusal> {
+        self.certs
+            .certifies(self.roots, spki, what, now)
+            .map_err(|e| Refusal::new(ErrorCode::AttestationInvalid, e.to_string()))
+    }
 }
 
 impl ProductIssuer {
+    /// The attestation a unit sent, parsed, when the product requires one; it is checked for
+    /// the identity key by [`UnitAttestation::certifies`]. A product without vendor roots takes
+    /// no attestation into account.
+    ///
+    /// # Errors
+    /// `attestation_invalid` when the product requires one and none was sent, or it does not
+    /// parse.
+    fn attestation_sent(
+        &self,
+        sent: Option<&str>,
+    ) -> std::result::Result<Option<(&AttestationRoots, Attestation)>, Refusal> {
+        let Some(roots) = &self.attestation else {
+            return Ok(None);
+        };
+        let invalid = |m: String| Refusal::new(ErrorCode::AttestationInvalid, m);
+        let text = sent.ok_or_else(|| {
+            invalid(format!(
+                "product {} requires secure-element attestation: send the vendor certificates                  of the unit's keys in `attestation`",
+                self.product
+            ))
+        })?;
+        let certs = Attestation::parse(text).map_err(|e| invalid(format!("attestation: {e}")))?;
+        Ok(Some((roots, certs)))
+    }
+
     /// The issuing CA's certificate and key.
     pub(crate) fn ca(&self) -> (&Certificate, &Arc<dyn touchmark_pki::Signer>) {
         (self.issuer.certificate(), self.issuer.signer())
@@ -167,6 +217,36 @@ impl Authority {
             }
         };
         let pubkey_sha256 = Sha256Hash(csr.spki_sha256());
+        // 4, with the CSR: a product that names its chip vendor's roots takes only an identity
+        // key the vendor certified (design.md §7).
+        let issuer = self.product_issuer(&order.product).await?;
+        let sent = match issuer.attestation_sent(req.attestation.as_deref()) {
+            Ok(sent) => sent,
+            Err(refusal) => {
+                let event = attempt.refused(
+                    refusal.code,
+                    Some(&serial),
+                    Some(pubkey_sha256),
+                    Some(test_sha256),
+                );
+                return Err(refuse(refusal, event, Some(serial), false).await);
+            }
+        };
+        let attestation = sent
+            .as_ref()
+            .map(|(roots, certs)| UnitAttestation { roots, certs });
+        if let Some(Err(refusal)) = attestation
+            .as_ref()
+            .map(|a| a.certifies(csr.spki_der(), "identity key", now))
+        {
+            let event = attempt.refused(
+                refusal.code,
+                Some(&serial),
+                Some(pubkey_sha256),
+                Some(test_sha256),
+            );
+            return Err(refuse(refusal, event, Some(serial), false).await);
+        }
         // 5. The record is this unit's, and it passed. A failure is kept and counts nothing; a
         // record of another unit (or of none) is kept as the refusal's evidence, and says
         // nothing about this unit.
@@ -186,7 +266,13 @@ impl Authority {
         // The order's release, if it names one: the unit's encryption key, bound to the CSR's
         // key, gets the release's content key wrapped to it (design.md §7).
         let firmware = match self
-            .unit_firmware_for(&order.id, &serial, &csr, req.encryption_key.as_ref())
+            .unit_firmware_for(
+                &order.id,
+                &serial,
+                &csr,
+                req.encryption_key.as_ref(),
+                attestation.as_ref(),
+            )
             .await?
         {
             FirmwareCheck::NoRelease => None,
@@ -205,7 +291,6 @@ impl Authority {
         // stored in the same commit as the count and the event. A retry of an issued unit is
         // answered there with the stored certificate, and the one signed here is dropped: a
         // signature costs less than asking the database first for every new unit would.
-        let issuer = self.product_issuer(&order.product).await?;
         let serial_number = serial_number();
         let profile = issuer.profile_for(self.public_url.as_deref(), &order.id);
         let cert = sign_device_cert(
@@ -314,6 +399,12 @@ impl Authority {
                 not_after: product.cert_not_after,
             },
             issuing_ca_pem: product.issuing_ca_pem,
+            attestation: product
+                .attestation_roots_pem
+                .as_deref()
+                .map(AttestationRoots::parse)
+                .transpose()
+                .map_err(|e| AuthorityError::internal(format!("stored product {id}: {e}")))?,
         });
         self.issuers
             .write()

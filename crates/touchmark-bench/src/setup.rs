@@ -121,6 +121,7 @@ impl Fixtures {
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         };
         let factory = CreateFactory {
             id: Some(format!("{}{suffix}", self.factory)),

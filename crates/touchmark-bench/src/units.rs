@@ -72,6 +72,7 @@ fn unit(prefix: &str, n: u64, encryption_key: bool) -> Result<Unit, Error> {
             test: passing_test(&serial, n),
             serial,
             encryption_key: None,
+            attestation: None,
         },
     })
 }

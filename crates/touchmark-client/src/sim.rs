@@ -527,6 +527,7 @@ pub async fn provision_unit(
         test: unit.test.clone(),
         // The CSR carries the unit's encryption key, when it has one.
         encryption_key: None,
+        attestation: None,
     };
     match client.provision(order, &request).await {
         Ok(done) => {

@@ -237,7 +237,8 @@ impl StationDir {
     /// Provisions one unit as the station enrolled here: its serial, CSR (PEM, or DER, sent as
     /// base64) and test record go to `order`, and the answer's certificate, chain, device root
     /// CA and receipt are written into `out` as `certificate.pem`, `chain.pem`, `root-ca.pem`
-    /// and `receipt.json`.
+    /// and `receipt.json`. `attestation` is the unit's secure-element certificates (PEM), for a
+    /// product that requires them.
     ///
     /// # Errors
     /// [`ClientError::Files`] when the directory is not an enrolled station's or a file cannot
@@ -248,6 +249,7 @@ impl StationDir {
         serial: &str,
         csr: &[u8],
         test: serde_json::Value,
+        attestation: Option<String>,
         out: &Path,
     ) -> Result<ProvisionResponse, ClientError> {
         let csr = match std::str::from_utf8(csr) {
@@ -259,6 +261,7 @@ impl StationDir {
             csr,
             test,
             encryption_key: None,
+            attestation,
         };
         let (client, _) = self.client()?;
         let done = client.provision(order, &request).await?;

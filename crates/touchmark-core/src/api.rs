@@ -116,6 +116,11 @@ pub struct ProvisionRequest {
     /// has a release, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<EncryptionKeyBinding>,
+    /// The unit's secure-element attestation: PEM certificates (or base64 DER) from its chip
+    /// vendor that certify its identity key and, when the order has a release, its encryption
+    /// key, with the vendor's intermediates. Required when the product names vendor roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
 }
 
 /// A unit's firmware encryption key and the signature that binds it to the unit's identity
@@ -206,6 +211,10 @@ pub struct CreateProduct {
     /// Device certificate notAfter (RFC 3339); 99991231235959Z when absent.
     #[serde(default)]
     pub cert_not_after: Option<String>,
+    /// The chip vendor's root CA certificates, PEM: when given, every unit must attest its
+    /// keys with certificates that chain to one of them (`docs/firmware.md`, "Attestation").
+    #[serde(default)]
+    pub attestation_roots_pem: Option<String>,
 }
 
 /// A product.
@@ -232,6 +241,10 @@ pub struct ProductBody {
     pub issuing_ca_pem: String,
     /// When it was created.
     pub created_at: String,
+    /// The chip vendor's root certificates, PEM, when the product requires secure-element
+    /// attestation of its units' keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_roots_pem: Option<String>,
 }
 
 /// A request for a product's issuing CA certificate, for the offline device root to sign.

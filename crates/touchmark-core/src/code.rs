@@ -106,6 +106,11 @@ pub enum ErrorCode {
     /// Provisioning on an order whose release was withdrawn: nothing is issued until the order
     /// names another release.
     ReleaseWithdrawn,
+    /// Provisioning for a product that requires secure-element attestation: no certificate in
+    /// the request's attestation certifies the unit's identity key (or, when the order delivers
+    /// a release, its encryption key) up to one of the product's vendor roots
+    /// (`docs/firmware.md`, "Attestation").
+    AttestationInvalid,
     /// A device route: the caller presented no client certificate, or one this installation
     /// did not issue, or whose chain does not verify. Nothing is served.
     DeviceNotAuthorized,
@@ -163,6 +168,7 @@ impl ErrorCode {
             Self::ChallengeInvalid => "challenge_invalid",
             Self::EncryptionKeyInvalid => "encryption_key_invalid",
             Self::ReleaseWithdrawn => "release_withdrawn",
+            Self::AttestationInvalid => "attestation_invalid",
             Self::DeviceNotAuthorized => "device_not_authorized",
             Self::CaCertificateInvalid => "ca_certificate_invalid",
             Self::CaKeyMismatch => "ca_key_mismatch",
@@ -172,7 +178,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 45] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -212,6 +218,7 @@ impl ErrorCode {
         Self::ChallengeInvalid,
         Self::EncryptionKeyInvalid,
         Self::ReleaseWithdrawn,
+        Self::AttestationInvalid,
         Self::DeviceNotAuthorized,
         Self::CaCertificateInvalid,
         Self::CaKeyMismatch,
@@ -257,6 +264,7 @@ impl ErrorCode {
                 | Self::CaRevoked
                 | Self::EncryptionKeyInvalid
                 | Self::ReleaseWithdrawn
+                | Self::AttestationInvalid
         )
     }
 

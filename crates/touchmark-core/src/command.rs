@@ -48,6 +48,9 @@ pub struct NewProduct {
     pub ocsp_url: Option<HttpUrl>,
     /// Device certificate notAfter; 99991231235959Z when absent.
     pub cert_not_after: Option<OffsetDateTime>,
+    /// The vendor roots of secure-element attestation, PEM, as sent (checked by the authority,
+    /// which parses certificates).
+    pub attestation_roots_pem: Option<String>,
 }
 
 impl TryFrom<api::CreateProduct> for NewProduct {
@@ -67,6 +70,7 @@ impl TryFrom<api::CreateProduct> for NewProduct {
             crl_url: url("crl_url", req.crl_url.as_deref())?,
             ocsp_url: url("ocsp_url", req.ocsp_url.as_deref())?,
             cert_not_after: timestamp("cert_not_after", req.cert_not_after.as_deref())?,
+            attestation_roots_pem: req.attestation_roots_pem,
         })
     }
 }
@@ -247,6 +251,9 @@ pub struct Provision {
     /// The unit's encryption key and its binding, as sent (checked by the authority, which
     /// knows the order's release).
     pub encryption_key: Option<api::EncryptionKeyBinding>,
+    /// The unit's attestation certificates, as sent (checked by the authority against the
+    /// product's vendor roots).
+    pub attestation: Option<String>,
 }
 
 impl TryFrom<api::ProvisionRequest> for Provision {
@@ -265,6 +272,7 @@ impl TryFrom<api::ProvisionRequest> for Provision {
             serial: req.serial,
             csr: req.csr,
             encryption_key: req.encryption_key,
+            attestation: req.attestation,
         })
     }
 }
@@ -342,6 +350,7 @@ mod tests {
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         }
     }
 

@@ -29,6 +29,11 @@ pub struct Product {
     /// The product's issuing CA certificate, PEM; empty while it awaits the certificate an
     /// offline root signs (`ca csr`, then `ca install`).
     pub issuing_ca_pem: String,
+    /// The chip vendor's root certificates, PEM, when the product requires secure-element
+    /// attestation of its units' keys: each unit's identity key (and encryption key, for a
+    /// release) must be certified up to one of them. Set when the product is created.
+    #[serde(default)]
+    pub attestation_roots_pem: Option<String>,
     /// When the product was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

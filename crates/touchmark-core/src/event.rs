@@ -126,6 +126,10 @@ pub enum EventBody {
         /// and the certificate is installed later (`ca.installed`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         issuing_ca_sha256: Option<Sha256Hash>,
+        /// SHA-256 of each vendor root (DER) its units' keys must be attested to, when it
+        /// requires secure-element attestation.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attestation_roots: Vec<Sha256Hash>,
         /// Who created it.
         actor: Actor,
     },

@@ -1067,7 +1067,7 @@ mod tests {
                 actor: Actor::System,
             },
         );
-        let base = vec![created(10), issued("a", 1, "s"), issued("b", 2, "s")];
+        let base = [created(10), issued("a", 1, "s"), issued("b", 2, "s")];
         let cases: Vec<(&str, Vec<Event>, &[&str])> = vec![
             ("an issued unit", vec![delivered("a", 1)], &[]),
             (

@@ -426,6 +426,7 @@ async fn fixtures(admin: &Client, firmware: bool) -> Result<(), Error> {
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         })
         .await?;
     admin

@@ -14,6 +14,7 @@
 //! - [`offline`] requests and checks CA certificates signed elsewhere (an offline root).
 
 pub mod agreement;
+pub mod attestation;
 pub mod cert;
 pub mod crl;
 pub mod csr;

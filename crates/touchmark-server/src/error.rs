@@ -67,6 +67,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::CaProfileInvalid
         | ErrorCode::CaChainInvalid
         | ErrorCode::EncryptionKeyInvalid
+        | ErrorCode::AttestationInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -79,6 +79,11 @@ touchmark_testkit::both_backends!(
     )]
     a_unit_in_the_field_receives_later_releases_over_its_own_certificate,
     only_an_issued_unrevoked_unit_receives_updates,
+    #[cfg_attr(
+        not(tm_openssl),
+        ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
+    )]
+    a_product_that_requires_attestation_takes_only_vendor_certified_keys,
 );
 
 /// The payload of the releases built here.
@@ -1384,4 +1389,286 @@ async fn only_an_issued_unrevoked_unit_receives_updates(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(headers["x-touchmark-release"], first.id.as_str());
     assert!(events_of(&kit, "unit.firmware_delivered").await.is_empty());
+}
+
+/// A chip vendor's PKI made with openssl: a root, and a signer CA under it.
+struct Vendor {
+    dir: tempfile::TempDir,
+}
+
+impl Vendor {
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new(touchmark_testenv::tool(&touchmark_testenv::OPENSSL))
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A root `root.pem` and a signer `signer.pem` under it, both named `name`.
+    fn new(name: &str) -> Self {
+        let vendor = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(
+            vendor.dir.path().join("ca.ext"),
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n",
+        )
+        .unwrap();
+        std::fs::write(
+            vendor.dir.path().join("leaf.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\n",
+        )
+        .unwrap();
+        for key in ["root.key", "signer.key"] {
+            vendor.openssl(&[
+                "ecparam",
+                "-genkey",
+                "-name",
+                "prime256v1",
+                "-noout",
+                "-out",
+                key,
+            ]);
+        }
+        let root_subject = format!("/O={name}/CN={name} Root CA");
+        vendor.openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-subj",
+            &root_subject,
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+            "-out",
+            "root.pem",
+        ]);
+        let signer_subject = format!("/O={name}/CN={name} Signer");
+        vendor.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            "signer.key",
+            "-subj",
+            &signer_subject,
+            "-out",
+            "signer.csr",
+        ]);
+        vendor.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "signer.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-days",
+            "3650",
+            "-extfile",
+            "ca.ext",
+            "-out",
+            "signer.pem",
+        ]);
+        vendor
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    /// The signer's certificate of the unit's identity key (from its CSR) and of its X25519
+    /// encryption key, with the signer's own certificate: what the secure element holds.
+    fn attest(
+        &self,
+        unit: &touchmark_testkit::Unit,
+        key: Option<&touchmark_firmware::SoftwareAgreementKey>,
+    ) -> String {
+        let serial = &unit.serial;
+        std::fs::write(self.dir.path().join("unit.csr"), &unit.csr_pem).unwrap();
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "unit.csr",
+            "-CA",
+            "signer.pem",
+            "-CAkey",
+            "signer.key",
+            "-days",
+            "30",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "identity.pem",
+        ]);
+        let mut pem = self.read("identity.pem");
+        if let Some(key) = key {
+            std::fs::write(self.dir.path().join("enc.pub"), key.public_key().to_pem()).unwrap();
+            let subject = format!("/CN={serial} encryption");
+            self.openssl(&[
+                "x509",
+                "-new",
+                "-subj",
+                &subject,
+                "-force_pubkey",
+                "enc.pub",
+                "-CA",
+                "signer.pem",
+                "-CAkey",
+                "signer.key",
+                "-days",
+                "30",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                "encryption.pem",
+            ]);
+            pem.push_str(&self.read("encryption.pem"));
+        }
+        pem.push_str(&self.read("signer.pem"));
+        pem
+    }
+}
+
+/// A product that names its chip vendor's root takes only units whose identity key, and
+/// encryption key for a release, that vendor certified (certificates made with openssl,
+/// through a signer CA): a unit with no attestation, one that attests its identity key alone,
+/// one attested by a look-alike vendor, or a garbage attestation is refused
+/// `attestation_invalid`, logged, and counts nothing. Roots that are not CA certificates are
+/// refused when the product is created, and nothing is made.
+async fn a_product_that_requires_attestation_takes_only_vendor_certified_keys(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let vendor = Vendor::new("ChipCo");
+    let forger = Vendor::new("ChipCo");
+
+    // Roots that are no CA: refused, nothing made.
+    let mut request = touchmark_testkit::fixtures::product_request("se", "Secure sensor");
+    request.attestation_roots_pem = Some(vendor.attest(&touchmark_testkit::Unit::new("X"), None));
+    let e = api_error(kit.admin.create_product(&request).await.unwrap_err());
+    assert_eq!(e, (422, "unprocessable".to_owned()));
+    assert!(kit.admin.products().await.unwrap().is_empty());
+
+    request.attestation_roots_pem = Some(vendor.read("root.pem"));
+    let product = kit.admin.create_product(&request).await.unwrap();
+    assert_eq!(product.attestation_roots_pem, Some(vendor.read("root.pem")));
+    let created = events_of(&kit, "product.created").await;
+    let root_der = touchmark_pki::pem::decode_all(&vendor.read("root.pem")).unwrap()[0]
+        .der
+        .clone();
+    assert_eq!(
+        created[0]["attestation_roots"],
+        serde_json::json!([Sha256Hash::of(&root_der).to_hex()])
+    );
+    let key = kit
+        .admin
+        .create_release_key("se", &key_request(Some("x25519")))
+        .await
+        .unwrap();
+    register(&kit, "se", "keys/sign-ed25519.pub.pem").await;
+    let image = build(&key.public_key_pem, (1, 0, 0, 0), EncKind::X25519);
+    kit.admin
+        .upload_release("se", "1.0.0", &image, None)
+        .await
+        .unwrap();
+    let factory = kit.factory("cm").await;
+    let mut order =
+        touchmark_testkit::order_request("PO-SE", "se", &factory, 10, "SN-000001..SN-000010");
+    order.release = Some("1.0.0".into());
+    let order = kit.order_with(order).await;
+    let station = kit.enroll_station(&factory).await;
+
+    // Unit `n`, its encryption key in its CSR.
+    let provision = |n: u32| {
+        let unit = touchmark_testkit::Unit::new(&format!("SN-00000{n}"));
+        let enc =
+            touchmark_firmware::SoftwareAgreementKey::generate(touchmark_firmware::Curve::X25519)
+                .unwrap();
+        let mut body = unit.request(touchmark_testkit::passing_test(&unit.serial));
+        body["csr"] = csr_with_key(&unit, &enc).into();
+        (unit, enc, body)
+    };
+    // A unit whose two keys the vendor certified is issued, and opens its image.
+    let (unit, enc, mut body) = provision(1);
+    body["attestation"] = vendor.attest(&unit, Some(&enc)).into();
+    // The server's clock stands still; openssl's certificates start now.
+    kit.advance(time::Duration::minutes(1));
+    let reply = station.raw.provision(&order, &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (_, _, unit_image) = station
+        .raw
+        .get_bytes(reply.body["firmware"]["image_path"].as_str().unwrap())
+        .await;
+    touchmark_firmware::decrypt(&unit_image, &enc).unwrap();
+
+    let before = kit.snapshot(&order).await;
+    type Attest<'a> = Box<
+        dyn Fn(
+                &touchmark_testkit::Unit,
+                &touchmark_firmware::SoftwareAgreementKey,
+            ) -> Option<String>
+            + 'a,
+    >;
+    let cases: Vec<(&str, Attest<'_>, &str)> = vec![
+        (
+            "no attestation",
+            Box::new(|_, _| None),
+            "requires secure-element attestation",
+        ),
+        (
+            "the identity key attested alone",
+            Box::new(|u, _| Some(vendor.attest(u, None))),
+            "encryption key",
+        ),
+        (
+            "a look-alike vendor",
+            Box::new(|u, k| Some(forger.attest(u, Some(k)))),
+            "does not verify",
+        ),
+        (
+            "garbage",
+            Box::new(|_, _| Some("<script>alert(1)</script>".into())),
+            "attestation",
+        ),
+    ];
+    for (n, (name, attest, says)) in cases.into_iter().enumerate() {
+        let (unit, enc, mut body) = provision(2 + n as u32);
+        if let Some(pem) = attest(&unit, &enc) {
+            body["attestation"] = pem.into();
+        }
+        kit.advance(time::Duration::minutes(1));
+        let reply = station.raw.provision(&order, &body).await;
+        reply.assert_error(422, "attestation_invalid");
+        assert!(reply.text.contains(says), "{name}: {}", reply.text);
+    }
+    // Each refusal logged, nothing counted, no wrap stored.
+    let refused = events_of(&kit, "unit.refused").await;
+    assert_eq!(refused.len(), 4);
+    assert!(refused.iter().all(|e| e["reason"] == "attestation_invalid"));
+    let after = kit.snapshot(&order).await;
+    assert_eq!(after.issued, before.issued);
+    assert_eq!(after.certificates, before.certificates);
+    assert_eq!(after.units, before.units);
+    for n in 2..=5 {
+        let serial = touchmark_core::Serial::parse(&format!("SN-00000{n}")).unwrap();
+        let order = touchmark_core::OrderId::parse(&order).unwrap();
+        assert!(
+            kit.store
+                .unit_firmware(&order, &serial)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -803,6 +803,18 @@ mod refusals {
             .withdraw_release(&withdrawn_product, &withdrawn_release.id)
             .await
             .unwrap();
+        // An order of a product that requires its chip vendor's attestation.
+        let vendor_key = rcgen::KeyPair::generate().unwrap();
+        let mut vendor = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        vendor.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let mut attested_product =
+            touchmark_testkit::fixtures::product_request("prod-attested", "Attested");
+        attested_product.attestation_roots_pem =
+            Some(vendor.self_signed(&vendor_key).unwrap().pem());
+        kit.admin.create_product(&attested_product).await.unwrap();
+        let attested = kit
+            .order("ord-attested", "prod-attested", &factory, 10, range)
+            .await;
         // `late`'s window closes.
         kit.advance(Duration::hours(2));
 
@@ -1024,6 +1036,15 @@ mod refusals {
                 body: fresh("SN-0010"),
                 status: 409,
                 code: "release_withdrawn",
+                after: After::Refused,
+            },
+            Case {
+                name: "a unit with no attestation, for a product that requires one",
+                station: &station,
+                order: &attested,
+                body: fresh("SN-0010"),
+                status: 422,
+                code: "attestation_invalid",
                 after: After::Refused,
             },
             Case {

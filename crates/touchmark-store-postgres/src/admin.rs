@@ -66,7 +66,7 @@ pub(super) async fn create_product(
     sqlx::query(concat!(
         "INSERT INTO products (",
         product_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(product.id.as_str())
     .bind(&product.name)
@@ -78,6 +78,7 @@ pub(super) async fn create_product(
     .bind(product.cert_not_after.map(to_millis))
     .bind(&product.issuing_ca_pem)
     .bind(to_millis(product.created_at))
+    .bind(product.attestation_roots_pem.as_deref())
     .execute(&mut *tx)
     .await?;
     let receipt = append(&mut tx, &event).await?;

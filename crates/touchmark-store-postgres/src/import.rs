@@ -209,14 +209,16 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "products",
-        [Text, Text, Text, Text, Text, Text, Text, Time, Text, Time],
+        [Text, Text, Text, Text, Text, Text, Text, Time, Text, Time, Text],
         read: "SELECT id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url,
-                      cert_not_after, issuing_ca_pem, created_at FROM products",
+                      cert_not_after, issuing_ca_pem, created_at, attestation_roots_pem
+               FROM products",
         write: "INSERT INTO products (id, name, organization, common_name, hw_type_oid, crl_url,
-                                      ocsp_url, cert_not_after, issuing_ca_pem, created_at)
+                                      ocsp_url, cert_not_after, issuing_ca_pem, created_at,
+                                      attestation_roots_pem)
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                      $6::text[], $7::text[], $8::timestamptz[], $9::text[],
-                                     $10::timestamptz[])",
+                                     $10::timestamptz[], $11::text[])",
     ),
     table!(
         "release_keys",

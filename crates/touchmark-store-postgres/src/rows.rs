@@ -25,7 +25,7 @@ use crate::error::Result;
 macro_rules! product_columns {
     () => {
         "id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url, cert_not_after, \
-         issuing_ca_pem, created_at"
+         issuing_ca_pem, created_at, attestation_roots_pem"
     };
 }
 
@@ -125,6 +125,7 @@ pub(super) fn product(r: &PgRow) -> Result<Product> {
         cert_not_after: get(r, 7)?,
         issuing_ca_pem: get(r, 8)?,
         created_at: get(r, 9)?,
+        attestation_roots_pem: get(r, 10)?,
     })
 }
 

@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_unit_firmware.sql"),
     include_str!("../migrations/0016_release_blobs.sql"),
     include_str!("../migrations/0017_field_updates.sql"),
+    include_str!("../migrations/0018_attestation.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
@@ -454,8 +455,8 @@ impl CatalogStore for SqliteStore {
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO products (id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url,
-                         cert_not_after, issuing_ca_pem, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         cert_not_after, issuing_ca_pem, created_at, attestation_roots_pem)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?
                 .execute(params![
                     product.id.as_str(),
@@ -468,6 +469,7 @@ impl CatalogStore for SqliteStore {
                     product.cert_not_after.map(ts),
                     product.issuing_ca_pem,
                     ts(product.created_at),
+                    product.attestation_roots_pem,
                 ])?;
             ctx.append(&event).map(|(_, r)| r)
         })

@@ -56,7 +56,7 @@ pub(super) fn count(n: i64) -> Result<u64> {
 }
 
 pub(super) const PRODUCT_SQL: &str = "SELECT id, name, organization, common_name, hw_type_oid, crl_url, ocsp_url, \
-     cert_not_after, issuing_ca_pem, created_at FROM products";
+     cert_not_after, issuing_ca_pem, created_at, attestation_roots_pem FROM products";
 
 pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
     let raw = (
@@ -70,6 +70,7 @@ pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
         r.get(7)?,
         r.get(8)?,
         r.get(9)?,
+        r.get(10)?,
     );
     Ok((|| {
         let (
@@ -83,6 +84,7 @@ pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
             not_after,
             pem,
             created,
+            attestation_roots_pem,
         ): (
             String,
             String,
@@ -94,6 +96,7 @@ pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
             Option<String>,
             String,
             String,
+            Option<String>,
         ) = raw;
         Ok(Product {
             id: parse("product id", id)?,
@@ -106,6 +109,7 @@ pub(super) fn product_from_row(r: &Row<'_>) -> RowResult<Product> {
             cert_not_after: opt_time("cert_not_after", not_after)?,
             issuing_ca_pem: pem,
             created_at: time("created_at", created)?,
+            attestation_roots_pem,
         })
     })())
 }

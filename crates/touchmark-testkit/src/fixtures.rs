@@ -130,6 +130,7 @@ pub fn product_request(id: &str, name: &str) -> CreateProduct {
         crl_url: None,
         ocsp_url: None,
         cert_not_after: None,
+        attestation_roots_pem: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub fn product(p: Product) -> ProductBody {
         cert_not_after: p.cert_not_after.map(format_timestamp),
         issuing_ca_pem: p.issuing_ca_pem,
         created_at: format_timestamp(p.created_at),
+        attestation_roots_pem: p.attestation_roots_pem,
     }
 }
 

@@ -108,6 +108,7 @@ pub fn product(id: &str) -> Product {
             "-----BEGIN CERTIFICATE-----\nZHVtbXkgaXNzdWluZyBDQSBvZiB7aWR9\n-----END CERTIFICATE-----\n# {id}\n"
         ),
         created_at: at(0),
+        attestation_roots_pem: None,
     }
 }
 
@@ -120,6 +121,7 @@ pub fn product_created(p: &Product) -> Event {
             organization: p.organization.clone(),
             common_name: p.common_name.clone(),
             issuing_ca_sha256: Some(Sha256Hash::of(p.issuing_ca_pem.as_bytes())),
+            attestation_roots: Vec::new(),
             actor: Actor::System,
         },
     )

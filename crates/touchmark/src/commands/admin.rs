@@ -42,6 +42,11 @@ pub enum ProductCommand {
         /// Device certificate notAfter, RFC 3339 [default: 9999-12-31T23:59:59Z].
         #[arg(long)]
         cert_not_after: Option<String>,
+        /// Require secure-element attestation: a PEM file of the chip vendor's root CA
+        /// certificates, which every unit's identity key (and encryption key, for a release)
+        /// must be certified up to. Set only when the product is created.
+        #[arg(long, value_name = "PEM")]
+        attestation_roots: Option<std::path::PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -363,8 +368,15 @@ pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
             crl_url,
             ocsp_url,
             cert_not_after,
+            attestation_roots,
             api,
         } => {
+            let attestation_roots_pem = attestation_roots
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .transpose()?;
             let request = CreateProduct {
                 id,
                 name,
@@ -374,6 +386,7 @@ pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
                 crl_url,
                 ocsp_url,
                 cert_not_after,
+                attestation_roots_pem,
             };
             let p = client(&api)?.create_product(&request).await?;
             if api.json {
@@ -427,8 +440,19 @@ pub async fn product(command: ProductCommand) -> anyhow::Result<()> {
                     "notAfter",
                     p.cert_not_after.unwrap_or_else(|| "99991231235959Z".into()),
                 ),
+                (
+                    "attestation",
+                    if p.attestation_roots_pem.is_some() {
+                        "required (vendor roots below the issuing CA)".into()
+                    } else {
+                        "not required".into()
+                    },
+                ),
             ]);
             print!("{}", p.issuing_ca_pem);
+            if let Some(roots) = &p.attestation_roots_pem {
+                print!("{roots}");
+            }
         }
     }
     Ok(())

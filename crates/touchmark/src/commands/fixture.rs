@@ -58,6 +58,10 @@ pub struct ProvisionArgs {
     /// receipt.json into.
     #[arg(long)]
     pub out: PathBuf,
+    /// The unit's secure-element attestation: its chip vendor's certificates of its keys and
+    /// their intermediates, PEM, for a product that requires attestation.
+    #[arg(long, value_name = "PEM")]
+    pub attestation: Option<PathBuf>,
     /// The station directory.
     #[command(flatten)]
     pub station: StationDirArgs,
@@ -147,9 +151,24 @@ pub async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the test record {}", args.test.display()))?;
     let test: serde_json::Value = serde_json::from_str(&test_text)
         .with_context(|| format!("the test record {} is not JSON", args.test.display()))?;
+    let attestation = args
+        .attestation
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the attestation {}", path.display()))
+        })
+        .transpose()?;
     let station = StationDir::new(&args.station.dir).server(args.server.url);
     let done = match station
-        .provision(&args.order, &args.serial, &csr, test, &args.out)
+        .provision(
+            &args.order,
+            &args.serial,
+            &csr,
+            test,
+            attestation,
+            &args.out,
+        )
         .await
     {
         Ok(done) => done,

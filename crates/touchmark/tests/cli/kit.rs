@@ -281,6 +281,7 @@ impl Unit {
             csr: self.csr.clone(),
             test: passing_test(&self.serial),
             encryption_key: None,
+            attestation: None,
         }
     }
 }
@@ -365,6 +366,7 @@ pub async fn setup_order(
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         })
         .await
         .unwrap();

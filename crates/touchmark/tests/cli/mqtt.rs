@@ -153,6 +153,7 @@ impl Installation {
                     csr,
                     test: kit::passing_test(serial),
                     encryption_key: None,
+                    attestation: None,
                 },
             )
             .await

@@ -170,6 +170,7 @@ async fn offline_root_ceremony(keys: Keys<'_>) {
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         })
         .await
         .unwrap();

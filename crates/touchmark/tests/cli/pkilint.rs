@@ -104,6 +104,7 @@ async fn every_certificate_kind_passes_pkilint() {
             crl_url: Some("http://pki.acme.example/crl/sensor.crl".into()),
             ocsp_url: Some("http://pki.acme.example/ocsp".into()),
             cert_not_after: None,
+            attestation_roots_pem: None,
         })
         .await
         .unwrap();
@@ -129,6 +130,7 @@ async fn every_certificate_kind_passes_pkilint() {
                 ),
                 test: kit::passing_test("SN-000001"),
                 encryption_key: None,
+                attestation: None,
             },
         )
         .await
@@ -143,6 +145,7 @@ async fn every_certificate_kind_passes_pkilint() {
             crl_url: None,
             ocsp_url: None,
             cert_not_after: None,
+            attestation_roots_pem: None,
         })
         .await
         .unwrap();
@@ -173,6 +176,7 @@ async fn every_certificate_kind_passes_pkilint() {
                 ),
                 test: kit::passing_test("MT-000001"),
                 encryption_key: None,
+                attestation: None,
             },
         )
         .await
