@@ -323,7 +323,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 19);
+        assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 20);
         assert!(
             ErrorCode::ALL
                 .iter()
