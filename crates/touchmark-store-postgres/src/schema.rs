@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_firmware.sql"),
     include_str!("../migrations/0012_field.sql"),
     include_str!("../migrations/0014_unit_firmware.sql"),
+    include_str!("../migrations/0017_vulnerabilities.sql"),
 ];
 
 /// The first key of the migration advisory lock ("tm"); the second is the schema's hash, so

@@ -29,6 +29,10 @@ pub enum RecordKind {
     FirmwareKey,
     /// A firmware release.
     Release,
+    /// A vulnerability report.
+    VulnReport,
+    /// A vulnerability report's link to a product, release or component.
+    VulnLink,
 }
 
 impl RecordKind {
@@ -45,6 +49,8 @@ impl RecordKind {
             Self::ReleaseKey => "release key",
             Self::FirmwareKey => "firmware signing key",
             Self::Release => "release",
+            Self::VulnReport => "vulnerability report",
+            Self::VulnLink => "link of vulnerability report",
         }
     }
 }
