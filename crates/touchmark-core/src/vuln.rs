@@ -238,6 +238,10 @@ pub const CVSS_MAX: usize = 256;
 /// space. `maxLength` goes beside it.
 pub const MULTILINE_PATTERN: &str = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$";
 
+/// The rule of an encrypted report as a JSON Schema pattern: printable ASCII and line
+/// breaks, as ASCII armor is. `maxLength` ([`ENCRYPTED_MAX`]) goes beside it.
+pub const ARMOR_PATTERN: &str = "^[\\x20-\\x7e\\r\\n]*$";
+
 /// Checks a one-line text field: not blank, at most `max` characters, no control character
 /// (as `field::TEXT_PATTERN` states it).
 ///
@@ -302,7 +306,16 @@ impl ReportContent {
         let product = req
             .product
             .as_deref()
-            .map(|p| ProductId::parse(p).map_err(|e| FieldError::new("product", e.to_string())))
+            // The message does not repeat the value: the intake is public, and says back no
+            // markup it was sent, even inside JSON.
+            .map(|p| {
+                ProductId::parse(p).map_err(|_| {
+                    FieldError::new(
+                        "product",
+                        "is not a product id: 1 to 64 of A-Z a-z 0-9 . _ -, the first a letter or digit",
+                    )
+                })
+            })
             .transpose()?;
         let version = req
             .version
@@ -324,6 +337,12 @@ impl ReportContent {
                 return Err(FieldError::new(
                     "encrypted",
                     format!("is longer than {ENCRYPTED_MAX} characters"),
+                ));
+            }
+            Some(e) if !e.bytes().all(|b| matches!(b, b' '..=b'~' | b'\r' | b'\n')) => {
+                return Err(FieldError::new(
+                    "encrypted",
+                    "is ASCII armor: printable ASCII and line breaks only",
                 ));
             }
             Some(e) => Some(e.to_owned()),
