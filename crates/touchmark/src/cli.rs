@@ -136,6 +136,10 @@ pub enum Command {
     /// What a field backend asks: is this device genuine, unknown, revoked or a clone?
     #[command(subcommand)]
     Field(crate::commands::field::FieldCommand),
+    /// Vulnerability reports from the public intake: list (with their CRA deadlines), show,
+    /// triage, classify under the CRA, record notifications submitted, link to products.
+    #[command(subcommand)]
+    Vuln(crate::commands::vuln::VulnCommand),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

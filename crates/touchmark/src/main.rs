@@ -167,5 +167,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Alert(c) => oversight::alert(c).await,
         Command::Webhook(c) => oversight::webhook(c).await,
         Command::Field(c) => crate::commands::field::run(c).await,
+        Command::Vuln(c) => crate::commands::vuln::run(c).await,
     }
 }

@@ -19,3 +19,4 @@ pub mod revoke;
 pub mod roots;
 pub mod run;
 pub mod serve;
+pub mod vuln;
