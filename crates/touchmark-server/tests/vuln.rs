@@ -524,7 +524,7 @@ async fn cra_clocks_give_exact_due_times_and_alert_once_per_deadline(backend: Ba
 
     // 18 h after awareness: the early warning is 6 h away, approaching.
     kit.clock.set(aware + time::Duration::hours(18));
-    assert_eq!(due(&kit, &token).await, [id.clone()]);
+    assert_eq!(due(&kit, &token).await, std::slice::from_ref(&id));
     assert_eq!(
         kit.authority.raise_report_deadline_alerts().await.unwrap(),
         1
