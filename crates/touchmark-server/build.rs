@@ -11,5 +11,9 @@ fn main() {
         touchmark_testenv::STANDARD_WEBHOOKS,
         touchmark_testenv::IMGTOOL,
         touchmark_testenv::PYTHON3,
+        touchmark_testenv::AGE,
+        touchmark_testenv::AGE_KEYGEN,
+        touchmark_testenv::SECTXT,
+        touchmark_testenv::CVSS,
     ]);
 }

@@ -20,6 +20,7 @@
 //! - [`keys`]: key operations as events (`key.generated`);
 //! - [`revocation`]: revoking units, orders, CAs, stations, and a station's units by
 //!   provenance;
+//! - [`vuln`]: vulnerability reports: the public intake, triage, CRA clocks and their alerts;
 //! - [`log`]: the audit log, its sequencer, proofs and receipts (design.md §6);
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
@@ -42,6 +43,7 @@ pub mod revocation;
 pub mod secrets;
 pub mod stations;
 pub mod updates;
+pub mod vuln;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -77,6 +79,8 @@ pub struct Authority {
     firmware_limits: touchmark_firmware::Limits,
     /// The releases whose content key is open, for re-wrapping.
     releases: delivery::Releases,
+    /// The age recipient vulnerability reports may be encrypted to, when one is published.
+    report_recipient: Option<String>,
 }
 
 impl Authority {
@@ -99,6 +103,7 @@ impl Authority {
             public_url: None,
             firmware_limits: touchmark_firmware::Limits::default(),
             releases: delivery::Releases::default(),
+            report_recipient: None,
         }
     }
 

@@ -829,6 +829,71 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/vulnerability-reports` (admin): the reports, newest first; with `due`, only
+    /// those with a CRA deadline approaching or overdue.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_reports(
+        &self,
+        due: bool,
+    ) -> Result<Vec<touchmark_core::api::ReportBody>, ClientError> {
+        let query = if due { "?due=true" } else { "" };
+        self.get(format!("/v1/vulnerability-reports{query}")).await
+    }
+
+    /// `GET /v1/vulnerability-reports/{id}` (admin): one report.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_report(
+        &self,
+        id: &str,
+    ) -> Result<touchmark_core::api::ReportBody, ClientError> {
+        let path = format!("/v1/vulnerability-reports/{}", segment("report id", id)?);
+        self.get(path).await
+    }
+
+    /// `POST /v1/vulnerability-reports/{id}/{action}` (admin): a change to a report —
+    /// `state`, `classification` or `submissions` — with its body.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_change<B: serde::Serialize + Sync>(
+        &self,
+        id: &str,
+        action: &str,
+        body: &B,
+    ) -> Result<touchmark_core::api::ReportBody, ClientError> {
+        let path = format!(
+            "/v1/vulnerability-reports/{}/{action}",
+            segment("report id", id)?
+        );
+        self.call(Method::POST, path, Auth::Bearer, Some(body))
+            .await
+    }
+
+    /// `POST /v1/vulnerability-reports/{id}/links` (admin): links a report.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_link(
+        &self,
+        id: &str,
+        request: &touchmark_core::api::LinkReport,
+    ) -> Result<touchmark_core::api::LinkBody, ClientError> {
+        let path = format!(
+            "/v1/vulnerability-reports/{}/links",
+            segment("report id", id)?
+        );
+        self.call(Method::POST, path, Auth::Bearer, Some(request))
+            .await
+    }
+
     /// `POST /v1/webhooks` (admin): registers a webhook for alerts.
     ///
     /// # Errors

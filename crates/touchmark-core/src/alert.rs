@@ -29,11 +29,14 @@ pub enum AlertKind {
     /// A measurement drifting: its Cpk over its last values below its threshold, or a point
     /// of its control chart beyond three sigma (Nelson rule 1).
     MeasurementDrift,
+    /// A CRA notification of a vulnerability report (early warning, notification, final
+    /// report) approaching its due time or overdue (`policy::vuln`): once per deadline.
+    CraDeadline,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         Self::CloneSuspect,
         Self::BeyondQuota,
         Self::OutsideWindow,
@@ -41,6 +44,7 @@ impl AlertKind {
         Self::StationRate,
         Self::FpyLow,
         Self::MeasurementDrift,
+        Self::CraDeadline,
     ];
 
     /// The name as logged and sent.
@@ -53,6 +57,7 @@ impl AlertKind {
             Self::StationRate => "station_rate",
             Self::FpyLow => "fpy_low",
             Self::MeasurementDrift => "measurement_drift",
+            Self::CraDeadline => "cra_deadline",
         }
     }
 

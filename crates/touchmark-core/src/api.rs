@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod field;
+mod vuln;
 
 pub use field::{
     FieldChallenge, FieldCheck, FieldRevocation, FieldUnit, FieldVerdict, FieldVerify,
     PossessionProof,
+};
+pub use vuln::{
+    ChangeReportState, ClassifyReport, DeadlineBody, LinkBody, LinkReport, RecordSubmission,
+    ReportBody, ReportReceipt, ReportStatus, SubmitReport,
 };
 
 /// A count in a request. JSON has one kind of number, and the API document's `integer` is any

@@ -123,6 +123,17 @@ pub enum ErrorCode {
     CaProfileInvalid,
     /// Installing a CA certificate: it does not chain to the installation's device root.
     CaChainInvalid,
+    /// Vulnerability intake: the CVSS vector breaks its specification (v3.1 or v4.0: the
+    /// version, a metric or value unknown, a metric twice, a base metric missing).
+    CvssInvalid,
+    /// Vulnerability intake or link: the product named does not exist.
+    ProductUnknown,
+    /// Vulnerability intake: the encrypted report is not an ASCII-armored age file with an
+    /// X25519 recipient stanza, or no encryption recipient is published.
+    ReportEncryptionInvalid,
+    /// Vulnerability triage: the report's state does not allow that move (received →
+    /// triaged → confirmed | rejected; confirmed → fixed → disclosed).
+    ReportTransitionInvalid,
 }
 
 impl ErrorCode {
@@ -174,11 +185,15 @@ impl ErrorCode {
             Self::CaKeyMismatch => "ca_key_mismatch",
             Self::CaProfileInvalid => "ca_profile_invalid",
             Self::CaChainInvalid => "ca_chain_invalid",
+            Self::CvssInvalid => "cvss_invalid",
+            Self::ProductUnknown => "product_unknown",
+            Self::ReportEncryptionInvalid => "report_encryption_invalid",
+            Self::ReportTransitionInvalid => "report_transition_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 45] = [
+    pub const ALL: [ErrorCode; 49] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -224,6 +239,10 @@ impl ErrorCode {
         Self::CaKeyMismatch,
         Self::CaProfileInvalid,
         Self::CaChainInvalid,
+        Self::CvssInvalid,
+        Self::ProductUnknown,
+        Self::ReportEncryptionInvalid,
+        Self::ReportTransitionInvalid,
     ];
 
     /// Parses a code from its wire form.

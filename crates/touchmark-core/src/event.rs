@@ -595,6 +595,77 @@ pub enum EventBody {
         /// Who revoked them.
         actor: Actor,
     },
+    // Vulnerability reports (issue 18, docs/vulnerabilities.md). The log is public: these
+    // events name reports by id and their content by hash, never the reporter's text.
+    /// A vulnerability report was received through the public intake.
+    #[serde(rename = "vuln.received")]
+    VulnReceived {
+        /// The report's tracking id.
+        report: String,
+        /// SHA-256 of the report's content (`vuln::ReportContent::canonical_bytes`).
+        content_sha256: Sha256Hash,
+    },
+    /// A report moved from one state to another.
+    #[serde(rename = "vuln.state_changed")]
+    VulnStateChanged {
+        /// The report.
+        report: String,
+        /// Its state before.
+        from: String,
+        /// Its state after.
+        to: String,
+        /// For a move to `fixed`: when the corrective measure became available.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrective_at: Option<String>,
+        /// Who moved it.
+        actor: Actor,
+    },
+    /// A report was classified under the CRA (Article 14): its clocks run from `aware_at`.
+    #[serde(rename = "vuln.classified")]
+    VulnClassified {
+        /// The report.
+        report: String,
+        /// `exploited_vulnerability` or `severe_incident`.
+        class: String,
+        /// When the manufacturer became aware of it.
+        aware_at: String,
+        /// Who classified it.
+        actor: Actor,
+    },
+    /// A CRA notification of a report was submitted.
+    #[serde(rename = "vuln.submitted")]
+    VulnSubmitted {
+        /// The report.
+        report: String,
+        /// `early_warning`, `notification` or `final_report`.
+        deadline: String,
+        /// When it was submitted.
+        submitted_at: String,
+        /// Who recorded it.
+        actor: Actor,
+    },
+    /// A report was linked to a product, optionally a release of it and an SBOM component.
+    #[serde(rename = "vuln.linked")]
+    VulnLinked {
+        /// The report.
+        report: String,
+        /// The product.
+        product: ProductId,
+        /// The release's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        release: Option<String>,
+        /// The release's version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// The component's package URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purl: Option<String>,
+        /// The component's affected versions (`vers`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        range: Option<String>,
+        /// Who linked it.
+        actor: Actor,
+    },
 }
 
 impl EventBody {
@@ -634,6 +705,11 @@ impl EventBody {
             Self::CaRevoked { .. } => "ca.revoked",
             Self::CaInstalled { .. } => "ca.installed",
             Self::ProvenanceRevoked { .. } => "station.units_revoked",
+            Self::VulnReceived { .. } => "vuln.received",
+            Self::VulnStateChanged { .. } => "vuln.state_changed",
+            Self::VulnClassified { .. } => "vuln.classified",
+            Self::VulnSubmitted { .. } => "vuln.submitted",
+            Self::VulnLinked { .. } => "vuln.linked",
         }
     }
 

@@ -69,6 +69,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::EncryptionKeyInvalid
         | ErrorCode::AttestationInvalid
         | ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        // Vulnerability intake and triage (issue 18).
+        ErrorCode::CvssInvalid | ErrorCode::ProductUnknown | ErrorCode::ReportEncryptionInvalid => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorCode::ReportTransitionInvalid => StatusCode::CONFLICT,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
@@ -213,5 +218,23 @@ pub fn receipt_body(logged: &Logged) -> ReceiptBody {
         index: logged.index,
         leaf_hash: logged.leaf_hash.to_hex(),
         tlog_proof: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code has a status of its own: only `internal` is a 500.
+    #[test]
+    fn every_code_but_internal_has_a_client_or_availability_status() {
+        for code in ErrorCode::ALL {
+            let status = status_of(code);
+            assert_eq!(
+                status == StatusCode::INTERNAL_SERVER_ERROR,
+                code == ErrorCode::Internal,
+                "{code}: {status}"
+            );
+        }
     }
 }

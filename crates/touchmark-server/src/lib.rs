@@ -16,6 +16,7 @@ mod listener;
 pub mod metrics;
 pub mod projector;
 pub mod rate;
+pub mod security_txt;
 mod state;
 mod tls;
 pub mod ui;
@@ -66,6 +67,38 @@ pub struct ServerOptions {
     pub field_rate: rate::RateLimit,
     /// How long a challenge for a proof of possession is accepted.
     pub field_challenge_ttl: std::time::Duration,
+    /// The vulnerability intake (issue 18).
+    pub vuln: VulnOptions,
+}
+
+/// The vulnerability intake's options (`[vulnerabilities]`, `[security_txt]`).
+#[derive(Debug, Clone)]
+pub struct VulnOptions {
+    /// How many requests each source address may make on the public intake's routes.
+    pub rate: rate::RateLimit,
+    /// The age recipient reports may be encrypted to, published at
+    /// `/v1/vulnerability-reports/encryption-key`.
+    pub recipient: Option<String>,
+    /// `/.well-known/security.txt`, when configured.
+    pub security_txt: Option<security_txt::SecurityTxt>,
+    /// How often the CRA deadlines are looked at, to alert on those approaching or overdue.
+    pub deadline_sweep: std::time::Duration,
+}
+
+impl Default for VulnOptions {
+    /// Ten reports at once from one address, then one a minute: a researcher with several
+    /// findings is served, a flood is not.
+    fn default() -> Self {
+        Self {
+            rate: rate::RateLimit {
+                per_second: 1.0 / 60.0,
+                burst: 10,
+            },
+            recipient: None,
+            security_txt: None,
+            deadline_sweep: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// The default largest release image: 16 MiB, more than any MCU's flash slot.
@@ -89,6 +122,7 @@ impl Default for ServerOptions {
             max_release_size: DEFAULT_MAX_RELEASE_SIZE,
             field_rate: rate::RateLimit::default(),
             field_challenge_ttl: std::time::Duration::from_secs(60),
+            vuln: VulnOptions::default(),
         }
     }
 }
@@ -104,6 +138,7 @@ pub struct Server {
     refusal_sweep: std::time::Duration,
     projector: bool,
     crl_config: touchmark_authority::crl::CrlConfig,
+    deadline_sweep: std::time::Duration,
 }
 
 impl Server {
@@ -157,7 +192,8 @@ impl Server {
             Authority::new(installation, Arc::clone(&store), Arc::clone(&clock))
                 .with_refusal_limit(options.refusal_limit)
                 .with_public_url(options.public_url)
-                .with_max_release_size(options.max_release_size.min(MAX_RELEASE_SIZE)),
+                .with_max_release_size(options.max_release_size.min(MAX_RELEASE_SIZE))
+                .with_report_recipient(options.vuln.recipient.clone()),
         );
         let log = Arc::new(
             Log::open(
@@ -197,6 +233,8 @@ impl Server {
             field_rate: Arc::new(rate::TokenRates::new(options.field_rate)),
             field_challenge_ttl: time::Duration::try_from(options.field_challenge_ttl)
                 .unwrap_or(time::Duration::MINUTE),
+            report_rate: Arc::new(rate::TokenRates::new(options.vuln.rate)),
+            security_txt: options.vuln.security_txt.clone().map(Arc::new),
         };
         let app = api::router(state.clone());
         Ok(Self {
@@ -208,6 +246,7 @@ impl Server {
             refusal_sweep: options.refusal_sweep,
             projector: options.projector,
             crl_config: options.crl,
+            deadline_sweep: options.vuln.deadline_sweep,
         })
     }
 
@@ -253,6 +292,10 @@ impl Server {
             Arc::clone(&authority),
             self.refusal_sweep,
         ));
+        let deadlines = tokio::spawn(raise_report_deadline_alerts(
+            Arc::clone(&authority),
+            self.deadline_sweep,
+        ));
         let projector = self
             .projector
             .then(|| tokio::spawn(Arc::clone(&self.state.projector).run()));
@@ -283,6 +326,7 @@ impl Server {
         )
         .await;
         sweeper.abort();
+        deadlines.abort();
         if let Some(projector) = projector {
             projector.abort();
         }
@@ -308,5 +352,17 @@ async fn close_refusal_windows(authority: Arc<Authority>, period: std::time::Dur
     loop {
         tick.tick().await;
         authority.close_refusal_windows(false).await;
+    }
+}
+
+/// Raises the alerts of CRA deadlines approaching or overdue, looking every `period`.
+async fn raise_report_deadline_alerts(authority: Arc<Authority>, period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period.max(std::time::Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = authority.raise_report_deadline_alerts().await {
+            tracing::warn!(error = %e, "the CRA deadlines could not be looked at");
+        }
     }
 }

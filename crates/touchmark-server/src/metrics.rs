@@ -67,6 +67,22 @@ pub struct Metrics {
     latency: Mutex<[Histogram; OUTCOMES.len()]>,
     /// The checkpoint size last seen and when this process first saw it.
     checkpoint_seen: Mutex<Option<(u64, Instant)>>,
+    /// Vulnerability reports received by the public intake.
+    reports_received: AtomicU64,
+    /// Requests to the public intake refused for their source address's rate.
+    reports_rate_limited: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a vulnerability report received.
+    pub fn report_received(&self) {
+        self.reports_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request to the public intake refused for its address's rate (a flood).
+    pub fn report_rate_limited(&self) {
+        self.reports_rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -163,6 +179,23 @@ pub async fn metrics(State(s): State<AppState>, _: Reader) -> Result<Response, A
         out,
         "touchmark_units_already_issued_total {}",
         m.already_issued.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "touchmark_vuln_reports_total",
+        "counter",
+        "Requests to the public vulnerability intake by this server process: reports received, \
+         and requests refused for their source address's rate.",
+    );
+    let _ = writeln!(
+        out,
+        "touchmark_vuln_reports_total{{outcome=\"received\"}} {}",
+        m.reports_received.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "touchmark_vuln_reports_total{{outcome=\"rate_limited\"}} {}",
+        m.reports_rate_limited.load(Ordering::Relaxed)
     );
     family(
         &mut out,

@@ -36,4 +36,8 @@ pub struct AppState {
     pub(crate) field_rate: Arc<crate::rate::TokenRates>,
     /// How long a field challenge is accepted.
     pub(crate) field_challenge_ttl: time::Duration,
+    /// The vulnerability intake's rate limits, per source address.
+    pub(crate) report_rate: Arc<crate::rate::TokenRates>,
+    /// `/.well-known/security.txt`, when configured.
+    pub(crate) security_txt: Option<Arc<crate::security_txt::SecurityTxt>>,
 }

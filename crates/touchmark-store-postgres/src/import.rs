@@ -329,6 +329,40 @@ const TABLES: &[Table] = &[
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
                                      $5::bytea[], $6::bigint[], $7::timestamptz[])",
     ),
+    // Vulnerability reports (issue 18) and their links, after the products and releases they
+    // name.
+    table!(
+        "vuln_reports",
+        [Text, Blob, Text, Text, Text, Text, Text, Text, Text, Blob, Text, Time, Time, Time,
+         Time, Time, Time, Time, Time, Time, Time],
+        read: "SELECT id, secret_sha256, state, product, version, description, encrypted, cvss,
+                      contact, content_sha256, class, aware_at, corrective_at, early_warning_at,
+                      notification_at, final_report_at, early_warning_alerted_at,
+                      notification_alerted_at, final_report_alerted_at, received_at, updated_at
+               FROM vuln_reports",
+        write: "INSERT INTO vuln_reports (id, secret_sha256, state, product, version, description,
+                                          encrypted, cvss, contact, content_sha256, class,
+                                          aware_at, corrective_at, early_warning_at,
+                                          notification_at, final_report_at,
+                                          early_warning_alerted_at, notification_alerted_at,
+                                          final_report_alerted_at, received_at, updated_at)
+                SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[], $5::text[],
+                                     $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],
+                                     $11::text[], $12::timestamptz[], $13::timestamptz[],
+                                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                                     $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
+                                     $20::timestamptz[], $21::timestamptz[])",
+    ),
+    table!(
+        "vuln_links",
+        [Text, Text, Text, Text, Text, Text, Time],
+        read: "SELECT report_id, product, release_id, version, purl, version_range, linked_at
+               FROM vuln_links",
+        write: "INSERT INTO vuln_links (report_id, product, release_id, version, purl,
+                                        version_range, linked_at)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                     $6::text[], $7::timestamptz[])",
+    ),
     table!(
         "certificates",
         [Blob, Text, Text, Text, Text, Blob, Text, Blob, Int, Time, Blob, Time, Text],

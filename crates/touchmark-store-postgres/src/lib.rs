@@ -31,6 +31,7 @@ mod revocation;
 mod rows;
 mod schema;
 mod scratch;
+mod vuln;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod firmware;
 mod records;
 mod revocation;
 mod rows;
+mod vuln;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_release_blobs.sql"),
     include_str!("../migrations/0017_field_updates.sql"),
     include_str!("../migrations/0018_attestation.sql"),
+    include_str!("../migrations/0019_vulnerabilities.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.

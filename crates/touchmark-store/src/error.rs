@@ -31,6 +31,10 @@ pub enum RecordKind {
     Release,
     /// A unit, with the firmware it received when it was issued.
     Unit,
+    /// A vulnerability report.
+    VulnReport,
+    /// A vulnerability report's link to a product, release or component.
+    VulnLink,
 }
 
 impl RecordKind {
@@ -48,6 +52,8 @@ impl RecordKind {
             Self::FirmwareKey => "firmware signing key",
             Self::Release => "release",
             Self::Unit => "unit",
+            Self::VulnReport => "vulnerability report",
+            Self::VulnLink => "link of vulnerability report",
         }
     }
 }

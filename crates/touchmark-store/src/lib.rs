@@ -15,6 +15,7 @@
 //! - [`RevocationStore`]: revocations of units, orders, CAs and a station's units.
 //! - [`FirmwareStore`]: release encryption keys and firmware signing keys.
 //! - [`FieldStore`]: devices in the field: the challenges of proofs of possession.
+//! - [`VulnStore`]: vulnerability reports, their links, and their CRA clocks' alerts.
 //!
 //! Backends, each in a crate of its own with its own migrations:
 //! - `touchmark-store-sqlite`: the embedded default (WAL, `synchronous=FULL`, group commit).
@@ -397,6 +398,7 @@ pub trait Store:
     + AlertStore
     + FirmwareStore
     + FieldStore
+    + VulnStore
 {
 }
 
@@ -409,7 +411,47 @@ impl<T> Store for T where
         + AlertStore
         + FirmwareStore
         + FieldStore
+        + VulnStore
 {
+}
+
+/// Vulnerability reports (issue 18, design.md §13): what the public intake received, each
+/// report's state, CRA classification and notifications (moved by the rules of
+/// `touchmark_core::policy::vuln`), its links to products, releases and SBOM components, and
+/// which of its deadlines raised their alert.
+#[async_trait]
+pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a new report with its `vuln.received` event. `Exists` if the id is taken;
+    /// `NotFound` for a product that does not exist.
+    async fn create_report(
+        &self,
+        report: touchmark_core::vuln::Report,
+        event: Event,
+    ) -> Result<Logged>;
+    /// A report by id.
+    async fn report(&self, id: &str) -> Result<Option<touchmark_core::vuln::Report>>;
+    /// Every report, newest first.
+    async fn reports(&self) -> Result<Vec<touchmark_core::vuln::Report>>;
+    /// Changes a report by `rule`, run on the report as stored under the store's lock, and
+    /// records the rule's event. `NotFound`, or `Refused` with the rule's refusal.
+    async fn update_report(
+        &self,
+        id: &str,
+        rule: Rule<touchmark_core::vuln::Report, touchmark_core::policy::vuln::ReportChange>,
+    ) -> Result<touchmark_core::vuln::Report>;
+    /// Stores a link with its `vuln.linked` event. `NotFound` for a report, product or release
+    /// that does not exist (or a release of another product); `Exists` for the same link twice.
+    async fn add_link(&self, link: touchmark_core::vuln::Link, event: Event) -> Result<Logged>;
+    /// A report's links, oldest first.
+    async fn links(&self, report: &str) -> Result<Vec<touchmark_core::vuln::Link>>;
+    /// Marks `deadline`'s alert of report `id` raised at `at`, unless it was: whether this
+    /// call marked it. Not an event of its own: the alert is (`alert.raised`).
+    async fn mark_alerted(
+        &self,
+        id: &str,
+        deadline: touchmark_core::vuln::Deadline,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
 }
 
 /// Test records as data (design.md §9): the steps and measurements of every stored test

@@ -185,6 +185,38 @@ pub const PYTHON3: Need = Need {
     program: Some("python3"),
 };
 
+/// age (Debian `age`, the reference implementation in Go), the oracle of encrypted
+/// vulnerability reports: `TOUCHMARK_TEST_AGE`, else `age` on `PATH`.
+pub const AGE: Need = Need {
+    cfg: "tm_age",
+    var: "TOUCHMARK_TEST_AGE",
+    program: Some("age"),
+};
+
+/// `age-keygen`, from the same package: `TOUCHMARK_TEST_AGE_KEYGEN`, else `age-keygen` on
+/// `PATH`. Shares [`AGE`]'s `cfg`.
+pub const AGE_KEYGEN: Need = Need {
+    cfg: "tm_age",
+    var: "TOUCHMARK_TEST_AGE_KEYGEN",
+    program: Some("age-keygen"),
+};
+
+/// A Python interpreter with `sectxt` (PyPI), the RFC 9116 validator of
+/// `/.well-known/security.txt`: `TOUCHMARK_TEST_SECTXT_PYTHON`.
+pub const SECTXT: Need = Need {
+    cfg: "tm_sectxt",
+    var: "TOUCHMARK_TEST_SECTXT_PYTHON",
+    program: None,
+};
+
+/// A Python interpreter with `cvss` (PyPI, Red Hat's CVSS library), the oracle of the
+/// intake's CVSS vector checks: `TOUCHMARK_TEST_CVSS_PYTHON`.
+pub const CVSS: Need = Need {
+    cfg: "tm_cvss",
+    var: "TOUCHMARK_TEST_CVSS_PYTHON",
+    program: None,
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

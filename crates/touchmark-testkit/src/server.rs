@@ -181,6 +181,16 @@ impl TestServer {
             // what each test did.
             projector: false,
             public_url: public_url.map(str::to_owned),
+            // Every test request comes from 127.0.0.1: the intake's limit per address would
+            // refuse a suite's worth of reports (and schemathesis's examples). A test of the
+            // limit itself sets it back (`VulnOptions::default().rate`).
+            vuln: touchmark_server::VulnOptions {
+                rate: touchmark_server::rate::RateLimit {
+                    per_second: 1_000_000.0,
+                    burst: 1_000_000,
+                },
+                ..touchmark_server::VulnOptions::default()
+            },
             ..ServerOptions::default()
         };
         tweak(&mut options);

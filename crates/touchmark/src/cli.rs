@@ -141,6 +141,10 @@ pub enum Command {
     /// its bootloader would.
     #[command(subcommand)]
     Device(crate::commands::device::DeviceCommand),
+    /// Vulnerability reports from the public intake: list (with their CRA deadlines), show,
+    /// triage, classify under the CRA, record notifications submitted, link to products.
+    #[command(subcommand)]
+    Vuln(crate::commands::vuln::VulnCommand),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

@@ -37,6 +37,155 @@ struct FileConfig {
     /// The base URL relying parties reach `/crl` and `/ocsp` at (`init --public-url`).
     public_url: Option<String>,
     firmware: Option<FirmwareFile>,
+    vulnerabilities: Option<VulnerabilitiesFile>,
+    security_txt: Option<SecurityTxtFile>,
+}
+
+/// The `[vulnerabilities]` table: the public intake (docs/vulnerabilities.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VulnerabilitiesFile {
+    /// The age recipient (`age1…`) reports may be encrypted to; its identity stays with the
+    /// admins, never on the server.
+    age_recipient: Option<String>,
+    /// Reports each source address may send per minute, sustained [default: 1].
+    rate_per_minute: Option<u32>,
+    /// Reports each source address may send at once [default: 10].
+    burst: Option<u32>,
+}
+
+/// The `[security_txt]` table: `/.well-known/security.txt` (RFC 9116).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecurityTxtFile {
+    /// `Contact:` URIs, most preferred first: mailto:, https: or tel:.
+    contact: Vec<String>,
+    /// A fixed `Expires:` (RFC 3339), in the future and at most a year away.
+    expires: Option<String>,
+    /// Or `Expires:` this many days after each answer [default: 180; 1 to 365].
+    expires_days: Option<u16>,
+    /// `Policy:`, an https URL.
+    policy: Option<String>,
+    /// `Preferred-Languages:` [default: en].
+    preferred_languages: Option<Vec<String>>,
+    /// `Canonical:`, an https URL [default: <public_url>/.well-known/security.txt].
+    canonical: Option<String>,
+}
+
+fn https_url(name: &str, url: &str) -> anyhow::Result<String> {
+    let checked = touchmark_core::field::HttpUrl::parse("url", url)
+        .map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
+    if !checked.as_str().starts_with("https://") {
+        bail!("`{name}` must be an https:// URL (RFC 9116)");
+    }
+    Ok(checked.as_str().to_owned())
+}
+
+/// The intake's options from `[vulnerabilities]` and `[security_txt]`, over the defaults.
+/// Without `[security_txt]`, a server with a public URL serves one that names its intake.
+fn vuln_options(
+    vulns: VulnerabilitiesFile,
+    txt: Option<SecurityTxtFile>,
+    public_url: Option<&str>,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<touchmark_server::VulnOptions> {
+    use touchmark_server::security_txt::{Expires, SecurityTxt};
+    let default = touchmark_server::VulnOptions::default();
+    if let Some(r) = &vulns.age_recipient {
+        touchmark_authority::vuln::check_recipient(r)
+            .map_err(|e| anyhow::anyhow!("`vulnerabilities.age_recipient`: {e}"))?;
+    }
+    let per_second = match vulns.rate_per_minute {
+        None => default.rate.per_second,
+        Some(n @ 1..=6_000) => f64::from(n) / 60.0,
+        Some(_) => bail!("`vulnerabilities.rate_per_minute` must be 1 to 6000"),
+    };
+    let burst = match vulns.burst {
+        None => default.rate.burst,
+        Some(n @ 1..=10_000) => n,
+        Some(_) => bail!("`vulnerabilities.burst` must be 1 to 10000"),
+    };
+    let public = public_url.filter(|u| u.starts_with("https://"));
+    let encryption = match (&vulns.age_recipient, public) {
+        (Some(_), Some(base)) => Some(format!("{base}/v1/vulnerability-reports/encryption-key")),
+        _ => None,
+    };
+    let security_txt = match (txt, public) {
+        (None, None) => None,
+        (None, Some(base)) => Some(SecurityTxt {
+            contact: vec![format!("{base}/v1/vulnerability-reports")],
+            expires: Expires::DaysAfterServing(180),
+            policy: None,
+            preferred_languages: vec!["en".into()],
+            canonical: Some(format!("{base}/.well-known/security.txt")),
+            encryption,
+        }),
+        (Some(t), _) => {
+            if t.contact.is_empty() {
+                bail!("`security_txt.contact` needs at least one URI (RFC 9116 §2.5.3)");
+            }
+            for c in &t.contact {
+                let scheme_ok = ["mailto:", "https://", "tel:"]
+                    .iter()
+                    .any(|s| c.starts_with(s));
+                if !scheme_ok || c.len() > 256 || !c.bytes().all(|b| b.is_ascii_graphic()) {
+                    bail!("`security_txt.contact`: `{c}` is not a mailto:, https:// or tel: URI");
+                }
+            }
+            let expires = match (t.expires.as_deref(), t.expires_days) {
+                (Some(_), Some(_)) => {
+                    bail!("`security_txt`: give `expires` or `expires_days`, not both")
+                }
+                (Some(at), None) => {
+                    let at = touchmark_core::clock::parse_timestamp(at)
+                        .map_err(|e| anyhow::anyhow!("`security_txt.expires`: {e}"))?;
+                    if at <= now || at > now + time::Duration::days(366) {
+                        bail!(
+                            "`security_txt.expires` must be in the future, at most a year away (RFC 9116 §2.5.5)"
+                        );
+                    }
+                    Expires::At(at)
+                }
+                (None, None) => Expires::DaysAfterServing(180),
+                (None, Some(d @ 1..=365)) => Expires::DaysAfterServing(d),
+                (None, Some(_)) => bail!("`security_txt.expires_days` must be 1 to 365"),
+            };
+            let languages = t.preferred_languages.unwrap_or_else(|| vec!["en".into()]);
+            for l in &languages {
+                let ok = !l.is_empty()
+                    && l.len() <= 35
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && l.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+                if !ok {
+                    bail!(
+                        "`security_txt.preferred_languages`: `{l}` is not a language tag (RFC 5646)"
+                    );
+                }
+            }
+            let canonical = match (t.canonical, public) {
+                (Some(c), _) => Some(https_url("security_txt.canonical", &c)?),
+                (None, Some(base)) => Some(format!("{base}/.well-known/security.txt")),
+                (None, None) => None,
+            };
+            Some(SecurityTxt {
+                contact: t.contact,
+                expires,
+                policy: t
+                    .policy
+                    .map(|p| https_url("security_txt.policy", &p))
+                    .transpose()?,
+                preferred_languages: languages,
+                canonical,
+                encryption,
+            })
+        }
+    };
+    Ok(touchmark_server::VulnOptions {
+        rate: touchmark_server::rate::RateLimit { per_second, burst },
+        recipient: vulns.age_recipient,
+        security_txt,
+        deadline_sweep: default.deadline_sweep,
+    })
 }
 
 /// The `[firmware]` table: what a release upload may be.
@@ -290,6 +439,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The largest release image accepted, in bytes (`[firmware] max_image_size`).
     pub max_release_size: u64,
+    /// The vulnerability intake (`[vulnerabilities]`, `[security_txt]`).
+    pub vuln: touchmark_server::VulnOptions,
 }
 
 /// Loads the configuration of the data directory `dir`. `listen` and `database` from flags or
@@ -356,7 +507,15 @@ pub fn load(
         .unwrap_or_default()
         .max_image_size()
         .with_context(invalid)?;
+    let vuln = vuln_options(
+        file.vulnerabilities.unwrap_or_default(),
+        file.security_txt,
+        public_url.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_context(invalid)?;
     Ok(Config {
+        vuln,
         public_url,
         max_release_size,
         listen: listen.or(file.listen).unwrap_or(default),
@@ -599,6 +758,61 @@ mod tests {
                 "`field.challenge_ttl_ms`",
             ),
             ("[field]\nrate = 5\n", "unknown field"),
+        ] {
+            std::fs::write(dir.path().join(FILE), text).unwrap();
+            let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());
+            assert!(err.contains(complaint), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_intake_and_security_txt_have_checked_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        assert!(config.vuln.security_txt.is_none() && config.vuln.recipient.is_none());
+        std::fs::write(
+            dir.path().join(FILE),
+            "public_url = \"https://tm.example\"\n[vulnerabilities]\nburst = 3\n\
+             age_recipient = \"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"\n\
+             [security_txt]\ncontact = [\"mailto:security@tm.example\"]\n",
+        )
+        .unwrap();
+        let config = load(dir.path(), None, None).unwrap();
+        let txt = config.vuln.security_txt.unwrap();
+        assert_eq!(config.vuln.rate.burst, 3);
+        assert_eq!(
+            txt.canonical.as_deref(),
+            Some("https://tm.example/.well-known/security.txt")
+        );
+        assert_eq!(
+            txt.encryption.as_deref(),
+            Some("https://tm.example/v1/vulnerability-reports/encryption-key")
+        );
+        assert_eq!(txt.preferred_languages, ["en"]);
+        for (text, complaint) in [
+            ("[security_txt]\ncontact = []\n", "`security_txt.contact`"),
+            (
+                "[security_txt]\ncontact = [\"ftp://x\"]\n",
+                "`security_txt.contact`",
+            ),
+            (
+                "[security_txt]\ncontact = [\"mailto:a@b.c\"]\nexpires = \"2001-01-01T00:00:00Z\"\n",
+                "`security_txt.expires`",
+            ),
+            (
+                "[security_txt]\ncontact = [\"mailto:a@b.c\"]\nexpires_days = 400\n",
+                "`security_txt.expires_days`",
+            ),
+            (
+                "[security_txt]\ncontact = [\"mailto:a@b.c\"]\npolicy = \"http://x\"\n",
+                "`security_txt.policy`",
+            ),
+            (
+                "[vulnerabilities]\nage_recipient = \"age1nope\"\n",
+                "`vulnerabilities.age_recipient`",
+            ),
+            ("[vulnerabilities]\nburst = 0\n", "`vulnerabilities.burst`"),
+            ("[security_txt]\ncontacts = []\n", "unknown field"),
         ] {
             std::fs::write(dir.path().join(FILE), text).unwrap();
             let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());

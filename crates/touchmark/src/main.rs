@@ -168,5 +168,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Webhook(c) => oversight::webhook(c).await,
         Command::Field(c) => crate::commands::field::run(c).await,
         Command::Device(c) => crate::commands::device::run(c).await,
+        Command::Vuln(c) => crate::commands::vuln::run(c).await,
     }
 }

@@ -14,7 +14,8 @@
 //! - [`refusals`]: how often a station refused for want of standing is logged, and its flood
 //!   alert;
 //! - [`station`]: a station's revocation;
-//! - [`revocation`]: revoking units, orders, CAs and a station's units by provenance.
+//! - [`revocation`]: revoking units, orders, CAs and a station's units by provenance;
+//! - [`vuln`]: a vulnerability report's states, its CRA classification and clocks.
 
 pub mod alerts;
 pub mod field;
@@ -24,3 +25,4 @@ pub mod order;
 pub mod refusals;
 pub mod revocation;
 pub mod station;
+pub mod vuln;

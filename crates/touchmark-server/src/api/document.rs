@@ -10,6 +10,7 @@ use touchmark_core::command::NewStation;
 use touchmark_core::field::{HttpUrl, Label, Oid, ProductName, SubjectText, TEXT_PATTERN};
 use touchmark_core::id::ID_PATTERN;
 use touchmark_core::order::MAX_QUOTA;
+use touchmark_core::vuln::{self, CraClass, Deadline, ReportState};
 
 use super::extract::{MAX_LOG_POSITION, MAX_PAGE};
 
@@ -102,6 +103,59 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "UploadRelease",
             "version",
             json!({ "pattern": touchmark_core::firmware::VERSION_PATTERN }),
+        ),
+        // Vulnerability reports (issue 18).
+        ("SubmitReport", "product", id()),
+        ("SubmitReport", "version", text(vuln::VERSION_MAX)),
+        (
+            "SubmitReport",
+            "description",
+            json!({ "pattern": vuln::MULTILINE_PATTERN, "minLength": 1, "maxLength": vuln::DESCRIPTION_MAX }),
+        ),
+        (
+            "SubmitReport",
+            "encrypted",
+            json!({ "pattern": vuln::ARMOR_PATTERN, "maxLength": vuln::ENCRYPTED_MAX }),
+        ),
+        (
+            "SubmitReport",
+            "cvss",
+            json!({ "maxLength": vuln::CVSS_MAX }),
+        ),
+        ("SubmitReport", "contact", text(vuln::CONTACT_MAX)),
+        (
+            "ChangeReportState",
+            "state",
+            json!({ "enum": ReportState::ALL[1..].iter().map(|s| s.as_str()).collect::<Vec<_>>() }),
+        ),
+        ("ChangeReportState", "corrective_at", timestamp()),
+        (
+            "ClassifyReport",
+            "class",
+            json!({ "enum": CraClass::ALL.map(CraClass::as_str) }),
+        ),
+        ("ClassifyReport", "aware_at", timestamp()),
+        (
+            "RecordSubmission",
+            "deadline",
+            json!({ "enum": Deadline::ALL.map(Deadline::as_str) }),
+        ),
+        ("RecordSubmission", "submitted_at", timestamp()),
+        ("LinkReport", "product", id()),
+        (
+            "LinkReport",
+            "release",
+            json!({ "pattern": touchmark_core::firmware::VERSION_PATTERN }),
+        ),
+        (
+            "LinkReport",
+            "purl",
+            json!({ "maxLength": vuln::COMPONENT_MAX }),
+        ),
+        (
+            "LinkReport",
+            "range",
+            json!({ "maxLength": vuln::COMPONENT_MAX }),
         ),
     ]
 }

@@ -15,6 +15,7 @@ mod oversight;
 mod pkix;
 mod revocation;
 mod station;
+mod vuln;
 
 use std::sync::Arc;
 
@@ -45,7 +46,8 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
          (name = "admin", description = "Brand-owner administration (bearer token)"),
          (name = "audit", description = "Read-only audit access"),
          (name = "field", description = "Field backends: the verdict on a device (bearer token, role field)"),
-         (name = "device", description = "Units in the field: updates over their own device certificate (mTLS)"))
+         (name = "device", description = "Units in the field: updates over their own device certificate (mTLS)"),
+         (name = "vulnerabilities", description = "Vulnerability reports: the public intake (no token; the report's secret as bearer for its status) and triage (admin)"))
 )]
 struct ApiDoc;
 
@@ -211,6 +213,18 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(revocation::revoke_provenance))
         .routes(routes!(field::challenge))
         .routes(routes!(field::verify))
+        // Vulnerability reports (issue 18).
+        .routes(
+            routes!(vuln::submit_report, vuln::list_reports)
+                .layer(DefaultBodyLimit::max(vuln::MAX_REPORT_BODY)),
+        )
+        .routes(routes!(vuln::encryption_key))
+        .routes(routes!(vuln::get_report))
+        .routes(routes!(vuln::report_status))
+        .routes(routes!(vuln::change_state))
+        .routes(routes!(vuln::classify))
+        .routes(routes!(vuln::record_submission))
+        .routes(routes!(vuln::link_report))
 }
 
 /// The complete router.
@@ -234,6 +248,7 @@ pub fn router(state: AppState) -> Router {
         .route("/crl/{*name}", get(pkix::crl))
         .route("/ocsp", axum::routing::post(pkix::ocsp_post))
         .route("/ocsp/{*request}", get(pkix::ocsp_get))
+        .route("/.well-known/security.txt", get(vuln::security_txt))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))

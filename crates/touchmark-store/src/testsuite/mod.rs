@@ -38,6 +38,7 @@ pub mod rejection;
 pub mod replicas;
 pub mod revocation;
 pub mod sequencer;
+pub mod vuln;
 
 /// A store being opened.
 pub type StoreFuture = Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>>;
@@ -138,6 +139,9 @@ macro_rules! conformance_suite {
                 revocation::provenance_takes_one_station_in_its_span,
                 field::field_tokens_round_trip,
                 field::challenges_are_used_once,
+                vuln::reports_round_trip_and_move_by_rule,
+                vuln::links_are_checked_and_kept,
+                vuln::deadline_alerts_are_marked_once,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

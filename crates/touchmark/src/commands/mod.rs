@@ -20,3 +20,4 @@ pub mod revoke;
 pub mod roots;
 pub mod run;
 pub mod serve;
+pub mod vuln;

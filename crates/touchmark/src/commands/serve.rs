@@ -89,6 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_release_size: config.max_release_size,
         field_rate: config.field.rate,
         field_challenge_ttl: config.field.challenge_ttl,
+        vuln: config.vuln.clone(),
         ..ServerOptions::default()
     };
     let server = Server::bind_with(config.listen, &installation, store, clock, options).await?;

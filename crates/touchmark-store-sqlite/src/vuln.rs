@@ -1,0 +1,322 @@
+//! Vulnerability reports, their links and their deadline alerts ([`VulnStore`]).
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+use touchmark_core::ProductId;
+use touchmark_core::clock::{format_timestamp, parse_timestamp};
+use touchmark_core::event::{Event, Logged};
+use touchmark_core::policy::vuln::ReportChange;
+use touchmark_core::vuln::{
+    CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report, ReportContent,
+    ReportState, VersionRange,
+};
+use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
+
+use crate::SqliteStore;
+use crate::error::Result;
+use crate::rows::corrupt;
+
+const REPORT_SQL: &str = "SELECT id, secret_sha256, state, product, version, description, \
+     encrypted, cvss, contact, content_sha256, class, aware_at, corrective_at, \
+     early_warning_at, notification_at, final_report_at, early_warning_alerted_at, \
+     notification_alerted_at, final_report_alerted_at, received_at, updated_at FROM vuln_reports";
+
+const LINK_SQL: &str = "SELECT report_id, product, release_id, version, purl, version_range, \
+     linked_at FROM vuln_links";
+
+fn time(what: &str, text: Option<String>) -> Result<Option<OffsetDateTime>> {
+    text.map(|t| parse_timestamp(&t).map_err(|e| corrupt(what, e)))
+        .transpose()
+}
+
+fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
+    let text = |i| r.get::<_, Option<String>>(i);
+    let (id, secret, state): (String, Vec<u8>, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (product, version, description, encrypted, cvss, contact) =
+        (text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?);
+    let content_sha: Vec<u8> = r.get(9)?;
+    let class = text(10)?;
+    let times: Vec<Option<String>> = (11..=20).map(text).collect::<rusqlite::Result<_>>()?;
+    Ok((|| {
+        let mut times = times.into_iter();
+        let mut next = |what| time(what, times.next().flatten());
+        Ok(Report {
+            secret_sha256: codec::sha256("report secret hash", &secret)?,
+            state: ReportState::parse(&state).ok_or_else(|| corrupt("report state", &state))?,
+            content: ReportContent {
+                product: product
+                    .map(|p| ProductId::parse(&p).map_err(|e| corrupt("report product", e)))
+                    .transpose()?,
+                version,
+                description,
+                encrypted,
+                cvss: cvss
+                    .map(|c| CvssVector::parse("cvss", &c).map_err(|e| corrupt("report CVSS", e)))
+                    .transpose()?,
+                contact,
+            },
+            content_sha256: codec::sha256("report content hash", &content_sha)?,
+            class: class
+                .map(|c| CraClass::parse(&c).ok_or_else(|| corrupt("report class", &c)))
+                .transpose()?,
+            aware_at: next("report aware time")?,
+            corrective_at: next("report corrective time")?,
+            submitted: PerDeadline {
+                early_warning: next("report submission time")?,
+                notification: next("report submission time")?,
+                final_report: next("report submission time")?,
+            },
+            alerted: PerDeadline {
+                early_warning: next("report alert time")?,
+                notification: next("report alert time")?,
+                final_report: next("report alert time")?,
+            },
+            received_at: next("report time")?.ok_or_else(|| corrupt("report time", "null"))?,
+            updated_at: next("report time")?.ok_or_else(|| corrupt("report time", "null"))?,
+            id,
+        })
+    })())
+}
+
+fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<Link>> {
+    let text = |i| r.get::<_, Option<String>>(i);
+    let (report, product): (String, String) = (r.get(0)?, r.get(1)?);
+    let (release, version, purl, range) = (text(2)?, text(3)?, text(4)?, text(5)?);
+    let linked: String = r.get(6)?;
+    Ok((|| {
+        Ok(Link {
+            report,
+            product: ProductId::parse(&product).map_err(|e| corrupt("link product", e))?,
+            release,
+            version,
+            purl: purl
+                .map(|p| PackageUrl::parse("purl", &p).map_err(|e| corrupt("link purl", e)))
+                .transpose()?,
+            range: range
+                .map(|v| VersionRange::parse("range", &v).map_err(|e| corrupt("link range", e)))
+                .transpose()?,
+            linked_at: parse_timestamp(&linked).map_err(|e| corrupt("link time", e))?,
+        })
+    })())
+}
+
+fn read_report(conn: &Connection, id: &str) -> Result<Option<Report>> {
+    conn.prepare_cached(&format!("{REPORT_SQL} WHERE id = ?1"))?
+        .query_row([id], report_row)
+        .optional()?
+        .transpose()
+}
+
+fn known(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params, |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn ts(at: Option<OffsetDateTime>) -> Option<String> {
+    at.map(format_timestamp)
+}
+
+/// The column that records when `deadline`'s alert was raised.
+fn alerted_column(deadline: Deadline) -> &'static str {
+    match deadline {
+        Deadline::EarlyWarning => "early_warning_alerted_at",
+        Deadline::Notification => "notification_alerted_at",
+        Deadline::FinalReport => "final_report_alerted_at",
+    }
+}
+
+#[async_trait]
+impl VulnStore for SqliteStore {
+    async fn create_report(&self, report: Report, event: Event) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            let c = &report.content;
+            if let Some(product) = &c.product
+                && !known(
+                    ctx.conn,
+                    "SELECT 1 FROM products WHERE id = ?1",
+                    [product.as_str()],
+                )?
+            {
+                return Err(StoreError::not_found(RecordKind::Product, product).into());
+            }
+            let inserted = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO vuln_reports (id, secret_sha256, state, product, version,
+                         description, encrypted, cvss, contact, content_sha256, received_at,
+                         updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    report.id,
+                    &report.secret_sha256.0[..],
+                    report.state.as_str(),
+                    c.product.as_ref().map(ProductId::as_str),
+                    c.version,
+                    c.description,
+                    c.encrypted,
+                    c.cvss.as_ref().map(CvssVector::as_str),
+                    c.contact,
+                    &report.content_sha256.0[..],
+                    format_timestamp(report.received_at),
+                    format_timestamp(report.updated_at),
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::exists(RecordKind::VulnReport, &report.id).into());
+            }
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn report(&self, id: &str) -> touchmark_store::Result<Option<Report>> {
+        self.lookup(|conn| read_report(conn, id))
+    }
+
+    async fn reports(&self) -> touchmark_store::Result<Vec<Report>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("{REPORT_SQL} ORDER BY received_at DESC, id DESC"))?;
+            let rows = stmt.query_map([], report_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn update_report(
+        &self,
+        id: &str,
+        rule: Rule<Report, ReportChange>,
+    ) -> touchmark_store::Result<Report> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let report = read_report(ctx.conn, &id)?
+                .ok_or_else(|| StoreError::not_found(RecordKind::VulnReport, &id))?;
+            let ReportChange {
+                report: after,
+                event,
+            } = rule.apply(&report)?;
+            // The rule changes the state, the classification and the clocks; never what the
+            // reporter sent.
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE vuln_reports SET state = ?2, class = ?3, aware_at = ?4,
+                         corrective_at = ?5, early_warning_at = ?6, notification_at = ?7,
+                         final_report_at = ?8, updated_at = ?9
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    after.state.as_str(),
+                    after.class.map(CraClass::as_str),
+                    ts(after.aware_at),
+                    ts(after.corrective_at),
+                    ts(after.submitted.early_warning),
+                    ts(after.submitted.notification),
+                    ts(after.submitted.final_report),
+                    format_timestamp(after.updated_at),
+                ])?;
+            ctx.append(&event)?;
+            Ok(Report {
+                content: report.content,
+                secret_sha256: report.secret_sha256,
+                content_sha256: report.content_sha256,
+                alerted: report.alerted,
+                received_at: report.received_at,
+                ..after
+            })
+        })
+        .await
+    }
+
+    async fn add_link(&self, link: Link, event: Event) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            if !known(
+                ctx.conn,
+                "SELECT 1 FROM vuln_reports WHERE id = ?1",
+                [&link.report],
+            )? {
+                return Err(StoreError::not_found(RecordKind::VulnReport, &link.report).into());
+            }
+            if !known(
+                ctx.conn,
+                "SELECT 1 FROM products WHERE id = ?1",
+                [link.product.as_str()],
+            )? {
+                return Err(StoreError::not_found(RecordKind::Product, &link.product).into());
+            }
+            if let Some(release) = &link.release
+                && !known(
+                    ctx.conn,
+                    "SELECT 1 FROM releases WHERE id = ?1 AND product = ?2",
+                    [release.as_str(), link.product.as_str()],
+                )?
+            {
+                return Err(StoreError::not_found(RecordKind::Release, release).into());
+            }
+            let inserted = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO vuln_links (report_id, product, release_id, version, purl,
+                         version_range, linked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    link.report,
+                    link.product.as_str(),
+                    link.release,
+                    link.version,
+                    link.purl.as_ref().map(PackageUrl::as_str),
+                    link.range.as_ref().map(VersionRange::as_str),
+                    format_timestamp(link.linked_at),
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::exists(
+                    RecordKind::VulnLink,
+                    format!("{} to product {}", link.report, link.product),
+                )
+                .into());
+            }
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn links(&self, report: &str) -> touchmark_store::Result<Vec<Link>> {
+        let report = report.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{LINK_SQL} WHERE report_id = ?1 ORDER BY linked_at, coalesce(release_id, ''), \
+                 coalesce(purl, ''), coalesce(version_range, '')"
+            ))?;
+            let rows = stmt.query_map([report.as_str()], link_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn mark_alerted(
+        &self,
+        id: &str,
+        deadline: Deadline,
+        at: OffsetDateTime,
+    ) -> touchmark_store::Result<bool> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let column = alerted_column(deadline);
+            let marked = ctx
+                .conn
+                .prepare_cached(&format!(
+                    "UPDATE vuln_reports SET {column} = ?2 WHERE id = ?1 AND {column} IS NULL"
+                ))?
+                .execute([id.as_str(), format_timestamp(at).as_str()])?;
+            Ok(marked == 1)
+        })
+        .await
+    }
+}
