@@ -378,6 +378,33 @@ impl Authority {
         }
     }
 
+    /// The units report `id` affects, from the serial → release lineage the log holds (one
+    /// query: [`touchmark_store::VulnStore::affected_units`]), and how many of its links name
+    /// an SBOM component alone, which are not resolved to units.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown report.
+    pub async fn affected_units(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<touchmark_core::vuln::AffectedUnit>, u64)> {
+        if self.store.report(id).await?.is_none() {
+            return Err(AuthorityError::denied(
+                ErrorCode::NotFound,
+                format!("vulnerability report {} not found", id.escape_debug()),
+            ));
+        }
+        let unresolved = self
+            .store
+            .links(id)
+            .await?
+            .iter()
+            .filter(|l| l.release.is_none() && l.purl.is_some())
+            .count();
+        let units = self.store.affected_units(id).await?;
+        Ok((units, u64::try_from(unresolved).unwrap_or(u64::MAX)))
+    }
+
     /// Raises the `cra_deadline` alert of every deadline approaching or overdue now that has
     /// not raised one, and marks it raised: once per deadline, whichever replica looks first.
     /// Returns how many alerts this call raised.

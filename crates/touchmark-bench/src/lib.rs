@@ -27,6 +27,7 @@
 //! Each run reports its long steps to a [`Progress`], and returns a report that serializes
 //! whole; printing it is the caller's.
 
+pub mod affected;
 pub mod analytics;
 mod cfssl;
 mod cpu;

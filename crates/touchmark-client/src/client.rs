@@ -856,6 +856,25 @@ impl Client {
         self.get(path).await
     }
 
+    /// `GET /v1/vulnerability-reports/{id}/affected` (admin): the units a report affects,
+    /// with counts; at most `limit` units listed.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_affected(
+        &self,
+        id: &str,
+        limit: Option<u64>,
+    ) -> Result<touchmark_core::api::AffectedBody, ClientError> {
+        let query = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
+        let path = format!(
+            "/v1/vulnerability-reports/{}/affected{query}",
+            segment("report id", id)?
+        );
+        self.get(path).await
+    }
+
     /// `POST /v1/vulnerability-reports/{id}/{action}` (admin): a change to a report —
     /// `state`, `classification` or `submissions` — with its body.
     ///

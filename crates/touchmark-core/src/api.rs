@@ -18,8 +18,8 @@ pub use field::{
     PossessionProof,
 };
 pub use vuln::{
-    ChangeReportState, ClassifyReport, DeadlineBody, LinkBody, LinkReport, RecordSubmission,
-    ReportBody, ReportReceipt, ReportStatus, SubmitReport,
+    AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, LinkBody,
+    LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
 };
 
 /// A count in a request. JSON has one kind of number, and the API document's `integer` is any

@@ -726,6 +726,27 @@ pub struct Link {
     pub linked_at: OffsetDateTime,
 }
 
+/// A unit a report affects: one of the report's products' units whose current firmware (the
+/// release it received last, at provisioning or in the field) is a release the report names,
+/// or any unit of a product the report names without a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AffectedUnit {
+    /// The unit's serial.
+    pub serial: crate::Serial,
+    /// The order it was counted against.
+    pub order: crate::OrderId,
+    /// Its product.
+    pub product: ProductId,
+    /// The factory that made it.
+    pub factory: crate::FactoryId,
+    /// The release it runs, when a link names it (`None`: a product-wide link).
+    pub release: Option<String>,
+    /// That release's version.
+    pub version: Option<String>,
+    /// Whether its certificate is revoked: it is in the field, but receives no update.
+    pub revoked: bool,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -84,6 +84,7 @@ touchmark_testkit::both_backends!(
         ignore = "needs openssl: install it, or set TOUCHMARK_TEST_OPENSSL"
     )]
     a_product_that_requires_attestation_takes_only_vendor_certified_keys,
+    a_report_affects_the_units_whose_current_firmware_it_names,
 );
 
 /// The payload of the releases built here.
@@ -1671,4 +1672,152 @@ async fn a_product_that_requires_attestation_takes_only_vendor_certified_keys(ba
                 .is_none()
         );
     }
+}
+
+/// A report linked to a release affects the units whose current firmware is that release: the
+/// one they were provisioned with, unless a field update gave them another since. Counts per
+/// order, factory and release; revoked units counted; a product linked without a release
+/// affects all its issued units; a component link alone is unresolved; an unknown report is
+/// `not_found`.
+async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Backend) {
+    let kit = TestServer::start(backend).await;
+    let (_, order, station, first) = order_with_release(&kit).await;
+    let mut devices = Vec::new();
+    for n in 1..=3 {
+        let (device, _, _) =
+            provisioned_unit(&kit, &station, &order, &format!("SN-00000{n}")).await;
+        devices.push(device);
+    }
+    let product = first.product.clone();
+    let release_pem = kit.admin.release_keys(&product).await.unwrap()[0]
+        .public_key_pem
+        .clone();
+    kit.admin
+        .upload_release(
+            &product,
+            "1.5.0",
+            &build(&release_pem, (1, 5, 0, 0), EncKind::X25519),
+            None,
+        )
+        .await
+        .unwrap();
+    // SN-000001 updates to 1.5.0 in the field.
+    let (status, _, _) = devices[0].get_bytes(LATEST).await;
+    assert_eq!(status, 200);
+
+    let submitted = kit
+        .raw()
+        .send(
+            reqwest::Method::POST,
+            "/v1/vulnerability-reports",
+            Some("application/json"),
+            serde_json::to_vec(&serde_json::json!({
+                "product": product,
+                "version": "1.4.0",
+                "description": "a buffer overflow in the sensor's parser",
+            }))
+            .unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(submitted.status, 201, "{}", submitted.text);
+    let report = submitted.body["id"].as_str().unwrap().to_owned();
+    let link = |release: Option<&str>, purl: Option<&str>, product: &str| {
+        touchmark_core::api::LinkReport {
+            product: product.to_owned(),
+            release: release.map(str::to_owned),
+            purl: purl.map(str::to_owned),
+            range: None,
+        }
+    };
+    kit.admin
+        .vuln_link(&report, &link(Some("1.4.0"), None, &product))
+        .await
+        .unwrap();
+    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    let serials: Vec<&str> = a.units.iter().map(|u| u.serial.as_str()).collect();
+    assert_eq!(serials, ["SN-000002", "SN-000003"]);
+    assert_eq!(a.total, 2);
+    assert_eq!(a.by_order, [(order.clone(), 2)].into_iter().collect());
+    assert_eq!(a.by_factory, [("cm".to_owned(), 2)].into_iter().collect());
+    assert_eq!(
+        a.by_release,
+        [("1.4.0+0".to_owned(), 2)].into_iter().collect()
+    );
+    assert!(
+        a.units
+            .iter()
+            .all(|u| u.release.as_deref() == Some(first.id.as_str()))
+    );
+
+    // Linked to 1.5.0 too: the unit that updated is affected by it; a revoked unit counts.
+    kit.admin
+        .vuln_link(&report, &link(Some("1.5.0"), None, &product))
+        .await
+        .unwrap();
+    kit.admin
+        .revoke(
+            touchmark_client::RevocationKind::Unit,
+            "SN-000003",
+            &touchmark_core::api::Revoke {
+                reason: "keyCompromise".into(),
+                product: None,
+            },
+        )
+        .await
+        .unwrap();
+    let a = kit.admin.vuln_affected(&report, Some(1)).await.unwrap();
+    assert_eq!((a.total, a.revoked, a.units.len()), (3, 1, 1));
+    assert_eq!(
+        a.by_release,
+        [("1.4.0+0".to_owned(), 2), ("1.5.0+0".to_owned(), 1)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(a.unresolved_links, 0);
+
+    // A product linked without a release: every issued unit of it, whatever it runs; a
+    // component alone resolves to nothing yet.
+    let other = kit.product("other").await;
+    let factory = kit.factory("cm-2").await;
+    let other_order = kit
+        .order("PO-OTHER", &other, &factory, 5, "SN-000001..SN-000005")
+        .await;
+    let other_station = kit.enroll_station(&factory).await;
+    let unit = touchmark_testkit::Unit::new("SN-000004");
+    let reply = other_station
+        .provision(
+            &other_order,
+            &unit,
+            touchmark_testkit::passing_test("SN-000004"),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    kit.admin
+        .vuln_link(&report, &link(None, None, &other))
+        .await
+        .unwrap();
+    kit.admin
+        .vuln_link(
+            &report,
+            &link(None, Some("pkg:cargo/rustls@0.23.5"), &other),
+        )
+        .await
+        .unwrap();
+    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    assert_eq!(a.total, 4);
+    assert_eq!(a.unresolved_links, 1);
+    let wide: Vec<_> = a.units.iter().filter(|u| u.product == other).collect();
+    assert_eq!(wide.len(), 1);
+    assert_eq!(wide[0].serial, "SN-000004");
+    assert_eq!(wide[0].release, None);
+    assert_eq!(a.by_release.get("*"), Some(&1));
+
+    let e = api_error(
+        kit.admin
+            .vuln_affected("vr-0000000000000000", None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e, (404, "not_found".to_owned()));
 }

@@ -10,8 +10,8 @@ use touchmark_core::ProductId;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report, ReportContent,
-    ReportState, VersionRange,
+    AffectedUnit, CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report,
+    ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, to_millis};
 
@@ -72,6 +72,59 @@ fn report(r: &PgRow) -> Result<Report> {
         },
         received_at: get(r, 19)?,
         updated_at: get(r, 20)?,
+    })
+}
+
+/// The units a report affects ([`VulnStore::affected_units`]), as SQLite's: the releases its
+/// links name, the units whose firmware is one of them and that received none after it (by
+/// the events' sequence), and every issued unit of a product linked without a release or
+/// component.
+const AFFECTED_SQL: &str = "
+WITH named AS (
+    SELECT DISTINCT release_id FROM vuln_links WHERE report_id = $1 AND release_id IS NOT NULL
+), wide AS (
+    SELECT DISTINCT product FROM vuln_links
+    WHERE report_id = $1 AND release_id IS NULL AND purl IS NULL
+), received AS (
+    SELECT order_id, serial, release_id, event_seq FROM unit_firmware
+    WHERE release_id IN (SELECT release_id FROM named)
+    UNION ALL
+    SELECT order_id, serial, release_id, event_seq FROM firmware_deliveries
+    WHERE release_id IN (SELECT release_id FROM named)
+), running AS (
+    SELECT r.* FROM received r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM firmware_deliveries later
+        WHERE later.order_id = r.order_id AND later.serial = r.serial
+          AND later.event_seq > r.event_seq)
+)
+SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version, u.status
+FROM running r
+JOIN orders o ON o.id = r.order_id
+JOIN releases rel ON rel.id = r.release_id
+JOIN units u ON u.product = o.product AND u.serial = r.serial
+WHERE o.product NOT IN (SELECT product FROM wide)
+UNION ALL
+SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
+FROM units u JOIN orders o ON o.id = u.order_id
+WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')
+ORDER BY 1, 2";
+
+/// An affected unit's row.
+fn affected(r: &PgRow) -> Result<AffectedUnit> {
+    let status: String = get(r, 6)?;
+    Ok(AffectedUnit {
+        serial: touchmark_core::Serial::parse(&get::<String>(r, 0)?)
+            .map_err(|e| corrupt("affected unit serial", e))?,
+        order: touchmark_core::OrderId::parse(&get::<String>(r, 1)?)
+            .map_err(|e| corrupt("affected unit order", e))?,
+        product: ProductId::parse(&get::<String>(r, 2)?)
+            .map_err(|e| corrupt("affected unit product", e))?,
+        factory: touchmark_core::FactoryId::parse(&get::<String>(r, 3)?)
+            .map_err(|e| corrupt("affected unit factory", e))?,
+        release: get(r, 4)?,
+        version: get(r, 5)?,
+        revoked: status == "revoked",
     })
 }
 
@@ -297,6 +350,19 @@ impl VulnStore for PostgresStore {
             .iter()
             .map(link)
             .collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Vec<AffectedUnit>> {
+        let run = async {
+            sqlx::query(AFFECTED_SQL)
+                .bind(report)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(affected)
+                .collect::<Result<Vec<_>>>()
         };
         Ok(run.await?)
     }

@@ -8,8 +8,8 @@ use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report, ReportContent,
-    ReportState, VersionRange,
+    AffectedUnit, CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report,
+    ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
 
@@ -75,6 +75,77 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
             received_at: next("report time")?.ok_or_else(|| corrupt("report time", "null"))?,
             updated_at: next("report time")?.ok_or_else(|| corrupt("report time", "null"))?,
             id,
+        })
+    })())
+}
+
+/// The units a report affects ([`VulnStore::affected_units`]): the releases its links name,
+/// the units whose firmware is one of them (at provisioning, `unit_firmware`, or by a field
+/// update, `firmware_deliveries`) and received no firmware after it, and every issued unit of
+/// a product linked without a release or component. Indexes: `unit_firmware_by_release`,
+/// `firmware_deliveries_by_release`, and the deliveries' key for the later-delivery check.
+const AFFECTED_SQL: &str = "
+WITH named AS (
+    SELECT DISTINCT release_id FROM vuln_links WHERE report_id = ?1 AND release_id IS NOT NULL
+), wide AS (
+    SELECT DISTINCT product FROM vuln_links
+    WHERE report_id = ?1 AND release_id IS NULL AND purl IS NULL
+), received AS (
+    SELECT order_id, serial, release_id, event_index FROM unit_firmware
+    WHERE release_id IN (SELECT release_id FROM named)
+    UNION ALL
+    SELECT order_id, serial, release_id, event_index FROM firmware_deliveries
+    WHERE release_id IN (SELECT release_id FROM named)
+), running AS (
+    SELECT r.* FROM received r
+    WHERE NOT EXISTS (
+        SELECT 1 FROM firmware_deliveries later
+        WHERE later.order_id = r.order_id AND later.serial = r.serial
+          AND later.event_index > r.event_index)
+)
+SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version, u.status
+FROM running r
+JOIN orders o ON o.id = r.order_id
+JOIN releases rel ON rel.id = r.release_id
+JOIN units u ON u.product = o.product AND u.serial = r.serial
+WHERE o.product NOT IN (SELECT product FROM wide)
+UNION ALL
+SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
+FROM units u JOIN orders o ON o.id = u.order_id
+WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')
+ORDER BY 1, 2";
+
+/// An affected unit's row.
+fn affected_row(r: &Row<'_>) -> rusqlite::Result<Result<AffectedUnit>> {
+    let (serial, order, product, factory, release, version, status): (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    );
+    Ok((|| {
+        Ok(AffectedUnit {
+            serial: touchmark_core::Serial::parse(&serial)
+                .map_err(|e| corrupt("affected unit serial", e))?,
+            order: touchmark_core::OrderId::parse(&order)
+                .map_err(|e| corrupt("affected unit order", e))?,
+            product: ProductId::parse(&product).map_err(|e| corrupt("affected unit product", e))?,
+            factory: touchmark_core::FactoryId::parse(&factory)
+                .map_err(|e| corrupt("affected unit factory", e))?,
+            release,
+            version,
+            revoked: status == "revoked",
         })
     })())
 }
@@ -295,6 +366,16 @@ impl VulnStore for SqliteStore {
                  coalesce(purl, ''), coalesce(version_range, '')"
             ))?;
             let rows = stmt.query_map([report.as_str()], link_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Vec<AffectedUnit>> {
+        let report = report.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(AFFECTED_SQL)?;
+            let rows = stmt.query_map([report.as_str()], affected_row)?;
             rows.map(|r| r?).collect()
         })
         .await

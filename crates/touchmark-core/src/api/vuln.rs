@@ -206,3 +206,49 @@ pub struct LinkReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
 }
+
+/// The units a report affects, by serial, with counts per order, factory and release
+/// (`docs/vulnerabilities.md`, "Affected units").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AffectedBody {
+    /// The report.
+    pub report: String,
+    /// How many units.
+    pub total: u64,
+    /// Of them, how many are revoked.
+    pub revoked: u64,
+    /// Units per order.
+    pub by_order: std::collections::BTreeMap<String, u64>,
+    /// Units per factory.
+    pub by_factory: std::collections::BTreeMap<String, u64>,
+    /// Units per release version (`*` for a product-wide link).
+    pub by_release: std::collections::BTreeMap<String, u64>,
+    /// Links that name an SBOM component: not resolved to units (SBOM components are not read
+    /// yet), so they add none.
+    pub unresolved_links: u64,
+    /// The units, by serial; at most `limit` of them when the request set one.
+    pub units: Vec<AffectedUnitBody>,
+}
+
+/// One affected unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AffectedUnitBody {
+    /// The serial.
+    pub serial: String,
+    /// Its order.
+    pub order: String,
+    /// Its product.
+    pub product: String,
+    /// Its factory.
+    pub factory: String,
+    /// The release it runs, when a link names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// That release's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Whether its certificate is revoked.
+    pub revoked: bool,
+}

@@ -225,6 +225,7 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(vuln::classify))
         .routes(routes!(vuln::record_submission))
         .routes(routes!(vuln::link_report))
+        .routes(routes!(vuln::affected))
 }
 
 /// The complete router.

@@ -12,9 +12,11 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use touchmark_core::api::{
-    ChangeReportState, ClassifyReport, DeadlineBody, ErrorBody, LinkBody, LinkReport,
-    RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
+    AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, ErrorBody,
+    LinkBody, LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
 };
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::code::ErrorCode;
@@ -372,4 +374,64 @@ mod tests {
         assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
         assert_eq!(key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
     }
+}
+
+/// How many affected units an answer lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AffectedQuery {
+    /// List at most this many units (the counts are of all of them).
+    pub limit: Option<u64>,
+}
+
+/// The units a report affects (admin): by serial, with counts per order, factory and release.
+/// A unit is affected when the release it received last (at provisioning, or by a field
+/// update) is one a link names, or when a link names its product without a release.
+#[utoipa::path(get, path = "/v1/vulnerability-reports/{id}/affected", tag = "vulnerabilities",
+    params(("id" = String, Path), AffectedQuery),
+    responses((status = 200, body = AffectedBody), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn affected(
+    State(s): State<AppState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+    query: Result<Query<AffectedQuery>, QueryRejection>,
+) -> ApiResult<Json<AffectedBody>> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let (units, unresolved_links) = s.authority.affected_units(&id).await?;
+    let mut body = AffectedBody {
+        report: id,
+        total: units.len() as u64,
+        revoked: 0,
+        by_order: BTreeMap::new(),
+        by_factory: BTreeMap::new(),
+        by_release: BTreeMap::new(),
+        unresolved_links,
+        units: Vec::new(),
+    };
+    let limit = query
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    for unit in units {
+        *body.by_order.entry(unit.order.to_string()).or_default() += 1;
+        *body.by_factory.entry(unit.factory.to_string()).or_default() += 1;
+        *body
+            .by_release
+            .entry(unit.version.clone().unwrap_or_else(|| "*".into()))
+            .or_default() += 1;
+        body.revoked += u64::from(unit.revoked);
+        if body.units.len() < limit {
+            body.units.push(AffectedUnitBody {
+                serial: unit.serial.to_string(),
+                order: unit.order.to_string(),
+                product: unit.product.to_string(),
+                factory: unit.factory.to_string(),
+                release: unit.release,
+                version: unit.version,
+                revoked: unit.revoked,
+            });
+        }
+    }
+    Ok(Json(body))
 }

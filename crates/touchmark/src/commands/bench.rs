@@ -47,6 +47,9 @@ pub enum BenchCommand {
     /// An order's report (`touchmark report order`) over a large store of test records
     /// (1,000,000 by default), on SQLite or on PostgreSQL.
     Analytics(AnalyticsArgs),
+    /// The units a vulnerability report affects (`touchmark vuln affected`) over a lineage of
+    /// 1,000,000 units, on SQLite or on PostgreSQL: the query's median and slowest round.
+    Affected(AffectedArgs),
     /// Revocation: cached OCSP answers per second at c=32 beside `openssl ocsp` on the same
     /// requests, the time from a revocation to refreshed CRL and OCSP answers, and the size and
     /// signing time of a CRL of 100,000 entries.
@@ -116,6 +119,27 @@ pub struct AnalyticsArgs {
     #[arg(long)]
     pub quick: bool,
     /// Keep the records in a fresh schema of this PostgreSQL database (dropped at the end)
+    /// instead of SQLite.
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<DatabaseUrl>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench affected`.
+#[derive(Debug, Args)]
+pub struct AffectedArgs {
+    /// Units to write [default: 1,000,000; 20,000 with --quick].
+    #[arg(long)]
+    pub units: Option<u64>,
+    /// Queries to time [default: 5, 3 with --quick].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// A short run (20,000 units, 3 rounds), for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Keep the units in a fresh schema of this PostgreSQL database (dropped at the end)
     /// instead of SQLite.
     #[arg(long = "database", value_name = "URL")]
     pub database: Option<DatabaseUrl>,
@@ -369,6 +393,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 return output::json(&report);
             }
             print_analytics(&report);
+        }
+        BenchCommand::Affected(args) => {
+            let report = touchmark_bench::affected::run(
+                &touchmark_bench::affected::Options {
+                    units: args.units,
+                    rounds: args.rounds,
+                    quick: args.quick,
+                    database: args.database,
+                },
+                &progress,
+            )
+            .await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_affected(&report);
         }
         BenchCommand::Ocsp(args) => {
             let plan = OcspPlan::new(ocsp::Options {
@@ -1041,4 +1081,47 @@ fn print_log(report: &LogReport) {
         v.refusals.1,
         v.violations
     );
+}
+
+/// Prints the result of `bench affected`.
+fn print_affected(r: &touchmark_bench::affected::AffectedReport) {
+    println!("Touchmark affected-units benchmark");
+    if r.build == "debug" {
+        println!();
+        println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+    }
+    println!();
+    fields(&[
+        ("build", r.build.to_owned()),
+        ("store", r.backend.to_owned()),
+        (
+            "lineage",
+            format!(
+                "{} units provisioned with 1.0.0, {} of them updated to 1.1.0 since",
+                r.units, r.updated
+            ),
+        ),
+        ("fill", format!("{:.1} s", r.fill_seconds)),
+        (
+            "affected",
+            format!("{} units (checked every round)", r.affected),
+        ),
+        (
+            "query",
+            format!(
+                "median {} ms, slowest {} ms, rounds {:?}",
+                ms(r.median_ms),
+                ms(r.max_ms),
+                r.rounds_ms.iter().map(|m| ms(*m)).collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "target",
+            match r.met {
+                Some(true) => format!("met: median <= {} ms", ms(r.goal_ms)),
+                Some(false) => format!("MISSED: median > {} ms", ms(r.goal_ms)),
+                None => "not judged: fewer units than the target's 1,000,000".into(),
+            },
+        ),
+    ]);
 }

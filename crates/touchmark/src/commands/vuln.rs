@@ -9,7 +9,7 @@ use touchmark_core::api::{
 
 use crate::args::ApiArgs;
 use crate::commands::admin::client;
-use crate::output::{self, Table, or_dash};
+use crate::output::{self, Table, fields, or_dash};
 
 /// `vuln` subcommands.
 #[derive(Debug, Subcommand)]
@@ -87,6 +87,19 @@ pub enum VulnCommand {
         /// The component's affected versions, in vers (vers:cargo/>=0.23.0|<0.23.6).
         #[arg(long, requires = "purl")]
         range: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The units a report affects, from the serial → release lineage: each unit whose last
+    /// received release (at provisioning or by a field update) a link names, or of a product
+    /// linked without a release; with counts per order, factory and release. --json lists the
+    /// serials.
+    Affected {
+        /// The report id.
+        id: String,
+        /// List at most this many units (the counts are of all of them).
+        #[arg(long)]
+        limit: Option<u64>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -216,6 +229,14 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        VulnCommand::Affected { id, limit, api } => {
+            let affected = client(&api)?.vuln_affected(&id, limit).await?;
+            if api.json {
+                return output::json(&affected);
+            }
+            print_affected(&affected);
+            return Ok(());
+        }
         VulnCommand::Show { id, api } => {
             let report = client(&api)?.vuln_report(&id).await?;
             (api, report)
@@ -264,4 +285,30 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
     }
     print_report(&report);
     Ok(())
+}
+
+fn print_affected(a: &touchmark_core::api::AffectedBody) {
+    fields(&[
+        ("report", a.report.clone()),
+        ("units affected", a.total.to_string()),
+        ("of them revoked", a.revoked.to_string()),
+        (
+            "unresolved links",
+            format!(
+                "{} (SBOM components are not resolved to units)",
+                a.unresolved_links
+            ),
+        ),
+    ]);
+    for (title, counts) in [
+        ("ORDER", &a.by_order),
+        ("FACTORY", &a.by_factory),
+        ("RELEASE", &a.by_release),
+    ] {
+        let mut table = Table::new(&[title, "UNITS"]);
+        for (key, n) in counts {
+            table.row(vec![key.clone(), n.to_string()]);
+        }
+        table.print();
+    }
 }
