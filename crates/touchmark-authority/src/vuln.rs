@@ -401,7 +401,12 @@ impl Authority {
             .iter()
             .filter(|l| l.release.is_none() && l.purl.is_some())
             .count();
-        let units = self.store.affected_units(id).await?;
+        let mut units = self.store.affected_units(id).await?;
+        // By serial, then order: sorted here rather than by the database, which would sort
+        // every row on disk before the first is read.
+        units.sort_unstable_by(|a, b| {
+            (a.serial.as_str(), a.order.as_str()).cmp(&(b.serial.as_str(), b.order.as_str()))
+        });
         Ok((units, u64::try_from(unresolved).unwrap_or(u64::MAX)))
     }
 

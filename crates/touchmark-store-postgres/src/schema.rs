@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_field_updates.sql"),
     include_str!("../migrations/0016_attestation.sql"),
     include_str!("../migrations/0017_vulnerabilities.sql"),
+    include_str!("../migrations/0018_units_revoked.sql"),
 ];
 
 /// The first key of the migration advisory lock ("tm"); the second is the schema's hash, so

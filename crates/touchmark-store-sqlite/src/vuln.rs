@@ -96,6 +96,8 @@ WITH named AS (
     UNION ALL
     SELECT order_id, serial, release_id, event_index FROM firmware_deliveries
     WHERE release_id IN (SELECT release_id FROM named)
+), revoked AS MATERIALIZED (
+    SELECT product, serial FROM units WHERE status = 'revoked'
 ), running AS (
     SELECT r.* FROM received r
     WHERE NOT EXISTS (
@@ -103,17 +105,17 @@ WITH named AS (
         WHERE later.order_id = r.order_id AND later.serial = r.serial
           AND later.event_index > r.event_index)
 )
-SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version, u.status
+SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version,
+       CASE WHEN rv.serial IS NULL THEN 'provisioned' ELSE 'revoked' END
 FROM running r
 JOIN orders o ON o.id = r.order_id
 JOIN releases rel ON rel.id = r.release_id
-JOIN units u ON u.product = o.product AND u.serial = r.serial
+LEFT JOIN revoked rv ON rv.product = o.product AND rv.serial = r.serial
 WHERE o.product NOT IN (SELECT product FROM wide)
 UNION ALL
 SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
 FROM units u JOIN orders o ON o.id = u.order_id
-WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')
-ORDER BY 1, 2";
+WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')";
 
 /// An affected unit's row.
 fn affected_row(r: &Row<'_>) -> rusqlite::Result<Result<AffectedUnit>> {

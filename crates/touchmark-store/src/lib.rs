@@ -444,7 +444,7 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
     async fn add_link(&self, link: touchmark_core::vuln::Link, event: Event) -> Result<Logged>;
     /// A report's links, oldest first.
     async fn links(&self, report: &str) -> Result<Vec<touchmark_core::vuln::Link>>;
-    /// The units report `report` affects, in one query, by serial then order: every unit whose
+    /// The units report `report` affects, in one query, in no particular order: every unit whose
     /// current firmware (the release it received last, at provisioning or by a field update,
     /// by log order) is a release a link names, and every issued unit of a product a link
     /// names without a release or component (then its releases are not looked at: each of its
