@@ -381,8 +381,10 @@ mod tests {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AffectedQuery {
-    /// List at most this many units (the counts are of all of them).
-    pub limit: Option<u64>,
+    /// List at most this many units, 1 to 1000 (the counts are of all of them); without it,
+    /// every unit is listed.
+    #[serde(default, deserialize_with = "super::extract::page_size")]
+    pub limit: Option<u32>,
 }
 
 /// The units a report affects (admin): by serial, with counts per order, factory and release.

@@ -97,8 +97,8 @@ pub enum VulnCommand {
     Affected {
         /// The report id.
         id: String,
-        /// List at most this many units (the counts are of all of them).
-        #[arg(long)]
+        /// List at most this many units, 1 to 1000 (the counts are of all of them).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
         limit: Option<u64>,
         #[command(flatten)]
         api: ApiArgs,
