@@ -80,12 +80,8 @@ pub struct AffectedReport {
     pub updated: u64,
     /// Writing the units, seconds.
     pub fill_seconds: f64,
-    /// The query's median, milliseconds.
-    pub median_ms: f64,
-    /// Its slowest round (the p99 of so few rounds), milliseconds.
-    pub max_ms: f64,
-    /// Every round, milliseconds.
-    pub rounds_ms: Vec<f64>,
+    /// The query's rounds: median, fastest, slowest (the p99 of so few rounds), each.
+    pub query: crate::analytics::Timing,
     /// Units each answer listed (all equal, checked).
     pub affected: u64,
     /// The goal, milliseconds.
@@ -401,14 +397,8 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
     drop(sink);
     drop(store);
     drop(schema);
-    let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    let mut sorted = ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2]
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
-    };
+    let query = crate::analytics::Timing::of(times);
+    let median = query.median_ms;
     let goal = QUERY_TARGET.as_secs_f64() * 1e3;
     Ok(AffectedReport {
         build: if cfg!(debug_assertions) {
@@ -420,9 +410,7 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
         units,
         updated,
         fill_seconds: fill.as_secs_f64(),
-        median_ms: median,
-        max_ms: sorted.last().copied().unwrap_or_default(),
-        rounds_ms: ms,
+        query,
         affected: expected,
         goal_ms: goal,
         met: (units >= TARGET_UNITS).then_some(median <= goal),

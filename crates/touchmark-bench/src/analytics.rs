@@ -146,7 +146,7 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn of(mut rounds: Vec<Duration>) -> Self {
+    pub(crate) fn of(mut rounds: Vec<Duration>) -> Self {
         let ms: Vec<f64> = rounds.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         rounds.sort();
         let at = |i: usize| rounds.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3);

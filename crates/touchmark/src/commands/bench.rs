@@ -1110,9 +1110,9 @@ fn print_affected(r: &touchmark_bench::affected::AffectedReport) {
             "query",
             format!(
                 "median {} ms, slowest {} ms, rounds {:?}",
-                ms(r.median_ms),
-                ms(r.max_ms),
-                r.rounds_ms.iter().map(|m| ms(*m)).collect::<Vec<_>>()
+                ms(r.query.median_ms),
+                ms(r.query.max_ms),
+                r.query.rounds_ms.iter().map(|m| ms(*m)).collect::<Vec<_>>()
             ),
         ),
         (
