@@ -384,10 +384,7 @@ impl Authority {
     ///
     /// # Errors
     /// `not_found` for an unknown report.
-    pub async fn affected_units(
-        &self,
-        id: &str,
-    ) -> Result<(Vec<touchmark_core::vuln::AffectedUnit>, u64)> {
+    pub async fn affected_units(&self, id: &str) -> Result<(touchmark_core::vuln::Affected, u64)> {
         if self.store.report(id).await?.is_none() {
             return Err(AuthorityError::denied(
                 ErrorCode::NotFound,
@@ -404,9 +401,7 @@ impl Authority {
         let mut units = self.store.affected_units(id).await?;
         // By serial, then order: sorted here rather than by the database, which would sort
         // every row on disk before the first is read.
-        units.sort_unstable_by(|a, b| {
-            (a.serial.as_str(), a.order.as_str()).cmp(&(b.serial.as_str(), b.order.as_str()))
-        });
+        units.sort();
         Ok((units, u64::try_from(unresolved).unwrap_or(u64::MAX)))
     }
 

@@ -21,6 +21,10 @@
 //! [`analytics::run`] measures an order's report over a large store of test records, on
 //! SQLite or PostgreSQL.
 //!
+//! [`affected::run`] measures the units a vulnerability report affects over a million units;
+//! [`intake::run`] floods the public vulnerability intake from one address and times the
+//! admins' requests meanwhile.
+//!
 //! [`ocsp::run`] measures revocation: cached OCSP answers per second beside `openssl ocsp`,
 //! the time from a revocation to refreshed CRL and OCSP answers, and a large CRL's size.
 //!
@@ -35,6 +39,7 @@ mod crypto;
 pub mod delivery;
 mod error;
 pub mod firmware;
+pub mod intake;
 mod load;
 pub mod log;
 pub mod ocsp;

@@ -829,6 +829,25 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/vulnerability-reports` (public: no token is sent): submits a report, and
+    /// answers its tracking id and the secret that reads its status.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure; `rate_limited` (429) past the address's rate.
+    pub async fn submit_vulnerability_report(
+        &self,
+        report: &touchmark_core::api::SubmitReport,
+    ) -> Result<touchmark_core::api::ReportReceipt, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/vulnerability-reports".into(),
+            Auth::None,
+            Some(report),
+        )
+        .await
+    }
+
     /// `GET /v1/vulnerability-reports` (admin): the reports, newest first; with `due`, only
     /// those with a CRA deadline approaching or overdue.
     ///

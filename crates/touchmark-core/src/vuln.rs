@@ -726,25 +726,174 @@ pub struct Link {
     pub linked_at: OffsetDateTime,
 }
 
-/// A unit a report affects: one of the report's products' units whose current firmware (the
-/// release it received last, at provisioning or in the field) is a release the report names,
-/// or any unit of a product the report names without a release.
+/// A lot of affected units: those of one order that run one release, or, for a link to a
+/// product without a release, every unit of the order (then `release` and `version` are
+/// `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AffectedUnit {
-    /// The unit's serial.
-    pub serial: crate::Serial,
-    /// The order it was counted against.
+pub struct AffectedLot {
+    /// The order the units were counted against.
     pub order: crate::OrderId,
-    /// Its product.
+    /// Their product.
     pub product: ProductId,
-    /// The factory that made it.
+    /// The factory that made them.
     pub factory: crate::FactoryId,
-    /// The release it runs, when a link names it (`None`: a product-wide link).
+    /// The release they run, when a link names it.
     pub release: Option<String>,
     /// That release's version.
     pub version: Option<String>,
-    /// Whether its certificate is revoked: it is in the field, but receives no update.
-    pub revoked: bool,
+}
+
+/// One affected unit: its serial, its lot, and whether its certificate is revoked (it is in
+/// the field, but receives no update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AffectedSerial {
+    serial: crate::Serial,
+    lot: usize,
+    revoked: bool,
+}
+
+/// The units a report affects: the units of the report's products whose current firmware
+/// (the release each received last, at provisioning or in the field) is a release the report
+/// names, and every unit of a product the report names without a release.
+///
+/// Units are kept by lot (order and release), so that a million of them cost one serial each
+/// rather than a copy of their order, product, factory and release.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Affected {
+    lots: Vec<AffectedLot>,
+    units: Vec<AffectedSerial>,
+    /// The lot of the unit added last, tried first: a query gives a lot's units together.
+    last: Option<usize>,
+}
+
+/// What [`Affected::counts`] counts: all units, the revoked, and by order, factory and
+/// release version (`*` for a product-wide link).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AffectedCounts {
+    /// Every affected unit.
+    pub total: u64,
+    /// Of them, those whose certificate is revoked.
+    pub revoked: u64,
+    /// By order.
+    pub by_order: std::collections::BTreeMap<String, u64>,
+    /// By factory.
+    pub by_factory: std::collections::BTreeMap<String, u64>,
+    /// By release version; `*` for the units of a product-wide link.
+    pub by_release: std::collections::BTreeMap<String, u64>,
+}
+
+/// A lot as a store reads it, before it is checked: order, product, factory, release, version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LotText<'a> {
+    /// The order's id.
+    pub order: &'a str,
+    /// The product's id.
+    pub product: &'a str,
+    /// The factory's id.
+    pub factory: &'a str,
+    /// The release's id, if any.
+    pub release: Option<&'a str>,
+    /// The release's version, if any.
+    pub version: Option<&'a str>,
+}
+
+impl AffectedLot {
+    fn is(&self, lot: &LotText<'_>) -> bool {
+        self.order.as_str() == lot.order
+            && self.release.as_deref() == lot.release
+            && self.product.as_str() == lot.product
+            && self.factory.as_str() == lot.factory
+            && self.version.as_deref() == lot.version
+    }
+}
+
+impl Affected {
+    /// Adds unit `serial` of lot `lot`. The lot's fields are checked the first time it is seen.
+    ///
+    /// # Errors
+    /// The field that does not parse, and why.
+    pub fn push(&mut self, serial: &str, lot: LotText<'_>, revoked: bool) -> Result<(), String> {
+        let serial = crate::Serial::parse(serial).map_err(|e| format!("serial: {e}"))?;
+        let found = match self.last {
+            Some(i) if self.lots.get(i).is_some_and(|l| l.is(&lot)) => Some(i),
+            _ => self.lots.iter().position(|l| l.is(&lot)),
+        };
+        let index = match found {
+            Some(i) => i,
+            None => {
+                self.lots.push(AffectedLot {
+                    order: crate::OrderId::parse(lot.order).map_err(|e| format!("order: {e}"))?,
+                    product: ProductId::parse(lot.product).map_err(|e| format!("product: {e}"))?,
+                    factory: crate::FactoryId::parse(lot.factory)
+                        .map_err(|e| format!("factory: {e}"))?,
+                    release: lot.release.map(str::to_owned),
+                    version: lot.version.map(str::to_owned),
+                });
+                self.lots.len() - 1
+            }
+        };
+        self.last = Some(index);
+        self.units.push(AffectedSerial {
+            serial,
+            lot: index,
+            revoked,
+        });
+        Ok(())
+    }
+
+    /// How many units are affected.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// Orders the units by serial, then order: what `touchmark vuln affected` lists.
+    pub fn sort(&mut self) {
+        let lots = &self.lots;
+        // Stable: a lot's units come from an index in serial order, so the runs are merged.
+        self.units.sort_by(|a, b| {
+            a.serial.as_str().cmp(b.serial.as_str()).then_with(|| {
+                match (lots.get(a.lot), lots.get(b.lot)) {
+                    (Some(x), Some(y)) => x.order.as_str().cmp(y.order.as_str()),
+                    _ => a.lot.cmp(&b.lot),
+                }
+            })
+        });
+    }
+
+    /// The units in their present order: serial, lot, revoked.
+    pub fn units(&self) -> impl Iterator<Item = (&crate::Serial, &AffectedLot, bool)> {
+        self.units
+            .iter()
+            .filter_map(|u| self.lots.get(u.lot).map(|lot| (&u.serial, lot, u.revoked)))
+    }
+
+    /// The counts of the answer: per lot first, then folded by order, factory and release.
+    pub fn counts(&self) -> AffectedCounts {
+        let mut per_lot = vec![0u64; self.lots.len()];
+        let mut counts = AffectedCounts::default();
+        for unit in &self.units {
+            if let Some(n) = per_lot.get_mut(unit.lot) {
+                *n += 1;
+            }
+            counts.revoked += u64::from(unit.revoked);
+        }
+        for (lot, n) in self.lots.iter().zip(per_lot) {
+            counts.total += n;
+            *counts.by_order.entry(lot.order.to_string()).or_default() += n;
+            *counts
+                .by_factory
+                .entry(lot.factory.to_string())
+                .or_default() += n;
+            let version = lot.version.as_deref().unwrap_or("*");
+            *counts.by_release.entry(version.to_owned()).or_default() += n;
+        }
+        counts
+    }
 }
 
 #[cfg(test)]
@@ -871,5 +1020,64 @@ mod tests {
             bytes,
             r#"{"contact":"mailto:r@example.com","description":"x","product":"sensor","version":"1.0"}"#
         );
+    }
+
+    fn lot<'a>(order: &'a str, release: Option<&'a str>) -> LotText<'a> {
+        LotText {
+            order,
+            product: "sensor",
+            factory: if order == "PO-2" { "cm-2" } else { "cm" },
+            release,
+            version: release.map(|r| if r == "rel-a" { "1.0.0" } else { "1.1.0" }),
+        }
+    }
+
+    /// Units of several lots, their rows interleaved as two index ranges give them: one lot
+    /// each, sorted by serial then order, and counted per order, factory and release.
+    #[test]
+    fn affected_units_are_kept_by_lot_sorted_and_counted() {
+        let mut a = Affected::default();
+        for (serial, order, release, revoked) in [
+            ("SN-3", "PO-1", Some("rel-a"), false),
+            ("SN-5", "PO-1", Some("rel-a"), true),
+            ("SN-2", "PO-2", Some("rel-a"), false),
+            ("SN-1", "PO-1", Some("rel-b"), false),
+            ("SN-3", "PO-2", None, false),
+            ("SN-4", "PO-1", Some("rel-a"), false),
+        ] {
+            a.push(serial, lot(order, release), revoked).unwrap();
+        }
+        assert_eq!(a.lots.len(), 4);
+        assert_eq!(a.len(), 6);
+        a.sort();
+        let listed: Vec<(&str, &str, Option<&str>, bool)> = a
+            .units()
+            .map(|(s, l, r)| (s.as_str(), l.order.as_str(), l.version.as_deref(), r))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("SN-1", "PO-1", Some("1.1.0"), false),
+                ("SN-2", "PO-2", Some("1.0.0"), false),
+                ("SN-3", "PO-1", Some("1.0.0"), false),
+                ("SN-3", "PO-2", None, false),
+                ("SN-4", "PO-1", Some("1.0.0"), false),
+                ("SN-5", "PO-1", Some("1.0.0"), true),
+            ]
+        );
+        let c = a.counts();
+        assert_eq!((c.total, c.revoked), (6, 1));
+        let map = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert_eq!(c.by_order, map(&[("PO-1", 4), ("PO-2", 2)]));
+        assert_eq!(c.by_factory, map(&[("cm", 4), ("cm-2", 2)]));
+        assert_eq!(c.by_release, map(&[("1.0.0", 4), ("1.1.0", 1), ("*", 1)]));
+        assert!(a.push("not a serial!", lot("PO-1", None), false).is_err());
+        assert!(a.push("SN-9", lot("bad order!", None), false).is_err());
+        assert_eq!(a.len(), 6);
     }
 }

@@ -1796,6 +1796,23 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     assert_eq!(wide[0].release, None);
     assert_eq!(a.by_release.get("*"), Some(&1));
 
+    // SN-000001 updates again, to 1.6.0, which no link names: it runs 1.5.0 no more.
+    kit.admin
+        .upload_release(
+            &product,
+            "1.6.0",
+            &build(&release_pem, (1, 6, 0, 0), EncKind::X25519),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, _, _) = devices[0].get_bytes(LATEST).await;
+    assert_eq!(status, 200);
+    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    assert_eq!(a.total, 3);
+    assert_eq!(a.by_release.get("1.5.0+0"), None);
+    assert!(a.units.iter().all(|u| u.serial != "SN-000001"));
+
     let e = api_error(
         kit.admin
             .vuln_affected("vr-0000000000000000", None)

@@ -4,7 +4,8 @@
 // follows the server's live snapshots over server-sent events.
 "use strict";
 
-const state = { csrf: null, role: null, order: null, events: null, openAlerts: -1 };
+const state = { csrf: null, role: null, order: null, events: null, openAlerts: -1, reportsAt: 0 };
+const REPORTS_EVERY_MS = 5000;
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -49,6 +50,7 @@ async function start() {
   $("logout").addEventListener("click", logout);
   $("unit-search").addEventListener("submit", searchUnit);
   $("alerts-all").addEventListener("change", loadAlerts);
+  $("vulns-due").addEventListener("change", loadReports);
   try {
     enter(await api("/ui/session"));
   } catch {
@@ -82,6 +84,9 @@ function enter(session) {
   $("app").hidden = false;
   loadAlerts();
   loadCheckpoint();
+  // Reports are for admins alone: an auditor's token does not read them.
+  $("vulns").hidden = session.role !== "admin";
+  if (session.role === "admin") loadReports();
   follow();
 }
 
@@ -118,6 +123,8 @@ function render(snap) {
     loadAlerts();
   }
   if (state.order) loadReport(state.order, true);
+  // New reports and changed deadlines show within a few seconds, without a fetch per snapshot.
+  if (state.role === "admin" && Date.now() - state.reportsAt > REPORTS_EVERY_MS) loadReports();
   loadCheckpoint();
 }
 
@@ -234,6 +241,51 @@ async function act(id, action) {
     alert(err.message);
   }
   loadAlerts();
+}
+
+// ---- Vulnerability reports ----------------------------------------------------------------------
+
+// A report's text is the researcher's, sent to a public route: it is only ever set as text.
+const DESCRIPTION_SHOWN = 200;
+
+async function loadReports() {
+  state.reportsAt = Date.now();
+  try {
+    const reports = await api(`/v1/vulnerability-reports${$("vulns-due").checked ? "?due=true" : ""}`);
+    $("reports").tBodies[0].replaceChildren(...reports.map((r) => {
+      const actions = el("td", {});
+      if (r.next_states.length) {
+        const choice = el("select", { class: "next-state", title: "the states it may move to" },
+          ...r.next_states.map((s) => el("option", { value: s }, s)));
+        const move = el("button", { class: "move", type: "button" }, "Set");
+        move.addEventListener("click", () => moveReport(r.id, choice.value));
+        actions.append(choice, " ", move);
+      }
+      const deadlines = r.deadlines.map((d) => el("div", { class: `deadline due-${d.status}` },
+        `${d.deadline.replace("_", " ")}: ${d.status}${d.due_at ? ` (due ${d.due_at})` : ""}`));
+      const text = r.description || (r.encrypted ? "(encrypted)" : "");
+      const description = el("td", { class: "description", title: text },
+        text.length > DESCRIPTION_SHOWN ? `${text.slice(0, DESCRIPTION_SHOWN)}…` : text);
+      return el("tr", { class: "report", "data-report-id": r.id },
+        el("td", {}, r.id), el("td", {}, r.received_at),
+        el("td", {}, [r.product, r.version].filter(Boolean).join(" ") || "–"),
+        el("td", { class: `state report-${r.state}` }, r.state),
+        el("td", {}, r.class ? r.class.replace("_", " ") : "–"),
+        el("td", { class: "deadlines" }, ...deadlines), description, actions);
+    }));
+  } catch (err) {
+    $("reports").tBodies[0].replaceChildren(el("tr", {}, el("td", { class: "error" }, err.message)));
+  }
+}
+
+async function moveReport(id, to) {
+  try {
+    await api(`/v1/vulnerability-reports/${encodeURIComponent(id)}/state`,
+      { method: "POST", body: JSON.stringify({ state: to }) });
+  } catch (err) {
+    alert(err.message);
+  }
+  loadReports();
 }
 
 // ---- Units --------------------------------------------------------------------------------------

@@ -419,6 +419,9 @@ impl FirmwareStore for PostgresStore {
                 "WITH event AS (
                      INSERT INTO events (kind, order_id, bytes, leaf_hash)
                      VALUES ($1, $2, $3, $4) RETURNING seq
+                 ), latest AS (
+                     UPDATE unit_firmware SET latest_release_id = $6
+                     WHERE order_id = $2 AND serial = $5
                  )
                  INSERT INTO firmware_deliveries (order_id, serial, release_id, wrap,
                                                   image_sha256, event_seq, delivered_at)

@@ -309,14 +309,14 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "unit_firmware",
-        [Text, Text, Text, Blob, Blob, Int, Blob],
+        [Text, Text, Text, Blob, Blob, Int, Blob, Text],
         read: "SELECT order_id, serial, release_id, wrap, image_sha256, event_index + 1,
-                      encryption_key
+                      encryption_key, latest_release_id
                FROM unit_firmware",
         write: "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256,
-                                           event_seq, encryption_key)
+                                           event_seq, encryption_key, latest_release_id)
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[],
-                                     $5::bytea[], $6::bigint[], $7::bytea[])",
+                                     $5::bytea[], $6::bigint[], $7::bytea[], $8::text[])",
     ),
     table!(
         "firmware_deliveries",

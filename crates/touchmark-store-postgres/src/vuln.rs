@@ -3,6 +3,7 @@
 //! rules one after the other.
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt as _;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use touchmark_core::ProductId;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    AffectedUnit, CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report,
+    Affected, CraClass, CvssVector, Deadline, Link, LotText, PackageUrl, PerDeadline, Report,
     ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, to_millis};
@@ -76,58 +77,53 @@ fn report(r: &PgRow) -> Result<Report> {
 }
 
 /// The units a report affects ([`VulnStore::affected_units`]), as SQLite's: the releases its
-/// links name, the units whose firmware is one of them and that received none after it (by
-/// the events' sequence), and every issued unit of a product linked without a release or
-/// component.
+/// links name, the units whose current firmware (`latest_release_id`, else the release of
+/// their provisioning) is one of them, and every issued unit of a product linked without a
+/// release or component.
 const AFFECTED_SQL: &str = "
 WITH named AS (
     SELECT DISTINCT release_id FROM vuln_links WHERE report_id = $1 AND release_id IS NOT NULL
 ), wide AS (
     SELECT DISTINCT product FROM vuln_links
     WHERE report_id = $1 AND release_id IS NULL AND purl IS NULL
-), received AS (
-    SELECT order_id, serial, release_id, event_seq FROM unit_firmware
-    WHERE release_id IN (SELECT release_id FROM named)
-    UNION ALL
-    SELECT order_id, serial, release_id, event_seq FROM firmware_deliveries
-    WHERE release_id IN (SELECT release_id FROM named)
+), lots AS MATERIALIZED (
+    SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
+    FROM named n
+    JOIN releases rel ON rel.id = n.release_id
+    JOIN orders o ON o.product = rel.product
+    WHERE o.product NOT IN (SELECT product FROM wide)
 ), revoked AS MATERIALIZED (
     SELECT product, serial FROM units WHERE status = 'revoked'
 ), running AS (
-    SELECT r.* FROM received r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM firmware_deliveries later
-        WHERE later.order_id = r.order_id AND later.serial = r.serial
-          AND later.event_seq > r.event_seq)
+    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
+    WHERE uf.release_id = l.release_id AND uf.order_id = l.order_id
+      AND uf.latest_release_id IS NULL
+    UNION ALL
+    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
+    WHERE uf.latest_release_id = l.release_id AND uf.order_id = l.order_id
 )
-SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version,
+SELECT r.serial, r.order_id, r.product, r.factory, r.release_id, r.version,
        CASE WHEN rv.serial IS NULL THEN 'provisioned' ELSE 'revoked' END
 FROM running r
-JOIN orders o ON o.id = r.order_id
-JOIN releases rel ON rel.id = r.release_id
-LEFT JOIN revoked rv ON rv.product = o.product AND rv.serial = r.serial
-WHERE o.product NOT IN (SELECT product FROM wide)
+LEFT JOIN revoked rv ON rv.product = r.product AND rv.serial = r.serial
 UNION ALL
 SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
 FROM units u JOIN orders o ON o.id = u.order_id
 WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')";
 
-/// An affected unit's row.
-fn affected(r: &PgRow) -> Result<AffectedUnit> {
-    let status: String = get(r, 6)?;
-    Ok(AffectedUnit {
-        serial: touchmark_core::Serial::parse(&get::<String>(r, 0)?)
-            .map_err(|e| corrupt("affected unit serial", e))?,
-        order: touchmark_core::OrderId::parse(&get::<String>(r, 1)?)
-            .map_err(|e| corrupt("affected unit order", e))?,
-        product: ProductId::parse(&get::<String>(r, 2)?)
-            .map_err(|e| corrupt("affected unit product", e))?,
-        factory: touchmark_core::FactoryId::parse(&get::<String>(r, 3)?)
-            .map_err(|e| corrupt("affected unit factory", e))?,
+/// Adds an affected unit's row to `affected`, reading its text in place: only a lot seen for
+/// the first time is copied.
+fn add_affected(affected: &mut Affected, r: &PgRow) -> Result<()> {
+    let lot = LotText {
+        order: get(r, 1)?,
+        product: get(r, 2)?,
+        factory: get(r, 3)?,
         release: get(r, 4)?,
         version: get(r, 5)?,
-        revoked: status == "revoked",
-    })
+    };
+    affected
+        .push(get(r, 0)?, lot, get::<&str>(r, 6)? == "revoked")
+        .map_err(|e| corrupt("affected unit", e))
 }
 
 fn link(r: &PgRow) -> Result<Link> {
@@ -356,15 +352,20 @@ impl VulnStore for PostgresStore {
         Ok(run.await?)
     }
 
-    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Vec<AffectedUnit>> {
+    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Affected> {
         let run = async {
-            sqlx::query(AFFECTED_SQL)
-                .bind(report)
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(affected)
-                .collect::<Result<Vec<_>>>()
+            let mut tx = self.pool().begin().await?;
+            // Compiling the plan to machine code costs more than it saves on this query, whose
+            // estimated cost (a million rows) would otherwise pass JIT's threshold.
+            sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+            let mut affected = Affected::default();
+            let mut rows = sqlx::query(AFFECTED_SQL).bind(report).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                add_affected(&mut affected, &row)?;
+            }
+            drop(rows);
+            tx.commit().await?;
+            Ok::<_, Error>(affected)
         };
         Ok(run.await?)
     }

@@ -433,6 +433,18 @@ impl FirmwareStore for SqliteStore {
                     index as i64,
                     format_timestamp(event.at),
                 ])?;
+            // The unit now runs this release: deliveries are appended in log order, so the
+            // last one recorded is the latest.
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE unit_firmware SET latest_release_id = ?3
+                     WHERE order_id = ?1 AND serial = ?2",
+                )?
+                .execute(params![
+                    delivery.order.as_str(),
+                    delivery.serial.as_str(),
+                    delivery.release
+                ])?;
             Ok(None)
         })
         .await

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_attestation.sql"),
     include_str!("../migrations/0019_vulnerabilities.sql"),
     include_str!("../migrations/0020_units_revoked.sql"),
+    include_str!("../migrations/0023_latest_release.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
@@ -1306,5 +1307,56 @@ mod tests {
             [record.as_slice()],
         );
         assert!(again.is_err());
+    }
+
+    /// A database from before the current release was recorded per unit: the migration gives
+    /// each unit the release its last field update delivered (by log order, whatever the order
+    /// of the rows), and none to a unit that received no update.
+    #[test]
+    fn an_old_database_with_field_updates_migrates_to_the_latest_release() {
+        let at = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ADD COLUMN latest_release_id"))
+            .unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        // Only the tables the migration reads are filled: no orders or releases.
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        for sql in &MIGRATIONS[..at] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", at as i64).unwrap();
+        for (idx, serial) in [(1, "SN-1"), (2, "SN-2"), (3, "SN-3")] {
+            conn.execute(
+                "INSERT INTO unit_firmware (order_id, serial, release_id, wrap, image_sha256, event_index)
+                 VALUES ('o', ?1, 'r1', x'00', x'00', ?2)",
+                params![serial, idx],
+            )
+            .unwrap();
+        }
+        for (idx, serial, release) in [(9, "SN-3", "r3"), (5, "SN-3", "r2"), (6, "SN-2", "r2")] {
+            conn.execute(
+                "INSERT INTO firmware_deliveries (order_id, serial, release_id, wrap, image_sha256, event_index, delivered_at)
+                 VALUES ('o', ?1, ?2, x'00', x'00', ?3, '2026-01-01T00:00:00.000Z')",
+                params![serial, release, idx],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT serial, latest_release_id FROM unit_firmware ORDER BY serial")
+            .unwrap();
+        let rows: Vec<(String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("SN-1".to_owned(), None),
+                ("SN-2".to_owned(), Some("r2".to_owned())),
+                ("SN-3".to_owned(), Some("r3".to_owned())),
+            ]
+        );
     }
 }

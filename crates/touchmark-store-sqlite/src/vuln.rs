@@ -8,7 +8,7 @@ use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    AffectedUnit, CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report,
+    Affected, CraClass, CvssVector, Deadline, Link, LotText, PackageUrl, PerDeadline, Report,
     ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
@@ -80,76 +80,69 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
 }
 
 /// The units a report affects ([`VulnStore::affected_units`]): the releases its links name,
-/// the units whose firmware is one of them (at provisioning, `unit_firmware`, or by a field
-/// update, `firmware_deliveries`) and received no firmware after it, and every issued unit of
-/// a product linked without a release or component. Indexes: `unit_firmware_by_release`,
-/// `firmware_deliveries_by_release`, and the deliveries' key for the later-delivery check.
+/// the units whose current firmware is one of them (the release of their provisioning while
+/// `latest_release_id` is NULL, else the release the last field update delivered, which the
+/// delivery records there), and every issued unit of a product linked without a release or
+/// component. Indexes: `unit_firmware_running` and `unit_firmware_updated`, which hold the
+/// serial and order, so that no table row is read per unit.
 const AFFECTED_SQL: &str = "
 WITH named AS (
     SELECT DISTINCT release_id FROM vuln_links WHERE report_id = ?1 AND release_id IS NOT NULL
 ), wide AS (
     SELECT DISTINCT product FROM vuln_links
     WHERE report_id = ?1 AND release_id IS NULL AND purl IS NULL
-), received AS (
-    SELECT order_id, serial, release_id, event_index FROM unit_firmware
-    WHERE release_id IN (SELECT release_id FROM named)
-    UNION ALL
-    SELECT order_id, serial, release_id, event_index FROM firmware_deliveries
-    WHERE release_id IN (SELECT release_id FROM named)
+), lots AS MATERIALIZED (
+    SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
+    FROM named n
+    JOIN releases rel ON rel.id = n.release_id
+    JOIN orders o ON o.product = rel.product
+    WHERE o.product NOT IN (SELECT product FROM wide)
 ), revoked AS MATERIALIZED (
     SELECT product, serial FROM units WHERE status = 'revoked'
 ), running AS (
-    SELECT r.* FROM received r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM firmware_deliveries later
-        WHERE later.order_id = r.order_id AND later.serial = r.serial
-          AND later.event_index > r.event_index)
+    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
+    WHERE uf.release_id = l.release_id AND uf.order_id = l.order_id
+      AND uf.latest_release_id IS NULL
+    UNION ALL
+    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
+    WHERE uf.latest_release_id = l.release_id AND uf.order_id = l.order_id
 )
-SELECT r.serial, r.order_id, o.product, o.factory, r.release_id, rel.version,
+SELECT r.serial, r.order_id, r.product, r.factory, r.release_id, r.version,
        CASE WHEN rv.serial IS NULL THEN 'provisioned' ELSE 'revoked' END
 FROM running r
-JOIN orders o ON o.id = r.order_id
-JOIN releases rel ON rel.id = r.release_id
-LEFT JOIN revoked rv ON rv.product = o.product AND rv.serial = r.serial
-WHERE o.product NOT IN (SELECT product FROM wide)
+LEFT JOIN revoked rv ON rv.product = r.product AND rv.serial = r.serial
 UNION ALL
 SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
 FROM units u JOIN orders o ON o.id = u.order_id
 WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')";
 
-/// An affected unit's row.
-fn affected_row(r: &Row<'_>) -> rusqlite::Result<Result<AffectedUnit>> {
-    let (serial, order, product, factory, release, version, status): (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-    ) = (
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    );
-    Ok((|| {
-        Ok(AffectedUnit {
-            serial: touchmark_core::Serial::parse(&serial)
-                .map_err(|e| corrupt("affected unit serial", e))?,
-            order: touchmark_core::OrderId::parse(&order)
-                .map_err(|e| corrupt("affected unit order", e))?,
-            product: ProductId::parse(&product).map_err(|e| corrupt("affected unit product", e))?,
-            factory: touchmark_core::FactoryId::parse(&factory)
-                .map_err(|e| corrupt("affected unit factory", e))?,
-            release,
-            version,
-            revoked: status == "revoked",
-        })
-    })())
+/// Adds an affected unit's row to `affected`, reading its text in place: only a lot seen for
+/// the first time is copied.
+fn add_affected(affected: &mut Affected, r: &Row<'_>) -> Result<()> {
+    let lot = LotText {
+        order: text_at(r, 1)?,
+        product: text_at(r, 2)?,
+        factory: text_at(r, 3)?,
+        release: optional_text_at(r, 4)?,
+        version: optional_text_at(r, 5)?,
+    };
+    affected
+        .push(text_at(r, 0)?, lot, text_at(r, 6)? == "revoked")
+        .map_err(|e| corrupt("affected unit", e))
+}
+
+/// Column `i` of `r` as text, read in place.
+fn text_at<'r>(r: &'r Row<'_>, i: usize) -> Result<&'r str> {
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|e| corrupt("affected unit", e))
+}
+
+/// Column `i` of `r` as text or NULL, read in place.
+fn optional_text_at<'r>(r: &'r Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| corrupt("affected unit", e))
 }
 
 fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<Link>> {
@@ -373,12 +366,16 @@ impl VulnStore for SqliteStore {
         .await
     }
 
-    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Vec<AffectedUnit>> {
+    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Affected> {
         let report = report.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(AFFECTED_SQL)?;
-            let rows = stmt.query_map([report.as_str()], affected_row)?;
-            rows.map(|r| r?).collect()
+            let mut rows = stmt.query([report.as_str()])?;
+            let mut affected = Affected::default();
+            while let Some(row) = rows.next()? {
+                add_affected(&mut affected, row)?;
+            }
+            Ok(affected)
         })
         .await
     }

@@ -449,8 +449,7 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
     /// by log order) is a release a link names, and every issued unit of a product a link
     /// names without a release or component (then its releases are not looked at: each of its
     /// units is listed once, with no release).
-    async fn affected_units(&self, report: &str)
-    -> Result<Vec<touchmark_core::vuln::AffectedUnit>>;
+    async fn affected_units(&self, report: &str) -> Result<touchmark_core::vuln::Affected>;
     /// Marks `deadline`'s alert of report `id` raised at `at`, unless it was: whether this
     /// call marked it. Not an event of its own: the alert is (`alert.raised`).
     async fn mark_alerted(

@@ -112,6 +112,9 @@ pub struct ReportBody {
     pub id: String,
     /// Its state.
     pub state: String,
+    /// The states an admin may move it to from this one.
+    #[serde(default)]
+    pub next_states: Vec<String>,
     /// The product the researcher named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,

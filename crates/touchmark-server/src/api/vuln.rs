@@ -12,7 +12,6 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 use touchmark_core::api::{
     AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, ErrorBody,
@@ -97,6 +96,10 @@ fn report_body(r: Report, links: Vec<Link>, now: time::OffsetDateTime) -> Report
     ReportBody {
         id: r.id,
         state: r.state.as_str().to_owned(),
+        next_states: touchmark_core::policy::vuln::next_states(r.state)
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
         product: r.content.product.map(|p| p.to_string()),
         version: r.content.version,
         description: r.content.description,
@@ -401,39 +404,32 @@ pub async fn affected(
     query: Result<Query<AffectedQuery>, QueryRejection>,
 ) -> ApiResult<Json<AffectedBody>> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let (units, unresolved_links) = s.authority.affected_units(&id).await?;
-    let mut body = AffectedBody {
-        report: id,
-        total: units.len() as u64,
-        revoked: 0,
-        by_order: BTreeMap::new(),
-        by_factory: BTreeMap::new(),
-        by_release: BTreeMap::new(),
-        unresolved_links,
-        units: Vec::new(),
-    };
+    let (affected, unresolved_links) = s.authority.affected_units(&id).await?;
+    let counts = affected.counts();
     let limit = query
         .limit
         .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    for unit in units {
-        *body.by_order.entry(unit.order.to_string()).or_default() += 1;
-        *body.by_factory.entry(unit.factory.to_string()).or_default() += 1;
-        *body
-            .by_release
-            .entry(unit.version.clone().unwrap_or_else(|| "*".into()))
-            .or_default() += 1;
-        body.revoked += u64::from(unit.revoked);
-        if body.units.len() < limit {
-            body.units.push(AffectedUnitBody {
-                serial: unit.serial.to_string(),
-                order: unit.order.to_string(),
-                product: unit.product.to_string(),
-                factory: unit.factory.to_string(),
-                release: unit.release,
-                version: unit.version,
-                revoked: unit.revoked,
-            });
-        }
-    }
+    let body = AffectedBody {
+        report: id,
+        total: counts.total,
+        revoked: counts.revoked,
+        by_order: counts.by_order,
+        by_factory: counts.by_factory,
+        by_release: counts.by_release,
+        unresolved_links,
+        units: affected
+            .units()
+            .take(limit)
+            .map(|(serial, lot, revoked)| AffectedUnitBody {
+                serial: serial.to_string(),
+                order: lot.order.to_string(),
+                product: lot.product.to_string(),
+                factory: lot.factory.to_string(),
+                release: lot.release.clone(),
+                version: lot.version.clone(),
+                revoked,
+            })
+            .collect(),
+    };
     Ok(Json(body))
 }

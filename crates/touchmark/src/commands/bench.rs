@@ -50,6 +50,9 @@ pub enum BenchCommand {
     /// The units a vulnerability report affects (`touchmark vuln affected`) over a lineage of
     /// 1,000,000 units, on SQLite or on PostgreSQL: the query's median and slowest round.
     Affected(AffectedArgs),
+    /// The public vulnerability intake under a flood of 1,000 reports/s from one address:
+    /// what the limit lets through, and the admins' p99 during the flood beside it alone.
+    Intake(IntakeArgs),
     /// Revocation: cached OCSP answers per second at c=32 beside `openssl ocsp` on the same
     /// requests, the time from a revocation to refreshed CRL and OCSP answers, and the size and
     /// signing time of a CRL of 100,000 entries.
@@ -143,6 +146,24 @@ pub struct AffectedArgs {
     /// instead of SQLite.
     #[arg(long = "database", value_name = "URL")]
     pub database: Option<DatabaseUrl>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `bench intake`.
+#[derive(Debug, Args)]
+pub struct IntakeArgs {
+    /// Flood requests per second, from one address [default: 1,000].
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Seconds each phase (the admins alone, then with the flood) lasts [default: 10; 2 with
+    /// --quick].
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// A short run, for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -409,6 +430,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 return output::json(&report);
             }
             print_affected(&report);
+        }
+        BenchCommand::Intake(args) => {
+            let report = touchmark_bench::intake::run(
+                &touchmark_bench::intake::Options {
+                    rate: args.rate,
+                    seconds: args.seconds,
+                    quick: args.quick,
+                },
+                &progress,
+            )
+            .await?;
+            if args.json {
+                return output::json(&report);
+            }
+            print_intake(&report);
         }
         BenchCommand::Ocsp(args) => {
             let plan = OcspPlan::new(ocsp::Options {
@@ -1122,6 +1158,56 @@ fn print_affected(r: &touchmark_bench::affected::AffectedReport) {
                 Some(false) => format!("MISSED: median > {} ms", ms(r.goal_ms)),
                 None => "not judged: fewer units than the target's 1,000,000".into(),
             },
+        ),
+    ]);
+}
+
+/// Prints the result of `bench intake`.
+fn print_intake(r: &touchmark_bench::intake::IntakeReport) {
+    println!("Touchmark vulnerability intake benchmark");
+    if r.build == "debug" {
+        println!();
+        println!("  !!! DEBUG BUILD: these figures say nothing about production speed.");
+    }
+    println!();
+    let admin = |a: &touchmark_bench::intake::AdminTraffic| {
+        format!(
+            "{} requests, p50 {} ms, p99 {} ms, slowest {} ms",
+            a.requests,
+            ms(a.p50_ms),
+            ms(a.p99_ms),
+            ms(a.max_ms)
+        )
+    };
+    let f = &r.flood;
+    fields(&[
+        ("build", r.build.to_owned()),
+        ("server", r.server.clone()),
+        ("phases", format!("{} s each", r.seconds)),
+        ("admins alone", admin(&r.baseline)),
+        ("admins, flood", admin(&r.during_flood)),
+        (
+            "admin p99 ratio",
+            format!("{:.2} (flood / alone)", r.admin_p99_ratio),
+        ),
+        (
+            "flood",
+            format!(
+                "{:.0}/s offered, {:.0}/s sent ({} sent, {} not sent at their time)",
+                f.offered_per_s, f.sent_per_s, f.sent, f.not_sent
+            ),
+        ),
+        (
+            "answers",
+            format!(
+                "{} accepted (the limit allows {} at most), {} limited with 429, p50 {} ms, \
+                 p99 {} ms",
+                f.accepted,
+                f.allowed_at_most,
+                f.limited,
+                ms(f.limited_p50_ms),
+                ms(f.limited_p99_ms)
+            ),
         ),
     ]);
 }

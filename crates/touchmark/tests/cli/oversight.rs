@@ -173,12 +173,12 @@ async fn a_webhook_delivery_survives_a_killed_server() {
 /// Protocol on its standard streams: it prints `READY <count>` once logged in and live; for
 /// each line `ISSUED <n>` it reads, it waits until the live count shows `<count> + n`, within
 /// the time the line allows, and prints `SEEN <n> <ms>`; then it acknowledges the alert,
-/// finds the unit, and prints `DONE`.
+/// finds the unit, triages the vulnerability report, and prints `DONE`.
 const BROWSER: &str = r##"
 import json, sys, time
 from playwright.sync_api import sync_playwright, expect
 
-base, token, chromium, serial, alert_id = sys.argv[1:6]
+base, token, chromium, serial, alert_id, report_id = sys.argv[1:7]
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
     context = browser.new_context(ignore_https_errors=True)
@@ -230,6 +230,18 @@ with sync_playwright() as p:
     page.click("#orders tbody tr")
     expect(page.locator("#report")).to_be_visible()
     expect(page.locator('[data-measurement="rf_power/tx_dbm"] svg')).to_have_count(2)
+    # The vulnerability report a researcher sent, its markup shown as text and never run,
+    # triaged from the page.
+    expect(page.locator("#vulns")).to_be_visible()
+    report = page.locator(f'tr.report[data-report-id="{report_id}"]')
+    expect(report.locator("td.state")).to_have_text("received")
+    expect(report.locator("td.description")).to_contain_text("<img id=pwned")
+    assert page.locator("#pwned").count() == 0, "the report's markup became an element"
+    assert page.evaluate("window.pwned") is None, "the report's script ran"
+    expect(report.locator("select.next-state option")).to_have_count(1)
+    report.locator("select.next-state").select_option("triaged")
+    report.locator("button.move").click()
+    expect(report.locator("td.state")).to_have_text("triaged")
     browser.close()
     print("DONE", flush=True)
 "##;
@@ -237,8 +249,8 @@ with sync_playwright() as p:
 /// The dashboard in Debian's chromium, driven by Playwright: log in with a token (the session
 /// is an HttpOnly, SameSite cookie; the page is under a strict CSP; a change without the CSRF
 /// token is refused), watch the live count rise while `station run` provisions (each issuance
-/// shown within a second), acknowledge an alert, find a unit by its serial. The first load is
-/// under 300 KB.
+/// shown within a second), acknowledge an alert, find a unit by its serial, triage a
+/// vulnerability report whose markup is shown as text. The first load is under 300 KB.
 #[test]
 #[cfg_attr(
     not(tm_playwright),
@@ -277,12 +289,29 @@ fn the_dashboard_works_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(100));
     };
 
+    // A report with markup and script in it, sent to the public intake.
+    let report = runtime
+        .block_on(
+            admin.submit_vulnerability_report(&touchmark_core::api::SubmitReport {
+                product: None,
+                version: Some("1.0.0".into()),
+                description: Some(
+                    "<img id=pwned src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>"
+                        .into(),
+                ),
+                encrypted: None,
+                cvss: None,
+                contact: None,
+            }),
+        )
+        .unwrap();
+
     let python = touchmark_testenv::tool(&touchmark_testenv::PLAYWRIGHT);
     let chromium = touchmark_testenv::tool(&touchmark_testenv::CHROMIUM);
     let mut browser = Command::new(python)
         .args(["-c", BROWSER, &served.url, &token])
         .arg(&chromium)
-        .args(["SN-000001", &alert.id])
+        .args(["SN-000001", &alert.id, &report.id])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -346,4 +375,12 @@ fn the_dashboard_works_in_a_real_browser() {
         .find(|e| e.kind == "alert.acknowledged")
         .expect("the acknowledgement is logged");
     assert!(ack.canonical.contains(&alert.id), "{}", ack.canonical);
+    // The triage is the page's, logged.
+    let triaged = runtime.block_on(admin.vuln_report(&report.id)).unwrap();
+    assert_eq!(triaged.state, "triaged");
+    let moved = events
+        .iter()
+        .find(|e| e.kind == "vuln.state_changed")
+        .expect("the triage is logged");
+    assert!(moved.canonical.contains(&report.id), "{}", moved.canonical);
 }
