@@ -55,8 +55,14 @@ fn own_sbom() -> Result<Vec<u8>, String> {
         .nth(2)
         .ok_or("the package is not two levels below its workspace")?;
     // Any change to what is locked or declared makes a new SBOM.
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.toml").display()
+    );
     for manifest in manifests(&root.join("crates")) {
         println!("cargo:rerun-if-changed={}", manifest.display());
     }

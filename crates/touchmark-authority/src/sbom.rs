@@ -36,7 +36,10 @@ pub(crate) fn check(
         SbomError::Internal(_) => AuthorityError::internal(e),
         e => refused(format_args!("is {e}")),
     })?;
-    for hash in bom.subject_sha256().map_err(|e| refused(format_args!("is {e}")))? {
+    for hash in bom
+        .subject_sha256()
+        .map_err(|e| refused(format_args!("is {e}")))?
+    {
         if hash != image_sha256.0 {
             return Err(refused(format_args!(
                 "describes another image: the SHA-256 of metadata.component is {}, the \
@@ -113,17 +116,22 @@ mod tests {
         let other = Sha256Hash::of(b"another image").to_hex();
         let (code, message) = code_and_message(check(bom(&other).as_bytes(), &image).unwrap_err());
         assert_eq!(code, ErrorCode::SbomInvalid);
-        assert!(message.contains(&other) && message.contains(&image.to_hex()), "{message}");
+        assert!(
+            message.contains(&other) && message.contains(&image.to_hex()),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_package_url_that_does_not_parse_is_refused_with_its_place() {
         let bom = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[
             {"type":"library","name":"a","components":[{"type":"library","name":"b","purl":"cargo/b"}]}]}"#;
-        let (code, message) =
-            code_and_message(check(bom, &Sha256Hash::of(b"image")).unwrap_err());
+        let (code, message) = code_and_message(check(bom, &Sha256Hash::of(b"image")).unwrap_err());
         assert_eq!(code, ErrorCode::SbomInvalid);
-        assert!(message.contains("/components/0/components/0/purl"), "{message}");
+        assert!(
+            message.contains("/components/0/components/0/purl"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -60,9 +60,8 @@ impl<'a> SemVer<'a> {
             Some((rest, build)) => (rest, Some(build)),
             None => (text, None),
         };
-        let ident_ok = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
+        let ident_ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if let Some(build) = build
             && !build.split('.').all(ident_ok)
         {
@@ -225,8 +224,17 @@ mod tests {
     #[test]
     fn what_is_not_semver_is_not_compared() {
         for bad in [
-            "1", "1.0", "1.0.0.0", "01.0.0", "1.0.0-01", "1.0.0-", "1.0.0+", "v1.0.0", "1.0.0-a..b",
-            "", "1.0.x",
+            "1",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.0.0-01",
+            "1.0.0-",
+            "1.0.0+",
+            "v1.0.0",
+            "1.0.0-a..b",
+            "",
+            "1.0.x",
         ] {
             assert_eq!(Scheme::SemVer.compare(bad, "1.0.0"), None, "{bad}");
             assert_eq!(Scheme::SemVer.compare("1.0.0", bad), None, "{bad}");

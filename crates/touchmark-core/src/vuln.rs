@@ -980,16 +980,32 @@ mod tests {
     #[test]
     fn package_url_keys_and_versions() {
         let cases = [
-            ("pkg:cargo/rustls@0.23.5", "pkg:cargo/rustls", Some("0.23.5")),
+            (
+                "pkg:cargo/rustls@0.23.5",
+                "pkg:cargo/rustls",
+                Some("0.23.5"),
+            ),
             ("pkg:Cargo/rustls", "pkg:cargo/rustls", None),
-            ("pkg:npm/%40scope/name@1.0.0-rc.1", "pkg:npm/@scope/name", Some("1.0.0-rc.1")),
+            (
+                "pkg:npm/%40scope/name@1.0.0-rc.1",
+                "pkg:npm/@scope/name",
+                Some("1.0.0-rc.1"),
+            ),
             (
                 "pkg:generic/mbedtls@3.5.0?download_url=https%3A%2F%2Fexample.com#a/b",
                 "pkg:generic/mbedtls",
                 Some("3.5.0"),
             ),
-            ("pkg:maven/org.apache/log4j-core@2.14.1", "pkg:maven/org.apache/log4j-core", Some("2.14.1")),
-            ("pkg:/github/zephyr/zephyr@v3.6.0%2Bx", "pkg:github/zephyr/zephyr", Some("v3.6.0+x")),
+            (
+                "pkg:maven/org.apache/log4j-core@2.14.1",
+                "pkg:maven/org.apache/log4j-core",
+                Some("2.14.1"),
+            ),
+            (
+                "pkg:/github/zephyr/zephyr@v3.6.0%2Bx",
+                "pkg:github/zephyr/zephyr",
+                Some("v3.6.0+x"),
+            ),
         ];
         for (purl, key, version) in cases {
             let p = PackageUrl::parse("purl", purl).unwrap();

@@ -176,7 +176,9 @@ pub fn validate(bytes: &[u8]) -> Result<Bom, SbomError> {
             )));
         }
     }
-    let validator = VALIDATOR.as_ref().map_err(|e| SbomError::Internal(e.clone()))?;
+    let validator = VALIDATOR
+        .as_ref()
+        .map_err(|e| SbomError::Internal(e.clone()))?;
     let violations: Vec<Violation> = validator
         .iter_errors(&document)
         .take(MAX_MESSAGES)
@@ -259,7 +261,11 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
     if bytes.len() != 64 {
         return None;
     }
-    let digit = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let digit = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut out = [0u8; 32];
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
         out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
@@ -376,16 +382,25 @@ mod tests {
     #[test]
     fn messages_are_bounded() {
         let huge = "x".repeat(100_000);
-        let e = validate(bom(&format!(r#","components":[{{"type":"{huge}","name":"a"}}]"#)).as_bytes())
-            .unwrap_err();
+        let e = validate(
+            bom(&format!(
+                r#","components":[{{"type":"{huge}","name":"a"}}]"#
+            ))
+            .as_bytes(),
+        )
+        .unwrap_err();
         let text = e.to_string();
-        assert!(text.len() < MAX_MESSAGES * (MAX_MESSAGE_CHARS + 100) * 4, "{}", text.len());
+        assert!(
+            text.len() < MAX_MESSAGES * (MAX_MESSAGE_CHARS + 100) * 4,
+            "{}",
+            text.len()
+        );
         let many: String = (0..50)
             .map(|_| r#"{"type":"nope","name":"a"}"#)
             .collect::<Vec<_>>()
             .join(",");
-        let SbomError::Schema(v) = validate(bom(&format!(r#","components":[{many}]"#)).as_bytes())
-            .unwrap_err()
+        let SbomError::Schema(v) =
+            validate(bom(&format!(r#","components":[{many}]"#)).as_bytes()).unwrap_err()
         else {
             panic!("not a schema refusal");
         };

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
-    ComponentRelease,
-    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+    ComponentRelease, FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm,
+    UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_core::{OrderId, ProductId, Serial};

@@ -5,8 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
-    ComponentRelease,
-    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+    ComponentRelease, FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm,
+    UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_core::{OrderId, ProductId, Serial};

@@ -140,8 +140,14 @@ async fn a_valid_sbom_is_stored_bound_to_its_image_served_and_indexed(backend: B
     assert_eq!(release.sbom_sha256, Some(Sha256Hash::of(&sbom).to_hex()));
     let events = events_of(&kit, "release.created").await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["sbom_sha256"], Sha256Hash::of(&sbom).to_hex().as_str());
-    assert_eq!(events[0]["image_sha256"], Sha256Hash::of(&image).to_hex().as_str());
+    assert_eq!(
+        events[0]["sbom_sha256"],
+        Sha256Hash::of(&sbom).to_hex().as_str()
+    );
+    assert_eq!(
+        events[0]["image_sha256"],
+        Sha256Hash::of(&image).to_hex().as_str()
+    );
     assert_eq!(
         kit.admin.release_sbom(&product, &release.id).await.unwrap(),
         sbom
@@ -312,8 +318,16 @@ async fn invalid_sboms_are_refused_as_the_oracle_refuses_them_and_nothing_is_sto
         let touchmark_client::ClientError::Api { status, body } = e else {
             panic!("{what}: not an API error");
         };
-        assert_eq!((status, body.code.as_str()), (422, "sbom_invalid"), "{what}");
-        assert!(body.message.starts_with("the SBOM "), "{what}: {}", body.message);
+        assert_eq!(
+            (status, body.code.as_str()),
+            (422, "sbom_invalid"),
+            "{what}"
+        );
+        assert!(
+            body.message.starts_with("the SBOM "),
+            "{what}: {}",
+            body.message
+        );
         for word in says {
             assert!(body.message.contains(word), "{what}: {}", body.message);
         }
@@ -329,7 +343,13 @@ async fn invalid_sboms_are_refused_as_the_oracle_refuses_them_and_nothing_is_sto
     assert!(kit.admin.releases(&product).await.unwrap().is_empty());
     assert!(events_of(&kit, "release.created").await.is_empty());
     for key in ["pkg:cargo/rustls", "pkg:generic/acme/sensor-fw"] {
-        assert!(kit.store.releases_with_component(key).await.unwrap().is_empty());
+        assert!(
+            kit.store
+                .releases_with_component(key)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
     // The same image with its valid SBOM is then taken: the refusals left nothing behind.
     let sbom = serde_json::to_vec(&valid).unwrap();
@@ -357,7 +377,9 @@ async fn hostile_sboms_are_refused_quickly_with_bounded_messages(backend: Backen
     let deep_components = {
         let mut s = String::from(r#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":["#);
         for i in 0..60 {
-            s.push_str(&format!(r#"{{"type":"library","name":"c{i}","components":["#));
+            s.push_str(&format!(
+                r#"{{"type":"library","name":"c{i}","components":["#
+            ));
         }
         s.push_str(r#"{"type":"gadget","name":"innermost"}"#);
         for _ in 0..60 {
@@ -386,12 +408,18 @@ async fn hostile_sboms_are_refused_quickly_with_bounded_messages(backend: Backen
     let cases = [
         ("nesting a million levels deep", deep),
         ("components nested 60 deep", deep_components),
-        ("30,000 components, each with an error", many(r#","scope":"sometimes""#)),
+        (
+            "30,000 components, each with an error",
+            many(r#","scope":"sometimes""#),
+        ),
         ("a 3 MB value in an enumeration", huge_value),
     ];
     let size = kit.log_size().await;
     for (what, sbom) in &cases {
-        assert!(sbom.len() <= touchmark_authority::firmware::MAX_SBOM, "{what}");
+        assert!(
+            sbom.len() <= touchmark_authority::firmware::MAX_SBOM,
+            "{what}"
+        );
         let started = Instant::now();
         let e = kit
             .admin
@@ -402,8 +430,16 @@ async fn hostile_sboms_are_refused_quickly_with_bounded_messages(backend: Backen
         let touchmark_client::ClientError::Api { status, body } = e else {
             panic!("{what}: not an API error");
         };
-        assert_eq!((status, body.code.as_str()), (422, "sbom_invalid"), "{what}");
-        assert!(body.message.len() < 2_000, "{what}: {} bytes", body.message.len());
+        assert_eq!(
+            (status, body.code.as_str()),
+            (422, "sbom_invalid"),
+            "{what}"
+        );
+        assert!(
+            body.message.len() < 2_000,
+            "{what}: {} bytes",
+            body.message.len()
+        );
         assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
     }
     assert_eq!(kit.log_size().await, size);
@@ -415,7 +451,11 @@ async fn hostile_sboms_are_refused_quickly_with_bounded_messages(backend: Backen
         .upload_release(&product, "1.4.0", &image, Some(sbom.as_bytes()))
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let found = kit
         .store
         .releases_with_component("pkg:cargo/c29999")

@@ -253,20 +253,61 @@ pub async fn release_components_are_found_by_key(store: Arc<dyn Store>) {
     assert_eq!(
         store.releases_with_component(rustls).await.unwrap(),
         [
-            found("rel-1", "fw", "1.0.0", "pkg:cargo/rustls@0.21.0?feature=x", None),
-            found("rel-1", "fw", "1.0.0", "pkg:cargo/rustls@0.23.5", Some("0.23.5")),
-            found("rel-2", "fw", "1.1.0", "pkg:cargo/rustls@0.23.6", Some("0.23.6")),
-            found("rel-3", "other", "2.0.0", "pkg:cargo/rustls@0.23.5", Some("0.23.5")),
+            found(
+                "rel-1",
+                "fw",
+                "1.0.0",
+                "pkg:cargo/rustls@0.21.0?feature=x",
+                None
+            ),
+            found(
+                "rel-1",
+                "fw",
+                "1.0.0",
+                "pkg:cargo/rustls@0.23.5",
+                Some("0.23.5")
+            ),
+            found(
+                "rel-2",
+                "fw",
+                "1.1.0",
+                "pkg:cargo/rustls@0.23.6",
+                Some("0.23.6")
+            ),
+            found(
+                "rel-3",
+                "other",
+                "2.0.0",
+                "pkg:cargo/rustls@0.23.5",
+                Some("0.23.5")
+            ),
         ]
     );
     assert_eq!(
-        store.releases_with_component("pkg:cargo/ring").await.unwrap(),
-        [found("rel-2", "fw", "1.1.0", "pkg:cargo/ring@0.17.8", Some("0.17.8"))]
+        store
+            .releases_with_component("pkg:cargo/ring")
+            .await
+            .unwrap(),
+        [found(
+            "rel-2",
+            "fw",
+            "1.1.0",
+            "pkg:cargo/ring@0.17.8",
+            Some("0.17.8")
+        )]
     );
     // The key is matched whole: neither a prefix nor a full package URL finds anything.
-    for miss in ["pkg:cargo/rust", "pkg:cargo/rustls@0.23.5", "pkg:npm/rustls"] {
+    for miss in [
+        "pkg:cargo/rust",
+        "pkg:cargo/rustls@0.23.5",
+        "pkg:npm/rustls",
+    ] {
         assert!(
-            store.releases_with_component(miss).await.unwrap().is_empty(),
+            store
+                .releases_with_component(miss)
+                .await
+                .unwrap()
+                .is_empty(),
             "{miss}"
         );
     }
