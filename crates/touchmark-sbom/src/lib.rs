@@ -268,14 +268,14 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
     };
     let mut out = [0u8; 32];
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
     }
     Some(out)
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
 
