@@ -51,6 +51,7 @@ async fn events_of(kit: &TestServer, kind: &str) -> Vec<Value> {
 }
 
 // A release's SBOM: validated, bound to its image, served, indexed.
+#[path = "firmware/sbom.rs"]
 mod sbom;
 
 touchmark_testkit::both_backends!(
