@@ -121,7 +121,7 @@ fn manifests(crates: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
+        .flatten()
         .map(|e| e.path().join("Cargo.toml"))
         .filter(|p| p.is_file())
         .collect();
