@@ -243,16 +243,19 @@ impl Authority {
 
     /// Imports a release of `product`: the MCUboot image must be encrypted to one of the
     /// product's release keys, its hash TLV must match the decrypted image, and a registered
-    /// signing key must verify it (`docs/firmware.md`). It is stored as uploaded, with its SBOM,
-    /// and logged as `release.created`. The plaintext and the content key stay in memory and
-    /// are dropped when the checks end.
+    /// signing key must verify it (`docs/firmware.md`). An SBOM must be a CycloneDX 1.6 JSON
+    /// BOM valid against its schema and, if it gives the SHA-256 of the component it
+    /// describes, name the image's (`crate::sbom::check`). The release is stored as uploaded,
+    /// with its SBOM and the SBOM's components, and logged as `release.created`. The plaintext
+    /// and the content key stay in memory and are dropped when the checks end.
     ///
     /// # Errors
     /// `not_found` for an unknown product; the image's refusal code (`image_too_large`,
     /// `not_mcuboot_image`, `image_malformed`, `not_encrypted`, `release_key_unknown`,
-    /// `enc_tlv_hmac_mismatch`, `hash_mismatch`, `signature_invalid`); `unprocessable` for a
-    /// version that is not the header's or an SBOM over the limit; `conflict` for a version
-    /// the product has already.
+    /// `enc_tlv_hmac_mismatch`, `hash_mismatch`, `signature_invalid`); `sbom_invalid` for an
+    /// SBOM refused, with the validator's messages; `unprocessable` for a version that is not
+    /// the header's or an SBOM over the limit; `conflict` for a version the product has
+    /// already. Nothing is stored or logged then.
     pub async fn upload_release(
         &self,
         actor: Actor,
@@ -329,13 +332,19 @@ impl Authority {
                 "the import named a key it was not given",
             ));
         };
+        let image_sha256 = Sha256Hash(info.image_sha256);
+        let components = match upload.sbom.clone() {
+            None => Vec::new(),
+            // Schema validation walks the whole document: off the async runtime too.
+            Some(sbom) => off_runtime(move || crate::sbom::check(&sbom, &image_sha256)).await??,
+        };
         let image = Arc::try_unwrap(image).unwrap_or_else(|shared| shared.as_ref().clone());
         let now = self.clock.now();
         let release = Release {
             id: random_id("rel-"),
             product: product.clone(),
             version: version_string(header),
-            image_sha256: Sha256Hash(info.image_sha256),
+            image_sha256,
             image_size: u64::try_from(image.len()).unwrap_or(u64::MAX),
             signing_key: *signing_key,
             release_key: release_key.clone(),
@@ -364,6 +373,7 @@ impl Authority {
                     release: release.clone(),
                     image,
                     sbom: upload.sbom,
+                    components,
                 },
                 event,
             )
@@ -393,6 +403,22 @@ impl Authority {
                 format!("release {id} of product {product} not found"),
             )),
         }
+    }
+
+    /// The SBOM of one release of `product`, as uploaded (its SHA-256 is the release's
+    /// `sbom_sha256`).
+    ///
+    /// # Errors
+    /// `not_found` for an unknown product, a release that is not the product's, or one
+    /// uploaded without an SBOM.
+    pub async fn release_sbom(&self, product: &ProductId, id: &str) -> Result<Vec<u8>> {
+        let release = self.release(product, id).await?;
+        self.store.release_sbom(&release.id).await?.ok_or_else(|| {
+            AuthorityError::denied(
+                ErrorCode::NotFound,
+                format!("release {id} of product {product} has no SBOM"),
+            )
+        })
     }
 
     /// Withdraws a release: it stays stored and listed, logged as `release.withdrawn`.

@@ -40,6 +40,7 @@ pub mod log;
 pub mod ocsp;
 mod refusals;
 pub mod revocation;
+mod sbom;
 pub mod secrets;
 pub mod stations;
 pub mod updates;

@@ -421,6 +421,31 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/products/{id}/releases/{release}/sbom`: the release's SBOM, byte for byte as
+    /// uploaded.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidArgument`] for an empty, `.` or `..` id; `not_found` for a
+    /// release without an SBOM; otherwise any failure.
+    pub async fn release_sbom(&self, product: &str, release: &str) -> Result<Vec<u8>, ClientError> {
+        let path = format!(
+            "/v1/products/{}/releases/{}/sbom",
+            segment("product id", product)?,
+            segment("release id", release)?
+        );
+        let (_, bytes) = self
+            .send(
+                Method::GET,
+                path,
+                Auth::Bearer,
+                None::<&()>,
+                "application/vnd.cyclonedx+json",
+            )
+            .await?;
+        Ok(bytes)
+    }
+
     /// `POST /v1/orders/{id}/release` (admin): names the release `order`'s units receive, by
     /// version.
     ///

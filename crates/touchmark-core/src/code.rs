@@ -134,6 +134,11 @@ pub enum ErrorCode {
     /// Vulnerability triage: the report's state does not allow that move (received →
     /// triaged → confirmed | rejected; confirmed → fixed → disclosed).
     ReportTransitionInvalid,
+    /// Release upload: the SBOM is not a CycloneDX 1.6 JSON BOM valid against the schema (not
+    /// JSON, another format or version, the schema's violations), a component's package URL
+    /// does not parse, or the SHA-256 hash of the component it describes is not the image's
+    /// (`docs/firmware.md`, "SBOM"). Nothing was stored.
+    SbomInvalid,
 }
 
 impl ErrorCode {
@@ -189,11 +194,12 @@ impl ErrorCode {
             Self::ProductUnknown => "product_unknown",
             Self::ReportEncryptionInvalid => "report_encryption_invalid",
             Self::ReportTransitionInvalid => "report_transition_invalid",
+            Self::SbomInvalid => "sbom_invalid",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 49] = [
+    pub const ALL: [ErrorCode; 50] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -243,6 +249,7 @@ impl ErrorCode {
         Self::ProductUnknown,
         Self::ReportEncryptionInvalid,
         Self::ReportTransitionInvalid,
+        Self::SbomInvalid,
     ];
 
     /// Parses a code from its wire form.
@@ -342,6 +349,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+        assert_eq!(ErrorCode::ALL.len(), 50);
         assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 20);
         assert!(
             ErrorCode::ALL

@@ -122,8 +122,38 @@ pub struct NewRelease {
     pub release: Release,
     /// The image as uploaded.
     pub image: Vec<u8>,
-    /// The SBOM as uploaded (CycloneDX JSON; its schema is not checked yet).
+    /// The SBOM as uploaded (CycloneDX 1.6 JSON, valid against its schema).
     pub sbom: Option<Vec<u8>>,
+    /// The SBOM's components that name a package URL, once each (empty without an SBOM).
+    pub components: Vec<ReleaseComponent>,
+}
+
+/// A component of a release's SBOM, indexed by its package URL so that a vulnerability's
+/// component can be joined to the releases that contain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseComponent {
+    /// The match key: the package URL without version, qualifiers or subpath
+    /// ([`crate::vuln::PackageUrl::key`]).
+    pub key: String,
+    /// The package URL as the SBOM writes it.
+    pub purl: String,
+    /// The component's version: the package URL's, or else the component's `version`.
+    pub version: Option<String>,
+}
+
+/// A release whose SBOM holds a component, as found by its match key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRelease {
+    /// The release's id.
+    pub release: String,
+    /// Its product.
+    pub product: ProductId,
+    /// The release's version.
+    pub version: String,
+    /// The component's package URL, as the SBOM writes it.
+    pub purl: String,
+    /// The component's version, if the SBOM gives one.
+    pub component_version: Option<String>,
 }
 
 /// A unit's firmware: its order's release, with the release's content key wrapped to the

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod replay;
 pub mod serial;
 pub mod testrecord;
+pub mod vers;
 pub mod vuln;
 
 pub use clock::{Clock, SystemClock};

@@ -636,6 +636,65 @@ impl PackageUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The type and the path (namespace and name) of a parsed package URL, each part after
+    /// the `pkg:` prefix, its version, qualifiers and subpath set apart.
+    fn parts(&self) -> (&str, &str, Option<&str>) {
+        // `parse` checked the shape, so each split below finds what it looks for.
+        let rest = self.0.strip_prefix("pkg:").unwrap_or(&self.0);
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+        let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+        let rest = rest.trim_start_matches('/');
+        let (ty, path) = rest.split_once('/').unwrap_or(("", rest));
+        match path.rsplit_once('@') {
+            Some((path, version)) => (ty, path, Some(version)),
+            None => (ty, path, None),
+        }
+    }
+
+    /// The key that matches a package across versions: `pkg:TYPE/NAMESPACE/NAME` with the type
+    /// in lowercase, the namespace and name percent-decoded (`%40scope` is `@scope`), and no
+    /// version, qualifiers or subpath. A release's components are indexed under it, and a
+    /// report's component is looked up by it.
+    pub fn key(&self) -> String {
+        let (ty, path, _) = self.parts();
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decoded)
+            .collect();
+        format!("pkg:{}/{}", ty.to_ascii_lowercase(), segments.join("/"))
+    }
+
+    /// The version the package URL names, percent-decoded, if it names one.
+    pub fn version(&self) -> Option<String> {
+        self.parts().2.map(percent_decoded)
+    }
+}
+
+/// `text` with its `%XX` escapes decoded, or as written if they do not decode to UTF-8.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
 }
 
 /// A version range in the `vers` notation of the package URL project:
@@ -702,6 +761,78 @@ impl VersionRange {
     /// The range.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `version` is in the range, evaluated as the `vers` specification says
+    /// ("Checking if a version is contained within a range"): `*` holds every version; a
+    /// version equal to that of a `=`, `<=` or `>=` constraint is in, one equal to that of a
+    /// `!=` constraint is out; then the other constraints, in version order, are read as
+    /// intervals: a leading `<`/`<=` bounds all below it, a trailing `>`/`>=` all above it, and
+    /// a `>`/`>=` followed by a `<`/`<=` the versions between. A range of `!=` constraints
+    /// alone holds every other version. `version` is written as in the range, unescaped.
+    ///
+    /// `None` when the range's scheme is not one Touchmark can compare (see
+    /// [`crate::vers::Scheme`]: `semver`, `cargo`, `npm`, `generic`), or when `version` or a
+    /// version of the range is not a version of its scheme.
+    pub fn contains(&self, version: &str) -> Option<bool> {
+        let rest = self.0.strip_prefix("vers:")?;
+        let (scheme, constraints) = rest.split_once('/')?;
+        let scheme = crate::vers::Scheme::of(scheme)?;
+        // The tested version must be one of the scheme even when the range is `*`.
+        scheme.compare(version, version)?;
+        if constraints == "*" {
+            return Some(true);
+        }
+        let mut parsed: Vec<(&str, String)> = Vec::new();
+        for constraint in constraints.split('|') {
+            let (comparator, v) = ["!=", "<=", ">=", "<", ">", "="]
+                .iter()
+                .find_map(|c| constraint.strip_prefix(c).map(|v| (*c, v)))
+                .unwrap_or(("=", constraint));
+            let v = percent_decoded(v);
+            let order = scheme.compare(version, &v)?;
+            match (comparator, order) {
+                ("=" | "<=" | ">=", std::cmp::Ordering::Equal) => return Some(true),
+                ("!=", std::cmp::Ordering::Equal) => return Some(false),
+                _ => {}
+            }
+            parsed.push((comparator, v));
+        }
+        let only_unequal = parsed.iter().all(|(c, _)| *c == "!=");
+        let mut bounds: Vec<(&str, String)> = parsed
+            .into_iter()
+            .filter(|(c, _)| !matches!(*c, "=" | "!="))
+            .collect();
+        if bounds.is_empty() {
+            return Some(only_unequal);
+        }
+        // Every version was compared with the tested one above, so each is of the scheme.
+        bounds.sort_by(|a, b| {
+            scheme
+                .compare(&a.1, &b.1)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let below = |c: &str| matches!(c, "<" | "<=");
+        let above = |c: &str| matches!(c, ">" | ">=");
+        let order = |v: &str| scheme.compare(version, v);
+        let last = bounds.len() - 1;
+        for (i, (comparator, v)) in bounds.iter().enumerate() {
+            if i == 0 && below(comparator) && order(v)? == std::cmp::Ordering::Less {
+                return Some(true);
+            }
+            if i == last && above(comparator) && order(v)? == std::cmp::Ordering::Greater {
+                return Some(true);
+            }
+            if let Some((next, w)) = bounds.get(i + 1)
+                && above(comparator)
+                && below(next)
+                && order(v)? == std::cmp::Ordering::Greater
+                && order(w)? == std::cmp::Ordering::Less
+            {
+                return Some(true);
+            }
+        }
+        Some(false)
     }
 }
 
@@ -992,6 +1123,91 @@ mod tests {
             "vers:cargo/=>1.0",
         ] {
             assert!(VersionRange::parse("range", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn package_url_keys_and_versions() {
+        let cases = [
+            (
+                "pkg:cargo/rustls@0.23.5",
+                "pkg:cargo/rustls",
+                Some("0.23.5"),
+            ),
+            ("pkg:Cargo/rustls", "pkg:cargo/rustls", None),
+            (
+                "pkg:npm/%40scope/name@1.0.0-rc.1",
+                "pkg:npm/@scope/name",
+                Some("1.0.0-rc.1"),
+            ),
+            (
+                "pkg:generic/mbedtls@3.5.0?download_url=https%3A%2F%2Fexample.com#a/b",
+                "pkg:generic/mbedtls",
+                Some("3.5.0"),
+            ),
+            (
+                "pkg:maven/org.apache/log4j-core@2.14.1",
+                "pkg:maven/org.apache/log4j-core",
+                Some("2.14.1"),
+            ),
+            (
+                "pkg:/github/zephyr/zephyr@v3.6.0%2Bx",
+                "pkg:github/zephyr/zephyr",
+                Some("v3.6.0+x"),
+            ),
+        ];
+        for (purl, key, version) in cases {
+            let p = PackageUrl::parse("purl", purl).unwrap();
+            assert_eq!(p.key(), key, "{purl}");
+            assert_eq!(p.version().as_deref(), version, "{purl}");
+        }
+    }
+
+    #[test]
+    fn version_ranges_contain_versions() {
+        // (range, version, in it?): the edges of each comparator, intervals, `*`, `!=`.
+        let cases: &[(&str, &str, Option<bool>)] = &[
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.23.0", Some(true)),
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.23.5", Some(true)),
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.23.6", Some(false)),
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.22.9", Some(false)),
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.23.6-rc.1", Some(true)),
+            ("vers:cargo/>=0.23.0|<0.23.6", "0.23.0-rc.1", Some(false)),
+            // Constraints need not be written in order.
+            ("vers:npm/<0.23.6|>=0.23.0", "0.23.3", Some(true)),
+            ("vers:semver/>1.0.0", "1.0.0", Some(false)),
+            ("vers:semver/>1.0.0", "1.0.1", Some(true)),
+            ("vers:semver/<=1.0.0", "1.0.0", Some(true)),
+            ("vers:semver/<=1.0.0", "1.0.0-alpha", Some(true)),
+            ("vers:semver/<1.0.0", "1.0.0", Some(false)),
+            ("vers:semver/1.2.3", "1.2.3", Some(true)),
+            ("vers:semver/1.2.3", "1.2.3+build", Some(true)),
+            ("vers:semver/1.2.3", "1.2.4", Some(false)),
+            ("vers:semver/=1.2.3|=1.2.5", "1.2.5", Some(true)),
+            ("vers:semver/*", "9.9.9", Some(true)),
+            ("vers:semver/!=1.0.0", "1.0.0", Some(false)),
+            ("vers:semver/!=1.0.0", "1.0.1", Some(true)),
+            ("vers:semver/!=1.0.5|>=1.0.0|<2.0.0", "1.0.5", Some(false)),
+            ("vers:semver/!=1.0.5|>=1.0.0|<2.0.0", "1.0.6", Some(true)),
+            // Two intervals, with a gap between them.
+            ("vers:semver/<1.0.0|>=2.0.0|<3.0.0", "0.9.0", Some(true)),
+            ("vers:semver/<1.0.0|>=2.0.0|<3.0.0", "1.5.0", Some(false)),
+            ("vers:semver/<1.0.0|>=2.0.0|<3.0.0", "2.5.0", Some(true)),
+            ("vers:semver/<1.0.0|>=2.0.0|<3.0.0", "3.0.0", Some(false)),
+            ("vers:semver/>=1.0.0|<2.0.0|>=3.0.0", "4.0.0", Some(true)),
+            ("vers:semver/>=1.0.0|<2.0.0|>=3.0.0", "2.5.0", Some(false)),
+            ("vers:generic/>=1.0|<1.10", "1.9", Some(true)),
+            ("vers:generic/>=1.0|<1.10", "1.10.0", Some(false)),
+            // Not comparable: an unknown scheme, a version not of the scheme.
+            ("vers:pypi/>=1.0", "1.1", None),
+            ("vers:deb/*", "1.1", None),
+            ("vers:semver/*", "1.1", None),
+            ("vers:semver/>=1.0", "1.1.0", None),
+            ("vers:cargo/>=1.0.0", "v1.1.0", None),
+        ];
+        for (range, version, expected) in cases {
+            let r = VersionRange::parse("range", range).unwrap();
+            assert_eq!(r.contains(version), *expected, "{version} in {range}");
         }
     }
 

@@ -74,6 +74,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::ReportTransitionInvalid => StatusCode::CONFLICT,
+        // A release's SBOM (issue 18, item 5).
+        ErrorCode::SbomInvalid => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,

@@ -50,6 +50,10 @@ async fn events_of(kit: &TestServer, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+// A release's SBOM: validated, bound to its image, served, indexed.
+#[path = "firmware/sbom.rs"]
+mod sbom;
+
 touchmark_testkit::both_backends!(
     release_keys_are_made_held_listed_and_logged,
     release_key_refusals_store_and_log_nothing,
@@ -147,7 +151,7 @@ async fn releases_are_checked_stored_listed_and_withdrawn(backend: Backend) {
     let (product, key) = product_with_release_key(&kit).await;
     let signing = register(&kit, &product, "keys/sign-ed25519.pub.pem").await;
     let image = build(&key.public_key_pem, (1, 4, 0, 0), EncKind::X25519);
-    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#;
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[]}"#;
 
     let release = kit
         .admin

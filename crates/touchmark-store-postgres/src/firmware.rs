@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
-    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+    ComponentRelease, FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm,
+    UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_core::{OrderId, ProductId, Serial};
@@ -204,9 +205,58 @@ impl FirmwareStore for PostgresStore {
                 )
                 .into());
             }
+            if !new.components.is_empty() {
+                // One statement over arrays, however many components the SBOM has.
+                let (mut keys, mut purls, mut versions) = (Vec::new(), Vec::new(), Vec::new());
+                for c in &new.components {
+                    keys.push(c.key.as_str());
+                    purls.push(c.purl.as_str());
+                    versions.push(c.version.as_deref());
+                }
+                sqlx::query(
+                    "INSERT INTO release_components (release_id, purl_key, purl, version)
+                     SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[])",
+                )
+                .bind(&r.id)
+                .bind(keys)
+                .bind(purls)
+                .bind(versions)
+                .execute(&mut *tx)
+                .await?;
+            }
             let logged = append(&mut tx, &event).await?;
             tx.commit().await?;
             Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn releases_with_component(
+        &self,
+        key: &str,
+    ) -> touchmark_store::Result<Vec<ComponentRelease>> {
+        let run = async {
+            sqlx::query(
+                "SELECT r.id, r.product, r.version, c.purl, c.version
+                 FROM release_components c JOIN releases r ON r.id = c.release_id
+                 WHERE c.purl_key = $1
+                 ORDER BY r.created_at, r.id, c.purl",
+            )
+            .bind(key)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ComponentRelease {
+                    release: get(row, 0)?,
+                    product: ProductId::parse(&get::<String>(row, 1)?)
+                        .map_err(|e| corrupt("release product", e))?,
+                    version: get(row, 2)?,
+                    purl: get(row, 3)?,
+                    component_version: get(row, 4)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
         };
         Ok(run.await?)
     }

@@ -254,6 +254,13 @@ const TABLES: &[Table] = &[
                                      $13::timestamptz[])",
     ),
     table!(
+        "release_components",
+        [Text, Text, Text, Text],
+        read: "SELECT release_id, purl_key, purl, version FROM release_components",
+        write: "INSERT INTO release_components (release_id, purl_key, purl, version)
+                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])",
+    ),
+    table!(
         "factories",
         [Text, Text, Time],
         read: "SELECT id, name, created_at FROM factories",

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_attestation.sql"),
     include_str!("../migrations/0017_vulnerabilities.sql"),
     include_str!("../migrations/0018_units_revoked.sql"),
+    include_str!("../migrations/0019_release_components.sql"),
     include_str!("../migrations/0021_latest_release.sql"),
 ];
 

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::firmware::{
-    FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm, UnitFirmware,
+    ComponentRelease, FirmwareKey, NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm,
+    UnitFirmware,
 };
 use touchmark_core::policy::firmware::ReleaseChange;
 use touchmark_core::{OrderId, ProductId, Serial};
@@ -223,7 +224,52 @@ impl FirmwareStore for SqliteStore {
                     "INSERT INTO release_blobs (release_id, image, sbom) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![r.id, new.image, new.sbom])?;
+            let mut component = ctx.conn.prepare_cached(
+                "INSERT INTO release_components (release_id, purl_key, purl, version)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for c in &new.components {
+                component.execute(params![r.id, c.key, c.purl, c.version])?;
+            }
+            drop(component);
             Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn releases_with_component(
+        &self,
+        key: &str,
+    ) -> touchmark_store::Result<Vec<ComponentRelease>> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.product, r.version, c.purl, c.version
+                 FROM release_components c JOIN releases r ON r.id = c.release_id
+                 WHERE c.purl_key = ?1
+                 ORDER BY r.created_at, r.id, c.purl",
+            )?;
+            let rows = stmt.query_map([key.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (release, product, version, purl, component_version) = row?;
+                Ok(ComponentRelease {
+                    release,
+                    product: ProductId::parse(&product)
+                        .map_err(|e| corrupt("release product", e))?,
+                    version,
+                    purl,
+                    component_version,
+                })
+            })
+            .collect()
         })
         .await
     }

@@ -293,8 +293,9 @@ pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
         product: &ProductId,
     ) -> Result<Vec<touchmark_core::firmware::FirmwareKey>>;
 
-    /// Stores a release with its image, its SBOM and its `release.created` event. `Exists` if
-    /// the id, or the product's version, is taken.
+    /// Stores a release with its image, its SBOM, its SBOM's components and its
+    /// `release.created` event, in one transaction. `Exists` if the id, or the product's
+    /// version, is taken.
     async fn create_release(
         &self,
         release: touchmark_core::firmware::NewRelease,
@@ -309,6 +310,13 @@ pub trait FirmwareStore: Send + Sync + std::fmt::Debug + 'static {
     async fn release_image(&self, id: &str) -> Result<Option<Vec<u8>>>;
     /// A release's SBOM, as uploaded, if it has one (`None` for an unknown release too).
     async fn release_sbom(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// The releases whose SBOM holds a component of match key `key`
+    /// (`PackageUrl::key`: no version, qualifiers or subpath), one row per release and
+    /// component, by release creation, then release id, then package URL.
+    async fn releases_with_component(
+        &self,
+        key: &str,
+    ) -> Result<Vec<touchmark_core::firmware::ComponentRelease>>;
     /// Changes a release by `rule`, run on the release as stored under the store's lock, and
     /// records the rule's event. `NotFound`, or `Refused` with the rule's refusal.
     async fn update_release(

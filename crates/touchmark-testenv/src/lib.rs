@@ -217,6 +217,15 @@ pub const CVSS: Need = Need {
     program: None,
 };
 
+/// A Python interpreter with `cyclonedx-python-lib` and its `json-validation` extra (PyPI), the
+/// CycloneDX project's JSON schema validator, the oracle of release SBOMs and of Touchmark's
+/// own SBOM: `TOUCHMARK_TEST_CYCLONEDX_PYTHON`.
+pub const CYCLONEDX: Need = Need {
+    cfg: "tm_cyclonedx",
+    var: "TOUCHMARK_TEST_CYCLONEDX_PYTHON",
+    program: None,
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

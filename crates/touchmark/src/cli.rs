@@ -145,6 +145,10 @@ pub enum Command {
     /// triage, classify under the CRA, record notifications submitted, link to products.
     #[command(subcommand)]
     Vuln(crate::commands::vuln::VulnCommand),
+    /// Print Touchmark's own SBOM: a CycloneDX 1.5 JSON document of the Rust dependencies this
+    /// binary was built with (from Cargo.lock, made at build time by the CycloneDX Cargo
+    /// generator). To standard output, or to --out.
+    Sbom(crate::commands::sbom::SbomArgs),
 }
 
 /// `station` subcommands: the admin's, and what runs on the fixture PC.

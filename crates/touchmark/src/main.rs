@@ -169,5 +169,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Field(c) => crate::commands::field::run(c).await,
         Command::Device(c) => crate::commands::device::run(c).await,
         Command::Vuln(c) => crate::commands::vuln::run(c).await,
+        Command::Sbom(args) => crate::commands::sbom::run(&args),
     }
 }

@@ -68,6 +68,26 @@ pub fn fields(pairs: &[(&str, String)]) {
     }
 }
 
+/// Writes a document as it is (an SBOM): to `out`, or to standard output.
+///
+/// # Errors
+/// The file or standard output cannot be written.
+pub fn document(out: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes)?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
 /// `-` for an absent value.
 pub fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()

@@ -4,7 +4,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use touchmark_authority::firmware::ReleaseUpload;
 use touchmark_core::api::{
@@ -139,11 +140,13 @@ fn base64_field(what: &str, text: &str) -> ApiResult<Vec<u8>> {
 
 /// Uploads a release of a product (admin): an MCUboot image signed by a registered signing key
 /// and encrypted to one of the product's release keys, with an optional SBOM. It is checked
-/// (format, encryption, key unwrap, hash, signature, size) and stored as uploaded; a refused
-/// image stores nothing.
+/// (format, encryption, key unwrap, hash, signature, size; the SBOM against the CycloneDX 1.6
+/// JSON schema and bound to the image) and stored as uploaded; a refused upload stores nothing.
 #[utoipa::path(post, path = "/v1/products/{id}/releases", tag = "admin",
     params(("id" = String, Path)), request_body = UploadRelease,
-    responses((status = 201, body = ReleaseBody), (status = "4XX", body = ErrorBody)),
+    responses((status = 201, body = ReleaseBody),
+              (status = 422, description = "the image's refusal code, `sbom_invalid` (the SBOM is not a valid CycloneDX 1.6 JSON BOM, or names another image; the message carries the validator's findings), or `unprocessable`", body = ErrorBody),
+              (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload_release(
     State(s): State<AppState>,
@@ -214,6 +217,28 @@ pub async fn get_release(
     let release = release_id(&release)?;
     let release = s.authority.release(&product, &release).await?;
     Ok(Json(convert::release(release)))
+}
+
+/// The media type of a CycloneDX JSON BOM (the CycloneDX specification's registration).
+const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
+
+/// A release's SBOM, byte for byte as uploaded: a CycloneDX 1.6 JSON BOM, validated against
+/// its schema at upload; its SHA-256 is the release's `sbom_sha256`.
+#[utoipa::path(get, path = "/v1/products/{id}/releases/{release}/sbom", tag = "admin",
+    params(("id" = String, Path), ("release" = String, Path)),
+    responses((status = 200, description = "the SBOM as uploaded (CycloneDX 1.6 JSON)",
+                  content_type = "application/vnd.cyclonedx+json"),
+              (status = "4XX", description = "`not_found` also for a release without an SBOM", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_release_sbom(
+    State(s): State<AppState>,
+    _: Reader,
+    ApiPath((id, release)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    let product = product_id(&id)?;
+    let release = release_id(&release)?;
+    let sbom = s.authority.release_sbom(&product, &release).await?;
+    Ok(([(header::CONTENT_TYPE, CYCLONEDX_JSON)], sbom).into_response())
 }
 
 /// Withdraws a release (admin): it stays stored and listed, and the withdrawal is logged.

@@ -171,6 +171,7 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
                 .layer(DefaultBodyLimit::max(firmware::MAX_UPLOAD_BODY)),
         )
         .routes(routes!(firmware::get_release))
+        .routes(routes!(firmware::get_release_sbom))
         .routes(routes!(firmware::withdraw_release))
         .routes(routes!(firmware::set_order_release))
         .routes(routes!(admin::product_ca_csr))

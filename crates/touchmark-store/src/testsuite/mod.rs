@@ -132,6 +132,7 @@ macro_rules! conformance_suite {
                 alerts::alerts_are_raised_once_per_key_and_move_by_rule,
                 alerts::deliveries_and_cursors_are_kept,
                 firmware::firmware_keys_are_kept_per_product,
+                firmware::release_components_are_found_by_key,
                 revocation::a_revoked_unit_stays_taken,
                 revocation::a_hold_is_released_once,
                 revocation::an_order_revocation_closes_it,

@@ -221,6 +221,7 @@ async fn release(store: &Arc<dyn Store>, id: &str, product: &str, version: &str)
                 release,
                 image: b"image".to_vec(),
                 sbom: None,
+                components: Vec::new(),
             },
             event,
         )

@@ -34,8 +34,10 @@ pub enum ReleaseCommand {
         /// The signed, encrypted image (`imgtool sign --encrypt` output).
         #[arg(long)]
         image: PathBuf,
-        /// A CycloneDX SBOM (JSON) to store with it; kept with its hash as uploaded (its schema
-        /// is not checked yet).
+        /// A CycloneDX 1.6 SBOM (JSON) to store with it, as uploaded with its hash. It must be
+        /// valid against the CycloneDX 1.6 JSON schema, and any SHA-256 hash of the component
+        /// it describes (metadata.component) must be the image file's; otherwise the upload is
+        /// refused as `sbom_invalid` with the validator's findings.
         #[arg(long)]
         sbom: Option<PathBuf>,
         #[command(flatten)]
@@ -56,6 +58,20 @@ pub enum ReleaseCommand {
         product: String,
         /// The release id.
         release: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Fetch a release's SBOM, byte for byte as uploaded (its SHA-256 is the release's SBOM
+    /// SHA-256); to standard output, or to --out.
+    Sbom {
+        /// The product.
+        #[arg(long)]
+        product: String,
+        /// The release id.
+        release: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -254,6 +270,15 @@ pub async fn release(command: ReleaseCommand) -> anyhow::Result<()> {
                 return output::json(&r);
             }
             release_fields(r);
+        }
+        ReleaseCommand::Sbom {
+            product,
+            release,
+            out,
+            api,
+        } => {
+            let sbom = client(&api)?.release_sbom(&product, &release).await?;
+            output::document(out.as_deref(), &sbom)?;
         }
         ReleaseCommand::Withdraw {
             product,

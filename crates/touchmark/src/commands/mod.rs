@@ -19,5 +19,6 @@ pub mod oversight;
 pub mod revoke;
 pub mod roots;
 pub mod run;
+pub mod sbom;
 pub mod serve;
 pub mod vuln;

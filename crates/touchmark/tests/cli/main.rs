@@ -29,6 +29,8 @@
 //!   fails over.
 //! - `roots`: a device root apart from the stations' and the server's, and the move to it of a
 //!   data directory made with one root.
+//! - `sbom`: `touchmark sbom`, Touchmark's own SBOM made at build time, against Cargo.lock and
+//!   cyclonedx-python-lib's validator.
 //! - `sim`: the line simulator and the demo, as a factory engineer runs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -53,5 +55,6 @@ mod pty;
 mod readme;
 mod replicas;
 mod roots;
+mod sbom;
 mod setup;
 mod sim;

@@ -1,0 +1,12 @@
+-- A release's SBOM components (issue 18, item 5), indexed by package URL so that a
+-- vulnerability report's component finds the releases that contain it. `purl_key` is the
+-- package URL without version, qualifiers or subpath (`PackageUrl::key`): the match key.
+-- Written with the release, in its transaction, from the SBOM validated at upload.
+CREATE TABLE release_components (
+    release_id TEXT NOT NULL REFERENCES releases (id),
+    purl_key   TEXT NOT NULL,
+    purl       TEXT NOT NULL,
+    version    TEXT,
+    PRIMARY KEY (release_id, purl)
+) STRICT;
+CREATE INDEX release_components_by_key ON release_components (purl_key, release_id);
