@@ -134,6 +134,12 @@ pub enum ErrorCode {
     /// Vulnerability triage: the report's state does not allow that move (received →
     /// triaged → confirmed | rejected; confirmed → fixed → disclosed).
     ReportTransitionInvalid,
+    /// A CSAF advisory of a report whose links name no product or release: there is nothing
+    /// to state a status of.
+    ReportNotLinked,
+    /// Publishing a CSAF advisory, or serving the provider's files, on a server without a
+    /// `[csaf]` publisher configured.
+    CsafNotConfigured,
 }
 
 impl ErrorCode {
@@ -189,11 +195,13 @@ impl ErrorCode {
             Self::ProductUnknown => "product_unknown",
             Self::ReportEncryptionInvalid => "report_encryption_invalid",
             Self::ReportTransitionInvalid => "report_transition_invalid",
+            Self::ReportNotLinked => "report_not_linked",
+            Self::CsafNotConfigured => "csaf_not_configured",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 49] = [
+    pub const ALL: [ErrorCode; 51] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -243,6 +251,8 @@ impl ErrorCode {
         Self::ProductUnknown,
         Self::ReportEncryptionInvalid,
         Self::ReportTransitionInvalid,
+        Self::ReportNotLinked,
+        Self::CsafNotConfigured,
     ];
 
     /// Parses a code from its wire form.
