@@ -757,13 +757,8 @@ impl LinkStatus {
         }
     }
 
-    /// Parses a name; `not-affected` is accepted for `not_affected`, as the CLI spells it.
+    /// Parses a name.
     pub fn parse(text: &str) -> Option<Self> {
-        let text = if text == "not-affected" {
-            "not_affected"
-        } else {
-            text
-        };
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_attestation.sql"),
     include_str!("../migrations/0017_vulnerabilities.sql"),
     include_str!("../migrations/0018_units_revoked.sql"),
+    include_str!("../migrations/0020_advisories.sql"),
 ];
 
 /// The first key of the migration advisory lock ("tm"); the second is the schema's hash, so

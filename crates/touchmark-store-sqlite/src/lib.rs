@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_attestation.sql"),
     include_str!("../migrations/0019_vulnerabilities.sql"),
     include_str!("../migrations/0020_units_revoked.sql"),
+    include_str!("../migrations/0022_advisories.sql"),
 ];
 
 /// The schema version this build writes and reads: the number of migrations.
