@@ -15,5 +15,6 @@ fn main() {
         touchmark_testenv::AGE_KEYGEN,
         touchmark_testenv::SECTXT,
         touchmark_testenv::CVSS,
+        touchmark_testenv::CSAF,
     ]);
 }

@@ -74,6 +74,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::ReportTransitionInvalid => StatusCode::CONFLICT,
+        // CSAF advisories (issue 18).
+        ErrorCode::ReportNotLinked => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::CsafNotConfigured => StatusCode::CONFLICT,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
