@@ -68,7 +68,10 @@ impl Authority {
         let mut products = Vec::new();
         let mut releases = Vec::new();
         for link in &links {
-            if products.iter().any(|p: &touchmark_core::entity::Product| p.id == link.product) {
+            if products
+                .iter()
+                .any(|p: &touchmark_core::entity::Product| p.id == link.product)
+            {
                 continue;
             }
             if let Some(product) = self.store.product(&link.product).await? {

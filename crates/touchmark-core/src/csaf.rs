@@ -123,7 +123,10 @@ impl Cve {
             rest.split_once('-').is_some_and(|(year, number)| {
                 year.len() == 4
                     && (4..=19).contains(&number.len())
-                    && year.bytes().chain(number.bytes()).all(|b| b.is_ascii_digit())
+                    && year
+                        .bytes()
+                        .chain(number.bytes())
+                        .all(|b| b.is_ascii_digit())
             })
         });
         if ok {
@@ -175,7 +178,11 @@ impl AdvisoryOptions {
     pub fn parse(req: &crate::api::WriteAdvisory) -> Result<Self, FieldError> {
         Ok(Self {
             vex: req.vex,
-            cve: req.cve.as_deref().map(|c| Cve::parse("cve", c)).transpose()?,
+            cve: req
+                .cve
+                .as_deref()
+                .map(|c| Cve::parse("cve", c))
+                .transpose()?,
             title: req
                 .title
                 .as_deref()
@@ -477,9 +484,7 @@ fn remediations(facts: &AdvisoryFacts<'_>, statuses: &Statuses) -> Vec<Value> {
         // The versions are sorted by their key: the first fixed one is the oldest fix.
         let fix = versions.iter().find(|v| {
             matches!(
-                statuses
-                    .status
-                    .get(&product_id(product, v.text.as_deref())),
+                statuses.status.get(&product_id(product, v.text.as_deref())),
                 Some((LinkStatus::Fixed, _))
             )
         });
@@ -673,7 +678,8 @@ pub fn build(facts: &AdvisoryFacts<'_>) -> Result<Advisory, Refusal> {
             product_status.insert(key.into(), json!(ids));
         }
     }
-    let mut notes = vec![json!({"category": "description", "title": "Description", "text": description})];
+    let mut notes =
+        vec![json!({"category": "description", "title": "Description", "text": description})];
     let mut vulnerability = json!({
         "ids": [{
             "system_name": format!("{} vulnerability reports", facts.config.publisher.name),
@@ -765,10 +771,8 @@ pub fn index_txt(latest: &[Advisory]) -> String {
 /// `changes.csv` (§7.1.13): each advisory's path and the time of its last change, newest first,
 /// both quoted.
 pub fn changes_csv(latest: &[Advisory]) -> String {
-    let mut rows: Vec<(OffsetDateTime, String)> = latest
-        .iter()
-        .map(|a| (a.published_at, a.path()))
-        .collect();
+    let mut rows: Vec<(OffsetDateTime, String)> =
+        latest.iter().map(|a| (a.published_at, a.path())).collect();
     rows.sort_by(|a, b| b.cmp(a));
     rows.into_iter()
         .map(|(at, path)| format!("\"{path}\",\"{}\"\n", format_timestamp(at)))
@@ -803,7 +807,13 @@ mod tests {
     fn cve_ids() {
         assert!(Cve::parse("cve", "CVE-2026-12345").is_ok());
         assert!(Cve::parse("cve", "CVE-2026-1234").is_ok());
-        for bad in ["CVE-26-1234", "CVE-2026-123", "cve-2026-1234", "CVE-2026-12a4", ""] {
+        for bad in [
+            "CVE-26-1234",
+            "CVE-2026-123",
+            "cve-2026-1234",
+            "CVE-2026-12a4",
+            "",
+        ] {
             assert!(Cve::parse("cve", bad).is_err(), "{bad}");
         }
     }

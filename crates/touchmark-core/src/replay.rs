@@ -1158,7 +1158,11 @@ mod tests {
             ),
             (
                 "a version again",
-                vec![advisory("vr-1", 1), advisory("vr-1", 2), advisory("vr-1", 2)],
+                vec![
+                    advisory("vr-1", 1),
+                    advisory("vr-1", 2),
+                    advisory("vr-1", 2),
+                ],
                 2,
             ),
         ] {

@@ -7,9 +7,9 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use touchmark_core::ProductId;
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
-use touchmark_core::csaf::Advisory;
 use touchmark_core::vuln::{
     AffectedUnit, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, PackageUrl,
     PerDeadline, Report, ReportContent, ReportState, VersionRange,

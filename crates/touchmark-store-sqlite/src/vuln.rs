@@ -5,9 +5,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use touchmark_core::ProductId;
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
-use touchmark_core::csaf::Advisory;
 use touchmark_core::vuln::{
     AffectedUnit, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, PackageUrl,
     PerDeadline, Report, ReportContent, ReportState, VersionRange,

@@ -192,7 +192,9 @@ fn parameter_rule(name: &str) -> Option<Value> {
         "from" | "until" => Some(timestamp()),
         "state" => Some(json!({ "enum": ["unresolved", "all"] })),
         "year" => Some(json!({ "pattern": "^[0-9]{4}$" })),
-        "file" => Some(json!({ "pattern": "^[+a-z0-9_-]+[.]json([.]sha256|[.]sha512)?$", "maxLength": 255 })),
+        "file" => Some(
+            json!({ "pattern": "^[+a-z0-9_-]+[.]json([.]sha256|[.]sha512)?$", "maxLength": 255 }),
+        ),
         _ => None,
     }
 }

@@ -180,7 +180,10 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
     assert!(published);
     assert_valid(&first);
     let text = String::from_utf8(first.clone()).unwrap();
-    assert!(!text.contains("CONFIDENTIAL"), "the reporter's text stays out");
+    assert!(
+        !text.contains("CONFIDENTIAL"),
+        "the reporter's text stays out"
+    );
     let doc: Value = serde_json::from_slice(&first).unwrap();
     let d = &doc["document"];
     assert_eq!(d["category"], "csaf_security_advisory");
@@ -193,14 +196,20 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
     assert_eq!(d["tracking"]["generator"]["engine"]["name"], "Touchmark");
     let v = &doc["vulnerabilities"][0];
     assert_eq!(v["cve"], "CVE-2026-41234");
-    assert_eq!(v["product_status"]["known_affected"], json!(["sensor@1.4.0+0"]));
+    assert_eq!(
+        v["product_status"]["known_affected"],
+        json!(["sensor@1.4.0+0"])
+    );
     assert_eq!(v["product_status"]["fixed"], json!(["sensor@1.5.0+0"]));
     assert_eq!(
         v["product_status"]["known_not_affected"],
         json!(["gateway@2.0.0+0"])
     );
     assert_eq!(v["remediations"][0]["category"], "vendor_fix");
-    assert_eq!(v["remediations"][0]["product_ids"], json!(["sensor@1.4.0+0"]));
+    assert_eq!(
+        v["remediations"][0]["product_ids"],
+        json!(["sensor@1.4.0+0"])
+    );
     assert!(
         v["remediations"][0]["details"]
             .as_str()
@@ -248,8 +257,7 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
     assert_eq!(doc["document"]["tracking"]["version"], "2");
     assert_eq!(
         doc["document"]["tracking"]["initial_release_date"],
-        serde_json::from_slice::<Value>(&first).unwrap()["document"]["tracking"]
-            ["initial_release_date"]
+        serde_json::from_slice::<Value>(&first).unwrap()["document"]["tracking"]["initial_release_date"]
     );
 
     // Served, publicly, exactly as published: the latest revision only.
@@ -295,7 +303,11 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
         String::from_utf8(sha512).unwrap(),
         format!("{}  {id}.json\n", hex::encode(Sha512::digest(&served)))
     );
-    let (_, _, vex_served) = get(&kit, &format!("/.well-known/csaf/white/{year}/{id}-vex.json")).await;
+    let (_, _, vex_served) = get(
+        &kit,
+        &format!("/.well-known/csaf/white/{year}/{id}-vex.json"),
+    )
+    .await;
     assert_eq!(vex_served, vex);
     let (status, content_type, index) = get(&kit, "/.well-known/csaf/white/index.txt").await;
     assert_eq!(status, 200);
@@ -310,7 +322,10 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
     let changes = String::from_utf8(changes).unwrap();
     let rows: Vec<&str> = changes.lines().collect();
     assert_eq!(rows.len(), 2, "{changes}");
-    assert!(rows[0].starts_with(&format!("\"{year}/{id}.json\",\"")), "newest first: {changes}");
+    assert!(
+        rows[0].starts_with(&format!("\"{year}/{id}.json\",\"")),
+        "newest first: {changes}"
+    );
     for missing in [
         format!("/.well-known/csaf/white/{year}/vr-0000000000000000.json"),
         format!("/.well-known/csaf/white/1999/{id}.json"),
@@ -368,7 +383,13 @@ pub async fn bad_advisories_are_refused_and_change_nothing(backend: Backend) {
     assert_eq!(api_error(e), (409, "csaf_not_configured".to_owned()));
     plain
         .raw()
-        .send(Method::GET, "/.well-known/csaf/provider-metadata.json", None, vec![], None)
+        .send(
+            Method::GET,
+            "/.well-known/csaf/provider-metadata.json",
+            None,
+            vec![],
+            None,
+        )
         .await
         .assert_error(404, "not_found");
     drop(plain);
@@ -377,15 +398,35 @@ pub async fn bad_advisories_are_refused_and_change_nothing(backend: Backend) {
     let id = report(&kit).await;
     let before = vuln_events(&kit).await.len();
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("no links", json!({"publish": true}), 422, "report_not_linked"),
+        (
+            "no links",
+            json!({"publish": true}),
+            422,
+            "report_not_linked",
+        ),
         ("a draft without links", json!({}), 422, "report_not_linked"),
-        ("a malformed CVE", json!({"publish": true, "cve": "CVE-26-1"}), 422, "unprocessable"),
-        ("an unknown field", json!({"publish": true, "tlp": "RED"}), 400, "invalid_request"),
+        (
+            "a malformed CVE",
+            json!({"publish": true, "cve": "CVE-26-1"}),
+            422,
+            "unprocessable",
+        ),
+        (
+            "an unknown field",
+            json!({"publish": true, "tlp": "RED"}),
+            400,
+            "invalid_request",
+        ),
     ];
     let token = super::admin_token(&kit).await;
     for (name, body, status, code) in &cases {
         let r = post(&kit, &format!("{PATH}/{id}/advisories"), body, Some(&token)).await;
-        assert_eq!((r.status.as_u16(), r.code()), (*status, *code), "{name}: {}", r.text);
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (*status, *code),
+            "{name}: {}",
+            r.text
+        );
     }
     let r = post(
         &kit,
@@ -404,7 +445,12 @@ pub async fn bad_advisories_are_refused_and_change_nothing(backend: Backend) {
         ),
         (
             "a justification with affected",
-            link("sensor", Some("1.4.0"), "affected", Some("component_not_present")),
+            link(
+                "sensor",
+                Some("1.4.0"),
+                "affected",
+                Some("component_not_present"),
+            ),
             422,
             "unprocessable",
         ),
@@ -457,7 +503,10 @@ pub fn cvss_base_scores_agree_with_the_cvss_package() {
             .flat_map(|v| options.iter().map(move |o| format!("{v}/{metric}:{o}")))
             .collect();
     }
-    let mut vectors: Vec<String> = vectors.into_iter().map(|v| format!("CVSS:3.1{v}")).collect();
+    let mut vectors: Vec<String> = vectors
+        .into_iter()
+        .map(|v| format!("CVSS:3.1{v}"))
+        .collect();
     vectors.push("CVSS:3.1/AV:N/AC:H/PR:L/UI:R/S:C/C:L/I:L/A:L/E:U/RL:O/RC:R".into());
     let python = std::env::var("TOUCHMARK_TEST_CVSS_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = "import json, sys\nfrom cvss import CVSS3\n\
@@ -469,7 +518,8 @@ pub fn cvss_base_scores_agree_with_the_cvss_package() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), vectors.join("\n").as_bytes()).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), vectors.join("\n").as_bytes())
+        .unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use touchmark_core::ErrorCode;
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
 use touchmark_core::firmware::{NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
 use touchmark_core::policy::vuln::{classify, transition};
-use touchmark_core::csaf::Advisory;
 use touchmark_core::vuln::{
     CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, PackageUrl, PerDeadline,
     Report, ReportContent, ReportState, VersionRange,
@@ -397,7 +397,8 @@ pub async fn deadline_alerts_are_marked_once(store: Arc<dyn Store>) {
 }
 
 fn advisory(report: &str, tracking_id: &str, version: u32, secs: i64) -> (Advisory, Event) {
-    let document = format!("{{\"tracking\":\"{tracking_id}\",\"version\":{version}}}\n").into_bytes();
+    let document =
+        format!("{{\"tracking\":\"{tracking_id}\",\"version\":{version}}}\n").into_bytes();
     let advisory = Advisory {
         report: report.into(),
         tracking_id: tracking_id.into(),
@@ -431,10 +432,7 @@ pub async fn advisories_are_versioned(store: Arc<dyn Store>) {
     store.create_report(r.clone(), e).await.unwrap();
     let size = log_size(&store).await;
     let (first, event) = advisory(&r.id, &r.id, 1, 20);
-    store
-        .publish_advisory(first.clone(), event)
-        .await
-        .unwrap();
+    store.publish_advisory(first.clone(), event).await.unwrap();
     for (version, why) in [(1, "again"), (3, "skipped")] {
         let (a, event) = advisory(&r.id, &r.id, version, 21);
         let result = store.publish_advisory(a, event).await;
@@ -449,7 +447,11 @@ pub async fn advisories_are_versioned(store: Arc<dyn Store>) {
         matches!(&result, Err(StoreError::NotFound(found)) if found.kind == RecordKind::VulnReport),
         "{result:?}"
     );
-    assert_eq!(log_size(&store).await, size + 1, "a refused revision logs nothing");
+    assert_eq!(
+        log_size(&store).await,
+        size + 1,
+        "a refused revision logs nothing"
+    );
 
     let races = (0..2).map(|i| {
         let store = Arc::clone(&store);
@@ -484,5 +486,11 @@ pub async fn advisories_are_versioned(store: Arc<dyn Store>) {
         .map(|a| (a.tracking_id.as_str(), a.version))
         .collect();
     assert_eq!(latest, [(r.id.as_str(), 2), (vex_id.as_str(), 1)]);
-    assert!(store.advisories("vr-ffffffffffffffee").await.unwrap().is_empty());
+    assert!(
+        store
+            .advisories("vr-ffffffffffffffee")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -2,8 +2,8 @@
 //! list them with their CRA deadlines, show one, move it through triage, classify it under the
 //! CRA, record the notifications submitted, and link it to products, releases and components.
 
-use clap::Subcommand;
 use anyhow::Context;
+use clap::Subcommand;
 use touchmark_core::api::{
     ChangeReportState, ClassifyReport, LinkReport, RecordSubmission, ReportBody, WriteAdvisory,
 };
@@ -323,7 +323,9 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
             let what = if published { "published" } else { "draft" };
             println!(
                 "{what} advisory of {id} written to {}",
-                out.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+                out.as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             );
             return Ok(());
         }
