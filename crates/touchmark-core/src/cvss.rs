@@ -69,7 +69,7 @@ fn roundup_tenths(input: f64) -> u8 {
     // conversions below never truncate.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let int_input = (input * 100_000.0).round() as u64;
-    let tenths = if int_input % 10_000 == 0 {
+    let tenths = if int_input.is_multiple_of(10_000) {
         int_input / 10_000
     } else {
         int_input / 10_000 + 1

@@ -288,6 +288,9 @@ fn stating(
     (l, event)
 }
 
+/// Links to a product, a release of it, and an SBOM component, and one stating a release not
+/// affected with its justification, read back oldest first; a link to an unknown report,
+/// product or release, a release of another product, or the same link twice writes nothing.
 pub async fn links_are_checked_and_kept(store: Arc<dyn Store>) {
     for id in ["sensor", "other"] {
         let p = product(id);
