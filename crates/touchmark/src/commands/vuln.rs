@@ -1,6 +1,7 @@
 //! `vuln`: vulnerability reports from the public intake (issue 18, `docs/vulnerabilities.md`):
 //! list them with their CRA deadlines, show one, move it through triage, classify it under the
-//! CRA, record the notifications submitted, and link it to products, releases and components.
+//! CRA, record the notifications submitted, link it to products, releases and components with
+//! the status each link states, and write its CSAF 2.0 advisory.
 
 use anyhow::Context;
 use clap::Subcommand;
