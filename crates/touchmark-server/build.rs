@@ -16,5 +16,6 @@ fn main() {
         touchmark_testenv::SECTXT,
         touchmark_testenv::CVSS,
         touchmark_testenv::CYCLONEDX,
+        touchmark_testenv::CSAF,
     ]);
 }

@@ -25,6 +25,7 @@
 //! - [`installation`]: the data directory's keys and certificates, under two roots (`touchmark
 //!   init`, `touchmark split-roots`).
 
+pub mod advisory;
 pub mod alerts;
 pub mod ca;
 pub mod catalog;
@@ -82,6 +83,8 @@ pub struct Authority {
     releases: delivery::Releases,
     /// The age recipient vulnerability reports may be encrypted to, when one is published.
     report_recipient: Option<String>,
+    /// The publisher of CSAF advisories and the provider's URLs (`[csaf]`), when configured.
+    csaf: Option<touchmark_core::csaf::CsafConfig>,
 }
 
 impl Authority {
@@ -105,6 +108,7 @@ impl Authority {
             firmware_limits: touchmark_firmware::Limits::default(),
             releases: delivery::Releases::default(),
             report_recipient: None,
+            csaf: None,
         }
     }
 

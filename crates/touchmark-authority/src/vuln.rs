@@ -16,8 +16,8 @@ use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
 use touchmark_core::field::FieldError;
 use touchmark_core::policy::vuln as rules;
 use touchmark_core::vuln::{
-    CraClass, Deadline, Link, PackageUrl, PerDeadline, Report, ReportContent, ReportState,
-    VersionRange,
+    CraClass, Deadline, Justification, Link, LinkStatus, PackageUrl, PerDeadline, Report,
+    ReportContent, ReportState, VersionRange, check_link_status,
 };
 use touchmark_store::{RecordKind, Rule, StoreError};
 
@@ -292,11 +292,13 @@ impl Authority {
     }
 
     /// Links report `id` to a product, optionally one of its releases (by version) and an SBOM
-    /// component (logged).
+    /// component, stating its status: affected (the default), fixed or not affected (logged).
     ///
     /// # Errors
-    /// `invalid_request` for a malformed product id; `unprocessable` for a package URL or
-    /// range that breaks its notation, or a range without a package URL; `product_unknown`;
+    /// `invalid_request` for a malformed product id, or an unknown status or justification;
+    /// `unprocessable` for a package URL or range that breaks its notation, a range without a
+    /// package URL, `not_affected` without a justification (or a justification with another
+    /// status), or `fixed` without a release; `product_unknown`;
     /// `not_found` for an unknown report or a version the product has no release of;
     /// `conflict` for the same link twice.
     pub async fn link_report(&self, actor: Actor, id: &str, req: &LinkReport) -> Result<Link> {
@@ -318,6 +320,25 @@ impl Authority {
                 "a version range is the range of a component: give its `purl` too",
             )));
         }
+        let status = match req.status.as_deref() {
+            None => LinkStatus::Affected,
+            Some(s) => LinkStatus::parse(s)
+                .ok_or_else(|| unknown("status", s, &LinkStatus::ALL.map(LinkStatus::as_str)))?,
+        };
+        let justification = req
+            .justification
+            .as_deref()
+            .map(|j| {
+                Justification::parse(j).ok_or_else(|| {
+                    unknown(
+                        "justification",
+                        j,
+                        &Justification::ALL.map(Justification::as_str),
+                    )
+                })
+            })
+            .transpose()?;
+        check_link_status(status, justification, req.release.is_some())?;
         if self.store.product(&product).await?.is_none() {
             return Err(AuthorityError::denied(
                 ErrorCode::ProductUnknown,
@@ -353,6 +374,8 @@ impl Authority {
             version: release.map(|r| r.version),
             purl,
             range,
+            status,
+            justification,
             linked_at: touchmark_store::to_millis(self.clock.now()),
         };
         let event = Event::new(
@@ -364,6 +387,8 @@ impl Authority {
                 version: link.version.clone(),
                 purl: link.purl.as_ref().map(|p| p.as_str().to_owned()),
                 range: link.range.as_ref().map(|r| r.as_str().to_owned()),
+                status: Some(link.status.as_str().to_owned()),
+                justification: link.justification.map(|j| j.as_str().to_owned()),
                 actor,
             },
         );

@@ -366,6 +366,8 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
                 release: Some("1.0.0".into()),
                 purl: None,
                 range: None,
+                status: None,
+                justification: None,
             },
         )
         .await

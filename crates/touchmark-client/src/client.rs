@@ -957,6 +957,34 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/vulnerability-reports/{id}/advisories` (admin): writes the report's CSAF 2.0
+    /// advisory, a draft or (with `publish`) its next revision; returns the document's exact
+    /// bytes and whether it was published.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_advisory(
+        &self,
+        id: &str,
+        request: &touchmark_core::api::WriteAdvisory,
+    ) -> Result<(Vec<u8>, bool), ClientError> {
+        let path = format!(
+            "/v1/vulnerability-reports/{}/advisories",
+            segment("report id", id)?
+        );
+        let (status, bytes) = self
+            .send(
+                Method::POST,
+                path,
+                Auth::Bearer,
+                Some(request),
+                "application/json",
+            )
+            .await?;
+        Ok((bytes, status == reqwest::StatusCode::CREATED))
+    }
+
     /// `POST /v1/webhooks` (admin): registers a webhook for alerts.
     ///
     /// # Errors

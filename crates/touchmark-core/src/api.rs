@@ -20,6 +20,7 @@ pub use field::{
 pub use vuln::{
     AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, LinkBody,
     LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
+    WriteAdvisory,
 };
 
 /// A count in a request. JSON has one kind of number, and the API document's `integer` is any

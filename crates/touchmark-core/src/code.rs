@@ -139,6 +139,12 @@ pub enum ErrorCode {
     /// does not parse, or the SHA-256 hash of the component it describes is not the image's
     /// (`docs/firmware.md`, "SBOM"). Nothing was stored.
     SbomInvalid,
+    /// A CSAF advisory of a report whose links name no product or release: there is nothing
+    /// to state a status of.
+    ReportNotLinked,
+    /// Publishing a CSAF advisory, or serving the provider's files, on a server without a
+    /// `[csaf]` publisher configured.
+    CsafNotConfigured,
 }
 
 impl ErrorCode {
@@ -195,11 +201,13 @@ impl ErrorCode {
             Self::ReportEncryptionInvalid => "report_encryption_invalid",
             Self::ReportTransitionInvalid => "report_transition_invalid",
             Self::SbomInvalid => "sbom_invalid",
+            Self::ReportNotLinked => "report_not_linked",
+            Self::CsafNotConfigured => "csaf_not_configured",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 50] = [
+    pub const ALL: [ErrorCode; 52] = [
         Self::StationNotAuthorized,
         Self::StationRevoked,
         Self::OrderNotFound,
@@ -250,6 +258,8 @@ impl ErrorCode {
         Self::ReportEncryptionInvalid,
         Self::ReportTransitionInvalid,
         Self::SbomInvalid,
+        Self::ReportNotLinked,
+        Self::CsafNotConfigured,
     ];
 
     /// Parses a code from its wire form.
@@ -349,7 +359,7 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ErrorCode::ALL.len(), 50);
+        assert_eq!(ErrorCode::ALL.len(), 52);
         assert_eq!(ErrorCode::ALL.iter().filter(|c| c.is_refusal()).count(), 20);
         assert!(
             ErrorCode::ALL

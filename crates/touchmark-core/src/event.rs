@@ -663,7 +663,29 @@ pub enum EventBody {
         /// The component's affected versions (`vers`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         range: Option<String>,
+        /// What the link states: `affected`, `fixed` or `not_affected`. Absent in links
+        /// logged before links had a status: those state `affected`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        /// For `not_affected`: the CSAF flag label that says why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        justification: Option<String>,
         /// Who linked it.
+        actor: Actor,
+    },
+    /// A revision of a report's CSAF advisory was published: served from now on under
+    /// `/.well-known/csaf/` in place of the revision before.
+    #[serde(rename = "vuln.advisory_published")]
+    VulnAdvisoryPublished {
+        /// The report.
+        report: String,
+        /// The advisory's `/document/tracking/id`.
+        tracking_id: String,
+        /// Its `/document/tracking/version`: 1 for the first, one more for each after.
+        version: u64,
+        /// SHA-256 of the exact bytes served.
+        sha256: Sha256Hash,
+        /// Who published it.
         actor: Actor,
     },
 }
@@ -710,6 +732,7 @@ impl EventBody {
             Self::VulnClassified { .. } => "vuln.classified",
             Self::VulnSubmitted { .. } => "vuln.submitted",
             Self::VulnLinked { .. } => "vuln.linked",
+            Self::VulnAdvisoryPublished { .. } => "vuln.advisory_published",
         }
     }
 

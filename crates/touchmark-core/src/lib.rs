@@ -11,6 +11,8 @@ pub mod canonical;
 pub mod clock;
 pub mod code;
 pub mod command;
+pub mod csaf;
+pub mod cvss;
 pub mod entity;
 pub mod event;
 pub mod field;

@@ -118,6 +118,8 @@ pub struct Replay {
     violations: Vec<Violation>,
     events: u64,
     installation_keys: BTreeMap<String, KeyReport>,
+    /// The last version of each CSAF advisory published, by tracking id.
+    advisories: HashMap<String, u64>,
 }
 
 impl Replay {
@@ -498,6 +500,22 @@ impl Replay {
                     self.violation(index, message);
                 }
             },
+            EventBody::VulnAdvisoryPublished {
+                tracking_id,
+                version,
+                ..
+            } => {
+                let last = self.advisories.get(tracking_id).copied().unwrap_or(0);
+                if *version == last.saturating_add(1) {
+                    self.advisories.insert(tracking_id.clone(), *version);
+                } else {
+                    let message = format!(
+                        "advisory {tracking_id} is published as version {version}, but the \
+                         version before it in the log is {last}: versions go up by one"
+                    );
+                    self.violation(index, message);
+                }
+            }
             _ => {}
         }
     }
@@ -1106,6 +1124,52 @@ mod tests {
             for (message, part) in found.iter().zip(expected) {
                 assert!(message.contains(part), "{name}: {message}");
             }
+        }
+    }
+
+    fn advisory(tracking_id: &str, version: u64) -> Event {
+        Event::new(
+            at(),
+            EventBody::VulnAdvisoryPublished {
+                report: "vr-0000000000000001".into(),
+                tracking_id: tracking_id.into(),
+                version,
+                sha256: Sha256Hash([7; 32]),
+                actor: Actor::System,
+            },
+        )
+    }
+
+    #[test]
+    fn advisory_versions_go_up_by_one_per_tracking_id() {
+        let r = replay(&[
+            advisory("vr-1", 1),
+            advisory("vr-1-vex", 1),
+            advisory("vr-1", 2),
+            advisory("vr-1-vex", 2),
+        ]);
+        assert!(r.violations().is_empty(), "{:?}", r.violations());
+        for (name, events, index) in [
+            ("first is not 1", vec![advisory("vr-1", 2)], 0),
+            (
+                "a version skipped",
+                vec![advisory("vr-1", 1), advisory("vr-1", 3)],
+                1,
+            ),
+            (
+                "a version again",
+                vec![
+                    advisory("vr-1", 1),
+                    advisory("vr-1", 2),
+                    advisory("vr-1", 2),
+                ],
+                2,
+            ),
+        ] {
+            let r = replay(&events);
+            assert_eq!(r.violations().len(), 1, "{name}: {:?}", r.violations());
+            assert_eq!(r.violations()[0].index, index, "{name}");
+            assert!(r.violations()[0].message.contains("up by one"), "{name}");
         }
     }
 }

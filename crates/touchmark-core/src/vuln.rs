@@ -853,8 +853,147 @@ pub struct Link {
     pub purl: Option<PackageUrl>,
     /// The component's affected versions.
     pub range: Option<VersionRange>,
+    /// What the link says of the product or release: affected (the default), fixed, or not
+    /// affected. Only `affected` links count in the affected units.
+    pub status: LinkStatus,
+    /// Why a `not_affected` product or release is not, as CSAF's VEX flags name it; set
+    /// exactly when the status is `not_affected` ([`check_link_status`]).
+    pub justification: Option<Justification>,
     /// When it was linked.
     pub linked_at: OffsetDateTime,
+}
+
+/// What a link states about its product or release, as a CSAF advisory's product status
+/// says it (`docs/vulnerabilities.md`, "Advisories").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LinkStatus {
+    /// It is affected: its units count in `affected`; CSAF `known_affected`.
+    Affected,
+    /// It contains the fix; CSAF `fixed`.
+    Fixed,
+    /// It is not affected, for the link's justification; CSAF `known_not_affected`.
+    NotAffected,
+}
+
+impl LinkStatus {
+    /// The three.
+    pub const ALL: [LinkStatus; 3] = [Self::Affected, Self::Fixed, Self::NotAffected];
+
+    /// The name as stored, logged and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Affected => "affected",
+            Self::Fixed => "fixed",
+            Self::NotAffected => "not_affected",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for LinkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a product is not affected: the labels of CSAF 2.0's flags (§3.2.3.5), which are the
+/// VEX justifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Justification {
+    /// The vulnerable component is not in the product.
+    ComponentNotPresent,
+    /// The component is, but not the vulnerable code.
+    VulnerableCodeNotPresent,
+    /// The vulnerable code is present but never executed.
+    VulnerableCodeNotInExecutePath,
+    /// The vulnerable code cannot be controlled by an adversary.
+    VulnerableCodeCannotBeControlledByAdversary,
+    /// The product has built-in protections that prevent exploitation.
+    InlineMitigationsAlreadyExist,
+}
+
+impl Justification {
+    /// The five.
+    pub const ALL: [Justification; 5] = [
+        Self::ComponentNotPresent,
+        Self::VulnerableCodeNotPresent,
+        Self::VulnerableCodeNotInExecutePath,
+        Self::VulnerableCodeCannotBeControlledByAdversary,
+        Self::InlineMitigationsAlreadyExist,
+    ];
+
+    /// The CSAF flag label, as stored, logged and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ComponentNotPresent => "component_not_present",
+            Self::VulnerableCodeNotPresent => "vulnerable_code_not_present",
+            Self::VulnerableCodeNotInExecutePath => "vulnerable_code_not_in_execute_path",
+            Self::VulnerableCodeCannotBeControlledByAdversary => {
+                "vulnerable_code_cannot_be_controlled_by_adversary"
+            }
+            Self::InlineMitigationsAlreadyExist => "inline_mitigations_already_exist",
+        }
+    }
+
+    /// Parses a label.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|j| j.as_str() == text)
+    }
+
+    /// The impact statement a VEX document gives with the flag (CSAF 2.0 §3.2.3.12, and its
+    /// mandatory test 6.1.27.9): the justification in words.
+    pub fn impact_statement(self) -> &'static str {
+        match self {
+            Self::ComponentNotPresent => "The vulnerable component is not present in the product.",
+            Self::VulnerableCodeNotPresent => {
+                "The vulnerable code is not present in the product's component."
+            }
+            Self::VulnerableCodeNotInExecutePath => {
+                "The vulnerable code is present but cannot be executed in the product."
+            }
+            Self::VulnerableCodeCannotBeControlledByAdversary => {
+                "The vulnerable code cannot be controlled by an adversary in the product."
+            }
+            Self::InlineMitigationsAlreadyExist => {
+                "The product has built-in protections that prevent exploitation."
+            }
+        }
+    }
+}
+
+/// Checks a link's status and justification together: `not_affected` needs a justification
+/// (a VEX statement without one is not a statement: CSAF's mandatory test 6.1.27.9), the
+/// other statuses take none, and `fixed` names a release (a fix is in a version).
+///
+/// # Errors
+/// [`FieldError`] (unprocessable) naming the field at fault.
+pub fn check_link_status(
+    status: LinkStatus,
+    justification: Option<Justification>,
+    has_release: bool,
+) -> Result<(), FieldError> {
+    match (status, justification) {
+        (LinkStatus::NotAffected, None) => Err(FieldError::rule(
+            "justification",
+            "a not_affected link needs a justification: component_not_present, \
+             vulnerable_code_not_present, vulnerable_code_not_in_execute_path, \
+             vulnerable_code_cannot_be_controlled_by_adversary or \
+             inline_mitigations_already_exist",
+        )),
+        (LinkStatus::Affected | LinkStatus::Fixed, Some(_)) => Err(FieldError::rule(
+            "justification",
+            "only a not_affected link takes a justification",
+        )),
+        (LinkStatus::Fixed, None) if !has_release => Err(FieldError::rule(
+            "status",
+            "a fixed link names the release that holds the fix: give `release`",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A lot of affected units: those of one order that run one release, or, for a link to a

@@ -76,6 +76,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ReportTransitionInvalid => StatusCode::CONFLICT,
         // A release's SBOM (issue 18, item 5).
         ErrorCode::SbomInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        // CSAF advisories (issue 18).
+        ErrorCode::ReportNotLinked => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::CsafNotConfigured => StatusCode::CONFLICT,
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::NotFound | ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,

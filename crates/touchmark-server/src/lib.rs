@@ -81,6 +81,9 @@ pub struct VulnOptions {
     pub recipient: Option<String>,
     /// `/.well-known/security.txt`, when configured.
     pub security_txt: Option<security_txt::SecurityTxt>,
+    /// The CSAF advisories' publisher and provider (`[csaf]`), when configured: advisories
+    /// are published, and served under `/.well-known/csaf/`, only then.
+    pub csaf: Option<touchmark_core::csaf::CsafConfig>,
     /// How often the CRA deadlines are looked at, to alert on those approaching or overdue.
     pub deadline_sweep: std::time::Duration,
 }
@@ -96,6 +99,7 @@ impl Default for VulnOptions {
             },
             recipient: None,
             security_txt: None,
+            csaf: None,
             deadline_sweep: std::time::Duration::from_secs(60),
         }
     }
@@ -193,7 +197,8 @@ impl Server {
                 .with_refusal_limit(options.refusal_limit)
                 .with_public_url(options.public_url)
                 .with_max_release_size(options.max_release_size.min(MAX_RELEASE_SIZE))
-                .with_report_recipient(options.vuln.recipient.clone()),
+                .with_report_recipient(options.vuln.recipient.clone())
+                .with_csaf(options.vuln.csaf.clone()),
         );
         let log = Arc::new(
             Log::open(

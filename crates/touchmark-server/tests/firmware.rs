@@ -1715,6 +1715,8 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
             release: release.map(str::to_owned),
             purl: purl.map(str::to_owned),
             range: None,
+            status: None,
+            justification: None,
         }
     };
     kit.admin
@@ -1816,6 +1818,53 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     assert_eq!(a.total, 3);
     assert_eq!(a.by_release.get("1.5.0+0"), None);
     assert!(a.units.iter().all(|u| u.serial != "SN-000001"));
+    // Only links that state `affected` count: a report whose links say 1.5.0 holds the fix
+    // and 1.4.0 and the other product are not affected affects no unit, though units run
+    // each (the first report, linked as affected to the same releases, affects three).
+    let submitted = kit
+        .raw()
+        .send(
+            reqwest::Method::POST,
+            "/v1/vulnerability-reports",
+            Some("application/json"),
+            serde_json::to_vec(&serde_json::json!({"description": "a second finding"})).unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(submitted.status, 201, "{}", submitted.text);
+    let second = submitted.body["id"].as_str().unwrap().to_owned();
+    let stating = |release: Option<&str>, product: &str, status: &str, why: Option<&str>| {
+        touchmark_core::api::LinkReport {
+            status: Some(status.to_owned()),
+            justification: why.map(str::to_owned),
+            ..link(release, None, product)
+        }
+    };
+    for request in [
+        stating(Some("1.5.0"), &product, "fixed", None),
+        stating(
+            Some("1.4.0"),
+            &product,
+            "not_affected",
+            Some("vulnerable_code_not_in_execute_path"),
+        ),
+        stating(None, &other, "not_affected", Some("component_not_present")),
+    ] {
+        kit.admin.vuln_link(&second, &request).await.unwrap();
+    }
+    let a = kit.admin.vuln_affected(&second, None).await.unwrap();
+    assert_eq!((a.total, a.units.len()), (0, 0), "{a:?}");
+    let other_report = kit.admin.vuln_report(&second).await.unwrap();
+    assert_eq!(other_report.links.len(), 3);
+    let e = api_error(
+        kit.admin
+            .vuln_link(&second, &stating(Some("1.4.0"), &product, "affected", None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e, (409, "conflict".to_owned()), "one status per release");
+    let a = kit.admin.vuln_affected(&second, None).await.unwrap();
+    assert_eq!(a.total, 0);
 
     let e = api_error(
         kit.admin

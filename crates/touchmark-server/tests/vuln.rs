@@ -80,7 +80,26 @@ touchmark_testkit::both_backends!(
     an_encrypted_report_is_stored_as_sent_and_opens_with_age,
     #[cfg_attr(not(tm_sectxt), ignore = "needs sectxt: `pip install sectxt`")]
     security_txt_is_valid_rfc_9116_for_sectxt,
+    #[cfg_attr(
+        not(tm_csaf),
+        ignore = "needs @secvisogram/csaf-validator-lib: see .ci/run, TOUCHMARK_TEST_CSAF_VALIDATOR"
+    )]
+    advisories_pass_the_validator_and_are_served,
+    bad_advisories_are_refused_and_change_nothing,
 );
+
+/// CSAF 2.0 advisories: written, validated, published and served.
+#[path = "csaf/advisories.rs"]
+mod advisories;
+use advisories::{
+    advisories_pass_the_validator_and_are_served, bad_advisories_are_refused_and_change_nothing,
+};
+
+#[test]
+#[cfg_attr(not(tm_cvss), ignore = "needs cvss: `pip install cvss`")]
+fn cvss_base_scores_agree_with_the_cvss_package() {
+    advisories::cvss_base_scores_agree_with_the_cvss_package();
+}
 
 /// Script in every text field: stored and answered as sent, inside JSON only; the reporter
 /// reads the status with the secret (and nothing with another secret); the log holds the

@@ -362,13 +362,27 @@ const TABLES: &[Table] = &[
     ),
     table!(
         "vuln_links",
-        [Text, Text, Text, Text, Text, Text, Time],
-        read: "SELECT report_id, product, release_id, version, purl, version_range, linked_at
+        [Text, Text, Text, Text, Text, Text, Time, Text, Text],
+        read: "SELECT report_id, product, release_id, version, purl, version_range, linked_at,
+                      status, justification
                FROM vuln_links",
         write: "INSERT INTO vuln_links (report_id, product, release_id, version, purl,
-                                        version_range, linked_at)
+                                        version_range, linked_at, status, justification)
                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                     $6::text[], $7::timestamptz[])",
+                                     $6::text[], $7::timestamptz[], $8::text[], $9::text[])",
+    ),
+    // Published CSAF advisories, after the reports they are about.
+    table!(
+        "csaf_advisories",
+        [Text, Int, Text, Bool, Text, Time, Time, Blob, Blob],
+        read: "SELECT tracking_id, version, report_id, vex, summary, initial_at, published_at,
+                      document, sha256
+               FROM csaf_advisories",
+        write: "INSERT INTO csaf_advisories (tracking_id, version, report_id, vex, summary,
+                                             initial_at, published_at, document, sha256)
+                SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::boolean[],
+                                     $5::text[], $6::timestamptz[], $7::timestamptz[],
+                                     $8::bytea[], $9::bytea[])",
     ),
     table!(
         "certificates",

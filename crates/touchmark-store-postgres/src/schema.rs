@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_vulnerabilities.sql"),
     include_str!("../migrations/0018_units_revoked.sql"),
     include_str!("../migrations/0019_release_components.sql"),
+    include_str!("../migrations/0020_advisories.sql"),
     include_str!("../migrations/0021_latest_release.sql"),
 ];
 

@@ -8,11 +8,12 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use touchmark_core::ProductId;
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    Affected, CraClass, CvssVector, Deadline, Link, LotText, PackageUrl, PerDeadline, Report,
-    ReportContent, ReportState, VersionRange,
+    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText,
+    PackageUrl, PerDeadline, Report, ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, to_millis};
 
@@ -82,10 +83,11 @@ fn report(r: &PgRow) -> Result<Report> {
 /// release or component.
 const AFFECTED_SQL: &str = "
 WITH named AS (
-    SELECT DISTINCT release_id FROM vuln_links WHERE report_id = $1 AND release_id IS NOT NULL
+    SELECT DISTINCT release_id FROM vuln_links
+    WHERE report_id = $1 AND release_id IS NOT NULL AND status = 'affected'
 ), wide AS (
     SELECT DISTINCT product FROM vuln_links
-    WHERE report_id = $1 AND release_id IS NULL AND purl IS NULL
+    WHERE report_id = $1 AND release_id IS NULL AND purl IS NULL AND status = 'affected'
 ), lots AS MATERIALIZED (
     SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
     FROM named n
@@ -130,6 +132,8 @@ fn link(r: &PgRow) -> Result<Link> {
     let product: String = get(r, 1)?;
     let purl: Option<String> = get(r, 4)?;
     let range: Option<String> = get(r, 5)?;
+    let status: String = get(r, 7)?;
+    let justification: Option<String> = get(r, 8)?;
     Ok(Link {
         report: get(r, 0)?,
         product: ProductId::parse(&product).map_err(|e| corrupt("link product", e))?,
@@ -142,6 +146,36 @@ fn link(r: &PgRow) -> Result<Link> {
             .map(|v| VersionRange::parse("range", &v).map_err(|e| corrupt("link range", e)))
             .transpose()?,
         linked_at: get(r, 6)?,
+        status: LinkStatus::parse(&status).ok_or_else(|| corrupt("link status", &status))?,
+        justification: justification
+            .map(|j| Justification::parse(&j).ok_or_else(|| corrupt("link justification", &j)))
+            .transpose()?,
+    })
+}
+
+macro_rules! advisory_sql {
+    ($rest:literal) => {
+        concat!(
+            "SELECT tracking_id, version, report_id, vex, summary, initial_at, published_at, \
+             document, sha256 FROM csaf_advisories",
+            $rest
+        )
+    };
+}
+
+fn advisory(r: &PgRow) -> Result<Advisory> {
+    let version: i32 = get(r, 1)?;
+    let sha: Vec<u8> = get(r, 8)?;
+    Ok(Advisory {
+        tracking_id: get(r, 0)?,
+        version: u32::try_from(version).map_err(|e| corrupt("advisory version", e))?,
+        report: get(r, 2)?,
+        vex: get(r, 3)?,
+        summary: get(r, 4)?,
+        initial_at: get(r, 5)?,
+        published_at: get(r, 6)?,
+        document: get(r, 7)?,
+        sha256: codec::sha256("advisory hash", &sha)?,
     })
 }
 
@@ -308,8 +342,8 @@ impl VulnStore for PostgresStore {
             }
             let inserted = sqlx::query(
                 "INSERT INTO vuln_links (report_id, product, release_id, version, purl,
-                     version_range, linked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                     version_range, linked_at, status, justification)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(&link.report)
             .bind(link.product.as_str())
@@ -318,6 +352,8 @@ impl VulnStore for PostgresStore {
             .bind(link.purl.as_ref().map(PackageUrl::as_str))
             .bind(link.range.as_ref().map(VersionRange::as_str))
             .bind(to_millis(link.linked_at))
+            .bind(link.status.as_str())
+            .bind(link.justification.map(Justification::as_str))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -338,7 +374,8 @@ impl VulnStore for PostgresStore {
     async fn links(&self, report: &str) -> touchmark_store::Result<Vec<Link>> {
         let run = async {
             sqlx::query(
-                "SELECT report_id, product, release_id, version, purl, version_range, linked_at
+                "SELECT report_id, product, release_id, version, purl, version_range, linked_at,
+                        status, justification
                  FROM vuln_links WHERE report_id = $1 ORDER BY linked_at, coalesce(release_id, ''), coalesce(purl, ''),
                           coalesce(version_range, '')",
             )
@@ -398,6 +435,91 @@ impl VulnStore for PostgresStore {
                 .await?
                 .rows_affected();
             Ok::<_, Error>(marked == 1)
+        };
+        Ok(run.await?)
+    }
+
+    async fn publish_advisory(
+        &self,
+        advisory: Advisory,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        let run = async {
+            let mut tx = self.pool().begin().await?;
+            // The report's row is locked, so two replicas publishing the same advisory take
+            // turns: the second sees the first's version and is refused.
+            let found = sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM vuln_reports WHERE id = $1 FOR NO KEY UPDATE",
+            )
+            .bind(&advisory.report)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if found.is_none() {
+                return Err(StoreError::not_found(RecordKind::VulnReport, &advisory.report).into());
+            }
+            let last: i32 = sqlx::query_scalar(
+                "SELECT coalesce(max(version), 0) FROM csaf_advisories WHERE tracking_id = $1",
+            )
+            .bind(&advisory.tracking_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let version = i32::try_from(advisory.version).unwrap_or(i32::MAX);
+            if last.checked_add(1) != Some(version) {
+                return Err(StoreError::exists(
+                    RecordKind::Advisory,
+                    format!("{} version {}", advisory.tracking_id, advisory.version),
+                )
+                .into());
+            }
+            sqlx::query(
+                "INSERT INTO csaf_advisories (tracking_id, version, report_id, vex, summary,
+                     initial_at, published_at, document, sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&advisory.tracking_id)
+            .bind(version)
+            .bind(&advisory.report)
+            .bind(advisory.vex)
+            .bind(&advisory.summary)
+            .bind(to_millis(advisory.initial_at))
+            .bind(to_millis(advisory.published_at))
+            .bind(&advisory.document)
+            .bind(&advisory.sha256.0[..])
+            .execute(&mut *tx)
+            .await?;
+            let logged = append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(logged)
+        };
+        Ok(run.await?)
+    }
+
+    async fn advisories(&self, report: &str) -> touchmark_store::Result<Vec<Advisory>> {
+        let run = async {
+            sqlx::query(advisory_sql!(
+                " WHERE report_id = $1 ORDER BY tracking_id, version"
+            ))
+            .bind(report)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(advisory)
+            .collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn latest_advisories(&self) -> touchmark_store::Result<Vec<Advisory>> {
+        let run = async {
+            sqlx::query(advisory_sql!(
+                " a WHERE version = (SELECT max(version) FROM csaf_advisories b \
+                 WHERE b.tracking_id = a.tracking_id) ORDER BY tracking_id"
+            ))
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(advisory)
+            .collect::<Result<Vec<_>>>()
         };
         Ok(run.await?)
     }

@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_vulnerabilities.sql"),
     include_str!("../migrations/0020_units_revoked.sql"),
     include_str!("../migrations/0021_release_components.sql"),
+    include_str!("../migrations/0022_advisories.sql"),
     include_str!("../migrations/0023_latest_release.sql"),
 ];
 

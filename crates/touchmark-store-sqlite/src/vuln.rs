@@ -5,11 +5,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use touchmark_core::ProductId;
 use touchmark_core::clock::{format_timestamp, parse_timestamp};
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    Affected, CraClass, CvssVector, Deadline, Link, LotText, PackageUrl, PerDeadline, Report,
-    ReportContent, ReportState, VersionRange,
+    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText,
+    PackageUrl, PerDeadline, Report, ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
 
@@ -23,7 +24,10 @@ const REPORT_SQL: &str = "SELECT id, secret_sha256, state, product, version, des
      notification_alerted_at, final_report_alerted_at, received_at, updated_at FROM vuln_reports";
 
 const LINK_SQL: &str = "SELECT report_id, product, release_id, version, purl, version_range, \
-     linked_at FROM vuln_links";
+     linked_at, status, justification FROM vuln_links";
+
+const ADVISORY_SQL: &str = "SELECT tracking_id, version, report_id, vex, summary, initial_at, \
+     published_at, document, sha256 FROM csaf_advisories";
 
 fn time(what: &str, text: Option<String>) -> Result<Option<OffsetDateTime>> {
     text.map(|t| parse_timestamp(&t).map_err(|e| corrupt(what, e)))
@@ -87,10 +91,11 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
 /// serial and order, so that no table row is read per unit.
 const AFFECTED_SQL: &str = "
 WITH named AS (
-    SELECT DISTINCT release_id FROM vuln_links WHERE report_id = ?1 AND release_id IS NOT NULL
+    SELECT DISTINCT release_id FROM vuln_links
+    WHERE report_id = ?1 AND release_id IS NOT NULL AND status = 'affected'
 ), wide AS (
     SELECT DISTINCT product FROM vuln_links
-    WHERE report_id = ?1 AND release_id IS NULL AND purl IS NULL
+    WHERE report_id = ?1 AND release_id IS NULL AND purl IS NULL AND status = 'affected'
 ), lots AS MATERIALIZED (
     SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
     FROM named n
@@ -150,6 +155,7 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<Link>> {
     let (report, product): (String, String) = (r.get(0)?, r.get(1)?);
     let (release, version, purl, range) = (text(2)?, text(3)?, text(4)?, text(5)?);
     let linked: String = r.get(6)?;
+    let (status, justification): (String, Option<String>) = (r.get(7)?, r.get(8)?);
     Ok((|| {
         Ok(Link {
             report,
@@ -162,7 +168,31 @@ fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<Link>> {
             range: range
                 .map(|v| VersionRange::parse("range", &v).map_err(|e| corrupt("link range", e)))
                 .transpose()?,
+            status: LinkStatus::parse(&status).ok_or_else(|| corrupt("link status", &status))?,
+            justification: justification
+                .map(|j| Justification::parse(&j).ok_or_else(|| corrupt("link justification", &j)))
+                .transpose()?,
             linked_at: parse_timestamp(&linked).map_err(|e| corrupt("link time", e))?,
+        })
+    })())
+}
+
+fn advisory_row(r: &Row<'_>) -> rusqlite::Result<Result<Advisory>> {
+    let (tracking_id, version, report, vex, summary): (String, i64, String, bool, String) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    let (initial, published): (String, String) = (r.get(5)?, r.get(6)?);
+    let (document, sha): (Vec<u8>, Vec<u8>) = (r.get(7)?, r.get(8)?);
+    Ok((|| {
+        Ok(Advisory {
+            version: u32::try_from(version).map_err(|e| corrupt("advisory version", e))?,
+            initial_at: parse_timestamp(&initial).map_err(|e| corrupt("advisory time", e))?,
+            published_at: parse_timestamp(&published).map_err(|e| corrupt("advisory time", e))?,
+            sha256: codec::sha256("advisory hash", &sha)?,
+            tracking_id,
+            report,
+            vex,
+            summary,
+            document,
         })
     })())
 }
@@ -329,8 +359,8 @@ impl VulnStore for SqliteStore {
                 .conn
                 .prepare_cached(
                     "INSERT INTO vuln_links (report_id, product, release_id, version, purl,
-                         version_range, linked_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                         version_range, linked_at, status, justification)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![
                     link.report,
@@ -340,6 +370,8 @@ impl VulnStore for SqliteStore {
                     link.purl.as_ref().map(PackageUrl::as_str),
                     link.range.as_ref().map(VersionRange::as_str),
                     format_timestamp(link.linked_at),
+                    link.status.as_str(),
+                    link.justification.map(Justification::as_str),
                 ])?;
             if inserted == 0 {
                 return Err(StoreError::exists(
@@ -396,6 +428,78 @@ impl VulnStore for SqliteStore {
                 ))?
                 .execute([id.as_str(), format_timestamp(at).as_str()])?;
             Ok(marked == 1)
+        })
+        .await
+    }
+
+    async fn publish_advisory(
+        &self,
+        advisory: Advisory,
+        event: Event,
+    ) -> touchmark_store::Result<Logged> {
+        self.write(move |ctx| {
+            if !known(
+                ctx.conn,
+                "SELECT 1 FROM vuln_reports WHERE id = ?1",
+                [&advisory.report],
+            )? {
+                return Err(StoreError::not_found(RecordKind::VulnReport, &advisory.report).into());
+            }
+            let last: i64 = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT coalesce(max(version), 0) FROM csaf_advisories WHERE tracking_id = ?1",
+                )?
+                .query_row([&advisory.tracking_id], |r| r.get(0))?;
+            if last + 1 != i64::from(advisory.version) {
+                return Err(StoreError::exists(
+                    RecordKind::Advisory,
+                    format!("{} version {}", advisory.tracking_id, advisory.version),
+                )
+                .into());
+            }
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO csaf_advisories (tracking_id, version, report_id, vex, summary,
+                         initial_at, published_at, document, sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    advisory.tracking_id,
+                    advisory.version,
+                    advisory.report,
+                    advisory.vex,
+                    advisory.summary,
+                    format_timestamp(advisory.initial_at),
+                    format_timestamp(advisory.published_at),
+                    advisory.document,
+                    &advisory.sha256.0[..],
+                ])?;
+            Ok(ctx.append(&event)?.1)
+        })
+        .await
+    }
+
+    async fn advisories(&self, report: &str) -> touchmark_store::Result<Vec<Advisory>> {
+        let report = report.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{ADVISORY_SQL} WHERE report_id = ?1 ORDER BY tracking_id, version"
+            ))?;
+            let rows = stmt.query_map([report.as_str()], advisory_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn latest_advisories(&self) -> touchmark_store::Result<Vec<Advisory>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{ADVISORY_SQL} a WHERE version = (SELECT max(version) FROM csaf_advisories b \
+                 WHERE b.tracking_id = a.tracking_id) ORDER BY tracking_id"
+            ))?;
+            let rows = stmt.query_map([], advisory_row)?;
+            rows.map(|r| r?).collect()
         })
         .await
     }

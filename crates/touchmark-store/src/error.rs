@@ -35,6 +35,8 @@ pub enum RecordKind {
     VulnReport,
     /// A vulnerability report's link to a product, release or component.
     VulnLink,
+    /// A published revision of a CSAF advisory.
+    Advisory,
 }
 
 impl RecordKind {
@@ -54,6 +56,7 @@ impl RecordKind {
             Self::Unit => "unit",
             Self::VulnReport => "vulnerability report",
             Self::VulnLink => "link of vulnerability report",
+            Self::Advisory => "advisory revision",
         }
     }
 }

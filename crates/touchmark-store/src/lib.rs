@@ -466,6 +466,20 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
         deadline: touchmark_core::vuln::Deadline,
         at: OffsetDateTime,
     ) -> Result<bool>;
+    /// Stores a published revision of a report's CSAF advisory with its
+    /// `vuln.advisory_published` event. `NotFound` for a report that does not exist; `Exists`
+    /// unless its version is one more than the last stored of its tracking id (another
+    /// revision was published meanwhile).
+    async fn publish_advisory(
+        &self,
+        advisory: touchmark_core::csaf::Advisory,
+        event: Event,
+    ) -> Result<Logged>;
+    /// Every published revision of report `report`'s advisories, by tracking id, then version.
+    async fn advisories(&self, report: &str) -> Result<Vec<touchmark_core::csaf::Advisory>>;
+    /// The latest revision of every advisory published, by tracking id: what the provider's
+    /// directory serves.
+    async fn latest_advisories(&self) -> Result<Vec<touchmark_core::csaf::Advisory>>;
 }
 
 /// Test records as data (design.md §9): the steps and measurements of every stored test

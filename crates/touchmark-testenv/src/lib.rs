@@ -226,6 +226,14 @@ pub const CYCLONEDX: Need = Need {
     program: None,
 };
 
+/// The npm prefix `@secvisogram/csaf-validator-lib` (the BSI's CSAF 2.0 validator) is installed
+/// under, which the CSAF advisories' tests run with `node`: `TOUCHMARK_TEST_CSAF_VALIDATOR`.
+pub const CSAF: Need = Need {
+    cfg: "tm_csaf",
+    var: "TOUCHMARK_TEST_CSAF_VALIDATOR",
+    program: None,
+};
+
 /// Whether this is a CI run, where nothing a test needs may be missing.
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

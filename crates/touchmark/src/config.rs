@@ -39,6 +39,71 @@ struct FileConfig {
     firmware: Option<FirmwareFile>,
     vulnerabilities: Option<VulnerabilitiesFile>,
     security_txt: Option<SecurityTxtFile>,
+    csaf: Option<CsafFile>,
+}
+
+/// The `[csaf]` table: who publishes the CSAF 2.0 advisories, served under
+/// `<public_url>/.well-known/csaf/` (docs/vulnerabilities.md, "Advisories").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsafFile {
+    /// The publisher's name (and the product tree's vendor).
+    publisher_name: String,
+    /// The publisher's namespace: an https URL it controls.
+    publisher_namespace: String,
+    /// coordinator, discoverer, other, translator, user or vendor [default: vendor].
+    publisher_category: Option<String>,
+    /// How to reach the publisher, one line.
+    contact_details: Option<String>,
+    /// Whether CSAF aggregators may list this provider [default: true].
+    list_on_aggregators: Option<bool>,
+    /// Whether CSAF aggregators may mirror its advisories [default: true].
+    mirror_on_aggregators: Option<bool>,
+}
+
+/// The CSAF configuration from `[csaf]`, checked: it needs an https public URL, where its
+/// files are served.
+fn csaf_config(
+    file: Option<CsafFile>,
+    public_url: Option<&str>,
+) -> anyhow::Result<Option<touchmark_core::csaf::CsafConfig>> {
+    use touchmark_core::csaf::{CsafConfig, Publisher, PublisherCategory};
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let Some(base) = public_url.filter(|u| u.starts_with("https://")) else {
+        bail!("`[csaf]` needs an https `public_url`: the advisories are served under it");
+    };
+    let name = touchmark_core::vuln::line("name", &file.publisher_name, 256)
+        .map_err(|e| anyhow::anyhow!("`csaf.publisher_name`: {e}"))?;
+    let namespace = https_url("csaf.publisher_namespace", &file.publisher_namespace)?;
+    let category = match file.publisher_category.as_deref() {
+        None => PublisherCategory::Vendor,
+        Some(c) => PublisherCategory::parse(c).ok_or_else(|| {
+            anyhow::anyhow!(
+                "`csaf.publisher_category`: `{c}` is not one of coordinator, discoverer, other, \
+                 translator, user, vendor"
+            )
+        })?,
+    };
+    let contact_details = file
+        .contact_details
+        .map(|c| {
+            touchmark_core::vuln::line("contact", &c, 256)
+                .map_err(|e| anyhow::anyhow!("`csaf.contact_details`: {e}"))
+        })
+        .transpose()?;
+    Ok(Some(CsafConfig {
+        publisher: Publisher {
+            name,
+            namespace,
+            category,
+            contact_details,
+        },
+        base_url: base.trim_end_matches('/').to_owned(),
+        list_on_aggregators: file.list_on_aggregators.unwrap_or(true),
+        mirror_on_aggregators: file.mirror_on_aggregators.unwrap_or(true),
+    }))
 }
 
 /// The `[vulnerabilities]` table: the public intake (docs/vulnerabilities.md).
@@ -76,7 +141,7 @@ fn https_url(name: &str, url: &str) -> anyhow::Result<String> {
     let checked = touchmark_core::field::HttpUrl::parse("url", url)
         .map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
     if !checked.as_str().starts_with("https://") {
-        bail!("`{name}` must be an https:// URL (RFC 9116)");
+        bail!("`{name}` must be an https:// URL");
     }
     Ok(checked.as_str().to_owned())
 }
@@ -184,6 +249,7 @@ fn vuln_options(
         rate: touchmark_server::rate::RateLimit { per_second, burst },
         recipient: vulns.age_recipient,
         security_txt,
+        csaf: None,
         deadline_sweep: default.deadline_sweep,
     })
 }
@@ -507,13 +573,14 @@ pub fn load(
         .unwrap_or_default()
         .max_image_size()
         .with_context(invalid)?;
-    let vuln = vuln_options(
+    let mut vuln = vuln_options(
         file.vulnerabilities.unwrap_or_default(),
         file.security_txt,
         public_url.as_deref(),
         time::OffsetDateTime::now_utc(),
     )
     .with_context(invalid)?;
+    vuln.csaf = csaf_config(file.csaf, public_url.as_deref()).with_context(invalid)?;
     Ok(Config {
         vuln,
         public_url,
@@ -789,6 +856,20 @@ mod tests {
             Some("https://tm.example/v1/vulnerability-reports/encryption-key")
         );
         assert_eq!(txt.preferred_languages, ["en"]);
+        assert!(config.vuln.csaf.is_none());
+        std::fs::write(
+            dir.path().join(FILE),
+            "public_url = \"https://tm.example/\"\n[csaf]\npublisher_name = \"Acme\"\n\
+             publisher_namespace = \"https://acme.example\"\nmirror_on_aggregators = false\n",
+        )
+        .unwrap();
+        let csaf = load(dir.path(), None, None).unwrap().vuln.csaf.unwrap();
+        assert_eq!(csaf.base_url, "https://tm.example");
+        assert_eq!(
+            csaf.publisher.category,
+            touchmark_core::csaf::PublisherCategory::Vendor
+        );
+        assert!(csaf.list_on_aggregators && !csaf.mirror_on_aggregators);
         for (text, complaint) in [
             ("[security_txt]\ncontact = []\n", "`security_txt.contact`"),
             (
@@ -813,6 +894,30 @@ mod tests {
             ),
             ("[vulnerabilities]\nburst = 0\n", "`vulnerabilities.burst`"),
             ("[security_txt]\ncontacts = []\n", "unknown field"),
+            (
+                "[csaf]\npublisher_name = \"Acme\"\npublisher_namespace = \"https://acme.example\"\n",
+                "needs an https `public_url`",
+            ),
+            (
+                "public_url = \"https://tm.example\"\n[csaf]\npublisher_name = \"Acme\"\n\
+                 publisher_namespace = \"http://acme.example\"\n",
+                "`csaf.publisher_namespace`",
+            ),
+            (
+                "public_url = \"https://tm.example\"\n[csaf]\npublisher_name = \"Acme\"\n\
+                 publisher_namespace = \"https://acme.example\"\npublisher_category = \"maker\"\n",
+                "`csaf.publisher_category`",
+            ),
+            (
+                "public_url = \"https://tm.example\"\n[csaf]\npublisher_name = \" \"\n\
+                 publisher_namespace = \"https://acme.example\"\n",
+                "`csaf.publisher_name`",
+            ),
+            (
+                "public_url = \"https://tm.example\"\n[csaf]\npublisher_name = \"Acme\"\n\
+                 publisher_namespace = \"https://acme.example\"\ntlp = \"RED\"\n",
+                "unknown field",
+            ),
         ] {
             std::fs::write(dir.path().join(FILE), text).unwrap();
             let err = format!("{:#}", load(dir.path(), None, None).unwrap_err());

@@ -100,6 +100,11 @@ pub struct LinkBody {
     /// The component's affected versions (`vers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
+    /// `affected`, `fixed` or `not_affected`.
+    pub status: String,
+    /// For `not_affected`: why, as a CSAF flag label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
     /// When it was linked.
     pub linked_at: String,
 }
@@ -208,6 +213,45 @@ pub struct LinkReport {
     /// with `purl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
+    /// What the link states: `affected` (the default: its units count as affected), `fixed`
+    /// (the release holds the fix) or `not_affected` (with a `justification`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why a `not_affected` product or release is not: `component_not_present`,
+    /// `vulnerable_code_not_present`, `vulnerable_code_not_in_execute_path`,
+    /// `vulnerable_code_cannot_be_controlled_by_adversary` or
+    /// `inline_mitigations_already_exist` (CSAF 2.0's flag labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+}
+
+/// Writes a report's CSAF 2.0 advisory (`docs/vulnerabilities.md`, "Advisories"): a draft, or
+/// with `publish` its next revision, stored, logged and served under `/.well-known/csaf/`.
+/// The reporter's description is never copied into it; `title` and `description` are the
+/// public texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WriteAdvisory {
+    /// Publish it as the next revision (stored, logged, served); otherwise a draft, stored
+    /// and logged nowhere.
+    #[serde(default)]
+    pub publish: bool,
+    /// A VEX document (the `csaf_vex` profile) rather than a security advisory.
+    #[serde(default)]
+    pub vex: bool,
+    /// The vulnerability's CVE id (`CVE-2026-12345`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cve: Option<String>,
+    /// The document's title: one line, at most 256 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The vulnerability's public description: at most 8,192 characters, lines allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// This revision's summary in the revision history: one line, at most 1,024 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// The units a report affects, by serial, with counts per order, factory and release

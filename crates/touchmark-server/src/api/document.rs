@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 use touchmark_core::alert::AlertKind;
 use touchmark_core::command::NewStation;
+use touchmark_core::csaf;
 use touchmark_core::field::{HttpUrl, Label, Oid, ProductName, SubjectText, TEXT_PATTERN};
 use touchmark_core::id::ID_PATTERN;
 use touchmark_core::order::MAX_QUOTA;
@@ -157,6 +158,28 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "range",
             json!({ "maxLength": vuln::COMPONENT_MAX }),
         ),
+        (
+            "LinkReport",
+            "status",
+            json!({ "enum": vuln::LinkStatus::ALL.map(vuln::LinkStatus::as_str) }),
+        ),
+        (
+            "LinkReport",
+            "justification",
+            json!({ "enum": vuln::Justification::ALL.map(vuln::Justification::as_str) }),
+        ),
+        (
+            "WriteAdvisory",
+            "cve",
+            json!({ "pattern": "^CVE-[0-9]{4}-[0-9]{4,19}$" }),
+        ),
+        ("WriteAdvisory", "title", text(csaf::TITLE_MAX)),
+        (
+            "WriteAdvisory",
+            "description",
+            json!({ "pattern": vuln::MULTILINE_PATTERN, "minLength": 1, "maxLength": csaf::DESCRIPTION_MAX }),
+        ),
+        ("WriteAdvisory", "summary", text(csaf::SUMMARY_MAX)),
     ]
 }
 
@@ -168,6 +191,10 @@ fn parameter_rule(name: &str) -> Option<Value> {
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
         "from" | "until" => Some(timestamp()),
         "state" => Some(json!({ "enum": ["unresolved", "all"] })),
+        "year" => Some(json!({ "pattern": "^[0-9]{4}$" })),
+        "file" => Some(
+            json!({ "pattern": "^[+a-z0-9_-]+[.]json([.]sha256|[.]sha512)?$", "maxLength": 255 }),
+        ),
         _ => None,
     }
 }

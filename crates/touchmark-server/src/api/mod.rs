@@ -4,6 +4,7 @@
 mod admin;
 mod alerts;
 mod convert;
+mod csaf;
 mod device;
 mod document;
 pub mod extract;
@@ -227,6 +228,12 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(vuln::record_submission))
         .routes(routes!(vuln::link_report))
         .routes(routes!(vuln::affected))
+        // CSAF advisories, and the provider's public files (CSAF 2.0 §7).
+        .routes(routes!(csaf::write_advisory))
+        .routes(routes!(csaf::provider_metadata))
+        .routes(routes!(csaf::index_txt))
+        .routes(routes!(csaf::changes_csv))
+        .routes(routes!(csaf::advisory_file))
 }
 
 /// The complete router.

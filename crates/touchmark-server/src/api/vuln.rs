@@ -79,6 +79,8 @@ fn link_body(l: Link) -> LinkBody {
         version: l.version,
         purl: l.purl.map(|p| p.as_str().to_owned()),
         range: l.range.map(|r| r.as_str().to_owned()),
+        status: l.status.as_str().to_owned(),
+        justification: l.justification.map(|j| j.as_str().to_owned()),
         linked_at: format_timestamp(l.linked_at),
     }
 }

@@ -143,6 +143,7 @@ macro_rules! conformance_suite {
                 vuln::reports_round_trip_and_move_by_rule,
                 vuln::links_are_checked_and_kept,
                 vuln::deadline_alerts_are_marked_once,
+                vuln::advisories_are_versioned,
             );
             $crate::conformance_suite!(@reopen $harness, $attrs;
                 durability::everything_survives_reopen,

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use touchmark_core::ErrorCode;
+use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Actor, Event, EventBody, Sha256Hash};
 use touchmark_core::firmware::{NewRelease, Release, ReleaseKey, ReleaseKeyAlgorithm};
 use touchmark_core::policy::vuln::{classify, transition};
 use touchmark_core::vuln::{
-    CraClass, CvssVector, Deadline, Link, PackageUrl, PerDeadline, Report, ReportContent,
-    ReportState, VersionRange,
+    CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, PackageUrl, PerDeadline,
+    Report, ReportContent, ReportState, VersionRange,
 };
 
 use crate::{RecordKind, Rule, Store, StoreError};
@@ -243,6 +244,8 @@ fn link(
         version: release.map(|(_, v)| v.to_owned()),
         purl: purl.map(|(p, _)| PackageUrl::parse("purl", p).unwrap()),
         range: purl.map(|(_, r)| VersionRange::parse("range", r).unwrap()),
+        status: LinkStatus::Affected,
+        justification: None,
         linked_at: at(secs),
     };
     let event = Event::new(
@@ -254,15 +257,41 @@ fn link(
             version: link.version.clone(),
             purl: link.purl.as_ref().map(|p| p.as_str().to_owned()),
             range: link.range.as_ref().map(|r| r.as_str().to_owned()),
+            status: Some(link.status.as_str().to_owned()),
+            justification: link.justification.map(|j| j.as_str().to_owned()),
             actor: Actor::System,
         },
     );
     (link, event)
 }
 
-/// Links to a product, a release of it, and an SBOM component read back oldest first; a link
-/// to an unknown report, product or release, a release of another product, or the same link
-/// twice writes nothing.
+/// A link stating `status` (and `justification`) of a release, with its event.
+fn stating(
+    report: &str,
+    product: &str,
+    release: (&str, &str),
+    status: LinkStatus,
+    justification: Option<Justification>,
+    secs: i64,
+) -> (Link, Event) {
+    let (mut l, mut event) = link(report, product, Some(release), None, secs);
+    l.status = status;
+    l.justification = justification;
+    if let EventBody::VulnLinked {
+        status: s,
+        justification: j,
+        ..
+    } = &mut event.body
+    {
+        *s = Some(status.as_str().to_owned());
+        *j = justification.map(|j| j.as_str().to_owned());
+    }
+    (l, event)
+}
+
+/// Links to a product, a release of it, and an SBOM component, and one stating a release not
+/// affected with its justification, read back oldest first; a link to an unknown report,
+/// product or release, a release of another product, or the same link twice writes nothing.
 pub async fn links_are_checked_and_kept(store: Arc<dyn Store>) {
     for id in ["sensor", "other"] {
         let p = product(id);
@@ -281,6 +310,14 @@ pub async fn links_are_checked_and_kept(store: Arc<dyn Store>) {
         link(&r.id, "sensor", None, None, 20),
         link(&r.id, "sensor", Some(("rel-1", "1.2.0+0")), None, 21),
         link(&r.id, "sensor", Some(("rel-1", "1.2.0+0")), component, 22),
+        stating(
+            &r.id,
+            "other",
+            ("rel-2", "1.0.0+0"),
+            LinkStatus::NotAffected,
+            Some(Justification::VulnerableCodeNotInExecutePath),
+            23,
+        ),
     ];
     for (l, e) in &kept {
         store.add_link(l.clone(), e.clone()).await.unwrap();
@@ -361,4 +398,103 @@ pub async fn deadline_alerts_are_marked_once(store: Arc<dyn Store>) {
     assert_eq!(read.alerted.notification, Some(at(30)));
     assert_eq!(read.alerted.final_report, None);
     assert_eq!(log_size(&store).await, size, "a mark is not an event");
+}
+
+fn advisory(report: &str, tracking_id: &str, version: u32, secs: i64) -> (Advisory, Event) {
+    let document =
+        format!("{{\"tracking\":\"{tracking_id}\",\"version\":{version}}}\n").into_bytes();
+    let advisory = Advisory {
+        report: report.into(),
+        tracking_id: tracking_id.into(),
+        version,
+        vex: tracking_id.ends_with("-vex"),
+        summary: format!("revision {version}"),
+        initial_at: at(10),
+        published_at: at(secs),
+        sha256: Sha256Hash::of(&document),
+        document,
+    };
+    let event = Event::new(
+        at(secs),
+        EventBody::VulnAdvisoryPublished {
+            report: report.into(),
+            tracking_id: tracking_id.into(),
+            version: u64::from(version),
+            sha256: advisory.sha256,
+            actor: Actor::System,
+        },
+    );
+    (advisory, event)
+}
+
+/// Advisories are stored revision by revision with their event: each version one more than
+/// the last of its tracking id (a version again or skipped is `Exists`, and of two replicas
+/// publishing the same one, one wins), for a report that exists; read back byte for byte, and
+/// the latest of each tracking id is what the directory serves.
+pub async fn advisories_are_versioned(store: Arc<dyn Store>) {
+    let (r, e) = report("vr-00000000000000dd", None, 10);
+    store.create_report(r.clone(), e).await.unwrap();
+    let size = log_size(&store).await;
+    let (first, event) = advisory(&r.id, &r.id, 1, 20);
+    store.publish_advisory(first.clone(), event).await.unwrap();
+    for (version, why) in [(1, "again"), (3, "skipped")] {
+        let (a, event) = advisory(&r.id, &r.id, version, 21);
+        let result = store.publish_advisory(a, event).await;
+        assert!(
+            matches!(&result, Err(StoreError::Exists(found)) if found.kind == RecordKind::Advisory),
+            "{why}: {result:?}"
+        );
+    }
+    let (unknown, event) = advisory("vr-ffffffffffffffee", "vr-ffffffffffffffee", 1, 21);
+    let result = store.publish_advisory(unknown, event).await;
+    assert!(
+        matches!(&result, Err(StoreError::NotFound(found)) if found.kind == RecordKind::VulnReport),
+        "{result:?}"
+    );
+    assert_eq!(
+        log_size(&store).await,
+        size + 1,
+        "a refused revision logs nothing"
+    );
+
+    let races = (0..2).map(|i| {
+        let store = Arc::clone(&store);
+        let (a, event) = advisory(&r.id, &r.id, 2, 30 + i);
+        tokio::spawn(async move { store.publish_advisory(a, event).await.is_ok() })
+    });
+    let mut won = 0;
+    for race in races {
+        won += usize::from(race.await.unwrap());
+    }
+    assert_eq!(won, 1, "one of two revisions 2 is stored");
+    let vex_id = format!("{}-vex", r.id);
+    let (vex, event) = advisory(&r.id, &vex_id, 1, 40);
+    store.publish_advisory(vex.clone(), event).await.unwrap();
+    assert_eq!(log_size(&store).await, size + 3);
+
+    let all = store.advisories(&r.id).await.unwrap();
+    let versions: Vec<(&str, u32)> = all
+        .iter()
+        .map(|a| (a.tracking_id.as_str(), a.version))
+        .collect();
+    assert_eq!(
+        versions,
+        [(r.id.as_str(), 1), (r.id.as_str(), 2), (vex_id.as_str(), 1)]
+    );
+    assert_eq!(all[0], first, "read back as stored, byte for byte");
+    assert_eq!(all[2], vex);
+    let latest = store.latest_advisories().await.unwrap();
+    let latest: Vec<(&str, u32)> = latest
+        .iter()
+        .filter(|a| a.report == r.id)
+        .map(|a| (a.tracking_id.as_str(), a.version))
+        .collect();
+    assert_eq!(latest, [(r.id.as_str(), 2), (vex_id.as_str(), 1)]);
+    assert!(
+        store
+            .advisories("vr-ffffffffffffffee")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,10 +1,12 @@
 //! `vuln`: vulnerability reports from the public intake (issue 18, `docs/vulnerabilities.md`):
 //! list them with their CRA deadlines, show one, move it through triage, classify it under the
-//! CRA, record the notifications submitted, and link it to products, releases and components.
+//! CRA, record the notifications submitted, link it to products, releases and components with
+//! the status each link states, and write its CSAF 2.0 advisory.
 
+use anyhow::Context;
 use clap::Subcommand;
 use touchmark_core::api::{
-    ChangeReportState, ClassifyReport, LinkReport, RecordSubmission, ReportBody,
+    ChangeReportState, ClassifyReport, LinkReport, RecordSubmission, ReportBody, WriteAdvisory,
 };
 
 use crate::args::ApiArgs;
@@ -87,6 +89,50 @@ pub enum VulnCommand {
         /// The component's affected versions, in vers (vers:cargo/>=0.23.0|<0.23.6).
         #[arg(long, requires = "purl")]
         range: Option<String>,
+        /// What the link states: affected (its units count in `affected`), fixed (the release
+        /// holds the fix), or not-affected (with --justification). Advisories list each.
+        #[arg(long, default_value = "affected",
+              value_parser = ["affected", "fixed", "not-affected", "not_affected"])]
+        status: String,
+        /// Why a not-affected product or release is not (a CSAF VEX flag):
+        /// component_not_present, vulnerable_code_not_present,
+        /// vulnerable_code_not_in_execute_path,
+        /// vulnerable_code_cannot_be_controlled_by_adversary or
+        /// inline_mitigations_already_exist.
+        #[arg(long)]
+        justification: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Write a report's CSAF 2.0 advisory: a draft (stored and logged nowhere) to review, or
+    /// with --publish its next revision, logged and served under /.well-known/csaf/. The
+    /// reporter's description is never copied into it: give the public text with --title and
+    /// --description.
+    Advisory {
+        /// The report id.
+        id: String,
+        /// Where to write the document [default: standard output].
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Publish it as the next revision (needs `[csaf]` in touchmark.toml).
+        #[arg(long)]
+        publish: bool,
+        /// A VEX document (the csaf_vex profile), for not-affected statements.
+        #[arg(long)]
+        vex: bool,
+        /// The vulnerability's CVE id (CVE-2026-12345).
+        #[arg(long)]
+        cve: Option<String>,
+        /// The document's title [default: "Vulnerability in" and the products].
+        #[arg(long)]
+        title: Option<String>,
+        /// The vulnerability's public description.
+        #[arg(long)]
+        description: Option<String>,
+        /// This revision's summary in the revision history [default: "Initial release." for
+        /// the first, "Update." after].
+        #[arg(long)]
+        summary: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -164,7 +210,15 @@ fn print_report(r: &ReportBody) {
     }
     if !r.links.is_empty() {
         println!();
-        let mut table = Table::new(&["PRODUCT", "RELEASE", "VERSION", "PURL", "RANGE"]);
+        let mut table = Table::new(&[
+            "PRODUCT",
+            "RELEASE",
+            "VERSION",
+            "PURL",
+            "RANGE",
+            "STATUS",
+            "JUSTIFICATION",
+        ]);
         for l in &r.links {
             table.row(vec![
                 l.product.clone(),
@@ -172,6 +226,8 @@ fn print_report(r: &ReportBody) {
                 or_dash(l.version.as_deref()),
                 or_dash(l.purl.as_deref()),
                 or_dash(l.range.as_deref()),
+                l.status.clone(),
+                or_dash(l.justification.as_deref()),
             ]);
         }
         table.print();
@@ -205,6 +261,8 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
             release,
             purl,
             range,
+            status,
+            justification,
             api,
         } => {
             let request = LinkReport {
@@ -212,19 +270,62 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
                 release,
                 purl,
                 range,
+                status: Some(status.replace('-', "_")),
+                justification,
             };
             let link = client(&api)?.vuln_link(&id, &request).await?;
             if api.json {
                 return output::json(&link);
             }
             println!(
-                "linked {id} to product {}{}{}",
+                "linked {id} to product {}{}{} ({}{})",
                 link.product,
                 link.version
                     .map(|v| format!(", release {v}"))
                     .unwrap_or_default(),
                 link.purl
                     .map(|p| format!(", component {p}"))
+                    .unwrap_or_default(),
+                link.status,
+                link.justification
+                    .map(|j| format!(": {j}"))
+                    .unwrap_or_default()
+            );
+            return Ok(());
+        }
+        VulnCommand::Advisory {
+            id,
+            out,
+            publish,
+            vex,
+            cve,
+            title,
+            description,
+            summary,
+            api,
+        } => {
+            let request = WriteAdvisory {
+                publish,
+                vex,
+                cve,
+                title,
+                description,
+                summary,
+            };
+            let (document, published) = client(&api)?.vuln_advisory(&id, &request).await?;
+            match &out {
+                Some(path) => std::fs::write(path, &document)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => {
+                    std::io::Write::write_all(&mut std::io::stdout(), &document)?;
+                    return Ok(());
+                }
+            }
+            let what = if published { "published" } else { "draft" };
+            println!(
+                "{what} advisory of {id} written to {}",
+                out.as_deref()
+                    .map(|p| p.display().to_string())
                     .unwrap_or_default()
             );
             return Ok(());
