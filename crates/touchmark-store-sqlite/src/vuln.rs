@@ -9,8 +9,8 @@ use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText,
-    PackageUrl, PerDeadline, Report, ReportContent, ReportState, VersionRange,
+    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText, PackageUrl,
+    PerDeadline, Report, ReportContent, ReportState, VersionRange,
 };
 use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
 
