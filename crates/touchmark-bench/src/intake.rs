@@ -128,7 +128,7 @@ async fn admin_traffic(tm: &Touchmark, duration: Duration) -> Result<Vec<Duratio
     while start.elapsed() < duration {
         tokio::time::sleep_until(start + period * i).await;
         let sent = Instant::now();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             admin
                 .vuln_reports(false)
                 .await
