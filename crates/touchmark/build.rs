@@ -30,6 +30,7 @@ fn main() {
         touchmark_testenv::CHROMIUM,
         touchmark_testenv::IMGTOOL,
         touchmark_testenv::CYCLONEDX,
+        touchmark_testenv::CSAF,
     ]);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("sbom.cdx.json");
     let bom = match own_sbom() {

@@ -16,8 +16,8 @@ use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
 use touchmark_core::field::FieldError;
 use touchmark_core::policy::vuln as rules;
 use touchmark_core::vuln::{
-    CraClass, Deadline, Justification, Link, LinkStatus, PackageUrl, PerDeadline, Report,
-    ReportContent, ReportState, VersionRange, check_link_status,
+    Affected, AffectedCursor, CraClass, Deadline, Justification, Link, LinkStatus, PackageUrl,
+    PerDeadline, Report, ReportContent, ReportState, VersionRange, check_link_status,
 };
 use touchmark_store::{RecordKind, Rule, StoreError};
 
@@ -403,31 +403,61 @@ impl Authority {
         }
     }
 
-    /// The units report `id` affects, from the serial → release lineage the log holds (one
-    /// query: [`touchmark_store::VulnStore::affected_units`]), and how many of its links name
-    /// an SBOM component alone, which are not resolved to units.
+    /// The units report `id` affects, from the serial → release lineage the log holds: every
+    /// lot with its counts (one query: [`touchmark_store::VulnStore::affected_lots`]), and the
+    /// page of at most `limit` units after `after`, by serial then order, read from each lot's
+    /// index range ([`touchmark_store::VulnStore::affected_streams`]). A link to an SBOM
+    /// component names the releases of its product whose SBOM holds the component in its
+    /// version range; the second value counts the component links that name none.
     ///
     /// # Errors
     /// `not_found` for an unknown report.
-    pub async fn affected_units(&self, id: &str) -> Result<(touchmark_core::vuln::Affected, u64)> {
+    pub async fn affected_units(
+        &self,
+        id: &str,
+        after: Option<&AffectedCursor>,
+        limit: usize,
+    ) -> Result<(Affected, u64)> {
         if self.store.report(id).await?.is_none() {
             return Err(AuthorityError::denied(
                 ErrorCode::NotFound,
                 format!("vulnerability report {} not found", id.escape_debug()),
             ));
         }
-        let unresolved = self
+        let (mut releases, mut unresolved) = (Vec::<String>::new(), 0u64);
+        for link in self
             .store
             .links(id)
             .await?
             .iter()
-            .filter(|l| l.release.is_none() && l.purl.is_some())
-            .count();
-        let mut units = self.store.affected_units(id).await?;
-        // By serial, then order: sorted here rather than by the database, which would sort
-        // every row on disk before the first is read.
-        units.sort();
-        Ok((units, u64::try_from(unresolved).unwrap_or(u64::MAX)))
+            .filter(|l| l.is_component())
+        {
+            let Some(purl) = &link.purl else { continue };
+            let mut named = false;
+            for component in self.store.releases_with_component(&purl.key()).await? {
+                if link.names_component(&component) {
+                    named = true;
+                    if !releases.contains(&component.release) {
+                        releases.push(component.release);
+                    }
+                }
+            }
+            unresolved += u64::from(!named);
+        }
+        let lots = self.store.affected_lots(id, &releases).await?;
+        let streams = Affected::streams(&lots);
+        let read = if streams.is_empty() {
+            Vec::new()
+        } else {
+            let from = after.map_or_else(String::new, |a| a.serial.to_string());
+            // One more than the page per stream: a stream that gives it may hold more.
+            self.store
+                .affected_streams(&streams, &from, limit.saturating_add(1))
+                .await?
+        };
+        let page = Affected::page(lots, read, after, limit)
+            .map_err(|e| touchmark_store::codec::corrupt("affected unit", e))?;
+        Ok((page, unresolved))
     }
 
     /// Raises the `cra_deadline` alert of every deadline approaching or overdue now that has

@@ -9,9 +9,12 @@
 //! 1. **fill**: N units written straight into `units` and `unit_firmware` (each provisioned
 //!    with release 1.0.0, as the issuance stores it), in large transactions; one unit in ten
 //!    also received 1.1.0 by a field update (`firmware_deliveries`), after its provisioning.
-//! 2. **query**: the authority's `affected_units` (one query) and the answer's counts, round by
-//!    round: the median and the slowest round. Each answer must be exactly the units that still run 1.0.0, or the
-//!    run fails instead of giving a number.
+//! 2. **query**: the authority's `affected_units` as the API answers by default: every lot
+//!    counted (one query) and the first page of 1,000 serials, round by round: the median and
+//!    the slowest round. The counts must be exactly the units that still run 1.0.0, or the run
+//!    fails instead of giving a number.
+//! 3. **walk**: every affected serial, page after page of 10,000 (as `touchmark vuln affected
+//!    --json` reads them), checked in order and counted, round by round.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,6 +61,10 @@ const BATCH: u64 = 10_000;
 pub const TARGET_UNITS: u64 = 1_000_000;
 /// The query over [`TARGET_UNITS`] units must take at most this.
 pub const QUERY_TARGET: Duration = Duration::from_secs(1);
+/// The units of the answer's page, as the API lists them by default.
+const PAGE: usize = 1000;
+/// The units of each page of the walk: the API's largest page, as the CLI reads them.
+const WALK_PAGE: usize = 10_000;
 
 /// What to measure, as `touchmark bench affected` is asked.
 #[derive(Debug, Clone, Default)]
@@ -85,8 +92,11 @@ pub struct AffectedReport {
     pub updated: u64,
     /// Writing the units, seconds.
     pub fill_seconds: f64,
-    /// The query's rounds: median, fastest, slowest (the p99 of so few rounds), each.
+    /// The answer's rounds (every lot counted, and the first page of serials): median,
+    /// fastest, slowest (the p99 of so few rounds), each.
     pub query: crate::analytics::Timing,
+    /// Listing every affected serial, page after page of the largest size, round by round.
+    pub walk: crate::analytics::Timing,
     /// Units each answer listed (all equal, checked).
     pub affected: u64,
     /// The goal, milliseconds.
@@ -403,31 +413,60 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
     let updated = units.div_ceil(UPDATED_EVERY);
     let expected = units - updated;
     let mut times = Vec::with_capacity(rounds);
+    let mut walks = Vec::with_capacity(rounds);
     for _ in 0..rounds {
+        // The answer: every lot counted, and the first page of serials.
         let started = Instant::now();
         let (found, _) = authority
-            .affected_units(&report)
+            .affected_units(&report, None, PAGE)
             .await
             .context("the affected units")?;
-        // The answer's counts are part of it: per order, factory and release.
         let counts = found.counts();
         times.push(started.elapsed());
-        let listed = found.units().filter(|(_, lot, _)| {
-            lot.version.as_deref() == Some("1.0.0+0") && lot.order.as_str() == ORDER
-        });
         // The first listed is the first serial that was not updated (every UPDATED_EVERY-th
         // from 0 was).
         let first = found.units().next().map(|(s, _, _)| s.to_string());
-        if listed.count() as u64 != expected
+        if found.len() != PAGE.min(usize::try_from(expected).unwrap_or(usize::MAX))
             || counts.by_release.get("1.0.0+0") != Some(&expected)
             || counts.total != expected
             || first.as_deref() != Some(serial(1).as_str())
         {
             return Err(Error::Void(format!(
-                "the query listed {} units (first {first:?}, counts {:?}), not the {expected} \
-                 that run 1.0.0",
+                "the query listed {} units (first {first:?}, counts {:?}), not a page of the \
+                 {expected} that run 1.0.0",
                 found.len(),
                 counts.by_release
+            )));
+        }
+        // Every serial, page after page of the largest size, as `vuln affected --json` reads
+        // them: each in order, none twice, all of them.
+        let started = Instant::now();
+        let (mut listed, mut after, mut last) = (0u64, None, None::<String>);
+        loop {
+            let (page, _) = authority
+                .affected_units(&report, after.as_ref(), WALK_PAGE)
+                .await
+                .context("a page of affected units")?;
+            for (serial, lot, _) in page.units() {
+                let ordered = last.as_deref().is_none_or(|l| l < serial.as_str());
+                if !ordered || lot.version.as_deref() != Some("1.0.0+0") {
+                    return Err(Error::Void(format!(
+                        "the walk listed {serial} of {:?} after {last:?}",
+                        lot.version
+                    )));
+                }
+                last = Some(serial.to_string());
+                listed += 1;
+            }
+            after = page.next().cloned();
+            if after.is_none() {
+                break;
+            }
+        }
+        walks.push(started.elapsed());
+        if listed != expected {
+            return Err(Error::Void(format!(
+                "the walk listed {listed} units, not the {expected} that run 1.0.0"
             )));
         }
     }
@@ -436,6 +475,7 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
     drop(store);
     drop(schema);
     let query = crate::analytics::Timing::of(times);
+    let walk = crate::analytics::Timing::of(walks);
     let median = query.median_ms;
     let goal = QUERY_TARGET.as_secs_f64() * 1e3;
     Ok(AffectedReport {
@@ -449,6 +489,7 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
         updated,
         fill_seconds: fill.as_secs_f64(),
         query,
+        walk,
         affected: expected,
         goal_ms: goal,
         met: (units >= TARGET_UNITS).then_some(median <= goal),

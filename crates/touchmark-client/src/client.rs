@@ -901,7 +901,8 @@ impl Client {
     }
 
     /// `GET /v1/vulnerability-reports/{id}/affected` (admin): the units a report affects,
-    /// with counts; at most `limit` units listed.
+    /// with counts; one page of at most `limit` units (the server's default without it), after
+    /// unit `after` (a previous page's `next`).
     ///
     /// # Errors
     ///
@@ -910,13 +911,58 @@ impl Client {
         &self,
         id: &str,
         limit: Option<u64>,
+        after: Option<&str>,
     ) -> Result<touchmark_core::api::AffectedBody, ClientError> {
-        let query = limit.map(|l| format!("?limit={l}")).unwrap_or_default();
+        let mut query = Vec::new();
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        if let Some(a) = after {
+            query.push(format!("after={}", segment("cursor", a)?));
+        }
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
         let path = format!(
             "/v1/vulnerability-reports/{}/affected{query}",
             segment("report id", id)?
         );
         self.get(path).await
+    }
+
+    /// Every unit a report affects, or the first `at_most`: [`Client::vuln_affected`] page
+    /// after page, by 10,000 (the largest page). The counts are the first page's; `next` is set only when
+    /// `at_most` stopped the listing before its end.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_affected_all(
+        &self,
+        id: &str,
+        at_most: Option<u64>,
+    ) -> Result<touchmark_core::api::AffectedBody, ClientError> {
+        const PAGE: u64 = 10_000;
+        let wanted = |listed: usize| {
+            at_most.map_or(PAGE, |m| {
+                m.saturating_sub(u64::try_from(listed).unwrap_or(u64::MAX))
+                    .min(PAGE)
+            })
+        };
+        let mut all = self.vuln_affected(id, Some(wanted(0)), None).await?;
+        while let Some(after) = all.next.take() {
+            let limit = wanted(all.units.len());
+            if limit == 0 {
+                all.next = Some(after);
+                break;
+            }
+            let page = self.vuln_affected(id, Some(limit), Some(&after)).await?;
+            all.units.extend(page.units);
+            all.next = page.next;
+        }
+        Ok(all)
     }
 
     /// `POST /v1/vulnerability-reports/{id}/{action}` (admin): a change to a report —

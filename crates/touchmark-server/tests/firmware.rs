@@ -1661,11 +1661,21 @@ async fn a_product_that_requires_attestation_takes_only_vendor_certified_keys(ba
     }
 }
 
+/// Submits a vulnerability report as a researcher would (no token): its id.
+async fn submit_report(kit: &TestServer, body: Value) -> String {
+    let report: touchmark_core::api::SubmitReport = serde_json::from_value(body).unwrap();
+    kit.admin
+        .submit_vulnerability_report(&report)
+        .await
+        .unwrap()
+        .id
+}
+
 /// A report linked to a release affects the units whose current firmware is that release: the
 /// one they were provisioned with, unless a field update gave them another since. Counts per
 /// order, factory and release; revoked units counted; a product linked without a release
-/// affects all its issued units; a component link alone is unresolved; an unknown report is
-/// `not_found`.
+/// affects all its issued units; a component link names the releases whose SBOM holds it in
+/// its range; the units are paged by a cursor; an unknown report is `not_found`.
 async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Backend) {
     let kit = TestServer::start(backend).await;
     let (_, order, station, first) = order_with_release(&kit).await;
@@ -1679,36 +1689,26 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     let release_pem = kit.admin.release_keys(&product).await.unwrap()[0]
         .public_key_pem
         .clone();
+    // 1.5.0 comes with an SBOM: its components (ring 0.17.8 among them) name it.
+    let image = build(&release_pem, (1, 5, 0, 0), EncKind::X25519);
+    let bom = serde_json::to_vec(&sbom::sbom_of(&Sha256Hash::of(&image).to_hex())).unwrap();
     kit.admin
-        .upload_release(
-            &product,
-            "1.5.0",
-            &build(&release_pem, (1, 5, 0, 0), EncKind::X25519),
-            None,
-        )
+        .upload_release(&product, "1.5.0", &image, Some(&bom))
         .await
         .unwrap();
     // SN-000001 updates to 1.5.0 in the field.
     let (status, _, _) = devices[0].get_bytes(LATEST).await;
     assert_eq!(status, 200);
 
-    let submitted = kit
-        .raw()
-        .send(
-            reqwest::Method::POST,
-            "/v1/vulnerability-reports",
-            Some("application/json"),
-            serde_json::to_vec(&serde_json::json!({
-                "product": product,
-                "version": "1.4.0",
-                "description": "a buffer overflow in the sensor's parser",
-            }))
-            .unwrap(),
-            None,
-        )
-        .await;
-    assert_eq!(submitted.status, 201, "{}", submitted.text);
-    let report = submitted.body["id"].as_str().unwrap().to_owned();
+    let report = submit_report(
+        &kit,
+        serde_json::json!({
+            "product": product,
+            "version": "1.4.0",
+            "description": "a buffer overflow in the sensor's parser",
+        }),
+    )
+    .await;
     let link = |release: Option<&str>, purl: Option<&str>, product: &str| {
         touchmark_core::api::LinkReport {
             product: product.to_owned(),
@@ -1723,7 +1723,7 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         .vuln_link(&report, &link(Some("1.4.0"), None, &product))
         .await
         .unwrap();
-    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    let a = kit.admin.vuln_affected(&report, None, None).await.unwrap();
     let serials: Vec<&str> = a.units.iter().map(|u| u.serial.as_str()).collect();
     assert_eq!(serials, ["SN-000002", "SN-000003"]);
     assert_eq!(a.total, 2);
@@ -1755,8 +1755,16 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         )
         .await
         .unwrap();
-    let a = kit.admin.vuln_affected(&report, Some(1)).await.unwrap();
+    let a = kit
+        .admin
+        .vuln_affected(&report, Some(1), None)
+        .await
+        .unwrap();
     assert_eq!((a.total, a.revoked, a.units.len()), (3, 1, 1));
+    assert_eq!(
+        a.next.as_deref(),
+        Some(format!("SN-000001/{order}").as_str())
+    );
     assert_eq!(
         a.by_release,
         [("1.4.0+0".to_owned(), 2), ("1.5.0+0".to_owned(), 1)]
@@ -1766,7 +1774,7 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     assert_eq!(a.unresolved_links, 0);
 
     // A product linked without a release: every issued unit of it, whatever it runs; a
-    // component alone resolves to nothing yet.
+    // component that no release of its product holds resolves to nothing.
     let other = kit.product("other").await;
     let factory = kit.factory("cm-2").await;
     let other_order = kit
@@ -1793,7 +1801,7 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         )
         .await
         .unwrap();
-    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    let a = kit.admin.vuln_affected(&report, None, None).await.unwrap();
     assert_eq!(a.total, 4);
     assert_eq!(a.unresolved_links, 1);
     let wide: Vec<_> = a.units.iter().filter(|u| u.product == other).collect();
@@ -1801,6 +1809,78 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     assert_eq!(wide[0].serial, "SN-000004");
     assert_eq!(wide[0].release, None);
     assert_eq!(a.by_release.get("*"), Some(&1));
+    assert_eq!(a.next, None);
+    // Page by page, one unit each, from each page's `next`: the same units in the same
+    // order (SN-000004 of both products, by order), with the same counts on every page.
+    let (mut paged, mut after) = (Vec::new(), None::<String>);
+    while paged.len() <= a.units.len() {
+        let page = kit
+            .admin
+            .vuln_affected(&report, Some(1), after.as_deref())
+            .await
+            .unwrap();
+        assert_eq!((page.total, &page.by_order), (a.total, &a.by_order));
+        paged.extend(page.units);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, a.units);
+    let token = kit
+        .admin
+        .create_token(&touchmark_client::api::CreateToken {
+            role: "admin".into(),
+            label: "paging".into(),
+        })
+        .await
+        .unwrap()
+        .token;
+    for (query, says) in [
+        ("?after=SN-000001", "SERIAL/ORDER"),
+        ("?after=SN%20000001/PO-1", "after"),
+        ("?limit=10001", "1 to 10000 units"),
+        ("?limit=0", "1 to 10000 units"),
+    ] {
+        let r = kit
+            .raw()
+            .send(
+                reqwest::Method::GET,
+                &format!("/v1/vulnerability-reports/{report}/affected{query}"),
+                None,
+                vec![],
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.body["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{query}: {}",
+            r.text
+        );
+        assert!(r.text.contains(says), "{query}: {}", r.text);
+    }
+
+    // A report that names an SBOM component: the releases of its product whose SBOM holds
+    // it in the range (1.5.0, with ring 0.17.8), so the units that run them now; a range
+    // that no release's component is in resolves to nothing.
+    let by_component =
+        submit_report(&kit, serde_json::json!({"description": "a flaw in ring"})).await;
+    for range in ["vers:cargo/>=0.17.0|<0.17.9", "vers:cargo/>=0.18.0"] {
+        let request = touchmark_core::api::LinkReport {
+            range: Some(range.to_owned()),
+            ..link(None, Some("pkg:cargo/ring"), &product)
+        };
+        kit.admin.vuln_link(&by_component, &request).await.unwrap();
+    }
+    let a = kit
+        .admin
+        .vuln_affected(&by_component, None, None)
+        .await
+        .unwrap();
+    assert_eq!((a.total, a.unresolved_links), (1, 1), "{a:?}");
+    assert_eq!(a.units[0].serial, "SN-000001");
+    assert_eq!(a.units[0].version.as_deref(), Some("1.5.0+0"));
 
     // SN-000001 updates again, to 1.6.0, which no link names: it runs 1.5.0 no more.
     kit.admin
@@ -1814,25 +1894,14 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         .unwrap();
     let (status, _, _) = devices[0].get_bytes(LATEST).await;
     assert_eq!(status, 200);
-    let a = kit.admin.vuln_affected(&report, None).await.unwrap();
+    let a = kit.admin.vuln_affected(&report, None, None).await.unwrap();
     assert_eq!(a.total, 3);
     assert_eq!(a.by_release.get("1.5.0+0"), None);
     assert!(a.units.iter().all(|u| u.serial != "SN-000001"));
     // Only links that state `affected` count: a report whose links say 1.5.0 holds the fix
     // and 1.4.0 and the other product are not affected affects no unit, though units run
     // each (the first report, linked as affected to the same releases, affects three).
-    let submitted = kit
-        .raw()
-        .send(
-            reqwest::Method::POST,
-            "/v1/vulnerability-reports",
-            Some("application/json"),
-            serde_json::to_vec(&serde_json::json!({"description": "a second finding"})).unwrap(),
-            None,
-        )
-        .await;
-    assert_eq!(submitted.status, 201, "{}", submitted.text);
-    let second = submitted.body["id"].as_str().unwrap().to_owned();
+    let second = submit_report(&kit, serde_json::json!({"description": "a second finding"})).await;
     let stating = |release: Option<&str>, product: &str, status: &str, why: Option<&str>| {
         touchmark_core::api::LinkReport {
             status: Some(status.to_owned()),
@@ -1852,7 +1921,7 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     ] {
         kit.admin.vuln_link(&second, &request).await.unwrap();
     }
-    let a = kit.admin.vuln_affected(&second, None).await.unwrap();
+    let a = kit.admin.vuln_affected(&second, None, None).await.unwrap();
     assert_eq!((a.total, a.units.len()), (0, 0), "{a:?}");
     let other_report = kit.admin.vuln_report(&second).await.unwrap();
     assert_eq!(other_report.links.len(), 3);
@@ -1863,12 +1932,12 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
             .unwrap_err(),
     );
     assert_eq!(e, (409, "conflict".to_owned()), "one status per release");
-    let a = kit.admin.vuln_affected(&second, None).await.unwrap();
+    let a = kit.admin.vuln_affected(&second, None, None).await.unwrap();
     assert_eq!(a.total, 0);
 
     let e = api_error(
         kit.admin
-            .vuln_affected("vr-0000000000000000", None)
+            .vuln_affected("vr-0000000000000000", None, None)
             .await
             .unwrap_err(),
     );

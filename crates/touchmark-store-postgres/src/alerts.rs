@@ -16,7 +16,7 @@ use touchmark_store::{
 use crate::error::{Error, Result};
 use crate::rows::corrupt;
 use crate::rows::get;
-use crate::{PostgresStore, append};
+use crate::{PostgresStore, append, append_and_commit};
 
 macro_rules! alert_sql {
     ($rest:literal) => {
@@ -217,9 +217,7 @@ impl AlertStore for PostgresStore {
             if inserted == 0 {
                 return Err(StoreError::exists(RecordKind::Webhook, &webhook.id).into());
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }

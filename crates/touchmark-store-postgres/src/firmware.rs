@@ -14,7 +14,7 @@ use touchmark_store::{FirmwareStore, RecordKind, Rule, StoreError, codec};
 use crate::error::{Error, Result};
 use crate::rows::corrupt;
 use crate::rows::get;
-use crate::{PostgresStore, append};
+use crate::{PostgresStore, append, append_and_commit};
 
 fn release_key(r: &PgRow) -> Result<ReleaseKey> {
     let algorithm: String = get(r, 2)?;
@@ -96,9 +96,7 @@ impl FirmwareStore for PostgresStore {
             if inserted == 0 {
                 return Err(StoreError::exists(RecordKind::ReleaseKey, &key.id).into());
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }
@@ -141,9 +139,7 @@ impl FirmwareStore for PostgresStore {
             if inserted == 0 {
                 return Err(StoreError::exists(RecordKind::FirmwareKey, key.key_id).into());
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }
@@ -224,9 +220,7 @@ impl FirmwareStore for PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }
@@ -378,9 +372,7 @@ impl FirmwareStore for PostgresStore {
             .bind(event.at)
             .execute(&mut *tx)
             .await?;
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }

@@ -241,6 +241,17 @@ async fn append(conn: &mut PgConnection, event: &Event) -> Result<Logged> {
     insert_leaf(conn, &leaf(event)?).await
 }
 
+/// Appends `event` in `tx` and commits: the event is logged exactly when the change it
+/// records is.
+async fn append_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    event: &Event,
+) -> Result<Logged> {
+    let logged = append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(logged)
+}
+
 #[async_trait]
 impl CatalogStore for PostgresStore {
     fn pool_status(&self) -> Option<touchmark_store::PoolStatus> {

@@ -2,8 +2,9 @@
 //! row is locked while a rule moves it, so two replicas moving one report at once apply their
 //! rules one after the other.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
-use futures_util::TryStreamExt as _;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
@@ -12,14 +13,14 @@ use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText, PackageUrl,
-    PerDeadline, Report, ReportContent, ReportState, VersionRange,
+    AffectedStream, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotCount,
+    PackageUrl, PerDeadline, Report, ReportContent, ReportState, StreamUnit, VersionRange,
 };
-use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, to_millis};
+use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, sql, to_millis};
 
 use crate::error::{Error, Result};
 use crate::rows::{corrupt, get};
-use crate::{PostgresStore, append};
+use crate::{PostgresStore, append, append_and_commit};
 
 macro_rules! report_sql {
     ($rest:literal) => {
@@ -77,55 +78,28 @@ fn report(r: &PgRow) -> Result<Report> {
     })
 }
 
-/// The units a report affects ([`VulnStore::affected_units`]), as SQLite's: the releases its
-/// links name, the units whose current firmware (`latest_release_id`, else the release of
-/// their provisioning) is one of them, and every issued unit of a product linked without a
-/// release or component.
-const AFFECTED_SQL: &str = "
-WITH named AS (
-    SELECT DISTINCT release_id FROM vuln_links
-    WHERE report_id = $1 AND release_id IS NOT NULL AND status = 'affected'
-), wide AS (
-    SELECT DISTINCT product FROM vuln_links
-    WHERE report_id = $1 AND release_id IS NULL AND purl IS NULL AND status = 'affected'
-), lots AS MATERIALIZED (
-    SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
-    FROM named n
-    JOIN releases rel ON rel.id = n.release_id
-    JOIN orders o ON o.product = rel.product
-    WHERE o.product NOT IN (SELECT product FROM wide)
-), revoked AS MATERIALIZED (
-    SELECT product, serial FROM units WHERE status = 'revoked'
-), running AS (
-    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
-    WHERE uf.release_id = l.release_id AND uf.order_id = l.order_id
-      AND uf.latest_release_id IS NULL
-    UNION ALL
-    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
-    WHERE uf.latest_release_id = l.release_id AND uf.order_id = l.order_id
-)
-SELECT r.serial, r.order_id, r.product, r.factory, r.release_id, r.version,
-       CASE WHEN rv.serial IS NULL THEN 'provisioned' ELSE 'revoked' END
-FROM running r
-LEFT JOIN revoked rv ON rv.product = r.product AND rv.serial = r.serial
-UNION ALL
-SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
-FROM units u JOIN orders o ON o.id = u.order_id
-WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')";
+/// The shared query of the affected lots ([`touchmark_store::sql`]); a bound array of release
+/// ids is read by `unnest`.
+static AFFECTED_LOTS_SQL: LazyLock<String> =
+    LazyLock::new(|| sql::affected_lots("unnest($2::text[]) AS released (value)"));
 
-/// Adds an affected unit's row to `affected`, reading its text in place: only a lot seen for
-/// the first time is copied.
-fn add_affected(affected: &mut Affected, r: &PgRow) -> Result<()> {
-    let lot = LotText {
+fn lot_row(r: &PgRow) -> Result<LotCount> {
+    LotCount::parse(
+        [get(r, 0)?, get(r, 1)?, get(r, 2)?],
+        get(r, 3)?,
+        get(r, 4)?,
+        get(r, 5)?,
+        get(r, 6)?,
+    )
+    .map_err(|e| corrupt("affected lot", e))
+}
+
+fn stream_row(r: &PgRow) -> Result<StreamUnit> {
+    Ok(StreamUnit {
+        serial: get(r, 0)?,
         order: get(r, 1)?,
-        product: get(r, 2)?,
-        factory: get(r, 3)?,
-        release: get(r, 4)?,
-        version: get(r, 5)?,
-    };
-    affected
-        .push(get(r, 0)?, lot, get::<&str>(r, 6)? == "revoked")
-        .map_err(|e| corrupt("affected unit", e))
+        revoked: get(r, 2)?,
+    })
 }
 
 fn link(r: &PgRow) -> Result<Link> {
@@ -228,9 +202,7 @@ impl VulnStore for PostgresStore {
             if inserted == 0 {
                 return Err(StoreError::exists(RecordKind::VulnReport, &report.id).into());
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }
@@ -364,9 +336,7 @@ impl VulnStore for PostgresStore {
                 )
                 .into());
             }
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }
@@ -389,20 +359,58 @@ impl VulnStore for PostgresStore {
         Ok(run.await?)
     }
 
-    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Affected> {
+    async fn affected_lots(
+        &self,
+        report: &str,
+        releases: &[String],
+    ) -> touchmark_store::Result<Vec<LotCount>> {
         let run = async {
             let mut tx = self.pool().begin().await?;
             // Compiling the plan to machine code costs more than it saves on this query, whose
-            // estimated cost (a million rows) would otherwise pass JIT's threshold.
+            // estimated cost (counting a million index entries) would pass JIT's threshold.
             sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-            let mut affected = Affected::default();
-            let mut rows = sqlx::query(AFFECTED_SQL).bind(report).fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await? {
-                add_affected(&mut affected, &row)?;
-            }
-            drop(rows);
+            let rows = sqlx::query(AFFECTED_LOTS_SQL.as_str())
+                .bind(report)
+                .bind(releases)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok::<_, Error>(affected)
+            rows.iter().map(lot_row).collect::<Result<Vec<_>>>()
+        };
+        Ok(run.await?)
+    }
+
+    async fn affected_streams(
+        &self,
+        streams: &[AffectedStream],
+        from: &str,
+        limit: usize,
+    ) -> touchmark_store::Result<Vec<Vec<StreamUnit>>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let run = async {
+            let mut conn = self.pool().acquire().await?;
+            let mut read = Vec::with_capacity(streams.len());
+            for stream in streams {
+                let query = match stream {
+                    AffectedStream::Lot {
+                        release,
+                        order,
+                        product,
+                    } => sqlx::query(sql::LOT_STREAM)
+                        .bind(release)
+                        .bind(order.as_str())
+                        .bind(from)
+                        .bind(limit)
+                        .bind(product.as_str()),
+                    AffectedStream::Product(product) => sqlx::query(sql::PRODUCT_STREAM)
+                        .bind(product.as_str())
+                        .bind(from)
+                        .bind(limit),
+                };
+                let rows = query.fetch_all(&mut *conn).await?;
+                read.push(rows.iter().map(stream_row).collect::<Result<Vec<_>>>()?);
+            }
+            Ok::<_, Error>(read)
         };
         Ok(run.await?)
     }
@@ -487,9 +495,7 @@ impl VulnStore for PostgresStore {
             .bind(&advisory.sha256.0[..])
             .execute(&mut *tx)
             .await?;
-            let logged = append(&mut tx, &event).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(logged)
+            append_and_commit(tx, &event).await
         };
         Ok(run.await?)
     }

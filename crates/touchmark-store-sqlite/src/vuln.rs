@@ -1,5 +1,7 @@
 //! Vulnerability reports, their links and their deadline alerts ([`VulnStore`]).
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -9,10 +11,10 @@ use touchmark_core::csaf::Advisory;
 use touchmark_core::event::{Event, Logged};
 use touchmark_core::policy::vuln::ReportChange;
 use touchmark_core::vuln::{
-    Affected, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotText, PackageUrl,
-    PerDeadline, Report, ReportContent, ReportState, VersionRange,
+    AffectedStream, CraClass, CvssVector, Deadline, Justification, Link, LinkStatus, LotCount,
+    PackageUrl, PerDeadline, Report, ReportContent, ReportState, StreamUnit, VersionRange,
 };
-use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec};
+use touchmark_store::{RecordKind, Rule, StoreError, VulnStore, codec, sql};
 
 use crate::SqliteStore;
 use crate::error::Result;
@@ -83,71 +85,36 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
     })())
 }
 
-/// The units a report affects ([`VulnStore::affected_units`]): the releases its links name,
-/// the units whose current firmware is one of them (the release of their provisioning while
-/// `latest_release_id` is NULL, else the release the last field update delivered, which the
-/// delivery records there), and every issued unit of a product linked without a release or
-/// component. Indexes: `unit_firmware_running` and `unit_firmware_updated`, which hold the
-/// serial and order, so that no table row is read per unit.
-const AFFECTED_SQL: &str = "
-WITH named AS (
-    SELECT DISTINCT release_id FROM vuln_links
-    WHERE report_id = ?1 AND release_id IS NOT NULL AND status = 'affected'
-), wide AS (
-    SELECT DISTINCT product FROM vuln_links
-    WHERE report_id = ?1 AND release_id IS NULL AND purl IS NULL AND status = 'affected'
-), lots AS MATERIALIZED (
-    SELECT rel.id AS release_id, rel.version, o.id AS order_id, o.product, o.factory
-    FROM named n
-    JOIN releases rel ON rel.id = n.release_id
-    JOIN orders o ON o.product = rel.product
-    WHERE o.product NOT IN (SELECT product FROM wide)
-), revoked AS MATERIALIZED (
-    SELECT product, serial FROM units WHERE status = 'revoked'
-), running AS (
-    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
-    WHERE uf.release_id = l.release_id AND uf.order_id = l.order_id
-      AND uf.latest_release_id IS NULL
-    UNION ALL
-    SELECT l.*, uf.serial FROM lots l CROSS JOIN unit_firmware uf
-    WHERE uf.latest_release_id = l.release_id AND uf.order_id = l.order_id
-)
-SELECT r.serial, r.order_id, r.product, r.factory, r.release_id, r.version,
-       CASE WHEN rv.serial IS NULL THEN 'provisioned' ELSE 'revoked' END
-FROM running r
-LEFT JOIN revoked rv ON rv.product = r.product AND rv.serial = r.serial
-UNION ALL
-SELECT u.serial, u.order_id, u.product, o.factory, NULL, NULL, u.status
-FROM units u JOIN orders o ON o.id = u.order_id
-WHERE u.product IN (SELECT product FROM wide) AND u.status IN ('provisioned', 'revoked')";
+/// The shared queries of the affected units ([`touchmark_store::sql`]) in SQLite's form; a
+/// bound array of release ids is read as JSON.
+static AFFECTED_LOTS_SQL: LazyLock<String> =
+    LazyLock::new(|| sql::for_sqlite(&sql::affected_lots("json_each($2)")));
+static LOT_STREAM_SQL: LazyLock<String> = LazyLock::new(|| sql::for_sqlite(sql::LOT_STREAM));
+static PRODUCT_STREAM_SQL: LazyLock<String> =
+    LazyLock::new(|| sql::for_sqlite(sql::PRODUCT_STREAM));
 
-/// Adds an affected unit's row to `affected`, reading its text in place: only a lot seen for
-/// the first time is copied.
-fn add_affected(affected: &mut Affected, r: &Row<'_>) -> Result<()> {
-    let lot = LotText {
-        order: text_at(r, 1)?,
-        product: text_at(r, 2)?,
-        factory: text_at(r, 3)?,
-        release: optional_text_at(r, 4)?,
-        version: optional_text_at(r, 5)?,
+fn lot_row(r: &Row<'_>) -> Result<LotCount> {
+    let text = |i| -> Result<&str> {
+        r.get_ref(i)?
+            .as_str()
+            .map_err(|e| corrupt("affected lot", e))
     };
-    affected
-        .push(text_at(r, 0)?, lot, text_at(r, 6)? == "revoked")
-        .map_err(|e| corrupt("affected unit", e))
+    LotCount::parse(
+        [text(0)?, text(1)?, text(2)?],
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    )
+    .map_err(|e| corrupt("affected lot", e))
 }
 
-/// Column `i` of `r` as text, read in place.
-fn text_at<'r>(r: &'r Row<'_>, i: usize) -> Result<&'r str> {
-    r.get_ref(i)?
-        .as_str()
-        .map_err(|e| corrupt("affected unit", e))
-}
-
-/// Column `i` of `r` as text or NULL, read in place.
-fn optional_text_at<'r>(r: &'r Row<'_>, i: usize) -> Result<Option<&'r str>> {
-    r.get_ref(i)?
-        .as_str_or_null()
-        .map_err(|e| corrupt("affected unit", e))
+fn stream_row(r: &Row<'_>) -> rusqlite::Result<StreamUnit> {
+    Ok(StreamUnit {
+        serial: r.get(0)?,
+        order: r.get(1)?,
+        revoked: r.get(2)?,
+    })
 }
 
 fn link_row(r: &Row<'_>) -> rusqlite::Result<Result<Link>> {
@@ -398,16 +365,60 @@ impl VulnStore for SqliteStore {
         .await
     }
 
-    async fn affected_units(&self, report: &str) -> touchmark_store::Result<Affected> {
+    async fn affected_lots(
+        &self,
+        report: &str,
+        releases: &[String],
+    ) -> touchmark_store::Result<Vec<LotCount>> {
         let report = report.to_owned();
+        let releases = serde_json::to_string(releases)
+            .map_err(|e| StoreError::Database(format!("release ids: {e}")))?;
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(AFFECTED_SQL)?;
-            let mut rows = stmt.query([report.as_str()])?;
-            let mut affected = Affected::default();
+            let mut stmt = conn.prepare_cached(&AFFECTED_LOTS_SQL)?;
+            let mut rows = stmt.query([report.as_str(), releases.as_str()])?;
+            let mut lots = Vec::new();
             while let Some(row) = rows.next()? {
-                add_affected(&mut affected, row)?;
+                lots.push(lot_row(row)?);
             }
-            Ok(affected)
+            Ok(lots)
+        })
+        .await
+    }
+
+    async fn affected_streams(
+        &self,
+        streams: &[AffectedStream],
+        from: &str,
+        limit: usize,
+    ) -> touchmark_store::Result<Vec<Vec<StreamUnit>>> {
+        let (streams, from) = (streams.to_vec(), from.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            streams
+                .iter()
+                .map(|stream| {
+                    let units = match stream {
+                        AffectedStream::Lot {
+                            release,
+                            order,
+                            product,
+                        } => {
+                            let mut stmt = conn.prepare_cached(&LOT_STREAM_SQL)?;
+                            let args =
+                                params![release, order.as_str(), from, limit, product.as_str()];
+                            let rows = stmt.query_map(args, stream_row)?;
+                            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                        }
+                        AffectedStream::Product(product) => {
+                            let mut stmt = conn.prepare_cached(&PRODUCT_STREAM_SQL)?;
+                            let args = params![product.as_str(), from, limit];
+                            let rows = stmt.query_map(args, stream_row)?;
+                            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                        }
+                    };
+                    Ok(units)
+                })
+                .collect()
         })
         .await
     }

@@ -28,6 +28,7 @@ pub mod codec;
 mod error;
 pub mod log;
 mod records;
+pub mod sql;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 mod types;
@@ -452,12 +453,26 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
     async fn add_link(&self, link: touchmark_core::vuln::Link, event: Event) -> Result<Logged>;
     /// A report's links, oldest first.
     async fn links(&self, report: &str) -> Result<Vec<touchmark_core::vuln::Link>>;
-    /// The units report `report` affects, in one query, in no particular order: every unit whose
-    /// current firmware (the release it received last, at provisioning or by a field update,
-    /// by log order) is a release a link names, and every issued unit of a product a link
-    /// names without a release or component (then its releases are not looked at: each of its
-    /// units is listed once, with no release).
-    async fn affected_units(&self, report: &str) -> Result<touchmark_core::vuln::Affected>;
+    /// The lots report `report` affects, with their counts, in one query that reads no unit
+    /// row: each order of a release a link names (or that `releases` names: the releases its
+    /// component links resolve to) with the units whose current firmware (the release they
+    /// received last, at provisioning or by a field update, by log order) it is; and each
+    /// order of a product a link names without a release or component, with all its issued
+    /// units (then the product's releases are not looked at). Lots without a unit are left
+    /// out; in no particular order.
+    async fn affected_lots(
+        &self,
+        report: &str,
+        releases: &[String],
+    ) -> Result<Vec<touchmark_core::vuln::LotCount>>;
+    /// The units of each stream from serial `from` on (inclusive; `""` for the first), by
+    /// serial, at most `limit` per stream: one list per stream, in the streams' order.
+    async fn affected_streams(
+        &self,
+        streams: &[touchmark_core::vuln::AffectedStream],
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<Vec<touchmark_core::vuln::StreamUnit>>>;
     /// Marks `deadline`'s alert of report `id` raised at `at`, unless it was: whether this
     /// call marked it. Not an event of its own: the alert is (`alert.raised`).
     async fn mark_alerted(

@@ -271,11 +271,15 @@ pub struct AffectedBody {
     pub by_factory: std::collections::BTreeMap<String, u64>,
     /// Units per release version (`*` for a product-wide link).
     pub by_release: std::collections::BTreeMap<String, u64>,
-    /// Links that name an SBOM component: not resolved to units (SBOM components are not read
-    /// yet), so they add none.
+    /// Links that name an SBOM component that no release of their product holds in the
+    /// link's version range: they add no unit.
     pub unresolved_links: u64,
-    /// The units, by serial; at most `limit` of them when the request set one.
+    /// One page of the units, by serial then order: at most `limit` of them (1,000 unless the
+    /// request says), after `after` when the request gives it.
     pub units: Vec<AffectedUnitBody>,
+    /// The `after` of the next page (`SERIAL/ORDER`), when there may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// One affected unit.

@@ -183,9 +183,13 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
-/// The constraints of a path or query parameter, by its name.
-fn parameter_rule(name: &str) -> Option<Value> {
+/// The constraints of a path or query parameter, by its name (and its path's, for a page
+/// of affected units, larger than one of events).
+fn parameter_rule(path: &str, name: &str) -> Option<Value> {
     match name {
+        "limit" if path.ends_with("/affected") => {
+            Some(json!({ "minimum": 1, "maximum": super::vuln::AFFECTED_MAX_PAGE }))
+        }
         "id" | "order" | "serial" | "factory" | "product" | "release" => Some(id()),
         "start" | "index" | "size" | "old" | "new" => Some(position()),
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
@@ -224,7 +228,7 @@ pub fn constrain(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    for item in paths.values_mut() {
+    for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
@@ -239,7 +243,7 @@ pub fn constrain(doc: &mut Value) {
                 let rule = parameter
                     .get("name")
                     .and_then(Value::as_str)
-                    .and_then(parameter_rule);
+                    .and_then(|name| parameter_rule(path, name));
                 if let (Some(rule), Some(schema)) = (rule, parameter.get_mut("schema")) {
                     merge(schema, &rule);
                 }

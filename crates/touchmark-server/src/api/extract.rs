@@ -114,7 +114,7 @@ pub fn page_size<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>,
     let value = <Option<u32> as serde::Deserialize>::deserialize(de)?;
     match value {
         Some(v) if !(1..=MAX_PAGE).contains(&v) => Err(serde::de::Error::custom(format!(
-            "a page holds 1 to {MAX_PAGE} events, not {v}"
+            "a page holds 1 to {MAX_PAGE} items, not {v}"
         ))),
         other => Ok(other),
     }

@@ -20,7 +20,7 @@ use touchmark_core::api::{
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::policy::vuln::deadlines;
-use touchmark_core::vuln::{Link, Report};
+use touchmark_core::vuln::{AffectedCursor, Link, Report};
 
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::Admin;
@@ -381,15 +381,32 @@ mod tests {
     }
 }
 
-/// How many affected units an answer lists.
+/// Which page of the affected units an answer lists.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AffectedQuery {
-    /// List at most this many units, 1 to 1000 (the counts are of all of them); without it,
-    /// every unit is listed.
-    #[serde(default, deserialize_with = "super::extract::page_size")]
+    /// List at most this many units, 1 to 10,000 [default: 1,000]; the counts are of all of
+    /// them.
+    #[serde(default, deserialize_with = "affected_page_size")]
     pub limit: Option<u32>,
+    /// List the units after this one: the previous page's `next` (`SERIAL/ORDER`).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// Units an answer lists when the request does not say.
+const AFFECTED_PAGE: usize = 1000;
+/// The most units an answer lists: a page of units is smaller than one of events.
+pub(crate) const AFFECTED_MAX_PAGE: u32 = 10_000;
+
+fn affected_page_size<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    match <Option<u32> as Deserialize>::deserialize(de)? {
+        Some(v) if !(1..=AFFECTED_MAX_PAGE).contains(&v) => Err(serde::de::Error::custom(format!(
+            "a page holds 1 to {AFFECTED_MAX_PAGE} units, not {v}"
+        ))),
+        other => Ok(other),
+    }
 }
 
 /// The units a report affects (admin): by serial, with counts per order, factory and release.
@@ -406,11 +423,19 @@ pub async fn affected(
     query: Result<Query<AffectedQuery>, QueryRejection>,
 ) -> ApiResult<Json<AffectedBody>> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let (affected, unresolved_links) = s.authority.affected_units(&id).await?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| AffectedCursor::parse("after", a))
+        .transpose()?;
+    let limit = query.limit.map_or(AFFECTED_PAGE, |l| {
+        usize::try_from(l).unwrap_or(AFFECTED_PAGE)
+    });
+    let (affected, unresolved_links) = s
+        .authority
+        .affected_units(&id, after.as_ref(), limit)
+        .await?;
     let counts = affected.counts();
-    let limit = query
-        .limit
-        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let body = AffectedBody {
         report: id,
         total: counts.total,
@@ -421,7 +446,6 @@ pub async fn affected(
         unresolved_links,
         units: affected
             .units()
-            .take(limit)
             .map(|(serial, lot, revoked)| AffectedUnitBody {
                 serial: serial.to_string(),
                 order: lot.order.to_string(),
@@ -432,6 +456,7 @@ pub async fn affected(
                 revoked,
             })
             .collect(),
+        next: affected.next().map(ToString::to_string),
     };
     Ok(Json(body))
 }

@@ -33,7 +33,7 @@ touchmark_testkit::both_backends!(
 
 /// A CycloneDX 1.6 SBOM of a firmware image whose SHA-256 is `image_sha256`, with nested
 /// components.
-fn sbom_of(image_sha256: &str) -> Value {
+pub(super) fn sbom_of(image_sha256: &str) -> Value {
     json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",

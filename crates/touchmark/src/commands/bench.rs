@@ -1143,12 +1143,22 @@ fn print_affected(r: &touchmark_bench::affected::AffectedReport) {
             format!("{} units (checked every round)", r.affected),
         ),
         (
-            "query",
+            "answer",
             format!(
-                "median {} ms, slowest {} ms, rounds {:?}",
+                "median {} ms, slowest {} ms, rounds {:?} (every lot counted, the first 1,000 \
+                 serials)",
                 ms(r.query.median_ms),
                 ms(r.query.max_ms),
                 r.query.rounds_ms.iter().map(|m| ms(*m)).collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "every serial",
+            format!(
+                "median {} ms, slowest {} ms, rounds {:?} (pages of 10,000)",
+                ms(r.walk.median_ms),
+                ms(r.walk.max_ms),
+                r.walk.rounds_ms.iter().map(|m| ms(*m)).collect::<Vec<_>>()
             ),
         ),
         (

@@ -143,8 +143,9 @@ pub enum VulnCommand {
     Affected {
         /// The report id.
         id: String,
-        /// List at most this many units, 1 to 1000 (the counts are of all of them).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        /// List at most this many units (the counts are of all of them) [default: every
+        /// unit, read from the server a page of 10,000 at a time].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
         #[command(flatten)]
         api: ApiArgs,
@@ -331,11 +332,16 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
             return Ok(());
         }
         VulnCommand::Affected { id, limit, api } => {
-            let affected = client(&api)?.vuln_affected(&id, limit).await?;
+            let client = client(&api)?;
             if api.json {
-                return output::json(&affected);
+                return output::json(&client.vuln_affected_all(&id, limit).await?);
             }
-            print_affected(&affected);
+            // The text lists the counts, and the units only when --limit asks for them.
+            let affected = match limit {
+                Some(_) => client.vuln_affected_all(&id, limit).await?,
+                None => client.vuln_affected(&id, Some(1), None).await?,
+            };
+            print_affected(&affected, limit.is_some());
             return Ok(());
         }
         VulnCommand::Show { id, api } => {
@@ -388,7 +394,7 @@ pub async fn run(command: VulnCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_affected(a: &touchmark_core::api::AffectedBody) {
+fn print_affected(a: &touchmark_core::api::AffectedBody, units: bool) {
     fields(&[
         ("report", a.report.clone()),
         ("units affected", a.total.to_string()),
@@ -396,7 +402,7 @@ fn print_affected(a: &touchmark_core::api::AffectedBody) {
         (
             "unresolved links",
             format!(
-                "{} (SBOM components are not resolved to units)",
+                "{} (SBOM components no release holds in the linked range)",
                 a.unresolved_links
             ),
         ),
@@ -409,6 +415,19 @@ fn print_affected(a: &touchmark_core::api::AffectedBody) {
         let mut table = Table::new(&[title, "UNITS"]);
         for (key, n) in counts {
             table.row(vec![key.clone(), n.to_string()]);
+        }
+        table.print();
+    }
+    if units {
+        let mut table = Table::new(&["SERIAL", "ORDER", "FACTORY", "RELEASE", "REVOKED"]);
+        for u in &a.units {
+            table.row(vec![
+                u.serial.clone(),
+                u.order.clone(),
+                u.factory.clone(),
+                u.version.clone().unwrap_or_else(|| "*".into()),
+                if u.revoked { "yes" } else { "no" }.into(),
+            ]);
         }
         table.print();
     }

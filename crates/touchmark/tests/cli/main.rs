@@ -58,3 +58,4 @@ mod roots;
 mod sbom;
 mod setup;
 mod sim;
+mod vuln;

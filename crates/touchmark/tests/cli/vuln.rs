@@ -1,0 +1,196 @@
+//! `touchmark vuln` against a running server, as an admin types it: a researcher's report is
+//! linked to a product, `vuln affected --json` lists every issued unit's serial (read page by
+//! page from the server), `--limit` stops early, and `vuln advisory --out` writes the CSAF 2.0
+//! draft, which the BSI's validator (csaf-validator-lib) finds valid when it is installed.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::kit::{self, Served};
+
+fn touchmark(data: &Path, url: &str, token: &str) -> Command {
+    let mut command = Command::new(kit::bin());
+    command
+        .current_dir(data.parent().unwrap())
+        .env("TOUCHMARK_CA", data.join("certs/infra-root-ca.pem"))
+        .env_remove("TOUCHMARK_TOKEN_FILE")
+        .env("TOUCHMARK_SERVER", url)
+        .env("TOUCHMARK_TOKEN", token)
+        .env("TOUCHMARK_KEY_PASSPHRASE", kit::PASSPHRASE);
+    command
+}
+
+fn json_of(out: &Output, what: &str) -> Value {
+    kit::assert_success(out, what);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A running installation with five units of PO-1 issued out of serial order, and a
+/// researcher's report on their product, whose markup is never copied: the installation's
+/// directory (kept while the first value lives), the server, the admin token, the report.
+async fn installation_with_a_report() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Served,
+    String,
+    String,
+) {
+    let (tmp, data) = kit::tempdir();
+    let token = kit::init(&data);
+    // A CSAF publisher: advisories need one, and an https public URL they are served under.
+    let config = data.join("touchmark.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    assert!(!toml.contains("public_url"), "{toml}");
+    toml = format!(
+        "public_url = \"https://tm.example\"\n{toml}\n[csaf]\npublisher_name = \"Acme\"\n\
+         publisher_namespace = \"https://acme.example\"\n"
+    );
+    std::fs::write(&config, toml).unwrap();
+    let served = Served::start(&data);
+    let admin = kit::admin(&served.url, &data, &token);
+    kit::setup_order(&admin, "PO-1", 100).await;
+    let identity = kit::enroll(&admin, &served.url, &data, "cm", "line-1").await;
+    let station = kit::station_client(&served.url, &data, &identity);
+    for n in [7, 3, 12, 1, 5] {
+        let unit = kit::Unit::new(format!("SN-{n:06}"));
+        station.provision("PO-1", &unit.request()).await.unwrap();
+    }
+    let report = admin
+        .submit_vulnerability_report(&touchmark_core::api::SubmitReport {
+            product: Some("sensor".into()),
+            description: Some("the sensor answers <script>alert(1)</script>".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    (tmp, data, served, token, report)
+}
+
+/// Runs `touchmark ARGS` against the installation's server as its admin.
+fn run(data: &Path, served: &Served, token: &str, args: &[&str]) -> Output {
+    touchmark(data, &served.url, token)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vuln_link_affected_and_advisory_work_from_the_command_line() {
+    let (_tmp, data, served, token, report) = installation_with_a_report().await;
+    let run = |args: &[&str]| run(&data, &served, &token, args);
+
+    let linked = json_of(
+        &run(&["vuln", "link", &report, "--product", "sensor", "--json"]),
+        "vuln link",
+    );
+    assert_eq!(linked["product"], "sensor", "{linked}");
+
+    let affected = json_of(&run(&["vuln", "affected", &report, "--json"]), "affected");
+    let serials: Vec<&str> = affected["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        serials,
+        [
+            "SN-000001",
+            "SN-000003",
+            "SN-000005",
+            "SN-000007",
+            "SN-000012"
+        ]
+    );
+    assert_eq!(affected["total"], 5);
+    assert_eq!(affected["by_order"]["PO-1"], 5);
+    assert_eq!(affected["by_release"]["*"], 5);
+    assert!(affected.get("next").is_none(), "{affected}");
+
+    // --limit: the first two, and where the rest starts; the counts are of all.
+    let first = json_of(
+        &run(&["vuln", "affected", &report, "--limit", "2", "--json"]),
+        "affected --limit",
+    );
+    assert_eq!(first["units"].as_array().unwrap().len(), 2);
+    assert_eq!(first["total"], 5);
+    assert_eq!(first["next"], "SN-000003/PO-1");
+    let text = run(&["vuln", "affected", &report]);
+    kit::assert_success(&text, "affected as text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("PO-1") && text.contains('5'), "{text}");
+    assert!(
+        !text.contains("SN-000001"),
+        "units only with --limit: {text}"
+    );
+    let refused = run(&["vuln", "affected", &report, "--limit", "0"]);
+    assert!(!refused.status.success());
+    let refused = run(&["vuln", "affected", "vr-0000000000000000", "--json"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not_found"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // The advisory: a draft written to --out, CSAF 2.0, naming the product; the reporter's
+    // text is not in it.
+    let out = data.join("advisory.json");
+    let written = run(&["vuln", "advisory", &report, "--out", out.to_str().unwrap()]);
+    kit::assert_success(&written, "vuln advisory");
+    let bytes = std::fs::read(&out).unwrap();
+    let advisory: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(advisory["document"]["csaf_version"], "2.0");
+    assert_eq!(advisory["document"]["category"], "csaf_security_advisory");
+    assert_eq!(advisory["document"]["tracking"]["status"], "draft");
+    assert!(String::from_utf8_lossy(&bytes).contains("Sensor"));
+    assert!(!String::from_utf8_lossy(&bytes).contains("<script>"));
+}
+
+/// The advisory `vuln advisory --out` writes passes the BSI's CSAF validator: its strict
+/// schema and every mandatory test (`.ci/run` installs it; `TOUCHMARK_TEST_CSAF_VALIDATOR`
+/// names its npm prefix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tm_csaf),
+    ignore = "needs @secvisogram/csaf-validator-lib (npm) and TOUCHMARK_TEST_CSAF_VALIDATOR"
+)]
+async fn the_advisory_vuln_advisory_writes_passes_the_bsi_validator() {
+    let (_tmp, data, served, token, report) = installation_with_a_report().await;
+    let linked = run(
+        &data,
+        &served,
+        &token,
+        &["vuln", "link", &report, "--product", "sensor"],
+    );
+    kit::assert_success(&linked, "vuln link");
+    let out = data.join("advisory.json");
+    let written = run(
+        &data,
+        &served,
+        &token,
+        &["vuln", "advisory", &report, "--out", out.to_str().unwrap()],
+    );
+    kit::assert_success(&written, "vuln advisory");
+    let prefix = std::env::var("TOUCHMARK_TEST_CSAF_VALIDATOR").unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../touchmark-server/tests/csaf/validate.mjs");
+    let verdict = Command::new("node")
+        .arg(&script)
+        .arg(&prefix)
+        .arg(&out)
+        .output()
+        .expect("node runs");
+    kit::assert_success(&verdict, "the CSAF validator");
+    let verdict: Value = serde_json::from_slice(&verdict.stdout).unwrap();
+    assert_eq!(verdict["isValid"], true, "{verdict}");
+    assert_eq!(verdict["errors"], serde_json::json!([]), "{verdict}");
+}
