@@ -257,7 +257,7 @@ async fn sigkill_mid_run(keys: kit::Keys<'_>) {
 
     // The checkpoint the auditor kept from before the crash is consistent with the log after
     // it (audit verify checks it against its state file), and the whole log replays cleanly.
-    wait_covered(&admin).await;
+    kit::wait_covered(&admin).await;
     let after = audit(&served.url, &dir);
     assert!(
         after.status.success(),
@@ -351,17 +351,4 @@ async fn a_restart_after_sigkill_signs_before_serving() {
 /// Runs `touchmark audit verify` against `url`, with a state file beside the data directory.
 fn audit(url: &str, dir: &std::path::Path) -> std::process::Output {
     kit::audit(url, dir, &dir.parent().unwrap().join("audit.state"))
-}
-
-/// Waits until a checkpoint covers every committed event.
-async fn wait_covered(admin: &Client) {
-    for _ in 0..100 {
-        let size = admin.health().await.unwrap().log_size;
-        let note = admin.checkpoint().await.unwrap();
-        if note.lines().nth(1).and_then(|l| l.parse::<u64>().ok()) == Some(size) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("no checkpoint covered the log within 10 s");
 }

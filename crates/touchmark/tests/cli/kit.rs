@@ -456,3 +456,32 @@ pub fn split_roots(dir: &Path) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// Waits until a checkpoint covers every committed event.
+pub async fn wait_covered(admin: &Client) {
+    for _ in 0..100 {
+        let size = admin.health().await.unwrap().log_size;
+        let note = admin.checkpoint().await.unwrap();
+        if note.lines().nth(1).and_then(|l| l.parse::<u64>().ok()) == Some(size) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint covered the log within 10 s");
+}
+
+/// Waits until the replica's latest checkpoint covers every committed entry: the signed size
+/// equals the sequenced size, and stays so across a full sequencer interval and more.
+pub async fn wait_settled(admin: &Client) -> u64 {
+    let mut last = None;
+    for _ in 0..100 {
+        let health = admin.health().await.unwrap();
+        let settled = health.checkpoint_size == health.log_size;
+        if settled && last == Some(health.log_size) {
+            return health.log_size;
+        }
+        last = settled.then_some(health.log_size);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    }
+    panic!("the log did not settle within a minute");
+}

@@ -28,22 +28,6 @@ fn replicas(dir: &Path, database: &str, n: usize) -> Vec<Served> {
         .collect()
 }
 
-/// Waits until the replica's latest checkpoint covers every committed entry: the signed size
-/// equals the sequenced size, and stays so across a full sequencer interval and more.
-async fn wait_settled(admin: &Client) -> u64 {
-    let mut last = None;
-    for _ in 0..100 {
-        let health = admin.health().await.unwrap();
-        let settled = health.checkpoint_size == health.log_size;
-        if settled && last == Some(health.log_size) {
-            return health.log_size;
-        }
-        last = settled.then_some(health.log_size);
-        tokio::time::sleep(Duration::from_millis(600)).await;
-    }
-    panic!("the log did not settle within a minute");
-}
-
 /// Provisions `units` through `station`, one at a time.
 async fn provision_all(station: Client, units: Vec<Unit>) -> Vec<(String, Outcome)> {
     let mut seen = Vec::with_capacity(units.len());
@@ -183,7 +167,7 @@ async fn three_replicas_issue_exactly_the_quota() {
         1,
         "exactly one replica is the sequencer: {sequencers:?}"
     );
-    let size = wait_settled(&kit::admin(&servers[2].url, &dir, &token)).await;
+    let size = kit::wait_settled(&kit::admin(&servers[2].url, &dir, &token)).await;
     assert!(size >= 3 * 800, "every decision is logged: size {size}");
     let state = tmp.path().join("audit.state");
     kit::assert_success(
@@ -252,7 +236,7 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
     let (sequencer, _) = wait_for_sequencer(&alive, &dir, &token, Duration::from_secs(10)).await;
 
     // An auditor verifies the log before the failover and keeps that checkpoint.
-    wait_settled(&kit::admin(&urls[sequencer], &dir, &token)).await;
+    kit::wait_settled(&kit::admin(&urls[sequencer], &dir, &token)).await;
     let state = tmp.path().join("audit.state");
     kit::assert_success(
         &kit::audit(&urls[sequencer], &dir, &state),
@@ -366,7 +350,7 @@ async fn sequencer_replica_killed_mid_run_another_takes_over() {
 
     // The log: dense indices, each issuance once, and the checkpoint the auditor kept from
     // the dead sequencer is consistent with the successor's (audit verify checks it).
-    let size = wait_settled(&survivor).await;
+    let size = kit::wait_settled(&survivor).await;
     let mut issued = BTreeSet::new();
     let mut start = 0;
     while start < size {

@@ -2,6 +2,8 @@
 //! linked to a product, `vuln affected --json` lists every issued unit's serial (read page by
 //! page from the server), `--limit` stops early, and `vuln advisory --out` writes the CSAF 2.0
 //! draft, which the BSI's validator (csaf-validator-lib) finds valid when it is installed.
+//! Advisory revisions published while the server is killed are neither lost nor doubled, on
+//! SQLite and on PostgreSQL.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -32,10 +34,13 @@ fn json_of(out: &Output, what: &str) -> Value {
     })
 }
 
-/// A running installation with five units of PO-1 issued out of serial order, and a
-/// researcher's report on their product, whose markup is never copied: the installation's
-/// directory (kept while the first value lives), the server, the admin token, the report.
-async fn installation_with_a_report() -> (
+/// A running installation (on SQLite, or on the PostgreSQL database `database`) with five
+/// units of PO-1 issued out of serial order, and a researcher's report on their product,
+/// whose markup is never copied: the installation's directory (kept while the first value
+/// lives), the server, the admin token, the report.
+async fn installation_with_a_report(
+    database: Option<&str>,
+) -> (
     tempfile::TempDir,
     std::path::PathBuf,
     Served,
@@ -43,7 +48,7 @@ async fn installation_with_a_report() -> (
     String,
 ) {
     let (tmp, data) = kit::tempdir();
-    let token = kit::init(&data);
+    let token = kit::init_with(&data, database);
     // A CSAF publisher: advisories need one, and an https public URL they are served under.
     let config = data.join("touchmark.toml");
     let mut toml = std::fs::read_to_string(&config).unwrap();
@@ -53,7 +58,7 @@ async fn installation_with_a_report() -> (
          publisher_namespace = \"https://acme.example\"\n"
     );
     std::fs::write(&config, toml).unwrap();
-    let served = Served::start(&data);
+    let served = Served::start_with(&data, database);
     let admin = kit::admin(&served.url, &data, &token);
     kit::setup_order(&admin, "PO-1", 100).await;
     let identity = kit::enroll(&admin, &served.url, &data, "cm", "line-1").await;
@@ -84,7 +89,7 @@ fn run(data: &Path, served: &Served, token: &str, args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vuln_link_affected_and_advisory_work_from_the_command_line() {
-    let (_tmp, data, served, token, report) = installation_with_a_report().await;
+    let (_tmp, data, served, token, report) = installation_with_a_report(None).await;
     let run = |args: &[&str]| run(&data, &served, &token, args);
 
     let linked = json_of(
@@ -164,7 +169,7 @@ async fn vuln_link_affected_and_advisory_work_from_the_command_line() {
     ignore = "needs @secvisogram/csaf-validator-lib (npm) and TOUCHMARK_TEST_CSAF_VALIDATOR"
 )]
 async fn the_advisory_vuln_advisory_writes_passes_the_bsi_validator() {
-    let (_tmp, data, served, token, report) = installation_with_a_report().await;
+    let (_tmp, data, served, token, report) = installation_with_a_report(None).await;
     let linked = run(
         &data,
         &served,
@@ -193,4 +198,155 @@ async fn the_advisory_vuln_advisory_writes_passes_the_bsi_validator() {
     let verdict: Value = serde_json::from_slice(&verdict.stdout).unwrap();
     assert_eq!(verdict["isValid"], true, "{verdict}");
     assert_eq!(verdict["errors"], serde_json::json!([]), "{verdict}");
+}
+
+/// SIGKILL while two admins publish revisions of a report's advisory, then a restart, on
+/// SQLite: see [`publishing_survives_sigkill`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn advisory_revisions_survive_a_sigkill_on_sqlite() {
+    publishing_survives_sigkill(None).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tm_postgres),
+    ignore = "needs PostgreSQL: set TOUCHMARK_TEST_POSTGRES_URL"
+)]
+async fn advisory_revisions_survive_a_sigkill_on_postgres() {
+    let database = crate::pg::Fresh::create().await;
+    publishing_survives_sigkill(Some(&database.url)).await;
+}
+
+/// Two admins publish revisions of one advisory as fast as they can; the server is killed
+/// (SIGKILL) after six answers, with requests in flight, and started again. Then every
+/// revision an admin was answered is in the log with the SHA-256 of the bytes it was given,
+/// the log's versions are 1, 2, 3… with none twice and none missing, the next revision is
+/// the one after the last logged, and the auditor's replay accepts the log.
+async fn publishing_survives_sigkill(database: Option<&str>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use touchmark_core::api::WriteAdvisory;
+    use touchmark_core::event::Sha256Hash;
+
+    let (_tmp, data, served, token, report) = installation_with_a_report(database).await;
+    let linked = run(
+        &data,
+        &served,
+        &token,
+        &["vuln", "link", &report, "--product", "sensor"],
+    );
+    kit::assert_success(&linked, "vuln link");
+    let publish = WriteAdvisory {
+        publish: true,
+        summary: Some("a revision".into()),
+        ..Default::default()
+    };
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+    let kill_tx = Arc::new(std::sync::Mutex::new(Some(kill_tx)));
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let admin = kit::admin(&served.url, &data, &token);
+        let (report, publish) = (report.clone(), publish.clone());
+        let (answered, kill_tx) = (Arc::clone(&answered), Arc::clone(&kill_tx));
+        workers.push(tokio::spawn(async move {
+            // (version, SHA-256 of the bytes) of each revision this admin was told it published.
+            let mut acknowledged = Vec::new();
+            for _ in 0..200 {
+                match admin.vuln_advisory(&report, &publish).await {
+                    Ok((bytes, created)) => {
+                        assert!(created, "a published revision is 201");
+                        let doc: Value = serde_json::from_slice(&bytes).unwrap();
+                        let version = doc["document"]["tracking"]["version"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap();
+                        acknowledged.push((version, Sha256Hash::of(&bytes).to_hex()));
+                    }
+                    // Another admin published the same revision first.
+                    Err(touchmark_client::ClientError::Api { body, .. }) => {
+                        assert_eq!(body.code, "conflict", "{}", body.message);
+                    }
+                    // The server is gone.
+                    Err(_) => break,
+                }
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == 6 {
+                    if let Some(tx) = kill_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            acknowledged
+        }));
+    }
+    kill_rx.await.unwrap();
+    served.kill();
+    let mut acknowledged = Vec::new();
+    for worker in workers {
+        acknowledged.extend(worker.await.unwrap());
+    }
+    assert!(acknowledged.len() >= 2, "{acknowledged:?}");
+
+    let served = Served::start_with(&data, database);
+    let admin = kit::admin(&served.url, &data, &token);
+    // On PostgreSQL the entries committed before the kill wait for a sequencer: this process,
+    // once the dead one's lease has run out.
+    for _ in 0..120 {
+        if admin.health().await.unwrap().sequencer {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        admin.health().await.unwrap().sequencer,
+        "no sequencer within a minute"
+    );
+    kit::wait_settled(&admin).await;
+    let logged: Vec<(u64, String)> = kit::all_events(&admin)
+        .await
+        .iter()
+        .filter(|e| e.kind == "vuln.advisory_published")
+        .map(|e| {
+            let event: Value = serde_json::from_str(&e.canonical).unwrap();
+            assert_eq!(event["tracking_id"], report.as_str());
+            (
+                event["version"].as_u64().unwrap(),
+                event["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let versions: Vec<u64> = logged.iter().map(|(v, _)| *v).collect();
+    let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+    assert_eq!(versions, expected, "contiguous, each once");
+    for revision in &acknowledged {
+        assert!(
+            logged.contains(revision),
+            "{revision:?} is not logged: {logged:?}"
+        );
+    }
+    // The next revision follows the last logged.
+    let (bytes, created) = admin.vuln_advisory(&report, &publish).await.unwrap();
+    assert!(created);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        doc["document"]["tracking"]["version"],
+        (versions.len() + 1).to_string()
+    );
+    assert_eq!(
+        doc["document"]["tracking"]["revision_history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        versions.len() + 1
+    );
+    // The auditor replays the whole log, advisories included.
+    kit::wait_settled(&admin).await;
+    let audited = kit::audit(
+        &served.url,
+        &data,
+        &data.parent().unwrap().join("audit.state"),
+    );
+    kit::assert_success(&audited, "audit verify after the restart");
 }
