@@ -16,7 +16,8 @@ use crate::id::ProductId;
 
 mod affected;
 pub use affected::{
-    Affected, AffectedCounts, AffectedCursor, AffectedLot, AffectedStream, LotCount, StreamUnit,
+    Affected, AffectedCounts, AffectedCursor, AffectedLot, AffectedStream, CURSOR_PATTERN,
+    LotCount, StreamUnit,
 };
 
 /// A report's state: received → triaged → confirmed | rejected; confirmed → fixed →

@@ -123,6 +123,11 @@ pub struct AffectedCursor {
     pub order: OrderId,
 }
 
+/// What [`AffectedCursor::parse`] accepts, as a regular expression: a serial and an order id
+/// (each as `crate::id::ID_PATTERN` says), with a `/` between.
+pub const CURSOR_PATTERN: &str =
+    "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+
 impl AffectedCursor {
     /// Reads a cursor as the API's `after` gives it.
     ///
@@ -477,9 +482,29 @@ mod tests {
     fn cursors_are_read_and_written_as_serial_slash_order() {
         let c = AffectedCursor::parse("after", "SN-3/PO-1").unwrap();
         assert_eq!(c.to_string(), "SN-3/PO-1");
-        for bad in ["SN-3", "/PO-1", "SN-3/", "SN 3/PO-1", "SN-3/PO 1"] {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let long = "S".repeat(65);
+        for bad in [
+            "SN-3",
+            "/PO-1",
+            "SN-3/",
+            "SN 3/PO-1",
+            "SN-3/PO 1",
+            "SN-3/PO/1",
+            &format!("{long}/PO-1"),
+        ] {
             let e = AffectedCursor::parse("after", bad).unwrap_err();
             assert_eq!(e.field, "after", "{bad}");
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+        for good in [
+            "SN-3/PO-1",
+            "a/b",
+            "0.x_y-z/9",
+            &format!("{}/PO-1", &long[1..]),
+        ] {
+            assert!(AffectedCursor::parse("after", good).is_ok(), "{good}");
+            assert!(pattern.is_match(good), "{good}");
         }
         let bad = vec![vec![unit("not a serial!", "PO-1", false)]];
         let one = vec![lot("PO-1", Some("rel-a"), 1, 0)];

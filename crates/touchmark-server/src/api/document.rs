@@ -193,6 +193,7 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "id" | "order" | "serial" | "factory" | "product" | "release" => Some(id()),
         "start" | "index" | "size" | "old" | "new" => Some(position()),
         "limit" => Some(json!({ "minimum": 1, "maximum": MAX_PAGE })),
+        "after" => Some(json!({ "pattern": vuln::CURSOR_PATTERN, "maxLength": 129 })),
         "from" | "until" => Some(timestamp()),
         "state" => Some(json!({ "enum": ["unresolved", "all"] })),
         "year" => Some(json!({ "pattern": "^[0-9]{4}$" })),
