@@ -408,7 +408,9 @@ impl Authority {
     /// page of at most `limit` units after `after`, by serial then order, read from each lot's
     /// index range ([`touchmark_store::VulnStore::affected_streams`]). A link to an SBOM
     /// component names the releases of its product whose SBOM holds the component in its
-    /// version range; the second value counts the component links that name none.
+    /// version range; the second value counts the component links that name none. Without
+    /// `counted`, the lots are found but their units not counted (the counts are 0): a page
+    /// then costs its own units alone, for a caller that has the counts already.
     ///
     /// # Errors
     /// `not_found` for an unknown report.
@@ -417,6 +419,7 @@ impl Authority {
         id: &str,
         after: Option<&AffectedCursor>,
         limit: usize,
+        counted: bool,
     ) -> Result<(Affected, u64)> {
         if self.store.report(id).await?.is_none() {
             return Err(AuthorityError::denied(
@@ -444,7 +447,7 @@ impl Authority {
             }
             unresolved += u64::from(!named);
         }
-        let lots = self.store.affected_lots(id, &releases).await?;
+        let lots = self.store.affected_lots(id, &releases, counted).await?;
         let streams = Affected::streams(&lots);
         let read = if streams.is_empty() {
             Vec::new()

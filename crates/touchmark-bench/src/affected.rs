@@ -14,7 +14,8 @@
 //!    the slowest round. The counts must be exactly the units that still run 1.0.0, or the run
 //!    fails instead of giving a number.
 //! 3. **walk**: every affected serial, page after page of 10,000 (as `touchmark vuln affected
-//!    --json` reads them), checked in order and counted, round by round.
+//!    --json` reads them: the first page with the counts, the others without), checked in
+//!    order and counted, round by round.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -418,7 +419,7 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
         // The answer: every lot counted, and the first page of serials.
         let started = Instant::now();
         let (found, _) = authority
-            .affected_units(&report, None, PAGE)
+            .affected_units(&report, None, PAGE, true)
             .await
             .context("the affected units")?;
         let counts = found.counts();
@@ -443,8 +444,10 @@ pub async fn run(options: &Options, progress: &Arc<dyn Progress>) -> Result<Affe
         let started = Instant::now();
         let (mut listed, mut after, mut last) = (0u64, None, None::<String>);
         loop {
+            // The first page counted, as `…/affected` answers; the others not, as
+            // `…/affected/units` answers.
             let (page, _) = authority
-                .affected_units(&report, after.as_ref(), WALK_PAGE)
+                .affected_units(&report, after.as_ref(), WALK_PAGE, after.is_none())
                 .await
                 .context("a page of affected units")?;
             for (serial, lot, _) in page.units() {

@@ -913,28 +913,29 @@ impl Client {
         limit: Option<u64>,
         after: Option<&str>,
     ) -> Result<touchmark_core::api::AffectedBody, ClientError> {
-        let mut query = Vec::new();
-        if let Some(l) = limit {
-            query.push(format!("limit={l}"));
-        }
-        if let Some(a) = after {
-            query.push(format!("after={}", segment("cursor", a)?));
-        }
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", query.join("&"))
-        };
-        let path = format!(
-            "/v1/vulnerability-reports/{}/affected{query}",
-            segment("report id", id)?
-        );
-        self.get(path).await
+        self.get(affected_path(id, "affected", limit, after)?).await
     }
 
-    /// Every unit a report affects, or the first `at_most`: [`Client::vuln_affected`] page
-    /// after page, by 10,000 (the largest page). The counts are the first page's; `next` is set only when
-    /// `at_most` stopped the listing before its end.
+    /// `GET /v1/vulnerability-reports/{id}/affected/units` (admin): a page of the units a
+    /// report affects, as [`Client::vuln_affected`] lists them, without the counts.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] on any failure.
+    pub async fn vuln_affected_units(
+        &self,
+        id: &str,
+        limit: Option<u64>,
+        after: Option<&str>,
+    ) -> Result<touchmark_core::api::AffectedUnitsBody, ClientError> {
+        self.get(affected_path(id, "affected/units", limit, after)?)
+            .await
+    }
+
+    /// Every unit a report affects, or the first `at_most`: [`Client::vuln_affected`], then
+    /// [`Client::vuln_affected_units`] page after page, by 10,000 (the largest page). The
+    /// counts are the first page's; `next` is set only when `at_most` stopped the listing
+    /// before its end.
     ///
     /// # Errors
     ///
@@ -958,7 +959,9 @@ impl Client {
                 all.next = Some(after);
                 break;
             }
-            let page = self.vuln_affected(id, Some(limit), Some(&after)).await?;
+            let page = self
+                .vuln_affected_units(id, Some(limit), Some(&after))
+                .await?;
             all.units.extend(page.units);
             all.next = page.next;
         }
@@ -1305,6 +1308,32 @@ fn snippet(bytes: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+/// The path of a page of report `id`'s affected units under `what` (`affected` or
+/// `affected/units`), with its query.
+fn affected_path(
+    id: &str,
+    what: &str,
+    limit: Option<u64>,
+    after: Option<&str>,
+) -> Result<String, ClientError> {
+    let mut query = Vec::new();
+    if let Some(l) = limit {
+        query.push(format!("limit={l}"));
+    }
+    if let Some(a) = after {
+        query.push(format!("after={}", segment("cursor", a)?));
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    Ok(format!(
+        "/v1/vulnerability-reports/{}/{what}{query}",
+        segment("report id", id)?
+    ))
 }
 
 #[cfg(test)]

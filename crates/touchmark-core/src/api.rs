@@ -18,9 +18,9 @@ pub use field::{
     PossessionProof,
 };
 pub use vuln::{
-    AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, LinkBody,
-    LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
-    WriteAdvisory,
+    AffectedBody, AffectedUnitBody, AffectedUnitsBody, ChangeReportState, ClassifyReport,
+    DeadlineBody, LinkBody, LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus,
+    SubmitReport, WriteAdvisory,
 };
 
 /// A count in a request. JSON has one kind of number, and the API document's `integer` is any

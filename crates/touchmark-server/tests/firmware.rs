@@ -1811,8 +1811,9 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     assert_eq!(a.by_release.get("*"), Some(&1));
     assert_eq!(a.next, None);
     // Page by page, one unit each, from each page's `next`: the same units in the same
-    // order (SN-000004 of both products, by order), with the same counts on every page.
-    let (mut paged, mut after) = (Vec::new(), None::<String>);
+    // order (SN-000004 of both products, by order), with the same counts on every counted
+    // page, and the same units from the pages that do not count.
+    let (mut paged, mut uncounted, mut after) = (Vec::new(), Vec::new(), None::<String>);
     while paged.len() <= a.units.len() {
         let page = kit
             .admin
@@ -1820,6 +1821,13 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
             .await
             .unwrap();
         assert_eq!((page.total, &page.by_order), (a.total, &a.by_order));
+        let units = kit
+            .admin
+            .vuln_affected_units(&report, Some(1), after.as_deref())
+            .await
+            .unwrap();
+        assert_eq!((&units.units, &units.next), (&page.units, &page.next));
+        uncounted.extend(units.units);
         paged.extend(page.units);
         after = page.next;
         if after.is_none() {
@@ -1827,6 +1835,7 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         }
     }
     assert_eq!(paged, a.units);
+    assert_eq!(uncounted, a.units);
     let token = kit
         .admin
         .create_token(&touchmark_client::api::CreateToken {
@@ -1842,23 +1851,25 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
         ("?limit=10001", "1 to 10000 units"),
         ("?limit=0", "1 to 10000 units"),
     ] {
-        let r = kit
-            .raw()
-            .send(
-                reqwest::Method::GET,
-                &format!("/v1/vulnerability-reports/{report}/affected{query}"),
-                None,
-                vec![],
-                Some(&token),
-            )
-            .await;
-        assert_eq!(
-            (r.status.as_u16(), r.body["code"].as_str()),
-            (400, Some("invalid_request")),
-            "{query}: {}",
-            r.text
-        );
-        assert!(r.text.contains(says), "{query}: {}", r.text);
+        for route in ["affected", "affected/units"] {
+            let r = kit
+                .raw()
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/v1/vulnerability-reports/{report}/{route}{query}"),
+                    None,
+                    vec![],
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(
+                (r.status.as_u16(), r.body["code"].as_str()),
+                (400, Some("invalid_request")),
+                "{route}{query}: {}",
+                r.text
+            );
+            assert!(r.text.contains(says), "{route}{query}: {}", r.text);
+        }
     }
 
     // A report that names an SBOM component: the releases of its product whose SBOM holds
@@ -1938,6 +1949,13 @@ async fn a_report_affects_the_units_whose_current_firmware_it_names(backend: Bac
     let e = api_error(
         kit.admin
             .vuln_affected("vr-0000000000000000", None, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e, (404, "not_found".to_owned()));
+    let e = api_error(
+        kit.admin
+            .vuln_affected_units("vr-0000000000000000", None, None)
             .await
             .unwrap_err(),
     );

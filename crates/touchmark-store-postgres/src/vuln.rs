@@ -80,8 +80,10 @@ fn report(r: &PgRow) -> Result<Report> {
 
 /// The shared query of the affected lots ([`touchmark_store::sql`]); a bound array of release
 /// ids is read by `unnest`.
-static AFFECTED_LOTS_SQL: LazyLock<String> =
-    LazyLock::new(|| sql::affected_lots("unnest($2::text[]) AS released (value)"));
+static AFFECTED_LOTS_SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [false, true]
+        .map(|counted| sql::affected_lots("unnest($2::text[]) AS released (value)", counted))
+});
 
 fn lot_row(r: &PgRow) -> Result<LotCount> {
     LotCount::parse(
@@ -363,13 +365,14 @@ impl VulnStore for PostgresStore {
         &self,
         report: &str,
         releases: &[String],
+        counted: bool,
     ) -> touchmark_store::Result<Vec<LotCount>> {
         let run = async {
             let mut tx = self.pool().begin().await?;
             // Compiling the plan to machine code costs more than it saves on this query, whose
             // estimated cost (counting a million index entries) would pass JIT's threshold.
             sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-            let rows = sqlx::query(AFFECTED_LOTS_SQL.as_str())
+            let rows = sqlx::query(AFFECTED_LOTS_SQL[usize::from(counted)].as_str())
                 .bind(report)
                 .bind(releases)
                 .fetch_all(&mut *tx)

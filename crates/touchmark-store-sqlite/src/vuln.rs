@@ -87,8 +87,9 @@ fn report_row(r: &Row<'_>) -> rusqlite::Result<Result<Report>> {
 
 /// The shared queries of the affected units ([`touchmark_store::sql`]) in SQLite's form; a
 /// bound array of release ids is read as JSON.
-static AFFECTED_LOTS_SQL: LazyLock<String> =
-    LazyLock::new(|| sql::for_sqlite(&sql::affected_lots("json_each($2)")));
+static AFFECTED_LOTS_SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [false, true].map(|counted| sql::for_sqlite(&sql::affected_lots("json_each($2)", counted)))
+});
 static LOT_STREAM_SQL: LazyLock<String> = LazyLock::new(|| sql::for_sqlite(sql::LOT_STREAM));
 static PRODUCT_STREAM_SQL: LazyLock<String> =
     LazyLock::new(|| sql::for_sqlite(sql::PRODUCT_STREAM));
@@ -369,12 +370,13 @@ impl VulnStore for SqliteStore {
         &self,
         report: &str,
         releases: &[String],
+        counted: bool,
     ) -> touchmark_store::Result<Vec<LotCount>> {
         let report = report.to_owned();
         let releases = serde_json::to_string(releases)
             .map_err(|e| StoreError::Database(format!("release ids: {e}")))?;
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&AFFECTED_LOTS_SQL)?;
+            let mut stmt = conn.prepare_cached(&AFFECTED_LOTS_SQL[usize::from(counted)])?;
             let mut rows = stmt.query([report.as_str(), releases.as_str()])?;
             let mut lots = Vec::new();
             while let Some(row) = rows.next()? {

@@ -458,12 +458,14 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
     /// component links resolve to) with the units whose current firmware (the release they
     /// received last, at provisioning or by a field update, by log order) it is; and each
     /// order of a product a link names without a release or component, with all its issued
-    /// units (then the product's releases are not looked at). Lots without a unit are left
-    /// out; in no particular order.
+    /// units (then the product's releases are not looked at). In no particular order. With
+    /// `counted`, lots without a unit are left out; without it, no unit is read and every lot
+    /// has counts of 0 (enough to page through the units).
     async fn affected_lots(
         &self,
         report: &str,
         releases: &[String],
+        counted: bool,
     ) -> Result<Vec<touchmark_core::vuln::LotCount>>;
     /// The units of each stream from serial `from` on (inclusive; `""` for the first), by
     /// serial, at most `limit` per stream: one list per stream, in the streams' order.

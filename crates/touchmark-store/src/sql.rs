@@ -8,16 +8,18 @@ pub fn for_sqlite(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
-/// The lots a report affects, with their counts (`VulnStore::affected_lots`): the releases its
-/// links name and those of `$2` (read by `released`, the backend's way of listing a bound
-/// array of release ids as rows of one column `value`), each with the orders of its product,
-/// and per lot the units on it, counted in the index ranges `unit_firmware_running` (still
-/// on the release of their provisioning) and `unit_firmware_updated` (moved there by a field
-/// update), and the revoked ones (by `units_revoked`, a few rows). Then the orders of a
-/// product a link names without a release or component, with all their issued units.
-/// Columns: order, product, factory, release, version, units, revoked.
-pub fn affected_lots(released: &str) -> String {
-    format!(
+/// The lots a report affects (`VulnStore::affected_lots`): the releases its links name and
+/// those of `$2` (read by `released`, the backend's way of listing a bound array of release
+/// ids as rows of one column `value`), each with the orders of its product; then the orders of
+/// a product a link names without a release or component. Columns: order, product, factory,
+/// release, version, units, revoked.
+///
+/// When `counted`, each lot's units are counted in its index ranges, `unit_firmware_running`
+/// (still on the release of their provisioning) and `unit_firmware_updated` (moved there by a
+/// field update), with the revoked ones (by `units_revoked`, a few rows), and lots without a
+/// unit are left out. Otherwise every lot is listed with counts of 0, reading no unit.
+pub fn affected_lots(released: &str, counted: bool) -> String {
+    let lots = format!(
         "
 WITH named AS (
     SELECT release_id FROM vuln_links
@@ -32,7 +34,20 @@ WITH named AS (
     JOIN releases rel ON rel.id = n.release_id
     JOIN orders o ON o.product = rel.product
     WHERE o.product NOT IN (SELECT product FROM wide)
-), counted AS (
+)"
+    );
+    if !counted {
+        return format!(
+            "{lots}
+SELECT order_id, product, factory, release_id, version, CAST(0 AS BIGINT), CAST(0 AS BIGINT)
+FROM lots
+UNION ALL
+SELECT o.id, o.product, o.factory, NULL, NULL, CAST(0 AS BIGINT), CAST(0 AS BIGINT)
+FROM orders o WHERE o.product IN (SELECT product FROM wide)"
+        );
+    }
+    format!(
+        "{lots}, counted AS (
     SELECT l.*,
         (SELECT count(*) FROM unit_firmware uf
          WHERE uf.release_id = l.release_id AND uf.order_id = l.order_id

@@ -282,6 +282,21 @@ pub struct AffectedBody {
     pub next: Option<String>,
 }
 
+/// A page of the units a report affects, without the counts
+/// (`GET …/{id}/affected/units`): what a client that has read them reads page after page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AffectedUnitsBody {
+    /// The report.
+    pub report: String,
+    /// The units, by serial then order: at most `limit` of them (1,000 unless the request
+    /// says), after `after` when the request gives it.
+    pub units: Vec<AffectedUnitBody>,
+    /// The `after` of the next page (`SERIAL/ORDER`), when there may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 /// One affected unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -187,7 +187,7 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
 /// of affected units, larger than one of events).
 fn parameter_rule(path: &str, name: &str) -> Option<Value> {
     match name {
-        "limit" if path.ends_with("/affected") => {
+        "limit" if path.ends_with("/affected") || path.ends_with("/affected/units") => {
             Some(json!({ "minimum": 1, "maximum": super::vuln::AFFECTED_MAX_PAGE }))
         }
         "id" | "order" | "serial" | "factory" | "product" | "release" => Some(id()),

@@ -228,6 +228,7 @@ fn routes_with_doc() -> OpenApiRouter<AppState> {
         .routes(routes!(vuln::record_submission))
         .routes(routes!(vuln::link_report))
         .routes(routes!(vuln::affected))
+        .routes(routes!(vuln::affected_units))
         // CSAF advisories, and the provider's public files (CSAF 2.0 §7).
         .routes(routes!(csaf::write_advisory))
         .routes(routes!(csaf::provider_metadata))

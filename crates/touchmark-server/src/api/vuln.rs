@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use touchmark_core::api::{
-    AffectedBody, AffectedUnitBody, ChangeReportState, ClassifyReport, DeadlineBody, ErrorBody,
-    LinkBody, LinkReport, RecordSubmission, ReportBody, ReportReceipt, ReportStatus, SubmitReport,
+    AffectedBody, AffectedUnitBody, AffectedUnitsBody, ChangeReportState, ClassifyReport,
+    DeadlineBody, ErrorBody, LinkBody, LinkReport, RecordSubmission, ReportBody, ReportReceipt,
+    ReportStatus, SubmitReport,
 };
 use touchmark_core::clock::format_timestamp;
 use touchmark_core::code::ErrorCode;
 use touchmark_core::policy::vuln::deadlines;
-use touchmark_core::vuln::{AffectedCursor, Link, Report};
+use touchmark_core::vuln::{Affected, AffectedCursor, Link, Report};
 
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::Admin;
@@ -411,7 +412,10 @@ fn affected_page_size<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<
 
 /// The units a report affects (admin): by serial, with counts per order, factory and release.
 /// A unit is affected when the release it received last (at provisioning, or by a field
-/// update) is one a link names, or when a link names its product without a release.
+/// update) is one a link names (directly, or as a release whose SBOM holds a linked component
+/// in its range), or when a link names its product without a release. One page of units, by
+/// serial then order; `next` is the `after` of the page after it (read it from
+/// `…/affected/units`, which does not count again).
 #[utoipa::path(get, path = "/v1/vulnerability-reports/{id}/affected", tag = "vulnerabilities",
     params(("id" = String, Path), AffectedQuery),
     responses((status = 200, body = AffectedBody), (status = "4XX", body = ErrorBody)),
@@ -422,6 +426,48 @@ pub async fn affected(
     ApiPath(id): ApiPath<String>,
     query: Result<Query<AffectedQuery>, QueryRejection>,
 ) -> ApiResult<Json<AffectedBody>> {
+    let (affected, unresolved_links) = affected_page(&s, &id, query, true).await?;
+    let counts = affected.counts();
+    Ok(Json(AffectedBody {
+        total: counts.total,
+        revoked: counts.revoked,
+        by_order: counts.by_order,
+        by_factory: counts.by_factory,
+        by_release: counts.by_release,
+        unresolved_links,
+        units: unit_bodies(&affected),
+        next: affected.next().map(ToString::to_string),
+        report: id,
+    }))
+}
+
+/// A page of the units a report affects (admin), as `…/affected` lists them, without
+/// counting them: the pages after the first of a client that has the counts.
+#[utoipa::path(get, path = "/v1/vulnerability-reports/{id}/affected/units", tag = "vulnerabilities",
+    params(("id" = String, Path), AffectedQuery),
+    responses((status = 200, body = AffectedUnitsBody), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn affected_units(
+    State(s): State<AppState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+    query: Result<Query<AffectedQuery>, QueryRejection>,
+) -> ApiResult<Json<AffectedUnitsBody>> {
+    let (affected, _) = affected_page(&s, &id, query, false).await?;
+    Ok(Json(AffectedUnitsBody {
+        units: unit_bodies(&affected),
+        next: affected.next().map(ToString::to_string),
+        report: id,
+    }))
+}
+
+/// The page `query` asks for of the units report `id` affects, counted or not.
+async fn affected_page(
+    s: &AppState,
+    id: &str,
+    query: Result<Query<AffectedQuery>, QueryRejection>,
+    counted: bool,
+) -> ApiResult<(Affected, u64)> {
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let after = query
         .after
@@ -431,32 +477,22 @@ pub async fn affected(
     let limit = query.limit.map_or(AFFECTED_PAGE, |l| {
         usize::try_from(l).unwrap_or(AFFECTED_PAGE)
     });
-    let (affected, unresolved_links) = s
-        .authority
-        .affected_units(&id, after.as_ref(), limit)
-        .await?;
-    let counts = affected.counts();
-    let body = AffectedBody {
-        report: id,
-        total: counts.total,
-        revoked: counts.revoked,
-        by_order: counts.by_order,
-        by_factory: counts.by_factory,
-        by_release: counts.by_release,
-        unresolved_links,
-        units: affected
-            .units()
-            .map(|(serial, lot, revoked)| AffectedUnitBody {
-                serial: serial.to_string(),
-                order: lot.order.to_string(),
-                product: lot.product.to_string(),
-                factory: lot.factory.to_string(),
-                release: lot.release.clone(),
-                version: lot.version.clone(),
-                revoked,
-            })
-            .collect(),
-        next: affected.next().map(ToString::to_string),
-    };
-    Ok(Json(body))
+    Ok(s.authority
+        .affected_units(id, after.as_ref(), limit, counted)
+        .await?)
+}
+
+fn unit_bodies(affected: &Affected) -> Vec<AffectedUnitBody> {
+    affected
+        .units()
+        .map(|(serial, lot, revoked)| AffectedUnitBody {
+            serial: serial.to_string(),
+            order: lot.order.to_string(),
+            product: lot.product.to_string(),
+            factory: lot.factory.to_string(),
+            release: lot.release.clone(),
+            version: lot.version.clone(),
+            revoked,
+        })
+        .collect()
 }
