@@ -272,10 +272,10 @@ async fn publishing_survives_sigkill(database: Option<&str>) {
                     // The server is gone.
                     Err(_) => break,
                 }
-                if answered.fetch_add(1, Ordering::SeqCst) + 1 == 6 {
-                    if let Some(tx) = kill_tx.lock().unwrap().take() {
-                        let _ = tx.send(());
-                    }
+                if answered.fetch_add(1, Ordering::SeqCst) + 1 == 6
+                    && let Some(tx) = kill_tx.lock().unwrap().take()
+                {
+                    let _ = tx.send(());
                 }
             }
             acknowledged
