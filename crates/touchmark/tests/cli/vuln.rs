@@ -79,6 +79,27 @@ async fn installation_with_a_report(
     (tmp, data, served, token, report)
 }
 
+/// [`installation_with_a_report`], the report linked to the product by `touchmark vuln link`.
+async fn installation_with_a_linked_report(
+    database: Option<&str>,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Served,
+    String,
+    String,
+) {
+    let (tmp, data, served, token, report) = installation_with_a_report(database).await;
+    let linked = run(
+        &data,
+        &served,
+        &token,
+        &["vuln", "link", &report, "--product", "sensor"],
+    );
+    kit::assert_success(&linked, "vuln link");
+    (tmp, data, served, token, report)
+}
+
 /// Runs `touchmark ARGS` against the installation's server as its admin.
 fn run(data: &Path, served: &Served, token: &str, args: &[&str]) -> Output {
     touchmark(data, &served.url, token)
@@ -169,14 +190,7 @@ async fn vuln_link_affected_and_advisory_work_from_the_command_line() {
     ignore = "needs @secvisogram/csaf-validator-lib (npm) and TOUCHMARK_TEST_CSAF_VALIDATOR"
 )]
 async fn the_advisory_vuln_advisory_writes_passes_the_bsi_validator() {
-    let (_tmp, data, served, token, report) = installation_with_a_report(None).await;
-    let linked = run(
-        &data,
-        &served,
-        &token,
-        &["vuln", "link", &report, "--product", "sensor"],
-    );
-    kit::assert_success(&linked, "vuln link");
+    let (_tmp, data, served, token, report) = installation_with_a_linked_report(None).await;
     let out = data.join("advisory.json");
     let written = run(
         &data,
@@ -229,14 +243,7 @@ async fn publishing_survives_sigkill(database: Option<&str>) {
     use touchmark_core::api::WriteAdvisory;
     use touchmark_core::event::Sha256Hash;
 
-    let (_tmp, data, served, token, report) = installation_with_a_report(database).await;
-    let linked = run(
-        &data,
-        &served,
-        &token,
-        &["vuln", "link", &report, "--product", "sensor"],
-    );
-    kit::assert_success(&linked, "vuln link");
+    let (_tmp, data, served, token, report) = installation_with_a_linked_report(database).await;
     let publish = WriteAdvisory {
         publish: true,
         summary: Some("a revision".into()),
