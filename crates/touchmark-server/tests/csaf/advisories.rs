@@ -3,9 +3,12 @@
 //! remediations), a VEX document (known_not_affected with its justification flag and impact
 //! statement) and a second revision pass the BSI's secvisogram validator with every mandatory
 //! test; the provider's files are served over HTTPS exactly as published, their hashes match,
-//! and each revision is one `vuln.advisory_published` event. Bad requests are refused with
+//! provider-metadata.json is valid against OASIS's provider metadata schema
+//! (`provider_json_schema.json`, as published with CSAF v2.0, checked by the validator's JSON
+//! Schema validator), and each revision is one `vuln.advisory_published` event. Bad requests are refused with
 //! their codes and change nothing. The CVSS v3.1 base scores agree with Red Hat's `cvss`.
 
+use std::path::Path;
 use std::process::Command;
 
 use reqwest::Method;
@@ -47,11 +50,24 @@ async fn with_csaf(backend: Backend) -> TestServer {
 /// The secvisogram validator's verdict on `document`: the strict schema and every mandatory
 /// test.
 fn validate(document: &[u8]) -> Value {
+    run_validator("validate.mjs", document)
+}
+
+/// The verdict of OASIS's provider metadata schema, checked by the secvisogram validator's
+/// JSON Schema validator, on a provider-metadata.json.
+fn validate_provider(metadata: &[u8]) -> Value {
+    run_validator("validate_provider.mjs", metadata)
+}
+
+/// Runs `tests/csaf/<script>` with node on `document`: its verdict, as JSON.
+fn run_validator(script: &str, document: &[u8]) -> Value {
     let prefix = touchmark_testenv_prefix();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("advisory.json");
+    let file = dir.path().join("document.json");
     std::fs::write(&file, document).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/csaf/validate.mjs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/csaf")
+        .join(script);
     let out = Command::new("node")
         .arg(script)
         .arg(&prefix)
@@ -264,6 +280,13 @@ pub async fn advisories_pass_the_validator_and_are_served(backend: Backend) {
     let (status, content_type, meta) = get(&kit, "/.well-known/csaf/provider-metadata.json").await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("application/json"));
+    let verdict = validate_provider(&meta);
+    assert_eq!(
+        (&verdict["isValid"], &verdict["errors"]),
+        (&json!(true), &json!([])),
+        "{verdict}\n{}",
+        String::from_utf8_lossy(&meta)
+    );
     let meta: Value = serde_json::from_slice(&meta).unwrap();
     assert_eq!(meta["role"], "csaf_provider");
     assert_eq!(meta["metadata_version"], "2.0");
