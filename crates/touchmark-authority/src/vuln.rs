@@ -16,8 +16,9 @@ use touchmark_core::event::{Actor, Event, EventBody, Logged, Sha256Hash};
 use touchmark_core::field::FieldError;
 use touchmark_core::policy::vuln as rules;
 use touchmark_core::vuln::{
-    Affected, AffectedCursor, CraClass, Deadline, Justification, Link, LinkStatus, PackageUrl,
-    PerDeadline, Report, ReportContent, ReportState, VersionRange, check_link_status,
+    Affected, AffectedCursor, AffectedStream, CraClass, Deadline, Justification, Link, LinkStatus,
+    MergeStep, PackageUrl, PageMerge, PerDeadline, Report, ReportContent, ReportState,
+    VersionRange, check_link_status,
 };
 use touchmark_store::{RecordKind, Rule, StoreError};
 
@@ -448,18 +449,24 @@ impl Authority {
             unresolved += u64::from(!named);
         }
         let lots = self.store.affected_lots(id, &releases, counted).await?;
-        let streams = Affected::streams(&lots);
-        let read = if streams.is_empty() {
-            Vec::new()
-        } else {
-            let from = after.map_or_else(String::new, |a| a.serial.to_string());
-            // One more than the page per stream: a stream that gives it may hold more.
-            self.store
-                .affected_streams(&streams, &from, limit.saturating_add(1))
-                .await?
-        };
-        let page = Affected::page(lots, read, after, limit)
-            .map_err(|e| touchmark_store::codec::corrupt("affected unit", e))?;
+        // Each lot's units are read a part at a time, a stream read again only when the page
+        // has taken all that was read of it.
+        let mut merge = PageMerge::new(lots, after, limit);
+        loop {
+            let step = merge
+                .step()
+                .map_err(|e| touchmark_store::codec::corrupt("affected unit", e))?;
+            let MergeStep::Read { streams, limit } = &step else {
+                break;
+            };
+            let asked: Vec<(AffectedStream, String)> = streams
+                .iter()
+                .map(|(_, stream, from)| (stream.clone(), from.clone()))
+                .collect();
+            let read = self.store.affected_streams(&asked, *limit).await?;
+            merge.fill(&step, read);
+        }
+        let page = merge.finish();
         Ok((page, unresolved))
     }
 

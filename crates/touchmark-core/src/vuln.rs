@@ -17,7 +17,7 @@ use crate::id::ProductId;
 mod affected;
 pub use affected::{
     Affected, AffectedCounts, AffectedCursor, AffectedLot, AffectedStream, CURSOR_PATTERN,
-    LotCount, StreamUnit,
+    LotCount, MergeStep, PageMerge, StreamUnit,
 };
 
 /// A report's state: received → triaged → confirmed | rejected; confirmed → fixed →

@@ -385,15 +385,14 @@ impl VulnStore for PostgresStore {
 
     async fn affected_streams(
         &self,
-        streams: &[AffectedStream],
-        from: &str,
+        streams: &[(AffectedStream, String)],
         limit: usize,
     ) -> touchmark_store::Result<Vec<Vec<StreamUnit>>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let run = async {
             let mut conn = self.pool().acquire().await?;
             let mut read = Vec::with_capacity(streams.len());
-            for stream in streams {
+            for (stream, from) in streams {
                 let query = match stream {
                     AffectedStream::Lot {
                         release,

@@ -389,16 +389,15 @@ impl VulnStore for SqliteStore {
 
     async fn affected_streams(
         &self,
-        streams: &[AffectedStream],
-        from: &str,
+        streams: &[(AffectedStream, String)],
         limit: usize,
     ) -> touchmark_store::Result<Vec<Vec<StreamUnit>>> {
-        let (streams, from) = (streams.to_vec(), from.to_owned());
+        let streams = streams.to_vec();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             streams
                 .iter()
-                .map(|stream| {
+                .map(|(stream, from)| {
                     let units = match stream {
                         AffectedStream::Lot {
                             release,

@@ -467,12 +467,11 @@ pub trait VulnStore: Send + Sync + std::fmt::Debug + 'static {
         releases: &[String],
         counted: bool,
     ) -> Result<Vec<touchmark_core::vuln::LotCount>>;
-    /// The units of each stream from serial `from` on (inclusive; `""` for the first), by
+    /// The units of each stream from its serial on (inclusive; `""` for the first), by
     /// serial, at most `limit` per stream: one list per stream, in the streams' order.
     async fn affected_streams(
         &self,
-        streams: &[touchmark_core::vuln::AffectedStream],
-        from: &str,
+        streams: &[(touchmark_core::vuln::AffectedStream, String)],
         limit: usize,
     ) -> Result<Vec<Vec<touchmark_core::vuln::StreamUnit>>>;
     /// Marks `deadline`'s alert of report `id` raised at `at`, unless it was: whether this

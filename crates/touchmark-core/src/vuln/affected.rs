@@ -6,8 +6,9 @@
 //!   release, with how many of its units there are and how many are revoked. A store counts
 //!   them in one query, from the index ranges, without reading a unit;
 //! - **a page of serials**: the units after a cursor, by serial then order. Each lot's units
-//!   come from an index in serial order (a *stream*); a store reads the first `limit + 1` of
-//!   each stream from the cursor, and [`Affected::page`] merges them.
+//!   come from an index in serial order (a *stream*); [`PageMerge`] merges them, asking a
+//!   store for a share of the page from each stream first, and for more of a stream only
+//!   when the page has taken all that was read of it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -145,11 +146,6 @@ impl AffectedCursor {
             order: OrderId::parse(order).map_err(|e| FieldError::new(field, e.to_string()))?,
         })
     }
-
-    /// Whether the unit `serial` of order `order` comes after this cursor.
-    fn precedes(&self, serial: &str, order: &str) -> bool {
-        (self.serial.as_str(), self.order.as_str()) < (serial, order)
-    }
 }
 
 impl std::fmt::Display for AffectedCursor {
@@ -226,67 +222,6 @@ impl Affected {
         streams
     }
 
-    /// The page of at most `limit` units after `after` (from the first without it), merged
-    /// from what each stream of [`Affected::streams`] gave, in that order: its units from
-    /// the cursor's serial on (inclusive), sorted by serial, at most `limit + 1` of them.
-    /// A unit whose lot is not among `lots` (issued after they were counted) is left out, so
-    /// that a page agrees with its counts.
-    ///
-    /// # Errors
-    /// A serial that does not parse, and why.
-    pub fn page(
-        lots: Vec<LotCount>,
-        read: Vec<Vec<StreamUnit>>,
-        after: Option<&AffectedCursor>,
-        limit: usize,
-    ) -> Result<Self, String> {
-        let streams = Self::streams(&lots);
-        let index: HashMap<(&str, Option<&str>), usize> = lots
-            .iter()
-            .enumerate()
-            .map(|(i, l)| ((l.lot.order.as_str(), l.lot.release.as_deref()), i))
-            .collect();
-        // A stream that gave all it was asked for may hold more after its last.
-        let mut more = false;
-        let mut merged: Vec<(&StreamUnit, usize)> = Vec::new();
-        for (stream, units) in streams.iter().zip(&read) {
-            more |= units.len() > limit;
-            let release = match stream {
-                AffectedStream::Lot { release, .. } => Some(release.as_str()),
-                AffectedStream::Product(_) => None,
-            };
-            merged.extend(units.iter().filter_map(|u| {
-                let lot = *index.get(&(u.order.as_str(), release))?;
-                after
-                    .is_none_or(|a| a.precedes(&u.serial, &u.order))
-                    .then_some((u, lot))
-            }));
-        }
-        merged.sort_unstable_by(|(a, _), (b, _)| {
-            (a.serial.as_str(), a.order.as_str()).cmp(&(b.serial.as_str(), b.order.as_str()))
-        });
-        more |= merged.len() > limit;
-        merged.truncate(limit);
-        let units = merged
-            .into_iter()
-            .map(|(u, lot)| {
-                Ok(AffectedUnit {
-                    serial: Serial::parse(&u.serial).map_err(|e| format!("serial: {e}"))?,
-                    lot,
-                    revoked: u.revoked,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let next = match units.last() {
-            Some(last) if more => lots.get(last.lot).map(|l| AffectedCursor {
-                serial: last.serial.clone(),
-                order: l.lot.order.clone(),
-            }),
-            _ => None,
-        };
-        Ok(Self { lots, units, next })
-    }
-
     /// The lots and their counts.
     pub fn lots(&self) -> &[LotCount] {
         &self.lots
@@ -317,6 +252,167 @@ impl Affected {
     /// Where the next page starts, when there may be one.
     pub fn next(&self) -> Option<&AffectedCursor> {
         self.next.as_ref()
+    }
+}
+
+/// What a [`PageMerge`] needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeStep {
+    /// The units of these streams (by index into the merge's streams), each from its serial
+    /// (inclusive), by serial, at most `limit` per stream: [`PageMerge::fill`] takes them, in
+    /// this order.
+    Read {
+        /// (stream index, the stream, the serial to read from).
+        streams: Vec<(usize, AffectedStream, String)>,
+        /// Units per stream.
+        limit: usize,
+    },
+    /// The page is made: [`PageMerge::finish`].
+    Done,
+}
+
+/// One page of affected units merged from the lots' streams, each already in serial order,
+/// reading a stream again only when the page has taken every unit read of it: a page costs
+/// about its own units, however many lots there are.
+#[derive(Debug)]
+pub struct PageMerge {
+    lots: Vec<LotCount>,
+    streams: Vec<AffectedStream>,
+    /// What was read of each stream and not taken yet.
+    buffers: Vec<std::collections::VecDeque<StreamUnit>>,
+    /// Whether a stream may hold units after those read (its last read was full).
+    open: Vec<bool>,
+    /// The last unit read of each stream (or the cursor): a read starts from its serial, and
+    /// what is not after it is read again.
+    floor: Vec<Option<(String, String)>>,
+    /// Units per stream of the next read of each.
+    chunk: Vec<usize>,
+    limit: usize,
+    taken: Vec<AffectedUnit>,
+}
+
+impl PageMerge {
+    /// A merge of the page of at most `limit` units after `after`, over `lots`' streams. The
+    /// first read asks each stream for its share of the page, and a stream read again gets
+    /// twice as many, up to `limit + 1`.
+    pub fn new(lots: Vec<LotCount>, after: Option<&AffectedCursor>, limit: usize) -> Self {
+        let streams = Affected::streams(&lots);
+        let n = streams.len().max(1);
+        let first =
+            (limit.saturating_add(1).div_ceil(n) + 1).clamp(16, limit.saturating_add(1).max(16));
+        let floor = after.map(|a| (a.serial.to_string(), a.order.to_string()));
+        Self {
+            buffers: vec![std::collections::VecDeque::new(); streams.len()],
+            open: vec![true; streams.len()],
+            floor: vec![floor; streams.len()],
+            chunk: vec![first; streams.len()],
+            lots,
+            streams,
+            limit,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Takes units while it can: what it needs next.
+    ///
+    /// # Errors
+    /// A serial that does not parse, and why.
+    pub fn step(&mut self) -> Result<MergeStep, String> {
+        let index: HashMap<(&str, Option<&str>), usize> = self
+            .lots
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ((l.lot.order.as_str(), l.lot.release.as_deref()), i))
+            .collect();
+        while self.taken.len() < self.limit {
+            // A stream that may hold more, and of which nothing read is left, must be read
+            // before the smallest unit is known.
+            let dry: Vec<usize> = (0..self.streams.len())
+                .filter(|&i| self.open[i] && self.buffers[i].is_empty())
+                .collect();
+            if !dry.is_empty() {
+                let limit = dry.iter().map(|&i| self.chunk[i]).max().unwrap_or(1);
+                let streams = dry
+                    .into_iter()
+                    .map(|i| {
+                        let from = self.floor[i]
+                            .as_ref()
+                            .map_or_else(String::new, |f| f.0.clone());
+                        (i, self.streams[i].clone(), from)
+                    })
+                    .collect();
+                return Ok(MergeStep::Read { streams, limit });
+            }
+            let Some(next) = (0..self.streams.len())
+                .filter_map(|i| self.buffers[i].front().map(|u| (i, u)))
+                .min_by(|(_, a), (_, b)| {
+                    (a.serial.as_str(), a.order.as_str())
+                        .cmp(&(b.serial.as_str(), b.order.as_str()))
+                })
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let Some(unit) = self.buffers[next].pop_front() else {
+                break;
+            };
+            let release = match &self.streams[next] {
+                AffectedStream::Lot { release, .. } => Some(release.as_str()),
+                AffectedStream::Product(_) => None,
+            };
+            // A unit of a lot not counted (issued after the counts) is left out.
+            if let Some(&lot) = index.get(&(unit.order.as_str(), release)) {
+                self.taken.push(AffectedUnit {
+                    serial: Serial::parse(&unit.serial).map_err(|e| format!("serial: {e}"))?,
+                    lot,
+                    revoked: unit.revoked,
+                });
+            }
+        }
+        Ok(MergeStep::Done)
+    }
+
+    /// Takes what a [`MergeStep::Read`] asked for: the units of each stream it named, in its
+    /// order, from the serial it named on.
+    pub fn fill(&mut self, asked: &MergeStep, read: Vec<Vec<StreamUnit>>) {
+        let MergeStep::Read { streams, limit } = asked else {
+            return;
+        };
+        for ((i, _, _), units) in streams.iter().zip(read) {
+            let i = *i;
+            self.open[i] = units.len() >= *limit;
+            self.chunk[i] = limit
+                .saturating_mul(2)
+                .min(self.limit.saturating_add(1).max(16));
+            let floor = self.floor[i].clone();
+            let fresh = units.into_iter().filter(|u| {
+                floor.as_ref().is_none_or(|(s, o)| {
+                    (s.as_str(), o.as_str()) < (u.serial.as_str(), u.order.as_str())
+                })
+            });
+            self.buffers[i].extend(fresh);
+            if let Some(last) = self.buffers[i].back() {
+                self.floor[i] = Some((last.serial.clone(), last.order.clone()));
+            }
+        }
+    }
+
+    /// The page, with the cursor of the next when units may remain.
+    pub fn finish(self) -> Affected {
+        let more = self.taken.len() >= self.limit
+            && (self.open.iter().any(|o| *o) || self.buffers.iter().any(|b| !b.is_empty()));
+        let next = match self.taken.last() {
+            Some(last) if more => self.lots.get(last.lot).map(|l| AffectedCursor {
+                serial: last.serial.clone(),
+                order: l.lot.order.clone(),
+            }),
+            _ => None,
+        };
+        Affected {
+            lots: self.lots,
+            units: self.taken,
+            next,
+        }
     }
 }
 
@@ -387,9 +483,9 @@ mod tests {
         ]
     }
 
-    /// What each stream of [`lots`] holds, from `from` on, at most `n`.
-    fn read(from: &str, n: usize) -> Vec<Vec<StreamUnit>> {
-        let all = [
+    /// What each stream of [`lots`] holds.
+    fn held() -> Vec<Vec<StreamUnit>> {
+        vec![
             vec![
                 unit("SN-3", "PO-1", false),
                 unit("SN-4", "PO-1", false),
@@ -404,15 +500,43 @@ mod tests {
                 unit("SN-35", "PO-9", false),
                 unit("SN-6", "PO-3", false),
             ],
-        ];
-        all.into_iter()
-            .map(|s| {
-                s.into_iter()
-                    .filter(|u| u.serial.as_str() >= from)
-                    .take(n)
-                    .collect()
-            })
-            .collect()
+        ]
+    }
+
+    /// The page of `limit` after `after`, read from `streams` as a store reads them; with the
+    /// units read in all.
+    fn page(
+        streams: &[Vec<StreamUnit>],
+        lots: Vec<LotCount>,
+        after: Option<&AffectedCursor>,
+        limit: usize,
+    ) -> (Affected, usize) {
+        let mut merge = PageMerge::new(lots, after, limit);
+        let mut read = 0;
+        loop {
+            let step = merge.step().unwrap();
+            let MergeStep::Read {
+                streams: asked,
+                limit: n,
+            } = &step
+            else {
+                break;
+            };
+            let units: Vec<Vec<StreamUnit>> = asked
+                .iter()
+                .map(|(i, _, from)| {
+                    streams[*i]
+                        .iter()
+                        .filter(|u| u.serial.as_str() >= from.as_str())
+                        .take(*n)
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            read += units.iter().map(Vec::len).sum::<usize>();
+            merge.fill(&step, units);
+        }
+        (merge.finish(), read)
     }
 
     fn listed(a: &Affected) -> Vec<(String, String, Option<String>, bool)> {
@@ -427,7 +551,7 @@ mod tests {
     fn affected_units_are_merged_paged_and_counted() {
         let streams = Affected::streams(&lots());
         assert_eq!(streams.len(), 4);
-        let whole = Affected::page(lots(), read("", 101), None, 100).unwrap();
+        let (whole, _) = page(&held(), lots(), None, 100);
         let v = |s: &str| Some(s.to_owned());
         assert_eq!(
             listed(&whole),
@@ -458,10 +582,7 @@ mod tests {
         let mut after: Option<AffectedCursor> = None;
         let mut paged = Vec::new();
         for _ in 0..10 {
-            let from = after
-                .as_ref()
-                .map_or(String::new(), |a| a.serial.to_string());
-            let page = Affected::page(lots(), read(&from, 3), after.as_ref(), 2).unwrap();
+            let (page, _) = page(&held(), lots(), after.as_ref(), 2);
             assert!(page.len() <= 2);
             assert_eq!(page.counts(), c, "every page carries the whole counts");
             paged.extend(listed(&page));
@@ -506,9 +627,11 @@ mod tests {
             assert!(AffectedCursor::parse("after", good).is_ok(), "{good}");
             assert!(pattern.is_match(good), "{good}");
         }
-        let bad = vec![vec![unit("not a serial!", "PO-1", false)]];
         let one = vec![lot("PO-1", Some("rel-a"), 1, 0)];
-        assert!(Affected::page(one, bad, None, 10).is_err());
+        let mut merge = PageMerge::new(one, None, 10);
+        let step = merge.step().unwrap();
+        merge.fill(&step, vec![vec![unit("not a serial!", "PO-1", false)]]);
+        assert!(merge.step().is_err());
     }
 
     #[test]
@@ -545,5 +668,51 @@ mod tests {
         let mut fixed = ranged.clone();
         fixed.status = LinkStatus::Fixed;
         assert!(!fixed.is_component());
+    }
+
+    /// A hundred lots of a hundred units each, in serial ranges one after the other: a page
+    /// of 50 reads its share of each stream and then what it takes, not 51 of every one, and
+    /// pages of 50 walk all 10,000 in order.
+    #[test]
+    fn a_page_reads_about_its_own_units_however_many_lots() {
+        let lots: Vec<LotCount> = (0..100)
+            .map(|o| {
+                let mut l = lot("PO-1", Some("rel-a"), 100, 0);
+                l.lot.order = OrderId::parse(&format!("PO-{o:03}")).unwrap();
+                l
+            })
+            .collect();
+        let streams: Vec<Vec<StreamUnit>> = (0..100)
+            .map(|o| {
+                (0..100)
+                    .map(|n| {
+                        unit(
+                            &format!("SN-{:05}", o * 100 + n),
+                            &format!("PO-{o:03}"),
+                            false,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let (first, read) = page(&streams, lots.clone(), None, 50);
+        assert_eq!(first.len(), 50);
+        // 16 of each stream at first, then the first stream again, twice (32, then 51): a
+        // third of the 51 of each stream that reading every stream for the page would take.
+        assert_eq!(read, 100 * 16 + 32 + 51);
+        let (mut after, mut walked, mut last) = (first.next().cloned(), first.len(), None);
+        while let Some(cursor) = after {
+            let (next, _) = page(&streams, lots.clone(), Some(&cursor), 50);
+            for (serial, _, _) in next.units() {
+                assert!(
+                    last.as_ref()
+                        .is_none_or(|l: &String| l.as_str() < serial.as_str())
+                );
+                last = Some(serial.to_string());
+            }
+            walked += next.len();
+            after = next.next().cloned();
+        }
+        assert_eq!(walked, 10_000);
     }
 }
