@@ -604,9 +604,23 @@ async fn a_clone_alert_is_delivered_signed_and_acknowledged(backend: Backend) {
     let logged = kit.admin.events(cause, 1).await.unwrap().remove(0);
     assert_eq!(logged.kind, "unit.refused");
 
-    // First attempt refused (503), retried after its backoff under the same id.
+    // First attempt refused (503), retried after its backoff under the same id. The server
+    // schedules the retry when it has read the refusal, which may come after the receiver
+    // saw the request: the clock moves past the backoff until the retry comes, so that a
+    // retry scheduled from a clock already moved is not waited for forever.
     let first = requests(&seen, 1).await;
-    kit.advance(time::Duration::seconds(2));
+    for _ in 0..20 {
+        kit.advance(time::Duration::seconds(2));
+        for _ in 0..10 {
+            if seen.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+    }
     let both = requests(&seen, 2).await;
     assert_eq!(
         first[0].0["webhook-id"],
