@@ -34,19 +34,21 @@ fn json_of(out: &Output, what: &str) -> Value {
     })
 }
 
-/// A running installation (on SQLite, or on the PostgreSQL database `database`) with five
-/// units of PO-1 issued out of serial order, and a researcher's report on their product,
-/// whose markup is never copied: the installation's directory (kept while the first value
-/// lives), the server, the admin token, the report.
-async fn installation_with_a_report(
-    database: Option<&str>,
-) -> (
+/// An installation's directory (kept while the first value lives), its running server, the
+/// admin token, and a report's id.
+type Installation = (
     tempfile::TempDir,
     std::path::PathBuf,
     Served,
     String,
     String,
-) {
+);
+
+/// A running installation (on SQLite, or on the PostgreSQL database `database`) with five
+/// units of PO-1 issued out of serial order, and a researcher's report on their product,
+/// whose markup is never copied: the installation's directory (kept while the first value
+/// lives), the server, the admin token, the report.
+async fn installation_with_a_report(database: Option<&str>) -> Installation {
     let (tmp, data) = kit::tempdir();
     let token = kit::init_with(&data, database);
     // A CSAF publisher: advisories need one, and an https public URL they are served under.
@@ -80,15 +82,7 @@ async fn installation_with_a_report(
 }
 
 /// [`installation_with_a_report`], the report linked to the product by `touchmark vuln link`.
-async fn installation_with_a_linked_report(
-    database: Option<&str>,
-) -> (
-    tempfile::TempDir,
-    std::path::PathBuf,
-    Served,
-    String,
-    String,
-) {
+async fn installation_with_a_linked_report(database: Option<&str>) -> Installation {
     let (tmp, data, served, token, report) = installation_with_a_report(database).await;
     let linked = run(
         &data,
