@@ -202,31 +202,6 @@ pub struct Affected {
 }
 
 impl Affected {
-    /// The streams that hold the lots' units: one per lot a release names, one per product
-    /// of the product-wide lots.
-    pub fn streams(lots: &[LotCount]) -> Vec<AffectedStream> {
-        let mut streams = Vec::new();
-        for LotCount { lot, .. } in lots {
-            let stream = match &lot.release {
-                Some(release) => AffectedStream::Lot {
-                    release: release.clone(),
-                    order: lot.order.clone(),
-                    product: lot.product.clone(),
-                },
-                None => AffectedStream::Product(lot.product.clone()),
-            };
-            if !streams.contains(&stream) {
-                streams.push(stream);
-            }
-        }
-        streams
-    }
-
-    /// The lots and their counts.
-    pub fn lots(&self) -> &[LotCount] {
-        &self.lots
-    }
-
     /// The counts of every affected unit, not of this page alone.
     pub fn counts(&self) -> AffectedCounts {
         AffectedCounts::of(&self.lots)
@@ -253,6 +228,26 @@ impl Affected {
     pub fn next(&self) -> Option<&AffectedCursor> {
         self.next.as_ref()
     }
+}
+
+/// The streams that hold the lots' units: one per lot a release names, one per product
+/// of the product-wide lots.
+fn streams(lots: &[LotCount]) -> Vec<AffectedStream> {
+    let mut streams = Vec::new();
+    for LotCount { lot, .. } in lots {
+        let stream = match &lot.release {
+            Some(release) => AffectedStream::Lot {
+                release: release.clone(),
+                order: lot.order.clone(),
+                product: lot.product.clone(),
+            },
+            None => AffectedStream::Product(lot.product.clone()),
+        };
+        if !streams.contains(&stream) {
+            streams.push(stream);
+        }
+    }
+    streams
 }
 
 /// What a [`PageMerge`] needs next.
@@ -296,7 +291,7 @@ impl PageMerge {
     /// first read asks each stream for its share of the page, and a stream read again gets
     /// twice as many, up to `limit + 1`.
     pub fn new(lots: Vec<LotCount>, after: Option<&AffectedCursor>, limit: usize) -> Self {
-        let streams = Affected::streams(&lots);
+        let streams = streams(&lots);
         let n = streams.len().max(1);
         let first =
             (limit.saturating_add(1).div_ceil(n) + 1).clamp(16, limit.saturating_add(1).max(16));
@@ -549,7 +544,7 @@ mod tests {
     /// cursor that neither repeats nor skips a unit, a serial of two products included.
     #[test]
     fn affected_units_are_merged_paged_and_counted() {
-        let streams = Affected::streams(&lots());
+        let streams = streams(&lots());
         assert_eq!(streams.len(), 4);
         let (whole, _) = page(&held(), lots(), None, 100);
         let v = |s: &str| Some(s.to_owned());

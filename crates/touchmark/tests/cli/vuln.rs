@@ -146,7 +146,16 @@ async fn vuln_link_affected_and_advisory_work_from_the_command_line() {
     let text = run(&["vuln", "affected", &report]);
     kit::assert_success(&text, "affected as text");
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("PO-1") && text.contains('5'), "{text}");
+    let has_line = |words: &[&str]| {
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == words)
+    };
+    assert!(has_line(&["units", "affected", "5"]), "{text}");
+    assert!(has_line(&["PO-1", "5"]), "the count of the order: {text}");
+    assert!(
+        has_line(&["*", "5"]),
+        "the count of the product-wide link: {text}"
+    );
     assert!(
         !text.contains("SN-000001"),
         "units only with --limit: {text}"
